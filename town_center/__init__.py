@@ -1,0 +1,1 @@
+"""town_center"""

@@ -1,0 +1,1 @@
+"""village_agent"""
