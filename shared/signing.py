@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 
+import nacl.bindings
 import nacl.exceptions
 import nacl.signing
 
@@ -58,12 +59,14 @@ def is_valid(public_key: bytes, payload: bytes, signature: bytes) -> bool:
 class Signer:
     """Holds an Ed25519 private key in memory and signs payload bytes with it."""
 
-    __slots__ = ("_signing_key", "public_key", "key_id")
+    __slots__ = ("_signing_key", "_secret", "public_key", "key_id")
 
     def __init__(self, seed: bytes) -> None:
         if len(seed) != 32:
             raise SignatureError("Ed25519 私钥种子应为 32 字节")
         self._signing_key = nacl.signing.SigningKey(seed)
+        # libsodium's 64-byte secret key; signing through the binding skips a wrapper object.
+        self._secret: bytes = self._signing_key._signing_key
         self.public_key: bytes = bytes(self._signing_key.verify_key)
         self.key_id: str = key_id_for(self.public_key)
 
@@ -76,7 +79,7 @@ class Signer:
         return bytes(self._signing_key)
 
     def sign(self, payload: bytes) -> bytes:
-        return self._signing_key.sign(payload).signature
+        return nacl.bindings.crypto_sign(payload, self._secret)[: nacl.bindings.crypto_sign_BYTES]
 
     def __repr__(self) -> str:  # never print the seed
         return f"Signer(key_id={self.key_id!r})"

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a fresh Debian machine; safe to run again (does nothing new).
+#   bash ops/install.sh          the system's runtime packages
+#   bash ops/install.sh --test   plus what the test suite needs (PostgreSQL 15 server, test extras)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[[ "${1:-}" == "--test" ]] && want_test=1
+
+apt_packages=()
+if [[ $want_test == 1 && ! -x /usr/lib/postgresql/15/bin/postgres ]]; then
+  apt_packages+=(postgresql-15)
+fi
+if (( ${#apt_packages[@]} )); then
+  if [[ $(id -u) == 0 ]]; then
+    echo "== 安装系统软件包：${apt_packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+  else
+    echo "缺少系统软件包：${apt_packages[*]}（请用 root 运行本脚本或手动安装）" >&2
+    exit 1
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  echo "== 创建 Python 虚拟环境 .venv"
+  "$PY" -m venv .venv
+fi
+
+extras=""
+[[ $want_test == 1 ]] && extras="[test]"
+stamp=".venv/.installed${extras}"
+fingerprint=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$fingerprint" ]]; then
+  echo "== 安装 Python 依赖 ${extras}"
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q -e ".${extras}" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c "import shared, village_agent, town_center, hub" 
+  echo "$fingerprint" > "$stamp"
+fi

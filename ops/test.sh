@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need, then runs the whole suite.
+# Extra arguments go to pytest (e.g. `bash ops/test.sh -k chain`, `bash ops/test.sh --soak`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash ops/install.sh --test
+exec .venv/bin/python -m pytest "$@"
