@@ -1,0 +1,81 @@
+"""Wires a village agent together from its data folder: the only place that knows every part."""
+from __future__ import annotations
+
+import base64
+import logging
+from pathlib import Path
+
+from shared.catalog import load_catalog
+from shared.clock import Clock, SystemClock
+from shared.keys import check_passphrase, load_key_file, save_key_file
+from shared.signing import Signer
+from village_agent.config import AgentConfig, Paths
+from village_agent.errors import AlreadyInitializedError, FormError, FieldProblem, NotInitializedError
+from village_agent.services import AgentService
+from village_agent.store import AgentStore
+from village_agent.vault import Vault
+
+log = logging.getLogger("village_agent")
+
+
+def init_agent(
+    root: Path,
+    passphrase: str,
+    *,
+    agent_name: str,
+    village_code: str,
+    village_name: str,
+    township_code: str,
+    township_name: str,
+    township_address: str,
+    township_public_key: bytes,
+    scrypt_n: int | None = None,
+) -> tuple[AgentConfig, Signer]:
+    """Create the device key, the vault, the database and the settings in `root`."""
+    paths = Paths(root)
+    if paths.key.exists() or paths.config.exists():
+        raise AlreadyInitializedError(f"数据目录 {root} 已经初始化过，不会覆盖已有密钥")
+    problems = []
+    for field, label, value in (("agent_name", "代办员姓名", agent_name), ("village_code", "村代码", village_code),
+                                ("village_name", "村名称", village_name), ("township_code", "乡镇代码", township_code),
+                                ("township_name", "乡镇名称", township_name), ("township_address", "乡镇中心地址", township_address)):
+        if not value.strip():
+            problems.append(FieldProblem(field, label, f"请填写{label}"))
+    if len(township_public_key) != 32:
+        problems.append(FieldProblem("township_key", "乡镇中心登记码", "登记码无效"))
+    if problems:
+        raise FormError(problems)
+    check_passphrase(passphrase)
+    root.mkdir(parents=True, exist_ok=True)
+    signer = Signer.generate()
+    catalog = load_catalog()
+    config = AgentConfig(
+        agent_name=agent_name.strip(), village_code=village_code.strip(), village_name=village_name.strip(),
+        township_code=township_code.strip(), township_name=township_name.strip(),
+        township_address=township_address.strip(),
+        township_public_key_b64=base64.b64encode(township_public_key).decode("ascii"),
+        catalog_version=catalog.version,
+    )
+    kwargs = {} if scrypt_n is None else {"scrypt_n": scrypt_n}
+    save_key_file(paths.key, signer, passphrase, **kwargs)
+    Vault.create(paths.vault, signer)
+    store = AgentStore(paths.database)
+    store.set_meta("key_id", signer.key_id)
+    store.close()
+    config.save(paths)
+    return config, signer
+
+
+def open_agent(root: Path, passphrase: str, clock: Clock | None = None) -> AgentService:
+    paths = Paths(root)
+    if not paths.config.exists() or not paths.key.exists():
+        raise NotInitializedError(f"数据目录 {root} 尚未初始化，请先运行 village-agent init")
+    config = AgentConfig.load(paths)
+    signer = load_key_file(paths.key, passphrase)
+    vault = Vault.open(paths.vault, signer)
+    store = AgentStore(paths.database)
+    if store.get_meta("key_id") != signer.key_id:
+        store.close()
+        raise NotInitializedError("数据库与本设备密钥不匹配")
+    return AgentService(store=store, signer=signer, vault=vault, catalog=load_catalog(), config=config,
+                        clock=clock or SystemClock())

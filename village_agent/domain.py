@@ -1,0 +1,242 @@
+"""The village's view of a matter, derived from signed records. Pure: no I/O, no clock.
+
+`apply` folds one record (the agent's own, or a verified one from the township) into a
+`MatterState`; replaying the ledger in the order things happened on this laptop rebuilds every
+matter. The `check_*` functions say, in Chinese, why an action does not fit a matter's status.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+
+from shared.wire.v1 import records_pb2
+from village_agent.errors import TransitionError
+
+APPOINTMENT_GRACE_MS = 30 * 60 * 1000  # 预约服务制度: forfeited 30 minutes after the agreed time
+
+
+class MatterStatus(str, enum.Enum):
+    RECORDED = "recorded"
+    RETURNED = "returned"
+    IN_PROGRESS = "in_progress"
+    WAITING_MATERIALS = "waiting_materials"
+    SUSPENDED = "suspended"
+    ESCALATED = "escalated"
+    RESULT_READY = "result_ready"
+    HANDED_OVER = "handed_over"
+    SIGNED_OFF = "signed_off"
+    WITHDRAWN = "withdrawn"
+
+    @property
+    def label_zh(self) -> str:
+        return _STATUS_ZH[self]
+
+
+_STATUS_ZH = {
+    MatterStatus.RECORDED: "已登记",
+    MatterStatus.RETURNED: "已退回",
+    MatterStatus.IN_PROGRESS: "办理中",
+    MatterStatus.WAITING_MATERIALS: "待补材料",
+    MatterStatus.SUSPENDED: "暂停计时",
+    MatterStatus.ESCALATED: "已上报县级",
+    MatterStatus.RESULT_READY: "结果待领取",
+    MatterStatus.HANDED_OVER: "已交付待签收",
+    MatterStatus.SIGNED_OFF: "已签收评价",
+    MatterStatus.WITHDRAWN: "已撤回",
+}
+
+# Only the agent's own records move a matter out of these: a late township status update must
+# not undo a hand-over the villager already confirmed.
+_VILLAGE_OWNED = frozenset({MatterStatus.HANDED_OVER, MatterStatus.SIGNED_OFF, MatterStatus.WITHDRAWN})
+_CLOSED = frozenset({MatterStatus.SIGNED_OFF, MatterStatus.WITHDRAWN, MatterStatus.RETURNED})
+
+RATING_ZH = {
+    records_pb2.RATING_VERY_SATISFIED: "非常满意",
+    records_pb2.RATING_SATISFIED: "满意",
+    records_pb2.RATING_BASICALLY_SATISFIED: "基本满意",
+    records_pb2.RATING_DISSATISFIED: "不满意",
+    records_pb2.RATING_VERY_DISSATISFIED: "非常不满意",
+}
+
+_KIND_TO_STATUS = {
+    records_pb2.MATTER_KIND_IMMEDIATE: MatterStatus.IN_PROGRESS,
+    records_pb2.MATTER_KIND_PROMISED: MatterStatus.IN_PROGRESS,
+    records_pb2.MATTER_KIND_JOINT: MatterStatus.IN_PROGRESS,
+    records_pb2.MATTER_KIND_SUPPLEMENT: MatterStatus.WAITING_MATERIALS,
+    records_pb2.MATTER_KIND_RETURNED: MatterStatus.RETURNED,
+    records_pb2.MATTER_KIND_REPORTED: MatterStatus.ESCALATED,
+}
+
+_STAGE_TO_STATUS = {
+    records_pb2.STAGE_RECEIVED: MatterStatus.IN_PROGRESS,
+    records_pb2.STAGE_CLASSIFIED: MatterStatus.IN_PROGRESS,
+    records_pb2.STAGE_IN_PROGRESS: MatterStatus.IN_PROGRESS,
+    records_pb2.STAGE_WAITING_FOR_MATERIALS: MatterStatus.WAITING_MATERIALS,
+    records_pb2.STAGE_SUSPENDED: MatterStatus.SUSPENDED,
+    records_pb2.STAGE_ESCALATED: MatterStatus.ESCALATED,
+    records_pb2.STAGE_DECIDED: MatterStatus.IN_PROGRESS,
+    records_pb2.STAGE_RESULT_READY: MatterStatus.RESULT_READY,
+    records_pb2.STAGE_RETURNED: MatterStatus.RETURNED,
+}
+
+
+@dataclass(frozen=True)
+class MatterState:
+    matter_id: str
+    catalog_code: str
+    status: MatterStatus
+    filed_seq: int
+    filed_claimed_ms: int
+    id_masked: str = ""
+    door_to_door: bool = False
+    materials: tuple[str, ...] = ()
+    tolerated_missing: tuple[str, ...] = ()
+    kind: int = records_pb2.MATTER_KIND_UNSPECIFIED
+    due_at_ms: int = 0
+    clock_state: int = records_pb2.CLOCK_STATE_UNSPECIFIED
+    supervised: bool = False
+    rating: int = records_pb2.RATING_UNSPECIFIED
+    followed_up: bool = False
+    message: str = ""
+    last_seq: int = 0
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def closed(self) -> bool:
+        return self.status in _CLOSED
+
+
+def _merge(existing: tuple[str, ...], added: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*existing, *added]))
+
+
+def filed_state(record: records_pb2.Record) -> MatterState:
+    body = record.request_filed
+    status = MatterStatus.RETURNED if body.intake_outcome == records_pb2.INTAKE_OUTCOME_RETURN else MatterStatus.RECORDED
+    return MatterState(
+        matter_id=body.matter_id,
+        catalog_code=body.catalog_code,
+        status=status,
+        filed_seq=record.header.seq,
+        filed_claimed_ms=record.header.claimed_time_ms,
+        id_masked=body.applicant.id_number_masked,
+        door_to_door=body.door_to_door,
+        materials=tuple(body.materials_brought),
+        tolerated_missing=tuple(t.material_id for t in body.tolerated_missing),
+        message=body.return_reason,
+        last_seq=record.header.seq,
+    )
+
+
+def apply(state: MatterState | None, record: records_pb2.Record) -> MatterState | None:
+    """Fold one record into a matter's state. Records for unknown matters (other than a filing) are ignored."""
+    kind = record.WhichOneof("body")
+    if kind == "request_filed":
+        return state if state is not None else filed_state(record)
+    if state is None:
+        return None
+    own = record.header.author_key_id != "" and kind in _VILLAGE_BODIES
+    if own:
+        state = replace(state, last_seq=max(state.last_seq, record.header.seq))
+    if kind == "materials_added":
+        return replace(state, materials=_merge(state.materials, record.materials_added.material_ids),
+                       tolerated_missing=tuple(m for m in state.tolerated_missing if m not in record.materials_added.material_ids))
+    if kind == "withdrawn":
+        return replace(state, status=MatterStatus.WITHDRAWN, message=record.withdrawn.reason)
+    if kind == "result_handed_over":
+        return replace(state, status=MatterStatus.HANDED_OVER, message=record.result_handed_over.result_summary)
+    if kind == "signed_off":
+        return replace(state, status=MatterStatus.SIGNED_OFF, rating=record.signed_off.rating)
+    if kind == "follow_up_called":
+        return replace(state, followed_up=state.followed_up or record.follow_up_called.reached)
+    return _apply_down(state, record, kind)
+
+
+_VILLAGE_BODIES = frozenset({
+    "request_filed", "materials_added", "appointment_made", "appointment_forfeited", "visit_recorded",
+    "withdrawn", "result_handed_over", "signed_off", "follow_up_called",
+})
+
+
+def _apply_down(state: MatterState, record: records_pb2.Record, kind: str | None) -> MatterState:
+    if kind == "supervision_notice":
+        return replace(state, supervised=True, message=record.supervision_notice.message or state.message)
+    if state.status in _VILLAGE_OWNED:
+        return state
+    if kind == "matter_classified":
+        body = record.matter_classified
+        status = _KIND_TO_STATUS.get(body.kind, state.status)
+        message = body.return_reason or body.written_promise or (
+            "需补充材料：" + "、".join(body.missing_materials) if body.missing_materials else state.message)
+        return replace(state, kind=body.kind, status=status, due_at_ms=body.due_at_ms or state.due_at_ms, message=message)
+    if kind == "status_update":
+        body = record.status_update
+        due, clock = state.due_at_ms, state.clock_state
+        open_hops = [h for h in body.hops if h.stopped_at_ms == 0]
+        if open_hops:
+            due, clock = open_hops[-1].due_at_ms, open_hops[-1].state
+        return replace(state, status=_STAGE_TO_STATUS.get(body.stage, state.status), kind=body.kind or state.kind,
+                       due_at_ms=due, clock_state=clock, message=body.message or state.message)
+    if kind == "hop_clock_changed":
+        body = record.hop_clock_changed
+        status = MatterStatus.SUSPENDED if body.change == records_pb2.CLOCK_CHANGE_SUSPENDED else (
+            MatterStatus.IN_PROGRESS if state.status is MatterStatus.SUSPENDED else state.status)
+        return replace(state, status=status, due_at_ms=body.due_at_ms or state.due_at_ms)
+    if kind == "result_ready":
+        return replace(state, status=MatterStatus.RESULT_READY, message=record.result_ready.result_summary)
+    if kind == "decision" and record.decision.outcome == records_pb2.DECISION_OUTCOME_NEEDS_MATERIALS:
+        return replace(state, status=MatterStatus.WAITING_MATERIALS,
+                       message="需补充材料：" + "、".join(record.decision.missing_materials))
+    return state
+
+
+# ---------------------------------------------------------------- what the agent may do
+
+
+def check_can_add_materials(state: MatterState) -> None:
+    if state.status in _VILLAGE_OWNED or state.status is MatterStatus.RETURNED:
+        raise TransitionError(f"该事项{state.status.label_zh}，不能再补充材料")
+
+
+def check_can_withdraw(state: MatterState) -> None:
+    if state.status in _VILLAGE_OWNED:
+        raise TransitionError(f"该事项{state.status.label_zh}，不能撤回")
+
+
+def check_can_hand_over(state: MatterState, decided_in_village: bool) -> None:
+    if state.status is MatterStatus.RESULT_READY:
+        return
+    if decided_in_village and state.status in (MatterStatus.RECORDED, MatterStatus.IN_PROGRESS):
+        return
+    raise TransitionError(f"该事项当前为“{state.status.label_zh}”，办理结果尚未送达，不能交付")
+
+
+def check_can_sign_off(state: MatterState) -> None:
+    if state.status is not MatterStatus.HANDED_OVER:
+        raise TransitionError(f"该事项当前为“{state.status.label_zh}”，须先交付办理结果，再请群众签收评价")
+
+
+def check_can_follow_up(state: MatterState) -> None:
+    if state.status is not MatterStatus.SIGNED_OFF:
+        raise TransitionError("只有已签收评价的事项才能回访")
+
+
+# ---------------------------------------------------------------- appointments
+
+
+class AppointmentStatus(str, enum.Enum):
+    SCHEDULED = "scheduled"
+    KEPT = "kept"
+    FORFEITED = "forfeited"
+
+    @property
+    def label_zh(self) -> str:
+        return {"scheduled": "已预约", "kept": "已履约", "forfeited": "已失约（需联系改约）"}[self.value]
+
+
+def forfeits_at_ms(scheduled_at_ms: int) -> int:
+    return scheduled_at_ms + APPOINTMENT_GRACE_MS
+
+
+def is_forfeit_due(status: AppointmentStatus, scheduled_at_ms: int, now_ms: int) -> bool:
+    return status is AppointmentStatus.SCHEDULED and now_ms >= forfeits_at_ms(scheduled_at_ms)

@@ -1,0 +1,428 @@
+"""What a village agent does, each action validated, signed and committed in one transaction.
+
+The service is the only writer of the ledger. Validation happens before anything is signed:
+invalid input raises `FormError` naming every bad field (in Chinese), and nothing is written.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from shared.catalog import Catalog, CatalogError, IntakeOutcome, MaterialsAssessment, Tier, assess_materials
+from shared.clock import Clock, to_unix_ms
+from shared.domain import id_number
+from shared.envelope import SignedRecord
+from shared.sealing import seal_to
+from shared.signing import Signer
+from shared.wire.v1 import records_pb2
+from village_agent import domain
+from village_agent.config import AgentConfig
+from village_agent.domain import AppointmentStatus, MatterState
+from village_agent.errors import FieldProblem, FormError, TransitionError
+from village_agent.store import AgentStore
+from village_agent.vault import Vault
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+LOOKUP_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read from paper by the elderly
+MAX_EVIDENCE_BYTES = 3 * 1024 * 1024
+MAX_TOLERANCE_DAYS = 90
+_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+AUTHORIZATION_METHODS = {
+    "drawn_signature": records_pb2.AUTHORIZATION_METHOD_DRAWN_SIGNATURE,
+    "photo_of_form": records_pb2.AUTHORIZATION_METHOD_PHOTO_OF_FORM,
+    "witness": records_pb2.AUTHORIZATION_METHOD_WITNESS,
+}
+RATINGS = {
+    "very_satisfied": records_pb2.RATING_VERY_SATISFIED,
+    "satisfied": records_pb2.RATING_SATISFIED,
+    "basically_satisfied": records_pb2.RATING_BASICALLY_SATISFIED,
+    "dissatisfied": records_pb2.RATING_DISSATISFIED,
+    "very_dissatisfied": records_pb2.RATING_VERY_DISSATISFIED,
+}
+PLACES = {
+    "service_room": records_pb2.VISIT_PLACE_SERVICE_ROOM,
+    "applicant_home": records_pb2.VISIT_PLACE_APPLICANT_HOME,
+    "township_center": records_pb2.VISIT_PLACE_TOWNSHIP_CENTER,
+}
+
+
+@dataclass
+class RequestForm:
+    applicant_name: str
+    id_number: str
+    phone: str
+    address: str
+    catalog_code: str
+    materials_brought: list[str] = field(default_factory=list)
+    # Missing materials the applicant commits to supply, with the date: {material id: "YYYY-MM-DD"}.
+    commitments: dict[str, str] = field(default_factory=dict)
+    not_applicable: list[str] = field(default_factory=list)
+    authorization_method: str = ""
+    authorization_evidence: bytes = b""   # PNG/JPEG of the drawn signature or the signed form
+    witness_name: str = ""
+    witness_statement: str = ""
+    elderly_or_disabled: bool = False
+    door_to_door: bool = False
+    visit_id: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class FiledRequest:
+    matter_id: str
+    lookup_code: str
+    seq: int
+    assessment: MaterialsAssessment
+
+
+@dataclass(frozen=True)
+class ApplicantView:
+    """Decrypted personal data, only ever held in memory for display."""
+
+    name: str
+    phone: str
+    address: str
+
+
+def new_lookup_code() -> str:
+    raw = "".join(secrets.choice(LOOKUP_ALPHABET) for _ in range(10))
+    return f"{raw[:5]}-{raw[5:]}"
+
+
+def lookup_code_hash(code: str) -> bytes:
+    return hashlib.sha256(code.strip().upper().encode("ascii")).digest()
+
+
+def _is_image(data: bytes) -> bool:
+    return data.startswith(b"\x89PNG\r\n\x1a\n") or data.startswith(b"\xff\xd8\xff")
+
+
+def _contains_id_number(text: str) -> bool:
+    return any(id_number.is_valid(m.decode()) for m in id_number.CANDIDATE_PATTERN.findall(text.encode()))
+
+
+class AgentService:
+    def __init__(self, *, store: AgentStore, signer: Signer, vault: Vault, catalog: Catalog,
+                 config: AgentConfig, clock: Clock) -> None:
+        self.store = store
+        self.signer = signer
+        self.vault = vault
+        self.catalog = catalog
+        self.config = config
+        self.clock = clock
+
+    # ------------------------------------------------------------ helpers
+
+    def _now_ms(self) -> int:
+        return to_unix_ms(self.clock.now())
+
+    def _today(self) -> dt.date:
+        return self.clock.now().astimezone(SHANGHAI).date()
+
+    def _append(self, record: records_pb2.Record, **extra: object) -> SignedRecord:
+        now_ms = self._now_ms()
+        return self.store.append(self.signer, record, now_ms, queued_at_ms=now_ms, **extra)  # type: ignore[arg-type]
+
+    def _seal(self, plaintext: bytes) -> bytes:
+        return seal_to(self.config.township_public_key, plaintext)
+
+    # ------------------------------------------------------------ intake
+
+    def assess(self, catalog_code: str, brought: list[str], not_applicable: list[str] = ()) -> MaterialsAssessment:  # type: ignore[assignment]
+        """The live checklist: what is missing and whether the matter can be accepted."""
+        try:
+            item = self.catalog.item(catalog_code)
+            return assess_materials(item, brought, not_applicable=not_applicable)
+        except CatalogError as exc:
+            raise FormError([FieldProblem("catalog_code", "办理事项", str(exc))]) from exc
+
+    def validate_request(self, form: RequestForm) -> MaterialsAssessment:
+        problems: list[FieldProblem] = []
+        name = form.applicant_name.strip()
+        if not name:
+            problems.append(FieldProblem("applicant_name", "申请人姓名", "请填写申请人姓名"))
+        elif len(name) > 30 or any(ch.isdigit() for ch in name):
+            problems.append(FieldProblem("applicant_name", "申请人姓名", "姓名应为 30 字以内且不含数字"))
+        id_problem = id_number.problem(form.id_number)
+        if id_problem:
+            problems.append(FieldProblem("id_number", "身份证号码", id_problem))
+        phone = form.phone.strip().replace(" ", "")
+        if not (_MOBILE.match(phone) or _LANDLINE.match(phone)):
+            problems.append(FieldProblem("phone", "联系电话", "请填写 11 位手机号码或带区号的固定电话"))
+        if not form.address.strip():
+            problems.append(FieldProblem("address", "住址", "请填写住址"))
+        elif len(form.address) > 100:
+            problems.append(FieldProblem("address", "住址", "住址不超过 100 字"))
+        assessment: MaterialsAssessment | None = None
+        if form.catalog_code not in self.catalog:
+            problems.append(FieldProblem("catalog_code", "办理事项", "请从目录中选择办理事项"))
+        else:
+            try:
+                assessment = assess_materials(self.catalog.item(form.catalog_code), form.materials_brought,
+                                              not_applicable=form.not_applicable)
+            except CatalogError as exc:
+                problems.append(FieldProblem("materials_brought", "已带材料", str(exc)))
+        if assessment is not None and assessment.outcome is IntakeOutcome.ACCEPT_WITH_TOLERANCE:
+            problems.extend(self._check_commitments(assessment, form.commitments))
+        problems.extend(self._check_authorization(form))
+        if len(form.note) > 200:
+            problems.append(FieldProblem("note", "备注", "备注不超过 200 字"))
+        elif _contains_id_number(form.note):
+            problems.append(FieldProblem("note", "备注", "备注中不要填写身份证号码等个人信息"))
+        if problems:
+            raise FormError(problems)
+        assert assessment is not None
+        return assessment
+
+    def _check_commitments(self, assessment: MaterialsAssessment, commitments: dict[str, str]) -> list[FieldProblem]:
+        problems = []
+        today = self._today()
+        for material in assessment.missing_auxiliary:
+            label = f"承诺补交日期（{material.name}）"
+            date_text = commitments.get(material.id, "").strip()
+            if not date_text:
+                problems.append(FieldProblem(f"commitment:{material.id}", label, "缺少该材料时须由申请人承诺补交日期"))
+                continue
+            if not _DATE.match(date_text):
+                problems.append(FieldProblem(f"commitment:{material.id}", label, "日期格式应为 年-月-日，如 2026-12-01"))
+                continue
+            try:
+                date = dt.date.fromisoformat(date_text)
+            except ValueError:
+                problems.append(FieldProblem(f"commitment:{material.id}", label, "日期无效"))
+                continue
+            if date < today or date > today + dt.timedelta(days=MAX_TOLERANCE_DAYS):
+                problems.append(FieldProblem(f"commitment:{material.id}", label, f"应在今天到 {MAX_TOLERANCE_DAYS} 天之内"))
+        return problems
+
+    def _check_authorization(self, form: RequestForm) -> list[FieldProblem]:
+        label = "委托书"
+        method = AUTHORIZATION_METHODS.get(form.authorization_method)
+        if method is None:
+            return [FieldProblem("authorization_method", label, "请选择委托方式：现场签名、拍摄已签字的委托书，或见证人")]
+        if method == records_pb2.AUTHORIZATION_METHOD_WITNESS:
+            problems = []
+            if not form.witness_name.strip():
+                problems.append(FieldProblem("witness_name", "见证人姓名", "群众无法签字时须有见证人，请填写见证人姓名"))
+            if not form.witness_statement.strip():
+                problems.append(FieldProblem("witness_statement", "见证说明", "请填写见证说明（如：本人确认申请人口头委托）"))
+            return problems
+        evidence = form.authorization_evidence
+        if not evidence:
+            what = "请让群众在屏幕上签名" if method == records_pb2.AUTHORIZATION_METHOD_DRAWN_SIGNATURE else "请拍摄已签字的委托书"
+            return [FieldProblem("authorization_evidence", label, what)]
+        if len(evidence) > MAX_EVIDENCE_BYTES:
+            return [FieldProblem("authorization_evidence", label, "图片超过 3 MB，请重新拍摄或压缩")]
+        if not _is_image(evidence):
+            return [FieldProblem("authorization_evidence", label, "只接受 PNG 或 JPEG 图片")]
+        return []
+
+    def file_request(self, form: RequestForm, *, matter_id: str | None = None) -> FiledRequest:
+        """Validate, seal personal data to the township, sign and commit a new request."""
+        assessment = self.validate_request(form)
+        matter_id = matter_id or str(uuid.uuid4())
+        code = new_lookup_code()
+        normalized_id = id_number.normalize(form.id_number)
+        record = records_pb2.Record()
+        body = record.request_filed
+        body.matter_id = matter_id
+        body.catalog_code = form.catalog_code
+        body.catalog_version = self.catalog.version
+        body.village_code = self.config.village_code
+        body.applicant.id_number_masked = id_number.mask(normalized_id)
+        id_hash = self.vault.id_lookup_hash(normalized_id)
+        body.applicant.id_lookup_hash = id_hash
+        details = records_pb2.ApplicantDetails(name=form.applicant_name.strip(), id_number=normalized_id,
+                                               phone=form.phone.strip(), address=form.address.strip())
+        body.applicant.sealed_details = self._seal(details.SerializeToString())
+        body.applicant.sealed_to_key_id = self.config.township_key_id
+        body.applicant.elderly_or_disabled = form.elderly_or_disabled
+        auth = body.authorization
+        auth.method = AUTHORIZATION_METHODS[form.authorization_method]
+        evidence = form.authorization_evidence if auth.method != records_pb2.AUTHORIZATION_METHOD_WITNESS else json.dumps(
+            {"witness_name": form.witness_name.strip(), "statement": form.witness_statement.strip()}, ensure_ascii=False).encode()
+        auth.sealed_evidence = self._seal(evidence)
+        auth.evidence_sha256 = hashlib.sha256(evidence).digest()
+        auth.sealed_to_key_id = self.config.township_key_id
+        auth.captured_at_ms = self._now_ms()
+        body.materials_brought.extend(m.id for m in assessment.brought)
+        for material in assessment.missing_auxiliary:
+            body.tolerated_missing.add(material_id=material.id, supply_by_date=form.commitments[material.id].strip(),
+                                       commitment_signed=True)
+        body.intake_outcome = {
+            IntakeOutcome.ACCEPT: records_pb2.INTAKE_OUTCOME_ACCEPT,
+            IntakeOutcome.ACCEPT_WITH_TOLERANCE: records_pb2.INTAKE_OUTCOME_ACCEPT_WITH_TOLERANCE,
+            IntakeOutcome.RETURN: records_pb2.INTAKE_OUTCOME_RETURN,
+        }[assessment.outcome]
+        body.return_reason = assessment.return_reason_zh or ""
+        body.door_to_door = form.door_to_door
+        body.visit_id = form.visit_id
+        body.lookup_code_hash = lookup_code_hash(code)
+        body.note = form.note.strip()
+        private = json.dumps({"name": details.name, "phone": details.phone, "address": details.address}, ensure_ascii=False)
+        signed = self._append(record, private_blob=self.vault.encrypt(private.encode(), matter_id),
+                              lookup_code=code, id_lookup_hash=id_hash)
+        return FiledRequest(matter_id, code, signed.seq, assessment)
+
+    def applicant(self, matter_id: str) -> ApplicantView | None:
+        blob = self.store.private_blob(matter_id)
+        if blob is None:
+            return None
+        doc = json.loads(self.vault.decrypt(blob, matter_id))
+        return ApplicantView(doc["name"], doc["phone"], doc["address"])
+
+    def earlier_matters(self, raw_id_number: str) -> list[MatterState]:
+        problem = id_number.problem(raw_id_number)
+        if problem:
+            raise FormError([FieldProblem("id_number", "身份证号码", problem)])
+        return self.store.matters_for_id_hash(self.vault.id_lookup_hash(raw_id_number))
+
+    # ------------------------------------------------------------ later actions on a matter
+
+    def add_materials(self, matter_id: str, material_ids: list[str], note: str = "") -> SignedRecord:
+        state = self.store.matter_state(matter_id)
+        domain.check_can_add_materials(state)
+        item = self.catalog.item(state.catalog_code)
+        ids = [m.strip() for m in material_ids if m.strip()]
+        if not ids:
+            raise FormError([FieldProblem("material_ids", "补充材料", "请选择补充的材料")])
+        unknown = [m for m in ids if m not in {x.id for x in item.materials}]
+        if unknown:
+            raise FormError([FieldProblem("material_ids", "补充材料", f"该事项没有这些材料：{'、'.join(unknown)}")])
+        record = records_pb2.Record()
+        record.materials_added.matter_id = matter_id
+        record.materials_added.material_ids.extend(ids)
+        record.materials_added.note = note.strip()
+        return self._append(record)
+
+    def make_appointment(self, *, scheduled_at: dt.datetime, place: str, purpose: str,
+                         matter_id: str = "", place_detail: str = "") -> tuple[str, SignedRecord]:
+        problems = []
+        if scheduled_at.tzinfo is None:
+            problems.append(FieldProblem("scheduled_at", "预约时间", "预约时间须带时区"))
+        elif scheduled_at < self.clock.now() - dt.timedelta(minutes=1):
+            problems.append(FieldProblem("scheduled_at", "预约时间", "预约时间不能早于现在"))
+        if place not in PLACES:
+            problems.append(FieldProblem("place", "地点", "请选择地点：村便民服务室、申请人家中或乡镇便民服务中心"))
+        if not purpose.strip():
+            problems.append(FieldProblem("purpose", "事由", "请填写预约事由"))
+        if matter_id:
+            self.store.matter_state(matter_id)
+        if problems:
+            raise FormError(problems)
+        appointment_id = str(uuid.uuid4())
+        record = records_pb2.Record()
+        body = record.appointment_made
+        body.appointment_id = appointment_id
+        body.matter_id = matter_id
+        body.scheduled_at_ms = to_unix_ms(scheduled_at)
+        body.place = PLACES[place]
+        body.purpose = purpose.strip()
+        if place_detail.strip():
+            body.sealed_place_detail = self._seal(place_detail.strip().encode())
+        blob = self.vault.encrypt(place_detail.strip().encode(), appointment_id) if place_detail.strip() else None
+        return appointment_id, self._append(record, appointment_blob=blob)
+
+    def record_visit(self, *, appointment_id: str = "", matter_id: str = "", place: str = "applicant_home",
+                     outcome: str = "") -> tuple[str, SignedRecord]:
+        if appointment_id:
+            row = self.store.appointment_row(appointment_id)
+            if row.status != AppointmentStatus.SCHEDULED.value:
+                raise TransitionError(f"该预约{AppointmentStatus(row.status).label_zh}，不能再登记上门")
+        if place not in PLACES:
+            raise FormError([FieldProblem("place", "地点", "地点无效")])
+        visit_id = str(uuid.uuid4())
+        record = records_pb2.Record()
+        body = record.visit_recorded
+        body.visit_id = visit_id
+        body.appointment_id = appointment_id
+        body.matter_id = matter_id
+        body.visited_at_ms = self._now_ms()
+        body.place = PLACES[place]
+        body.outcome = outcome.strip()
+        return visit_id, self._append(record)
+
+    def forfeit_due_appointments(self) -> list[str]:
+        """预约服务制度: mark every appointment 30 minutes past its time and not kept as forfeited."""
+        now_ms = self._now_ms()
+        forfeited = []
+        for row in self.store.appointments(status=AppointmentStatus.SCHEDULED):
+            if domain.is_forfeit_due(AppointmentStatus.SCHEDULED, row.scheduled_at_ms, now_ms):
+                record = records_pb2.Record()
+                record.appointment_forfeited.appointment_id = row.appointment_id
+                record.appointment_forfeited.forfeited_at_ms = domain.forfeits_at_ms(row.scheduled_at_ms)
+                record.appointment_forfeited.rebook_contact_needed = True
+                self._append(record)
+                forfeited.append(row.appointment_id)
+        return forfeited
+
+    def withdraw(self, matter_id: str, reason: str) -> SignedRecord:
+        state = self.store.matter_state(matter_id)
+        domain.check_can_withdraw(state)
+        if not reason.strip():
+            raise FormError([FieldProblem("reason", "撤回原因", "请填写撤回原因")])
+        record = records_pb2.Record()
+        record.withdrawn.matter_id = matter_id
+        record.withdrawn.reason = reason.strip()
+        return self._append(record)
+
+    def hand_over(self, matter_id: str, result_summary: str, materials_returned: list[str] = ()) -> SignedRecord:  # type: ignore[assignment]
+        state = self.store.matter_state(matter_id)
+        decided_here = self.catalog.item(state.catalog_code).decided_by is Tier.VILLAGE if state.catalog_code in self.catalog else False
+        domain.check_can_hand_over(state, decided_here)
+        if not result_summary.strip():
+            raise FormError([FieldProblem("result_summary", "办理结果", "请填写交付的办理结果")])
+        record = records_pb2.Record()
+        body = record.result_handed_over
+        body.matter_id = matter_id
+        body.handed_over_at_ms = self._now_ms()
+        body.result_summary = result_summary.strip()
+        body.materials_returned.extend(materials_returned)
+        return self._append(record)
+
+    def sign_off(self, matter_id: str, rating: str, comment: str = "", signature_png: bytes = b"") -> SignedRecord:
+        state = self.store.matter_state(matter_id)
+        domain.check_can_sign_off(state)
+        problems = []
+        if rating not in RATINGS:
+            problems.append(FieldProblem("rating", "满意度评价", "请选择：非常满意、满意、基本满意、不满意、非常不满意"))
+        if len(comment) > 300:
+            problems.append(FieldProblem("comment", "意见建议", "意见建议不超过 300 字"))
+        if signature_png and (len(signature_png) > MAX_EVIDENCE_BYTES or not _is_image(signature_png)):
+            problems.append(FieldProblem("signature", "签收签名", "签名图片无效"))
+        if problems:
+            raise FormError(problems)
+        record = records_pb2.Record()
+        body = record.signed_off
+        body.matter_id = matter_id
+        body.rating = RATINGS[rating]
+        body.comment = comment.strip()
+        if signature_png:
+            body.sealed_signature = self._seal(signature_png)
+            body.sealed_to_key_id = self.config.township_key_id
+        body.signed_at_ms = self._now_ms()
+        return self._append(record)
+
+    def follow_up(self, matter_id: str, *, reached: bool, outcome: str, rating: str = "") -> SignedRecord:
+        state = self.store.matter_state(matter_id)
+        domain.check_can_follow_up(state)
+        if rating and rating not in RATINGS:
+            raise FormError([FieldProblem("rating", "回访评价", "评价无效")])
+        record = records_pb2.Record()
+        body = record.follow_up_called
+        body.matter_id = matter_id
+        body.called_at_ms = self._now_ms()
+        body.reached = reached
+        body.outcome = outcome.strip()
+        body.rating = RATINGS.get(rating, records_pb2.RATING_UNSPECIFIED)
+        body.caller_id = self.signer.key_id
+        return self._append(record)

@@ -1,0 +1,401 @@
+"""The laptop's one SQLite file: the signed ledger (source of truth), its outbox, receipts,
+verified township records, and the derived matter and appointment tables.
+
+Every write is one transaction (`BEGIN IMMEDIATE`, WAL, `synchronous=FULL`): a record, its outbox
+row, its projection and any encrypted personal data commit together or not at all, so a killed
+process or a full disk never leaves half a record. The derived tables can be rebuilt from the
+ledger and the township records, replayed in the order they were applied here.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger, Boolean, Column, Connection, Engine, Integer, LargeBinary, MetaData, String, Table, Text,
+    create_engine, event, select, delete, func,
+)
+from sqlalchemy.exc import OperationalError
+
+from shared.envelope import GENESIS, ChainTip, SignedRecord, sign_next
+from shared.signing import Signer
+from shared.wire.v1 import envelope_pb2, records_pb2
+from village_agent import domain
+from village_agent.domain import AppointmentStatus, MatterState, MatterStatus
+from village_agent.errors import StoreError, UnknownMatterError
+
+metadata = MetaData()
+
+meta = Table("meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
+
+ledger = Table(
+    "ledger", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("record_id", String(36), nullable=False, unique=True),
+    Column("body_kind", String(40), nullable=False),
+    Column("matter_id", String(36), index=True),
+    Column("payload", LargeBinary, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("hash", LargeBinary, nullable=False),
+    Column("claimed_time_ms", BigInteger, nullable=False),
+    Column("applied_order", BigInteger, nullable=False, unique=True),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("queued_at_ms", BigInteger, nullable=False),
+)
+
+receipt = Table(
+    "receipt", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("receipt_time_ms", BigInteger, nullable=False),
+)
+
+down_record = Table(
+    "down_record", metadata,
+    Column("local_id", Integer, primary_key=True, autoincrement=True),
+    Column("record_id", String(36), nullable=False, unique=True),
+    Column("body_kind", String(40), nullable=False),
+    Column("matter_id", String(36), index=True),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("applied_order", BigInteger, nullable=False, unique=True),
+)
+
+matter = Table(
+    "matter", metadata,
+    Column("matter_id", String(36), primary_key=True),
+    Column("state_json", Text, nullable=False),
+    Column("status", String(24), nullable=False, index=True),
+    Column("catalog_code", String(32), nullable=False),
+    Column("id_lookup_hash", LargeBinary, index=True),
+    Column("lookup_code", String(16), unique=True),
+    Column("filed_seq", Integer, nullable=False, index=True),
+    Column("due_at_ms", BigInteger, nullable=False, default=0),
+)
+
+# Names, phones and addresses, encrypted under the vault key (never derived from the ledger,
+# whose copies are sealed to the township and unreadable here).
+applicant_private = Table(
+    "applicant_private", metadata,
+    Column("matter_id", String(36), primary_key=True),
+    Column("blob", LargeBinary, nullable=False),
+)
+
+appointment = Table(
+    "appointment", metadata,
+    Column("appointment_id", String(36), primary_key=True),
+    Column("matter_id", String(36)),
+    Column("scheduled_at_ms", BigInteger, nullable=False, index=True),
+    Column("place", Integer, nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("private_blob", LargeBinary),
+)
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    seq: int
+    envelope: envelope_pb2.Envelope
+    claimed_time_ms: int
+
+
+def _state_to_json(state: MatterState) -> str:
+    doc = dict(state.__dict__)
+    doc["status"] = state.status.value
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
+def _state_from_json(text: str) -> MatterState:
+    doc = json.loads(text)
+    doc["status"] = MatterStatus(doc["status"])
+    for key in ("materials", "tolerated_missing", "notes"):
+        doc[key] = tuple(doc.get(key, ()))
+    return MatterState(**doc)
+
+
+class AgentStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.engine: Engine = create_engine(f"sqlite:///{path}", future=True)
+        event.listen(self.engine, "connect", _on_connect)
+        event.listen(self.engine, "begin", _on_begin)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction; disk-full and read-only errors become a Chinese `StoreError`."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(_explain(exc)) from exc
+
+    # ------------------------------------------------------------ meta
+
+    @staticmethod
+    def _get_meta(conn: Connection, key: str, default: str = "") -> str:
+        value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+        return default if value is None else str(value)
+
+    @staticmethod
+    def _set_meta(conn: Connection, key: str, value: str) -> None:
+        from sqlalchemy.dialects.sqlite import insert
+
+        stmt = insert(meta).values(key=key, value=value)
+        conn.execute(stmt.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
+
+    def get_meta(self, key: str, default: str = "") -> str:
+        with self.engine.connect() as conn:
+            return self._get_meta(conn, key, default)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            self._set_meta(conn, key, value)
+
+    def _next_order(self, conn: Connection) -> int:
+        order = int(self._get_meta(conn, "applied_order", "0")) + 1
+        self._set_meta(conn, "applied_order", str(order))
+        return order
+
+    def tip(self) -> ChainTip:
+        with self.engine.connect() as conn:
+            return self._tip(conn)
+
+    def _tip(self, conn: Connection) -> ChainTip:
+        row = conn.execute(select(ledger.c.seq, ledger.c.hash).order_by(ledger.c.seq.desc()).limit(1)).first()
+        return GENESIS if row is None else ChainTip(int(row.seq), bytes(row.hash))
+
+    # ------------------------------------------------------------ the one write path
+
+    def append(
+        self,
+        signer: Signer,
+        record: records_pb2.Record,
+        claimed_time_ms: int,
+        *,
+        queued_at_ms: int,
+        private_blob: bytes | None = None,
+        lookup_code: str | None = None,
+        id_lookup_hash: bytes | None = None,
+        appointment_blob: bytes | None = None,
+    ) -> SignedRecord:
+        """Sign `record` as the next link and commit it with its outbox row and projections."""
+        with self.transaction() as conn:
+            signed = sign_next(signer, record, self._tip(conn), claimed_time_ms)
+            body_kind = record.WhichOneof("body") or ""
+            matter_id = _matter_id_of(record)
+            conn.execute(ledger.insert().values(
+                seq=signed.seq, record_id=signed.record_id, body_kind=body_kind, matter_id=matter_id or None,
+                payload=signed.envelope.payload, signature=signed.envelope.signature, hash=signed.hash,
+                claimed_time_ms=claimed_time_ms, applied_order=self._next_order(conn),
+            ))
+            conn.execute(outbox.insert().values(seq=signed.seq, queued_at_ms=queued_at_ms))
+            self._project(conn, record, lookup_code=lookup_code, id_lookup_hash=id_lookup_hash)
+            if private_blob is not None and matter_id:
+                conn.execute(applicant_private.insert().values(matter_id=matter_id, blob=private_blob))
+            self._project_appointment(conn, record, appointment_blob)
+        return signed
+
+    def _project(self, conn: Connection, record: records_pb2.Record, *, lookup_code: str | None = None,
+                 id_lookup_hash: bytes | None = None) -> None:
+        matter_id = _matter_id_of(record)
+        if not matter_id:
+            return
+        row = conn.execute(select(matter.c.state_json).where(matter.c.matter_id == matter_id)).first()
+        before = None if row is None else _state_from_json(row.state_json)
+        after = domain.apply(before, record)
+        if after is None or after == before:
+            return
+        values: dict[str, Any] = dict(state_json=_state_to_json(after), status=after.status.value,
+                                      catalog_code=after.catalog_code, filed_seq=after.filed_seq, due_at_ms=after.due_at_ms)
+        if before is None:
+            conn.execute(matter.insert().values(matter_id=matter_id, lookup_code=lookup_code,
+                                                id_lookup_hash=id_lookup_hash, **values))
+        else:
+            conn.execute(matter.update().where(matter.c.matter_id == matter_id).values(**values))
+
+    def _project_appointment(self, conn: Connection, record: records_pb2.Record, blob: bytes | None) -> None:
+        kind = record.WhichOneof("body")
+        if kind == "appointment_made":
+            body = record.appointment_made
+            conn.execute(appointment.insert().values(
+                appointment_id=body.appointment_id, matter_id=body.matter_id or None,
+                scheduled_at_ms=body.scheduled_at_ms, place=body.place, purpose=body.purpose,
+                status=AppointmentStatus.SCHEDULED.value, private_blob=blob))
+        elif kind == "appointment_forfeited":
+            conn.execute(appointment.update().where(appointment.c.appointment_id == record.appointment_forfeited.appointment_id)
+                         .values(status=AppointmentStatus.FORFEITED.value))
+        elif kind == "visit_recorded" and record.visit_recorded.appointment_id:
+            conn.execute(appointment.update().where(appointment.c.appointment_id == record.visit_recorded.appointment_id)
+                         .values(status=AppointmentStatus.KEPT.value))
+
+    # ------------------------------------------------------------ township records flowing down
+
+    def apply_down(self, envelopes: Sequence[envelope_pb2.Envelope], records: Sequence[records_pb2.Record], next_cursor: int) -> int:
+        """Store verified township records, fold them into matters and move the pull cursor, in one
+        transaction. Idempotent by record id, so a batch re-sent after a lost reply changes nothing."""
+        applied = 0
+        with self.transaction() as conn:
+            for env, record in zip(envelopes, records):
+                exists = conn.execute(select(down_record.c.local_id).where(down_record.c.record_id == record.header.record_id)).first()
+                if exists is not None:
+                    continue
+                conn.execute(down_record.insert().values(
+                    record_id=record.header.record_id, body_kind=record.WhichOneof("body") or "",
+                    matter_id=_matter_id_of(record) or None, envelope=env.SerializeToString(),
+                    applied_order=self._next_order(conn)))
+                self._project(conn, record)
+                applied += 1
+            start = int(self._get_meta(conn, "pull_cursor", "0"))
+            self._set_meta(conn, "pull_cursor", str(max(start, next_cursor)))
+        return applied
+
+    # ------------------------------------------------------------ reads
+
+    def matter_state(self, matter_id: str) -> MatterState:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(matter.c.state_json).where(matter.c.matter_id == matter_id)).first()
+        if row is None:
+            raise UnknownMatterError(f"本机没有编号为 {matter_id} 的事项")
+        return _state_from_json(row.state_json)
+
+    def matter_by_lookup_code(self, code: str) -> MatterState:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(matter.c.state_json).where(matter.c.lookup_code == code.strip().upper())).first()
+        if row is None:
+            raise UnknownMatterError("查询码不存在")
+        return _state_from_json(row.state_json)
+
+    def lookup_code_of(self, matter_id: str) -> str:
+        with self.engine.connect() as conn:
+            return str(conn.execute(select(matter.c.lookup_code).where(matter.c.matter_id == matter_id)).scalar() or "")
+
+    def list_matters(self, *, limit: int = 200, offset: int = 0, status: str | None = None) -> list[MatterState]:
+        query = select(matter.c.state_json).order_by(matter.c.filed_seq.desc()).limit(limit).offset(offset)
+        if status:
+            query = query.where(matter.c.status == status)
+        with self.engine.connect() as conn:
+            return [_state_from_json(r.state_json) for r in conn.execute(query)]
+
+    def count_matters(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(matter)).scalar() or 0)
+
+    def matters_for_id_hash(self, id_lookup_hash: bytes) -> list[MatterState]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(matter.c.state_json).where(matter.c.id_lookup_hash == id_lookup_hash)
+                                .order_by(matter.c.filed_seq.desc()))
+            return [_state_from_json(r.state_json) for r in rows]
+
+    def private_blob(self, matter_id: str) -> bytes | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(applicant_private.c.blob).where(applicant_private.c.matter_id == matter_id)).scalar()
+        return None if value is None else bytes(value)
+
+    def appointments(self, *, status: AppointmentStatus | None = None) -> list[Any]:
+        query = select(appointment).order_by(appointment.c.scheduled_at_ms)
+        if status is not None:
+            query = query.where(appointment.c.status == status.value)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
+
+    def appointment_row(self, appointment_id: str) -> Any:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(appointment).where(appointment.c.appointment_id == appointment_id)).first()
+        if row is None:
+            raise UnknownMatterError(f"本机没有编号为 {appointment_id} 的预约")
+        return row
+
+    def ledger_rows(self, after_seq: int = 0, limit: int | None = None) -> list[LedgerRow]:
+        query = select(ledger.c.seq, ledger.c.payload, ledger.c.signature, ledger.c.claimed_time_ms).where(
+            ledger.c.seq > after_seq).order_by(ledger.c.seq)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(query))
+        key_id = self.get_meta("key_id")
+        return [LedgerRow(int(r.seq), envelope_pb2.Envelope(payload=bytes(r.payload), signature=bytes(r.signature), key_id=key_id),
+                          int(r.claimed_time_ms)) for r in rows]
+
+    def ledger_records_for(self, matter_id: str) -> list[records_pb2.Record]:
+        with self.engine.connect() as conn:
+            own = [(r.applied_order, bytes(r.payload)) for r in conn.execute(
+                select(ledger.c.applied_order, ledger.c.payload).where(ledger.c.matter_id == matter_id))]
+            down = [(r.applied_order, envelope_pb2.Envelope.FromString(bytes(r.envelope)).payload) for r in conn.execute(
+                select(down_record.c.applied_order, down_record.c.envelope).where(down_record.c.matter_id == matter_id))]
+        return [records_pb2.Record.FromString(p) for _, p in sorted(own + down)]
+
+    def outbox_size(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(outbox)).scalar() or 0)
+
+    # ------------------------------------------------------------ rebuild
+
+    def rebuild_projections(self) -> int:
+        """Drop the derived matter and appointment rows and replay every record in applied order."""
+        with self.transaction() as conn:
+            kept = {r.matter_id: (r.lookup_code, r.id_lookup_hash) for r in conn.execute(
+                select(matter.c.matter_id, matter.c.lookup_code, matter.c.id_lookup_hash))}
+            blobs = {r.appointment_id: r.private_blob for r in conn.execute(select(appointment.c.appointment_id, appointment.c.private_blob))}
+            conn.execute(delete(matter))
+            conn.execute(delete(appointment))
+            own = [(r.applied_order, bytes(r.payload)) for r in conn.execute(select(ledger.c.applied_order, ledger.c.payload))]
+            down = [(r.applied_order, envelope_pb2.Envelope.FromString(bytes(r.envelope)).payload)
+                    for r in conn.execute(select(down_record.c.applied_order, down_record.c.envelope))]
+            count = 0
+            for _, payload in sorted(own + down):
+                record = records_pb2.Record.FromString(payload)
+                matter_id = _matter_id_of(record)
+                code, id_hash = kept.get(matter_id, (None, None))
+                self._project(conn, record, lookup_code=code, id_lookup_hash=id_hash)
+                kind = record.WhichOneof("body")
+                blob = blobs.get(record.appointment_made.appointment_id) if kind == "appointment_made" else None
+                self._project_appointment(conn, record, blob)
+                count += 1
+        return count
+
+
+def _matter_id_of(record: records_pb2.Record) -> str:
+    kind = record.WhichOneof("body")
+    if kind is None:
+        return ""
+    body = getattr(record, kind)
+    return str(getattr(body, "matter_id", "") or "")
+
+
+def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE itself (pysqlite's own BEGIN is deferred).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _on_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _explain(exc: OperationalError) -> str:
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    if "full" in text:
+        return "磁盘空间不足，本条记录未保存。请清理磁盘后重试，已保存的记录不受影响。"
+    if "readonly" in text or "read-only" in text:
+        return "数据库文件只读，本条记录未保存。"
+    if "locked" in text or "busy" in text:
+        return "数据库正忙，本条记录未保存，请稍后重试。"
+    return f"本地数据库写入失败，本条记录未保存（{text}）"
