@@ -9,8 +9,11 @@ want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
 apt_packages=()
-if [[ $want_test == 1 && ! -x /usr/lib/postgresql/15/bin/postgres ]]; then
-  apt_packages+=(postgresql-15)
+if [[ $want_test == 1 ]]; then
+  [[ -x /usr/lib/postgresql/15/bin/postgres ]] || apt_packages+=(postgresql-15)
+  # Browser tests: Debian's Chromium, driven by Playwright; CJK fonts so Chinese renders in screenshots.
+  [[ -x /usr/bin/chromium ]] || apt_packages+=(chromium)
+  [[ -d /usr/share/fonts/opentype/noto ]] || apt_packages+=(fonts-noto-cjk)
 fi
 if (( ${#apt_packages[@]} )); then
   if [[ $(id -u) == 0 ]]; then

@@ -6,9 +6,10 @@ import logging
 from pathlib import Path
 
 from shared.catalog import load_catalog
-from shared.clock import Clock, SystemClock
-from shared.keys import check_passphrase, load_key_file, save_key_file
+from shared.clock import Clock, SystemClock, to_unix_ms
+from shared.keys import check_passphrase, fingerprint, load_key_file, save_key_file
 from shared.signing import Signer
+from shared.wire.v1 import records_pb2
 from village_agent.config import AgentConfig, Paths
 from village_agent.errors import AlreadyInitializedError, FormError, FieldProblem, NotInitializedError
 from village_agent.services import AgentService
@@ -30,6 +31,7 @@ def init_agent(
     township_address: str,
     township_public_key: bytes,
     scrypt_n: int | None = None,
+    clock: Clock | None = None,
 ) -> tuple[AgentConfig, Signer]:
     """Create the device key, the vault, the database and the settings in `root`."""
     paths = Paths(root)
@@ -46,6 +48,7 @@ def init_agent(
     if problems:
         raise FormError(problems)
     check_passphrase(passphrase)
+    clock = clock or SystemClock()
     root.mkdir(parents=True, exist_ok=True)
     signer = Signer.generate()
     catalog = load_catalog()
@@ -61,9 +64,23 @@ def init_agent(
     Vault.create(paths.vault, signer)
     store = AgentStore(paths.database)
     store.set_meta("key_id", signer.key_id)
+    # seq 1 of every device chain is its self-signed enrollment request (see records.proto).
+    store.append(signer, enrollment_record(signer, config), to_unix_ms(clock.now()), queued_at_ms=to_unix_ms(clock.now()))
     store.close()
     config.save(paths)
     return config, signer
+
+
+def enrollment_record(signer: Signer, config: AgentConfig) -> records_pb2.Record:
+    record = records_pb2.Record()
+    body = record.key_enrollment_requested
+    body.public_key = signer.public_key
+    body.role = records_pb2.KEY_ROLE_VILLAGE_AGENT
+    body.holder_name = config.agent_name
+    body.village_code = config.village_code
+    body.township_code = config.township_code
+    body.fingerprint = fingerprint(signer.public_key)
+    return record
 
 
 def open_agent(root: Path, passphrase: str, clock: Clock | None = None) -> AgentService:

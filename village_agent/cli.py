@@ -1,50 +1,253 @@
-"""`village-agent`: the village agent's command line."""
+"""`village-agent`: the village agent's command line. Every action of the web UI is here too."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from shared import cli_common
+from shared.errors import SharedError
+from village_agent.errors import AgentError, FormError
 
-DESCRIPTION = """村代办员工具：离线登记全程代办事项，签名保存，联网时上报乡镇便民服务中心。
+DATA_ENV = "QUANCHENG_AGENT_DATA"
+DEFAULT_DATA = Path("var/village-agent")
 
-示例：
-  village-agent keygen --key-file 设备密钥.key
-  village-agent demo-ledger --key-file 设备密钥.key --ledger 台账.qclog --count 20
-  village-agent ledger-verify 台账.qclog"""
+DESCRIPTION = """村代办员工具：离线登记全程代办事项（申请、委托书、材料、上门服务、交付与签收评价），
+每条记录在本机签名保存，联网时上报乡镇便民服务中心。
+
+常用：
+  village-agent init --agent-name 王芳 --village-code V001 --village-name 东山村 \\
+      --township-code T01 --township-name 青石镇 --township-address 127.0.0.1:7001 \\
+      --township-key quancheng:key:v1:…
+  village-agent serve                 在本机浏览器中使用（默认 http://127.0.0.1:8631）
+  village-agent request --name … --id-number … --phone … --address … --matter MZ-001 \\
+      --materials application_form,household_register --authorization witness \\
+      --witness-name 赵六 --witness-statement 申请人口头委托
+  village-agent list / show / receipt / status
+  village-agent batch < actions.jsonl  每行一个 JSON 动作，每行输出一个 JSON 结果
+
+数据目录默认为 ./var/village-agent，可用 --data 或环境变量 QUANCHENG_AGENT_DATA 指定。
+口令取自环境变量 QUANCHENG_PASSPHRASE、--passphrase-file 或交互输入。"""
+
+# (flag, params key, help, extra argparse kwargs) per action; keys match `actions.py`.
+_ACTION_ARGS: dict[str, tuple[str, list[tuple[str, str, str, dict[str, Any]]]]] = {
+    "request": ("登记一件新的代办申请（含委托书与已带材料）", [
+        ("--name", "name", "申请人姓名", {}), ("--id-number", "id_number", "身份证号码（18 位）", {}),
+        ("--phone", "phone", "联系电话", {}), ("--address", "address", "住址", {}),
+        ("--matter", "matter", "事项编码，如 MZ-001（见 catalog 子命令）", {}),
+        ("--materials", "materials", "已带材料编号，逗号分隔", {}),
+        ("--commit", "commit", "缺少材料的承诺补交日期：材料编号=YYYY-MM-DD，可重复", {"action": "append", "default": []}),
+        ("--not-applicable", "not_applicable", "不适用的条件性材料编号，逗号分隔", {}),
+        ("--authorization", "authorization", "委托方式：drawn_signature / photo_of_form / witness", {}),
+        ("--evidence-file", "evidence_file", "签名或委托书照片（PNG/JPEG）", {}),
+        ("--witness-name", "witness_name", "见证人姓名", {}), ("--witness-statement", "witness_statement", "见证说明", {}),
+        ("--elderly-or-disabled", "elderly_or_disabled", "申请人为老弱病残", {"action": "store_true"}),
+        ("--door-to-door", "door_to_door", "上门服务时登记", {"action": "store_true"}),
+        ("--note", "note", "备注（不要写个人信息）", {}),
+    ]),
+    "assess": ("按目录核对材料：列出全部所缺材料并给出受理意见（一次性告知）", [
+        ("--matter", "matter", "事项编码", {}), ("--materials", "materials", "已带材料编号，逗号分隔", {}),
+        ("--not-applicable", "not_applicable", "不适用的条件性材料编号", {}),
+    ]),
+    "materials": ("为已登记事项补充材料", [
+        ("--matter-id", "matter_id", "事项编号", {}), ("--materials", "materials", "补充的材料编号，逗号分隔", {}),
+        ("--note", "note", "备注", {}),
+    ]),
+    "appointment": ("预约办理或上门服务（超过约定时间 30 分钟未履约即视为失约）", [
+        ("--at", "at", "预约时间，如 2026-12-01T09:30（北京时间）", {}),
+        ("--place", "place", "地点：service_room / applicant_home / township_center", {}),
+        ("--purpose", "purpose", "事由", {}), ("--matter-id", "matter_id", "相关事项编号（可选）", {}),
+        ("--place-detail", "place_detail", "详细地址（加密保存）", {}),
+    ]),
+    "visit": ("登记一次上门服务", [
+        ("--appointment-id", "appointment_id", "预约编号（可选）", {}), ("--matter-id", "matter_id", "事项编号（可选）", {}),
+        ("--place", "place", "地点（默认 applicant_home）", {"default": "applicant_home"}),
+        ("--outcome", "outcome", "上门情况", {}),
+    ]),
+    "forfeit": ("把超过约定时间 30 分钟仍未履约的预约标记为失约", []),
+    "withdraw": ("撤回事项", [("--matter-id", "matter_id", "事项编号", {}), ("--reason", "reason", "撤回原因", {})]),
+    "handover": ("向群众交付办理结果", [
+        ("--matter-id", "matter_id", "事项编号", {}), ("--result", "result", "办理结果", {}),
+        ("--materials-returned", "materials_returned", "退还的材料编号，逗号分隔", {}),
+    ]),
+    "signoff": ("群众签收确认并评价（非常满意/满意/基本满意/不满意/非常不满意）", [
+        ("--matter-id", "matter_id", "事项编号", {}),
+        ("--rating", "rating", "very_satisfied / satisfied / basically_satisfied / dissatisfied / very_dissatisfied", {}),
+        ("--comment", "comment", "意见建议", {}),
+    ]),
+    "followup": ("登记一次回访", [
+        ("--matter-id", "matter_id", "事项编号", {}), ("--outcome", "outcome", "回访情况", {}),
+        ("--not-reached", "not_reached", "未联系上", {"action": "store_true"}), ("--rating", "rating", "回访评价（可选）", {}),
+    ]),
+    "list": ("列出本机事项及状态、时限", [("--status", "status", "只列出某一状态", {}), ("--limit", "limit", "条数", {"type": int, "default": 50})]),
+    "show": ("查看一件事项的状态与全部记录", [("--matter-id", "matter_id", "事项编号", {})]),
+    "receipt": ("打印受理回执与一次性告知单", [("--matter-id", "matter_id", "事项编号", {})]),
+    "status": ("查看本机状态：待上报记录数、最近同步时间", []),
+    "rebuild": ("从签名台账重建事项状态表", []),
+    "export": ("把整本签名台账导出到文件（审计或拷贝到 U 盘），可用 ledger-verify 校验", [("--out", "out", "导出文件路径", {})]),
+}
+
+
+def _add_data_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", metavar="目录", help="数据目录（默认 ./var/village-agent）")
+    cli_common.add_passphrase_option(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = cli_common.new_parser("village-agent", DESCRIPTION)
     subparsers = cli_common.add_subparsers(parser)
+
+    init = cli_common.add_command(subparsers, "init", "初始化本机：生成设备密钥，登记村、乡镇及乡镇中心地址和公钥，显示登记码")
+    _add_data_option(init)
+    for flag, help_zh in (("--agent-name", "代办员姓名"), ("--village-code", "村代码"), ("--village-name", "村名称"),
+                          ("--township-code", "乡镇代码"), ("--township-name", "乡镇名称"),
+                          ("--township-address", "乡镇中心 gRPC 地址，如 10.1.2.3:7001"),
+                          ("--township-key", "乡镇中心登记码（quancheng:key:v1:…）")):
+        init.add_argument(flag, required=True, metavar="值", help=help_zh)
+    init.set_defaults(handler=_cmd_init)
+
+    for name, (help_zh, arguments) in _ACTION_ARGS.items():
+        sub = cli_common.add_command(subparsers, name, help_zh)
+        _add_data_option(sub)
+        sub.add_argument("--json", action="store_true", help="以 JSON 输出结果")
+        for flag, dest, arg_help, extra in arguments:
+            if extra.get("action") not in ("store_true",):
+                extra = {"metavar": "值", **extra}
+            sub.add_argument(flag, dest=dest, help=arg_help, **extra)
+        sub.set_defaults(handler=_cmd_action, action_name=name)
+
+    batch = cli_common.add_command(subparsers, "batch", "从标准输入逐行读取 JSON 动作并执行，每行输出一个 JSON 结果（脚本与测试用）")
+    _add_data_option(batch)
+    batch.set_defaults(handler=_cmd_batch)
+
+    serve = cli_common.add_command(subparsers, "serve", "启动本机网页界面（仅本机访问）")
+    _add_data_option(serve)
+    serve.add_argument("--host", default="127.0.0.1", metavar="地址", help="监听地址（默认 127.0.0.1，仅本机）")
+    serve.add_argument("--port", type=int, default=8631, metavar="端口", help="端口（默认 8631）")
+    serve.set_defaults(handler=_cmd_serve)
+
     cli_common.register_key_commands(subparsers)
-    demo = cli_common.add_command(subparsers, "demo-ledger", "写入若干条示例代办记录（不含个人信息）到台账文件并续接签名链")
-    demo.add_argument("--key-file", required=True, metavar="文件", help="本设备密钥文件")
-    demo.add_argument("--ledger", required=True, metavar="文件", help="台账文件（不存在时新建）")
-    demo.add_argument("--count", type=int, default=10, metavar="条数", help="写入的示例记录条数（默认 10）")
-    demo.add_argument("--village-code", default="V001", metavar="村代码", help="村代码（默认 V001）")
-    cli_common.add_passphrase_option(demo)
-    demo.set_defaults(handler=_cmd_demo_ledger)
     return parser
 
 
-def _cmd_demo_ledger(args: argparse.Namespace) -> int:
-    from shared.clock import SystemClock
-    from village_agent.demo_ledger import append_demo_records
-    from shared.keys import load_key_file
+def data_root(args: argparse.Namespace) -> Path:
+    return Path(args.data or os.environ.get(DATA_ENV) or DEFAULT_DATA)
 
-    if args.count < 0 or args.count > 100_000:
-        raise cli_common.SharedError("条数应在 0 到 100000 之间")
-    signer = load_key_file(Path(args.key_file), cli_common.read_passphrase(args))
-    written, tip = append_demo_records(signer, Path(args.ledger), args.count, args.village_code, SystemClock())
-    print(f"已写入 {written} 条签名记录，台账最后序号 {tip.seq}。")
+
+def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from village_agent.bootstrap import open_agent
+
+    return open_agent(data_root(args), cli_common.read_passphrase(args))
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from shared.keys import enrollment_uri, parse_enrollment_uri
+    from village_agent.bootstrap import init_agent
+
+    config, signer = init_agent(
+        data_root(args), cli_common.read_passphrase(args, confirm=True), agent_name=args.agent_name,
+        village_code=args.village_code, village_name=args.village_name, township_code=args.township_code,
+        township_name=args.township_name, township_address=args.township_address,
+        township_public_key=parse_enrollment_uri(args.township_key),
+    )
+    print(f"已初始化：{config.village_name}（{config.village_code}），代办员 {config.agent_name}")
+    print("请把以下登记码交给乡镇便民服务中心审核（可念出指纹或扫描二维码）：")
+    cli_common.print_key_summary(signer.public_key)
+    assert enrollment_uri(signer.public_key)
     return 0
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    params = {k: v for k, v in vars(args).items() if v is not None and k not in {"handler", "action_name", "data", "passphrase_file", "json", "command"}}
+    if "commit" in params:
+        commitments = {}
+        for item in params.pop("commit"):
+            material, _, date = item.partition("=")
+            commitments[material.strip()] = date.strip()
+        params["commitments"] = commitments
+    if params.pop("not_reached", False):
+        params["reached"] = False
+    return params
+
+
+def _print_result(name: str, result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    if "text" in result:
+        print(result["text"])
+    elif "notice" in result:
+        print(f"受理意见：{result['outcome_zh']}\n{result['notice']}")
+    elif "matters" in result:
+        for m in result["matters"]:
+            print(f"{m['matter_id']}  {m['catalog_code']:8s} {m['status_zh']:8s} 身份证 {m['id_masked']}  时限 {m['due']}")
+        print(f"共 {len(result['matters'])} 件")
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value}")
+
+
+def _cmd_action(args: argparse.Namespace) -> int:
+    from village_agent.actions import ACTIONS
+
+    service = _open(args)
+    try:
+        result = ACTIONS[args.action_name](service, _params(args))
+    finally:
+        service.store.close()
+    _print_result(args.action_name, result, args.json)
+    return 0
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    """One JSON object per line in, one per line out; a line is answered only after its commit."""
+    from village_agent.actions import ACTIONS
+
+    service = _open(args)
+    failures = 0
+    try:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            try:
+                params = json.loads(line)
+                action = ACTIONS[params.pop("action")]
+                out = {"ok": True, **action(service, params)}
+            except FormError as exc:
+                out = {"ok": False, "error": str(exc), "fields": [p.field for p in exc.problems]}
+            except (AgentError, SharedError) as exc:
+                out = {"ok": False, "error": str(exc)}
+            except (KeyError, TypeError, ValueError) as exc:
+                out = {"ok": False, "error": f"无法识别的动作或参数：{exc}"}
+            failures += not out["ok"]
+            sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+    finally:
+        service.store.close()
+    return 0 if failures == 0 else 1
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from village_agent.ui.server import serve
+
+    return serve(_open(args), host=args.host, port=args.port)
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except FormError as exc:
+        for problem in exc.problems:
+            print(f"错误：{problem}", file=sys.stderr)
+        return 2
+    except AgentError as exc:
+        print(f"错误：{exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:

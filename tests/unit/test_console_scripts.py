@@ -1,7 +1,9 @@
 """The console scripts operators run: Chinese help, keys, and ledgers through the real entry points."""
 from __future__ import annotations
 
+import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 from shared.ledger_file import MAGIC, append_to_ledger, read_ledger
 from shared.signing import Signer
 from tests.chains import build_chain, envelopes
+from tests.village_fixtures import PASSPHRASE, make_agent, request_params
 
 BIN = Path(sys.executable).parent
 
@@ -19,7 +22,7 @@ BIN = Path(sys.executable).parent
 def test_each_console_script_answers_help_in_chinese(script: str) -> None:
     result = subprocess.run([str(BIN / script), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
-    assert "用法：" in result.stdout and "keygen" in result.stdout and "显示本帮助并退出" in result.stdout
+    assert "用法：" in result.stdout and "显示本帮助并退出" in result.stdout
 
 
 def test_a_missing_argument_is_reported_in_chinese() -> None:
@@ -27,36 +30,57 @@ def test_a_missing_argument_is_reported_in_chinese() -> None:
     assert result.returncode == 2 and "缺少必需的参数" in result.stderr
 
 
-def _run(args: list[str], tmp: Path, passphrase: str = "demo-passphrase") -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], cwd: Path, passphrase: str = PASSPHRASE, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, QUANCHENG_PASSPHRASE=passphrase)
-    return subprocess.run([str(BIN / "village-agent"), *args], capture_output=True, text=True, timeout=120, cwd=tmp, env=env)
+    return subprocess.run([str(BIN / "village-agent"), *args], capture_output=True, text=True, timeout=120, cwd=cwd,
+                          env=env, input=stdin)
 
 
-def test_keygen_then_demo_ledger_twice_grows_one_chain_that_verifies(tmp_path: Path) -> None:
-    assert _run(["keygen", "--key-file", "k.key"], tmp_path).returncode == 0
-    for _ in range(2):
-        result = _run(["demo-ledger", "--key-file", "k.key", "--ledger", "l.qclog", "--count", "4"], tmp_path)
-        assert result.returncode == 0, result.stderr
+def test_keygen_writes_a_key_that_fingerprint_reads_back(tmp_path: Path) -> None:
+    made = _run(["keygen", "--key-file", "k.key"], tmp_path)
+    shown = _run(["fingerprint", "--key-file", "k.key"], tmp_path)
+    assert made.returncode == 0 and shown.returncode == 0
+    line = next(l for l in made.stdout.splitlines() if l.startswith("密钥指纹"))
+    assert line in shown.stdout
+
+
+def test_requests_recorded_in_batch_export_to_a_ledger_that_verifies(tmp_path: Path) -> None:
+    make_agent(tmp_path / "agent")
+    rng = random.Random(7)
+    lines = "".join(json.dumps(request_params(rng), ensure_ascii=False) + "\n" for _ in range(5))
+    batch = _run(["batch", "--data", "agent"], tmp_path, stdin=lines)
+    assert batch.returncode == 0, batch.stderr
+    assert all(json.loads(l)["ok"] for l in batch.stdout.splitlines())
+    assert _run(["export", "--data", "agent", "--out", "l.qclog"], tmp_path).returncode == 0
     verified = _run(["ledger-verify", "l.qclog"], tmp_path)
-    assert verified.returncode == 0 and "共 9 条记录" in verified.stdout
+    assert verified.returncode == 0 and "共 6 条记录" in verified.stdout  # enrollment + 5 requests
 
 
-def test_a_wrong_passphrase_is_refused_with_a_chinese_message_and_writes_nothing(tmp_path: Path) -> None:
-    assert _run(["keygen", "--key-file", "k.key"], tmp_path).returncode == 0
-    result = _run(["demo-ledger", "--key-file", "k.key", "--ledger", "l.qclog"], tmp_path, passphrase="wrong-passphrase")
+def test_a_wrong_passphrase_is_refused_with_a_chinese_message(tmp_path: Path) -> None:
+    make_agent(tmp_path / "agent")
+    result = _run(["status", "--data", "agent"], tmp_path, passphrase="wrong-passphrase")
     assert result.returncode == 2 and "口令错误" in result.stderr
-    assert not (tmp_path / "l.qclog").exists()
+
+
+def test_an_invalid_request_names_each_bad_field_in_chinese_and_writes_nothing(tmp_path: Path) -> None:
+    make_agent(tmp_path / "agent")
+    result = _run(["request", "--data", "agent", "--name", "张三", "--id-number", "110105194912310021",
+                   "--phone", "12345", "--address", "", "--matter", "NO-SUCH", "--authorization", "witness"], tmp_path)
+    assert result.returncode == 2
+    for label in ("身份证号码", "联系电话", "住址", "办理事项", "见证人姓名"):
+        assert label in result.stderr
+    status = _run(["status", "--data", "agent", "--json"], tmp_path)
+    assert json.loads(status.stdout)["last_seq"] == 1  # only the enrollment record
 
 
 def test_ledger_verify_names_the_first_tampered_record(tmp_path: Path) -> None:
-    assert _run(["keygen", "--key-file", "k.key"], tmp_path).returncode == 0
-    assert _run(["demo-ledger", "--key-file", "k.key", "--ledger", "l.qclog", "--count", "5"], tmp_path).returncode == 0
+    signer = Signer.generate()
+    chain = envelopes(build_chain(signer, 5))
+    chain[3].payload = chain[3].payload.replace(b"MZ-001", b"MZ-002")
     ledger = tmp_path / "l.qclog"
-    contents = read_ledger(ledger)
-    contents.envelopes[3].payload = contents.envelopes[3].payload.replace("示例".encode(), "伪造".encode())
-    ledger.unlink()
-    append_to_ledger(ledger, contents.envelopes)
-    result = _run(["ledger-verify", "l.qclog"], tmp_path)
+    append_to_ledger(ledger, chain)
+    from shared.keys import enrollment_uri
+    result = _run(["ledger-verify", "l.qclog", "--public-key-uri", enrollment_uri(signer.public_key)], tmp_path)
     assert result.returncode == 1 and "第 4 条记录" in result.stdout and "签名无效" in result.stdout
 
 

@@ -1,0 +1,43 @@
+"""Builders for real village agent data folders and valid request parameters."""
+from __future__ import annotations
+
+import base64
+import random
+from pathlib import Path
+from typing import Any
+
+from shared.catalog import load_catalog
+from shared.domain.id_number import with_check_char
+from shared.signing import Signer
+from village_agent.bootstrap import init_agent
+
+PASSPHRASE = "test-passphrase-1"
+TINY_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+SURNAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕施张孔曹严华金魏陶姜"
+GIVEN = "桂兰秀英建国志强春梅玉珍德福淑芬国华丽娟永红海燕"
+
+
+def make_agent(root: Path, township: Signer | None = None) -> Signer:
+    township = township or Signer.generate()
+    init_agent(root, PASSPHRASE, agent_name="王芳", village_code="V001", village_name="东山村", township_code="T01",
+               township_name="青石镇", township_address="127.0.0.1:1", township_public_key=township.public_key,
+               scrypt_n=2**14)
+    return township
+
+
+def villager(rng: random.Random) -> dict[str, str]:
+    region = rng.choice(["430524", "110105", "330102", "510104"])
+    born = f"{rng.randint(1930, 2005)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+    name = rng.choice(SURNAMES) + rng.choice(GIVEN[::2]) + rng.choice(GIVEN[1::2])
+    return {"name": name, "id_number": with_check_char(f"{region}{born}{rng.randint(0, 999):03d}"),
+            "phone": f"139{rng.randint(0, 99999999):08d}", "address": f"东山村{rng.randint(1, 9)}组{rng.randint(1, 80)}号"}
+
+
+def request_params(rng: random.Random) -> dict[str, Any]:
+    catalog = load_catalog()
+    item = rng.choice(list(catalog))
+    return dict(villager(rng), action="request", matter=item.code, materials=[m.id for m in item.main_materials],
+                commitments={m.id: "2026-12-20" for m in item.auxiliary_materials},
+                authorization="drawn_signature", evidence_b64=base64.b64encode(TINY_PNG).decode())
