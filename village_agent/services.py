@@ -229,6 +229,10 @@ class AgentService:
     def file_request(self, form: RequestForm, *, matter_id: str | None = None) -> FiledRequest:
         """Validate, seal personal data to the township, sign and commit a new request."""
         assessment = self.validate_request(form)
+        if matter_id and self.store.has_matter(matter_id):
+            # The same request re-sent after a crash between commit and reply: answer, don't file twice.
+            state = self.store.matter_state(matter_id)
+            return FiledRequest(matter_id, self.store.lookup_code_of(matter_id), state.filed_seq, assessment)
         matter_id = matter_id or str(uuid.uuid4())
         code = new_lookup_code()
         normalized_id = id_number.normalize(form.id_number)

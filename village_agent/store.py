@@ -271,6 +271,10 @@ class AgentStore:
             raise UnknownMatterError(f"本机没有编号为 {matter_id} 的事项")
         return _state_from_json(row.state_json)
 
+    def has_matter(self, matter_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(matter.c.matter_id).where(matter.c.matter_id == matter_id)).first() is not None
+
     def matter_by_lookup_code(self, code: str) -> MatterState:
         with self.engine.connect() as conn:
             row = conn.execute(select(matter.c.state_json).where(matter.c.lookup_code == code.strip().upper())).first()
