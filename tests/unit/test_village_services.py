@@ -1,0 +1,198 @@
+"""The village agent's actions through `AgentService`, on a real SQLite file, with a fake clock."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from shared.catalog import IntakeOutcome, load_catalog
+from shared.clock import FakeClock, to_unix_ms
+from shared.domain.id_number import mask, with_check_char
+from shared.envelope import GENESIS, sign_next
+from shared.sealing import open_sealed
+from shared.signing import Signer
+from shared.wire.v1 import records_pb2
+from tests.village_fixtures import PASSPHRASE, TINY_PNG, make_agent
+from village_agent.bootstrap import open_agent
+from village_agent.domain import AppointmentStatus, MatterStatus
+from village_agent.errors import FormError, TransitionError
+from village_agent.services import AgentService, RequestForm
+
+NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)  # Monday 10:00 in Shanghai
+CATALOG = load_catalog()
+VILLAGE_ITEM = next(i for i in CATALOG if i.decided_by.value == "village")
+TOWNSHIP_ITEM = next(i for i in CATALOG if i.decided_by.value == "township" and i.auxiliary_materials)
+
+
+@pytest.fixture()
+def agent(tmp_path: Path) -> tuple[AgentService, Signer, FakeClock]:
+    township = make_agent(tmp_path / "agent")
+    clock = FakeClock(NOW)
+    service = open_agent(tmp_path / "agent", PASSPHRASE, clock)
+    yield service, township, clock
+    service.store.close()
+
+
+def form(item=TOWNSHIP_ITEM, **overrides: object) -> RequestForm:
+    values: dict[str, object] = dict(
+        applicant_name="李桂兰", id_number=with_check_char("43052419480312002"), phone="13907310001",
+        address="东山村三组 12 号", catalog_code=item.code, materials_brought=[m.id for m in item.main_materials],
+        commitments={m.id: "2026-12-01" for m in item.auxiliary_materials},
+        authorization_method="drawn_signature", authorization_evidence=TINY_PNG)
+    values.update(overrides)
+    return RequestForm(**values)  # type: ignore[arg-type]
+
+
+def township_record(township: Signer, tip, body_setter) -> tuple:  # type: ignore[no-untyped-def]
+    record = records_pb2.Record()
+    body_setter(record)
+    signed = sign_next(township, record, tip, to_unix_ms(NOW))
+    return signed, record
+
+
+def test_a_complete_request_is_signed_queued_and_shown_masked(agent) -> None:  # type: ignore[no-untyped-def]
+    service, _, _ = agent
+    filed = service.file_request(form(commitments={}, materials_brought=[m.id for m in TOWNSHIP_ITEM.materials]))
+    state = service.store.matter_state(filed.matter_id)
+    assert filed.assessment.outcome is IntakeOutcome.ACCEPT and state.status is MatterStatus.RECORDED
+    assert state.id_masked == mask(with_check_char("43052419480312002")) and "*" in state.id_masked
+    assert service.store.outbox_size() == 2 and filed.seq == 2
+    assert len(filed.lookup_code) == 11 and service.store.matter_by_lookup_code(filed.lookup_code.lower()).matter_id == filed.matter_id
+
+
+def test_personal_data_in_the_record_is_sealed_so_only_the_township_can_open_it(agent) -> None:  # type: ignore[no-untyped-def]
+    service, township, _ = agent
+    filed = service.file_request(form())
+    payload = service.store.ledger_rows(after_seq=1)[0].envelope.payload
+    assert "李桂兰".encode() not in payload
+    record = records_pb2.Record.FromString(payload)
+    details = records_pb2.ApplicantDetails.FromString(open_sealed(township.seed(), record.request_filed.applicant.sealed_details))
+    assert details.name == "李桂兰" and details.id_number == with_check_char("43052419480312002")
+    assert open_sealed(township.seed(), record.request_filed.authorization.sealed_evidence) == TINY_PNG
+    assert record.request_filed.matter_id == filed.matter_id
+
+
+def test_missing_auxiliary_materials_need_a_commitment_date_for_each(agent) -> None:  # type: ignore[no-untyped-def]
+    service, _, _ = agent
+    with pytest.raises(FormError) as caught:
+        service.file_request(form(commitments={}))
+    fields = {p.field for p in caught.value.problems}
+    assert fields == {f"commitment:{m.id}" for m in TOWNSHIP_ITEM.auxiliary_materials}
+    assert service.store.outbox_size() == 1
+
+
+def test_a_commitment_date_in_the_past_is_refused(agent) -> None:  # type: ignore[no-untyped-def]
+    service, _, _ = agent
+    with pytest.raises(FormError, match="应在今天到"):
+        service.file_request(form(commitments={m.id: "2026-11-01" for m in TOWNSHIP_ITEM.auxiliary_materials}))
+
+
+def test_a_request_missing_a_main_material_is_recorded_as_returned_with_the_reason(agent) -> None:  # type: ignore[no-untyped-def]
+    service, _, _ = agent
+    filed = service.file_request(form(materials_brought=[]))
+    state = service.store.matter_state(filed.matter_id)
+    assert filed.assessment.outcome is IntakeOutcome.RETURN and state.status is MatterStatus.RETURNED
+    assert "缺少主要材料" in state.message
+
+
+def test_every_bad_field_is_named_in_chinese_and_nothing_is_written(agent) -> None:  # type: ignore[no-untyped-def]
+    service, _, _ = agent
+    bad = form(applicant_name="", id_number="430524194803120021", phone="123", address="", catalog_code="XX-999",
+               authorization_method="photo_of_form", authorization_evidence=b"not an image", note="")
+    with pytest.raises(FormError) as caught:
+        service.file_request(bad)
+    labels = {p.label for p in caught.value.problems}
+    assert {"申请人姓名", "身份证号码", "联系电话", "住址", "办理事项", "委托书"} <= labels
+    assert service.store.tip().seq == 1 and service.store.count_matters() == 0
+
+
+def test_a_note_carrying_an_id_number_is_refused(agent) -> None:  # type: ignore[no-untyped-def]
+    service, _, _ = agent
+    with pytest.raises(FormError, match="备注"):
+        service.file_request(form(note="身份证 " + with_check_char("11010519491231002")))
+
+
+def test_a_witness_can_stand_in_when_the_villager_cannot_sign(agent) -> None:  # type: ignore[no-untyped-def]
+    service, township, _ = agent
+    filed = service.file_request(form(authorization_method="witness", authorization_evidence=b"",
+                                      witness_name="村委会 张主任", witness_statement="申请人口头委托"))
+    record = records_pb2.Record.FromString(service.store.ledger_rows(after_seq=1)[0].envelope.payload)
+    assert record.request_filed.authorization.method == records_pb2.AUTHORIZATION_METHOD_WITNESS
+    assert "张主任" in open_sealed(township.seed(), record.request_filed.authorization.sealed_evidence).decode()
+    assert filed.matter_id
+
+
+def test_sign_off_before_hand_over_is_refused_and_after_it_closes_the_matter(agent) -> None:  # type: ignore[no-untyped-def]
+    service, _, _ = agent
+    filed = service.file_request(form(item=VILLAGE_ITEM, commitments={m.id: "2026-12-01" for m in VILLAGE_ITEM.auxiliary_materials},
+                                      materials_brought=[m.id for m in VILLAGE_ITEM.main_materials]))
+    with pytest.raises(TransitionError, match="须先交付"):
+        service.sign_off(filed.matter_id, "satisfied")
+    service.hand_over(filed.matter_id, "资格认证已完成")
+    service.sign_off(filed.matter_id, "very_satisfied", "代办员服务周到")
+    state = service.store.matter_state(filed.matter_id)
+    assert state.status is MatterStatus.SIGNED_OFF and state.rating == records_pb2.RATING_VERY_SATISFIED
+    with pytest.raises(TransitionError):
+        service.withdraw(filed.matter_id, "不办了")
+    service.follow_up(filed.matter_id, reached=True, outcome="群众表示满意")
+    assert service.store.matter_state(filed.matter_id).followed_up
+
+
+def test_a_township_matter_is_handed_over_only_after_the_result_comes_down(agent) -> None:  # type: ignore[no-untyped-def]
+    service, township, _ = agent
+    filed = service.file_request(form())
+    with pytest.raises(TransitionError, match="尚未送达"):
+        service.hand_over(filed.matter_id, "已办结")
+    classified, rec1 = township_record(township, GENESIS, lambda r: (
+        setattr(r.matter_classified, "matter_id", filed.matter_id),
+        setattr(r.matter_classified, "kind", records_pb2.MATTER_KIND_PROMISED),
+        setattr(r.matter_classified, "due_at_ms", to_unix_ms(NOW + dt.timedelta(days=7)))))
+    ready, rec2 = township_record(township, classified.tip, lambda r: (
+        setattr(r.result_ready, "matter_id", filed.matter_id), setattr(r.result_ready, "result_summary", "审批通过")))
+    assert service.store.apply_down([classified.envelope, ready.envelope], [rec1, rec2], next_cursor=2) == 2
+    assert service.store.apply_down([ready.envelope], [rec2], next_cursor=2) == 0  # replay changes nothing
+    assert service.store.matter_state(filed.matter_id).status is MatterStatus.RESULT_READY
+    service.hand_over(filed.matter_id, "审批通过，证件已交付")
+    late, rec3 = township_record(township, ready.tip, lambda r: (
+        setattr(r.status_update, "matter_id", filed.matter_id), setattr(r.status_update, "stage", records_pb2.STAGE_IN_PROGRESS)))
+    service.store.apply_down([late.envelope], [rec3], next_cursor=3)
+    assert service.store.matter_state(filed.matter_id).status is MatterStatus.HANDED_OVER
+
+
+def test_rebuilding_from_the_ledger_gives_back_every_matter_exactly(agent) -> None:  # type: ignore[no-untyped-def]
+    service, township, _ = agent
+    ids = [service.file_request(form(applicant_name=f"测试{'甲乙丙丁戊'[i]}")).matter_id for i in range(5)]
+    service.add_materials(ids[0], [TOWNSHIP_ITEM.auxiliary_materials[0].id])
+    service.withdraw(ids[1], "申请人不再办理")
+    signed, rec = township_record(township, GENESIS, lambda r: (
+        setattr(r.result_ready, "matter_id", ids[2]), setattr(r.result_ready, "result_summary", "通过")))
+    service.store.apply_down([signed.envelope], [rec], next_cursor=1)
+    before = {i: service.store.matter_state(i) for i in ids}
+    # every record replays: enrollment, 5 requests, materials, withdrawal, and the township's record
+    assert service.store.rebuild_projections() == 9
+    assert {i: service.store.matter_state(i) for i in ids} == before
+
+
+def test_an_appointment_not_kept_thirty_minutes_after_its_time_is_forfeited(agent) -> None:  # type: ignore[no-untyped-def]
+    service, _, clock = agent
+    kept_id, _ = service.make_appointment(scheduled_at=NOW + dt.timedelta(hours=1), place="applicant_home", purpose="上门核对材料",
+                                          place_detail="东山村三组 12 号")
+    missed_id, _ = service.make_appointment(scheduled_at=NOW + dt.timedelta(hours=2), place="service_room", purpose="补交材料")
+    clock.advance(dt.timedelta(hours=1, minutes=5))
+    service.record_visit(appointment_id=kept_id, outcome="已上门核对")
+    clock.advance(dt.timedelta(hours=1, minutes=20))
+    assert service.forfeit_due_appointments() == []  # 2h25m: still within the 30-minute grace
+    clock.advance(dt.timedelta(minutes=10))
+    assert service.forfeit_due_appointments() == [missed_id]
+    statuses = {r.appointment_id: r.status for r in service.store.appointments()}
+    assert statuses == {kept_id: AppointmentStatus.KEPT.value, missed_id: AppointmentStatus.FORFEITED.value}
+    with pytest.raises(TransitionError):
+        service.record_visit(appointment_id=missed_id)
+
+
+def test_an_appointment_in_the_past_or_at_an_unknown_place_is_refused(agent) -> None:  # type: ignore[no-untyped-def]
+    service, _, _ = agent
+    with pytest.raises(FormError) as caught:
+        service.make_appointment(scheduled_at=NOW - dt.timedelta(hours=1), place="moon", purpose="")
+    assert {p.field for p in caught.value.problems} == {"scheduled_at", "place", "purpose"}
