@@ -10,7 +10,8 @@ Hierarchy::
     ├── CatalogError            the service catalogue file is invalid (names the item and the field)
     ├── CalendarError           a date or instant cannot be placed on the working-day calendar
     │   └── CalendarOverrideError   a county's calendar override file is invalid
-    └── DeadlineError           a hop clock is asked for an impossible transition or limit
+    ├── DeadlineError           a hop clock is asked for an impossible transition or limit
+    └── HandlingError           a matter is asked for an action its stage, kind or the actor's role does not allow
 
 Messages are in Chinese where an operator or agent may read them.
 """
@@ -67,3 +68,8 @@ class CalendarOverrideError(CalendarError):
 class DeadlineError(SharedError):
     """Raised when a hop clock is asked for an impossible transition (e.g. resuming a running clock)
     or an extension beyond the statutory limit."""
+
+
+class HandlingError(SharedError):
+    """Raised by `shared.domain.handling` when an action does not fit the matter's stage or kind
+    (e.g. recording a result while still waiting for materials) or the actor's role; Chinese message."""

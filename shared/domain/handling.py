@@ -1,0 +1,315 @@
+"""How a tier handles a matter: the six kinds, first-asked responsibility, AB-post handover,
+suspension, extension on a director's approval, escalation, results and the villager's sign-off.
+
+Pure: every transition takes the instant and the actor and returns a new `HandledMatter`, or
+raises `HandlingError` with a Chinese message. The services turn each transition into a signed
+record and store the new value with an optimistic `version` check, so two operators editing the
+same matter never silently overwrite each other.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, replace
+
+from shared.catalog import CatalogItem, MatterKind, Tier
+from shared.calendar import WorkingCalendar
+from shared.deadlines import HopClock, StopReason, SuspensionReason
+from shared.domain.limits import Limit
+from shared.errors import DeadlineError, HandlingError
+
+IMMEDIATE_LIMIT = Limit.minutes(30)  # 即办件: handled on the spot, normally within 30 minutes (004, 002)
+MIN_JOINT_DEPARTMENTS = 2            # 000 says 2+, 004 says 3+; the county may require more
+
+
+class Role(str, enum.Enum):
+    OPERATOR = "operator"        # 窗口工作人员
+    DIRECTOR = "director"        # 中心主任
+    ADMINISTRATOR = "administrator"
+
+    @property
+    def label_zh(self) -> str:
+        return {"operator": "窗口工作人员", "director": "中心主任", "administrator": "系统管理员"}[self.value]
+
+
+@dataclass(frozen=True)
+class Actor:
+    staff_id: str
+    role: Role
+
+
+class Stage(str, enum.Enum):
+    RECEIVED = "received"                    # 已接收，待分类
+    WAITING_MATERIALS = "waiting_materials"  # 补办件：等待补齐材料，未计时
+    IN_PROGRESS = "in_progress"              # 办理中（即办/承诺/联办）
+    ESCALATING = "escalating"                # 上报件：待上报县级
+    ESCALATED = "escalated"                  # 已上报县级，等待决定
+    RESULT_READY = "result_ready"            # 结果待交付
+    HANDED_OVER = "handed_over"              # 已交付，待签收
+    SIGNED_OFF = "signed_off"                # 已签收评价（办结）
+    RETURNED = "returned"                    # 退回件
+    WITHDRAWN = "withdrawn"                  # 申请人撤回
+
+    @property
+    def label_zh(self) -> str:
+        return _STAGE_ZH[self]
+
+
+_STAGE_ZH = {
+    Stage.RECEIVED: "待分类", Stage.WAITING_MATERIALS: "待补齐材料", Stage.IN_PROGRESS: "办理中",
+    Stage.ESCALATING: "待上报县级", Stage.ESCALATED: "已上报县级", Stage.RESULT_READY: "结果待交付",
+    Stage.HANDED_OVER: "已交付待签收", Stage.SIGNED_OFF: "已签收办结", Stage.RETURNED: "已退回",
+    Stage.WITHDRAWN: "已撤回",
+}
+_FINAL = frozenset({Stage.SIGNED_OFF, Stage.RETURNED, Stage.WITHDRAWN})
+_WORKING = frozenset({Stage.IN_PROGRESS, Stage.WAITING_MATERIALS, Stage.ESCALATING})
+
+
+@dataclass(frozen=True)
+class Handover:
+    """AB post 主岗/协岗: ownership passed on with time and reason; the previous owner keeps watching."""
+
+    from_staff: str
+    to_staff: str
+    at: dt.datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExtensionRequest:
+    requested_by: str
+    requested_at: dt.datetime
+    new_limit: Limit
+    reason: str
+
+
+@dataclass(frozen=True)
+class HandledMatter:
+    matter_id: str
+    catalog_code: str
+    tier: Tier
+    received_at: dt.datetime          # this tier's receipt time: starts its hop clock
+    stage: Stage = Stage.RECEIVED
+    kind: MatterKind | None = None
+    owner: str = ""                   # first-asked responsible staff 首问负责人
+    watchers: tuple[str, ...] = ()    # earlier owners keep watching until the end
+    clock: HopClock | None = None
+    missing_materials: tuple[str, ...] = ()
+    return_reason: str = ""
+    written_promise: str = ""
+    lead_window: str = ""
+    departments: tuple[str, ...] = ()
+    pending_extension: ExtensionRequest | None = None
+    result_summary: str = ""
+    approved: bool | None = None
+    handovers: tuple[Handover, ...] = ()
+    version: int = 0
+
+    @classmethod
+    def received(cls, matter_id: str, catalog_code: str, tier: Tier, received_at: dt.datetime) -> "HandledMatter":
+        if received_at.tzinfo is None:
+            raise HandlingError("收件时刻必须带时区")
+        return cls(matter_id=matter_id, catalog_code=catalog_code, tier=tier, received_at=received_at)
+
+    @property
+    def is_final(self) -> bool:
+        return self.stage in _FINAL
+
+    def _next(self, **changes: object) -> "HandledMatter":
+        return replace(self, version=self.version + 1, **changes)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------ who may act
+
+    def _require_responsible(self, actor: Actor, what: str) -> None:
+        if actor.role is Role.DIRECTOR or actor.staff_id == self.owner:
+            return
+        owner = self.owner or "（尚无）"
+        raise HandlingError(f"{what}须由本件的首问责任人（{owner}）或中心主任办理；如需接手，请先办理 AB 岗交接")
+
+    def _require_stage(self, allowed: frozenset[Stage] | set[Stage], what: str) -> None:
+        if self.stage not in allowed:
+            raise HandlingError(f"本件当前为“{self.stage.label_zh}”，不能{what}")
+
+    # ------------------------------------------------------------ classification 六件
+
+    def classify(
+        self,
+        kind: MatterKind,
+        *,
+        actor: Actor,
+        at: dt.datetime,
+        item: CatalogItem,
+        missing_materials: tuple[str, ...] = (),
+        return_reason: str = "",
+        written_promise: str = "",
+        lead_window: str = "",
+        departments: tuple[str, ...] = (),
+    ) -> "HandledMatter":
+        """Accept and classify a received matter. The classifying operator becomes its owner."""
+        self._require_stage({Stage.RECEIVED}, "再次分类")
+        if item.code != self.catalog_code:
+            raise HandlingError("分类所用的目录事项与本件不符")
+        hop = item.hop(self.tier)
+        owner = self.owner or actor.staff_id
+        changes: dict[str, object] = {"kind": kind, "owner": owner}
+        try:
+            if kind is MatterKind.IMMEDIATE:
+                clock = HopClock.received(self.received_at, IMMEDIATE_LIMIT, _at_least(hop.statutory, IMMEDIATE_LIMIT))
+                changes.update(stage=Stage.IN_PROGRESS, clock=clock)
+            elif kind is MatterKind.PROMISED:
+                if not written_promise.strip():
+                    raise HandlingError("承诺件须出具书面承诺（写明办结时限）")
+                changes.update(stage=Stage.IN_PROGRESS, written_promise=written_promise.strip(),
+                               clock=HopClock.received(self.received_at, hop.promised, hop.statutory))
+            elif kind is MatterKind.SUPPLEMENT:
+                if not missing_materials:
+                    raise HandlingError("补办件须一次性书面告知所缺的全部材料")
+                changes.update(stage=Stage.WAITING_MATERIALS, missing_materials=tuple(missing_materials),
+                               clock=HopClock.received(self.received_at, hop.promised, hop.statutory, materials_complete=False))
+            elif kind is MatterKind.RETURNED:
+                if not return_reason.strip():
+                    raise HandlingError("退回件须书面说明退回理由")
+                changes.update(stage=Stage.RETURNED, return_reason=return_reason.strip())
+            elif kind is MatterKind.JOINT:
+                unique = tuple(dict.fromkeys(d.strip() for d in departments if d.strip()))
+                if not lead_window.strip():
+                    raise HandlingError("联办件须指定牵头窗口")
+                if len(unique) < MIN_JOINT_DEPARTMENTS:
+                    raise HandlingError(f"联办件须至少有 {MIN_JOINT_DEPARTMENTS} 个参与部门")
+                changes.update(stage=Stage.IN_PROGRESS, lead_window=lead_window.strip(), departments=unique,
+                               clock=HopClock.received(self.received_at, hop.promised, hop.statutory))
+            elif kind is MatterKind.REPORTED:
+                if item.decided_by.rank <= self.tier.rank:
+                    raise HandlingError(f"该事项由{item.decided_by.label_zh}决定，无需上报")
+                changes.update(stage=Stage.ESCALATING,
+                               clock=HopClock.received(self.received_at, hop.promised, hop.statutory))
+        except DeadlineError as exc:
+            raise HandlingError(str(exc)) from exc
+        return self._next(**changes)
+
+    # ------------------------------------------------------------ 补办: materials complete
+
+    def materials_completed(self, *, actor: Actor, at: dt.datetime) -> "HandledMatter":
+        """The applicant came back with everything: the clock starts now (004: counts from completion)."""
+        self._require_stage({Stage.WAITING_MATERIALS}, "登记材料补齐")
+        self._require_responsible(actor, "登记材料补齐")
+        assert self.clock is not None
+        try:
+            clock = self.clock.start(at) if self.clock.status.value == "waiting" else self.clock.resume(at)
+        except DeadlineError as exc:
+            raise HandlingError(str(exc)) from exc
+        next_stage = Stage.ESCALATING if self.kind is MatterKind.REPORTED else Stage.IN_PROGRESS
+        return self._next(stage=next_stage, clock=clock, missing_materials=())
+
+    def materials_requested(self, *, actor: Actor, at: dt.datetime, missing_materials: tuple[str, ...]) -> "HandledMatter":
+        """More materials turned out to be needed mid-way (or the county asked): the clock is suspended."""
+        self._require_stage({Stage.IN_PROGRESS, Stage.ESCALATING, Stage.ESCALATED}, "要求补正材料")
+        if not missing_materials:
+            raise HandlingError("须一次性书面告知所缺的全部材料")
+        clock = self._clock_op(lambda c: c.suspend(at, SuspensionReason.AWAITING_MATERIALS, "等待补正材料"))
+        return self._next(stage=Stage.WAITING_MATERIALS, clock=clock, missing_materials=tuple(missing_materials))
+
+    # ------------------------------------------------------------ suspension and extension
+
+    def _clock_op(self, op) -> HopClock:  # type: ignore[no-untyped-def]
+        if self.clock is None:
+            raise HandlingError("本件没有计时")
+        try:
+            return op(self.clock)
+        except DeadlineError as exc:
+            raise HandlingError(str(exc)) from exc
+
+    def suspend(self, *, actor: Actor, at: dt.datetime, reason: SuspensionReason, note: str = "") -> "HandledMatter":
+        self._require_stage({Stage.IN_PROGRESS, Stage.ESCALATING}, "中止计时")
+        self._require_responsible(actor, "中止计时")
+        return self._next(clock=self._clock_op(lambda c: c.suspend(at, reason, note)))
+
+    def resume(self, *, actor: Actor, at: dt.datetime) -> "HandledMatter":
+        self._require_stage({Stage.IN_PROGRESS, Stage.ESCALATING}, "恢复计时")
+        self._require_responsible(actor, "恢复计时")
+        return self._next(clock=self._clock_op(lambda c: c.resume(at)))
+
+    def request_extension(self, *, actor: Actor, at: dt.datetime, new_limit: Limit, reason: str) -> "HandledMatter":
+        self._require_stage(_WORKING, "申请延期")
+        self._require_responsible(actor, "申请延期")
+        if self.pending_extension is not None:
+            raise HandlingError("已有一项延期申请等待主任审批")
+        if not reason.strip():
+            raise HandlingError("申请延期须写明理由")
+        assert self.clock is not None
+        if not new_limit.fits_within(self.clock.statutory):
+            raise HandlingError(f"延期后的时限（{new_limit.describe_zh()}）超过法定时限（{self.clock.statutory.describe_zh()}）")
+        return self._next(pending_extension=ExtensionRequest(actor.staff_id, at, new_limit, reason.strip()))
+
+    def decide_extension(self, *, actor: Actor, at: dt.datetime, approve: bool, calendar: WorkingCalendar) -> "HandledMatter":
+        """Only a director approves (003 第七条); the applicant must then be told in writing."""
+        if actor.role is not Role.DIRECTOR:
+            raise HandlingError("延期须经中心主任批准")
+        request = self.pending_extension
+        if request is None:
+            raise HandlingError("没有待审批的延期申请")
+        if not approve:
+            return self._next(pending_extension=None)
+        clock = self._clock_op(lambda c: c.extend(at, request.new_limit, approver=actor.staff_id,
+                                                  reason=request.reason, calendar=calendar))
+        return self._next(pending_extension=None, clock=clock)
+
+    def applicant_notified_of_extension(self, *, at: dt.datetime) -> "HandledMatter":
+        return self._next(clock=self._clock_op(lambda c: c.note_applicant_notified(at)))
+
+    # ------------------------------------------------------------ AB posts
+
+    def hand_over_to(self, *, actor: Actor, at: dt.datetime, to_staff: str, reason: str) -> "HandledMatter":
+        """主岗 absent: the backup 协岗 takes the matter over; the handover is recorded."""
+        if self.is_final:
+            raise HandlingError(f"本件已{self.stage.label_zh}，无需交接")
+        self._require_responsible(actor, "AB 岗交接")
+        if not to_staff.strip() or to_staff == self.owner:
+            raise HandlingError("请指定接手的其他工作人员")
+        if not reason.strip():
+            raise HandlingError("AB 岗交接须写明原因（如：请假、外出）")
+        watchers = tuple(dict.fromkeys([*self.watchers, self.owner])) if self.owner else self.watchers
+        return self._next(owner=to_staff, watchers=watchers,
+                          handovers=self.handovers + (Handover(self.owner, to_staff, at, reason.strip()),))
+
+    # ------------------------------------------------------------ escalation and results
+
+    def escalated(self, *, at: dt.datetime) -> "HandledMatter":
+        """The upper tier's receipt came back: this hop is passed on and its clock stops."""
+        self._require_stage({Stage.ESCALATING}, "上报")
+        return self._next(stage=Stage.ESCALATED, clock=self._clock_op(lambda c: c.stop(at, StopReason.PASSED_ON)))
+
+    def record_result(self, *, actor: Actor, at: dt.datetime, approved: bool, summary: str) -> "HandledMatter":
+        self._require_stage({Stage.IN_PROGRESS}, "登记办理结果")
+        self._require_responsible(actor, "登记办理结果")
+        if not summary.strip():
+            raise HandlingError("请填写办理结果")
+        return self._next(stage=Stage.RESULT_READY, approved=approved, result_summary=summary.strip(),
+                          clock=self._clock_op(lambda c: c.stop(at, StopReason.DONE)))
+
+    def upper_tier_decided(self, *, approved: bool, summary: str) -> "HandledMatter":
+        """The county's decision came down for an escalated matter."""
+        self._require_stage({Stage.ESCALATED}, "接收县级决定")
+        return self._next(stage=Stage.RESULT_READY, approved=approved, result_summary=summary.strip())
+
+    # ------------------------------------------------------------ the village's records
+
+    def handed_over(self) -> "HandledMatter":
+        self._require_stage({Stage.RESULT_READY}, "交付结果")
+        return self._next(stage=Stage.HANDED_OVER)
+
+    def signed_off(self) -> "HandledMatter":
+        self._require_stage({Stage.HANDED_OVER, Stage.RESULT_READY}, "签收办结")
+        return self._next(stage=Stage.SIGNED_OFF)
+
+    def withdrawn(self, *, at: dt.datetime) -> "HandledMatter":
+        if self.is_final or self.stage in (Stage.HANDED_OVER,):
+            raise HandlingError(f"本件已{self.stage.label_zh}，不能撤回")
+        clock = self.clock
+        if clock is not None and clock.is_open:
+            clock = self._clock_op(lambda c: c.stop(at, StopReason.RETURNED))
+        return self._next(stage=Stage.WITHDRAWN, clock=clock)
+
+
+def _at_least(statutory: Limit, floor: Limit) -> Limit:
+    return statutory if floor.fits_within(statutory) else floor

@@ -1,0 +1,109 @@
+"""The village side of the relay: the outbox the sync loop drains and the down-flow it applies.
+
+Trust rules: an outbox row is dropped only for a receipt that verifies under the township key
+this laptop was set up with and that names this device, the seq and the exact hash stored here.
+A record from the township is applied only if its signature verifies under that same key.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, insert, select
+
+from shared.envelope import open_receipt, open_record
+from shared.errors import EnvelopeError
+from shared.signing import is_valid
+from shared.wire.v1 import envelope_pb2, records_pb2
+from village_agent.store import AgentStore, ledger, outbox, receipt
+
+log = logging.getLogger("village_agent.outbox")
+
+
+class VillageOutbox:
+    def __init__(self, store: AgentStore, *, own_key_id: str, township_public_key: bytes, township_key_id: str) -> None:
+        self.store = store
+        self.own_key_id = own_key_id
+        self.township_public_key = township_public_key
+        self.township_key_id = township_key_id
+
+    def pending(self, limit: int) -> list[envelope_pb2.Envelope]:
+        """Queued records, lowest seq first."""
+        query = (select(ledger.c.payload, ledger.c.signature).join(outbox, outbox.c.seq == ledger.c.seq)
+                 .order_by(ledger.c.seq).limit(limit))
+        with self.store.engine.connect() as conn:
+            return [envelope_pb2.Envelope(payload=bytes(r.payload), signature=bytes(r.signature), key_id=self.own_key_id)
+                    for r in conn.execute(query)]
+
+    def pending_count(self) -> int:
+        return self.store.outbox_size()
+
+    def confirm(self, receipts: Sequence[envelope_pb2.Envelope], *, now_ms: int) -> int:
+        """Verify each receipt and, only for those that verify, drop the outbox row and keep the receipt."""
+        confirmed = 0
+        with self.store.transaction() as conn:
+            for env in receipts:
+                reason = self._receipt_problem(env)
+                if reason is not None:
+                    log.warning("receipt refused: %s", reason)
+                    continue
+                r = open_receipt(env)
+                stored = conn.execute(select(ledger.c.hash).where(ledger.c.seq == r.seq)).scalar()
+                if stored is None or bytes(stored) != r.record_hash:
+                    log.warning("receipt refused: seq %d does not match the stored record", r.seq)
+                    continue
+                exists = conn.execute(select(receipt.c.seq).where(receipt.c.seq == r.seq)).first()
+                if exists is None:
+                    conn.execute(insert(receipt).values(seq=r.seq, envelope=env.SerializeToString(),
+                                                        receipt_time_ms=r.receipt_time_ms))
+                confirmed += conn.execute(delete(outbox).where(outbox.c.seq == r.seq)).rowcount
+                self.store._set_meta(conn, "last_receipt_time_ms", str(r.receipt_time_ms))
+            if confirmed:
+                self.store._set_meta(conn, "last_sync_at_ms", str(now_ms))
+        return confirmed
+
+    def _receipt_problem(self, env: envelope_pb2.Envelope) -> str | None:
+        if env.key_id != self.township_key_id:
+            return "signed by an unknown key"
+        if not is_valid(self.township_public_key, env.payload, env.signature):
+            return "bad signature"
+        try:
+            r = open_receipt(env)
+        except EnvelopeError as exc:
+            return str(exc)
+        if r.author_key_id != self.own_key_id:
+            return "receipt for another device"
+        return None
+
+    def resend_from(self, from_seq: int, *, now_ms: int) -> int:
+        """The township is missing records from `from_seq` on (e.g. it was restored from a backup):
+        queue them again. Receipts already held stay; the township answers duplicates idempotently."""
+        with self.store.transaction() as conn:
+            queued = {int(s) for s in conn.execute(select(outbox.c.seq))}
+            seqs = [int(s) for s in conn.execute(select(ledger.c.seq).where(ledger.c.seq >= from_seq))]
+            missing = [s for s in seqs if s not in queued]
+            if missing:
+                conn.execute(insert(outbox), [{"seq": s, "queued_at_ms": now_ms} for s in missing])
+        return len(missing)
+
+    def last_receipt_time_ms(self) -> int:
+        return int(self.store.get_meta("last_receipt_time_ms", "0"))
+
+    def receipt_count(self) -> int:
+        with self.store.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(receipt)).scalar() or 0)
+
+    # ------------------------------------------------------------ down-flow
+
+    def pull_cursor(self) -> int:
+        return int(self.store.get_meta("pull_cursor", "0"))
+
+    def apply_down(self, envelopes: Sequence[envelope_pb2.Envelope], next_cursor: int) -> int:
+        """Verify every township record, then apply the batch and move the cursor in one transaction.
+        One bad signature refuses the whole batch: the cursor stays, and the next pull asks again."""
+        records: list[records_pb2.Record] = []
+        for env in envelopes:
+            if env.key_id != self.township_key_id or not is_valid(self.township_public_key, env.payload, env.signature):
+                raise EnvelopeError("乡镇下发的记录签名无效，已拒收")
+            records.append(open_record(env))
+        return self.store.apply_down(envelopes, records, next_cursor)
