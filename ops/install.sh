@@ -39,8 +39,12 @@ stamp=".venv/.installed${extras}"
 fingerprint=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$fingerprint" ]]; then
   echo "== 安装 Python 依赖 ${extras}"
-  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -m pip install -q -e ".${extras}" 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import shared, village_agent, town_center, hub" 
+  # pip's output goes to a log; it is shown only when the install fails.
+  if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e ".${extras}"; } >.venv/pip.log 2>&1; then
+    cat .venv/pip.log >&2
+    echo "Python 依赖安装失败（见上方 pip 输出）" >&2
+    exit 1
+  fi
+  .venv/bin/python -c "import shared, village_agent, town_center, hub"
   echo "$fingerprint" > "$stamp"
 fi
