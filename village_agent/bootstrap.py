@@ -83,6 +83,21 @@ def enrollment_record(signer: Signer, config: AgentConfig) -> records_pb2.Record
     return record
 
 
+def configure_logging(paths: Paths) -> None:
+    """A rotating log beside the database. Only ids, kinds and counts are ever logged: no names,
+    ID numbers, phones or addresses (the privacy test scans this file)."""
+    import logging.handlers
+
+    root_logger = logging.getLogger("village_agent")
+    if any(getattr(h, "quancheng_path", None) == str(paths.log) for h in root_logger.handlers):
+        return
+    handler = logging.handlers.RotatingFileHandler(paths.log, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    handler.quancheng_path = str(paths.log)  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root_logger.addHandler(handler)
+    root_logger.setLevel(logging.INFO)
+
+
 def open_agent(root: Path, passphrase: str, clock: Clock | None = None) -> AgentService:
     paths = Paths(root)
     if not paths.config.exists() or not paths.key.exists():
@@ -90,6 +105,7 @@ def open_agent(root: Path, passphrase: str, clock: Clock | None = None) -> Agent
     config = AgentConfig.load(paths)
     signer = load_key_file(paths.key, passphrase)
     vault = Vault.open(paths.vault, signer)
+    configure_logging(paths)
     store = AgentStore(paths.database)
     if store.get_meta("key_id") != signer.key_id:
         store.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import re
 import secrets
 import uuid
@@ -28,6 +29,7 @@ from village_agent.errors import FieldProblem, FormError, TransitionError
 from village_agent.store import AgentStore
 from village_agent.vault import Vault
 
+log = logging.getLogger("village_agent.services")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LOOKUP_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read from paper by the elderly
 MAX_EVIDENCE_BYTES = 3 * 1024 * 1024
@@ -130,7 +132,10 @@ class AgentService:
 
     def _append(self, record: records_pb2.Record, **extra: object) -> SignedRecord:
         now_ms = self._now_ms()
-        return self.store.append(self.signer, record, now_ms, queued_at_ms=now_ms, **extra)  # type: ignore[arg-type]
+        signed = self.store.append(self.signer, record, now_ms, queued_at_ms=now_ms, **extra)  # type: ignore[arg-type]
+        # ids and kinds only: never personal data
+        log.info("recorded seq=%d kind=%s record=%s", signed.seq, record.WhichOneof("body"), signed.record_id)
+        return signed
 
     def _seal(self, plaintext: bytes) -> bytes:
         return seal_to(self.config.township_public_key, plaintext)

@@ -196,3 +196,32 @@ def test_an_appointment_in_the_past_or_at_an_unknown_place_is_refused(agent) -> 
     with pytest.raises(FormError) as caught:
         service.make_appointment(scheduled_at=NOW - dt.timedelta(hours=1), place="moon", purpose="")
     assert {p.field for p in caught.value.problems} == {"scheduled_at", "place", "purpose"}
+
+
+def test_a_full_disk_refuses_the_record_in_chinese_and_leaves_nothing_half_written(agent) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import event
+
+    from village_agent.errors import StoreError
+
+    service, _, _ = agent
+    service.file_request(form())
+    tip, outbox = service.store.tip(), service.store.outbox_size()
+    # SQLite reports SQLITE_FULL ("database or disk is full") exactly as for a full disk once the
+    # file may not grow past its current size.
+    service.store.engine.dispose()
+
+    def cap(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_connection.execute(f"PRAGMA max_page_count={pages}")
+
+    event.listen(service.store.engine, "connect", cap)
+    with pytest.raises(StoreError, match="磁盘空间不足"):
+        for _ in range(50):  # the first few may still fit in free pages
+            service.file_request(form(authorization_evidence=TINY_PNG + bytes(200_000)))
+    event.remove(service.store.engine, "connect", cap)
+    service.store.engine.dispose()
+    assert service.store.outbox_size() == service.store.tip().seq - tip.seq + outbox
+    assert service.store.count_matters() == service.store.tip().seq - 1
+    import sqlite3
+    with sqlite3.connect(service.store.path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
