@@ -1,0 +1,474 @@
+"""Notifications: what is said (templates), the ports that say it, and the outbox relay.
+
+* `Notifier` is the port for messages to people: `WebhookNotifier` POSTs JSON to an SMS gateway or
+  the office messaging endpoint; `LogNotifier` writes them to the log (development, offline sites).
+* `SupervisionPort` receives 督办 notices. `LogSupervisionRecorder` only logs them; the township and
+  county code that sends them down as signed records implements this port later.
+* `OutboxRelay` drains the durable outbox table (`DeadlineStore` implements `OutboxPort`). A
+  notification is written to the outbox in the same transaction as the event that causes it, so a
+  crash between firing and sending still sends after restart; it is marked sent only after the
+  endpoint accepted it, and every retry carries the same idempotency key so the receiver can drop
+  duplicates (delivery is at-least-once; the key makes the effect once).
+
+Personal data: an applicant's mobile number is needed to send an SMS, so it is stored in the outbox
+row and sent to the gateway, but never logged (`mask_phone`) and never put in an error message.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+import httpx
+
+from shared.clock import Clock, SystemClock
+from shared.deadline_watch.errors import (
+    DeliveryRejectedError,
+    DeliveryRetryableError,
+    NotificationError,
+)
+from shared.deadlines import ClockState, format_instant_zh
+
+__all__ = [
+    "Audience",
+    "NotificationKind",
+    "Notification",
+    "Notifier",
+    "SupervisionPort",
+    "LogNotifier",
+    "LogSupervisionRecorder",
+    "Backoff",
+    "WebhookNotifier",
+    "sign_body",
+    "verify_signature",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "IDEMPOTENCY_HEADER",
+    "OutboxItem",
+    "OutboxPort",
+    "OutboxRelay",
+    "DrainReport",
+    "deadline_notifications",
+    "result_ready_sms",
+    "extension_notice_sms",
+    "mask_phone",
+]
+
+log = logging.getLogger("shared.deadline_watch.notify")
+
+SIGNATURE_HEADER = "X-QCDB-Signature"
+TIMESTAMP_HEADER = "X-QCDB-Timestamp"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+class Audience(str, Enum):
+    APPLICANT = "applicant"  # SMS to the applicant's mobile
+    STAFF = "staff"  # office messaging to the responsible operator / window
+    SUPERVISION = "supervision"  # 督办 record, handled by the SupervisionPort
+
+
+class NotificationKind(str, Enum):
+    DEADLINE_WARNING = "deadline_warning"
+    DEADLINE_OVERDUE = "deadline_overdue"
+    DEADLINE_SUPERVISE = "deadline_supervise"
+    RESULT_READY = "result_ready"
+    EXTENSION_NOTICE = "extension_notice"
+
+
+@dataclass(frozen=True)
+class Notification:
+    idempotency_key: str  # stable across retries and processes: the receiver dedups on it
+    kind: NotificationKind
+    audience: Audience
+    recipient: str  # staff id / window code; for APPLICANT a mobile number (personal data)
+    text_zh: str
+    data: Mapping[str, str] = field(default_factory=dict)  # matter_id, hop, level, due_at …
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "idempotency_key": self.idempotency_key,
+            "kind": self.kind.value,
+            "audience": self.audience.value,
+            "recipient": self.recipient,
+            "text": self.text_zh,
+            "data": dict(self.data),
+        }
+
+    @classmethod
+    def from_json_dict(cls, d: Mapping[str, Any]) -> "Notification":
+        return cls(
+            idempotency_key=d["idempotency_key"],
+            kind=NotificationKind(d["kind"]),
+            audience=Audience(d["audience"]),
+            recipient=d["recipient"],
+            text_zh=d["text"],
+            data=dict(d.get("data", {})),
+        )
+
+    def safe_repr(self) -> str:
+        """For logs: the recipient masked when it is an applicant's number."""
+        who = mask_phone(self.recipient) if self.audience is Audience.APPLICANT else self.recipient
+        return f"{self.kind.value} to {self.audience.value}:{who} key={self.idempotency_key}"
+
+
+def mask_phone(phone: str) -> str:
+    """'13812345678' → '138****5678'; anything short is fully masked."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    if len(digits) < 7:
+        return "****"
+    return f"{digits[:3]}****{digits[-4:]}"
+
+
+# --------------------------------------------------------------------------------------------
+# Ports and simple implementations
+# --------------------------------------------------------------------------------------------
+
+
+class Notifier(Protocol):
+    def send(self, notification: Notification) -> None:
+        """Deliver or raise `DeliveryRetryableError` / `DeliveryRejectedError`."""
+        ...
+
+
+class SupervisionPort(Protocol):
+    def record_supervision(self, notification: Notification) -> None:
+        """Take a 督办 notice (audience SUPERVISION). Must be idempotent on the notification's
+        idempotency key: after a crash the same notice can come again."""
+        ...
+
+
+class LogNotifier:
+    """Writes notifications to the log instead of sending them. Applicant numbers are masked and
+    applicant texts are not logged."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._log = logger or log
+
+    def send(self, notification: Notification) -> None:
+        if notification.audience is Audience.APPLICANT:
+            self._log.info("通知（未发送，仅记录）%s", notification.safe_repr())
+        else:
+            self._log.info("通知（未发送，仅记录）%s：%s", notification.safe_repr(), notification.text_zh)
+
+
+class LogSupervisionRecorder:
+    """Until signed 督办 records are built, a 督办 notice is only logged (the deadline_event row is
+    the durable record)."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._log = logger or log
+
+    def record_supervision(self, notification: Notification) -> None:
+        self._log.warning("督办：%s：%s", notification.safe_repr(), notification.text_zh)
+
+
+# --------------------------------------------------------------------------------------------
+# Webhook
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter and a cap: attempt 1 waits about `base_after`, each later one
+    twice as long, never more than `cap_after`. Jitter keeps many senders from retrying in step."""
+
+    base_after: float = 0.5
+    cap_after: float = 30.0
+    jitter: float = 0.5  # fraction of the delay that is randomized
+
+    def delay_after(self, attempt: int, rng: random.Random | None = None) -> float:
+        raw = min(self.cap_after, self.base_after * (2 ** max(0, attempt - 1)))
+        if not self.jitter:
+            return raw
+        r = (rng or random).random()
+        return raw * (1 - self.jitter) + raw * self.jitter * r
+
+
+def sign_body(secret: bytes, timestamp: str, body: bytes) -> str:
+    """HMAC-SHA256 over ``timestamp + "." + body``; the header value is ``"v1=" + hex``.
+
+    The timestamp is signed so a captured request cannot be replayed much later; receivers should
+    reject timestamps far from their own clock and dedup on the idempotency key."""
+    mac = hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def verify_signature(secret: bytes, timestamp: str, body: bytes, header_value: str) -> bool:
+    return hmac.compare_digest(sign_body(secret, timestamp, body), header_value)
+
+
+class WebhookNotifier:
+    """POSTs a notification as JSON to an SMS gateway or office messaging endpoint.
+
+    Headers: ``Idempotency-Key`` (the same on every retry), ``X-QCDB-Timestamp`` (unix seconds) and
+    ``X-QCDB-Signature`` (`sign_body`). Timeouts, connection errors, 5xx and 429 are retried up to
+    `max_attempts` with `backoff`; then `DeliveryRetryableError` is raised and the outbox retries
+    later. Other 4xx raise `DeliveryRejectedError` at once. 2xx is success (the receiver may answer
+    2xx for a duplicate key too)."""
+
+    def __init__(
+        self,
+        url: str,
+        secret: bytes,
+        *,
+        timeout_after: float = 5.0,
+        max_attempts: int = 3,
+        backoff: Backoff = Backoff(),
+        clock: Clock | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if not secret:
+            raise ValueError("a webhook needs a signing secret")
+        self._url = url
+        self._secret = secret
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._clock = clock or SystemClock()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout_after),
+            transport=transport,
+            follow_redirects=False,
+            headers={"User-Agent": "quancheng-daiban-deadline-watch/1"},
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "WebhookNotifier":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, notification: Notification) -> None:
+        # The body is serialized once: every retry carries exactly the same bytes.
+        body = json.dumps(notification.to_json_dict(), ensure_ascii=False, sort_keys=True).encode("utf-8")
+        last_reason = "未尝试"
+        for attempt in range(1, self._max_attempts + 1):
+            timestamp = str(int(self._clock.now().timestamp()))
+            headers = {
+                "Content-Type": "application/json; charset=utf-8",
+                IDEMPOTENCY_HEADER: notification.idempotency_key,
+                TIMESTAMP_HEADER: timestamp,
+                SIGNATURE_HEADER: sign_body(self._secret, timestamp, body),
+            }
+            retry_after: float | None = None
+            try:
+                response = self._client.post(self._url, content=body, headers=headers)
+            except httpx.TimeoutException as exc:
+                last_reason = f"超时（{exc.__class__.__name__}）"
+            except httpx.TransportError as exc:
+                last_reason = f"连接失败（{exc.__class__.__name__}）"
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    return
+                if status == 429 or status >= 500:
+                    last_reason = f"对方返回 HTTP {status}"
+                    retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+                else:
+                    raise DeliveryRejectedError(f"对方拒收：HTTP {status}")
+            if attempt < self._max_attempts:
+                delay = self._backoff.delay_after(attempt, self._rng)
+                if retry_after is not None:
+                    delay = max(delay, min(retry_after, self._backoff.cap_after))
+                self._sleep(delay)
+        raise DeliveryRetryableError(f"{self._max_attempts}次尝试均失败，最后一次：{last_reason}")
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+# --------------------------------------------------------------------------------------------
+# Outbox relay
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    notification: Notification
+    attempts: int  # including the current claim
+
+
+class OutboxPort(Protocol):
+    """The durable outbox (implemented by `DeadlineStore`). Claims are leases: an item claimed by
+    a relay that then dies becomes claimable again once the lease runs out."""
+
+    def claim_notifications(
+        self, now: dt.datetime, *, limit: int, lease_after: dt.timedelta, owner: str
+    ) -> list[OutboxItem]: ...
+
+    def mark_sent(self, item_id: int, *, owner: str, now: dt.datetime) -> None: ...
+
+    def mark_retry(self, item_id: int, *, owner: str, now: dt.datetime, retry_at: dt.datetime, reason: str) -> None: ...
+
+    def mark_rejected(self, item_id: int, *, owner: str, now: dt.datetime, reason: str) -> None: ...
+
+
+@dataclass
+class DrainReport:
+    sent: int = 0
+    retried: int = 0
+    rejected: int = 0
+
+    def __add__(self, other: "DrainReport") -> "DrainReport":
+        return DrainReport(self.sent + other.sent, self.retried + other.retried, self.rejected + other.rejected)
+
+
+class OutboxRelay:
+    """Sends what the outbox holds. Keeps no queue in memory: everything comes from the table, so
+    after a restart it simply carries on. One relay drains at a time (the watch's scan job)."""
+
+    def __init__(
+        self,
+        outbox: OutboxPort,
+        notifier: Notifier,
+        supervision: SupervisionPort | None = None,
+        *,
+        owner: str,
+        batch_size: int = 50,
+        max_batches: int = 20,
+        lease_after: dt.timedelta = dt.timedelta(minutes=2),
+        retry_backoff: Backoff = Backoff(base_after=30.0, cap_after=3600.0),
+        rng: random.Random | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._notifier = notifier
+        self._supervision = supervision or LogSupervisionRecorder()
+        self._owner = owner
+        self._batch_size = batch_size
+        self._max_batches = max_batches
+        self._lease_after = lease_after
+        self._retry_backoff = retry_backoff
+        self._rng = rng or random.Random()
+
+    def drain(self, now: dt.datetime) -> DrainReport:
+        report = DrainReport()
+        for _ in range(self._max_batches):
+            items = self._outbox.claim_notifications(
+                now, limit=self._batch_size, lease_after=self._lease_after, owner=self._owner
+            )
+            for item in items:
+                report += self._deliver(item, now)
+            if len(items) < self._batch_size:
+                break
+        return report
+
+    def _deliver(self, item: OutboxItem, now: dt.datetime) -> DrainReport:
+        n = item.notification
+        try:
+            if n.audience is Audience.SUPERVISION:
+                self._supervision.record_supervision(n)
+            else:
+                self._notifier.send(n)
+        except DeliveryRejectedError as exc:
+            log.error("通知被拒收，不再重试：%s：%s", n.safe_repr(), exc.reason)
+            self._outbox.mark_rejected(item.id, owner=self._owner, now=now, reason=exc.reason)
+            return DrainReport(rejected=1)
+        except NotificationError as exc:
+            retry_at = now + dt.timedelta(seconds=self._retry_backoff.delay_after(item.attempts, self._rng))
+            log.warning("通知暂未送达，稍后重试：%s：%s", n.safe_repr(), exc.reason)
+            self._outbox.mark_retry(item.id, owner=self._owner, now=now, retry_at=retry_at, reason=exc.reason)
+            return DrainReport(retried=1)
+        except Exception as exc:  # a buggy port must not stop the other notifications
+            retry_at = now + dt.timedelta(seconds=self._retry_backoff.delay_after(item.attempts, self._rng))
+            reason = f"发送时出错：{exc.__class__.__name__}"
+            log.exception("通知发送出错：%s", n.safe_repr())
+            self._outbox.mark_retry(item.id, owner=self._owner, now=now, retry_at=retry_at, reason=reason)
+            return DrainReport(retried=1)
+        self._outbox.mark_sent(item.id, owner=self._owner, now=now)
+        return DrainReport(sent=1)
+
+
+# --------------------------------------------------------------------------------------------
+# What is said
+# --------------------------------------------------------------------------------------------
+
+
+def deadline_notifications(
+    *,
+    matter_id: str,
+    hop: str,
+    level: ClockState,
+    due_at: dt.datetime,
+    responsible: str | None,
+    supervise_working_days: int = 3,
+) -> list[Notification]:
+    """The staff notice for a fired level, and for 督办 also the supervision record."""
+    due_text = format_instant_zh(due_at)
+    data = {"matter_id": matter_id, "hop": hop, "level": level.value, "due_at": due_at.isoformat()}
+    staff = responsible or "office"
+    base_key = f"deadline:{matter_id}:{hop}:{level.value}"
+    if level is ClockState.WARNING:
+        text = f"【临期预警】办件 {matter_id}（{hop} 环节）将于 {due_text} 到期，请抓紧办理。"
+        return [Notification(base_key, NotificationKind.DEADLINE_WARNING, Audience.STAFF, staff, text, data)]
+    if level is ClockState.OVERDUE:
+        text = f"【超期提醒】办件 {matter_id}（{hop} 环节）已超过办理期限（{due_text}），请尽快办结并说明超期原因。"
+        return [Notification(base_key, NotificationKind.DEADLINE_OVERDUE, Audience.STAFF, staff, text, data)]
+    if level is ClockState.SUPERVISE:
+        text = (
+            f"【督办】办件 {matter_id}（{hop} 环节）已超期{supervise_working_days}个工作日（期限 {due_text}），"
+            "请立即处理、说明原因，并与申请人联系。"
+        )
+        return [
+            Notification(base_key + ":staff", NotificationKind.DEADLINE_SUPERVISE, Audience.STAFF, staff, text, data),
+            Notification(
+                base_key + ":record", NotificationKind.DEADLINE_SUPERVISE, Audience.SUPERVISION, staff, text, data
+            ),
+        ]
+    raise ValueError(f"no notification for level {level}")
+
+
+def result_ready_sms(*, matter_id: str, phone: str, pickup_place_zh: str, key: str | None = None) -> Notification:
+    """The applicant's SMS when the result is ready to collect. Enqueue it in the transaction that
+    records the result (`DeadlineStore.enqueue_notification(..., conn=...)`)."""
+    text = f"您委托办理的事项（办件编号 {matter_id}）已办结，请携带身份证件到{pickup_place_zh}领取结果并签收确认。"
+    return Notification(
+        key or f"result-ready:{matter_id}",
+        NotificationKind.RESULT_READY,
+        Audience.APPLICANT,
+        phone,
+        text,
+        {"matter_id": matter_id},
+    )
+
+
+def extension_notice_sms(
+    *, matter_id: str, hop: str, phone: str, new_due_at: dt.datetime, extension_index: int
+) -> Notification:
+    """An SMS telling the applicant of an approved extension (the written notice itself is a
+    document; this tells them it exists)."""
+    text = (
+        f"您委托办理的事项（办件编号 {matter_id}）经批准延期办理，办理期限延至 {format_instant_zh(new_due_at)}，"
+        "书面延期告知书将送达您本人。"
+    )
+    return Notification(
+        f"extension:{matter_id}:{hop}:{extension_index}",
+        NotificationKind.EXTENSION_NOTICE,
+        Audience.APPLICANT,
+        phone,
+        text,
+        {"matter_id": matter_id, "hop": hop, "due_at": new_due_at.isoformat()},
+    )
+
