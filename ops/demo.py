@@ -76,8 +76,15 @@ def main() -> int:
     except ImportError:
         service.store.close()
         return 0
-    print(f"村代办员网页界面：http://127.0.0.1:{args.port}/   （口令：{DEMO_PASSPHRASE}；按 Ctrl-C 停止）")
-    return serve(service, host="127.0.0.1", port=args.port)
+    from village_agent.sync import reachability_probe, relay_client
+
+    client = relay_client(service)
+    client.start()
+    print(f"村代办员网页界面：http://127.0.0.1:{args.port}/   （按 Ctrl-C 停止）")
+    try:
+        return serve(service, host="127.0.0.1", port=args.port, sync_status=reachability_probe(client))
+    finally:
+        client.stop()
 
 
 if __name__ == "__main__":

@@ -2,23 +2,175 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import logging
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from shared import cli_common
 
 DESCRIPTION = """乡镇便民服务中心：接收并核验村代办员上报的签名记录，分类办理（即办/承诺/补办/退回/联办/上报），跟踪时限。
 
 示例：
+  town-center init --home 乡镇数据
+  town-center serve --home 乡镇数据 --listen 0.0.0.0:50051
+  town-center agents list --home 乡镇数据
+  town-center agents approve 3f2a9c --home 乡镇数据 --by 张三
+  town-center agents revoke 3f2a9c --home 乡镇数据 --by 张三 --reason 笔记本丢失
   town-center keygen --key-file 中心密钥.key
-  town-center fingerprint --key-file 中心密钥.key
   town-center ledger-verify 台账.qclog"""
+
+HOME_ENV = "QUANCHENG_TOWN_HOME"
+
+
+def _add_home(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--home", default=os.environ.get(HOME_ENV, "town-data"), metavar="目录",
+                        help=f"乡镇数据目录，存放乡镇密钥和默认数据库（默认 town-data，也可设置环境变量 {HOME_ENV}）")
+    parser.add_argument("--db", default=None, metavar="URL",
+                        help="数据库地址：默认使用数据目录中的 SQLite；PostgreSQL 写作 postgresql+psycopg://用户@主机/库名")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = cli_common.new_parser("town-center", DESCRIPTION)
     subparsers = cli_common.add_subparsers(parser)
     cli_common.register_key_commands(subparsers)
+
+    init = cli_common.add_command(subparsers, "init", "初始化乡镇中心：生成乡镇签名密钥（口令加密）并创建数据库")
+    _add_home(init)
+    cli_common.add_passphrase_option(init)
+    init.set_defaults(handler=_cmd_init)
+
+    serve = cli_common.add_command(subparsers, "serve", "启动乡镇中心的 gRPC 同步服务（含标准健康检查服务）")
+    _add_home(serve)
+    cli_common.add_passphrase_option(serve)
+    serve.add_argument("--listen", default="127.0.0.1:50051", metavar="地址:端口", help="监听地址（默认 127.0.0.1:50051；端口 0 表示自动选择）")
+    serve.add_argument("--port-file", default=None, metavar="文件", help="启动后把实际端口写入此文件")
+    serve.add_argument("--max-batch", type=int, default=500, metavar="条数", help="每批最多记录数（默认 500）")
+    serve.add_argument("--max-streams", type=int, default=64, metavar="个数", help="同时处理的同步连接上限（默认 64）")
+    serve.add_argument("--max-message-bytes", type=int, default=4 * 1024 * 1024, metavar="字节", help="单条消息大小上限（默认 4 MiB）")
+    serve.add_argument("--clock-tolerance-minutes", type=int, default=10, metavar="分钟",
+                       help="设备声称时间超前乡镇时间多少分钟以上即标记（默认 10）")
+    serve.add_argument("--verbose", action="store_true", help="输出调试日志")
+    serve.set_defaults(handler=_cmd_serve)
+
+    agents = cli_common.add_command(subparsers, "agents", "管理村代办员设备密钥：查看、批准、吊销")
+    agent_sub = agents.add_subparsers(dest="agents_command", metavar="<操作>", required=True)
+    listing = cli_common.add_command(agent_sub, "list", "列出设备密钥及状态（待审批、已批准、已吊销、已隔离）")
+    _add_home(listing)
+    listing.add_argument("--state", choices=["pending", "approved", "revoked", "quarantined"], default=None,
+                         help="只列出某一状态：pending 待审批 / approved 已批准 / revoked 已吊销 / quarantined 已隔离")
+    listing.set_defaults(handler=_cmd_agents_list)
+    approve = cli_common.add_command(agent_sub, "approve", "批准待审批的设备密钥（请先与代办员逐组核对指纹）")
+    _add_home(approve)
+    cli_common.add_passphrase_option(approve)
+    approve.add_argument("key_id", metavar="密钥标识", help="密钥标识或其唯一前缀")
+    approve.add_argument("--by", required=True, metavar="操作员", help="批准人（记入审计）")
+    approve.set_defaults(handler=_cmd_agents_approve)
+    revoke = cli_common.add_command(agent_sub, "revoke", "吊销设备密钥：此刻之后收到的记录一律拒收，此前已收的记录仍然有效")
+    _add_home(revoke)
+    cli_common.add_passphrase_option(revoke)
+    revoke.add_argument("key_id", metavar="密钥标识", help="密钥标识或其唯一前缀")
+    revoke.add_argument("--by", required=True, metavar="操作员", help="吊销人（记入审计）")
+    revoke.add_argument("--reason", default="", metavar="原因", help="吊销原因，例如 笔记本丢失")
+    revoke.set_defaults(handler=_cmd_agents_revoke)
     return parser
+
+
+def _db_url(args: argparse.Namespace) -> str:
+    from town_center.bootstrap import default_db_url
+
+    return str(args.db or default_db_url(Path(args.home)))
+
+
+def _app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from town_center.bootstrap import build_app, load_signer
+
+    signer = load_signer(Path(args.home), cli_common.read_passphrase(args))
+    return build_app(_db_url(args), signer)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from shared.keys import check_passphrase
+    from town_center.bootstrap import init_home
+
+    passphrase = cli_common.read_passphrase(args, confirm=True)
+    check_passphrase(passphrase)
+    signer = init_home(Path(args.home), passphrase, args.db)
+    print(f"已初始化乡镇中心：数据目录 {args.home}，数据库 {_db_url(args)}")
+    cli_common.print_key_summary(signer.public_key)
+    print("请把上面的登记码交给各村代办员的笔记本配置，用于核验乡镇回执。")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from shared.relay.server import RelayLimits
+    from town_center.bootstrap import build_app, load_signer, serve
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    limits = RelayLimits(max_batch=args.max_batch, max_concurrent_streams=args.max_streams,
+                         max_message_bytes=args.max_message_bytes,
+                         claimed_time_tolerance_ms=args.clock_tolerance_minutes * 60_000)
+    signer = load_signer(Path(args.home), cli_common.read_passphrase(args))
+    app = build_app(_db_url(args), signer, limits=limits)
+    serve(app, args.listen, port_file=Path(args.port_file) if args.port_file else None)
+    return 0
+
+
+def _fmt_ms(ms: int) -> str:
+    if not ms:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
+
+
+def _cmd_agents_list(args: argparse.Namespace) -> int:
+    from shared.relay.ports import KeyState
+    from town_center.store import open_town_store
+
+    store = open_town_store(_db_url(args))
+    try:
+        agents = store.keys(KeyState(args.state) if args.state else None)
+        forks = store.forks()
+        flagged = {f.author_key_id for f in store.time_flags()}
+    finally:
+        store.close()
+    if not agents:
+        print("没有符合条件的设备密钥。")
+        return 0
+    print(f"{'密钥标识':<34}{'状态':<14}{'村':<10}{'持有人':<10}{'已收序号':>8}  登记时间          指纹")
+    for a in agents:
+        print(f"{a.key_id:<36}{a.state.label_zh:<12}{a.info.village_code:<10}{a.info.holder_name:<10}"
+              f"{a.tip.seq:>10}  {_fmt_ms(a.enrolled_at_ms)}  {a.info.fingerprint}")
+        if a.state.value in ("revoked", "quarantined") and a.status_reason:
+            print(f"    └ {a.status_reason}（{a.status_changed_by}，{_fmt_ms(a.status_changed_at_ms)}）"
+                  + (f"；序号 {a.last_valid_seq} 及以前的记录仍有效" if a.state.value == "revoked" else ""))
+        for f in forks:
+            if f.author_key_id == a.key_id:
+                print(f"    └ 分叉证据：序号 {f.seq}，已收 {f.held_hash.hex()[:12]}…，新到 {f.hash.hex()[:12]}…（{_fmt_ms(f.detected_at_ms)}）")
+        if a.key_id in flagged:
+            print("    └ 注意：该设备的声称时间存在异常（设备时钟可能不准）")
+    return 0
+
+
+def _cmd_agents_approve(args: argparse.Namespace) -> int:
+    app = _app(args)
+    try:
+        agent = app.services.approve(args.key_id, by=args.by)
+    finally:
+        app.close()
+    print(f"已批准设备密钥 {agent.key_id}（{agent.info.village_code} {agent.info.holder_name}），指纹 {agent.info.fingerprint}")
+    return 0
+
+
+def _cmd_agents_revoke(args: argparse.Namespace) -> int:
+    app = _app(args)
+    try:
+        agent = app.services.revoke(args.key_id, by=args.by, reason=args.reason)
+    finally:
+        app.close()
+    print(f"已吊销设备密钥 {agent.key_id}：序号 {agent.last_valid_seq} 及以前的记录仍有效，此后的记录将被拒收。")
+    return 0
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -137,10 +137,25 @@ def receipt(service: AgentService, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def status(service: AgentService, p: dict[str, Any]) -> dict[str, Any]:
+    from village_agent.sync import sync_view
+
     tip = service.store.tip()
     return {"key_id": service.signer.key_id, "last_seq": tip.seq, "waiting_to_send": service.store.outbox_size(),
-            "matters": service.store.count_matters(), "last_sync_at": service.store.get_meta("last_sync_at", ""),
+            "matters": service.store.count_matters(), "last_sync_at": sync_view(service, None).last_sync_at,
             "township": service.config.township_address}
+
+
+def sync(service: AgentService, p: dict[str, Any]) -> dict[str, Any]:
+    """One pass: push everything queued, then pull what the township has for this device."""
+    from village_agent.sync import describe, relay_client
+
+    client = relay_client(service)
+    try:
+        result = client.sync_once()
+    finally:
+        client.stop()
+    return {"confirmed": result.confirmed, "pulled": result.pulled, "waiting_to_send": service.store.outbox_size(),
+            "drained": result.drained, "message": describe(result)}
 
 
 def export(service: AgentService, p: dict[str, Any]) -> dict[str, Any]:
@@ -168,5 +183,5 @@ def rebuild(service: AgentService, p: dict[str, Any]) -> dict[str, Any]:
 ACTIONS: dict[str, Action] = {
     "request": request, "assess": assess, "materials": materials, "appointment": appointment, "visit": visit,
     "forfeit": forfeit, "withdraw": withdraw, "handover": handover, "signoff": signoff, "followup": followup,
-    "list": list_matters, "show": show, "receipt": receipt, "status": status, "rebuild": rebuild, "export": export,
+    "list": list_matters, "show": show, "receipt": receipt, "status": status, "rebuild": rebuild, "export": export, "sync": sync,
 }

@@ -87,6 +87,7 @@ _ACTION_ARGS: dict[str, tuple[str, list[tuple[str, str, str, dict[str, Any]]]]] 
     "show": ("查看一件事项的状态与全部记录", [("--matter-id", "matter_id", "事项编号", {})]),
     "receipt": ("打印受理回执与一次性告知单", [("--matter-id", "matter_id", "事项编号", {})]),
     "status": ("查看本机状态：待上报记录数、最近同步时间", []),
+    "sync": ("立即与乡镇同步一次：上报全部待上报记录，并接收乡镇下发的状态与结果", []),
     "rebuild": ("从签名台账重建事项状态表", []),
     "export": ("把整本签名台账导出到文件（审计或拷贝到 U 盘），可用 ledger-verify 校验", [("--out", "out", "导出文件路径", {})]),
 }
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_option(serve)
     serve.add_argument("--host", default="127.0.0.1", metavar="地址", help="监听地址（默认 127.0.0.1，仅本机）")
     serve.add_argument("--port", type=int, default=8631, metavar="端口", help="端口（默认 8631）")
+    serve.add_argument("--offline", action="store_true", help="不在后台与乡镇同步（仅离线使用）")
     serve.set_defaults(handler=_cmd_serve)
 
     cli_common.register_key_commands(subparsers)
@@ -232,9 +234,18 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from village_agent.sync import reachability_probe, relay_client
     from village_agent.ui.server import serve
 
-    return serve(_open(args), host=args.host, port=args.port)
+    service = _open(args)
+    client = relay_client(service)
+    if not args.offline:
+        client.start()  # background sync whenever the township is reachable; the outbox is the queue
+    try:
+        return serve(service, host=args.host, port=args.port, sync_status=None if args.offline else reachability_probe(client))
+    finally:
+        client.stop()
+        service.store.close()
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -75,7 +75,7 @@ def receipt_text(view: ReceiptView) -> str:
 
 def format_due(due_at_ms: int) -> str:
     if not due_at_ms:
-        return "待乡镇受理后计算"
+        return "未计时"
     return f"{from_unix_ms(due_at_ms).astimezone(SHANGHAI):%Y-%m-%d %H:%M}"
 
 

@@ -12,6 +12,7 @@ import logging
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -121,6 +122,8 @@ class AgentService:
         self.catalog = catalog
         self.config = config
         self.clock = clock
+        # Set by the relay loop: wakes it after each commit (a flag only; the outbox is the queue).
+        self.on_recorded: Callable[[], None] | None = None
 
     # ------------------------------------------------------------ helpers
 
@@ -135,6 +138,8 @@ class AgentService:
         signed = self.store.append(self.signer, record, now_ms, queued_at_ms=now_ms, **extra)  # type: ignore[arg-type]
         # ids and kinds only: never personal data
         log.info("recorded seq=%d kind=%s record=%s", signed.seq, record.WhichOneof("body"), signed.record_id)
+        if self.on_recorded is not None:
+            self.on_recorded()
         return signed
 
     def _seal(self, plaintext: bytes) -> bytes:

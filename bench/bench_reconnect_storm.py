@@ -1,0 +1,129 @@
+"""Reconnect storm: many villages with queued records reconnect to the township at the same moment.
+
+    .venv/bin/python -m bench.bench_reconnect_storm [--villages 300] [--records 200] [--client-procs 3]
+
+Each village has its own SQLite outbox file with `--records` signed records queued. A real
+`town-center serve` process (default bounds: 64 admitted streams) is started; then `--client-procs`
+processes each start their share of villages' `RelayClient` loops at once. Excess streams are refused
+with RESOURCE_EXHAUSTED and retried with jittered backoff. Reports the time until every record is
+receipted (verified receipts, outbox empty) and the township's peak RSS (VmHWM). Goals: < 60 s, < 1 GB.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from shared.clock import SystemClock
+from shared.relay.client import ClientLimits, RelayClient
+from shared.relay.ports import EnrollmentInfo
+from shared.retry import RetryPolicy
+from shared.signing import Signer, key_id_for
+from tests.relay_fakes import SqliteOutbox, TownProcess, free_port, init_town
+from town_center.store import open_town_store
+
+HERE = Path(__file__).resolve().parent.parent
+
+
+def client_main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    town_pub = bytes.fromhex(spec["town_pub"])
+    clients = []
+    for seed_hex, db in spec["villages"]:
+        signer = Signer(bytes.fromhex(seed_hex))
+        outbox = SqliteOutbox(Path(db), own_key_id=signer.key_id, township_public_key=town_pub, township_key_id=key_id_for(town_pub))
+        client = RelayClient(spec["target"], outbox, signer, SystemClock(),
+                             limits=ClientLimits(batch_size=200, window=1, push_deadline_s=20, idle_poll_s=3600),
+                             policy=RetryPolicy(initial_s=0.5, cap_s=8.0))
+        clients.append((client, outbox))
+    for client, _ in clients:
+        client.start()
+    end = time.monotonic() + 170
+    while time.monotonic() < end and any(o.pending_count() for _, o in clients):
+        time.sleep(0.2)
+    left = sum(o.pending_count() for _, o in clients)
+    for client, outbox in clients:
+        client._stop.set()
+        client._wake.set()
+    for client, outbox in clients:
+        client.stop(5)
+        outbox.close()
+    print(json.dumps({"left": left}), flush=True)
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--client":
+        client_main(sys.argv[2])
+        return
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--villages", type=int, default=300)
+    parser.add_argument("--records", type=int, default=200)
+    parser.add_argument("--client-procs", type=int, default=3)
+    args = parser.parse_args()
+    from bench.bench_relay_ingest import prepare_villages
+
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        town_home = tmp / "town"
+        town = init_town(town_home)
+        t = time.perf_counter()
+        villages = prepare_villages(tmp, args.villages, args.records, town.public_key, town.key_id)
+        prep_s = time.perf_counter() - t
+        store = open_town_store(f"sqlite:///{town_home / 'town.db'}")
+        for signer, _ in villages:
+            store.register_approved(signer.public_key, EnrollmentInfo(), by="bench", now_ms=0)
+        store.close()
+        port = free_port()
+        proc = TownProcess(town_home, port).start()
+        proc.wait_serving()
+        assert proc.proc is not None
+        pid = proc.proc.pid
+        shares = [villages[i::args.client_procs] for i in range(args.client_procs)]
+        specs = []
+        for i, share in enumerate(shares):
+            spec = tmp / f"spec{i}.json"
+            spec.write_text(json.dumps({"town_pub": town.public_key.hex(), "target": f"127.0.0.1:{port}",
+                                        "villages": [(s.seed().hex(), str(db)) for s, db in share]}))
+            specs.append(spec)
+        peak = [0]
+        stop = threading.Event()
+
+        def watch_rss() -> None:
+            while not stop.is_set():
+                try:
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            peak[0] = max(peak[0], int(line.split()[1]))
+                except OSError:
+                    pass
+                stop.wait(0.2)
+
+        watcher = threading.Thread(target=watch_rss, daemon=True)
+        watcher.start()
+        t = time.perf_counter()
+        clients = [subprocess.Popen([sys.executable, "-m", "bench.bench_reconnect_storm", "--client", str(s)], cwd=HERE,
+                                    stdout=subprocess.PIPE) for s in specs]
+        results = [json.loads(c.communicate(timeout=200)[0].decode().strip().splitlines()[-1]) for c in clients]
+        elapsed = time.perf_counter() - t
+        stop.set()
+        watcher.join()
+        store = open_town_store(f"sqlite:///{town_home / 'town.db'}")
+        stored = store.ingest_count()
+        store.close()
+        proc.close()
+        total = args.villages * args.records
+        left = sum(r["left"] for r in results)
+        print(f"villages: {args.villages} x {args.records} records = {total} (prepared in {prep_s:.1f} s), "
+              f"{args.client_procs} client processes")
+        print(f"all receipted: {'yes' if left == 0 and stored == total else f'NO ({left} left, {stored} stored)'}"
+              f" in {elapsed:.1f} s (goal < 60 s)")
+        print(f"township peak RSS: {peak[0] / 1024:.0f} MiB (goal < 1024 MiB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""The sending side's sync loop, for any hop (village → township now, township → county later).
+
+Invariants it keeps (DESIGN 4, 5, 10):
+* The outbox table is the queue. Memory holds only a wake-up flag; after a restart the loop simply
+  reads the table again, so it resumes mid-batch from the first record without a verified receipt.
+* Single-flight per destination: at most one sync pass per target address in a process.
+* A row leaves the outbox only through `Outbox.confirm`, which verifies the receipt first.
+* Every call has a deadline; the channel sends keepalive pings so a half-open connection (peer
+  gone without a FIN) fails the call instead of hanging it; messages are gzip-compressed.
+* Failures back off exponentially with full jitter up to a cap (`shared.retry`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+
+import grpc
+
+from shared.clock import Clock, to_unix_ms
+from shared.envelope import open_record
+from shared.errors import EnvelopeError
+from shared.relay.errors import PeerUnavailable, RelayError, SyncRefused
+from shared.relay.ports import Outbox
+from shared.relay.server import SERVICE_NAME, pull_signing_bytes
+from shared.retry import Backoff, RetryPolicy
+from shared.signing import Signer
+from shared.wire.v1 import relay_pb2
+
+__all__ = ["ClientLimits", "SyncResult", "RelayClient", "channel_options"]
+
+log = logging.getLogger("shared.relay.client")
+
+_RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
+              grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL,
+              grpc.StatusCode.ABORTED}
+_NEEDS_ENROLLMENT = {relay_pb2.REFUSAL_REASON_UNKNOWN_KEY, relay_pb2.REFUSAL_REASON_KEY_PENDING}
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    batch_size: int = 200
+    # Batches sent on one stream before waiting for their answers.
+    window: int = 4
+    push_deadline_s: float = 30.0
+    unary_deadline_s: float = 10.0
+    pull_batch: int = 200
+    # With nothing queued, the loop still pulls this often (status and results flow down).
+    idle_poll_s: float = 30.0
+    max_message_bytes: int = 4 * 1024 * 1024
+    keepalive_time_ms: int = 10_000
+    keepalive_timeout_ms: int = 5_000
+
+
+def channel_options(limits: ClientLimits) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", limits.max_message_bytes),
+        ("grpc.max_send_message_length", limits.max_message_bytes),
+        ("grpc.keepalive_time_ms", limits.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", limits.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        # Our loop owns the backoff policy; keep the channel's own reconnect delays short.
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.min_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
+        ("grpc.enable_retries", 0),
+    ]
+
+
+@dataclass
+class SyncResult:
+    confirmed: int = 0
+    resent: int = 0
+    pulled: int = 0
+    refusals: list[relay_pb2.Refusal] = field(default_factory=list)
+    key_status: int = relay_pb2.KEY_STATUS_UNSPECIFIED
+    drained: bool = False       # the outbox was empty when the pass ended
+    skipped: bool = False       # another pass to the same destination was running
+
+    @property
+    def ok(self) -> bool:
+        return self.drained and not self.skipped
+
+
+_flights_guard = threading.Lock()
+_flights: dict[str, threading.Lock] = {}
+
+
+def _flight_lock(target: str, sender_key_id: str) -> threading.Lock:
+    # Keyed by sender too: one laptop has one key, but a bench or a township relaying for several
+    # keys may run several senders in one process, each single-flight on its own.
+    with _flights_guard:
+        return _flights.setdefault(f"{sender_key_id}@{target}", threading.Lock())
+
+
+class RelayClient:
+    def __init__(self, target: str, outbox: Outbox, signer: Signer, clock: Clock, *,
+                 limits: ClientLimits | None = None, policy: RetryPolicy | None = None,
+                 backoff: Backoff | None = None) -> None:
+        self.target = target
+        self.outbox = outbox
+        self.signer = signer
+        self.clock = clock
+        self.limits = limits or ClientLimits()
+        self.backoff = backoff or Backoff(policy or RetryPolicy(initial_s=0.5, cap_s=30.0))
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._channel: grpc.Channel | None = None
+        self._channel_lock = threading.Lock()
+        self.last_result: SyncResult | None = None
+        self.last_error: str = ""
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _stub_channel(self) -> grpc.Channel:
+        with self._channel_lock:
+            if self._channel is None:
+                self._channel = grpc.insecure_channel(self.target, options=channel_options(self.limits),
+                                                      compression=grpc.Compression.Gzip)
+            return self._channel
+
+    def _drop_channel(self) -> None:
+        with self._channel_lock:
+            if self._channel is not None:
+                self._channel.close()
+                self._channel = None
+
+    def wake(self) -> None:
+        """Something was queued: sync soon (no-op if a pass is running; it re-reads the table)."""
+        self._wake.set()
+
+    def start(self) -> threading.Thread:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name=f"relay-sync-{self.target}", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._drop_channel()
+
+    def run(self) -> None:
+        """Loop until `stop()`: sync, then wait for a wake-up (or the idle poll), backing off on failure."""
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                result = self.sync_once()
+            except RelayError as exc:
+                self.last_error = str(exc)
+                delay = self.backoff.next_delay()
+                log.info("sync to %s failed (%s); retry in %.2fs", self.target, exc, delay)
+                self._stop.wait(delay)
+                continue
+            except Exception:  # noqa: BLE001 - the loop must outlive any single bad pass
+                log.exception("sync to %s crashed; backing off", self.target)
+                self._stop.wait(self.backoff.next_delay())
+                continue
+            self.last_result = result
+            if result.skipped:
+                self._stop.wait(0.05)
+                continue
+            if not result.drained:
+                # Answered but not drained: waiting for approval, or refused. Do not spin.
+                self._stop.wait(self.backoff.next_delay())
+                continue
+            self.backoff.reset()
+            self.last_error = ""
+            self._wake.wait(self.limits.idle_poll_s)
+
+    # ------------------------------------------------------------ one pass
+
+    def sync_once(self) -> SyncResult:
+        """Push everything queued, then pull what is waiting. Raises `PeerUnavailable` or `SyncRefused`."""
+        lock = _flight_lock(self.target, self.signer.key_id)
+        if not lock.acquire(blocking=False):
+            self._wake.set()
+            return SyncResult(skipped=True)
+        try:
+            result = SyncResult()
+            channel = self._stub_channel()
+            try:
+                self._push_all(channel, result)
+                if not any(r.reason in _NEEDS_ENROLLMENT for r in result.refusals):
+                    self._pull_all(channel, result)
+                else:
+                    self._enroll(channel, result)
+            except grpc.RpcError as exc:
+                code = exc.code() if hasattr(exc, "code") else None
+                detail = exc.details() if hasattr(exc, "details") else str(exc)
+                if code in _RETRYABLE:
+                    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                        # A fresh channel next time: do not trust a connection that just timed out.
+                        self._drop_channel()
+                    raise PeerUnavailable(f"无法连接乡镇服务器（{code.name if code else '?'}：{detail}）") from exc
+                raise SyncRefused(f"乡镇服务器拒绝了请求（{code.name if code else '?'}：{detail}）") from exc
+            return result
+        finally:
+            lock.release()
+
+    def _push_all(self, channel: grpc.Channel, result: SyncResult) -> None:
+        push = channel.stream_stream(f"/{SERVICE_NAME}/Push", request_serializer=relay_pb2.PushRequest.SerializeToString,
+                                     response_deserializer=relay_pb2.PushResponse.FromString)
+        lim = self.limits
+        while not self._stop.is_set():
+            pending = self.outbox.pending(lim.batch_size * lim.window)
+            if not pending:
+                result.drained = True
+                return
+            batches = [relay_pb2.PushRequest(envelopes=pending[i:i + lim.batch_size])
+                       for i in range(0, len(pending), lim.batch_size)]
+            progress = 0
+            for response in push(iter(batches), timeout=lim.push_deadline_s):
+                if response.receipts:
+                    progress += self.outbox.confirm(list(response.receipts), now_ms=to_unix_ms(self.clock.now()))
+                if response.gap.from_seq and response.gap.author_key_id == self.signer.key_id:
+                    resent = self.outbox.resend_from(response.gap.from_seq, now_ms=to_unix_ms(self.clock.now()))
+                    result.resent += resent
+                    progress += resent
+                    log.info("township asked to resend from seq %d (%d queued again)", response.gap.from_seq, resent)
+                if response.refusals:
+                    result.refusals.extend(response.refusals)
+                    for r in response.refusals[:3]:
+                        log.warning("record seq %d refused: %s (%s)", r.seq, relay_pb2.RefusalReason.Name(r.reason), r.message)
+            result.confirmed += progress
+            if progress == 0:
+                return   # refused or stuck: the run loop backs off
+
+    def _enroll(self, channel: grpc.Channel, result: SyncResult) -> None:
+        first = self.outbox.pending(1)
+        if not first:
+            return
+        try:
+            seq = open_record(first[0]).header.seq
+        except EnvelopeError:
+            return
+        if seq != 1:
+            return
+        enroll = channel.unary_unary(f"/{SERVICE_NAME}/Enroll", request_serializer=relay_pb2.EnrollRequest.SerializeToString,
+                                     response_deserializer=relay_pb2.EnrollResponse.FromString)
+        response = enroll(relay_pb2.EnrollRequest(enrollment=first[0]), timeout=self.limits.unary_deadline_s)
+        result.key_status = response.status
+        log.info("enrollment status %s: %s", relay_pb2.KeyStatus.Name(response.status), response.message)
+        if response.HasField("receipt"):
+            result.confirmed += self.outbox.confirm([response.receipt], now_ms=to_unix_ms(self.clock.now()))
+
+    def _pull_all(self, channel: grpc.Channel, result: SyncResult) -> None:
+        pull = channel.unary_unary(f"/{SERVICE_NAME}/Pull", request_serializer=relay_pb2.PullRequest.SerializeToString,
+                                   response_deserializer=relay_pb2.PullResponse.FromString)
+        cursor = self.outbox.pull_cursor()
+        for _ in range(10_000):   # bounded: at most this many pages per pass
+            if self._stop.is_set():
+                return
+            nonce = os.urandom(16)
+            limit = self.limits.pull_batch
+            request = relay_pb2.PullRequest(
+                key_id=self.signer.key_id, after_cursor=cursor, max_records=limit, nonce=nonce,
+                signature=self.signer.sign(pull_signing_bytes(self.signer.key_id, cursor, limit, nonce)))
+            response = pull(request, timeout=self.limits.unary_deadline_s)
+            if response.records or response.next_cursor != cursor:
+                # apply_down verifies the township's signature on every record before applying any.
+                result.pulled += self.outbox.apply_down(list(response.records), response.next_cursor)
+                cursor = response.next_cursor
+            if not response.more:
+                return
+

@@ -1,0 +1,42 @@
+"""Errors raised by `shared.relay`.
+
+Hierarchy::
+
+    RelayError                  base of everything the relay raises (a `shared.errors.SharedError`)
+    ├── LimitExceeded           a request breaks an explicit bound (batch size, message size): RESOURCE_EXHAUSTED
+    ├── MalformedRequest        a request cannot be decoded or is inconsistent: INVALID_ARGUMENT
+    ├── StoreConflict           the author's chain moved under a concurrent write; the batch may be retried
+    ├── PeerUnavailable         the other tier cannot be reached (down, cut, deadline passed)
+    └── SyncRefused             the other tier answered but refused (unknown/pending/revoked key, bad request)
+
+Messages are Chinese: operators and agents read them.
+"""
+from __future__ import annotations
+
+from shared.errors import SharedError
+
+__all__ = ["RelayError", "LimitExceeded", "MalformedRequest", "StoreConflict", "PeerUnavailable", "SyncRefused"]
+
+
+class RelayError(SharedError):
+    """Base of every error raised by `shared.relay`."""
+
+
+class LimitExceeded(RelayError):
+    """A request exceeds a configured bound; answered with RESOURCE_EXHAUSTED."""
+
+
+class MalformedRequest(RelayError):
+    """A request cannot be decoded or contradicts itself; answered with INVALID_ARGUMENT."""
+
+
+class StoreConflict(RelayError):
+    """The author's chain tip or key status changed between reading and committing a batch."""
+
+
+class PeerUnavailable(RelayError):
+    """The destination could not be reached or did not answer within the deadline."""
+
+
+class SyncRefused(RelayError):
+    """The destination answered with a refusal the sender cannot fix by retrying at once."""

@@ -1,0 +1,196 @@
+"""The small store ports the relay needs, on both sides of a hop.
+
+Receiving side (township for villages, county for townships):
+* `IngestStore` — the append-only ingest log, idempotent by (author, seq); `store_batch` classifies
+  every row as stored, duplicate or fork inside one transaction and never overwrites.
+* `KeyRegistry` — device keys and their status (pending, approved, revoked, quarantined).
+* `DownLog` — signed records waiting for a device, read by cursor.
+
+Sending side (village, later township): `Outbox` — the outbox table is the queue.
+
+Instants are Unix milliseconds of the *receiving* tier's clock unless a name says "claimed".
+"""
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shared.envelope import GENESIS, ChainTip
+from shared.keys import KnownKey
+from shared.wire.v1 import envelope_pb2, relay_pb2
+
+__all__ = [
+    "KeyState", "AgentKey", "EnrollmentInfo", "IngestRow", "Outcome", "StoreResult",
+    "IngestStore", "KeyRegistry", "DownLog", "Outbox",
+]
+
+
+class KeyState(str, enum.Enum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REVOKED = "revoked"
+    QUARANTINED = "quarantined"
+
+    def to_wire(self) -> int:
+        return _WIRE[self]
+
+    @property
+    def label_zh(self) -> str:
+        return _LABELS_ZH[self]
+
+
+_WIRE = {
+    KeyState.PENDING: relay_pb2.KEY_STATUS_PENDING,
+    KeyState.APPROVED: relay_pb2.KEY_STATUS_APPROVED,
+    KeyState.REVOKED: relay_pb2.KEY_STATUS_REVOKED,
+    KeyState.QUARANTINED: relay_pb2.KEY_STATUS_QUARANTINED,
+}
+_LABELS_ZH = {
+    KeyState.PENDING: "待审批",
+    KeyState.APPROVED: "已批准",
+    KeyState.REVOKED: "已吊销",
+    KeyState.QUARANTINED: "已隔离（发现分叉）",
+}
+
+
+@dataclass(frozen=True)
+class EnrollmentInfo:
+    """What the enrollment record says about the device; shown to the approving operator."""
+
+    role: int = 0
+    holder_name: str = ""
+    village_code: str = ""
+    township_code: str = ""
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class AgentKey:
+    """A device key as the receiver holds it, with the tip of its ingest chain."""
+
+    key_id: str
+    public_key: bytes
+    state: KeyState
+    info: EnrollmentInfo = field(default_factory=EnrollmentInfo)
+    tip: ChainTip = GENESIS
+    # Records up to this seq stay valid after revocation (meaningful only when revoked).
+    last_valid_seq: int = 0
+    # Receipt time of the author's most recent stored record; 0 before the first.
+    last_receipt_ms: int = 0
+    enrolled_at_ms: int = 0
+    status_changed_at_ms: int = 0
+    status_changed_by: str = ""
+    status_reason: str = ""
+
+    def known(self) -> KnownKey:
+        return KnownKey(self.key_id, self.public_key, approved=self.state is KeyState.APPROVED,
+                        revoked=self.state is KeyState.REVOKED, last_valid_seq=self.last_valid_seq)
+
+
+@dataclass(frozen=True)
+class IngestRow:
+    """One verified envelope, ready to be stored exactly as received."""
+
+    author_key_id: str
+    seq: int
+    record_id: str
+    hash: bytes
+    payload: bytes
+    signature: bytes
+    claimed_time_ms: int
+    body_kind: str
+    # Chinese reason when the claimed time is implausible; stored as a flag for operators.
+    claimed_time_flag: str | None = None
+    # A KeyRotated record: (new key id, new public key); the store approves the successor and
+    # closes the old key at this seq, in the same transaction as the row.
+    rotation: tuple[str, bytes] | None = None
+
+
+class Outcome(str, enum.Enum):
+    STORED = "stored"          # new, committed now
+    DUPLICATE = "duplicate"    # same bytes already held: answer with the original receipt time
+    FORK = "fork"              # different bytes for a held (author, seq): kept as evidence, author quarantined
+    CONFLICT = "conflict"      # the chain tip or key status moved concurrently; nothing written for this row
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    seq: int
+    outcome: Outcome
+    hash: bytes
+    receipt_time_ms: int = 0
+
+
+class IngestStore(Protocol):
+    def author(self, key_id: str) -> AgentKey | None:
+        """The key with its status and chain tip, or None when never enrolled."""
+        ...
+
+    def store_batch(self, author_key_id: str, expected_tip: ChainTip, rows: Sequence[IngestRow], *,
+                    receipt_time_ms: int) -> list[StoreResult]:
+        """In one transaction: rows at or below `expected_tip.seq` become DUPLICATE or FORK by
+        comparing hashes with what is held (a FORK keeps the row as evidence and quarantines the
+        author); rows above it must continue the chain from `expected_tip` and are inserted with
+        `receipt_time_ms`, but only if the author is still approved and its tip is still
+        `expected_tip` — otherwise they come back as CONFLICT and nothing of them is written.
+        Results are in the order of `rows`."""
+        ...
+
+
+class KeyRegistry(Protocol):
+    def lookup(self, key_id: str) -> KnownKey | None: ...
+
+    def enroll(self, public_key: bytes, enrollment: envelope_pb2.Envelope, info: EnrollmentInfo, *,
+               now_ms: int) -> AgentKey:
+        """Register a self-signed enrollment as pending; a known key is returned unchanged."""
+        ...
+
+    def register_approved(self, public_key: bytes, info: EnrollmentInfo, *, by: str, now_ms: int) -> AgentKey:
+        """Register a key approved out of band (e.g. a township key set up at the county)."""
+        ...
+
+    def approve(self, key_id: str, *, by: str, now_ms: int) -> AgentKey: ...
+
+    def revoke(self, key_id: str, *, by: str, reason: str, now_ms: int) -> AgentKey:
+        """Revoke at the receiver's time: `last_valid_seq` becomes the tip stored at this moment."""
+        ...
+
+    def keys(self, state: KeyState | None = None) -> list[AgentKey]: ...
+
+
+class DownLog(Protocol):
+    def append(self, envelope: envelope_pb2.Envelope, audience_key_ids: Sequence[str], *, now_ms: int) -> int:
+        """Queue one signed record for each audience key ("*" for every device); returns its cursor."""
+        ...
+
+    def read(self, key_id: str, after_cursor: int, limit: int) -> tuple[list[envelope_pb2.Envelope], int]:
+        """Up to `limit` records for `key_id` after `after_cursor`, and the cursor of the last one
+        (`after_cursor` when there are none)."""
+        ...
+
+
+class Outbox(Protocol):
+    """The sender's queue: its outbox table. Implemented by the village store (later the township's
+    escalation outbox); `tests/relay_fakes.py` has a SQLite-file implementation."""
+
+    def pending(self, limit: int) -> list[envelope_pb2.Envelope]:
+        """Queued envelopes of this device, lowest seq first."""
+        ...
+
+    def confirm(self, receipts: Sequence[envelope_pb2.Envelope], *, now_ms: int) -> int:
+        """Verify each receipt (receiver's key, this device, the stored record's hash) and only for
+        those that verify delete the outbox row and keep the receipt; returns how many rows went."""
+        ...
+
+    def resend_from(self, from_seq: int, *, now_ms: int) -> int:
+        """The receiver lacks records from `from_seq` on: queue them again; returns how many."""
+        ...
+
+    def pull_cursor(self) -> int: ...
+
+    def apply_down(self, envelopes: Sequence[envelope_pb2.Envelope], next_cursor: int) -> int:
+        """Verify the receiver's signature on every envelope, then apply them and move the cursor
+        in one transaction; raise without applying anything if one does not verify."""
+        ...

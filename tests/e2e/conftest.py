@@ -1,0 +1,87 @@
+"""A real village agent UI (uvicorn in a thread, port 0, real data folder) and Debian's Chromium.
+
+Playwright's own browser download does not work here, so the tests drive `/usr/bin/chromium`;
+without it the browser tests are skipped, saying why.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "village-ui"
+VIEWPORT = {"width": 1366, "height": 768}  # the cheap laptop's screen
+
+
+@dataclass
+class RunningUI:
+    base_url: str
+    service: object  # AgentService; typed loosely so collection does not import the app when skipped
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUI]:
+    import uvicorn
+
+    from tests.village_fixtures import PASSPHRASE, make_agent
+    from village_agent.bootstrap import open_agent
+    from village_agent.ui.server import create_app
+
+    root = tmp_path_factory.mktemp("village-ui") / "agent"
+    make_agent(root)
+    service = open_agent(root, PASSPHRASE)
+    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=0, access_log=False, log_config=None,
+                            log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="village-ui", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("村代办员网页服务未能启动")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield RunningUI(f"http://127.0.0.1:{port}", service)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        service.store.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is not installed (run `bash ops/install.sh --test`)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=30_000)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture()
+def page(browser, ui_server: RunningUI) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

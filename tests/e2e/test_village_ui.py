@@ -1,0 +1,173 @@
+"""The village agent's day in the browser: a request with a live checklist and a drawn signature,
+the printed receipt, the hand-over and the villager's sign-off. Screenshots (1366×768) go to
+`test-artifacts/village-ui/` so a person can look at the Chinese and the layout."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import CHROMIUM, RunningUI
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed: browser tests need Debian's chromium")
+
+# 城乡居民养老保险待遇领取资格认证: decided in the village, so it can be handed over without the township.
+MATTER = "RS-003"
+ID_NUMBER = "43052419480312002X"
+
+
+def draw_signature(page, canvas_selector: str) -> None:  # type: ignore[no-untyped-def]
+    box = page.locator(canvas_selector).bounding_box()
+    assert box is not None
+    x, y = box["x"] + 40, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 25):
+        page.mouse.move(x + step * 14, y + (18 if step % 2 else -18), steps=2)
+    page.mouse.up()
+
+
+def test_an_agent_files_a_request_prints_the_receipt_hands_over_and_gets_it_signed_off(page, ui_server: RunningUI, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+    base = ui_server.base_url
+    page.goto(f"{base}/matters/new")
+    page.fill("input[name=name]", "李桂兰")
+    page.fill("input[name=id_number]", ID_NUMBER)
+    page.fill("input[name=phone]", "13907310001")
+    page.fill("input[name=address]", "东山村三组 12 号")
+    page.select_option("#matter-select", MATTER)
+
+    # Nothing ticked: a main material is missing, so the matter must be returned, with the reason.
+    outcome = page.locator("#outcome")
+    missing = page.locator("#missing-list")
+    page.wait_for_function("document.getElementById('outcome').className.includes('return')")
+    assert "不予受理" in outcome.inner_text()
+    assert "本人居民身份证" in missing.inner_text() and "社会保障卡" in missing.inner_text()
+    assert "退回原因" in page.locator("#return-reason").inner_text()
+
+    # The ID card arrives: accepted on tolerance, and a commitment date appears for the missing card.
+    fieldset = page.locator(f"fieldset.mats[data-code='{MATTER}']")
+    fieldset.locator("input[name=materials][value=id_card]").check()
+    page.wait_for_function("document.getElementById('outcome').className.includes('accept_with_tolerance')")
+    assert "本人居民身份证" not in missing.inner_text() and "社会保障卡" in missing.inner_text()
+    assert fieldset.locator("input[name='commit:social_security_card']").is_visible()
+    page.screenshot(path=str(artifacts / "01-checklist-tolerance.png"))
+
+    # Everything brought: the checklist says so at once.
+    fieldset.locator("input[name=materials][value=social_security_card]").check()
+    page.wait_for_function("document.getElementById('outcome').className === 'outcome accept'")
+    assert "材料齐全" in outcome.inner_text() and "无，材料齐全" in missing.inner_text()
+    assert not fieldset.locator("input[name='commit:social_security_card']").is_visible()
+
+    # The villager signs the authorization on the screen.
+    page.check("input[name=authorization][value=drawn_signature]")
+    draw_signature(page, ".auth-panel[data-method=drawn_signature] canvas")
+    signature = page.locator(".auth-panel[data-method=drawn_signature] input[name=signature_data]").input_value()
+    assert signature.startswith("data:image/png;base64,")
+    page.screenshot(path=str(artifacts / "02-new-request-signed.png"), full_page=True)
+
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/matters/[0-9a-f-]{36}/receipt$"))
+    matter_id = page.url.split("/")[-2]
+    service = ui_server.service
+    lookup_code = service.store.lookup_code_of(matter_id)  # type: ignore[attr-defined]
+    assert page.locator("#lookup-code").inner_text() == lookup_code
+    receipt = page.locator("#receipt").inner_text()
+    assert "受理回执" in receipt and "李桂兰" in receipt and ID_NUMBER not in receipt and "一次性告知书" in receipt
+    assert page.locator("#print-btn").is_visible()
+    page.screenshot(path=str(artifacts / "03-receipt.png"), full_page=True)
+    page.emulate_media(media="print")
+    assert not page.locator("#print-btn").is_visible() and not page.locator("header.top").is_visible()
+    page.screenshot(path=str(artifacts / "04-receipt-print.png"), full_page=True)
+    pdf = page.pdf(path=str(artifacts / "receipt.pdf"), format="A4", print_background=True)
+    assert pdf.startswith(b"%PDF")
+    page.emulate_media(media="screen")
+
+    # The list shows the matter with its status.
+    page.goto(f"{base}/")
+    row = page.locator("table.list tbody tr", has_text="李桂兰")
+    assert "已登记" in row.inner_text()
+    page.screenshot(path=str(artifacts / "05-my-matters.png"))
+
+    # The result is handed over ...
+    page.goto(f"{base}/matters/{matter_id}")
+    page.screenshot(path=str(artifacts / "06-matter.png"), full_page=True)
+    page.fill("#handover-form input[name=result_summary]", "资格认证已通过，待遇按月发放")
+    page.click("#handover-form button")
+    page.wait_for_url(re.compile(r"/signoff\?done=handover$"))
+
+    # ... and the villager confirms receipt, rates the service and signs.
+    page.check("input[name=rating][value=satisfied]")
+    page.fill("textarea[name=comment]", "代办员服务周到")
+    draw_signature(page, "#signoff-form canvas")
+    page.screenshot(path=str(artifacts / "07-signoff.png"), full_page=True)
+    page.click("#signoff-form button.big")
+    page.wait_for_url(re.compile(rf"/matters/{matter_id}\?done=signoff$"))
+    assert "已签收评价" in page.locator(".status").inner_text()
+    history = page.locator("table.history").inner_text()
+    for step in ("登记代办申请", "交付办理结果", "群众签收评价"):
+        assert step in history
+    page.screenshot(path=str(artifacts / "08-signed-off.png"), full_page=True)
+    assert service.store.matter_state(matter_id).status.value == "signed_off"  # type: ignore[attr-defined]
+
+
+def test_a_bad_field_is_explained_beside_it_in_chinese_and_the_typed_values_stay(page, ui_server: RunningUI, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+    service = ui_server.service
+    before = service.store.count_matters()  # type: ignore[attr-defined]
+    page.goto(f"{ui_server.base_url}/matters/new")
+    page.fill("input[name=name]", "张德福")
+    page.fill("input[name=id_number]", "430524194803120021")  # wrong check digit
+    page.fill("input[name=phone]", "12345")
+    page.fill("input[name=address]", "东山村五组 8 号")
+    page.select_option("#matter-select", MATTER)
+    page.locator(f"fieldset.mats[data-code='{MATTER}'] input[name=materials][value=id_card]").check()
+    page.check("input[name=authorization][value=witness]")
+    page.fill("input[name=witness_name]", "赵六")
+    page.fill("input[name=witness_statement]", "申请人不识字，本人见证其口头委托")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".notice.bad")
+    assert page.locator(".err[data-for=id_number]").inner_text().strip()
+    assert page.locator(".err[data-for=phone]").inner_text().strip()
+    assert page.locator(".err[data-for='commitment:social_security_card']").is_visible()
+    assert page.input_value("input[name=address]") == "东山村五组 8 号"
+    assert page.input_value("input[name=witness_name]") == "赵六"
+    page.screenshot(path=str(artifacts / "09-field-errors.png"), full_page=True)
+    assert service.store.count_matters() == before  # type: ignore[attr-defined]
+
+
+def test_the_sync_and_appointment_pages_render_in_chinese(page, ui_server: RunningUI, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{ui_server.base_url}/sync")
+    assert "未连接" in page.locator("#reachable").inner_text()
+    assert re.search(r"\d+ 条", page.locator("#waiting").inner_text())
+    page.screenshot(path=str(artifacts / "10-sync.png"))
+    page.goto(f"{ui_server.base_url}/appointments")
+    page.fill("input[name=scheduled_at]", "2030-01-02T09:30")
+    page.select_option("select[name=place]", "applicant_home")
+    page.fill("input[name=purpose]", "上门核对低保材料")
+    page.click("#appointment-form button")
+    page.wait_for_url(re.compile(r"/appointments\?done=appointment$"))
+    assert "上门核对低保材料" in page.locator("table.list").inner_text()
+    page.screenshot(path=str(artifacts / "11-appointments.png"))
+
+
+def test_a_photo_of_the_signed_paper_form_can_stand_in_for_the_drawn_signature(page, ui_server: RunningUI, artifacts: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.village_fixtures import TINY_PNG
+
+    photo = tmp_path / "委托书.png"
+    photo.write_bytes(TINY_PNG)
+    page.goto(f"{ui_server.base_url}/matters/new")
+    page.fill("input[name=name]", "王秀英")
+    page.fill("input[name=id_number]", ID_NUMBER)
+    page.fill("input[name=phone]", "0731-5551234")
+    page.fill("input[name=address]", "东山村二组 3 号")
+    page.select_option("#matter-select", MATTER)
+    fieldset = page.locator(f"fieldset.mats[data-code='{MATTER}']")
+    fieldset.locator("input[name=materials][value=id_card]").check()
+    fieldset.locator("input[name=materials][value=social_security_card]").check()
+    page.check("input[name=authorization][value=photo_of_form]")
+    page.set_input_files("input[name=authorization_file]", str(photo))
+    assert page.locator(".filename").inner_text() == "委托书.png"
+    page.screenshot(path=str(artifacts / "12-photo-authorization.png"))
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/receipt$"))
+    assert "王秀英" in page.locator("#receipt").inner_text()

@@ -1,0 +1,129 @@
+"""`RelayCore` without gRPC, over a real SQLite township store."""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pytest
+
+from shared.clock import FakeClock, to_unix_ms
+from shared.envelope import GENESIS, sign_next
+from shared.relay.client import RelayClient
+from shared.relay.errors import LimitExceeded, PeerUnavailable
+from shared.relay.ports import EnrollmentInfo
+from shared.relay.server import PushSession, RelayCore, RelayLimits
+from shared.retry import Backoff, RetryPolicy
+from shared.signing import Signer
+from shared.wire.v1 import relay_pb2
+from tests.relay_fakes import SqliteOutbox, free_port, note_record
+from town_center.bootstrap import build_app
+
+NOW = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def core(tmp_path: Path):  # type: ignore[no-untyped-def]
+    app = build_app(f"sqlite:///{tmp_path / 't.db'}", Signer.generate(), clock=FakeClock(NOW),
+                    limits=RelayLimits(max_batch=50, claimed_time_tolerance_ms=60_000))
+    yield app.core
+    app.close()
+
+
+def agent(core: RelayCore) -> Signer:
+    s = Signer.generate()
+    core.keys.register_approved(s.public_key, EnrollmentInfo(), by="t", now_ms=0)
+    return s
+
+
+def envs(signer: Signer, claimed_ms: list[int]):  # type: ignore[no-untyped-def]
+    tip, out = GENESIS, []
+    for ms in claimed_ms:
+        signed = sign_next(signer, note_record(tip.seq + 1), tip, ms)
+        out.append(signed.envelope)
+        tip = signed.tip
+    return out
+
+
+def test_a_batch_above_the_limit_is_refused_before_any_work(core: RelayCore) -> None:
+    with pytest.raises(LimitExceeded, match="50"):
+        core.push(envs(agent(core), [0] * 51))
+
+
+def test_claimed_times_ahead_of_now_or_before_the_previous_receipt_are_flagged(core: RelayCore) -> None:
+    s = agent(core)
+    now = to_unix_ms(NOW)
+    batch = envs(s, [now - 5_000, now + 30_000, now + 3_600_000, now - 86_400_000])
+    core.push(batch[:3], PushSession())
+    core.clock.advance(dt.timedelta(minutes=1))  # type: ignore[attr-defined]
+    core.push(batch[3:], PushSession())         # a new connection: judged against the last receipt
+    flags = core.ingest.time_flags(s.key_id)     # type: ignore[attr-defined]
+    assert [(f.seq, "快" in f.reason) for f in flags] == [(3, True), (4, False)]
+    assert "早于" in flags[1].reason
+
+
+def test_a_backlog_sent_in_several_batches_of_one_stream_is_not_flagged(core: RelayCore) -> None:
+    s = agent(core)
+    old = to_unix_ms(NOW) - 86_400_000
+    batch = envs(s, [old + i for i in range(40)])
+    session = PushSession()
+    for i in range(0, 40, 10):
+        core.push(batch[i:i + 10], session)
+        core.clock.advance(dt.timedelta(seconds=1))  # type: ignore[attr-defined]
+    assert core.ingest.time_flags(s.key_id) == []   # type: ignore[attr-defined]
+
+
+def test_records_of_an_unknown_key_are_refused_as_unknown(core: RelayCore) -> None:
+    response = core.push(envs(Signer.generate(), [0, 1]))
+    assert [r.reason for r in response.refusals] == [relay_pb2.REFUSAL_REASON_UNKNOWN_KEY] * 2
+
+
+class RecordingBackoff(Backoff):
+    """Real policy, but remembers each ceiling and sleeps only briefly so the test stays fast."""
+
+    def __init__(self) -> None:
+        super().__init__(RetryPolicy(initial_s=0.5, cap_s=4.0))
+        self.ceilings: list[float] = []
+
+    def next_delay(self) -> float:
+        super().next_delay()
+        self.ceilings.append(self.policy.ceiling(self.failures))
+        return 0.01
+
+
+def test_the_sync_loop_backs_off_exponentially_while_the_township_is_unreachable(tmp_path: Path) -> None:
+    signer, town = Signer.generate(), Signer.generate()
+    outbox = SqliteOutbox(tmp_path / "v.sqlite", own_key_id=signer.key_id, township_public_key=town.public_key,
+                          township_key_id=town.key_id)
+    outbox.record(signer, note_record(1), 0)
+    backoff = RecordingBackoff()
+    client = RelayClient(f"127.0.0.1:{free_port()}", outbox, signer, FakeClock(NOW), backoff=backoff)
+    with pytest.raises(PeerUnavailable, match="无法连接"):
+        client.sync_once()
+    client.start()
+    try:
+        waited = threading.Event()
+        for _ in range(200):
+            if len(backoff.ceilings) >= 6:
+                break
+            waited.wait(0.05)
+    finally:
+        client.stop()
+    assert backoff.ceilings[:6] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert outbox.pending_count() == 1   # nothing is dropped while unreachable
+    outbox.close()
+
+
+def test_only_one_sync_pass_runs_per_destination(tmp_path: Path) -> None:
+    signer, town = Signer.generate(), Signer.generate()
+    outbox = SqliteOutbox(tmp_path / "v.sqlite", own_key_id=signer.key_id, township_public_key=town.public_key,
+                          township_key_id=town.key_id)
+    target = f"127.0.0.1:{free_port()}"
+    a = RelayClient(target, outbox, signer, FakeClock(NOW))
+    b = RelayClient(target, outbox, signer, FakeClock(NOW))
+    from shared.relay import client as client_module
+
+    lock = client_module._flight_lock(target, signer.key_id)
+    with lock:   # as if `a` were mid-pass
+        assert b.sync_once().skipped and a.sync_once().skipped
+    outbox.close()

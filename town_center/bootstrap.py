@@ -1,0 +1,98 @@
+"""Wiring for the township process: the only place that builds the store, the core and the server."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.clock import Clock, SystemClock
+from shared.keys import load_key_file, save_key_file
+from shared.relay.server import RelayCore, RelayLimits
+from shared.signing import Signer
+from town_center.errors import SetupError
+from town_center.grpc_server import create_server
+from town_center.services import TownServices
+from town_center.store import TownStore, open_town_store
+
+__all__ = ["TownApp", "build_app", "init_home", "serve", "KEY_FILE_NAME", "DB_FILE_NAME", "default_db_url"]
+
+log = logging.getLogger("town_center.bootstrap")
+
+KEY_FILE_NAME = "town.key"
+DB_FILE_NAME = "town.db"
+
+
+@dataclass
+class TownApp:
+    store: TownStore
+    signer: Signer
+    core: RelayCore
+    services: TownServices
+
+    def close(self) -> None:
+        self.core.close()
+        self.store.close()
+
+
+def default_db_url(home: Path) -> str:
+    return f"sqlite:///{home / DB_FILE_NAME}"
+
+
+def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits: RelayLimits | None = None) -> TownApp:
+    clock = clock or SystemClock()
+    store = open_town_store(db_url)
+    recorded = store.get_meta("town_key_id")
+    if recorded and recorded != signer.key_id:
+        store.close()
+        raise SetupError(f"数据库属于另一个乡镇密钥（{recorded[:8]}…），与当前密钥 {signer.key_id[:8]}… 不符")
+    if not recorded:
+        store.set_meta("town_key_id", signer.key_id)
+    core = RelayCore(signer=signer, ingest=store, keys=store, down=store, clock=clock, limits=limits)
+    return TownApp(store, signer, core, TownServices(store, signer, clock))
+
+
+def init_home(home: Path, passphrase: str, db_url: str | None = None) -> Signer:
+    """Create the township key (encrypted) and the database; refuses to overwrite an existing key."""
+    home.mkdir(parents=True, exist_ok=True)
+    key_path = home / KEY_FILE_NAME
+    signer = Signer.generate()
+    save_key_file(key_path, signer, passphrase)
+    app = build_app(db_url or default_db_url(home), signer)
+    app.close()
+    return signer
+
+
+def load_signer(home: Path, passphrase: str) -> Signer:
+    key_path = home / KEY_FILE_NAME
+    if not key_path.exists():
+        raise SetupError(f"找不到乡镇密钥 {key_path}，请先运行 town-center init")
+    return load_key_file(key_path, passphrase)
+
+
+def serve(app: TownApp, address: str, *, ready: threading.Event | None = None, port_file: Path | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then stop accepting and let running calls finish briefly."""
+    server, port = create_server(app.core, address)
+    server.start()
+    host = address.rsplit(":", 1)[0]
+    print(f"乡镇中心已启动，监听 {host}:{port}（乡镇密钥 {app.signer.key_id}）", flush=True)
+    if port_file is not None:
+        tmp = port_file.with_name(port_file.name + ".tmp")
+        tmp.write_text(str(port), encoding="utf-8")
+        tmp.replace(port_file)
+    stopping = threading.Event()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stopping.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    if ready is not None:
+        ready.set()
+    stopping.wait()
+    print("正在停止乡镇中心…", flush=True)
+    server.stop(grace=5).wait()
+    app.close()
+

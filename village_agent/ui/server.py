@@ -1,0 +1,635 @@
+"""The village agent's local web UI: server-rendered Chinese pages over `AgentService`.
+
+Local only, and defended as if it were not: a page in the agent's browser from any other site can
+still send POSTs to 127.0.0.1 (CSRF) or rebind its own domain name to 127.0.0.1 (DNS rebinding).
+So every request must carry a Host header naming this machine, every POST must carry the per-process
+CSRF token, and a foreign Origin is refused outright.
+
+Handlers are `async def` and call the service directly on the event loop: one agent, one laptop,
+so serialising every write through the loop costs nothing and keeps SQLite single-writer.
+Nothing here logs request bodies, names, ID numbers or phones; uvicorn's access log is off.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hmac
+import logging
+import secrets
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import jinja2
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.catalog import IntakeOutcome, MaterialsAssessment
+from shared.clock import from_unix_ms, to_unix_ms
+from shared.errors import SharedError
+from shared.wire.v1 import records_pb2
+from village_agent.domain import RATING_ZH, AppointmentStatus, MatterState, MatterStatus
+from village_agent.errors import AgentError, FieldProblem, FormError, StoreError, TransitionError, UnknownMatterError
+from village_agent.receipt import build_receipt, format_due
+from village_agent.services import MAX_EVIDENCE_BYTES, PLACES, RATINGS, SHANGHAI, AgentService, RequestForm
+
+log = logging.getLogger("village_agent.ui")
+
+HERE = Path(__file__).parent
+CSRF_FIELD = "csrf_token"
+PAGE_SIZE = 50
+# A form holds at most one image (≤ 3 MB, base64 adds a third) plus short text fields.
+MAX_BODY_BYTES = 6 * 1024 * 1024
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+WARNING_WINDOW_MS = 24 * 3600 * 1000  # amber in the last day before the deadline, if the township has not said so already
+
+RATING_CHOICES = [(key, RATING_ZH[value]) for key, value in RATINGS.items()]
+PLACE_ZH = {"service_room": "村便民服务室", "applicant_home": "申请人家中", "township_center": "乡镇便民服务中心"}
+PLACE_ZH_BY_ENUM = {PLACES[k]: v for k, v in PLACE_ZH.items()}
+AUTH_METHOD_ZH = {"drawn_signature": "现场手写签名", "photo_of_form": "拍摄或上传已签字的委托书", "witness": "见证人证明"}
+
+# Record kinds as the agent reads them in a matter's history; unknown kinds still show in Chinese.
+KIND_ZH = {
+    "request_filed": "登记代办申请", "materials_added": "补充材料", "appointment_made": "预约",
+    "appointment_forfeited": "预约失约", "visit_recorded": "上门服务", "withdrawn": "撤回",
+    "result_handed_over": "交付办理结果", "signed_off": "群众签收评价", "follow_up_called": "回访",
+    "matter_classified": "乡镇受理分类", "status_update": "乡镇进度更新", "hop_clock_changed": "计时变更",
+    "result_ready": "办理结果已出", "decision": "审批决定", "supervision_notice": "督办通知",
+    "escalation": "上报县级",
+}
+# Short notices after a redirect; the query string carries only this key, never data.
+DONE_ZH = {
+    "materials": "已登记补充材料。", "handover": "已交付办理结果，请群众签收评价。", "withdraw": "事项已撤回。",
+    "signoff": "群众已签收并评价，本次代办服务结束。", "appointment": "已登记预约。", "visit": "已登记上门服务。",
+    "forfeit": "已检查预约，超时 30 分钟未履约的已标记为失约。",
+}
+
+
+# ---------------------------------------------------------------------------- sync status port
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """Whether the township relay answered; `None` means nobody knows yet (not wired or not tried)."""
+
+    reachable: bool | None
+    detail: str = ""
+
+
+# The relay loop will provide one of these; without it the page says honestly that it does not know.
+SyncStatus = Callable[[], Reachability]
+
+
+@dataclass(frozen=True)
+class SyncPanel:
+    waiting: int
+    last_sync_at: str
+    reachable: bool | None
+    reachable_zh: str
+    detail: str
+
+
+def sync_panel(service: AgentService, sync_status: SyncStatus | None) -> SyncPanel:
+    waiting = service.store.outbox_size()
+    raw = service.store.get_meta("last_sync_at_ms", "")
+    try:
+        last_ms = int(raw) if raw else 0
+    except ValueError:
+        last_ms = 0
+    last = f"{from_unix_ms(last_ms).astimezone(SHANGHAI):%Y-%m-%d %H:%M}" if last_ms else "从未同步"
+    if sync_status is None:
+        return SyncPanel(waiting, last, None, "未连接", "后台同步尚未启动，无法判断乡镇中心是否可达。")
+    try:
+        state = sync_status()
+    except Exception:  # a broken probe must not take the page down; say we do not know
+        log.exception("sync status probe failed")
+        state = Reachability(None, "无法获取同步状态")
+    zh = {True: "可以连接", False: "无法连接", None: "未知"}[state.reachable]
+    return SyncPanel(waiting, last, state.reachable, zh, state.detail)
+
+
+# ---------------------------------------------------------------------------- deadline colour
+
+
+@dataclass(frozen=True)
+class DeadlineBadge:
+    css: str      # on-time / warning / overdue / untimed
+    label: str    # Chinese
+    due: str
+
+
+def deadline_badge(state: MatterState, now_ms: int) -> DeadlineBadge:
+    """Green on time, amber close to the limit, red overdue, grey when no clock runs."""
+    due = format_due(state.due_at_ms) if state.due_at_ms else "—"
+    if state.closed or state.status is MatterStatus.HANDED_OVER:
+        return DeadlineBadge("untimed", "已办结" if state.status is not MatterStatus.RETURNED else "已退回", due)
+    if state.clock_state == records_pb2.CLOCK_STATE_SUSPENDED or state.status is MatterStatus.SUSPENDED:
+        return DeadlineBadge("untimed", "暂停计时", due)
+    if state.clock_state == records_pb2.CLOCK_STATE_STOPPED:
+        return DeadlineBadge("untimed", "停止计时", due)
+    if not state.due_at_ms:
+        return DeadlineBadge("untimed", "未计时", "乡镇受理后开始计时；村级办理事项不计时")
+    if state.clock_state == records_pb2.CLOCK_STATE_SUPERVISED:
+        return DeadlineBadge("overdue", "超期督办", due)
+    if state.clock_state == records_pb2.CLOCK_STATE_OVERDUE or now_ms > state.due_at_ms:
+        return DeadlineBadge("overdue", "已超期", due)
+    if state.clock_state == records_pb2.CLOCK_STATE_WARNING or state.due_at_ms - now_ms <= WARNING_WINDOW_MS:
+        return DeadlineBadge("warning", "临近时限", due)
+    return DeadlineBadge("on-time", "按时办理中", due)
+
+
+# ---------------------------------------------------------------------------- guards (ASGI)
+
+
+def _host_only(host_header: str) -> str:
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else ""
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class LocalGuard:
+    """Refuse any request whose Host is not this machine (DNS rebinding), whose Origin is another
+    site, or whose body is larger than any form here needs. Pure ASGI so it runs before parsing."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: frozenset[str]) -> None:
+        self.app = app
+        self.allowed_hosts = allowed_hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = _host_only(headers.get("host", ""))
+        if host not in self.allowed_hosts:
+            await _plain(403, "拒绝访问：本页面只能在本机通过 127.0.0.1 打开。")(scope, receive, send)
+            return
+        origin = headers.get("origin")
+        if origin is not None and scope["method"] not in ("GET", "HEAD"):
+            if _host_only(urllib.parse.urlsplit(origin).netloc) not in self.allowed_hosts:
+                await _plain(403, "拒绝访问：请求来自其他网站。")(scope, receive, send)
+                return
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            await _plain(413, "提交的内容过大（图片请小于 3 MB）。")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _plain(status: int, message: str) -> Response:
+    return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>错误</title><p>{message}</p>", status_code=status)
+
+
+# ---------------------------------------------------------------------------- the app
+
+
+def _jinja() -> jinja2.Environment:
+    # Autoescape: names and addresses typed by villagers end up in these pages.
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["ms_local"] = lambda ms: f"{from_unix_ms(ms).astimezone(SHANGHAI):%Y-%m-%d %H:%M}" if ms else "—"
+    return env
+
+
+def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
+               allowed_hosts: frozenset[str] = LOCAL_HOSTS) -> FastAPI:
+    """The UI over one open `AgentService`. `sync_status` is the relay's reachability probe, if any."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    csrf_token = secrets.token_urlsafe(32)  # per process: a restart invalidates forms left open, which is fine
+    env = _jinja()
+    catalog = service.catalog
+
+    def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        done = request.query_params.get("done", "")
+        base = {"csrf_token": csrf_token, "csrf_field": CSRF_FIELD, "nav_waiting": service.store.outbox_size(),
+                "notice": DONE_ZH.get(done, ""), "village_name": service.config.village_name,
+                "agent_name": service.config.agent_name, "path": request.url.path}
+        html = env.get_template(name).render(**base, **context)
+        return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+    def message(request: Request, text: str, status_code: int) -> HTMLResponse:
+        return render(request, "message.html", status_code=status_code, message=text)
+
+    async def read_form(request: Request) -> FormData:
+        try:
+            form = await request.form(max_files=2, max_fields=200, max_part_size=MAX_BODY_BYTES)
+        except MultiPartException as exc:
+            raise _Refused(400, "表单无法解析，请重新提交。") from exc
+        token = form.get(CSRF_FIELD)
+        if not isinstance(token, str) or not hmac.compare_digest(token.encode(), csrf_token.encode()):
+            raise _Refused(403, "表单已过期或来源不明（缺少安全校验码），请返回重新打开页面后再提交。")
+        return form
+
+    def now_ms() -> int:
+        return to_unix_ms(service.clock.now())
+
+    # ------------------------------------------------------------ errors
+
+    @app.exception_handler(_Refused)
+    async def on_refused(request: Request, exc: _Refused) -> Response:
+        return message(request, exc.text, exc.status)
+
+    @app.exception_handler(UnknownMatterError)
+    async def on_unknown(request: Request, exc: UnknownMatterError) -> Response:
+        return message(request, str(exc), 404)
+
+    @app.exception_handler(TransitionError)
+    async def on_transition(request: Request, exc: TransitionError) -> Response:
+        return message(request, str(exc), 409)
+
+    @app.exception_handler(StoreError)
+    async def on_store(request: Request, exc: StoreError) -> Response:
+        return message(request, str(exc), 503)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        text = {404: "没有这个页面。", 405: "不支持这种操作方式。"}.get(exc.status_code, "请求无法处理。")
+        return message(request, text, exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        # The type only: an exception's message may quote what was typed.
+        log.error("page failed: %s %s", request.url.path, type(exc).__name__)
+        return message(request, "出现内部错误，本次操作可能没有保存。请返回检查后重试。", 500)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError) -> Response:
+        return message(request, "请求参数不正确。", 400)
+
+    # ------------------------------------------------------------ my matters
+
+    @app.get("/", response_class=HTMLResponse)
+    async def matters(request: Request, page: int = 1, status: str = "") -> Response:
+        page = max(1, min(page, 10_000))
+        status = status if status in {s.value for s in MatterStatus} else ""
+        states = service.store.list_matters(limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE, status=status or None)
+        more = len(states) > PAGE_SIZE
+        now = now_ms()
+        rows = [_matter_row(service, s, now) for s in states[:PAGE_SIZE]]
+        return render(request, "matters.html", rows=rows, page=page, more=more, status=status,
+                      statuses=[(s.value, s.label_zh) for s in MatterStatus], total=service.store.count_matters())
+
+    # ------------------------------------------------------------ new request
+
+    @app.get("/matters/new", response_class=HTMLResponse)
+    async def new_request(request: Request) -> Response:
+        return _render_new(request, values={}, problems=[])
+
+    def _render_new(request: Request, *, values: dict[str, Any], problems: list[FieldProblem],
+                    status_code: int = 200) -> HTMLResponse:
+        values = {"request_id": str(uuid.uuid4()), **{k: v for k, v in values.items() if v or k != "request_id"}}
+        by_field = {}
+        for p in problems:
+            by_field.setdefault(p.field, p.message)
+        return render(request, "new_request.html", status_code=status_code, items=list(catalog), values=values,
+                      problems=problems, errors=by_field, auth_methods=AUTH_METHOD_ZH,
+                      brought=set(values.get("materials", [])), not_applicable=set(values.get("not_applicable", [])),
+                      commitments=values.get("commitments", {}), today=service.clock.now().astimezone(SHANGHAI).date().isoformat())
+
+    @app.post("/matters")
+    async def file_request(request: Request) -> Response:
+        form = await read_form(request)
+        values = _request_values(form)
+        try:
+            evidence = await _evidence(form, values["authorization"])
+            filed = service.file_request(RequestForm(
+                applicant_name=values["name"], id_number=values["id_number"], phone=values["phone"],
+                address=values["address"], catalog_code=values["matter"], materials_brought=values["materials"],
+                commitments=values["commitments"], not_applicable=values["not_applicable"],
+                authorization_method=values["authorization"], authorization_evidence=evidence,
+                witness_name=values["witness_name"], witness_statement=values["witness_statement"],
+                elderly_or_disabled=values["elderly_or_disabled"], door_to_door=values["door_to_door"],
+                note=values["note"]), matter_id=_uuid_or_none(values["request_id"]))
+        except FormError as exc:
+            # The drawn signature is not sent back: a re-signed page is cheaper than echoing an image.
+            return _render_new(request, values=values, problems=exc.problems, status_code=422)
+        return RedirectResponse(f"/matters/{filed.matter_id}/receipt", status_code=303)
+
+    @app.get("/api/assess")
+    async def assess(matter: str = "", m: Annotated[list[str], Query()] = [],  # noqa: B006 (FastAPI copies defaults)
+                     na: Annotated[list[str], Query()] = []) -> Response:  # noqa: B006
+        """The live checklist. Takes only the matter code and material ids: no personal data in the URL."""
+        try:
+            result = service.assess(matter, list(m or []), list(na or []))
+        except FormError as exc:
+            return JSONResponse({"ok": False, "error": exc.problems[0].message}, status_code=200)
+        except (SharedError, TypeError) as exc:
+            return JSONResponse({"ok": False, "error": str(exc)}, status_code=200)
+        return JSONResponse({"ok": True, **_assessment_json(result)})
+
+    # ------------------------------------------------------------ one matter
+
+    @app.get("/matters/{matter_id}", response_class=HTMLResponse)
+    async def matter_page(request: Request, matter_id: str) -> Response:
+        return _render_matter(request, matter_id, problems=[], values={})
+
+    def _render_matter(request: Request, matter_id: str, *, problems: list[FieldProblem], values: dict[str, Any],
+                       status_code: int = 200) -> HTMLResponse:
+        state = service.store.matter_state(matter_id)
+        item = catalog.item(state.catalog_code) if state.catalog_code in catalog else None
+        applicant = service.applicant(matter_id)
+        history = [_history_row(r) for r in service.store.ledger_records_for(matter_id)]
+        missing = [m for m in item.materials if m.id not in state.materials] if item else []
+        by_field = {}
+        for p in problems:
+            by_field.setdefault(p.field, p.message)
+        return render(request, "matter.html", status_code=status_code, state=state, item=item, applicant=applicant,
+                      history=history, missing=missing, badge=deadline_badge(state, now_ms()),
+                      lookup_code=service.store.lookup_code_of(matter_id), errors=by_field, problems=problems,
+                      values=values, material_names={m.id: m.name for m in item.materials} if item else {},
+                      can=_allowed_actions(service, state))
+
+    @app.post("/matters/{matter_id}/materials")
+    async def add_materials(request: Request, matter_id: str) -> Response:
+        form = await read_form(request)
+        ids = [str(v) for v in form.getlist("material_ids")]
+        note = str(form.get("note", ""))
+        try:
+            service.add_materials(matter_id, ids, note)
+        except FormError as exc:
+            return _render_matter(request, matter_id, problems=exc.problems, values={"note": note}, status_code=422)
+        return RedirectResponse(f"/matters/{matter_id}?done=materials", status_code=303)
+
+    @app.post("/matters/{matter_id}/handover")
+    async def hand_over(request: Request, matter_id: str) -> Response:
+        form = await read_form(request)
+        summary = str(form.get("result_summary", ""))
+        try:
+            service.hand_over(matter_id, summary, [str(v) for v in form.getlist("materials_returned")])
+        except FormError as exc:
+            return _render_matter(request, matter_id, problems=exc.problems, values={"result_summary": summary},
+                                  status_code=422)
+        return RedirectResponse(f"/matters/{matter_id}/signoff?done=handover", status_code=303)
+
+    @app.post("/matters/{matter_id}/withdraw")
+    async def withdraw(request: Request, matter_id: str) -> Response:
+        form = await read_form(request)
+        reason = str(form.get("reason", ""))
+        try:
+            service.withdraw(matter_id, reason)
+        except FormError as exc:
+            return _render_matter(request, matter_id, problems=exc.problems, values={"reason": reason}, status_code=422)
+        return RedirectResponse(f"/matters/{matter_id}?done=withdraw", status_code=303)
+
+    @app.get("/matters/{matter_id}/receipt", response_class=HTMLResponse)
+    async def receipt(request: Request, matter_id: str) -> Response:
+        view = build_receipt(service, matter_id)
+        state = service.store.matter_state(matter_id)
+        return render(request, "receipt.html", r=view, state=state)
+
+    # ------------------------------------------------------------ sign-off
+
+    @app.get("/matters/{matter_id}/signoff", response_class=HTMLResponse)
+    async def signoff_page(request: Request, matter_id: str) -> Response:
+        return _render_signoff(request, matter_id, values={}, problems=[])
+
+    def _render_signoff(request: Request, matter_id: str, *, values: dict[str, str], problems: list[FieldProblem],
+                        status_code: int = 200) -> HTMLResponse:
+        state = service.store.matter_state(matter_id)
+        item = catalog.item(state.catalog_code) if state.catalog_code in catalog else None
+        by_field = {}
+        for p in problems:
+            by_field.setdefault(p.field, p.message)
+        return render(request, "signoff.html", status_code=status_code, state=state, item=item,
+                      applicant=service.applicant(matter_id), ratings=RATING_CHOICES, values=values,
+                      errors=by_field, problems=problems)
+
+    @app.post("/matters/{matter_id}/signoff")
+    async def signoff(request: Request, matter_id: str) -> Response:
+        form = await read_form(request)
+        values = {"rating": str(form.get("rating", "")), "comment": str(form.get("comment", ""))}
+        try:
+            signature = _data_url_png(str(form.get("signature_data", "")), "signature", "签收签名")
+            service.sign_off(matter_id, values["rating"], values["comment"], signature)
+        except FormError as exc:
+            return _render_signoff(request, matter_id, values=values, problems=exc.problems, status_code=422)
+        return RedirectResponse(f"/matters/{matter_id}?done=signoff", status_code=303)
+
+    # ------------------------------------------------------------ appointments
+
+    @app.get("/appointments", response_class=HTMLResponse)
+    async def appointments(request: Request, matter_id: str = "") -> Response:
+        # Opened from a matter page or a forfeited row ("改约"): the matter is filled in already.
+        prefill = {"matter_id": matter_id} if matter_id and service.store.has_matter(matter_id) else {}
+        return _render_appointments(request, values=prefill, problems=[])
+
+    def _render_appointments(request: Request, *, values: dict[str, str], problems: list[FieldProblem],
+                             status_code: int = 200) -> HTMLResponse:
+        now = now_ms()
+        rows = []
+        for row in service.store.appointments():
+            status = AppointmentStatus(row.status)
+            overdue = status is AppointmentStatus.SCHEDULED and now >= row.scheduled_at_ms + 30 * 60 * 1000
+            rows.append({"id": row.appointment_id, "at": row.scheduled_at_ms, "place": PLACE_ZH_BY_ENUM.get(row.place, "其他"),
+                         "purpose": row.purpose, "status": status, "status_zh": status.label_zh,
+                         "matter_id": row.matter_id or "", "overdue": overdue})
+        by_field = {}
+        for p in problems:
+            by_field.setdefault(p.field, p.message)
+        return render(request, "appointments.html", status_code=status_code, rows=rows, places=PLACE_ZH,
+                      values=values, errors=by_field, problems=problems)
+
+    @app.post("/appointments")
+    async def make_appointment(request: Request) -> Response:
+        form = await read_form(request)
+        values = {k: str(form.get(k, "")) for k in ("scheduled_at", "place", "purpose", "matter_id", "place_detail")}
+        try:
+            try:
+                at = dt.datetime.fromisoformat(values["scheduled_at"].strip())
+            except ValueError:
+                raise FormError([FieldProblem("scheduled_at", "预约时间", "请选择预约日期和时间")]) from None
+            at = at if at.tzinfo else at.replace(tzinfo=SHANGHAI)
+            if values["matter_id"].strip() and not service.store.has_matter(values["matter_id"].strip()):
+                raise FormError([FieldProblem("matter_id", "相关事项", "本机没有这个事项编号")])
+            service.make_appointment(scheduled_at=at, place=values["place"], purpose=values["purpose"],
+                                     matter_id=values["matter_id"].strip(), place_detail=values["place_detail"])
+        except FormError as exc:
+            return _render_appointments(request, values=values, problems=exc.problems, status_code=422)
+        return RedirectResponse("/appointments?done=appointment", status_code=303)
+
+    @app.post("/appointments/forfeit")
+    async def forfeit(request: Request) -> Response:
+        await read_form(request)
+        service.forfeit_due_appointments()
+        return RedirectResponse("/appointments?done=forfeit", status_code=303)
+
+    @app.post("/appointments/{appointment_id}/visit")
+    async def visit(request: Request, appointment_id: str) -> Response:
+        form = await read_form(request)
+        row = service.store.appointment_row(appointment_id)
+        place = {v: k for k, v in PLACES.items()}.get(row.place, "applicant_home")
+        service.record_visit(appointment_id=appointment_id, matter_id=row.matter_id or "", place=place,
+                             outcome=str(form.get("outcome", "")))
+        return RedirectResponse("/appointments?done=visit", status_code=303)
+
+    # ------------------------------------------------------------ sync
+
+    @app.get("/sync", response_class=HTMLResponse)
+    async def sync_page(request: Request) -> Response:
+        return render(request, "sync.html", sync=sync_panel(service, sync_status), matters=service.store.count_matters(),
+                      township=service.config.township_name)
+
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.add_middleware(LocalGuard, allowed_hosts=allowed_hosts)
+    return app
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+# ---------------------------------------------------------------------------- form helpers
+
+
+def _request_values(form: FormData) -> dict[str, Any]:
+    """What the agent typed, kept as typed so a refused form comes back filled in."""
+    text = {k: str(form.get(k, "")) for k in ("name", "id_number", "phone", "address", "matter", "authorization",
+                                              "witness_name", "witness_statement", "note", "request_id")}
+    commitments = {}
+    for key, value in form.multi_items():
+        if key.startswith("commit:") and isinstance(value, str) and value.strip():
+            commitments[key[len("commit:"):]] = value.strip()
+    return {
+        **text,
+        "materials": [str(v) for v in form.getlist("materials")],
+        "not_applicable": [str(v) for v in form.getlist("not_applicable")],
+        "commitments": commitments,
+        "elderly_or_disabled": form.get("elderly_or_disabled") == "1",
+        "door_to_door": form.get("door_to_door") == "1",
+    }
+
+
+def _uuid_or_none(text: str) -> str | None:
+    """The form's one-time id makes a double-clicked submit file once; anything else is ignored."""
+    try:
+        return str(uuid.UUID(text.strip()))
+    except ValueError:
+        return None
+
+
+async def _evidence(form: FormData, method: str) -> bytes:
+    if method == "drawn_signature":
+        return _data_url_png(str(form.get("signature_data", "")), "authorization_evidence", "委托书")
+    if method == "photo_of_form":
+        upload = form.get("authorization_file")
+        if isinstance(upload, UploadFile):
+            data = await upload.read(MAX_EVIDENCE_BYTES + 1)
+            return data
+    return b""
+
+
+def _data_url_png(value: str, field: str, label: str) -> bytes:
+    """The canvas sends `data:image/png;base64,…`; the service checks it really is an image."""
+    value = value.strip()
+    if not value:
+        return b""
+    prefix = "data:image/png;base64,"
+    if not value.startswith(prefix):
+        raise FormError([FieldProblem(field, label, "签名图片无效，请重新签名")])
+    try:
+        return base64.b64decode(value[len(prefix):], validate=True)
+    except (binascii.Error, ValueError):
+        raise FormError([FieldProblem(field, label, "签名图片无效，请重新签名")]) from None
+
+
+def _assessment_json(a: MaterialsAssessment) -> dict[str, Any]:
+    return {
+        "outcome": a.outcome.value, "outcome_zh": a.outcome.label_zh, "kind_zh": a.suggested_kind.label_zh,
+        "missing": [{"id": m.id, "name": m.name, "main": m in a.missing_main, "tolerated": m.tolerated_missing}
+                    for m in a.missing],
+        "commit_ids": [m.id for m in a.missing_auxiliary] if a.outcome is IntakeOutcome.ACCEPT_WITH_TOLERANCE else [],
+        "return_reason": a.return_reason_zh or "",
+        "clock_waits": a.clock_waits_for_materials,
+    }
+
+
+def _matter_row(service: AgentService, state: MatterState, now_ms: int) -> dict[str, Any]:
+    name = service.catalog.item(state.catalog_code).name if state.catalog_code in service.catalog else state.catalog_code
+    try:
+        applicant = service.applicant(state.matter_id)
+    except AgentError:
+        applicant = None
+    return {"id": state.matter_id, "matter_name": name, "status_zh": state.status.label_zh, "status": state.status.value,
+            "applicant": applicant.name if applicant else "—", "id_masked": state.id_masked,
+            "filed": state.filed_claimed_ms, "badge": deadline_badge(state, now_ms), "supervised": state.supervised}
+
+
+def _history_row(record: records_pb2.Record) -> dict[str, Any]:
+    kind = record.WhichOneof("body") or ""
+    detail = ""
+    if kind == "materials_added":
+        detail = f"{len(record.materials_added.material_ids)} 份材料"
+    elif kind == "withdrawn":
+        detail = record.withdrawn.reason
+    elif kind == "result_handed_over":
+        detail = record.result_handed_over.result_summary
+    elif kind == "signed_off":
+        detail = RATING_ZH.get(record.signed_off.rating, "")
+    elif kind == "result_ready":
+        detail = record.result_ready.result_summary
+    elif kind == "status_update":
+        detail = record.status_update.message
+    elif kind == "supervision_notice":
+        detail = record.supervision_notice.message
+    return {"at": record.header.claimed_time_ms, "kind_zh": KIND_ZH.get(kind, "其他记录"), "detail": detail,
+            "from_township": kind not in ("request_filed", "materials_added", "withdrawn", "result_handed_over",
+                                          "signed_off", "follow_up_called", "appointment_made", "visit_recorded",
+                                          "appointment_forfeited")}
+
+
+def _allowed_actions(service: AgentService, state: MatterState) -> dict[str, bool]:
+    from village_agent import domain
+    from shared.catalog import Tier
+
+    def ok(check: Callable[[], None]) -> bool:
+        try:
+            check()
+        except TransitionError:
+            return False
+        return True
+
+    decided_here = state.catalog_code in service.catalog and service.catalog.item(state.catalog_code).decided_by is Tier.VILLAGE
+    return {
+        "materials": ok(lambda: domain.check_can_add_materials(state)),
+        "withdraw": ok(lambda: domain.check_can_withdraw(state)),
+        "handover": ok(lambda: domain.check_can_hand_over(state, decided_here)),
+        "signoff": ok(lambda: domain.check_can_sign_off(state)),
+    }
+
+
+# ---------------------------------------------------------------------------- serving
+
+
+def serve(service: AgentService, host: str = "127.0.0.1", port: int = 8631, *,
+          sync_status: SyncStatus | None = None) -> int:
+    """Run the UI until Ctrl-C. Access log off: URLs carry no personal data, but nothing is gained by logging them."""
+    import uvicorn
+
+    hosts = LOCAL_HOSTS | {host.strip("[]").lower()} if host not in ("0.0.0.0", "::") else LOCAL_HOSTS
+    app = create_app(service, sync_status=sync_status, allowed_hosts=frozenset(hosts))
+    config = uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None, log_level="warning",
+                            server_header=False, lifespan="off")
+    server = uvicorn.Server(config)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"村代办员网页界面已启动：http://{shown}:{port}/  （按 Ctrl-C 退出）", flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.store.close()
+    return 0

@@ -1,0 +1,131 @@
+// Village agent UI: the signature pad, the live materials checklist, the authorization panels.
+// Vanilla JS, no libraries: the laptop is offline and cheap.
+(function () {
+  "use strict";
+
+  // ---- signature pads: draw with mouse/touch/pen, keep a PNG data URL in the hidden field
+  document.querySelectorAll(".sigpad").forEach(function (pad) {
+    var canvas = pad.querySelector("canvas");
+    var field = pad.querySelector("input[type=hidden]");
+    var ctx = canvas.getContext("2d");
+    var drawing = false, last = null, dirty = false;
+    ctx.lineWidth = 2.6; ctx.lineCap = "round"; ctx.lineJoin = "round"; ctx.strokeStyle = "#111";
+    function point(e) {
+      var r = canvas.getBoundingClientRect();
+      return { x: (e.clientX - r.left) * canvas.width / r.width, y: (e.clientY - r.top) * canvas.height / r.height };
+    }
+    canvas.addEventListener("pointerdown", function (e) {
+      drawing = true; last = point(e); canvas.setPointerCapture(e.pointerId); e.preventDefault();
+      ctx.beginPath(); ctx.arc(last.x, last.y, 1.2, 0, Math.PI * 2); ctx.fill();
+    });
+    canvas.addEventListener("pointermove", function (e) {
+      if (!drawing) return;
+      var p = point(e);
+      ctx.beginPath(); ctx.moveTo(last.x, last.y); ctx.lineTo(p.x, p.y); ctx.stroke();
+      last = p; dirty = true; e.preventDefault();
+    });
+    function end() { if (drawing) { drawing = false; if (dirty) field.value = canvas.toDataURL("image/png"); } }
+    canvas.addEventListener("pointerup", end);
+    canvas.addEventListener("pointercancel", end);
+    canvas.addEventListener("pointerleave", end);
+    pad.querySelector(".sig-clear").addEventListener("click", function () {
+      ctx.clearRect(0, 0, canvas.width, canvas.height); field.value = ""; dirty = false;
+    });
+  });
+
+  // ---- confirmations for irreversible actions
+  document.querySelectorAll("[data-confirm]").forEach(function (b) {
+    b.addEventListener("click", function (e) { if (!window.confirm(b.getAttribute("data-confirm"))) e.preventDefault(); });
+  });
+
+  // ---- file pickers: show the chosen file's name beside the Chinese button
+  document.querySelectorAll(".filepick input[type=file]").forEach(function (input) {
+    input.addEventListener("change", function () {
+      var label = input.closest(".filepick").nextElementSibling;
+      if (label) label.textContent = input.files.length ? input.files[0].name : "未选择文件";
+    });
+  });
+
+  var form = document.getElementById("request-form");
+  if (!form) return;
+
+  // ---- authorization method: show only the chosen panel
+  function showAuth() {
+    var chosen = form.querySelector("input[name=authorization]:checked");
+    form.querySelectorAll(".auth-panel").forEach(function (p) {
+      p.hidden = !chosen || p.getAttribute("data-method") !== chosen.value;
+    });
+  }
+  form.querySelectorAll("input[name=authorization]").forEach(function (r) { r.addEventListener("change", showAuth); });
+  showAuth();
+
+  // ---- live materials checklist (一次性告知): ask the server, which asks the catalogue
+  var select = document.getElementById("matter-select");
+  var outcome = document.getElementById("outcome");
+  var missingBox = document.getElementById("missing-box");
+  var missingList = document.getElementById("missing-list");
+  var reason = document.getElementById("return-reason");
+  var commitHint = document.getElementById("commit-hint");
+  var clockHint = document.getElementById("clock-hint");
+  var assessError = document.getElementById("assess-error");
+  var seq = 0;
+
+  function currentSet() {
+    var code = select.value;
+    var found = null;
+    form.querySelectorAll("fieldset.mats").forEach(function (fs) {
+      var on = fs.getAttribute("data-code") === code;
+      fs.hidden = !on; fs.disabled = !on;
+      if (on) found = fs;
+    });
+    return found;
+  }
+
+  function refresh() {
+    var fs = currentSet();
+    if (!fs) {
+      outcome.className = "outcome none"; outcome.textContent = "请先选择办理事项";
+      missingBox.hidden = true; reason.hidden = true; commitHint.hidden = true; clockHint.hidden = true;
+      return;
+    }
+    var q = new URLSearchParams();
+    q.append("matter", select.value);
+    fs.querySelectorAll("input[name=materials]:checked").forEach(function (c) { q.append("m", c.value); });
+    fs.querySelectorAll("input[name=not_applicable]:checked").forEach(function (c) { q.append("na", c.value); });
+    var mine = ++seq;
+    fetch("/api/assess?" + q.toString(), { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (a) { if (mine === seq) show(fs, a); })
+      .catch(function () { if (mine === seq) { assessError.hidden = false; assessError.textContent = "无法核对材料，请刷新页面重试"; } });
+  }
+
+  function show(fs, a) {
+    assessError.hidden = true;
+    if (!a.ok) { assessError.hidden = false; assessError.textContent = a.error; return; }
+    outcome.className = "outcome " + a.outcome;
+    outcome.textContent = a.outcome_zh + "（" + a.kind_zh + "）";
+    missingList.innerHTML = "";
+    a.missing.forEach(function (m) {
+      var li = document.createElement("li");
+      li.className = m.main ? "m-main" : "m-aux";
+      li.textContent = m.name + (m.main ? "（主要材料，必须提交）" : (m.tolerated ? "（辅助材料，可容缺后补）" : "（辅助材料，须补齐）"));
+      missingList.appendChild(li);
+    });
+    missingBox.hidden = a.missing.length === 0;
+    if (a.missing.length === 0) { missingBox.hidden = false; var li = document.createElement("li"); li.className = "none"; li.textContent = "无，材料齐全"; missingList.appendChild(li); }
+    reason.hidden = !a.return_reason; reason.textContent = a.return_reason ? "退回原因：" + a.return_reason : "";
+    commitHint.hidden = a.commit_ids.length === 0;
+    clockHint.hidden = !a.clock_waits;
+    fs.querySelectorAll(".commit").forEach(function (c) {
+      var need = a.commit_ids.indexOf(c.getAttribute("data-material")) >= 0;
+      c.hidden = !need;
+      c.querySelector("input").disabled = !need;
+    });
+  }
+
+  select.addEventListener("change", refresh);
+  form.addEventListener("change", function (e) {
+    if (e.target.name === "materials" || e.target.name === "not_applicable") refresh();
+  });
+  refresh();
+})();
