@@ -50,7 +50,7 @@ class TownServices:
         log.warning("key %s revoked by %s after seq %d: %s", agent.key_id, by, agent.last_valid_seq, reason)
         return agent
 
-    def publish(self, record: records_pb2.Record, audience_key_ids: Sequence[str]) -> int:
+    def publish(self, record: records_pb2.Record, audience_key_ids: Sequence[str], *, dedup_key: str = "") -> int:
         """Sign `record` with the township key and queue it for the given devices ("*" for all)."""
         record.audience.key_ids.extend(k for k in audience_key_ids if k != "*")
-        return self.store.publish(self.signer, record, audience_key_ids, now_ms=self._now_ms())
+        return self.store.publish(self.signer, record, audience_key_ids, now_ms=self._now_ms(), dedup_key=dedup_key)

@@ -297,10 +297,17 @@ class TownStore:
                      for r in rows]
         return envelopes, (int(rows[-1].cursor) if rows else after_cursor)
 
-    def publish(self, signer: Signer, record: records_pb2.Record, audience_key_ids: Sequence[str], *, now_ms: int) -> int:
+    def publish(self, signer: Signer, record: records_pb2.Record, audience_key_ids: Sequence[str], *, now_ms: int,
+                dedup_key: str = "") -> int:
         """Sign `record` as the next link of the township's own chain and queue it for the audience,
-        in one transaction (the chain tip and the down-log move together)."""
+        in one transaction (the chain tip and the down-log move together). With `dedup_key`, a second
+        call with the same key publishes nothing and returns 0 (callers retried after a crash)."""
         with self._tx() as conn:
+            if dedup_key:
+                marker = f"published:{dedup_key}"
+                if conn.execute(select(town_meta.c.value).where(town_meta.c.key == marker)).scalar() is not None:
+                    return 0
+                self._set_meta(conn, marker, str(now_ms))
             tip = self._own_tip(conn, signer.key_id)
             signed = sign_next(signer, record, tip, now_ms)
             self._set_meta(conn, f"own_tip:{signer.key_id}", f"{signed.seq}:{signed.hash.hex()}")
