@@ -1,19 +1,26 @@
 """What the README's start command runs at this stage of the project.
 
-Creates (once) a demo township key and a demo village agent under `var/demo/`, records a few
-sample requests for made-up villagers, verifies the agent's signed ledger, and serves the
-village agent's web UI on 127.0.0.1 until Ctrl-C. A second run reuses the same data.
+Creates (once) a demo township center and a demo village agent under `var/demo/`, starts the
+township's gRPC relay, enrols and approves the agent's key, records a few sample requests for
+made-up villagers, syncs them to the township, verifies the agent's signed ledger, and serves the
+village agent's web UI on 127.0.0.1 (syncing in the background) until Ctrl-C stops everything.
+A second run reuses the same data.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 from shared import cli_common
 from shared.domain.id_number import with_check_char
-from shared.keys import enrollment_uri, load_key_file, save_key_file
+from shared.errors import SharedError
+from shared.keys import enrollment_uri, load_key_file
 from shared.signing import Signer
 
 DEMO_ROOT = Path("var/demo")
@@ -29,11 +36,36 @@ SAMPLE_VILLAGERS = (
 )
 
 
+TOWN_HOME = DEMO_ROOT / "township-T01"
+TOWN_ADDRESS = "127.0.0.1:7001"
+
+
+def _start_township() -> subprocess.Popen[bytes]:
+    from town_center import cli as town_cli
+    from town_center.bootstrap import KEY_FILE_NAME
+
+    if not (TOWN_HOME / KEY_FILE_NAME).exists():
+        town_cli.main(["init", "--home", str(TOWN_HOME)])
+    log = open(DEMO_ROOT / "township.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "town_center.cli", "serve", "--home", str(TOWN_HOME),
+                             "--listen", TOWN_ADDRESS], stdout=log, stderr=subprocess.STDOUT)
+    host, port = TOWN_ADDRESS.rsplit(":", 1)
+    for _ in range(100):
+        if proc.poll() is not None:
+            raise SystemExit(f"乡镇中心未能启动，见 {DEMO_ROOT / 'township.log'}（端口 {port} 是否已被占用？）")
+        with socket.socket() as s:
+            if s.connect_ex((host, int(port))) == 0:
+                print(f"乡镇中心已启动：{TOWN_ADDRESS}（日志 {DEMO_ROOT / 'township.log'}）")
+                return proc
+        time.sleep(0.1)
+    proc.terminate()
+    raise SystemExit("乡镇中心 10 秒内未能启动")
+
+
 def _township_key() -> Signer:
-    path = DEMO_ROOT / "township-T01" / "device.key"
-    if not path.exists():
-        save_key_file(path, Signer.generate(), DEMO_PASSPHRASE)
-    return load_key_file(path, DEMO_PASSPHRASE)
+    from town_center.bootstrap import KEY_FILE_NAME
+
+    return load_key_file(TOWN_HOME / KEY_FILE_NAME, os.environ[cli_common.PASSPHRASE_ENV])
 
 
 def main() -> int:
@@ -42,17 +74,34 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8631)
     args = parser.parse_args()
     os.environ.setdefault(cli_common.PASSPHRASE_ENV, DEMO_PASSPHRASE)
+    DEMO_ROOT.mkdir(parents=True, exist_ok=True)
+    import logging
+
+    # Sync progress and refusals go to a file; the terminal keeps the summary.
+    logging.basicConfig(filename=DEMO_ROOT / "demo.log", level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    print("== 全程代办系统（本机演示）")
+    town = _start_township()
+    try:
+        return _run_village(args, town)
+    finally:
+        town.terminate()
+        town.wait(timeout=30)
+        print("已停止乡镇中心。")
+
+
+def _run_village(args: argparse.Namespace, town: subprocess.Popen[bytes]) -> int:
     from village_agent import actions
     from village_agent import cli as village_cli
     from village_agent.bootstrap import open_agent
+    from town_center import cli as town_cli
 
     township = _township_key()
     village_dir = DEMO_ROOT / "village-V001"
-    print("== 全程代办系统（本机演示）")
     if not (village_dir / "agent.json").exists():
         village_cli.main(["init", "--data", str(village_dir), "--agent-name", "王芳", "--village-code", "V001",
                           "--village-name", "东山村", "--township-code", "T01", "--township-name", "青石镇",
-                          "--township-address", "127.0.0.1:7001", "--township-key", enrollment_uri(township.public_key)])
+                          "--township-address", TOWN_ADDRESS, "--township-key", enrollment_uri(township.public_key)])
     service = open_agent(village_dir, os.environ[cli_common.PASSPHRASE_ENV])
     if service.store.count_matters() == 0:
         catalog = service.catalog
@@ -62,6 +111,13 @@ def main() -> int:
                           authorization="witness", witness_name="村委会 张主任", witness_statement="申请人口头委托，本人在场见证")
             result = actions.request(service, params)
             print(f"  已登记：{item.name}  查询码 {result['lookup_code']}  （{result['outcome_zh']}）")
+    try:
+        first = actions.sync(service, {})  # enrols the key (pending until the township approves it)
+        if not first["drained"]:
+            town_cli.main(["agents", "approve", service.signer.key_id, "--home", str(TOWN_HOME), "--by", "演示站长"])
+            actions.sync(service, {})
+    except SharedError as exc:
+        print(f"同步失败：{exc}")
     status = actions.status(service, {})
     print(f"本机事项 {status['matters']} 件，签名台账最后序号 {status['last_seq']}，待上报 {status['waiting_to_send']} 条")
     with tempfile.TemporaryDirectory() as tmp:
