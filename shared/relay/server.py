@@ -48,6 +48,9 @@ class RelayLimits:
     max_pull: int = 500
     # A claimed time more than this ahead of the receiver's clock is flagged.
     claimed_time_tolerance_ms: int = 10 * 60 * 1000
+    # A device's first stream has no earlier receipt to bound its claims from below; a record
+    # claimed to be older than this at receipt would mean a laptop offline for a year: flagged.
+    max_claim_age_ms: int = 366 * 24 * 60 * 60 * 1000
     keepalive_time_ms: int = 20_000
     keepalive_timeout_ms: int = 10_000
     # Connections are recycled so a stuck or hostile client cannot pin a worker forever.
@@ -221,6 +224,8 @@ class RelayCore:
             return f"设备声称时间比乡镇时间快 {_human_ms(claimed_ms - now_ms)}"
         if claimed_ms < floor_ms:
             return f"设备声称时间早于该设备上一次回执时间 {_human_ms(floor_ms - claimed_ms)}"
+        if claimed_ms < now_ms - self.limits.max_claim_age_ms:
+            return f"设备声称时间早于乡镇时间 {_human_ms(now_ms - claimed_ms)}，超过一年，不可信"
         return None
 
     def _signatures(self, author: AgentKey | None, group: list[envelope_pb2.Envelope]) -> list[bool | None]:
