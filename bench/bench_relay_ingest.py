@@ -241,6 +241,36 @@ def run_http(tmp: Path, villages: list[tuple[Signer, Path]], town: Signer) -> fl
         server.wait(10)
 
 
+def core_rate(tmp: Path, n_villages: int, n_records: int) -> float:
+    """The township's relay core alone, in this process: verify (2 threads), commit, sign receipts.
+    No gRPC and no senders competing for the cores: what the township could do with the box to itself."""
+    from shared.relay.server import RelayCore, RelayLimits
+
+    store = open_town_store(str(tmp / "core.db"))
+    core = RelayCore(signer=Signer.generate(), ingest=store, keys=store, down=store, clock=SystemClock(),
+                     limits=RelayLimits(verify_threads=2))
+    chains = []
+    for v in range(n_villages):
+        s = Signer.generate()
+        store.register_approved(s.public_key, EnrollmentInfo(role=records_pb2.KEY_ROLE_VILLAGE_AGENT, holder_name="bench",
+                                                             village_code=f"V{v}", township_code="T"), by="bench", now_ms=0)
+        tip: ChainTip = GENESIS
+        envs = []
+        for i in range(n_records):
+            signed = sign_next(s, body(i), tip, 0)
+            envs.append(signed.envelope)
+            tip = signed.tip
+        chains.append(envs)
+    t = time.perf_counter()
+    for envs in chains:
+        for i in range(0, len(envs), 200):
+            assert len(core.push(envs[i:i + 200]).receipts) == len(envs[i:i + 200])
+    elapsed = time.perf_counter() - t
+    core.close()
+    store.close()
+    return rate(n_villages * n_records, elapsed)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--http-server":
         http_server_main(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
@@ -264,6 +294,9 @@ def main() -> None:
         print(f"store batched insert (SQLite FULL)   {insert:10,.0f}/s")
         print(f"relay end to end (gRPC, receipted)   {relay:10,.0f}/s   = {relay / verify:5.2f} x raw verify"
               f"   (villages and township share the {os.cpu_count()} cores)")
+        core = core_rate(tmp, args.villages, args.records)
+        print(f"township relay core alone (2 threads){core:10,.0f}/s   = {core / verify:5.2f} x raw verify"
+              "   (in-process: no gRPC, no senders on the same cores)")
         per_cpu_s = rate(total, town_cpu)
         print(f"township CPU per record              {1e6 / per_cpu_s:10,.0f} µs  = {per_cpu_s:,.0f} records per CPU-second"
               f" = {per_cpu_s / verify:4.2f} x raw verify per core")

@@ -293,3 +293,10 @@ def test_materials_can_be_added_and_a_matter_withdrawn_with_a_reason(client, ser
     assert no_reason.status_code == 422 and "reason" in field_errors(no_reason.text)
     client.post(f"/matters/{matter_id}/withdraw", data={"csrf_token": token, "reason": "申请人不再办理"})
     assert service.store.matter_state(matter_id).status is MatterStatus.WITHDRAWN
+
+
+def test_every_page_warns_while_a_coming_year_calendar_is_unconfirmed(client) -> None:  # type: ignore[no-untyped-def]
+    # 2026-11-23 + 120 days reaches into 2027, whose official holidays are not yet in the library.
+    for path in ("/", "/matters/new", "/sync"):
+        html = client.get(path).text
+        assert 'class="notice warn' in html and "2027" in html, path

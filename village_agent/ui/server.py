@@ -209,12 +209,21 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
     csrf_token = secrets.token_urlsafe(32)  # per process: a restart invalidates forms left open, which is fine
     env = _jinja()
     catalog = service.catalog
+    from shared.calendar import WorkingCalendar, calendar_warning_zh
+
+    calendar = WorkingCalendar()
+
+    def calendar_warning() -> str:
+        # Deadlines shown here reach a few months ahead; warn while any of those years is unconfirmed.
+        today = service.clock.now().astimezone(SHANGHAI).date()
+        return calendar_warning_zh(calendar, today, today + dt.timedelta(days=120)) or ""
 
     def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         done = request.query_params.get("done", "")
         base = {"csrf_token": csrf_token, "csrf_field": CSRF_FIELD, "nav_waiting": service.store.outbox_size(),
                 "notice": DONE_ZH.get(done, ""), "village_name": service.config.village_name,
-                "agent_name": service.config.agent_name, "path": request.url.path}
+                "agent_name": service.config.agent_name, "path": request.url.path,
+                "calendar_warning": calendar_warning()}
         html = env.get_template(name).render(**base, **context)
         return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
