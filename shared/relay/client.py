@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import replace, dataclass, field
 
 import grpc
 
@@ -193,6 +193,12 @@ class RelayClient:
             except grpc.RpcError as exc:
                 code = exc.code() if hasattr(exc, "code") else None
                 detail = exc.details() if hasattr(exc, "details") else str(exc)
+                if code is grpc.StatusCode.RESOURCE_EXHAUSTED and self.limits.batch_size > 1:
+                    # The township's batch or message bound is lower than ours: halve and retry,
+                    # rather than resending the same oversized batch forever.
+                    self.limits = replace(self.limits, batch_size=max(1, self.limits.batch_size // 2))
+                    log.warning("township refused the batch size (%s); now sending %d per batch", detail, self.limits.batch_size)
+                    raise PeerUnavailable(f"乡镇服务器要求减小每批条数，改为每批 {self.limits.batch_size} 条后重试") from exc
                 if code in _RETRYABLE:
                     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                         # A fresh channel next time: do not trust a connection that just timed out.

@@ -16,6 +16,7 @@ import pytest
 from shared.clock import FakeClock, to_unix_ms
 from shared.envelope import GENESIS, ChainTip, open_receipt, sign_next
 from shared.relay.client import ClientLimits, RelayClient, channel_options
+from shared.relay.errors import PeerUnavailable
 from shared.relay.ports import EnrollmentInfo, KeyState
 from shared.relay.server import RelayLimits, pull_signing_bytes
 from shared.signing import Signer, payload_hash
@@ -251,6 +252,27 @@ def test_the_sync_loop_drains_the_outbox_and_applies_only_verified_township_reco
         outbox.apply_down([forged], 99)
     assert outbox.pull_cursor() == 1
     outbox.close()
+
+
+def test_a_client_whose_batches_exceed_the_township_bound_halves_them_and_still_delivers(tmp_path: Path) -> None:
+    h = Harness(tmp_path, RelayLimits(max_batch=50))
+    try:
+        agent = h.agent()
+        outbox = SqliteOutbox(tmp_path / "v.sqlite", own_key_id=agent.key_id, township_public_key=h.town_signer.public_key,
+                              township_key_id=h.town_signer.key_id)
+        for i in range(120):
+            outbox.record(agent, enrollment_record(agent, "V1") if i == 0 else note_record(i + 1), to_unix_ms(START))
+        client = RelayClient(f"127.0.0.1:{h.port}", outbox, agent, h.clock, limits=ClientLimits(batch_size=200, window=1))
+        for _ in range(4):   # 200 -> 100 -> 50: refused twice, then accepted
+            try:
+                result = client.sync_once()
+                break
+            except PeerUnavailable as exc:
+                assert "减小每批条数" in str(exc)
+        assert result.drained and client.limits.batch_size == 50 and outbox.pending_count() == 0
+        outbox.close()
+    finally:
+        h.close()
 
 
 def test_a_pull_request_with_a_bad_signature_is_refused(harness: Harness) -> None:
