@@ -30,6 +30,7 @@ from shared.relay.client import ClientLimits, RelayClient
 from shared.relay.ports import EnrollmentInfo, IngestRow
 from shared.signing import Signer, is_valid, payload_hash
 from shared.wire.v1 import envelope_pb2, records_pb2
+from tests.chains import request_record as body
 from tests.relay_fakes import SqliteOutbox, TownProcess, free_port, init_town
 from town_center.store import open_town_store
 
@@ -38,19 +39,6 @@ HERE = Path(__file__).resolve().parent.parent
 
 def rate(n: int, s: float) -> float:
     return n / s if s > 0 else float("inf")
-
-
-def body(i: int) -> records_pb2.Record:
-    record = records_pb2.Record()
-    b = record.request_filed
-    b.matter_id = f"00000000-0000-4000-8000-{i:012d}"
-    b.catalog_code, b.catalog_version = "MZ-001", "2026.1"
-    b.materials_brought.extend(["id-card", "hukou"])
-    b.applicant.id_number_masked = "3301**********123X"
-    b.applicant.sealed_details = bytes(80)
-    b.intake_outcome = records_pb2.INTAKE_OUTCOME_ACCEPT
-    b.village_code = "V001"
-    return record
 
 
 def raw_verify_rate(payload: bytes, n: int = 20_000) -> float:

@@ -9,7 +9,6 @@ ledger and the township records, replayed in the order they were applied here.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, Connection, Engine, Integer, LargeBinary, MetaData, String, Table, Text,
-    create_engine, event, select, delete, func,
+    BigInteger, Column, Connection, Engine, Integer, LargeBinary, MetaData, String, Table, Text,
+    create_engine, select, delete, func,
 )
 from sqlalchemy.exc import OperationalError
 
+from shared.sqlite import configure_sqlite
 from shared.envelope import GENESIS, ChainTip, SignedRecord, sign_next
 from shared.signing import Signer
 from shared.wire.v1 import envelope_pb2, records_pb2
@@ -126,8 +126,7 @@ class AgentStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.engine: Engine = create_engine(f"sqlite:///{path}", future=True)
-        event.listen(self.engine, "connect", _on_connect)
-        event.listen(self.engine, "begin", _on_begin)
+        configure_sqlite(self.engine, synchronous="FULL", busy_timeout_ms=10_000, foreign_keys=True)
         metadata.create_all(self.engine)
 
     def close(self) -> None:
@@ -377,21 +376,6 @@ def _matter_id_of(record: records_pb2.Record) -> str:
         return ""
     body = getattr(record, kind)
     return str(getattr(body, "matter_id", "") or "")
-
-
-def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
-    # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE itself (pysqlite's own BEGIN is deferred).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
-
-
-def _on_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _explain(exc: OperationalError) -> str:

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shared.sqlite import configure_sqlite
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -49,7 +50,6 @@ from sqlalchemy import (
     UniqueConstraint,
     bindparam,
     create_engine,
-    event,
     func,
     select,
     text,
@@ -185,21 +185,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         connect_args.setdefault("check_same_thread", False)
         kwargs.setdefault("hide_parameters", True)  # errors must not carry personal data into logs
         engine = create_engine(url, connect_args=connect_args, **kwargs)
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA busy_timeout = 30000")
-            if ":memory:" not in url and "mode=memory" not in url:
-                cursor.execute("PRAGMA journal_mode = WAL")
-                cursor.execute("PRAGMA synchronous = NORMAL")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
+        configure_sqlite(engine, synchronous="NORMAL", busy_timeout_ms=30_000)
         return engine
     if url.startswith("postgresql"):
         kwargs.setdefault("hide_parameters", True)

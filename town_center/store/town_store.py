@@ -8,16 +8,16 @@ commits first wins, and a revocation's `last_valid_seq` is exactly what was stor
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, create_engine, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
+from shared.sqlite import configure_sqlite
 from shared.envelope import GENESIS, ChainTip, sign_next
 from shared.keys import KnownKey, fingerprint
 from shared.relay.ports import AgentKey, EnrollmentInfo, IngestRow, KeyState, Outcome, StoreResult
@@ -49,22 +49,6 @@ class TimeFlag:
     reason: str
 
 
-def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
-    # SQLAlchemy's "begin" event issues BEGIN IMMEDIATE itself: a deferred BEGIN that later upgrades
-    # to a write lock can deadlock two ingest threads.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # FULL: a receipt is a promise; the row must survive power loss, not just a killed process.
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=15000")
-    cursor.close()
-
-
-def _on_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 def open_town_store(url: str) -> "TownStore":
     """Open (and create the tables of) the township store at an SQLAlchemy URL or a SQLite file path."""
     if "://" not in url:
@@ -72,8 +56,8 @@ def open_town_store(url: str) -> "TownStore":
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, pool_size=16, max_overflow=64, pool_timeout=30)
-        event.listen(engine, "connect", _on_connect)
-        event.listen(engine, "begin", _on_begin)
+        # FULL: a receipt is a promise; the row must survive power loss, not just a killed process.
+        configure_sqlite(engine, synchronous="FULL", busy_timeout_ms=15_000)
     else:
         engine = create_engine(url, pool_size=16, max_overflow=32, pool_timeout=30, pool_pre_ping=True)
     metadata.create_all(engine)
