@@ -7,12 +7,17 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.calendar import WorkingCalendar
+from shared.catalog import Catalog, load_catalog
 from shared.clock import Clock, SystemClock
+from shared.deadline_watch.store import DeadlineStore
 from shared.keys import load_key_file, save_key_file
 from shared.relay.server import RelayCore, RelayLimits
 from shared.signing import Signer
 from town_center.errors import SetupError
 from town_center.grpc_server import create_server
+from town_center.handling import HandlingService
+from town_center.intake import Intake
 from town_center.services import TownServices
 from town_center.store import TownStore, open_town_store
 
@@ -30,6 +35,10 @@ class TownApp:
     signer: Signer
     core: RelayCore
     services: TownServices
+    deadlines: DeadlineStore
+    handling: HandlingService
+    intake: Intake
+    clock: Clock
 
     def close(self) -> None:
         self.core.close()
@@ -40,7 +49,8 @@ def default_db_url(home: Path) -> str:
     return f"sqlite:///{home / DB_FILE_NAME}"
 
 
-def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits: RelayLimits | None = None) -> TownApp:
+def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits: RelayLimits | None = None,
+              calendar: WorkingCalendar | None = None, catalog: Catalog | None = None) -> TownApp:
     clock = clock or SystemClock()
     store = open_town_store(db_url)
     recorded = store.get_meta("town_key_id")
@@ -50,7 +60,11 @@ def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits
     if not recorded:
         store.set_meta("town_key_id", signer.key_id)
     core = RelayCore(signer=signer, ingest=store, keys=store, down=store, clock=clock, limits=limits)
-    return TownApp(store, signer, core, TownServices(store, signer, clock))
+    deadlines = DeadlineStore(store.engine, calendar or WorkingCalendar())
+    deadlines.create_schema()
+    handling = HandlingService(store, deadlines, signer, clock, catalog or load_catalog())
+    return TownApp(store, signer, core, TownServices(store, signer, clock), deadlines, handling,
+                   Intake(handling, clock), clock)
 
 
 def init_home(home: Path, passphrase: str, db_url: str | None = None) -> Signer:

@@ -5,13 +5,15 @@ Hierarchy::
     TownCenterError             base (a `shared.errors.SharedError`, so the CLI prints it in Chinese)
     ├── StoreError              the township database refused an operation or holds an impossible state
     │   └── UnknownAgent        no device key (or no unique one) matches what the operator typed
-    └── SetupError              the township is not initialised (no key file, no database) or misconfigured
+    ├── SetupError              the township is not initialised (no key file, no database) or misconfigured
+    ├── UnknownMatter           no matter has the id an operator or a record names
+    └── ConcurrentEditError     a matter changed since the operator loaded it (another operator acted first)
 """
 from __future__ import annotations
 
 from shared.errors import SharedError
 
-__all__ = ["TownCenterError", "StoreError", "UnknownAgent", "SetupError"]
+__all__ = ["TownCenterError", "StoreError", "UnknownAgent", "SetupError", "UnknownMatter", "ConcurrentEditError"]
 
 
 class TownCenterError(SharedError):
@@ -28,3 +30,12 @@ class UnknownAgent(StoreError):
 
 class SetupError(TownCenterError):
     """The township is not initialised or is misconfigured."""
+
+
+class UnknownMatter(TownCenterError):
+    """Raised when no matter at this township has the given id."""
+
+
+class ConcurrentEditError(TownCenterError):
+    """Raised when a matter's version moved since the operator's page was loaded: nothing was changed,
+    so the other operator's edit is kept and this one must be redone on the fresh page."""

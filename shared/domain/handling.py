@@ -313,3 +313,62 @@ class HandledMatter:
 
 def _at_least(statutory: Limit, floor: Limit) -> Limit:
     return statutory if floor.fits_within(statutory) else floor
+
+
+# ---------------------------------------------------------------- serialization
+# A store keeps a matter as this JSON in one column, so the value (not a pile of columns) is the
+# unit an optimistic version check protects.
+
+_FORMAT = 1
+
+
+def _us(at: dt.datetime) -> int:
+    return round(at.timestamp() * 1_000_000)
+
+
+def _from_us(us: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(us / 1_000_000, dt.timezone.utc)
+
+
+def matter_to_json_dict(m: HandledMatter) -> dict[str, object]:
+    ext = m.pending_extension
+    return {
+        "v": _FORMAT, "matter_id": m.matter_id, "catalog_code": m.catalog_code, "tier": m.tier.value,
+        "received_us": _us(m.received_at), "stage": m.stage.value, "kind": m.kind.value if m.kind else None,
+        "owner": m.owner, "watchers": list(m.watchers), "clock": m.clock.to_json_dict() if m.clock else None,
+        "missing": list(m.missing_materials), "return_reason": m.return_reason, "promise": m.written_promise,
+        "lead_window": m.lead_window, "departments": list(m.departments),
+        "extension": None if ext is None else {"by": ext.requested_by, "at_us": _us(ext.requested_at),
+                                               "limit": ext.new_limit.to_text(), "reason": ext.reason},
+        "result": m.result_summary, "approved": m.approved,
+        "handovers": [{"from": h.from_staff, "to": h.to_staff, "at_us": _us(h.at), "reason": h.reason}
+                      for h in m.handovers],
+        "version": m.version,
+    }
+
+
+def matter_from_json_dict(data: dict[str, object]) -> HandledMatter:
+    if data.get("v") != _FORMAT:
+        raise HandlingError(f"不支持的办件记录版本：{data.get('v')!r}")
+    try:
+        ext = data.get("extension")
+        clock = data.get("clock")
+        return HandledMatter(
+            matter_id=str(data["matter_id"]), catalog_code=str(data["catalog_code"]), tier=Tier(data["tier"]),
+            received_at=_from_us(int(data["received_us"])),  # type: ignore[arg-type]
+            stage=Stage(data["stage"]), kind=MatterKind(data["kind"]) if data.get("kind") else None,
+            owner=str(data.get("owner", "")), watchers=tuple(data.get("watchers", ())),  # type: ignore[arg-type]
+            clock=HopClock.from_json_dict(clock) if isinstance(clock, dict) else None,
+            missing_materials=tuple(data.get("missing", ())),  # type: ignore[arg-type]
+            return_reason=str(data.get("return_reason", "")), written_promise=str(data.get("promise", "")),
+            lead_window=str(data.get("lead_window", "")), departments=tuple(data.get("departments", ())),  # type: ignore[arg-type]
+            pending_extension=None if not isinstance(ext, dict) else ExtensionRequest(
+                ext["by"], _from_us(ext["at_us"]), Limit.parse(ext["limit"]), ext["reason"]),
+            result_summary=str(data.get("result", "")),
+            approved=data.get("approved") if isinstance(data.get("approved"), bool) else None,  # type: ignore[arg-type]
+            handovers=tuple(Handover(h["from"], h["to"], _from_us(h["at_us"]), h["reason"])
+                            for h in data.get("handovers", ())),  # type: ignore[union-attr]
+            version=int(data.get("version", 0)),  # type: ignore[arg-type]
+        )
+    except (KeyError, TypeError, ValueError, DeadlineError) as exc:
+        raise HandlingError(f"办件记录损坏：{exc.__class__.__name__}") from exc

@@ -25,6 +25,7 @@ from shared.signing import Signer, key_id_for
 from shared.wire.v1 import envelope_pb2, records_pb2
 from town_center.errors import StoreError, UnknownAgent
 from town_center.store.tables import agent_key, claimed_time_flag, down_log, fork_evidence, ingest_log, metadata, town_meta
+from town_center.store import matter_tables as _matter_tables  # noqa: F401 - registers the handling tables on `metadata`
 
 __all__ = ["TownStore", "open_town_store", "ForkEvidence", "TimeFlag"]
 
@@ -287,18 +288,25 @@ class TownStore:
         in one transaction (the chain tip and the down-log move together). With `dedup_key`, a second
         call with the same key publishes nothing and returns 0 (callers retried after a crash)."""
         with self._tx() as conn:
-            if dedup_key:
-                marker = f"published:{dedup_key}"
-                if conn.execute(select(town_meta.c.value).where(town_meta.c.key == marker)).scalar() is not None:
-                    return 0
-                self._set_meta(conn, marker, str(now_ms))
-            tip = self._own_tip(conn, signer.key_id)
-            signed = sign_next(signer, record, tip, now_ms)
-            self._set_meta(conn, f"own_tip:{signer.key_id}", f"{signed.seq}:{signed.hash.hex()}")
-            return self._append(conn, signed.envelope, audience_key_ids, now_ms)
+            return self.publish_in(conn, signer, record, audience_key_ids, now_ms=now_ms, dedup_key=dedup_key)
+
+    def publish_in(self, conn: Connection, signer: Signer, record: records_pb2.Record, audience_key_ids: Sequence[str],
+                   *, now_ms: int, dedup_key: str = "") -> int:
+        """`publish` inside the caller's transaction, so a matter change and its signed record commit together.
+        On PostgreSQL the own-tip row is locked first: two township processes never sign the same seq."""
+        if dedup_key:
+            marker = f"published:{dedup_key}"
+            if conn.execute(select(town_meta.c.value).where(town_meta.c.key == marker)).scalar() is not None:
+                return 0
+            self._set_meta(conn, marker, str(now_ms))
+        tip = self._own_tip(conn, signer.key_id)
+        signed = sign_next(signer, record, tip, now_ms)
+        self._set_meta(conn, f"own_tip:{signer.key_id}", f"{signed.seq}:{signed.hash.hex()}")
+        return self._append(conn, signed.envelope, audience_key_ids, now_ms)
 
     def _own_tip(self, conn: Connection, key_id: str) -> ChainTip:
-        value = conn.execute(select(town_meta.c.value).where(town_meta.c.key == f"own_tip:{key_id}")).scalar()
+        value = conn.execute(select(town_meta.c.value).where(town_meta.c.key == f"own_tip:{key_id}")
+                             .with_for_update()).scalar()
         if not value:
             return GENESIS
         seq, digest = str(value).split(":")

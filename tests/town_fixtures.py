@@ -1,0 +1,85 @@
+"""A township on a real SQLite (or PostgreSQL) store with a fake clock, and village devices that
+sign real chained records and push them through the township's real `RelayCore`."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+
+from shared.calendar import WorkingCalendar
+from shared.clock import FakeClock, to_unix_ms
+from shared.domain.handling import Actor, Role
+from shared.envelope import GENESIS, ChainTip, sign_next
+from shared.relay.ports import EnrollmentInfo
+from shared.sealing import seal_to
+from shared.signing import Signer
+from shared.wire.v1 import records_pb2
+from town_center.bootstrap import TownApp, build_app
+
+# Monday 2026-11-23 09:00 in Beijing: a working day, in office hours.
+MONDAY_9AM = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.timezone.utc)
+OPERATOR = Actor("wang", Role.OPERATOR)
+BACKUP = Actor("li", Role.OPERATOR)
+DIRECTOR = Actor("zhao", Role.DIRECTOR)
+
+
+def township(db_url: str, *, start_at: dt.datetime = MONDAY_9AM) -> TownApp:
+    return build_app(db_url, Signer.generate(), clock=FakeClock(start_at), calendar=WorkingCalendar())
+
+
+@dataclass
+class VillageDevice:
+    app: TownApp
+    village_code: str = "V001"
+    signer: Signer = field(default_factory=Signer.generate)
+    tip: ChainTip = GENESIS
+
+    def __post_init__(self) -> None:
+        self.app.store.register_approved(self.signer.public_key, EnrollmentInfo(
+            records_pb2.KEY_ROLE_VILLAGE_AGENT, f"代办员{self.village_code}", self.village_code, "T01", ""),
+            by="test", now_ms=0)
+
+    def send(self, record: records_pb2.Record) -> None:
+        signed = sign_next(self.signer, record, self.tip, to_unix_ms(self.app.clock.now()))
+        response = self.app.core.push([signed.envelope])
+        assert response.receipts, f"township refused the record: {response}"
+        self.tip = signed.tip
+
+    def file(self, catalog_code: str = "MZ-001", *, phone: str = "13800001111", lookup_hash: bytes = b"",
+             materials: tuple[str, ...] = ()) -> str:
+        matter_id = str(uuid.uuid4())
+        details = records_pb2.ApplicantDetails(name="测试村民", id_number="110101199003070011", phone=phone, address="一组")
+        record = records_pb2.Record()
+        body = record.request_filed
+        body.matter_id, body.catalog_code, body.village_code = matter_id, catalog_code, self.village_code
+        body.intake_outcome = records_pb2.INTAKE_OUTCOME_ACCEPT
+        body.applicant.id_number_masked = "1101**********0011"
+        body.applicant.sealed_details = seal_to(self.app.signer.public_key, details.SerializeToString())
+        body.applicant.sealed_to_key_id = self.app.signer.key_id
+        body.materials_brought.extend(materials)
+        if lookup_hash:
+            body.lookup_code_hash = lookup_hash
+        self.send(record)
+        self.app.intake.run_once()
+        return matter_id
+
+    def village_record(self, kind: str, matter_id: str, **fields: object) -> None:
+        record = records_pb2.Record()
+        body = getattr(record, kind)
+        body.matter_id = matter_id
+        for name, value in fields.items():
+            if isinstance(value, (list, tuple)):
+                getattr(body, name).extend(value)
+            else:
+                setattr(body, name, value)
+        self.send(record)
+        self.app.intake.run_once()
+
+    def down_records(self) -> list[records_pb2.Record]:
+        envelopes, _ = self.app.store.read(self.signer.key_id, 0, 10_000)
+        out = []
+        for e in envelopes:
+            r = records_pb2.Record()
+            r.ParseFromString(e.payload)
+            out.append(r)
+        return out

@@ -1,0 +1,549 @@
+"""Township handling of matters: the six kinds, first-asked responsibility, AB posts, suspension,
+extension, results, and what the village and the county send back.
+
+Every action runs as one transaction: the matter row moves by an optimistic version check (two
+operators acting at once: one wins, the other is told to reload, nothing is lost), the hop clock is
+saved in the deadline tables the deadline watch reads, the history gets a line, and the township
+signs the record(s) that say what happened into its own chain, queued for the filing agent's device
+where the village must learn of it. The transitions themselves are the pure
+`shared.domain.handling.HandledMatter`; this module only loads, saves and signs.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from shared.catalog import Catalog, CatalogItem, MatterKind, Tier
+from shared.clock import Clock, from_unix_ms, to_unix_ms
+from shared.deadline_watch.notify import Notification, extension_notice_sms, result_ready_sms
+from shared.deadline_watch.store import DeadlineStore
+from shared.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason, Thresholds
+from shared.domain.handling import (
+    Actor, HandledMatter, Role, Stage, matter_from_json_dict, matter_to_json_dict,
+)
+from shared.domain.limits import Limit
+from shared.errors import HandlingError
+from shared.sealing import open_sealed
+from shared.signing import Signer
+from shared.wire.v1 import records_pb2
+from town_center.errors import ConcurrentEditError, UnknownMatter
+from town_center.store import TownStore
+from town_center.store.matter_tables import follow_up_call, matter_event, refusal_register, town_matter
+from town_center.wire_views import (
+    KIND_TO_WIRE, TIER_TO_WIRE, due_ms, hop_view, limit_to_wire, stage_to_wire, suspension_to_wire,
+)
+
+__all__ = ["HandlingService", "Change", "MatterSummary", "MatterPage", "MatterEvent", "TOWNSHIP_HOP", "INTERNAL_AUDIENCE"]
+
+log = logging.getLogger("town_center.handling")
+
+TOWNSHIP_HOP = "township"
+# Records only the township needs (an AB-post handover, an extension request) still go into its
+# signed chain; this audience names no device, so they are never sent down.
+INTERNAL_AUDIENCE = "-township-"
+
+
+@dataclass(frozen=True)
+class MatterSummary:
+    """One line of the inbox or the 督办 list."""
+
+    matter_id: str
+    village_code: str
+    catalog_code: str
+    catalog_name: str
+    stage: Stage
+    kind: MatterKind | None
+    owner: str
+    received_at: dt.datetime
+    due_at: dt.datetime | None
+    state: ClockState | None        # None when no clock runs (received, returned, waiting for materials)
+    clock_status: ClockStatus | None
+    id_masked: str
+    door_to_door: bool
+    version: int
+    pending_extension: bool
+
+
+@dataclass(frozen=True)
+class MatterEvent:
+    at: dt.datetime
+    actor: str
+    action: str
+    text_zh: str
+
+
+@dataclass(frozen=True)
+class MatterPage:
+    summary: MatterSummary
+    matter: HandledMatter
+    item: CatalogItem | None
+    materials_brought: tuple[str, ...]
+    tolerated_missing: tuple[str, ...]
+    events: tuple[MatterEvent, ...]
+    rating: int
+    rating_comment: str
+    lookup_code_set: bool
+    author_key_id: str
+
+
+@dataclass
+class Change:
+    """What one action writes besides the matter itself."""
+
+    action: str
+    text_zh: str
+    down: list[records_pb2.Record] = field(default_factory=list)      # to the filing agent
+    internal: list[records_pb2.Record] = field(default_factory=list)  # into the township chain only
+    notify: list[Notification] = field(default_factory=list)
+
+
+def _summary(row: Any, matter: HandledMatter, catalog: Catalog, now: dt.datetime, store: DeadlineStore) -> MatterSummary:
+    clock = matter.clock
+    state = status = None
+    if clock is not None:
+        status = clock.status
+        if clock.start_at is not None:
+            state = clock.state_at(now, store.calendar, store.thresholds)
+    return MatterSummary(
+        matter_id=row.matter_id, village_code=row.village_code, catalog_code=row.catalog_code,
+        catalog_name=catalog.item(row.catalog_code).name if row.catalog_code in catalog else row.catalog_code,
+        stage=matter.stage, kind=matter.kind, owner=matter.owner, received_at=from_unix_ms(int(row.received_at_ms)),
+        due_at=from_unix_ms(int(row.due_at_ms)) if row.due_at_ms else None, state=state, clock_status=status,
+        id_masked=row.id_masked, door_to_door=bool(row.door_to_door), version=int(row.version),
+        pending_extension=matter.pending_extension is not None,
+    )
+
+
+class HandlingService:
+    def __init__(self, store: TownStore, deadlines: DeadlineStore, signer: Signer, clock: Clock, catalog: Catalog,
+                 *, on_clock_saved: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.deadlines = deadlines
+        self.signer = signer
+        self.clock = clock
+        self.catalog = catalog
+        self.tier = Tier.TOWNSHIP
+        # The deadline watch's wake-up: a new or moved deadline may be due sooner than its next scan.
+        self.on_clock_saved = on_clock_saved
+        self._lock = threading.Lock()
+
+    @property
+    def calendar(self):  # type: ignore[no-untyped-def]
+        return self.deadlines.calendar
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return self.deadlines.thresholds
+
+    # ================================================================== reads
+
+    def decode(self, row: Any) -> HandledMatter:
+        return matter_from_json_dict(json.loads(row.state_json))
+
+    def inbox(self, *, village_code: str | None = None, stages: Sequence[Stage] | None = None,
+              owner: str | None = None, limit: int = 500) -> list[MatterSummary]:
+        query = select(town_matter).order_by(town_matter.c.received_at_ms.desc()).limit(limit)
+        if village_code:
+            query = query.where(town_matter.c.village_code == village_code)
+        if stages:
+            query = query.where(town_matter.c.stage.in_([s.value for s in stages]))
+        if owner:
+            query = query.where(town_matter.c.owner == owner)
+        now = self.clock.now()
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [_summary(r, self.decode(r), self.catalog, now, self.deadlines) for r in rows]
+
+    def villages(self) -> list[str]:
+        with self.store.engine.connect() as conn:
+            return [v for (v,) in conn.execute(select(town_matter.c.village_code).distinct().order_by(town_matter.c.village_code))]
+
+    def supervision_list(self) -> list[MatterSummary]:
+        """督办 list: every open township hop that is overdue, worst first, oldest deadline first."""
+        now = self.clock.now()
+        open_stages = [Stage.IN_PROGRESS.value, Stage.ESCALATING.value, Stage.WAITING_MATERIALS.value]
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(town_matter).where(
+                town_matter.c.stage.in_(open_stages), town_matter.c.due_at_ms.is_not(None),
+                town_matter.c.due_at_ms <= to_unix_ms(now))).all()
+        items = [_summary(r, self.decode(r), self.catalog, now, self.deadlines) for r in rows]
+        items = [m for m in items if m.state is not None and m.state.rank >= ClockState.OVERDUE.rank]
+        return sorted(items, key=lambda m: (-(m.state.rank if m.state else 0), m.due_at or now))
+
+    def pending_extensions(self) -> list[MatterSummary]:
+        return [m for m in self.inbox(stages=[Stage.IN_PROGRESS, Stage.WAITING_MATERIALS, Stage.ESCALATING])
+                if m.pending_extension]
+
+    def page(self, matter_id: str) -> MatterPage:
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(town_matter).where(town_matter.c.matter_id == matter_id)).first()
+            if row is None:
+                raise UnknownMatter(f"找不到办件 {matter_id}")
+            events = conn.execute(select(matter_event).where(matter_event.c.matter_id == matter_id)
+                                  .order_by(matter_event.c.event_id)).all()
+        matter = self.decode(row)
+        return MatterPage(
+            summary=_summary(row, matter, self.catalog, self.clock.now(), self.deadlines), matter=matter,
+            item=self.catalog.item(row.catalog_code) if row.catalog_code in self.catalog else None,
+            materials_brought=tuple(json.loads(row.materials_json)), tolerated_missing=tuple(json.loads(row.tolerated_json)),
+            events=tuple(MatterEvent(from_unix_ms(int(e.at_ms)), e.actor, e.action, e.text_zh) for e in events),
+            rating=int(row.rating), rating_comment=row.rating_comment, lookup_code_set=row.lookup_code_hash is not None,
+            author_key_id=row.author_key_id,
+        )
+
+    def applicant(self, matter_id: str, *, conn: Connection | None = None) -> records_pb2.ApplicantDetails | None:
+        """Open the sealed applicant details (name, ID, phone, address) for the responsible staff.
+        Returns None when the village sealed them to another key (e.g. before a township key change)."""
+        query = select(town_matter.c.sealed_details).where(town_matter.c.matter_id == matter_id)
+        if conn is not None:
+            row = conn.execute(query).first()
+        else:
+            with self.store.engine.connect() as own:
+                row = own.execute(query).first()
+        if row is None:
+            raise UnknownMatter(f"找不到办件 {matter_id}")
+        if not row.sealed_details:
+            return None
+        try:
+            details = records_pb2.ApplicantDetails()
+            details.ParseFromString(open_sealed(self.signer.seed(), bytes(row.sealed_details)))
+            return details
+        except Exception:  # noqa: BLE001 - sealed to another key or damaged: shown as unavailable
+            return None
+
+    def refusals(self) -> list[dict[str, Any]]:
+        """否定报备: every refusal, newest first, for audit."""
+        with self.store.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(refusal_register).order_by(refusal_register.c.at_ms.desc()))]
+
+    # ================================================================== the write path
+
+    def _load_for_update(self, conn: Connection, matter_id: str) -> Any:
+        row = conn.execute(select(town_matter).where(town_matter.c.matter_id == matter_id).with_for_update()).first()
+        if row is None:
+            raise UnknownMatter(f"找不到办件 {matter_id}")
+        return row
+
+    def commit_in(self, conn: Connection, row: Any, before: HandledMatter, after: HandledMatter, change: Change,
+                *, actor_label: str, now: dt.datetime, extra: dict[str, Any] | None = None) -> None:
+        now_ms = to_unix_ms(now)
+        values: dict[str, Any] = {
+            "stage": after.stage.value, "kind": after.kind.value if after.kind else None, "owner": after.owner,
+            "version": after.version, "updated_at_ms": now_ms,
+            "state_json": json.dumps(matter_to_json_dict(after), ensure_ascii=False, separators=(",", ":")),
+            "due_at_ms": due_ms(after.clock, self.calendar) or None,
+        }
+        if after.clock is not None and after.clock.start_at is not None:
+            values["worst_state"] = max(int(row.worst_state), after.clock.state_at(now, self.calendar, self.thresholds).rank)
+        if after.stage is Stage.RESULT_READY and row.completed_at_ms is None:
+            values["completed_at_ms"] = now_ms
+        values.update(extra or {})
+        moved = conn.execute(update(town_matter).where(town_matter.c.matter_id == row.matter_id,
+                                                       town_matter.c.version == row.version).values(**values)).rowcount
+        if moved != 1:
+            raise ConcurrentEditError("本件刚被其他人修改过，您的操作未保存，请刷新页面后重做")
+        conn.execute(insert(matter_event).values(matter_id=row.matter_id, at_ms=now_ms, actor=actor_label[:64],
+                                                 action=change.action, text_zh=change.text_zh, version=after.version))
+        if after.clock is not None and after.clock != before.clock:
+            self.deadlines.save_clock(row.matter_id, TOWNSHIP_HOP, after.clock, now=now,
+                                      responsible=after.owner or None, conn=conn)
+        if after.stage != before.stage or after.clock != before.clock or change.down:
+            change.down.append(self._status_update(after, now, change.text_zh))
+        for record in change.down:
+            record.audience.village_code = row.village_code
+            self.store.publish_in(conn, self.signer, record, [row.author_key_id], now_ms=now_ms)
+        for record in change.internal:
+            self.store.publish_in(conn, self.signer, record, [INTERNAL_AUDIENCE], now_ms=now_ms)
+        for n in change.notify:
+            self.deadlines.enqueue_notification(n, now=now, conn=conn)
+
+    def _act(self, matter_id: str, actor: Actor, expected_version: int | None,
+             transition: Callable[[HandledMatter, dt.datetime, Connection], tuple[HandledMatter, Change]]) -> HandledMatter:
+        now = self.clock.now()
+        with self.store.engine.begin() as conn:
+            row = self._load_for_update(conn, matter_id)
+            before = self.decode(row)
+            if expected_version is not None and expected_version != before.version:
+                raise ConcurrentEditError("本件刚被其他人修改过，您的操作未保存，请刷新页面后重做")
+            after, change = transition(before, now, conn)
+            self.commit_in(conn, row, before, after, change, actor_label=actor.staff_id, now=now,
+                         extra=self._extra_for(change, row, after, actor, now, conn))
+        log.info("matter %s: %s by %s", matter_id, change.action, actor.staff_id)
+        self._saved()
+        return after
+
+    def _extra_for(self, change: Change, row: Any, after: HandledMatter, actor: Actor, now: dt.datetime,
+                   conn: Connection) -> dict[str, Any]:
+        if change.action == "classify" and after.kind is MatterKind.RETURNED:
+            # 否定报备: the refusal is registered in the same transaction as the decision.
+            conn.execute(insert(refusal_register).values(
+                matter_id=row.matter_id, catalog_code=row.catalog_code, village_code=row.village_code,
+                operator_id=actor.staff_id, reason=after.return_reason, at_ms=to_unix_ms(now)))
+        return {}
+
+    def _saved(self) -> None:
+        if self.on_clock_saved is not None:
+            try:
+                self.on_clock_saved()
+            except Exception:  # noqa: BLE001 - a wake-up is an optimisation; the periodic scan still runs
+                log.exception("deadline watch wake-up failed")
+
+    def _item(self, matter: HandledMatter) -> CatalogItem:
+        if matter.catalog_code not in self.catalog:
+            raise HandlingError(f"服务事项目录中没有事项 {matter.catalog_code}，请先更新目录")
+        return self.catalog.item(matter.catalog_code)
+
+    # ------------------------------------------------------------------ records
+
+    def _status_update(self, m: HandledMatter, now: dt.datetime, message: str) -> records_pb2.Record:
+        record = records_pb2.Record()
+        body = record.status_update
+        body.matter_id = m.matter_id
+        body.stage = stage_to_wire(m)  # type: ignore[assignment]
+        if m.kind is not None:
+            body.kind = KIND_TO_WIRE[m.kind]  # type: ignore[assignment]
+        if m.clock is not None:
+            body.hops.append(hop_view(m.tier, m.clock, now, self.calendar, self.thresholds))
+        body.message = message
+        return record
+
+    def _clock_record(self, m: HandledMatter, change: int, now: dt.datetime, *, reason: str = "",
+                      suspension: SuspensionReason | None = None, approver: str = "", new_limit: Limit | None = None,
+                      notified: bool = False) -> records_pb2.Record:
+        record = records_pb2.Record()
+        body = record.hop_clock_changed
+        body.matter_id, body.tier, body.change, body.at_ms = m.matter_id, TIER_TO_WIRE[m.tier], change, to_unix_ms(now)  # type: ignore[assignment]
+        if suspension is not None:
+            body.suspension_reason = suspension_to_wire(suspension)  # type: ignore[assignment]
+        body.reason, body.approver_id, body.applicant_notified = reason, approver, notified
+        if new_limit is not None:
+            body.new_limit.CopyFrom(limit_to_wire(new_limit))
+        body.due_at_ms = due_ms(m.clock, self.calendar) if m.clock and m.clock.status is not ClockStatus.SUSPENDED else 0
+        return record
+
+    # ================================================================== operator actions
+
+    def classify(self, matter_id: str, kind: MatterKind, *, actor: Actor, expected_version: int | None = None,
+                 missing_materials: Sequence[str] = (), return_reason: str = "", written_promise: str = "",
+                 lead_window: str = "", departments: Sequence[str] = ()) -> HandledMatter:
+        """Accept and classify a received matter (即办/承诺/补办/退回/联办/上报); the operator becomes its owner."""
+
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            item = self._item(m)
+            after = m.classify(kind, actor=actor, at=now, item=item, missing_materials=tuple(missing_materials),
+                               return_reason=return_reason, written_promise=written_promise,
+                               lead_window=lead_window, departments=tuple(departments))
+            record = records_pb2.Record()
+            body = record.matter_classified
+            body.matter_id, body.kind, body.operator_id = m.matter_id, KIND_TO_WIRE[kind], after.owner  # type: ignore[assignment]
+            body.catalog_code = m.catalog_code
+            if after.clock is not None:
+                body.promised_limit.CopyFrom(limit_to_wire(after.clock.limit))
+                body.statutory_limit.CopyFrom(limit_to_wire(after.clock.statutory))
+                body.due_at_ms = due_ms(after.clock, self.calendar)
+            body.written_promise, body.return_reason, body.lead_window = (
+                after.written_promise, after.return_reason, after.lead_window)
+            body.missing_materials.extend(after.missing_materials)
+            body.departments.extend(after.departments)
+            return after, Change("classify", _classified_text(after), down=[record])
+
+        return self._act(matter_id, actor, expected_version, transition)
+
+    def materials_completed(self, matter_id: str, *, actor: Actor, expected_version: int | None = None) -> HandledMatter:
+        """补办件: the applicant brought everything; the clock starts (or resumes) now."""
+
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            after = m.materials_completed(actor=actor, at=now)
+            started = m.clock is not None and m.clock.status is ClockStatus.WAITING
+            change = records_pb2.CLOCK_CHANGE_STARTED if started else records_pb2.CLOCK_CHANGE_RESUMED
+            text = "材料已补齐，开始计时" if started else "材料已补正，恢复计时"
+            return after, Change("materials_completed", text, down=[self._clock_record(after, change, now, reason=text)])
+
+        return self._act(matter_id, actor, expected_version, transition)
+
+    def request_materials(self, matter_id: str, missing_materials: Sequence[str], *, actor: Actor,
+                          expected_version: int | None = None) -> HandledMatter:
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            after = m.materials_requested(actor=actor, at=now, missing_materials=tuple(x.strip() for x in missing_materials if x.strip()))
+            text = "一次性告知需补正材料：" + "、".join(after.missing_materials) + "（补正期间不计时）"
+            return after, Change("request_materials", text, down=[self._clock_record(
+                after, records_pb2.CLOCK_CHANGE_SUSPENDED, now, reason=text, suspension=SuspensionReason.AWAITING_MATERIALS)])
+
+        return self._act(matter_id, actor, expected_version, transition)
+
+    def suspend(self, matter_id: str, reason: SuspensionReason, note: str = "", *, actor: Actor,
+                expected_version: int | None = None) -> HandledMatter:
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            after = m.suspend(actor=actor, at=now, reason=reason, note=note.strip())
+            text = f"中止计时：{reason.label_zh}" + (f"（{note.strip()}）" if note.strip() else "") + "，此期间不计入办理时限"
+            return after, Change("suspend", text, down=[self._clock_record(
+                after, records_pb2.CLOCK_CHANGE_SUSPENDED, now, reason=text, suspension=reason)])
+
+        return self._act(matter_id, actor, expected_version, transition)
+
+    def resume(self, matter_id: str, *, actor: Actor, expected_version: int | None = None) -> HandledMatter:
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            after = m.resume(actor=actor, at=now)
+            return after, Change("resume", "恢复计时", down=[self._clock_record(after, records_pb2.CLOCK_CHANGE_RESUMED, now)])
+
+        return self._act(matter_id, actor, expected_version, transition)
+
+    def request_extension(self, matter_id: str, new_limit: Limit, reason: str, *, actor: Actor,
+                          expected_version: int | None = None) -> HandledMatter:
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            after = m.request_extension(actor=actor, at=now, new_limit=new_limit, reason=reason)
+            record = records_pb2.Record()
+            body = record.extension_requested
+            body.matter_id, body.tier, body.requested_by = m.matter_id, TIER_TO_WIRE[m.tier], actor.staff_id  # type: ignore[assignment]
+            body.new_limit.CopyFrom(limit_to_wire(new_limit))
+            body.reason, body.requested_at_ms = reason.strip(), to_unix_ms(now)
+            return after, Change("request_extension", f"申请延期至{new_limit.describe_zh()}：{reason.strip()}（待主任审批）",
+                                  internal=[record])
+
+        return self._act(matter_id, actor, expected_version, transition)
+
+    def decide_extension(self, matter_id: str, *, approve: bool, actor: Actor,
+                         expected_version: int | None = None) -> HandledMatter:
+        """Director only (003 第七条). On approval the village is told, so the agent tells the applicant in writing."""
+
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            request = m.pending_extension
+            after = m.decide_extension(actor=actor, at=now, approve=approve, calendar=self.calendar)
+            assert request is not None
+            if not approve:
+                record = records_pb2.Record()
+                body = record.extension_refused
+                body.matter_id, body.tier, body.refused_by = m.matter_id, TIER_TO_WIRE[m.tier], actor.staff_id  # type: ignore[assignment]
+                body.refused_at_ms = to_unix_ms(now)
+                return after, Change("refuse_extension", "主任未批准延期申请，仍按原时限办理", internal=[record])
+            text = f"经主任批准延期，新时限为{request.new_limit.describe_zh()}（理由：{request.reason}），请书面告知申请人"
+            phone = self._applicant_phone(m.matter_id, conn)
+            new_due = after.clock.due_at(self.calendar) if after.clock else None
+            notify = [] if not phone or new_due is None else [extension_notice_sms(
+                matter_id=m.matter_id, hop=TOWNSHIP_HOP, phone=phone, new_due_at=new_due,
+                extension_index=len(after.clock.extensions) if after.clock else 0)]
+            return after, Change("approve_extension", text, notify=notify, down=[self._clock_record(
+                after, records_pb2.CLOCK_CHANGE_EXTENDED, now, reason=request.reason, approver=actor.staff_id,
+                new_limit=request.new_limit)])
+
+        return self._act(matter_id, actor, expected_version, transition)
+
+    def applicant_notified_of_extension(self, matter_id: str, *, actor: Actor,
+                                        expected_version: int | None = None) -> HandledMatter:
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            if m.clock is None or not m.clock.unnotified_extensions:
+                raise HandlingError("没有尚未告知申请人的延期")
+            after = m.applicant_notified_of_extension(at=now)
+            return after, Change("extension_notified", "已书面告知申请人延期", down=[self._clock_record(
+                after, records_pb2.CLOCK_CHANGE_EXTENDED, now, reason="已书面告知申请人", notified=True)])
+
+        return self._act(matter_id, actor, expected_version, transition)
+
+    def hand_over(self, matter_id: str, to_staff: str, reason: str, *, actor: Actor,
+                  expected_version: int | None = None) -> HandledMatter:
+        """AB post: the backup takes the matter over; the previous owner keeps watching it."""
+
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            after = m.hand_over_to(actor=actor, at=now, to_staff=to_staff.strip().lower(), reason=reason)
+            record = records_pb2.Record()
+            body = record.ownership_transferred
+            body.matter_id, body.from_operator_id, body.to_operator_id = m.matter_id, m.owner, after.owner
+            body.reason, body.at_ms = reason.strip(), to_unix_ms(now)
+            return after, Change("hand_over", f"AB 岗交接：{m.owner or '（无）'} → {after.owner}，原因：{reason.strip()}",
+                                  internal=[record])
+
+        return self._act(matter_id, actor, expected_version, transition)
+
+    def record_result(self, matter_id: str, *, approved: bool, summary: str, actor: Actor,
+                      expected_version: int | None = None, collect_from: str = "") -> HandledMatter:
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            after = m.record_result(actor=actor, at=now, approved=approved, summary=summary)
+            return after, self._result_change(after, collect_from, conn)
+
+        return self._act(matter_id, actor, expected_version, transition)
+
+    def _result_change(self, after: HandledMatter, collect_from: str, conn: Connection) -> Change:
+        record = records_pb2.Record()
+        body = record.result_ready
+        body.matter_id, body.result_summary, body.approved = after.matter_id, after.result_summary, bool(after.approved)
+        body.collect_from = collect_from or "乡镇便民服务中心"
+        outcome = "办理完成" if after.approved else "未予批准"
+        phone = self._applicant_phone(after.matter_id, conn)
+        notify = [result_ready_sms(matter_id=after.matter_id, phone=phone, pickup_place_zh=body.collect_from)] if phone else []
+        return Change("result", f"{outcome}：{after.result_summary}", down=[record], notify=notify)
+
+    # ------------------------------------------------------------------ the county's side (escalation lands in the county issue)
+
+    def record_escalated(self, matter_id: str, *, county_receipt_at: dt.datetime | None = None) -> HandledMatter:
+        """The county's signed receipt for a 上报: the township hop is passed on and its clock stops."""
+        system = Actor("county", Role.DIRECTOR)
+
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            after = m.escalated(at=county_receipt_at or now)
+            return after, Change("escalated", "已上报县政务服务中心，县级已签收", down=[self._clock_record(
+                after, records_pb2.CLOCK_CHANGE_STOPPED, now, reason="已上报县级")])
+
+        return self._act(matter_id, system, None, transition)
+
+    def record_county_decision(self, matter_id: str, *, approved: bool, summary: str) -> HandledMatter:
+        system = Actor("county", Role.DIRECTOR)
+
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            after = m.upper_tier_decided(approved=approved, summary=summary)
+            change = self._result_change(after, "乡镇便民服务中心", conn)
+            change.action, change.text_zh = "county_decision", "县级决定：" + change.text_zh
+            return after, change
+
+        return self._act(matter_id, system, None, transition)
+
+    # ------------------------------------------------------------------ notifications
+
+    def _applicant_phone(self, matter_id: str, conn: Connection) -> str:
+        details = self.applicant(matter_id, conn=conn)
+        return details.phone if details is not None else ""
+
+    # ================================================================== follow-up calls 回访
+
+    def record_follow_up(self, matter_id: str, *, actor: Actor, reached: bool, rating: int, outcome: str) -> None:
+        if rating not in (0, 1, 2, 3, 4, 5):
+            raise HandlingError("回访评价应为 非常满意 至 非常不满意 五级之一")
+        now_ms = to_unix_ms(self.clock.now())
+        with self.store.engine.begin() as conn:
+            row = conn.execute(select(follow_up_call).where(follow_up_call.c.matter_id == matter_id).with_for_update()).first()
+            if row is None:
+                raise HandlingError("该办件不在本周回访抽样中")
+            conn.execute(update(follow_up_call).where(follow_up_call.c.matter_id == matter_id).values(
+                called_at_ms=now_ms, caller_id=actor.staff_id, reached=reached, rating=rating, outcome=outcome.strip()[:500]))
+            conn.execute(insert(matter_event).values(
+                matter_id=matter_id, at_ms=now_ms, actor=actor.staff_id, action="follow_up",
+                text_zh=("回访已接通" if reached else "回访未接通") + (f"：{outcome.strip()}" if outcome.strip() else ""),
+                version=0))
+            record = records_pb2.Record()
+            body = record.follow_up_called
+            body.matter_id, body.called_at_ms, body.reached, body.rating = matter_id, now_ms, reached, rating  # type: ignore[assignment]
+            body.outcome, body.caller_id = outcome.strip()[:500], actor.staff_id
+            self.store.publish_in(conn, self.signer, record, [INTERNAL_AUDIENCE], now_ms=now_ms)
+
+
+def _classified_text(m: HandledMatter) -> str:
+    kind = m.kind
+    assert kind is not None
+    if kind is MatterKind.RETURNED:
+        return f"{kind.label_zh}：{m.return_reason}"
+    if kind is MatterKind.SUPPLEMENT:
+        return f"{kind.label_zh}：一次性告知需补齐 " + "、".join(m.missing_materials) + "（补齐之日起计时）"
+    if kind is MatterKind.PROMISED:
+        return f"{kind.label_zh}：{m.written_promise}"
+    if kind is MatterKind.JOINT:
+        return f"{kind.label_zh}：牵头窗口 {m.lead_window}，参与部门 " + "、".join(m.departments)
+    if kind is MatterKind.REPORTED:
+        return f"{kind.label_zh}：待上报县政务服务中心"
+    return f"{kind.label_zh}：当场办理"
+

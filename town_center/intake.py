@@ -1,0 +1,201 @@
+"""Folds what the villages sent (the verified, stored ingest log) into the township's matters.
+
+The ingest log is the source of truth; this is a projection over it, per author in chain order,
+with the position kept in `intake_cursor` and moved in the same transaction as the matters it
+changed. A crash mid-way repeats nothing and loses nothing; two processes racing on one author
+serialize on the cursor row. A record that cannot apply (a sign-off for a matter the township
+has not finished, say) becomes a line in the matter's history instead of stopping the intake.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from shared.catalog import Tier
+from shared.clock import Clock, from_unix_ms, to_unix_ms
+from shared.domain.handling import HandledMatter, Stage, matter_to_json_dict
+from shared.errors import HandlingError
+from shared.wire.v1 import records_pb2
+from town_center.handling import HandlingService, Change
+from town_center.store.matter_tables import intake_cursor, matter_event, town_matter
+from town_center.store.tables import agent_key, ingest_log
+
+__all__ = ["Intake", "RATING_ZH"]
+
+log = logging.getLogger("town_center.intake")
+
+RATING_ZH = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
+_BATCH = 500
+
+
+class Intake:
+    def __init__(self, handling: HandlingService, clock: Clock) -> None:
+        self.handling = handling
+        self.store = handling.store
+        self.clock = clock
+        self._lock = threading.Lock()
+
+    def run_once(self) -> int:
+        """Apply every stored record not yet applied; returns how many were applied."""
+        applied = 0
+        with self._lock:
+            with self.store.engine.connect() as conn:
+                authors = [(k, int(t)) for k, t in conn.execute(select(agent_key.c.key_id, agent_key.c.tip_seq))]
+                done = {k: int(s) for k, s in conn.execute(select(intake_cursor.c.author_key_id, intake_cursor.c.seq))}
+            for key_id, tip in authors:
+                while done.get(key_id, 0) < tip:
+                    n, done[key_id] = self._author_batch(key_id)
+                    applied += n
+                    if n == 0:
+                        break
+        return applied
+
+    def _author_batch(self, key_id: str) -> tuple[int, int]:
+        with self.store.engine.begin() as conn:
+            row = conn.execute(select(intake_cursor.c.seq).where(intake_cursor.c.author_key_id == key_id)
+                               .with_for_update()).first()
+            if row is None:
+                conn.execute(insert(intake_cursor).values(author_key_id=key_id, seq=0))
+                position = 0
+            else:
+                position = int(row.seq)
+            village = conn.execute(select(agent_key.c.village_code).where(agent_key.c.key_id == key_id)).scalar() or ""
+            rows = conn.execute(select(ingest_log.c.seq, ingest_log.c.payload, ingest_log.c.receipt_time_ms)
+                                .where(ingest_log.c.author_key_id == key_id, ingest_log.c.seq > position)
+                                .order_by(ingest_log.c.seq).limit(_BATCH)).all()
+            for r in rows:
+                record = records_pb2.Record()
+                record.ParseFromString(bytes(r.payload))  # verified before it was stored
+                self._apply(conn, key_id, village, record, int(r.receipt_time_ms))
+                position = int(r.seq)
+            if rows:
+                conn.execute(update(intake_cursor).where(intake_cursor.c.author_key_id == key_id).values(seq=position))
+        return len(rows), position
+
+    # ------------------------------------------------------------------ one record
+
+    def _apply(self, conn: Connection, key_id: str, village: str, record: records_pb2.Record, receipt_ms: int) -> None:
+        kind = record.WhichOneof("body")
+        if kind == "request_filed":
+            self._filed(conn, key_id, village, record, receipt_ms)
+            return
+        matter_id = _matter_id_of(record, kind)
+        if not matter_id:
+            return
+        row = conn.execute(select(town_matter).where(town_matter.c.matter_id == matter_id).with_for_update()).first()
+        if row is None:
+            log.warning("record %s from %s names unknown matter %s", kind, key_id, matter_id)
+            return
+        if row.author_key_id != key_id and not self._same_device_line(conn, row.author_key_id, key_id):
+            self._note(conn, matter_id, receipt_ms, key_id, "refused", f"另一台设备（{key_id[:8]}）发来本件的记录，未采用")
+            return
+        actor = f"village:{key_id[:8]}"
+        now = from_unix_ms(receipt_ms)
+        matter = self.handling.decode(row)
+        try:
+            after, change, extra = _village_transition(matter, record, kind, now)
+        except HandlingError as exc:
+            self._note(conn, matter_id, receipt_ms, actor, "not_applied", f"村代办员记录未能应用：{exc}")
+            return
+        if after is None:
+            self._note(conn, matter_id, receipt_ms, actor, change.action, change.text_zh, extra)
+            return
+        self.handling.commit_in(conn, row, matter, after, change, actor_label=actor, now=now, extra=extra)
+
+    def _same_device_line(self, conn: Connection, original: str, key_id: str) -> bool:
+        """A rotated key carries on its predecessor's matters."""
+        current = key_id
+        for _ in range(16):
+            previous = conn.execute(select(agent_key.c.rotated_from).where(agent_key.c.key_id == current)).scalar()
+            if not previous:
+                return False
+            if previous == original:
+                return True
+            current = previous
+        return False
+
+    def _note(self, conn: Connection, matter_id: str, at_ms: int, actor: str, action: str, text: str,
+              extra: dict[str, Any] | None = None) -> None:
+        if extra:
+            conn.execute(update(town_matter).where(town_matter.c.matter_id == matter_id).values(**extra))
+        conn.execute(insert(matter_event).values(matter_id=matter_id, at_ms=at_ms, actor=actor[:64], action=action,
+                                                 text_zh=text, version=0))
+
+    def _filed(self, conn: Connection, key_id: str, village: str, record: records_pb2.Record, receipt_ms: int) -> None:
+        body = record.request_filed
+        if not body.matter_id:
+            return
+        if conn.execute(select(town_matter.c.matter_id).where(town_matter.c.matter_id == body.matter_id)).first():
+            log.warning("matter %s filed twice (second by %s); kept the first", body.matter_id, key_id)
+            return
+        received_at = from_unix_ms(receipt_ms)
+        matter = HandledMatter.received(body.matter_id, body.catalog_code, Tier.TOWNSHIP, received_at)
+        lookup = bytes(body.lookup_code_hash) or None
+        if lookup is not None and conn.execute(select(town_matter.c.matter_id)
+                                               .where(town_matter.c.lookup_code_hash == lookup)).first():
+            lookup = None  # a colliding code would reveal another matter; this one gets no public lookup
+        door = body.door_to_door
+        text = "村代办员提交代办申请" + ("（上门服务受理）" if door else "")
+        if body.intake_outcome == records_pb2.INTAKE_OUTCOME_ACCEPT_WITH_TOLERANCE:
+            text += "，容缺受理：" + "、".join(f"{t.material_id}（承诺 {t.supply_by_date} 前补交）" for t in body.tolerated_missing)
+        if body.intake_outcome == records_pb2.INTAKE_OUTCOME_RETURN:
+            text += f"；村级初审意见：应退回（{body.return_reason}）"
+        conn.execute(insert(town_matter).values(
+            matter_id=body.matter_id, author_key_id=key_id, village_code=body.village_code or village,
+            catalog_code=body.catalog_code, stage=matter.stage.value, kind=None, owner="", version=matter.version,
+            state_json=json.dumps(matter_to_json_dict(matter), ensure_ascii=False, separators=(",", ":")),
+            lookup_code_hash=lookup, id_masked=body.applicant.id_number_masked,
+            id_lookup_hash=bytes(body.applicant.id_lookup_hash) or None,
+            sealed_details=bytes(body.applicant.sealed_details) or None, door_to_door=door,
+            elderly_or_disabled=body.applicant.elderly_or_disabled,
+            materials_json=json.dumps(list(body.materials_brought), ensure_ascii=False),
+            tolerated_json=json.dumps([t.material_id for t in body.tolerated_missing], ensure_ascii=False),
+            intake_note=body.note[:500], received_at_ms=receipt_ms, claimed_filed_at_ms=record.header.claimed_time_ms,
+            updated_at_ms=receipt_ms))
+        conn.execute(insert(matter_event).values(matter_id=body.matter_id, at_ms=receipt_ms, actor=f"village:{key_id[:8]}",
+                                                 action="filed", text_zh=text, version=matter.version))
+
+
+def _matter_id_of(record: records_pb2.Record, kind: str | None) -> str:
+    if kind in ("materials_added", "withdrawn", "result_handed_over", "signed_off", "follow_up_called",
+                "appointment_made", "visit_recorded"):
+        return str(getattr(record, kind).matter_id)
+    return ""
+
+
+def _village_transition(m: HandledMatter, record: records_pb2.Record, kind: str | None, now: dt.datetime
+                        ) -> tuple[HandledMatter | None, Change, dict[str, Any]]:
+    """What a village record does to the township's matter: a new value, or (None, history line)."""
+    if kind == "materials_added":
+        body = record.materials_added
+        names = "、".join(body.material_ids)
+        hint = "，请核对后登记“材料已补齐”" if m.stage is Stage.WAITING_MATERIALS else ""
+        return None, Change("materials_added", f"村代办员补交材料：{names}{hint}"), {}
+    if kind == "withdrawn":
+        after = m.withdrawn(at=now)
+        return after, Change("withdrawn", f"申请人撤回：{record.withdrawn.reason}"), {}
+    if kind == "result_handed_over":
+        after = m.handed_over()
+        return after, Change("handed_over", "代办员已将结果交付申请人"), {}
+    if kind == "signed_off":
+        body = record.signed_off
+        after = m.signed_off()
+        rating = int(body.rating)
+        text = f"申请人签收确认，评价：{RATING_ZH.get(rating, '未评价')}" + (f"（{body.comment}）" if body.comment else "")
+        return after, Change("signed_off", text), {
+            "rating": rating, "rating_comment": body.comment[:500], "signed_off_at_ms": to_unix_ms(now)}
+    if kind == "follow_up_called":
+        body = record.follow_up_called
+        return None, Change("village_follow_up", "村代办员回访" + ("已接通" if body.reached else "未接通")
+                             + (f"：{body.outcome}" if body.outcome else "")), {}
+    if kind == "appointment_made":
+        return None, Change("appointment", "村代办员已预约：" + (record.appointment_made.purpose or "上门服务")), {}
+    if kind == "visit_recorded":
+        return None, Change("visit", "村代办员已上门服务：" + (record.visit_recorded.outcome or "")), {}
+    return None, Change("other", kind or ""), {}
+
