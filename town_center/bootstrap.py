@@ -1,6 +1,7 @@
 """Wiring for the township process: the only place that builds the store, the core and the server."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import signal
 import threading
@@ -10,6 +11,8 @@ from pathlib import Path
 from shared.calendar import WorkingCalendar
 from shared.catalog import Catalog, load_catalog
 from shared.clock import Clock, SystemClock
+from shared.deadline_watch.notify import LogNotifier, Notifier, OutboxRelay
+from shared.deadline_watch.scheduler import DeadlineWatch, process_tag
 from shared.deadline_watch.store import DeadlineStore
 from shared.keys import load_key_file, save_key_file
 from shared.relay.server import RelayCore, RelayLimits
@@ -19,6 +22,7 @@ from town_center.grpc_server import create_server
 from town_center.handling import HandlingService
 from town_center.intake import Intake
 from town_center.services import TownServices
+from town_center.supervision import SignedSupervisionRecorder
 from town_center.store import TownStore, open_town_store
 
 __all__ = ["TownApp", "build_app", "init_home", "serve", "KEY_FILE_NAME", "DB_FILE_NAME", "default_db_url"]
@@ -85,10 +89,49 @@ def load_signer(home: Path, passphrase: str) -> Signer:
     return load_key_file(key_path, passphrase)
 
 
-def serve(app: TownApp, address: str, *, ready: threading.Event | None = None, port_file: Path | None = None) -> None:
+class Background:
+    """What runs beside the gRPC server: the intake folding new village records into matters, and
+    the deadline watch (warnings, overdue, 督办 exactly once; SMS and webhooks from its outbox)."""
+
+    def __init__(self, app: TownApp, *, notifier: Notifier | None = None, intake_every_s: float = 1.0,
+                 scan_every_s: float = 30.0) -> None:
+        self.app = app
+        relay = OutboxRelay(app.deadlines, notifier or LogNotifier(),
+                            SignedSupervisionRecorder(app.services, app.handling.audience_for), owner=process_tag())
+        self.watch = DeadlineWatch(app.deadlines, app.clock, relay=relay,
+                                   scan_every_after=dt.timedelta(seconds=scan_every_s))
+        app.handling.on_clock_saved = self.watch.wake
+        self._every = intake_every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._intake_loop, name="town-intake", daemon=True)
+
+    def start(self) -> None:
+        self.watch.start()
+        self._thread.start()
+
+    def _intake_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.app.intake.run_once():
+                    self.watch.wake()
+            except Exception:  # noqa: BLE001 - a failed pass is retried on the next tick; the log keeps the cause
+                log.exception("intake pass failed")
+            self._stop.wait(self._every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.app.handling.on_clock_saved = None
+        self.watch.shutdown(wait=True)
+
+
+def serve(app: TownApp, address: str, *, ready: threading.Event | None = None, port_file: Path | None = None,
+          notifier: Notifier | None = None) -> None:
     """Run until SIGTERM or SIGINT, then stop accepting and let running calls finish briefly."""
     server, port = create_server(app.core, address)
     server.start()
+    background = Background(app, notifier=notifier)
+    background.start()
     host = address.rsplit(":", 1)[0]
     print(f"乡镇中心已启动，监听 {host}:{port}（乡镇密钥 {app.signer.key_id}）", flush=True)
     if port_file is not None:
@@ -108,5 +151,6 @@ def serve(app: TownApp, address: str, *, ready: threading.Event | None = None, p
     stopping.wait()
     print("正在停止乡镇中心…", flush=True)
     server.stop(grace=5).wait()
+    background.stop()
     app.close()
 

@@ -218,6 +218,12 @@ class HandlingService:
         except Exception:  # noqa: BLE001 - sealed to another key or damaged: shown as unavailable
             return None
 
+    def audience_for(self, matter_id: str) -> list[str]:
+        """The device(s) that must hear about a matter: the agent that filed it."""
+        with self.store.engine.connect() as conn:
+            key = conn.execute(select(town_matter.c.author_key_id).where(town_matter.c.matter_id == matter_id)).scalar()
+        return [key] if key else []
+
     def refusals(self) -> list[dict[str, Any]]:
         """否定报备: every refusal, newest first, for audit."""
         with self.store.engine.connect() as conn:
