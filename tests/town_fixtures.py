@@ -23,8 +23,8 @@ BACKUP = Actor("li", Role.OPERATOR)
 DIRECTOR = Actor("zhao", Role.DIRECTOR)
 
 
-def township(db_url: str, *, start_at: dt.datetime = MONDAY_9AM) -> TownApp:
-    return build_app(db_url, Signer.generate(), clock=FakeClock(start_at), calendar=WorkingCalendar())
+def township(db_url: str, *, start_at: dt.datetime = MONDAY_9AM, signer: Signer | None = None) -> TownApp:
+    return build_app(db_url, signer or Signer.generate(), clock=FakeClock(start_at), calendar=WorkingCalendar())
 
 
 @dataclass

@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from shared.catalog import Tier
 from shared.clock import Clock, from_unix_ms, to_unix_ms
@@ -55,15 +56,22 @@ class Intake:
                         break
         return applied
 
-    def _author_batch(self, key_id: str) -> tuple[int, int]:
-        with self.store.engine.begin() as conn:
-            row = conn.execute(select(intake_cursor.c.seq).where(intake_cursor.c.author_key_id == key_id)
-                               .with_for_update()).first()
-            if row is None:
+    def _ensure_cursor(self, key_id: str) -> None:
+        with self.store.engine.connect() as conn:
+            if conn.execute(select(intake_cursor.c.seq).where(intake_cursor.c.author_key_id == key_id)).first():
+                return
+        try:
+            with self.store.engine.begin() as conn:
                 conn.execute(insert(intake_cursor).values(author_key_id=key_id, seq=0))
-                position = 0
-            else:
-                position = int(row.seq)
+        except IntegrityError:
+            pass  # another process made it first; the row is what we need
+
+    def _author_batch(self, key_id: str) -> tuple[int, int]:
+        self._ensure_cursor(key_id)
+        with self.store.engine.begin() as conn:
+            # The row lock serializes two township processes folding the same author.
+            position = int(conn.execute(select(intake_cursor.c.seq).where(intake_cursor.c.author_key_id == key_id)
+                                        .with_for_update()).scalar_one())
             village = conn.execute(select(agent_key.c.village_code).where(agent_key.c.key_id == key_id)).scalar() or ""
             rows = conn.execute(select(ingest_log.c.seq, ingest_log.c.payload, ingest_log.c.receipt_time_ms)
                                 .where(ingest_log.c.author_key_id == key_id, ingest_log.c.seq > position)

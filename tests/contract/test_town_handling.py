@@ -1,9 +1,12 @@
-"""Every kind's lifecycle through the township services, on a real SQLite file, with each hop
+"""Every kind's lifecycle through the township services, on a real SQLite file and a real
+PostgreSQL, with each hop
 clock checked against the deadline engine (`due_after`) and the records sent down checked as the
 village will read them."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +25,17 @@ from town_center.errors import ConcurrentEditError
 from town_center.handling import TOWNSHIP_HOP
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'town.db'}"
+    cluster = request.getfixturevalue("postgres_cluster")
+    return str(cluster.create_database(f"town_{uuid.uuid4().hex[:10]}"))
+
+
 @pytest.fixture
-def app(tmp_path: Path) -> Iterator[TownApp]:
-    app = township(f"sqlite:///{tmp_path / 'town.db'}")
+def app(db_url: str) -> Iterator[TownApp]:
+    app = township(db_url)
     yield app
     app.close()
 
@@ -200,3 +211,54 @@ def test_every_township_record_is_signed_into_one_chain(app: TownApp, village: V
     seqs = [r.header.seq for r in village.down_records()]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     assert "ownership_transferred" not in kinds_down(village)
+
+
+def test_two_township_processes_on_one_database_let_exactly_one_of_two_racing_edits_win(
+        app: TownApp, village: VillageDevice, db_url: str) -> None:
+    matter_id = village.file("MZ-003")
+    other = township(db_url, signer=app.signer)
+    try:
+        version = app.handling.page(matter_id).summary.version
+        outcomes: list[str] = []
+        barrier = threading.Barrier(2)
+
+        def act(service, kind: MatterKind, **kw: object) -> None:  # type: ignore[no-untyped-def]
+            barrier.wait()
+            try:
+                service.classify(matter_id, kind, actor=OPERATOR, expected_version=version, **kw)
+                outcomes.append(kind.value)
+            except ConcurrentEditError:
+                outcomes.append("refused")
+
+        threads = [threading.Thread(target=act, args=(app.handling, MatterKind.PROMISED), kwargs={"written_promise": "承诺"}),
+                   threading.Thread(target=act, args=(other.handling, MatterKind.RETURNED), kwargs={"return_reason": "不符"})]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(outcomes) == 2 and outcomes.count("refused") == 1
+        winner = app.handling.page(matter_id).matter.kind
+        assert winner is not None and winner.value in outcomes
+        assert len([e for e in app.handling.page(matter_id).events if e.action == "classify"]) == 1
+    finally:
+        other.close()
+
+
+def test_two_intakes_racing_over_one_database_apply_each_village_record_once(app: TownApp, db_url: str) -> None:
+    village = VillageDevice(app)
+    other = township(db_url, signer=app.signer)
+    try:
+        for _ in range(20):
+            record = records_pb2.Record()
+            body = record.request_filed
+            body.matter_id, body.catalog_code, body.village_code = str(uuid.uuid4()), "MZ-003", "V001"
+            village.send(record)
+        threads = [threading.Thread(target=x.intake.run_once) for x in (app, other, app, other)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(app.handling.inbox()) == 20
+        assert all(len(app.handling.page(m.matter_id).events) == 1 for m in app.handling.inbox())
+    finally:
+        other.close()
