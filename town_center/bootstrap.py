@@ -21,7 +21,7 @@ from town_center.errors import SetupError
 from town_center.grpc_server import create_server
 from town_center.handling import HandlingService
 from town_center.intake import Intake
-from town_center.services import TownServices
+from town_center.services import TownServices, published_catalog
 from town_center.supervision import SignedSupervisionRecorder
 from town_center.store import TownStore, open_town_store
 
@@ -66,7 +66,7 @@ def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits
     core = RelayCore(signer=signer, ingest=store, keys=store, down=store, clock=clock, limits=limits)
     deadlines = DeadlineStore(store.engine, calendar or WorkingCalendar())
     deadlines.create_schema()
-    handling = HandlingService(store, deadlines, signer, clock, catalog or load_catalog())
+    handling = HandlingService(store, deadlines, signer, clock, catalog or published_catalog(store) or load_catalog())
     return TownApp(store, signer, core, TownServices(store, signer, clock), deadlines, handling,
                    Intake(handling, clock), clock)
 
@@ -112,6 +112,7 @@ class Background:
     def _intake_loop(self) -> None:
         while not self._stop.is_set():
             try:
+                self.app.handling.refresh_catalog()
                 if self.app.intake.run_once():
                     self.watch.wake()
             except Exception:  # noqa: BLE001 - a failed pass is retried on the next tick; the log keeps the cause

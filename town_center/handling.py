@@ -134,6 +134,20 @@ class HandlingService:
         self.on_clock_saved = on_clock_saved
         self._lock = threading.Lock()
 
+    def refresh_catalog(self) -> bool:
+        """Take up a catalogue published (perhaps by another process) since this one was loaded."""
+        from town_center.services import CATALOG_VERSION_META, published_catalog
+
+        version = self.store.get_meta(CATALOG_VERSION_META)
+        if not version or version == self.catalog.version:
+            return False
+        catalog = published_catalog(self.store)
+        if catalog is None:
+            return False
+        self.catalog = catalog
+        log.info("catalogue %s taken up", catalog.version)
+        return True
+
     @property
     def calendar(self):  # type: ignore[no-untyped-def]
         return self.deadlines.calendar

@@ -6,13 +6,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from shared.catalog import FILE_ITEM, Catalog, parse_catalog
 from shared.clock import Clock, to_unix_ms
+from shared.errors import CatalogError
 from shared.relay.ports import AgentKey, KeyState
 from shared.signing import Signer
 from shared.wire.v1 import records_pb2
 from town_center.store import TownStore
 
-__all__ = ["TownServices"]
+__all__ = ["TownServices", "CATALOG_TEXT_META", "CATALOG_VERSION_META", "published_catalog"]
+
+CATALOG_TEXT_META = "catalog_toml"
+CATALOG_VERSION_META = "catalog_version"
+
+
+def published_catalog(store: TownStore) -> Catalog | None:
+    """The catalogue this township last published, if any (it replaces the shipped one after a restart)."""
+    text = store.get_meta(CATALOG_TEXT_META)
+    return parse_catalog(text) if text else None
 
 log = logging.getLogger("town_center.services")
 
@@ -49,6 +60,22 @@ class TownServices:
         self.publish(record, [agent.key_id])
         log.warning("key %s revoked by %s after seq %d: %s", agent.key_id, by, agent.last_valid_seq, reason)
         return agent
+
+    def publish_catalog(self, toml_text: str, *, by: str) -> Catalog:
+        """Validate a new service catalogue, keep it as the township's own, and send it to every village.
+        Raises `CatalogError` (naming item and field) before anything is stored or sent."""
+        catalog = parse_catalog(toml_text)
+        current = self.store.get_meta(CATALOG_VERSION_META)
+        if current and current == catalog.version:
+            raise CatalogError(FILE_ITEM, "version", f"目录版本 {catalog.version} 已发布过，请提高版本号后再发布")
+        record = records_pb2.Record()
+        record.catalog_update.version = catalog.version
+        record.catalog_update.catalog_toml = toml_text.encode("utf-8")
+        self.store.set_meta(CATALOG_TEXT_META, toml_text)
+        self.store.set_meta(CATALOG_VERSION_META, catalog.version)
+        self.publish(record, ["*"], dedup_key=f"catalog:{catalog.version}")
+        log.info("catalogue %s published by %s (%d items)", catalog.version, by, len(catalog))
+        return catalog
 
     def publish(self, record: records_pb2.Record, audience_key_ids: Sequence[str], *, dedup_key: str = "") -> int:
         """Sign `record` with the township key and queue it for the given devices ("*" for all)."""
