@@ -33,6 +33,7 @@ class VillageDevice:
     village_code: str = "V001"
     signer: Signer = field(default_factory=Signer.generate)
     tip: ChainTip = GENESIS
+    clock_off_by: dt.timedelta = dt.timedelta(0)   # how wrong the laptop's clock is
 
     def __post_init__(self) -> None:
         self.app.store.register_approved(self.signer.public_key, EnrollmentInfo(
@@ -40,7 +41,7 @@ class VillageDevice:
             by="test", now_ms=0)
 
     def send(self, record: records_pb2.Record) -> None:
-        signed = sign_next(self.signer, record, self.tip, to_unix_ms(self.app.clock.now()))
+        signed = sign_next(self.signer, record, self.tip, to_unix_ms(self.app.clock.now() + self.clock_off_by))
         response = self.app.core.push([signed.envelope])
         assert response.receipts, f"township refused the record: {response}"
         self.tip = signed.tip

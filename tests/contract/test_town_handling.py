@@ -62,6 +62,17 @@ def test_a_filed_request_appears_in_the_inbox_received_at_the_townships_receipt_
     assert line.id_masked == "1101**********0011"
 
 
+@pytest.mark.parametrize("years", [10, -10])
+def test_a_laptop_clock_ten_years_off_changes_nothing_in_the_townships_deadlines(app: TownApp, years: int) -> None:
+    village = VillageDevice(app, clock_off_by=dt.timedelta(days=365 * years))
+    matter_id = village.file("MZ-003")
+    m = app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="承诺")
+    assert m.received_at == app.clock.now() and m.clock is not None
+    assert m.clock.due_at(app.deadlines.calendar) == due_after(
+        app.clock.now(), app.handling.catalog.item("MZ-003").hop(Tier.TOWNSHIP).promised, app.deadlines.calendar)
+    assert app.store.time_flags(village.signer.key_id)      # the claim is kept and flagged, not trusted
+
+
 def test_the_intake_applies_each_record_once_however_often_it_runs(app: TownApp, village: VillageDevice) -> None:
     village.file("MZ-003")
     assert app.intake.run_once() == 0
