@@ -1,0 +1,488 @@
+"""The township operator console: inbox, matter page with every action, 督办 list, extensions,
+agents, figures, follow-up calls and the public status page (政务公开).
+
+Everything here reads and acts through `TownApp` (the handling service, the agent services and
+the deadline calendar); the only direct table read is the public lookup by code hash and the
+figures, which need every matter row.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import select
+
+from shared.catalog import MatterKind
+from shared.clock import from_unix_ms
+from shared.console import (
+    ConsoleAuth, ConsoleSession, RateLimiter, create_console_tables, install_console, rate_limit, require_role,
+)
+from shared.deadlines import ClockState, ClockStatus, SuspensionReason
+from shared.domain.figures import MatterFacts, bar_chart_svg, figures_by, to_csv
+from shared.domain.handling import Role, Stage
+from shared.domain.limits import Limit, LimitUnit
+from shared.errors import HandlingError
+from town_center.bootstrap import TownApp
+from town_center.errors import ConcurrentEditError, UnknownMatter
+from town_center.store.matter_tables import follow_up_call, town_matter
+
+__all__ = ["create_console_app", "open_console_auth", "start_console_server", "ConsoleServer", "SESSION_COOKIE"]
+
+log = logging.getLogger("town_center.console")
+
+HERE = Path(__file__).parent
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+SESSION_COOKIE = "qc_town_session"
+STATIC_PATH = "/town-static"
+STAFF = (Role.OPERATOR, Role.DIRECTOR, Role.ADMINISTRATOR)
+HANDLERS = (Role.OPERATOR, Role.DIRECTOR)
+LOOKUP_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+_CODE_RE = re.compile(f"^[{LOOKUP_ALPHABET}]{{5}}-?[{LOOKUP_ALPHABET}]{{5}}$")
+PUBLIC_NOT_FOUND = "未查到与该查询码对应的办件。请核对回执上的查询码（10 位字母数字，如 AB3CD-EF4GH）后重试。"
+RATING_ZH = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
+STATE_CLASS = {ClockState.ON_TIME: "on-time", ClockState.WARNING: "warning", ClockState.OVERDUE: "overdue",
+               ClockState.SUPERVISE: "supervise"}
+TYPED_ACTIONS = frozenset({"classify", "request_materials", "suspend", "request_extension", "hand_over", "record_result"})
+ACTIONS = ("classify", "materials_completed", "request_materials", "suspend", "resume", "request_extension",
+           "decide_extension", "extension_notified", "hand_over", "record_result")
+
+
+def bj(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return "—" if value is None else value.astimezone(BEIJING).strftime(fmt)
+
+
+def open_console_auth(app: TownApp) -> ConsoleAuth:
+    """Staff accounts live in the township database beside the matters."""
+    create_console_tables(app.store.engine)
+    return ConsoleAuth(app.store.engine, app.clock)
+
+
+def _lines(text: str) -> list[str]:
+    return [x.strip() for x in re.split(r"[\n\r、，,；;]+", text or "") if x.strip()]
+
+
+def _normalise_code(raw: str) -> str | None:
+    code = re.sub(r"\s+", "", raw or "").upper()
+    if not _CODE_RE.match(code):
+        return None
+    return code if "-" in code else f"{code[:5]}-{code[5:]}"
+
+
+def _lookup_hash(code: str) -> bytes:
+    from village_agent.services import lookup_code_hash
+
+    return lookup_code_hash(code)
+
+
+def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool = False,
+                       console_name: str = "乡镇便民服务中心", public_limiter: RateLimiter | None = None,
+                       trusted_origins: tuple[str, ...] = ()) -> FastAPI:
+    web = FastAPI(title=console_name, docs_url=None, redoc_url=None, openapi_url=None)
+    console = install_console(web, auth, templates_dir=HERE / "templates", console_name=console_name,
+                              public_paths=("/public", STATIC_PATH), session_cookie=SESSION_COOKIE,
+                              secure_cookies=secure_cookies, trusted_origins=trusted_origins)
+    web.mount(STATIC_PATH, StaticFiles(directory=str(HERE / "static")), name="town_static")
+    env = console.templates.env
+    env.filters["bj"] = bj
+    env.globals.update(town_static=STATIC_PATH, state_class=STATE_CLASS, rating_zh=RATING_ZH)
+    handling = app.handling
+    limiter = public_limiter if public_limiter is not None else RateLimiter(capacity=10, refill_per_second=1 / 30, clock=app.clock)
+
+    def now() -> dt.datetime:
+        return app.clock.now()
+
+    def render(request: Request, name: str, context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:
+        today = now().astimezone(BEIJING).date()
+        try:
+            warning = app.deadlines.calendar.warning_zh(today, today + dt.timedelta(days=60))
+        except Exception:  # noqa: BLE001 - a calendar problem must not hide the page; it is logged
+            log.exception("calendar warning failed")
+            warning = "工作日历无法读取，请联系系统管理员核对节假日安排。"
+        ctx = {"calendar_warning": warning, "now": now(), "notice": request.query_params.get("notice"), **context}
+        return console.render(request, name, ctx, status_code=status_code)
+
+    def back(url: str, notice: str) -> RedirectResponse:
+        return RedirectResponse(f"{url}?{urllib.parse.urlencode({'notice': notice})}", status_code=303)
+
+    # ------------------------------------------------------------------ inbox
+
+    @web.get("/", response_class=HTMLResponse)
+    def inbox(request: Request, village: str = "", stage: str = "", mine: str = "",
+              staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
+        stages = [Stage(stage)] if stage in {s.value for s in Stage} else None
+        items = handling.inbox(village_code=village or None, stages=stages, owner=staff.staff_id if mine else None)
+        return render(request, "inbox.html", {
+            "title": "收件箱", "nav_here": "inbox", "items": items, "villages": handling.villages(),
+            "stages": list(Stage), "village": village, "stage": stage, "mine": bool(mine),
+        })
+
+    # ------------------------------------------------------------------ matter page
+
+    def matter_context(matter_id: str, staff: ConsoleSession, form: dict[str, str] | None = None,
+                       failed_action: str = "") -> dict[str, Any]:
+        page = handling.page(matter_id)
+        m = page.matter
+        clock = m.clock
+        due = remaining = None
+        if clock is not None and clock.start_at is not None:
+            due = clock.due_at(app.deadlines.calendar)
+            rem = clock.remaining_at(now(), app.deadlines.calendar)
+            remaining = rem.describe_zh() if rem is not None else None
+        item = page.item
+        brought = set(page.materials_brought)
+        materials = []
+        if item is not None:
+            for mat in item.main_materials:
+                materials.append({"name": mat.name, "main": True, "brought": mat.id in brought,
+                                  "tolerated": mat.id in page.tolerated_missing})
+            for mat in item.auxiliary_materials:
+                materials.append({"name": mat.name, "main": False, "brought": mat.id in brought,
+                                  "tolerated": mat.id in page.tolerated_missing})
+        missing_default = "\n".join(x["name"] for x in materials if not x["brought"])
+        try:
+            applicant = handling.applicant(matter_id)
+        except UnknownMatter:
+            applicant = None
+        stage = m.stage
+        clock_status = clock.status if clock is not None else None
+        allowed: set[str] = set()
+        if stage is Stage.RECEIVED:
+            allowed.add("classify")
+        if stage is Stage.WAITING_MATERIALS:
+            allowed.add("materials_completed")
+        if stage in (Stage.IN_PROGRESS, Stage.ESCALATING, Stage.ESCALATED):
+            allowed.add("request_materials")
+        if stage in (Stage.IN_PROGRESS, Stage.ESCALATING):
+            allowed.add("resume" if clock_status is ClockStatus.SUSPENDED else "suspend")
+        if stage in (Stage.IN_PROGRESS, Stage.WAITING_MATERIALS, Stage.ESCALATING) and m.pending_extension is None \
+                and clock is not None:
+            allowed.add("request_extension")
+        if m.pending_extension is not None and staff.role is Role.DIRECTOR:
+            allowed.add("decide_extension")
+        if clock is not None and clock.unnotified_extensions:
+            allowed.add("extension_notified")
+        if not m.is_final and stage not in (Stage.RESULT_READY, Stage.HANDED_OVER) and m.owner:
+            allowed.add("hand_over")
+        if stage is Stage.IN_PROGRESS:
+            allowed.add("record_result")
+        if staff.role is Role.ADMINISTRATOR:
+            allowed = set()
+        elif failed_action in TYPED_ACTIONS:
+            # The matter moved on under the operator (or the action was refused): the form stays on
+            # screen with what was typed, so nothing is lost; the page says why it was not saved.
+            allowed.add(failed_action)
+        return {
+            "title": f"办件 {page.summary.catalog_name}", "nav_here": "inbox", "p": page, "m": m, "s": page.summary,
+            "clock": clock, "due": due, "remaining": remaining, "materials": materials, "applicant": applicant,
+            "allowed": allowed, "kinds": list(MatterKind), "reasons": [r for r in SuspensionReason
+                                                                    if r is not SuspensionReason.AWAITING_MATERIALS],
+            "units": [LimitUnit.WORKING_DAYS, LimitUnit.NATURAL_DAYS, LimitUnit.OFFICE_MINUTES],
+            "form": form or {"missing_materials": missing_default}, "failed_action": failed_action,
+            "version": m.version, "rating": page.rating, "kind_default": item.typical_kind.value if item else "",
+        }
+
+    @web.get("/matters/{matter_id}", response_class=HTMLResponse)
+    def matter_page(request: Request, matter_id: str, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
+        try:
+            ctx = matter_context(matter_id, staff)
+        except UnknownMatter as exc:
+            return render(request, "message.html", {"message": str(exc), "status_code": 404}, status_code=404)
+        return render(request, "matter.html", ctx)
+
+    def run_action(action: str, matter_id: str, form: dict[str, str], staff: ConsoleSession) -> str:
+        actor = staff.actor
+        try:
+            version: int | None = int(form.get("expected_version", ""))
+        except ValueError:
+            raise HandlingError("页面缺少版本信息，请刷新页面后重做") from None
+        if action == "classify":
+            try:
+                kind = MatterKind(form.get("kind", ""))
+            except ValueError:
+                raise HandlingError("请选择办件类型（即办/承诺/补办/退回/联办/上报）") from None
+            handling.classify(matter_id, kind, actor=actor, expected_version=version,
+                              missing_materials=_lines(form.get("missing_materials", "")),
+                              return_reason=form.get("return_reason", ""), written_promise=form.get("written_promise", ""),
+                              lead_window=form.get("lead_window", ""), departments=_lines(form.get("departments", "")))
+            return f"已分类为{kind.label_zh}"
+        if action == "materials_completed":
+            handling.materials_completed(matter_id, actor=actor, expected_version=version)
+            return "已登记材料补齐，开始计时"
+        if action == "request_materials":
+            missing = _lines(form.get("missing_materials", ""))
+            if not missing:
+                raise HandlingError("须一次性书面告知所缺的全部材料")
+            handling.request_materials(matter_id, missing, actor=actor, expected_version=version)
+            return "已一次性告知需补正的材料，补正期间不计时"
+        if action == "suspend":
+            try:
+                reason = SuspensionReason(form.get("reason", ""))
+            except ValueError:
+                raise HandlingError("请选择中止计时的原因") from None
+            handling.suspend(matter_id, reason, form.get("note", ""), actor=actor, expected_version=version)
+            return "已中止计时"
+        if action == "resume":
+            handling.resume(matter_id, actor=actor, expected_version=version)
+            return "已恢复计时"
+        if action == "request_extension":
+            try:
+                limit = Limit(int(form.get("amount", "")), LimitUnit(form.get("unit", "")))
+            except ValueError:
+                raise HandlingError("请填写延期后的时限（正整数）并选择单位") from None
+            handling.request_extension(matter_id, limit, form.get("reason", ""), actor=actor, expected_version=version)
+            return "延期申请已提交，等待主任审批"
+        if action == "decide_extension":
+            approve = form.get("decision") == "approve"
+            handling.decide_extension(matter_id, approve=approve, actor=actor, expected_version=version)
+            return "已批准延期，请书面告知申请人" if approve else "已不予批准延期"
+        if action == "extension_notified":
+            handling.applicant_notified_of_extension(matter_id, actor=actor, expected_version=version)
+            return "已登记书面告知申请人延期"
+        if action == "hand_over":
+            handling.hand_over(matter_id, form.get("to_staff", ""), form.get("reason", ""), actor=actor,
+                               expected_version=version)
+            return "已完成 AB 岗交接"
+        if action == "record_result":
+            decision = form.get("approved", "")
+            if decision not in ("yes", "no"):
+                raise HandlingError("请选择办理结果：准予或不予批准")
+            handling.record_result(matter_id, approved=decision == "yes", summary=form.get("summary", ""),
+                                   actor=actor, expected_version=version)
+            return "已登记办理结果"
+        raise HandlingError("未知的操作")
+
+    @web.post("/matters/{matter_id}/{action}", response_class=HTMLResponse)
+    async def matter_action(request: Request, matter_id: str, action: str,
+                            staff: ConsoleSession = Depends(require_role(*HANDLERS))) -> Response:
+        if action not in ACTIONS:
+            return render(request, "message.html", {"message": "未知的操作", "status_code": 404}, status_code=404)
+        if action == "decide_extension" and staff.role is not Role.DIRECTOR:
+            from shared.console.errors import ForbiddenError
+
+            raise ForbiddenError("您没有权限执行此操作：延期审批仅限中心主任，"
+                                 f"您当前的身份是{staff.role.label_zh}。")
+        raw = await request.form()
+        form = {k: str(v) for k, v in raw.items() if k != "csrf_token"}
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            notice = await run_in_threadpool(run_action, action, matter_id, form, staff)
+        except UnknownMatter as exc:
+            return render(request, "message.html", {"message": str(exc), "status_code": 404}, status_code=404)
+        except (HandlingError, ConcurrentEditError) as exc:
+            status = 409 if isinstance(exc, ConcurrentEditError) else 400
+            ctx = await run_in_threadpool(matter_context, matter_id, staff, form, action)
+            ctx["error"] = str(exc)
+            return render(request, "matter.html", ctx, status_code=status)
+        return back(f"/matters/{matter_id}", notice)
+
+    # ------------------------------------------------------------------ 督办, extensions
+
+    @web.get("/supervision", response_class=HTMLResponse)
+    def supervision(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
+        return render(request, "supervision.html", {"title": "督办清单", "nav_here": "supervision",
+                                                    "items": handling.supervision_list()})
+
+    @web.get("/extensions", response_class=HTMLResponse)
+    def extensions(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
+        rows = []
+        for s in handling.pending_extensions():
+            page = handling.page(s.matter_id)
+            rows.append({"s": s, "request": page.matter.pending_extension, "clock": page.matter.clock})
+        return render(request, "extensions.html", {"title": "延期审批", "nav_here": "extensions", "rows": rows,
+                                                   "can_decide": staff.role is Role.DIRECTOR})
+
+    @web.post("/extensions/{matter_id}", response_class=HTMLResponse)
+    async def decide(request: Request, matter_id: str,
+                     staff: ConsoleSession = Depends(require_role(Role.DIRECTOR))) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        raw = await request.form()
+        form = {k: str(v) for k, v in raw.items()}
+        try:
+            notice = await run_in_threadpool(run_action, "decide_extension", matter_id, form, staff)
+        except (HandlingError, ConcurrentEditError, UnknownMatter) as exc:
+            return back("/extensions", str(exc))
+        return back("/extensions", notice)
+
+    # ------------------------------------------------------------------ agents
+
+    @web.get("/agents", response_class=HTMLResponse)
+    def agents(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
+        return render(request, "agents.html", {
+            "title": "代办员设备", "nav_here": "agents", "agents": app.services.list_agents(),
+            "can_manage": staff.role in (Role.ADMINISTRATOR, Role.DIRECTOR), "ms": lambda v: bj(from_unix_ms(v)) if v else "—",
+        })
+
+    @web.post("/agents/{key_id}/{what}")
+    async def agent_action(request: Request, key_id: str, what: str,
+                           staff: ConsoleSession = Depends(require_role(Role.ADMINISTRATOR, Role.DIRECTOR))) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        raw = await request.form()
+        try:
+            if what == "approve":
+                agent = await run_in_threadpool(lambda: app.services.approve(key_id, by=staff.staff_id))
+                notice = f"已批准 {agent.info.village_code} {agent.info.holder_name} 的设备密钥"
+            elif what == "revoke":
+                reason = str(raw.get("reason", "")).strip()
+                if not reason:
+                    return back("/agents", "吊销设备密钥须写明原因（如：笔记本丢失）")
+                agent = await run_in_threadpool(lambda: app.services.revoke(key_id, by=staff.staff_id, reason=reason))
+                notice = f"已吊销 {agent.info.village_code} {agent.info.holder_name} 的设备密钥，此后收到的记录一律拒收"
+            else:
+                return back("/agents", "未知的操作")
+        except Exception as exc:  # noqa: BLE001 - the services raise Chinese messages (unknown key, wrong state)
+            log.info("agent %s %s refused: %s", key_id, what, exc)
+            return back("/agents", str(exc) or "操作未成功")
+        return back("/agents", notice)
+
+    # ------------------------------------------------------------------ figures
+
+    def facts() -> list[MatterFacts]:
+        with app.store.engine.connect() as conn:
+            rows = conn.execute(select(town_matter.c.matter_id, town_matter.c.village_code, town_matter.c.author_key_id,
+                                       town_matter.c.owner, town_matter.c.received_at_ms, town_matter.c.completed_at_ms,
+                                       town_matter.c.due_at_ms, town_matter.c.worst_state, town_matter.c.rating,
+                                       town_matter.c.stage)).all()
+            called = {r for (r,) in conn.execute(select(follow_up_call.c.matter_id)
+                                                 .where(follow_up_call.c.called_at_ms.is_not(None)))}
+        return [MatterFacts(
+            matter_id=r.matter_id, village_code=r.village_code, agent_key_id=r.author_key_id, operator_id=r.owner or "（未分类）",
+            received_at=from_unix_ms(int(r.received_at_ms)),
+            completed_at=from_unix_ms(int(r.completed_at_ms)) if r.completed_at_ms else None,
+            due_at=from_unix_ms(int(r.due_at_ms)) if r.due_at_ms else None,
+            state=ClockState.from_rank(int(r.worst_state or 0)), rating=int(r.rating or 0),
+            followed_up=r.matter_id in called, returned=r.stage == Stage.RETURNED.value) for r in rows]
+
+    GROUPS = {"village": ("按村", lambda m: m.village_code), "agent": ("按代办员", lambda m: m.agent_key_id),
+              "operator": ("按窗口工作人员", lambda m: m.operator_id)}
+
+    def grouped(by: str) -> tuple[str, list[Any], Any]:
+        if by not in GROUPS:
+            by = "village"
+        title, key = GROUPS[by]
+        names = {a.key_id: f"{a.info.village_code} {a.info.holder_name}" for a in app.services.list_agents()}
+        label = (lambda k: names.get(k, k[:8])) if by == "agent" else str
+        return by, figures_by(facts(), key), label
+
+    @web.get("/figures", response_class=HTMLResponse)
+    def figures(request: Request, by: str = "village", staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
+        by, rows, label = grouped(by)
+        chart = bar_chart_svg([(label(f.key), f.received) for f in rows], title=f"受理件数（{GROUPS[by][0]}）", unit="件")
+        return render(request, "figures.html", {"title": "统计", "nav_here": "figures", "rows": rows, "by": by,
+                                                "groups": GROUPS, "label": label, "chart": chart})
+
+    @web.get("/figures.csv")
+    def figures_csv(by: str = "village", staff: ConsoleSession = Depends(require_role(*STAFF))) -> Response:
+        by, rows, label = grouped(by)
+        name = urllib.parse.quote(f"统计-{GROUPS[by][0]}.csv")
+        return Response(to_csv(rows, label), media_type="text/csv; charset=utf-8",
+                        headers={"content-disposition": f"attachment; filename=figures-{by}.csv; filename*=UTF-8''{name}"})
+
+    # ------------------------------------------------------------------ follow-ups 回访
+
+    @web.get("/follow-ups", response_class=HTMLResponse)
+    def follow_ups(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
+        with app.store.engine.connect() as conn:
+            rows = conn.execute(select(follow_up_call, town_matter.c.catalog_code, town_matter.c.village_code,
+                                       town_matter.c.rating.label("matter_rating"))
+                                .join(town_matter, town_matter.c.matter_id == follow_up_call.c.matter_id)
+                                .order_by(follow_up_call.c.week_start.desc(), follow_up_call.c.matter_id)).all()
+        catalog = handling.catalog
+        items = [{"r": r, "name": catalog.item(r.catalog_code).name if r.catalog_code in catalog else r.catalog_code,
+                  "called_at": from_unix_ms(int(r.called_at_ms)) if r.called_at_ms else None} for r in rows]
+        return render(request, "follow_ups.html", {"title": "回访", "nav_here": "follow-ups", "items": items})
+
+    @web.post("/follow-ups/{matter_id}")
+    async def follow_up(request: Request, matter_id: str,
+                        staff: ConsoleSession = Depends(require_role(*HANDLERS))) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        raw = await request.form()
+        try:
+            rating = int(str(raw.get("rating", "0")) or 0)
+            await run_in_threadpool(lambda: handling.record_follow_up(
+                matter_id, actor=staff.actor, reached=raw.get("reached") == "yes", rating=rating,
+                outcome=str(raw.get("outcome", ""))))
+        except (HandlingError, ValueError) as exc:
+            return back("/follow-ups", str(exc) if isinstance(exc, HandlingError) else "回访评价填写有误")
+        return back("/follow-ups", "已记录回访结果")
+
+    # ------------------------------------------------------------------ 政务公开
+
+    @web.get("/public", response_class=HTMLResponse)
+    def public_form(request: Request) -> HTMLResponse:
+        return console.render(request, "public.html", {"title": "办件进度查询"})
+
+    def lookup(code: str) -> dict[str, Any] | None:
+        with app.store.engine.connect() as conn:
+            row = conn.execute(select(town_matter.c.matter_id, town_matter.c.catalog_code, town_matter.c.stage,
+                                      town_matter.c.kind, town_matter.c.due_at_ms, town_matter.c.received_at_ms)
+                               .where(town_matter.c.lookup_code_hash == _lookup_hash(code))).first()
+        if row is None:
+            return None
+        catalog = handling.catalog
+        return {"name": catalog.item(row.catalog_code).name if row.catalog_code in catalog else row.catalog_code,
+                "stage": Stage(row.stage).label_zh, "kind": MatterKind(row.kind).label_zh if row.kind else "待分类",
+                "received_at": from_unix_ms(int(row.received_at_ms)),
+                "due_at": from_unix_ms(int(row.due_at_ms)) if row.due_at_ms else None}
+
+    @web.post("/public", response_class=HTMLResponse, dependencies=[Depends(rate_limit(limiter))])
+    async def public_lookup(request: Request) -> HTMLResponse:
+        raw = await request.form()
+        code = _normalise_code(str(raw.get("code", ""))[:40])
+        from starlette.concurrency import run_in_threadpool
+
+        found = await run_in_threadpool(lookup, code) if code else None
+        if found is None:
+            return console.render(request, "public.html", {"title": "办件进度查询", "error": PUBLIC_NOT_FOUND},
+                                  status_code=404)
+        return console.render(request, "public.html", {"title": "办件进度查询", "found": found})
+
+    return web
+
+
+# ---------------------------------------------------------------------- running it beside the gRPC server
+
+
+@dataclass
+class ConsoleServer:
+    server: Any
+    thread: threading.Thread
+    port: int
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_console_server(web: FastAPI, address: str, *, timeout_s: float = 15.0) -> ConsoleServer:
+    """uvicorn in a daemon thread; returns once it listens (port 0 picks a free one)."""
+    import uvicorn
+
+    host, _, port = address.rpartition(":")
+    config = uvicorn.Config(web, host=host or "127.0.0.1", port=int(port), access_log=False, log_config=None,
+                            log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="town-console", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            raise RuntimeError(f"乡镇工作台网页服务未能在 {address} 启动")
+        time.sleep(0.02)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    return ConsoleServer(server, thread, int(bound))
