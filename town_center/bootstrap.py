@@ -127,14 +127,30 @@ class Background:
 
 
 def serve(app: TownApp, address: str, *, ready: threading.Event | None = None, port_file: Path | None = None,
-          notifier: Notifier | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then stop accepting and let running calls finish briefly."""
+          notifier: Notifier | None = None, console_address: str | None = None, secure_cookies: bool = False) -> None:
+    """Run until SIGTERM or SIGINT, then stop accepting and let running calls finish briefly.
+
+    With `console_address` the operator console (web pages) runs beside the gRPC server, in a thread."""
     server, port = create_server(app.core, address)
     server.start()
     background = Background(app, notifier=notifier)
     background.start()
     host = address.rsplit(":", 1)[0]
     print(f"乡镇中心已启动，监听 {host}:{port}（乡镇密钥 {app.signer.key_id}）", flush=True)
+    console_server = None
+    if console_address:
+        from town_center.console import create_console_app, open_console_auth, start_console_server
+
+        try:
+            console_server = start_console_server(
+                create_console_app(app, open_console_auth(app), secure_cookies=secure_cookies), console_address)
+        except RuntimeError as exc:
+            # The relay (villages syncing) matters more than the pages: keep it running and say so loudly.
+            log.error("console not started: %s", exc)
+            print(f"警告：{exc}（端口可能已被占用）；同步服务照常运行。可用 --console-listen 指定其他端口。", flush=True)
+        else:
+            console_host = console_address.rsplit(":", 1)[0]
+            print(f"乡镇工作台网页已启动：http://{console_host}:{console_server.port}/", flush=True)
     if port_file is not None:
         tmp = port_file.with_name(port_file.name + ".tmp")
         tmp.write_text(str(port), encoding="utf-8")
@@ -151,6 +167,8 @@ def serve(app: TownApp, address: str, *, ready: threading.Event | None = None, p
         ready.set()
     stopping.wait()
     print("正在停止乡镇中心…", flush=True)
+    if console_server is not None:
+        console_server.stop()
     server.stop(grace=5).wait()
     background.stop()
     app.close()

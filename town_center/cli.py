@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shared import cli_common
+from shared.console.cli import register_staff_commands
 
 DESCRIPTION = """乡镇便民服务中心：接收并核验村代办员上报的签名记录，分类办理（即办/承诺/补办/退回/联办/上报），跟踪时限。
 
@@ -18,6 +19,8 @@ DESCRIPTION = """乡镇便民服务中心：接收并核验村代办员上报的
   town-center agents list --home 乡镇数据
   town-center agents approve 3f2a9c --home 乡镇数据 --by 张三
   town-center agents revoke 3f2a9c --home 乡镇数据 --by 张三 --reason 笔记本丢失
+  town-center staff add wangfang --name 王芳 --role operator --home 乡镇数据
+  town-center serve --home 乡镇数据 --console-listen 127.0.0.1:8700
   town-center keygen --key-file 中心密钥.key
   town-center ledger-verify 台账.qclog"""
 
@@ -51,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-message-bytes", type=int, default=4 * 1024 * 1024, metavar="字节", help="单条消息大小上限（默认 4 MiB）")
     serve.add_argument("--clock-tolerance-minutes", type=int, default=10, metavar="分钟",
                        help="设备声称时间超前乡镇时间多少分钟以上即标记（默认 10）")
+    serve.add_argument("--console-listen", default="127.0.0.1:8700", metavar="地址:端口",
+                       help="乡镇工作台网页的监听地址（默认仅本机 127.0.0.1:8700；写 off 不启动网页）")
+    serve.add_argument("--secure-cookies", action="store_true",
+                       help="登录 Cookie 只经 HTTPS 发送（经 HTTPS 反向代理对外提供网页时使用）")
     serve.add_argument("--verbose", action="store_true", help="输出调试日志")
     serve.set_defaults(handler=_cmd_serve)
 
@@ -74,7 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--by", required=True, metavar="操作员", help="吊销人（记入审计）")
     revoke.add_argument("--reason", default="", metavar="原因", help="吊销原因，例如 笔记本丢失")
     revoke.set_defaults(handler=_cmd_agents_revoke)
+
+    staff = register_staff_commands(subparsers, _open_auth)
+    for group in staff._actions:
+        if isinstance(group, argparse._SubParsersAction):
+            for action_parser in group.choices.values():
+                _add_home(action_parser)
     return parser
+
+
+def _open_auth(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from shared.clock import SystemClock
+    from shared.console import ConsoleAuth, create_console_tables
+    from town_center.store import open_town_store
+
+    store = open_town_store(_db_url(args))
+    create_console_tables(store.engine)
+    return ConsoleAuth(store.engine, SystemClock())
 
 
 def _db_url(args: argparse.Namespace) -> str:
@@ -114,7 +137,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                          claimed_time_tolerance_ms=args.clock_tolerance_minutes * 60_000)
     signer = load_signer(Path(args.home), cli_common.read_passphrase(args))
     app = build_app(_db_url(args), signer, limits=limits)
-    serve(app, args.listen, port_file=Path(args.port_file) if args.port_file else None)
+    console = None if args.console_listen in ("", "off") else args.console_listen
+    serve(app, args.listen, port_file=Path(args.port_file) if args.port_file else None,
+          console_address=console, secure_cookies=args.secure_cookies)
     return 0
 
 
