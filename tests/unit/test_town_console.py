@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from shared.catalog import MatterKind
 from shared.console import ConsoleAuth, RateLimiter, ScryptParams, create_console_tables
 from shared.domain.handling import Role, Stage
-from shared.domain.limits import Limit
 from tests.town_fixtures import OPERATOR, VillageDevice, township
 from town_center.bootstrap import TownApp
 from town_center.console import create_console_app
@@ -261,3 +260,45 @@ def test_the_calendar_warning_shows_on_every_page_when_a_year_in_view_is_unconfi
             assert warning in text
         else:
             assert 'id="calendar-warning"' not in text
+
+
+def test_the_director_draws_the_weekly_follow_up_sample_and_an_operator_records_the_call(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+    done = village.file("MZ-003")
+    town.handling.classify(done, MatterKind.IMMEDIATE, actor=OPERATOR)
+    town.handling.record_result(done, approved=True, summary="已发放临时救助金", actor=OPERATOR)
+    director = client_for(web, "zhao")
+    drawn = director.post("/follow-ups/draw", data={"csrf_token": csrf(director)})
+    assert "已抽取本周" in director.get(drawn.headers["location"]).text
+    again = director.post("/follow-ups/draw", data={"csrf_token": csrf(director)})
+    assert "已经抽取过" in director.get(again.headers["location"]).text
+    operator = client_for(web, "wang")
+    assert "待回访" in operator.get("/follow-ups").text
+    assert operator.post("/follow-ups/draw", data={"csrf_token": csrf(operator)}).status_code == 403
+    response = operator.post(f"/follow-ups/{done}", data={"csrf_token": csrf(operator), "reached": "yes", "rating": "2",
+                                                          "outcome": "村民表示满意"})
+    assert response.status_code == 303
+    page = operator.get("/follow-ups").text
+    assert "已接通" in page and "村民表示满意" in page
+    assert any(e.action == "follow_up" for e in town.handling.page(done).events)
+
+
+def test_an_overdue_matter_appears_on_the_supervision_list_in_the_supervise_colour(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    late = village.file("MZ-003")
+    town.handling.classify(late, MatterKind.IMMEDIATE, actor=OPERATOR)
+    town.clock.advance(dt.timedelta(days=7))  # type: ignore[attr-defined]
+    client = client_for(web, "wang")
+    page = client.get("/supervision").text
+    assert late in page and "超期督办" in page and 'data-state="supervise"' in page
+    assert 'data-state="supervise"' in client.get("/").text
+
+
+def test_an_administrator_sees_matters_but_cannot_act_on_them(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+    matter_id = village.file("MZ-003")
+    client = client_for(web, "admin")
+    assert "本件当前没有可办理的操作" in client.get(f"/matters/{matter_id}").text
+    response = client.post(f"/matters/{matter_id}/classify", data={"csrf_token": csrf(client), "expected_version": "0",
+                                                                  "kind": "immediate"})
+    assert response.status_code == 403
+    assert town.handling.page(matter_id).matter.stage is Stage.RECEIVED

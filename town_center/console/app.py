@@ -21,7 +21,8 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from shared.catalog import MatterKind
 from shared.clock import from_unix_ms
@@ -29,7 +30,8 @@ from shared.console import (
     ConsoleAuth, ConsoleSession, RateLimiter, create_console_tables, install_console, rate_limit, require_role,
 )
 from shared.deadlines import ClockState, ClockStatus, SuspensionReason
-from shared.domain.figures import MatterFacts, bar_chart_svg, figures_by, to_csv
+from shared.clock import to_unix_ms
+from shared.domain.figures import MatterFacts, bar_chart_svg, draw_follow_up_sample, figures_by, to_csv
 from shared.domain.handling import Role, Stage
 from shared.domain.limits import Limit, LimitUnit
 from shared.errors import HandlingError
@@ -403,7 +405,20 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
         catalog = handling.catalog
         items = [{"r": r, "name": catalog.item(r.catalog_code).name if r.catalog_code in catalog else r.catalog_code,
                   "called_at": from_unix_ms(int(r.called_at_ms)) if r.called_at_ms else None} for r in rows]
-        return render(request, "follow_ups.html", {"title": "回访", "nav_here": "follow-ups", "items": items})
+        return render(request, "follow_ups.html", {"title": "回访", "nav_here": "follow-ups", "items": items,
+                                                   "can_draw": staff.role is Role.DIRECTOR})
+
+    @web.post("/follow-ups/draw")
+    async def follow_up_draw(request: Request, staff: ConsoleSession = Depends(require_role(Role.DIRECTOR))) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            count, week = await run_in_threadpool(draw_week_sample, app, facts)
+        except IntegrityError:
+            return back("/follow-ups", "本周样本正在由他人抽取，请刷新页面查看")
+        if not count:
+            return back("/follow-ups", f"本周（{week} 起）没有可抽取的已办结办件，或已经抽取过")
+        return back("/follow-ups", f"已抽取本周（{week} 起）回访样本 {count} 件")
 
     @web.post("/follow-ups/{matter_id}")
     async def follow_up(request: Request, matter_id: str,
@@ -452,6 +467,33 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
         return console.render(request, "public.html", {"title": "办件进度查询", "found": found})
 
     return web
+
+
+def draw_week_sample(app: TownApp, facts: Any) -> tuple[int, str]:
+    """The weekly 回访 draw (003 服务回访制度): every bad review plus a random tenth of the other
+    matters completed and not yet drawn. Keyed by a secret derived from the township key, so
+    operators cannot predict it, and stable within a week. (Belongs in HandlingService once it
+    grows a draw method; kept here so the console can offer it now.)"""
+    import hashlib
+
+    now = app.clock.now()
+    today = now.astimezone(BEIJING).date()
+    week_start = today - dt.timedelta(days=today.weekday())
+    with app.store.engine.connect() as conn:
+        drawn = {r for (r,) in conn.execute(select(follow_up_call.c.matter_id))}
+        this_week = conn.execute(select(follow_up_call.c.matter_id)
+                                 .where(follow_up_call.c.week_start == week_start.isoformat()).limit(1)).first()
+    if this_week is not None:
+        return 0, week_start.isoformat()
+    completed = [m for m in facts() if m.completed_at is not None and m.matter_id not in drawn]
+    secret = hashlib.sha256(b"quancheng-follow-up|" + app.signer.seed()).digest()
+    sample = draw_follow_up_sample(completed, week_start=week_start, secret=secret)
+    if sample:
+        with app.store.engine.begin() as conn:
+            conn.execute(insert(follow_up_call), [
+                {"matter_id": m.matter_id, "week_start": week_start.isoformat(), "drawn_at_ms": to_unix_ms(now),
+                 "caller_id": "", "rating": 0, "outcome": ""} for m in sample])
+    return len(sample), week_start.isoformat()
 
 
 # ---------------------------------------------------------------------- running it beside the gRPC server
