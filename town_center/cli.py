@@ -93,8 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _open_auth(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from shared.clock import SystemClock
     from shared.console import ConsoleAuth, create_console_tables
+    from town_center.errors import SetupError
     from town_center.store import open_town_store
 
+    if args.db is None and not Path(args.home).is_dir():
+        raise SetupError(f"找不到乡镇数据目录 {args.home}，请先运行 town-center init")
     store = open_town_store(_db_url(args))
     create_console_tables(store.engine)
     return ConsoleAuth(store.engine, SystemClock())

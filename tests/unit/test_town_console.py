@@ -297,8 +297,26 @@ def test_an_overdue_matter_appears_on_the_supervision_list_in_the_supervise_colo
 def test_an_administrator_sees_matters_but_cannot_act_on_them(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
     matter_id = village.file("MZ-003")
     client = client_for(web, "admin")
-    assert "本件当前没有可办理的操作" in client.get(f"/matters/{matter_id}").text
+    page = client.get(f"/matters/{matter_id}").text
+    assert "本件当前没有可办理的操作" in page and "系统管理员不查看申请人信息" in page
+    assert "测试村民" not in page and "13800001111" not in page
     response = client.post(f"/matters/{matter_id}/classify", data={"csrf_token": csrf(client), "expected_version": "0",
                                                                   "kind": "immediate"})
     assert response.status_code == 403
     assert town.handling.page(matter_id).matter.stage is Stage.RECEIVED
+
+
+def test_town_center_staff_add_creates_an_account_that_can_sign_in_to_the_console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from shared.console.cli import STAFF_PASSWORD_ENV
+    from town_center import cli
+
+    monkeypatch.setenv(STAFF_PASSWORD_ENV, PASSWORD)
+    home = tmp_path / "home"
+    assert cli.main(["staff", "list", "--home", str(home)]) != 0   # no township here yet: refused, in Chinese
+    assert "town-center init" in capsys.readouterr().err
+    home.mkdir()
+    assert cli.main(["staff", "add", "wangfang", "--name", "王芳", "--role", "operator", "--home", str(home)]) == 0
+    assert cli.main(["staff", "list", "--home", str(home)]) == 0
+    assert "王芳" in capsys.readouterr().out
+    args = cli.build_parser().parse_args(["serve", "--home", str(home)])
+    assert args.console_listen == "127.0.0.1:8700"

@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -29,6 +30,7 @@ from shared.clock import from_unix_ms
 from shared.console import (
     ConsoleAuth, ConsoleSession, RateLimiter, create_console_tables, install_console, rate_limit, require_role,
 )
+from shared.console.errors import ForbiddenError
 from shared.deadlines import ClockState, ClockStatus, SuspensionReason
 from shared.clock import to_unix_ms
 from shared.domain.figures import MatterFacts, bar_chart_svg, draw_follow_up_sample, figures_by, to_csv
@@ -152,10 +154,12 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
                 materials.append({"name": mat.name, "main": False, "brought": mat.id in brought,
                                   "tolerated": mat.id in page.tolerated_missing})
         missing_default = "\n".join(x["name"] for x in materials if not x["brought"])
-        try:
-            applicant = handling.applicant(matter_id)
-        except UnknownMatter:
-            applicant = None
+        applicant = None
+        if staff.role is not Role.ADMINISTRATOR:   # confidentiality: the administrator runs accounts, not cases
+            try:
+                applicant = handling.applicant(matter_id)
+            except UnknownMatter:
+                applicant = None
         stage = m.stage
         clock_status = clock.status if clock is not None else None
         allowed: set[str] = set()
@@ -270,14 +274,10 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
         if action not in ACTIONS:
             return render(request, "message.html", {"message": "未知的操作", "status_code": 404}, status_code=404)
         if action == "decide_extension" and staff.role is not Role.DIRECTOR:
-            from shared.console.errors import ForbiddenError
-
             raise ForbiddenError("您没有权限执行此操作：延期审批仅限中心主任，"
                                  f"您当前的身份是{staff.role.label_zh}。")
         raw = await request.form()
         form = {k: str(v) for k, v in raw.items() if k != "csrf_token"}
-        from starlette.concurrency import run_in_threadpool
-
         try:
             notice = await run_in_threadpool(run_action, action, matter_id, form, staff)
         except UnknownMatter as exc:
@@ -308,8 +308,6 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
     @web.post("/extensions/{matter_id}", response_class=HTMLResponse)
     async def decide(request: Request, matter_id: str,
                      staff: ConsoleSession = Depends(require_role(Role.DIRECTOR))) -> Response:
-        from starlette.concurrency import run_in_threadpool
-
         raw = await request.form()
         form = {k: str(v) for k, v in raw.items()}
         try:
@@ -330,8 +328,6 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
     @web.post("/agents/{key_id}/{what}")
     async def agent_action(request: Request, key_id: str, what: str,
                            staff: ConsoleSession = Depends(require_role(Role.ADMINISTRATOR, Role.DIRECTOR))) -> Response:
-        from starlette.concurrency import run_in_threadpool
-
         raw = await request.form()
         try:
             if what == "approve":
@@ -410,8 +406,6 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
 
     @web.post("/follow-ups/draw")
     async def follow_up_draw(request: Request, staff: ConsoleSession = Depends(require_role(Role.DIRECTOR))) -> Response:
-        from starlette.concurrency import run_in_threadpool
-
         try:
             count, week = await run_in_threadpool(draw_week_sample, app, facts)
         except IntegrityError:
@@ -423,8 +417,6 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
     @web.post("/follow-ups/{matter_id}")
     async def follow_up(request: Request, matter_id: str,
                         staff: ConsoleSession = Depends(require_role(*HANDLERS))) -> Response:
-        from starlette.concurrency import run_in_threadpool
-
         raw = await request.form()
         try:
             rating = int(str(raw.get("rating", "0")) or 0)
@@ -458,8 +450,6 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
     async def public_lookup(request: Request) -> HTMLResponse:
         raw = await request.form()
         code = _normalise_code(str(raw.get("code", ""))[:40])
-        from starlette.concurrency import run_in_threadpool
-
         found = await run_in_threadpool(lookup, code) if code else None
         if found is None:
             return console.render(request, "public.html", {"title": "办件进度查询", "error": PUBLIC_NOT_FOUND},
