@@ -28,7 +28,7 @@ from shared.retry import Backoff, RetryPolicy
 from shared.signing import Signer
 from shared.wire.v1 import relay_pb2
 
-__all__ = ["ClientLimits", "SyncResult", "RelayClient", "channel_options"]
+__all__ = ["ClientLimits", "SyncResult", "RelayClient", "channel_options", "is_size_refusal"]
 
 log = logging.getLogger("shared.relay.client")
 
@@ -36,6 +36,20 @@ _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, gr
               grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL,
               grpc.StatusCode.ABORTED}
 _NEEDS_ENROLLMENT = {relay_pb2.REFUSAL_REASON_UNKNOWN_KEY, relay_pb2.REFUSAL_REASON_KEY_PENDING}
+
+# RESOURCE_EXHAUSTED means two different things, told apart by the status message:
+# * a size refusal: the township's batch bound (`RelayCore.push` raises LimitExceeded
+#   "每批最多 N 条记录，本批 M 条") or a max-message-length bound, reported by gRPC itself as
+#   "Received/Sent message larger than max (x vs. y)" on either side. Smaller batches fix it.
+# * anything else, notably gRPC's own "Concurrent RPC limit exceeded!" when the township's
+#   `maximum_concurrent_rpcs` is full. That is load, not size: retry with backoff and keep the batch
+#   size, or a reconnect storm shrinks every village's batches to one record for good.
+_SIZE_REFUSAL_MARKERS = ("每批最多", "larger than max")
+
+
+def is_size_refusal(code: grpc.StatusCode | None, detail: str | None) -> bool:
+    """True when a RESOURCE_EXHAUSTED status says the batch or message was too large."""
+    return code is grpc.StatusCode.RESOURCE_EXHAUSTED and any(m in (detail or "") for m in _SIZE_REFUSAL_MARKERS)
 
 
 @dataclass(frozen=True)
@@ -184,8 +198,10 @@ class RelayClient:
         try:
             result = SyncResult()
             channel = self._stub_channel()
+            pushing = True
             try:
                 self._push_all(channel, result)
+                pushing = False
                 if not any(r.reason in _NEEDS_ENROLLMENT for r in result.refusals):
                     self._pull_all(channel, result)
                 else:
@@ -193,12 +209,18 @@ class RelayClient:
             except grpc.RpcError as exc:
                 code = exc.code() if hasattr(exc, "code") else None
                 detail = exc.details() if hasattr(exc, "details") else str(exc)
-                if code is grpc.StatusCode.RESOURCE_EXHAUSTED and self.limits.batch_size > 1:
+                if pushing and is_size_refusal(code, detail):
+                    if self.limits.batch_size <= 1:
+                        raise SyncRefused(f"单条记录超过乡镇服务器的大小上限，无法发送（{detail}）") from exc
                     # The township's batch or message bound is lower than ours: halve and retry,
                     # rather than resending the same oversized batch forever.
                     self.limits = replace(self.limits, batch_size=max(1, self.limits.batch_size // 2))
                     log.warning("township refused the batch size (%s); now sending %d per batch", detail, self.limits.batch_size)
                     raise PeerUnavailable(f"乡镇服务器要求减小每批条数，改为每批 {self.limits.batch_size} 条后重试") from exc
+                if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    # Not a size refusal: the township is busy (its concurrent-stream bound is full).
+                    # Back off and retry with the same batch size.
+                    raise PeerUnavailable(f"乡镇服务器繁忙，稍后重试（{detail}）") from exc
                 if code in _RETRYABLE:
                     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                         # A fresh channel next time: do not trust a connection that just timed out.

@@ -275,6 +275,79 @@ def test_a_client_whose_batches_exceed_the_township_bound_halves_them_and_still_
         h.close()
 
 
+def test_a_client_whose_batches_exceed_the_township_message_size_halves_them_and_still_delivers(tmp_path: Path) -> None:
+    h = Harness(tmp_path, RelayLimits(max_batch=500, max_message_bytes=24 * 1024))
+    try:
+        agent = h.agent()
+        outbox = SqliteOutbox(tmp_path / "v.sqlite", own_key_id=agent.key_id, township_public_key=h.town_signer.public_key,
+                              township_key_id=h.town_signer.key_id)
+        for i in range(120):   # ~250 bytes each: 120 in one message is over 24 KiB, 30 is under
+            outbox.record(agent, enrollment_record(agent, "V1") if i == 0 else note_record(i + 1), to_unix_ms(START))
+        client = RelayClient(f"127.0.0.1:{h.port}", outbox, agent, h.clock, limits=ClientLimits(batch_size=200, window=1))
+        refusals = []
+        for _ in range(8):
+            try:
+                result = client.sync_once()
+                break
+            except PeerUnavailable as exc:
+                refusals.append(str(exc))
+        assert refusals and all("减小每批条数" in r for r in refusals)
+        assert result.drained and client.limits.batch_size < 200 and outbox.pending_count() == 0
+        outbox.close()
+    finally:
+        h.close()
+
+
+def test_a_township_refusing_streams_over_its_concurrency_bound_does_not_shrink_the_clients_batch(tmp_path: Path) -> None:
+    # max_concurrent_streams=1 admits 1 + 4 RPCs at once (`build_server`); five held streams fill it.
+    h = Harness(tmp_path, RelayLimits(max_batch=500, max_concurrent_streams=1))
+    release = threading.Event()
+    call = h.channel.stream_stream(PUSH, request_serializer=relay_pb2.PushRequest.SerializeToString,
+                                   response_deserializer=relay_pb2.PushResponse.FromString)
+
+    def hold() -> Iterator[relay_pb2.PushRequest]:
+        yield relay_pb2.PushRequest()   # answered, so the stream is admitted before the client tries
+        release.wait(20)
+
+    held = [call(hold(), timeout=20) for _ in range(5)]
+    try:
+        for stream in held:
+            next(stream)
+        agent = h.agent()
+        outbox = SqliteOutbox(tmp_path / "v.sqlite", own_key_id=agent.key_id, township_public_key=h.town_signer.public_key,
+                              township_key_id=h.town_signer.key_id)
+        for i in range(120):
+            outbox.record(agent, enrollment_record(agent, "V1") if i == 0 else note_record(i + 1), to_unix_ms(START))
+        client = RelayClient(f"127.0.0.1:{h.port}", outbox, agent, h.clock, limits=ClientLimits(batch_size=200, window=1))
+        for _ in range(3):
+            with pytest.raises(PeerUnavailable, match="繁忙") as busy:
+                client.sync_once()
+            assert isinstance(busy.value.__cause__, grpc.RpcError)
+            assert busy.value.__cause__.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "Concurrent RPC limit" in busy.value.__cause__.details()
+            assert client.limits.batch_size == 200
+        assert outbox.pending_count() == 120
+        release.set()
+        for stream in held:
+            list(stream)
+        result = None
+        for _ in range(50):   # the server frees the slots as the held streams finish
+            try:
+                result = client.sync_once()
+                break
+            except PeerUnavailable as exc:
+                assert "繁忙" in str(exc)
+                release.wait(0.05)
+        assert result is not None and result.drained and result.confirmed == 120
+        assert client.limits.batch_size == 200 and outbox.pending_count() == 0
+        outbox.close()
+    finally:
+        release.set()
+        for stream in held:
+            stream.cancel()
+        h.close()
+
+
 def test_a_pull_request_with_a_bad_signature_is_refused(harness: Harness) -> None:
     agent = harness.agent()
     pull = harness.channel.unary_unary("/quancheng.v1.Relay/Pull", request_serializer=relay_pb2.PullRequest.SerializeToString,
