@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_option(batch)
     batch.set_defaults(handler=_cmd_batch)
 
-    serve = cli_common.add_command(subparsers, "serve", "启动本机网页界面（仅本机访问）")
+    serve = cli_common.add_command(subparsers, "serve", "启动本机网页界面（仅本机访问），并在后台自动把超时 30 分钟未履约的预约标记为失约")
     _add_data_option(serve)
     serve.add_argument("--host", default="127.0.0.1", metavar="地址", help="监听地址（默认 127.0.0.1，仅本机）")
     serve.add_argument("--port", type=int, default=8631, metavar="端口", help="端口（默认 8631）")
@@ -234,6 +234,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from village_agent.forfeit_watch import ForfeitWatch, forfeit_status_probe
     from village_agent.sync import reachability_probe, relay_client
     from village_agent.ui.server import serve
 
@@ -241,9 +242,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     client = relay_client(service)
     if not args.offline:
         client.start()  # background sync whenever the township is reachable; the outbox is the queue
+    # 预约服务制度: missed appointments are forfeited automatically, offline too (checks at once, then periodically).
+    watch = ForfeitWatch(service)
+    watch.start()
     try:
-        return serve(service, host=args.host, port=args.port, sync_status=None if args.offline else reachability_probe(client))
+        return serve(service, host=args.host, port=args.port, sync_status=None if args.offline else reachability_probe(client),
+                     forfeit_status=forfeit_status_probe(watch))
     finally:
+        watch.stop()
         client.stop()
         service.store.close()
 

@@ -366,17 +366,29 @@ class AgentService:
         return visit_id, self._append(record)
 
     def forfeit_due_appointments(self) -> list[str]:
-        """预约服务制度: mark every appointment 30 minutes past its time and not kept as forfeited."""
+        """预约服务制度: mark every appointment 30 minutes past its time and not kept as forfeited.
+
+        The one code path for the button, `village-agent forfeit` and the background check
+        (`village_agent.forfeit_watch`). Safe to run at any time and from several places at once:
+        an appointment already kept or forfeited, even a moment ago by another thread or process,
+        is refused by the store inside the write transaction and skipped, so each is forfeited once.
+        """
         now_ms = self._now_ms()
         forfeited = []
-        for row in self.store.appointments(status=AppointmentStatus.SCHEDULED):
-            if domain.is_forfeit_due(AppointmentStatus.SCHEDULED, row.scheduled_at_ms, now_ms):
-                record = records_pb2.Record()
-                record.appointment_forfeited.appointment_id = row.appointment_id
-                record.appointment_forfeited.forfeited_at_ms = domain.forfeits_at_ms(row.scheduled_at_ms)
-                record.appointment_forfeited.rebook_contact_needed = True
+        due = self.store.appointments(status=AppointmentStatus.SCHEDULED,
+                                      scheduled_through_ms=now_ms - domain.APPOINTMENT_GRACE_MS)
+        for row in due:
+            if not domain.is_forfeit_due(AppointmentStatus(row.status), row.scheduled_at_ms, now_ms):
+                continue
+            record = records_pb2.Record()
+            record.appointment_forfeited.appointment_id = row.appointment_id
+            record.appointment_forfeited.forfeited_at_ms = domain.forfeits_at_ms(row.scheduled_at_ms)
+            record.appointment_forfeited.rebook_contact_needed = True
+            try:
                 self._append(record)
-                forfeited.append(row.appointment_id)
+            except TransitionError:
+                continue   # kept or forfeited since we read the table
+            forfeited.append(row.appointment_id)
         return forfeited
 
     def withdraw(self, matter_id: str, reason: str) -> SignedRecord:

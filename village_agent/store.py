@@ -27,7 +27,7 @@ from shared.signing import Signer
 from shared.wire.v1 import envelope_pb2, records_pb2
 from village_agent import domain
 from village_agent.domain import AppointmentStatus, MatterState, MatterStatus
-from village_agent.errors import StoreError, UnknownMatterError
+from village_agent.errors import StoreError, TransitionError, UnknownMatterError
 
 metadata = MetaData()
 
@@ -190,8 +190,14 @@ class AgentStore:
         id_lookup_hash: bytes | None = None,
         appointment_blob: bytes | None = None,
     ) -> SignedRecord:
-        """Sign `record` as the next link and commit it with its outbox row and projections."""
+        """Sign `record` as the next link and commit it with its outbox row and projections.
+
+        An appointment's outcome (kept or forfeited) is checked inside the write transaction
+        (`BEGIN IMMEDIATE`): of a visit and a forfeiture racing for one appointment, from two threads
+        or two processes, exactly one is recorded; the other raises `TransitionError` and writes nothing.
+        """
         with self.transaction() as conn:
+            self._check_appointment_open(conn, record)
             signed = sign_next(signer, record, self._tip(conn), claimed_time_ms)
             body_kind = record.WhichOneof("body") or ""
             matter_id = _matter_id_of(record)
@@ -224,6 +230,21 @@ class AgentStore:
                                                 id_lookup_hash=id_lookup_hash, **values))
         else:
             conn.execute(matter.update().where(matter.c.matter_id == matter_id).values(**values))
+
+    @staticmethod
+    def _check_appointment_open(conn: Connection, record: records_pb2.Record) -> None:
+        kind = record.WhichOneof("body")
+        if kind == "appointment_forfeited":
+            appointment_id = record.appointment_forfeited.appointment_id
+        elif kind == "visit_recorded" and record.visit_recorded.appointment_id:
+            appointment_id = record.visit_recorded.appointment_id
+        else:
+            return
+        status = conn.execute(select(appointment.c.status).where(appointment.c.appointment_id == appointment_id)).scalar()
+        if status is None:
+            raise UnknownMatterError(f"本机没有编号为 {appointment_id} 的预约")
+        if status != AppointmentStatus.SCHEDULED.value:
+            raise TransitionError(f"该预约{AppointmentStatus(status).label_zh}，不能再登记")
 
     def _project_appointment(self, conn: Connection, record: records_pb2.Record, blob: bytes | None) -> None:
         kind = record.WhichOneof("body")
@@ -307,10 +328,12 @@ class AgentStore:
             value = conn.execute(select(applicant_private.c.blob).where(applicant_private.c.matter_id == matter_id)).scalar()
         return None if value is None else bytes(value)
 
-    def appointments(self, *, status: AppointmentStatus | None = None) -> list[Any]:
+    def appointments(self, *, status: AppointmentStatus | None = None, scheduled_through_ms: int | None = None) -> list[Any]:
         query = select(appointment).order_by(appointment.c.scheduled_at_ms)
         if status is not None:
             query = query.where(appointment.c.status == status.value)
+        if scheduled_through_ms is not None:
+            query = query.where(appointment.c.scheduled_at_ms <= scheduled_through_ms)
         with self.engine.connect() as conn:
             return list(conn.execute(query))
 

@@ -222,6 +222,32 @@ def test_a_forfeited_appointment_is_flagged_for_rebooking(client, service) -> No
     assert "失约，请联系群众改约" in client.get("/appointments").text
 
 
+def test_an_appointment_forfeited_by_the_background_check_shows_as_needing_a_rebook_call(service) -> None:  # type: ignore[no-untyped-def]
+    from village_agent.forfeit_watch import ForfeitWatch, forfeit_status_probe
+
+    service.make_appointment(scheduled_at=NOW + dt.timedelta(minutes=30), place="service_room", purpose="补交材料")
+    watch = ForfeitWatch(service, interval_s=30)
+    client = TestClient(create_app(service, forfeit_status=forfeit_status_probe(watch)), base_url=LOCAL)
+    watch.check_once()
+    page = client.get("/appointments").text
+    assert "系统每 30 秒自动检查一次" in page and "2026-11-23 10:00" in page
+    assert "失约，请联系群众改约" not in page and 'id="rebook-needed"' not in page
+    service.clock.advance(dt.timedelta(hours=1))  # type: ignore[attr-defined]
+    assert len(watch.check_once()) == 1   # nobody pressed 检查失约
+    page = client.get("/appointments").text
+    assert "失约，请联系群众改约" in page and "有 1 个预约已失约，请电话联系群众改约" in page
+    assert "上次检查：2026-11-23 11:00" in page
+
+
+def test_a_failing_background_forfeit_check_is_shown_on_the_appointments_page(service) -> None:  # type: ignore[no-untyped-def]
+    from village_agent.ui.server import ForfeitCheck
+
+    client = TestClient(create_app(service, forfeit_status=lambda: ForfeitCheck(30, 0, "自动检查失约失败：磁盘空间已满")),
+                        base_url=LOCAL)
+    page = client.get("/appointments").text
+    assert "自动检查失约失败：磁盘空间已满" in page and "系统每 30 秒自动检查一次" not in page
+
+
 def test_an_appointment_without_a_time_is_refused_beside_the_field(client, service) -> None:  # type: ignore[no-untyped-def]
     response = client.post("/appointments", data={"csrf_token": csrf(client), "place": "applicant_home", "purpose": "上门"})
     assert response.status_code == 422 and "scheduled_at" in field_errors(response.text)

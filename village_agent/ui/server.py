@@ -118,6 +118,22 @@ def sync_panel(service: AgentService, sync_status: SyncStatus | None) -> SyncPan
     return SyncPanel(waiting, last, state.reachable, zh, state.detail)
 
 
+# ---------------------------------------------------------------------------- forfeit check port
+
+
+@dataclass(frozen=True)
+class ForfeitCheck:
+    """What the background forfeit check reports: when it last looked (service clock) and any error."""
+
+    interval_s: float
+    last_checked_ms: int = 0
+    error: str = ""
+
+
+# `village_agent.forfeit_watch.forfeit_status_probe` provides one; without it the page keeps the button only.
+ForfeitStatus = Callable[[], ForfeitCheck]
+
+
 # ---------------------------------------------------------------------------- deadline colour
 
 
@@ -203,8 +219,10 @@ def _jinja() -> jinja2.Environment:
 
 
 def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
+               forfeit_status: ForfeitStatus | None = None,
                allowed_hosts: frozenset[str] = LOCAL_HOSTS) -> FastAPI:
-    """The UI over one open `AgentService`. `sync_status` is the relay's reachability probe, if any."""
+    """The UI over one open `AgentService`. `sync_status` is the relay's reachability probe and
+    `forfeit_status` the background forfeit check's, if either runs."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     csrf_token = secrets.token_urlsafe(32)  # per process: a restart invalidates forms left open, which is fine
     env = _jinja()
@@ -446,8 +464,16 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
         by_field = {}
         for p in problems:
             by_field.setdefault(p.field, p.message)
+        check = None
+        if forfeit_status is not None:
+            try:
+                check = forfeit_status()
+            except Exception:  # a broken probe must not take the page down
+                log.exception("forfeit status probe failed")
+                check = ForfeitCheck(0, error="无法获取自动检查失约的状态")
         return render(request, "appointments.html", status_code=status_code, rows=rows, places=PLACE_ZH,
-                      values=values, errors=by_field, problems=problems)
+                      values=values, errors=by_field, problems=problems, check=check,
+                      rebook_count=sum(1 for r in rows if r["status"] is AppointmentStatus.FORFEITED))
 
     @app.post("/appointments")
     async def make_appointment(request: Request) -> Response:
@@ -624,12 +650,12 @@ def _allowed_actions(service: AgentService, state: MatterState) -> dict[str, boo
 
 
 def serve(service: AgentService, host: str = "127.0.0.1", port: int = 8631, *,
-          sync_status: SyncStatus | None = None) -> int:
+          sync_status: SyncStatus | None = None, forfeit_status: ForfeitStatus | None = None) -> int:
     """Run the UI until Ctrl-C. Access log off: URLs carry no personal data, but nothing is gained by logging them."""
     import uvicorn
 
     hosts = LOCAL_HOSTS | {host.strip("[]").lower()} if host not in ("0.0.0.0", "::") else LOCAL_HOSTS
-    app = create_app(service, sync_status=sync_status, allowed_hosts=frozenset(hosts))
+    app = create_app(service, sync_status=sync_status, forfeit_status=forfeit_status, allowed_hosts=frozenset(hosts))
     config = uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None, log_level="warning",
                             server_header=False, lifespan="off")
     server = uvicorn.Server(config)
