@@ -110,5 +110,5 @@ def open_agent(root: Path, passphrase: str, clock: Clock | None = None) -> Agent
     if store.get_meta("key_id") != signer.key_id:
         store.close()
         raise NotInitializedError("数据库与本设备密钥不匹配")
-    return AgentService(store=store, signer=signer, vault=vault, catalog=load_catalog(), config=config,
+    return AgentService(store=store, signer=signer, vault=vault, catalog=store.published_catalog() or load_catalog(), config=config,
                         clock=clock or SystemClock())

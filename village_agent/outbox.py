@@ -7,10 +7,11 @@ A record from the township is applied only if its signature verifies under that 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import delete, func, insert, select
 
+from shared.catalog import Catalog
 from shared.envelope import open_receipt, open_record
 from shared.errors import EnvelopeError
 from shared.signing import is_valid
@@ -21,8 +22,10 @@ log = logging.getLogger("village_agent.outbox")
 
 
 class VillageOutbox:
-    def __init__(self, store: AgentStore, *, own_key_id: str, township_public_key: bytes, township_key_id: str) -> None:
+    def __init__(self, store: AgentStore, *, own_key_id: str, township_public_key: bytes, township_key_id: str,
+                 on_catalog: Callable[[Catalog], None] | None = None) -> None:
         self.store = store
+        self.on_catalog = on_catalog  # a running agent takes up a new catalogue without a restart
         self.own_key_id = own_key_id
         self.township_public_key = township_public_key
         self.township_key_id = township_key_id
@@ -106,4 +109,9 @@ class VillageOutbox:
             if env.key_id != self.township_key_id or not is_valid(self.township_public_key, env.payload, env.signature):
                 raise EnvelopeError("乡镇下发的记录签名无效，已拒收")
             records.append(open_record(env))
-        return self.store.apply_down(envelopes, records, next_cursor)
+        applied = self.store.apply_down(envelopes, records, next_cursor)
+        if self.on_catalog is not None and any(r.WhichOneof("body") == "catalog_update" for r in records):
+            catalog = self.store.published_catalog()
+            if catalog is not None:
+                self.on_catalog(catalog)
+        return applied

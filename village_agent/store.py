@@ -9,6 +9,7 @@ ledger and the township records, replayed in the order they were applied here.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError
 
+from shared.catalog import Catalog, parse_catalog
+from shared.errors import CatalogError
 from shared.sqlite import configure_sqlite
 from shared.envelope import GENESIS, ChainTip, SignedRecord, sign_next
 from shared.signing import Signer
@@ -28,6 +31,10 @@ from shared.wire.v1 import envelope_pb2, records_pb2
 from village_agent import domain
 from village_agent.domain import AppointmentStatus, MatterState, MatterStatus
 from village_agent.errors import StoreError, TransitionError, UnknownMatterError
+
+log = logging.getLogger("village_agent.store")
+CATALOG_TEXT_META = "catalog_toml"
+CATALOG_VERSION_META = "catalog_version"
 
 metadata = MetaData()
 
@@ -277,10 +284,30 @@ class AgentStore:
                     matter_id=_matter_id_of(record) or None, envelope=env.SerializeToString(),
                     applied_order=self._next_order(conn)))
                 self._project(conn, record)
+                if record.WhichOneof("body") == "catalog_update":
+                    self._take_catalog(conn, record.catalog_update)
                 applied += 1
             start = int(self._get_meta(conn, "pull_cursor", "0"))
             self._set_meta(conn, "pull_cursor", str(max(start, next_cursor)))
         return applied
+
+    def _take_catalog(self, conn: Connection, update: records_pb2.CatalogUpdate) -> None:
+        """A catalogue the township signed replaces the one in use, if it validates here too."""
+        text = bytes(update.catalog_toml).decode("utf-8", errors="replace")
+        try:
+            catalog = parse_catalog(text)
+        except CatalogError as exc:
+            log.warning("catalogue update %s refused: %s", update.version, exc)
+            return
+        if catalog.version != self._get_meta(conn, CATALOG_VERSION_META, ""):
+            self._set_meta(conn, CATALOG_TEXT_META, text)
+            self._set_meta(conn, CATALOG_VERSION_META, catalog.version)
+            log.info("catalogue %s taken up (%d items)", catalog.version, len(catalog))
+
+    def published_catalog(self) -> Catalog | None:
+        """The last catalogue the township sent, or None (the shipped catalogue is then in use)."""
+        text = self.get_meta(CATALOG_TEXT_META, "")
+        return parse_catalog(text) if text else None
 
     # ------------------------------------------------------------ reads
 

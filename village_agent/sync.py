@@ -21,7 +21,8 @@ KEY_STATUS_ZH = {
 def village_outbox(service: AgentService) -> VillageOutbox:
     return VillageOutbox(service.store, own_key_id=service.signer.key_id,
                          township_public_key=service.config.township_public_key,
-                         township_key_id=service.config.township_key_id)
+                         township_key_id=service.config.township_key_id,
+                         on_catalog=lambda catalog: setattr(service, "catalog", catalog))
 
 
 def relay_client(service: AgentService) -> RelayClient:

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from shared.calendar import WorkingCalendar
-from shared.catalog import MatterKind
+from shared.catalog import MatterKind, shipped_catalog_text
 from shared.clock import FakeClock
 from shared.domain.handling import Stage
 from shared.relay.client import RelayClient
@@ -76,4 +76,32 @@ def test_a_matter_goes_from_the_village_to_the_township_and_back_to_the_villager
     finally:
         server.stop(0)
         agent.store.close()
+        town.close()
+
+
+def test_a_catalogue_published_by_the_township_is_verified_and_taken_up_by_a_running_village_agent(tmp_path: Path) -> None:
+    township_key = Signer.generate()
+    clock = FakeClock(MONDAY_9AM)
+    town = build_app(f"sqlite:///{tmp_path / 'town.db'}", township_key, clock=clock, calendar=WorkingCalendar())
+    server, port = create_server(town.core, "127.0.0.1:0")
+    server.start()
+    make_agent(tmp_path / "agent", township_key)
+    agent = open_agent(tmp_path / "agent", PASSPHRASE, clock)
+    client = RelayClient(f"127.0.0.1:{port}", village_outbox(agent), agent.signer, agent.clock)
+    try:
+        client.sync_once()
+        town.services.approve(agent.signer.key_id, by="站长")
+        text = shipped_catalog_text().replace('version = "2025.1"', 'version = "2026.9"', 1)
+        text = text.replace('name = "最低生活保障申请"', 'name = "最低生活保障申请（新）"', 1)
+        town.services.publish_catalog(text, by="站长")
+        client.sync_once()
+        assert agent.catalog.version == "2026.9" and agent.catalog.item("MZ-001").name == "最低生活保障申请（新）"
+    finally:
+        server.stop(0)
+        agent.store.close()
+    reopened = open_agent(tmp_path / "agent", PASSPHRASE, clock)   # and after a restart
+    try:
+        assert reopened.catalog.version == "2026.9"
+    finally:
+        reopened.store.close()
         town.close()
