@@ -306,7 +306,7 @@ def test_an_administrator_sees_matters_but_cannot_act_on_them(web, town: TownApp
     assert town.handling.page(matter_id).matter.stage is Stage.RECEIVED
 
 
-def test_town_center_staff_add_creates_an_account_that_can_sign_in_to_the_console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_town_center_staff_commands_manage_accounts_and_serve_opens_the_console_on_loopback_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from shared.console.cli import STAFF_PASSWORD_ENV
     from town_center import cli
 
