@@ -9,6 +9,7 @@ A second run reuses the same data.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import subprocess
@@ -38,6 +39,23 @@ SAMPLE_VILLAGERS = (
 
 TOWN_HOME = DEMO_ROOT / "township-T01"
 TOWN_ADDRESS = "127.0.0.1:7001"
+TOWN_CONSOLE = "127.0.0.1:8700"
+# Demo-only logins for the township console, printed openly; real accounts come from `town-center staff add`.
+DEMO_STAFF = (
+    ("chuangkou", "窗口 王敏", "operator", "演示窗口口令2026"),
+    ("zhuren", "主任 赵刚", "director", "演示主任口令2026"),
+    ("admin", "管理员 周洁", "administrator", "演示管理员口令2026"),
+)
+
+
+def _demo_staff() -> None:
+    from town_center import cli as town_cli
+
+    for staff_id, name, role, password in DEMO_STAFF:
+        os.environ["QUANCHENG_STAFF_PASSWORD"] = password
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            town_cli.main(["staff", "add", staff_id, "--name", name, "--role", role, "--home", str(TOWN_HOME)])
+    os.environ.pop("QUANCHENG_STAFF_PASSWORD", None)
 
 
 def _start_township() -> subprocess.Popen[bytes]:
@@ -46,9 +64,11 @@ def _start_township() -> subprocess.Popen[bytes]:
 
     if not (TOWN_HOME / KEY_FILE_NAME).exists():
         town_cli.main(["init", "--home", str(TOWN_HOME)])
+    _demo_staff()  # an account that exists already is left as it is
     log = open(DEMO_ROOT / "township.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "town_center.cli", "serve", "--home", str(TOWN_HOME),
-                             "--listen", TOWN_ADDRESS], stdout=log, stderr=subprocess.STDOUT)
+                             "--listen", TOWN_ADDRESS, "--console-listen", TOWN_CONSOLE],
+                            stdout=log, stderr=subprocess.STDOUT)
     host, port = TOWN_ADDRESS.rsplit(":", 1)
     for _ in range(100):
         if proc.poll() is not None:
@@ -56,6 +76,9 @@ def _start_township() -> subprocess.Popen[bytes]:
         with socket.socket() as s:
             if s.connect_ex((host, int(port))) == 0:
                 print(f"乡镇中心已启动：{TOWN_ADDRESS}（日志 {DEMO_ROOT / 'township.log'}）")
+                print(f"乡镇工作台：http://{TOWN_CONSOLE}/   政务公开查询：http://{TOWN_CONSOLE}/public")
+                for staff_id, name, _role, password in DEMO_STAFF:
+                    print(f"  演示登录 {name}：登录名 {staff_id}  密码 {password}")
                 return proc
         time.sleep(0.1)
     proc.terminate()
@@ -66,6 +89,26 @@ def _township_key() -> Signer:
     from town_center.bootstrap import KEY_FILE_NAME
 
     return load_key_file(TOWN_HOME / KEY_FILE_NAME, os.environ[cli_common.PASSPHRASE_ENV])
+
+
+def _demo_township_work() -> None:
+    """Give the township console something to show: the synced requests in the inbox, one accepted
+    as a promised matter by the demo window operator (only on the first run)."""
+    from shared.catalog import MatterKind
+    from shared.domain.handling import Actor, Role, Stage
+    from town_center.bootstrap import build_app, default_db_url
+
+    app = build_app(default_db_url(TOWN_HOME), _township_key())
+    try:
+        app.intake.run_once()
+        received = app.handling.inbox(stages=[Stage.RECEIVED])
+        if received and len(received) == len(app.handling.inbox()):
+            first = received[-1]
+            app.handling.classify(first.matter_id, MatterKind.PROMISED, actor=Actor(DEMO_STAFF[0][0], Role.OPERATOR),
+                                  written_promise="承诺在时限内办结，办结后由代办员送达")
+            print(f"  乡镇已受理：{first.catalog_name}（承诺件）")
+    finally:
+        app.close()
 
 
 def main() -> int:
@@ -118,6 +161,7 @@ def _run_village(args: argparse.Namespace, town: subprocess.Popen[bytes]) -> int
             actions.sync(service, {})
     except SharedError as exc:
         print(f"同步失败：{exc}")
+    _demo_township_work()
     status = actions.status(service, {})
     print(f"本机事项 {status['matters']} 件，签名台账最后序号 {status['last_seq']}，待上报 {status['waiting_to_send']} 条")
     with tempfile.TemporaryDirectory() as tmp:
