@@ -320,3 +320,12 @@ def test_town_center_staff_commands_manage_accounts_and_serve_opens_the_console_
     assert "王芳" in capsys.readouterr().out
     args = cli.build_parser().parse_args(["serve", "--home", str(home)])
     assert args.console_listen == "127.0.0.1:8700"
+
+
+def test_every_returned_matter_is_listed_in_the_refusal_register_with_its_reason(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+    matter_id = village.file("MZ-003")
+    town.handling.classify(matter_id, MatterKind.RETURNED, actor=OPERATOR, return_reason="申请人不属于本乡镇户籍")
+    page = client_for(web, "wang").get("/refusals")
+    assert page.status_code == 200
+    assert "申请人不属于本乡镇户籍" in page.text and matter_id in page.text and "wang" in page.text
+    assert client_for(web, None).get("/refusals", follow_redirects=False).status_code in (303, 401)

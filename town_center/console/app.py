@@ -26,13 +26,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from shared.catalog import MatterKind
-from shared.clock import from_unix_ms
 from shared.console import (
     ConsoleAuth, ConsoleSession, RateLimiter, create_console_tables, install_console, rate_limit, require_role,
 )
 from shared.console.errors import ForbiddenError
 from shared.deadlines import ClockState, ClockStatus, SuspensionReason
-from shared.clock import to_unix_ms
+from shared.clock import from_unix_ms, to_unix_ms
 from shared.domain.figures import MatterFacts, bar_chart_svg, draw_follow_up_sample, figures_by, to_csv
 from shared.domain.handling import Role, Stage
 from shared.domain.limits import Limit, LimitUnit
@@ -290,6 +289,13 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
         return back(f"/matters/{matter_id}", notice)
 
     # ------------------------------------------------------------------ 督办, extensions
+
+    @web.get("/refusals", response_class=HTMLResponse)
+    def refusals(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
+        names = {i.code: i.name for i in handling.catalog}
+        rows = [dict(r, catalog_name=names.get(r["catalog_code"], r["catalog_code"]), at=from_unix_ms(int(r["at_ms"])))
+                for r in handling.refusals()]
+        return render(request, "refusals.html", {"title": "否定报备", "nav_here": "refusals", "rows": rows})
 
     @web.get("/supervision", response_class=HTMLResponse)
     def supervision(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
