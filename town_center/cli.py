@@ -21,6 +21,7 @@ DESCRIPTION = """乡镇便民服务中心：接收并核验村代办员上报的
   town-center agents revoke 3f2a9c --home 乡镇数据 --by 张三 --reason 笔记本丢失
   town-center staff add wangfang --name 王芳 --role operator --home 乡镇数据
   town-center serve --home 乡镇数据 --console-listen 127.0.0.1:8700
+  town-center catalog publish 新目录.toml --home 乡镇数据 --by 张三
   town-center keygen --key-file 中心密钥.key
   town-center ledger-verify 台账.qclog"""
 
@@ -87,7 +88,32 @@ def build_parser() -> argparse.ArgumentParser:
         if isinstance(group, argparse._SubParsersAction):
             for action_parser in group.choices.values():
                 _add_home(action_parser)
+    catalog = cli_common.add_command(subparsers, "catalog", "服务事项目录：校验并发布新版本到本乡镇各村")
+    catalog_sub = catalog.add_subparsers(dest="catalog_command", metavar="<操作>", required=True)
+    publish = cli_common.add_command(catalog_sub, "publish", "校验目录文件，签名后下发到各村代办员（版本号须与已发布的不同）")
+    _add_home(publish)
+    cli_common.add_passphrase_option(publish)
+    publish.add_argument("file", metavar="目录文件", help="服务事项目录 TOML 文件")
+    publish.add_argument("--by", required=True, metavar="操作员", help="发布人（记入审计）")
+    publish.set_defaults(handler=_cmd_catalog_publish)
     return parser
+
+
+def _cmd_catalog_publish(args: argparse.Namespace) -> int:
+    from shared.errors import CatalogError
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError("文件", "path", f"无法读取目录文件 {path}：{exc.__class__.__name__}") from exc
+    app = _app(args)
+    try:
+        catalog = app.services.publish_catalog(text, by=args.by)
+    finally:
+        app.close()
+    print(f"已发布服务事项目录 {catalog.version}（{len(catalog)} 项），各村代办员下次同步时更新。")
+    return 0
 
 
 def _open_auth(args: argparse.Namespace):  # type: ignore[no-untyped-def]

@@ -60,3 +60,25 @@ def test_a_version_can_be_published_only_once(app: TownApp) -> None:
     with pytest.raises(CatalogError, match="已发布过"):
         app.services.publish_catalog(text, by="站长")
     assert catalogue_updates(app, village) == ["2026.3"]
+
+
+def test_the_catalog_publish_command_names_the_bad_field_in_chinese_and_publishes_a_good_file(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from shared import cli_common
+    from town_center import cli
+
+    os.environ[cli_common.PASSPHRASE_ENV] = "测试口令-足够长的口令"
+    try:
+        home = tmp_path / "town"
+        assert cli.main(["init", "--home", str(home)]) == 0
+        bad = tmp_path / "bad.toml"
+        bad.write_text(shipped_catalog_text().replace('version = "2025.1"', 'version = ""', 1), encoding="utf-8")
+        assert cli.main(["catalog", "publish", str(bad), "--home", str(home), "--by", "站长"]) != 0
+        assert "version" in capsys.readouterr().err
+        good = tmp_path / "good.toml"
+        good.write_text(next_version(shipped_catalog_text(), "2026.5"), encoding="utf-8")
+        assert cli.main(["catalog", "publish", str(good), "--home", str(home), "--by", "站长"]) == 0
+        assert "2026.5" in capsys.readouterr().out
+    finally:
+        os.environ.pop(cli_common.PASSPHRASE_ENV, None)
