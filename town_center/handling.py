@@ -288,6 +288,7 @@ class HandlingService:
              transition: Callable[[HandledMatter, dt.datetime, Connection], tuple[HandledMatter, Change]]) -> HandledMatter:
         now = self.clock.now()
         with self.store.engine.begin() as conn:
+            self.store.lock_own_tip(conn, self.signer.key_id)
             row = self._load_for_update(conn, matter_id)
             before = self.decode(row)
             if expected_version is not None and expected_version != before.version:
@@ -536,6 +537,7 @@ class HandlingService:
             raise HandlingError("回访评价应为 非常满意 至 非常不满意 五级之一")
         now_ms = to_unix_ms(self.clock.now())
         with self.store.engine.begin() as conn:
+            self.store.lock_own_tip(conn, self.signer.key_id)
             row = conn.execute(select(follow_up_call).where(follow_up_call.c.matter_id == matter_id).with_for_update()).first()
             if row is None:
                 raise HandlingError("该办件不在本周回访抽样中")

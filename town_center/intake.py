@@ -69,6 +69,7 @@ class Intake:
     def _author_batch(self, key_id: str) -> tuple[int, int]:
         self._ensure_cursor(key_id)
         with self.store.engine.begin() as conn:
+            self.store.lock_own_tip(conn, self.handling.signer.key_id)   # same lock order as staff actions
             # The row lock serializes two township processes folding the same author.
             position = int(conn.execute(select(intake_cursor.c.seq).where(intake_cursor.c.author_key_id == key_id)
                                         .with_for_update()).scalar_one())
@@ -79,7 +80,14 @@ class Intake:
             for r in rows:
                 record = records_pb2.Record()
                 record.ParseFromString(bytes(r.payload))  # verified before it was stored
-                self._apply(conn, key_id, village, record, int(r.receipt_time_ms))
+                try:
+                    # A savepoint per record: one that cannot apply is rolled back alone and noted,
+                    # so it never holds back the device's later records.
+                    with conn.begin_nested():
+                        self._apply(conn, key_id, village, record, int(r.receipt_time_ms))
+                except Exception as exc:  # noqa: BLE001 - see above; the log names the record, not its content
+                    log.warning("record %s/%d not applied: %s", key_id[:8], int(r.seq), exc.__class__.__name__)
+                    self._note_failure(conn, record, int(r.receipt_time_ms), key_id)
                 position = int(r.seq)
             if rows:
                 conn.execute(update(intake_cursor).where(intake_cursor.c.author_key_id == key_id).values(seq=position))
@@ -115,6 +123,15 @@ class Intake:
             return
         self.handling.commit_in(conn, row, matter, after, change, actor_label=actor, now=now, extra=extra)
 
+    def _note_failure(self, conn: Connection, record: records_pb2.Record, at_ms: int, key_id: str) -> None:
+        matter_id = _matter_id_of(record, record.WhichOneof("body")) or (
+            record.request_filed.matter_id if record.HasField("request_filed") else "")
+        if not matter_id or len(matter_id) > 64:
+            return
+        exists = conn.execute(select(town_matter.c.matter_id).where(town_matter.c.matter_id == matter_id)).first()
+        if exists is not None:
+            self._note(conn, matter_id, at_ms, f"village:{key_id[:8]}", "not_applied", "村代办员记录未能应用（记录内容不符合要求）")
+
     def _same_device_line(self, conn: Connection, original: str, key_id: str) -> bool:
         """A rotated key carries on its predecessor's matters."""
         current = key_id
@@ -136,7 +153,8 @@ class Intake:
 
     def _filed(self, conn: Connection, key_id: str, village: str, record: records_pb2.Record, receipt_ms: int) -> None:
         body = record.request_filed
-        if not body.matter_id:
+        if not body.matter_id or len(body.matter_id) > 64 or len(body.catalog_code) > 32 or len(body.village_code) > 32:
+            log.warning("filing from %s refused: missing or over-long identifiers", key_id[:8])
             return
         if conn.execute(select(town_matter.c.matter_id).where(town_matter.c.matter_id == body.matter_id)).first():
             log.warning("matter %s filed twice (second by %s); kept the first", body.matter_id, key_id)
@@ -157,7 +175,7 @@ class Intake:
             matter_id=body.matter_id, author_key_id=key_id, village_code=body.village_code or village,
             catalog_code=body.catalog_code, stage=matter.stage.value, kind=None, owner="", version=matter.version,
             state_json=json.dumps(matter_to_json_dict(matter), ensure_ascii=False, separators=(",", ":")),
-            lookup_code_hash=lookup, id_masked=body.applicant.id_number_masked,
+            lookup_code_hash=lookup, id_masked=body.applicant.id_number_masked[:32],
             id_lookup_hash=bytes(body.applicant.id_lookup_hash) or None,
             sealed_details=bytes(body.applicant.sealed_details) or None, door_to_door=door,
             elderly_or_disabled=body.applicant.elderly_or_disabled,

@@ -71,13 +71,14 @@ class TownServices:
         record = records_pb2.Record()
         record.catalog_update.version = catalog.version
         record.catalog_update.catalog_toml = toml_text.encode("utf-8")
-        self.store.set_meta(CATALOG_TEXT_META, toml_text)
-        self.store.set_meta(CATALOG_VERSION_META, catalog.version)
-        self.publish(record, ["*"], dedup_key=f"catalog:{catalog.version}")
+        self.publish(record, ["*"], dedup_key=f"catalog:{catalog.version}",
+                     meta={CATALOG_TEXT_META: toml_text, CATALOG_VERSION_META: catalog.version})
         log.info("catalogue %s published by %s (%d items)", catalog.version, by, len(catalog))
         return catalog
 
-    def publish(self, record: records_pb2.Record, audience_key_ids: Sequence[str], *, dedup_key: str = "") -> int:
+    def publish(self, record: records_pb2.Record, audience_key_ids: Sequence[str], *, dedup_key: str = "",
+                meta: dict[str, str] | None = None) -> int:
         """Sign `record` with the township key and queue it for the given devices ("*" for all)."""
         record.audience.key_ids.extend(k for k in audience_key_ids if k != "*")
-        return self.store.publish(self.signer, record, audience_key_ids, now_ms=self._now_ms(), dedup_key=dedup_key)
+        return self.store.publish(self.signer, record, audience_key_ids, now_ms=self._now_ms(), dedup_key=dedup_key,
+                                  meta=meta)

@@ -273,3 +273,48 @@ def test_two_intakes_racing_over_one_database_apply_each_village_record_once(app
         assert all(len(app.handling.page(m.matter_id).events) == 1 for m in app.handling.inbox())
     finally:
         other.close()
+
+
+def test_a_record_that_cannot_apply_is_noted_and_the_devices_later_records_still_apply(app: TownApp, village: VillageDevice) -> None:
+    matter_id = village.file("MZ-003")
+    record = records_pb2.Record()
+    record.request_filed.matter_id, record.request_filed.catalog_code = "x" * 200, "MZ-003"   # over-long id
+    village.send(record)
+    village.village_record("signed_off", matter_id, rating=records_pb2.RATING_SATISFIED)      # not yet handed over
+    village.village_record("withdrawn", matter_id, reason="不办了")
+    page = app.handling.page(matter_id)
+    assert page.matter.stage is Stage.WITHDRAWN
+    assert any(e.action == "not_applied" for e in page.events)
+    assert len(app.handling.inbox()) == 1
+
+
+def test_an_operator_acting_while_the_intake_folds_the_same_matter_never_deadlocks(
+        app: TownApp, village: VillageDevice, db_url: str) -> None:
+    matter_id = village.file("MZ-003")
+    other = township(db_url, signer=app.signer)
+    try:
+        for i in range(30):
+            village.send(_materials(matter_id, i))
+        errors: list[BaseException] = []
+
+        def operator() -> None:
+            try:
+                other.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="承诺")
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        t = threading.Thread(target=operator)
+        t.start()
+        app.intake.run_once()
+        t.join(timeout=60)
+        assert not t.is_alive() and errors == []
+        assert app.handling.page(matter_id).matter.kind is MatterKind.PROMISED
+    finally:
+        other.close()
+
+
+def _materials(matter_id: str, i: int) -> records_pb2.Record:
+    record = records_pb2.Record()
+    record.materials_added.matter_id = matter_id
+    record.materials_added.material_ids.append(f"m{i}")
+    return record

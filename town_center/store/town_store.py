@@ -282,13 +282,21 @@ class TownStore:
                      for r in rows]
         return envelopes, (int(rows[-1].cursor) if rows else after_cursor)
 
+    def lock_own_tip(self, conn: Connection, key_id: str) -> None:
+        """Take the township chain's tip row first. Every writer that signs takes it before any matter
+        row, so two of them can never wait on each other in a cycle (PostgreSQL; SQLite serializes anyway)."""
+        self._own_tip(conn, key_id)
+
     def publish(self, signer: Signer, record: records_pb2.Record, audience_key_ids: Sequence[str], *, now_ms: int,
-                dedup_key: str = "") -> int:
+                dedup_key: str = "", meta: dict[str, str] | None = None) -> int:
         """Sign `record` as the next link of the township's own chain and queue it for the audience,
         in one transaction (the chain tip and the down-log move together). With `dedup_key`, a second
         call with the same key publishes nothing and returns 0 (callers retried after a crash)."""
         with self._tx() as conn:
-            return self.publish_in(conn, signer, record, audience_key_ids, now_ms=now_ms, dedup_key=dedup_key)
+            cursor = self.publish_in(conn, signer, record, audience_key_ids, now_ms=now_ms, dedup_key=dedup_key)
+            for key, value in (meta or {}).items():  # what the record announces, stored with it or not at all
+                self._set_meta(conn, key, value)
+            return cursor
 
     def publish_in(self, conn: Connection, signer: Signer, record: records_pb2.Record, audience_key_ids: Sequence[str],
                    *, now_ms: int, dedup_key: str = "") -> int:
