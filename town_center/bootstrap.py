@@ -5,6 +5,7 @@ import datetime as dt
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +103,8 @@ class Background:
                                    scan_every_after=dt.timedelta(seconds=scan_every_s))
         app.handling.on_clock_saved = self.watch.wake
         self._every = intake_every_s
+        self.quiet_s = 0.5
+        self.max_defer_s = 15.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._intake_loop, name="town-intake", daemon=True)
 
@@ -110,13 +113,20 @@ class Background:
         self._thread.start()
 
     def _intake_loop(self) -> None:
+        last_pass = time.monotonic()
         while not self._stop.is_set():
-            try:
-                self.app.handling.refresh_catalog()
-                if self.app.intake.run_once():
-                    self.watch.wake()
-            except Exception:  # noqa: BLE001 - a failed pass is retried on the next tick; the log keeps the cause
-                log.exception("intake pass failed")
+            now = time.monotonic()
+            # Villages pushing: receipts first. The projection catches up when the burst ends, and at
+            # least every `max_defer_s` so operators never wait long for a new matter.
+            busy = now - self.app.core.last_push_monotonic < self.quiet_s
+            if not busy or now - last_pass >= self.max_defer_s:
+                try:
+                    self.app.handling.refresh_catalog()
+                    if self.app.intake.run_once():
+                        self.watch.wake()
+                except Exception:  # noqa: BLE001 - a failed pass is retried on the next tick; the log keeps the cause
+                    log.exception("intake pass failed")
+                last_pass = time.monotonic()
             self._stop.wait(self._every)
 
     def stop(self) -> None:

@@ -14,6 +14,7 @@ again gets byte-identical receipt bytes without keeping them, and no receipt exi
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -110,6 +111,9 @@ class RelayCore:
         self.clock = clock
         self.limits = limits or RelayLimits()
         self._pool = ThreadPoolExecutor(max_workers=max(1, self.limits.verify_threads), thread_name_prefix="relay-verify")
+        # When the last batch arrived (monotonic seconds): background work such as the township's
+        # intake yields to ingest while villages are pushing, so receipts are never held up by it.
+        self.last_push_monotonic = 0.0
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -119,6 +123,7 @@ class RelayCore:
     def push(self, envelopes: Sequence[envelope_pb2.Envelope], session: PushSession | None = None) -> relay_pb2.PushResponse:
         """Handle one batch. Raises `LimitExceeded` when it is larger than the batch limit."""
         session = session or PushSession()
+        self.last_push_monotonic = time.monotonic()
         if len(envelopes) > self.limits.max_batch:
             raise LimitExceeded(f"每批最多 {self.limits.max_batch} 条记录，本批 {len(envelopes)} 条")
         response = relay_pb2.PushResponse()
