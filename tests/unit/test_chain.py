@@ -4,7 +4,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from shared.chain import BreakReason, require_chain, verify_chain
-from shared.envelope import open_record, sign_next
+from shared.envelope import GENESIS, open_record, sign_next
 from shared.errors import ChainError
 from shared.keys import InMemoryKeyDirectory
 from shared.signing import Signer
@@ -94,6 +94,42 @@ def test_a_restored_backup_that_reuses_seqs_is_a_fork_not_a_duplicate() -> None:
     restored = build_chain(SIGNER, 3, CHAIN[5].tip)
     brk = verify_chain(ENVS + envelopes(restored), directory()).first_break
     assert brk is not None and brk.reason is BreakReason.FORK and brk.seq == 7
+
+
+# The same classifications, at any position a damaged log could show them.
+_ANY_INDEX = st.integers(1, len(ENVS) - 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(index=_ANY_INDEX)
+def test_a_record_dropped_anywhere_is_a_sequence_gap_at_the_record_after_it(index: int) -> None:
+    brk = verify_chain(ENVS[:index] + ENVS[index + 1:], directory()).first_break
+    assert brk is not None and brk.reason is BreakReason.SEQ_GAP and brk.index == index and brk.seq == index + 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(index=_ANY_INDEX, data=st.data())
+def test_a_record_repeated_anywhere_later_is_a_duplicate(index: int, data: st.DataObject) -> None:
+    earlier = data.draw(st.integers(0, index - 1))
+    brk = verify_chain(ENVS[:index] + [ENVS[earlier]] + ENVS[index:], directory()).first_break
+    assert brk is not None and brk.reason is BreakReason.DUPLICATE and brk.index == index and brk.seq == earlier + 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(index=st.integers(0, len(ENVS) - 2))
+def test_two_neighbours_swapped_anywhere_are_reordered(index: int) -> None:
+    swapped = ENVS[:index] + [ENVS[index + 1], ENVS[index]] + ENVS[index + 2:]
+    brk = verify_chain(swapped, directory()).first_break
+    assert brk is not None and brk.reason is BreakReason.REORDERED and brk.index == index
+
+
+@settings(max_examples=40, deadline=None)
+@given(after=st.integers(0, len(ENVS) - 2), salt=st.integers(1000, 10**6))
+def test_a_different_record_for_any_seen_seq_is_a_fork(after: int, salt: int) -> None:
+    tip = CHAIN[after - 1].tip if after else GENESIS
+    forked = sign_next(SIGNER, request_record(salt), tip, BASE_MS)
+    brk = verify_chain(ENVS + [forked.envelope], directory()).first_break
+    assert brk is not None and brk.reason is BreakReason.FORK and brk.seq == after + 1
 
 
 def test_a_record_with_the_right_seq_but_wrong_prev_hash_is_named() -> None:
