@@ -9,12 +9,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
+
 from shared.calendar import WorkingCalendar
 from shared.catalog import Catalog, load_catalog
 from shared.clock import Clock, SystemClock
 from shared.deadline_watch.notify import LogNotifier, Notifier, OutboxRelay
 from shared.deadline_watch.scheduler import DeadlineWatch, process_tag
 from shared.deadline_watch.store import DeadlineStore
+from shared.envelope import GENESIS
 from shared.keys import load_key_file, save_key_file
 from shared.relay.server import RelayCore, RelayLimits
 from shared.signing import Signer
@@ -64,6 +67,13 @@ def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits
         raise SetupError(f"数据库属于另一个乡镇密钥（{recorded[:8]}…），与当前密钥 {signer.key_id[:8]}… 不符")
     if not recorded:
         store.set_meta("town_key_id", signer.key_id)
+    if not store.get_meta(f"own_tip:{signer.key_id}"):
+        # The chain tip row exists before the first signature, so it is always there to lock: two
+        # processes signing their first township record serialize on it instead of colliding.
+        try:
+            store.set_meta(f"own_tip:{signer.key_id}", f"{GENESIS.seq}:{GENESIS.hash.hex()}")
+        except IntegrityError:
+            pass  # another process starting at the same moment made it
     core = RelayCore(signer=signer, ingest=store, keys=store, down=store, clock=clock, limits=limits)
     deadlines = DeadlineStore(store.engine, calendar or WorkingCalendar())
     deadlines.create_schema()
