@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import grpc
 from sqlalchemy import select
 
 from shared.calendar import WorkingCalendar
@@ -19,16 +20,17 @@ from shared.wire.v1 import records_pb2
 from tests.town_fixtures import MONDAY_9AM, OPERATOR
 from tests.unit.test_village_services import form
 from tests.village_fixtures import PASSPHRASE, make_agent
-from town_center.bootstrap import build_app
+from town_center.bootstrap import TownApp, build_app
 from town_center.grpc_server import create_server
 from town_center.store.matter_tables import town_matter
 from village_agent.bootstrap import open_agent
 from village_agent.domain import MatterStatus
-from village_agent.services import lookup_code_hash
+from village_agent.services import AgentService, lookup_code_hash
 from village_agent.sync import village_outbox
 
 
-def test_a_matter_goes_from_the_village_to_the_township_and_back_to_the_villagers_sign_off(tmp_path: Path) -> None:
+def _loop(tmp_path: Path) -> tuple[TownApp, grpc.Server, AgentService, RelayClient, FakeClock]:
+    """A township serving gRPC on a loopback port and a real village agent set up to sync with it."""
     township_key = Signer.generate()
     clock = FakeClock(MONDAY_9AM)
     town = build_app(f"sqlite:///{tmp_path / 'town.db'}", township_key, clock=clock, calendar=WorkingCalendar())
@@ -36,7 +38,11 @@ def test_a_matter_goes_from_the_village_to_the_township_and_back_to_the_villager
     server.start()
     make_agent(tmp_path / "agent", township_key)
     agent = open_agent(tmp_path / "agent", PASSPHRASE, clock)
-    client = RelayClient(f"127.0.0.1:{port}", village_outbox(agent), agent.signer, agent.clock)
+    return town, server, agent, RelayClient(f"127.0.0.1:{port}", village_outbox(agent), agent.signer, agent.clock), clock
+
+
+def test_a_matter_goes_from_the_village_to_the_township_and_back_to_the_villagers_sign_off(tmp_path: Path) -> None:
+    town, server, agent, client, clock = _loop(tmp_path)
     try:
         filed = agent.file_request(form())
         client.sync_once()                                   # enrols: pending until approved
@@ -80,14 +86,7 @@ def test_a_matter_goes_from_the_village_to_the_township_and_back_to_the_villager
 
 
 def test_a_catalogue_published_by_the_township_is_verified_and_taken_up_by_a_running_village_agent(tmp_path: Path) -> None:
-    township_key = Signer.generate()
-    clock = FakeClock(MONDAY_9AM)
-    town = build_app(f"sqlite:///{tmp_path / 'town.db'}", township_key, clock=clock, calendar=WorkingCalendar())
-    server, port = create_server(town.core, "127.0.0.1:0")
-    server.start()
-    make_agent(tmp_path / "agent", township_key)
-    agent = open_agent(tmp_path / "agent", PASSPHRASE, clock)
-    client = RelayClient(f"127.0.0.1:{port}", village_outbox(agent), agent.signer, agent.clock)
+    town, server, agent, client, clock = _loop(tmp_path)
     try:
         client.sync_once()
         town.services.approve(agent.signer.key_id, by="站长")
