@@ -11,6 +11,7 @@ where the village must learn of it. The transitions themselves are the pure
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import threading
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from shared.catalog import Catalog, CatalogItem, MatterKind, Tier
 from shared.clock import Clock, from_unix_ms, to_unix_ms
@@ -28,6 +30,7 @@ from shared.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason
 from shared.domain.handling import (
     Actor, HandledMatter, Role, Stage, matter_from_json_dict, matter_to_json_dict,
 )
+from shared.domain.figures import MatterFacts, draw_follow_up_sample
 from shared.domain.limits import Limit
 from shared.errors import HandlingError
 from shared.sealing import open_sealed
@@ -530,7 +533,52 @@ class HandlingService:
         details = self.applicant(matter_id, conn=conn)
         return details.phone if details is not None else ""
 
-    # ================================================================== follow-up calls 回访
+    # ================================================================== figures and follow-up calls 回访
+
+    def matter_facts(self) -> list[MatterFacts]:
+        """What the figures (per village, agent, operator) need about every matter at this township."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(town_matter.c.matter_id, town_matter.c.village_code, town_matter.c.author_key_id,
+                                       town_matter.c.owner, town_matter.c.received_at_ms, town_matter.c.completed_at_ms,
+                                       town_matter.c.due_at_ms, town_matter.c.worst_state, town_matter.c.rating,
+                                       town_matter.c.stage)).all()
+            called = {r for (r,) in conn.execute(select(follow_up_call.c.matter_id)
+                                                 .where(follow_up_call.c.called_at_ms.is_not(None)))}
+        return [MatterFacts(
+            matter_id=r.matter_id, village_code=r.village_code, agent_key_id=r.author_key_id, operator_id=r.owner or "（未分类）",
+            received_at=from_unix_ms(int(r.received_at_ms)),
+            completed_at=from_unix_ms(int(r.completed_at_ms)) if r.completed_at_ms else None,
+            due_at=from_unix_ms(int(r.due_at_ms)) if r.due_at_ms else None,
+            state=ClockState.from_rank(int(r.worst_state or 0)), rating=int(r.rating or 0),
+            followed_up=r.matter_id in called, returned=r.stage == Stage.RETURNED.value) for r in rows]
+
+    def draw_follow_ups(self) -> tuple[int, str]:
+        """The weekly 回访 draw (003 服务回访制度): every bad review plus a random tenth of the other
+        matters completed and not yet drawn. Keyed by a secret derived from the township key, so
+        operators cannot predict it, and stable within a week. Returns (how many drawn, week start);
+        a second draw in the same week, or one racing with it, draws nothing."""
+        now = self.clock.now()
+        today = self.calendar.local_date(now)
+        week_start = (today - dt.timedelta(days=today.weekday())).isoformat()
+        with self.store.engine.connect() as conn:
+            drawn = {r for (r,) in conn.execute(select(follow_up_call.c.matter_id))}
+            this_week = conn.execute(select(follow_up_call.c.matter_id)
+                                     .where(follow_up_call.c.week_start == week_start).limit(1)).first()
+        if this_week is not None:
+            return 0, week_start
+        completed = [m for m in self.matter_facts() if m.completed_at is not None and m.matter_id not in drawn]
+        secret = hashlib.sha256(b"quancheng-follow-up|" + self.signer.seed()).digest()
+        sample = draw_follow_up_sample(completed, week_start=dt.date.fromisoformat(week_start), secret=secret)
+        if not sample:
+            return 0, week_start
+        try:
+            with self.store.engine.begin() as conn:
+                conn.execute(insert(follow_up_call), [
+                    {"matter_id": m.matter_id, "week_start": week_start, "drawn_at_ms": to_unix_ms(now),
+                     "caller_id": "", "rating": 0, "outcome": ""} for m in sample])
+        except IntegrityError:
+            return 0, week_start   # another director drew this week's sample at the same moment
+        return len(sample), week_start
 
     def record_follow_up(self, matter_id: str, *, actor: Actor, reached: bool, rating: int, outcome: str) -> None:
         if rating not in (0, 1, 2, 3, 4, 5):

@@ -22,7 +22,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from shared.catalog import MatterKind
@@ -31,8 +31,8 @@ from shared.console import (
 )
 from shared.console.errors import ForbiddenError
 from shared.deadlines import ClockState, ClockStatus, SuspensionReason
-from shared.clock import from_unix_ms, to_unix_ms
-from shared.domain.figures import MatterFacts, bar_chart_svg, draw_follow_up_sample, figures_by, to_csv
+from shared.clock import from_unix_ms
+from shared.domain.figures import bar_chart_svg, figures_by, to_csv
 from shared.domain.handling import Role, Stage
 from shared.domain.limits import Limit, LimitUnit
 from shared.errors import HandlingError
@@ -354,21 +354,7 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
 
     # ------------------------------------------------------------------ figures
 
-    def facts() -> list[MatterFacts]:
-        with app.store.engine.connect() as conn:
-            rows = conn.execute(select(town_matter.c.matter_id, town_matter.c.village_code, town_matter.c.author_key_id,
-                                       town_matter.c.owner, town_matter.c.received_at_ms, town_matter.c.completed_at_ms,
-                                       town_matter.c.due_at_ms, town_matter.c.worst_state, town_matter.c.rating,
-                                       town_matter.c.stage)).all()
-            called = {r for (r,) in conn.execute(select(follow_up_call.c.matter_id)
-                                                 .where(follow_up_call.c.called_at_ms.is_not(None)))}
-        return [MatterFacts(
-            matter_id=r.matter_id, village_code=r.village_code, agent_key_id=r.author_key_id, operator_id=r.owner or "（未分类）",
-            received_at=from_unix_ms(int(r.received_at_ms)),
-            completed_at=from_unix_ms(int(r.completed_at_ms)) if r.completed_at_ms else None,
-            due_at=from_unix_ms(int(r.due_at_ms)) if r.due_at_ms else None,
-            state=ClockState.from_rank(int(r.worst_state or 0)), rating=int(r.rating or 0),
-            followed_up=r.matter_id in called, returned=r.stage == Stage.RETURNED.value) for r in rows]
+    facts = handling.matter_facts
 
     GROUPS = {"village": ("按村", lambda m: m.village_code), "agent": ("按代办员", lambda m: m.agent_key_id),
               "operator": ("按窗口工作人员", lambda m: m.operator_id)}
@@ -413,7 +399,7 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
     @web.post("/follow-ups/draw")
     async def follow_up_draw(request: Request, staff: ConsoleSession = Depends(require_role(Role.DIRECTOR))) -> Response:
         try:
-            count, week = await run_in_threadpool(draw_week_sample, app, facts)
+            count, week = await run_in_threadpool(handling.draw_follow_ups)
         except IntegrityError:
             return back("/follow-ups", "本周样本正在由他人抽取，请刷新页面查看")
         if not count:
@@ -463,33 +449,6 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
         return console.render(request, "public.html", {"title": "办件进度查询", "found": found})
 
     return web
-
-
-def draw_week_sample(app: TownApp, facts: Any) -> tuple[int, str]:
-    """The weekly 回访 draw (003 服务回访制度): every bad review plus a random tenth of the other
-    matters completed and not yet drawn. Keyed by a secret derived from the township key, so
-    operators cannot predict it, and stable within a week. (Belongs in HandlingService once it
-    grows a draw method; kept here so the console can offer it now.)"""
-    import hashlib
-
-    now = app.clock.now()
-    today = now.astimezone(BEIJING).date()
-    week_start = today - dt.timedelta(days=today.weekday())
-    with app.store.engine.connect() as conn:
-        drawn = {r for (r,) in conn.execute(select(follow_up_call.c.matter_id))}
-        this_week = conn.execute(select(follow_up_call.c.matter_id)
-                                 .where(follow_up_call.c.week_start == week_start.isoformat()).limit(1)).first()
-    if this_week is not None:
-        return 0, week_start.isoformat()
-    completed = [m for m in facts() if m.completed_at is not None and m.matter_id not in drawn]
-    secret = hashlib.sha256(b"quancheng-follow-up|" + app.signer.seed()).digest()
-    sample = draw_follow_up_sample(completed, week_start=week_start, secret=secret)
-    if sample:
-        with app.store.engine.begin() as conn:
-            conn.execute(insert(follow_up_call), [
-                {"matter_id": m.matter_id, "week_start": week_start.isoformat(), "drawn_at_ms": to_unix_ms(now),
-                 "caller_id": "", "rating": 0, "outcome": ""} for m in sample])
-    return len(sample), week_start.isoformat()
 
 
 # ---------------------------------------------------------------------- running it beside the gRPC server
