@@ -279,11 +279,14 @@ class HandlingService:
                                       responsible=after.owner or None, conn=conn)
         if after.stage != before.stage or after.clock != before.clock or change.down:
             change.down.append(self._status_update(after, now, change.text_zh))
+        # Signed at the township's present, not at `now` (for a village record that is its receipt time,
+        # which during a catch-up lies in the past): the township chain's own times never step back.
+        sign_ms = max(now_ms, to_unix_ms(self.clock.now()))
         for record in change.down:
             record.audience.village_code = row.village_code
-            self.store.publish_in(conn, self.signer, record, [row.author_key_id], now_ms=now_ms)
+            self.store.publish_in(conn, self.signer, record, [row.author_key_id], now_ms=sign_ms)
         for record in change.internal:
-            self.store.publish_in(conn, self.signer, record, [INTERNAL_AUDIENCE], now_ms=now_ms)
+            self.store.publish_in(conn, self.signer, record, [INTERNAL_AUDIENCE], now_ms=sign_ms)
         for n in change.notify:
             self.deadlines.enqueue_notification(n, now=now, conn=conn)
 
