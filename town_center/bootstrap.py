@@ -79,7 +79,7 @@ def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits
     deadlines.create_schema()
     handling = HandlingService(store, deadlines, signer, clock, catalog or published_catalog(store) or load_catalog())
     return TownApp(store, signer, core, TownServices(store, signer, clock), deadlines, handling,
-                   Intake(handling, clock), clock)
+                   Intake(handling), clock)
 
 
 def init_home(home: Path, passphrase: str, db_url: str | None = None) -> Signer:

@@ -14,7 +14,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,6 +104,7 @@ class Change:
     down: list[records_pb2.Record] = field(default_factory=list)      # to the filing agent
     internal: list[records_pb2.Record] = field(default_factory=list)  # into the township chain only
     notify: list[Notification] = field(default_factory=list)
+    refusal: bool = False   # a 退回: registered for audit (否定报备) with the decision
 
 
 def _summary(row: Any, matter: HandledMatter, catalog: Catalog, now: dt.datetime, store: DeadlineStore) -> MatterSummary:
@@ -135,7 +135,6 @@ class HandlingService:
         self.tier = Tier.TOWNSHIP
         # The deadline watch's wake-up: a new or moved deadline may be due sooner than its next scan.
         self.on_clock_saved = on_clock_saved
-        self._lock = threading.Lock()
 
     def refresh_catalog(self) -> bool:
         """Take up a catalogue published (perhaps by another process) since this one was loaded."""
@@ -289,6 +288,10 @@ class HandlingService:
             self.store.publish_in(conn, self.signer, record, [INTERNAL_AUDIENCE], now_ms=sign_ms)
         for n in change.notify:
             self.deadlines.enqueue_notification(n, now=now, conn=conn)
+        if change.refusal:
+            conn.execute(insert(refusal_register).values(
+                matter_id=row.matter_id, catalog_code=row.catalog_code, village_code=row.village_code,
+                operator_id=actor_label[:64], reason=after.return_reason, at_ms=now_ms))
 
     def _act(self, matter_id: str, actor: Actor, expected_version: int | None,
              transition: Callable[[HandledMatter, dt.datetime, Connection], tuple[HandledMatter, Change]]) -> HandledMatter:
@@ -300,20 +303,10 @@ class HandlingService:
             if expected_version is not None and expected_version != before.version:
                 raise ConcurrentEditError("本件刚被其他人修改过，您的操作未保存，请刷新页面后重做")
             after, change = transition(before, now, conn)
-            self.commit_in(conn, row, before, after, change, actor_label=actor.staff_id, now=now,
-                         extra=self._extra_for(change, row, after, actor, now, conn))
+            self.commit_in(conn, row, before, after, change, actor_label=actor.staff_id, now=now)
         log.info("matter %s: %s by %s", matter_id, change.action, actor.staff_id)
         self._saved()
         return after
-
-    def _extra_for(self, change: Change, row: Any, after: HandledMatter, actor: Actor, now: dt.datetime,
-                   conn: Connection) -> dict[str, Any]:
-        if change.action == "classify" and after.kind is MatterKind.RETURNED:
-            # 否定报备: the refusal is registered in the same transaction as the decision.
-            conn.execute(insert(refusal_register).values(
-                matter_id=row.matter_id, catalog_code=row.catalog_code, village_code=row.village_code,
-                operator_id=actor.staff_id, reason=after.return_reason, at_ms=to_unix_ms(now)))
-        return {}
 
     def _saved(self) -> None:
         if self.on_clock_saved is not None:
@@ -379,7 +372,8 @@ class HandlingService:
                 after.written_promise, after.return_reason, after.lead_window)
             body.missing_materials.extend(after.missing_materials)
             body.departments.extend(after.departments)
-            return after, Change("classify", _classified_text(after), down=[record])
+            return after, Change("classify", _classified_text(after), down=[record],
+                                 refusal=kind is MatterKind.RETURNED)
 
         return self._act(matter_id, actor, expected_version, transition)
 

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.catalog import Tier
-from shared.clock import Clock, from_unix_ms, to_unix_ms
+from shared.clock import from_unix_ms, to_unix_ms
 from shared.domain.handling import HandledMatter, Stage, matter_to_json_dict
 from shared.errors import HandlingError
 from shared.wire.v1 import records_pb2
@@ -35,10 +35,10 @@ _BATCH = 500
 
 
 class Intake:
-    def __init__(self, handling: HandlingService, clock: Clock) -> None:
+    def __init__(self, handling: HandlingService) -> None:
+        # No clock of its own: a village record takes effect at the township's receipt time of it.
         self.handling = handling
         self.store = handling.store
-        self.clock = clock
         self._lock = threading.Lock()
 
     def run_once(self) -> int:

@@ -254,14 +254,20 @@ def test_the_sync_loop_drains_the_outbox_and_applies_only_verified_township_reco
     outbox.close()
 
 
+def _queued_outbox(h: Harness, agent: Signer, path: Path, n: int) -> SqliteOutbox:
+    """A village outbox holding an enrollment and then `n - 1` notes, all queued."""
+    outbox = SqliteOutbox(path, own_key_id=agent.key_id, township_public_key=h.town_signer.public_key,
+                          township_key_id=h.town_signer.key_id)
+    for i in range(n):
+        outbox.record(agent, enrollment_record(agent, "V1") if i == 0 else note_record(i + 1), to_unix_ms(START))
+    return outbox
+
+
 def test_a_client_whose_batches_exceed_the_township_bound_halves_them_and_still_delivers(tmp_path: Path) -> None:
     h = Harness(tmp_path, RelayLimits(max_batch=50))
     try:
         agent = h.agent()
-        outbox = SqliteOutbox(tmp_path / "v.sqlite", own_key_id=agent.key_id, township_public_key=h.town_signer.public_key,
-                              township_key_id=h.town_signer.key_id)
-        for i in range(120):
-            outbox.record(agent, enrollment_record(agent, "V1") if i == 0 else note_record(i + 1), to_unix_ms(START))
+        outbox = _queued_outbox(h, agent, tmp_path / "v.sqlite", 120)
         client = RelayClient(f"127.0.0.1:{h.port}", outbox, agent, h.clock, limits=ClientLimits(batch_size=200, window=1))
         for _ in range(4):   # 200 -> 100 -> 50: refused twice, then accepted
             try:
@@ -314,10 +320,7 @@ def test_a_township_refusing_streams_over_its_concurrency_bound_does_not_shrink_
         for stream in held:
             next(stream)
         agent = h.agent()
-        outbox = SqliteOutbox(tmp_path / "v.sqlite", own_key_id=agent.key_id, township_public_key=h.town_signer.public_key,
-                              township_key_id=h.town_signer.key_id)
-        for i in range(120):
-            outbox.record(agent, enrollment_record(agent, "V1") if i == 0 else note_record(i + 1), to_unix_ms(START))
+        outbox = _queued_outbox(h, agent, tmp_path / "v.sqlite", 120)
         client = RelayClient(f"127.0.0.1:{h.port}", outbox, agent, h.clock, limits=ClientLimits(batch_size=200, window=1))
         for _ in range(3):
             with pytest.raises(PeerUnavailable, match="繁忙") as busy:
