@@ -29,6 +29,7 @@ def test_the_intake_waits_while_villages_push_and_folds_everything_once_they_sto
     village = VillageDevice(app)
     background = Background(app, intake_every_s=0.05)
     background.quiet_s, background.max_defer_s = 3600.0, 3600.0    # "busy" for as long as pushes keep coming
+    app.core.last_push_monotonic = time.monotonic()                    # a burst is under way before the loop starts
     background.start()
     try:
         village.send(_filing("00000000-0000-4000-8000-000000000001"))   # a push: the core notes the time
