@@ -12,6 +12,7 @@ Hierarchy::
 from __future__ import annotations
 
 from shared.errors import SharedError
+from shared.relay.errors import KeyStoreError, UnknownKey
 
 __all__ = ["TownCenterError", "StoreError", "UnknownAgent", "SetupError", "UnknownMatter", "ConcurrentEditError"]
 
@@ -20,11 +21,11 @@ class TownCenterError(SharedError):
     """Base of every error raised by `town_center`."""
 
 
-class StoreError(TownCenterError):
+class StoreError(TownCenterError, KeyStoreError):
     """The township database refused an operation, or an operation does not fit a key's state."""
 
 
-class UnknownAgent(StoreError):
+class UnknownAgent(StoreError, UnknownKey):
     """No device key, or more than one, matches the id (prefix) given."""
 
 

@@ -6,6 +6,8 @@ Hierarchy::
     ├── LimitExceeded           a request breaks an explicit bound (batch size, message size): RESOURCE_EXHAUSTED
     ├── MalformedRequest        a request cannot be decoded or is inconsistent: INVALID_ARGUMENT
     ├── StoreConflict           the author's chain moved under a concurrent write; the batch may be retried
+    ├── KeyStoreError           the receiving store refused an operation on a key (wrong state, broken chain)
+    │   └── UnknownKey          no key (or no unique one) matches the id or prefix an operator typed
     ├── PeerUnavailable         the other tier cannot be reached (down, cut, deadline passed)
     └── SyncRefused             the other tier answered but refused (unknown/pending/revoked key, bad request)
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from shared.errors import SharedError
 
-__all__ = ["RelayError", "LimitExceeded", "MalformedRequest", "StoreConflict", "PeerUnavailable", "SyncRefused"]
+__all__ = ["RelayError", "LimitExceeded", "MalformedRequest", "StoreConflict", "KeyStoreError", "UnknownKey", "PeerUnavailable", "SyncRefused"]
 
 
 class RelayError(SharedError):
@@ -32,6 +34,14 @@ class MalformedRequest(RelayError):
 
 class StoreConflict(RelayError):
     """The author's chain tip or key status changed between reading and committing a batch."""
+
+
+class KeyStoreError(RelayError):
+    """Raised by `RelayStore` when an operation does not fit a key's state or the chain it holds."""
+
+
+class UnknownKey(KeyStoreError):
+    """Raised by `RelayStore` when no key, or more than one, matches the id (prefix) given."""
 
 
 class PeerUnavailable(RelayError):

@@ -1,89 +1,20 @@
-"""The township's relay tables, on their own `MetaData`.
+"""The township's relay tables, on its own `MetaData` (built by `shared.relay.sql_tables`).
 
-Instants are Unix milliseconds (`BigInteger`) of the township's clock unless named "claimed":
-identical on SQLite and PostgreSQL and free of driver time-zone conversions.
+Instants are Unix milliseconds (`BigInteger`) of the township's clock unless named "claimed".
 """
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import MetaData
 
-__all__ = ["metadata", "agent_key", "ingest_log", "fork_evidence", "claimed_time_flag", "down_log", "town_meta"]
+from shared.relay.sql_tables import relay_tables
+
+__all__ = ["metadata", "tables", "agent_key", "ingest_log", "fork_evidence", "claimed_time_flag", "down_log", "town_meta"]
 
 metadata = MetaData()
-
-agent_key = Table(
-    "agent_key", metadata,
-    Column("key_id", String(32), primary_key=True),
-    Column("public_key", LargeBinary(32), nullable=False),
-    Column("state", String(16), nullable=False),          # shared.relay.ports.KeyState
-    Column("role", Integer, nullable=False, default=0),
-    Column("holder_name", String(100), nullable=False, default=""),
-    Column("village_code", String(32), nullable=False, default=""),
-    Column("township_code", String(32), nullable=False, default=""),
-    Column("fingerprint", String(32), nullable=False, default=""),
-    Column("enrollment_envelope", LargeBinary, nullable=True),
-    Column("enrolled_at_ms", BigInteger, nullable=False),
-    # Chain position: the optimistic-concurrency check of every ingest batch and of revocation.
-    Column("tip_seq", BigInteger, nullable=False, default=0),
-    Column("tip_hash", LargeBinary(32), nullable=False),
-    Column("last_receipt_ms", BigInteger, nullable=False, default=0),
-    Column("last_valid_seq", BigInteger, nullable=False, default=0),
-    Column("status_changed_at_ms", BigInteger, nullable=False, default=0),
-    Column("status_changed_by", String(64), nullable=False, default=""),
-    Column("status_reason", String(200), nullable=False, default=""),
-    Column("rotated_from", String(32), nullable=True),
-)
-
-ingest_log = Table(
-    "ingest_log", metadata,
-    Column("author_key_id", String(32), primary_key=True),
-    Column("seq", BigInteger, primary_key=True),
-    Column("record_id", String(64), nullable=False),
-    Column("hash", LargeBinary(32), nullable=False),
-    Column("payload", LargeBinary, nullable=False),        # exactly as received
-    Column("signature", LargeBinary(64), nullable=False),
-    Column("body_kind", String(40), nullable=False),
-    Column("claimed_time_ms", BigInteger, nullable=False),  # the device's claim, kept and shown
-    # The township's receipt time: what the signed receipt says, and the start of the township's hop clock.
-    Column("receipt_time_ms", BigInteger, nullable=False),
-    Index("ix_ingest_receipt_time", "receipt_time_ms"),
-)
-
-fork_evidence = Table(
-    "fork_evidence", metadata,
-    Column("fork_id", Integer, primary_key=True, autoincrement=True),
-    Column("author_key_id", String(32), nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("held_hash", LargeBinary(32), nullable=False),
-    Column("hash", LargeBinary(32), nullable=False),
-    Column("payload", LargeBinary, nullable=False),
-    Column("signature", LargeBinary(64), nullable=False),
-    Column("detected_at_ms", BigInteger, nullable=False),
-    UniqueConstraint("author_key_id", "seq", "hash", name="uq_fork_evidence"),
-)
-
-claimed_time_flag = Table(
-    "claimed_time_flag", metadata,
-    Column("author_key_id", String(32), primary_key=True),
-    Column("seq", BigInteger, primary_key=True),
-    Column("claimed_time_ms", BigInteger, nullable=False),
-    Column("receipt_time_ms", BigInteger, nullable=False),
-    Column("reason", Text, nullable=False),
-)
-
-down_log = Table(
-    "down_log", metadata,
-    Column("cursor", Integer, primary_key=True, autoincrement=True),
-    Column("audience_key_id", String(32), nullable=False),   # "*" for every device
-    Column("key_id", String(32), nullable=False),
-    Column("payload", LargeBinary, nullable=False),
-    Column("signature", LargeBinary(64), nullable=False),
-    Column("created_at_ms", BigInteger, nullable=False),
-    Index("ix_down_log_audience", "audience_key_id", "cursor"),
-)
-
-town_meta = Table(
-    "town_meta", metadata,
-    Column("key", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
-)
+tables = relay_tables(metadata, meta_table_name="town_meta")
+agent_key = tables.agent_key
+ingest_log = tables.ingest_log
+fork_evidence = tables.fork_evidence
+claimed_time_flag = tables.claimed_time_flag
+down_log = tables.down_log
+town_meta = tables.meta

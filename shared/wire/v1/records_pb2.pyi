@@ -224,7 +224,7 @@ class Audience(_message.Message):
     def __init__(self, key_ids: _Optional[_Iterable[str]] = ..., village_code: _Optional[str] = ..., township_code: _Optional[str] = ...) -> None: ...
 
 class Record(_message.Message):
-    __slots__ = ("header", "audience", "request_filed", "materials_added", "appointment_made", "appointment_forfeited", "visit_recorded", "withdrawn", "result_handed_over", "signed_off", "follow_up_called", "matter_classified", "hop_clock_changed", "ownership_transferred", "status_update", "result_ready", "escalation", "decision", "supervision_notice", "supervision_acknowledged", "catalog_update", "extension_requested", "extension_refused", "key_enrollment_requested", "key_approved", "key_rotated", "key_revoked")
+    __slots__ = ("header", "audience", "request_filed", "materials_added", "appointment_made", "appointment_forfeited", "visit_recorded", "withdrawn", "result_handed_over", "signed_off", "follow_up_called", "matter_classified", "hop_clock_changed", "ownership_transferred", "status_update", "result_ready", "escalation", "decision", "supervision_notice", "supervision_acknowledged", "catalog_update", "extension_requested", "extension_refused", "village_records_forwarded", "key_enrollment_requested", "key_approved", "key_rotated", "key_revoked")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     AUDIENCE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FILED_FIELD_NUMBER: _ClassVar[int]
@@ -248,6 +248,7 @@ class Record(_message.Message):
     CATALOG_UPDATE_FIELD_NUMBER: _ClassVar[int]
     EXTENSION_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     EXTENSION_REFUSED_FIELD_NUMBER: _ClassVar[int]
+    VILLAGE_RECORDS_FORWARDED_FIELD_NUMBER: _ClassVar[int]
     KEY_ENROLLMENT_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     KEY_APPROVED_FIELD_NUMBER: _ClassVar[int]
     KEY_ROTATED_FIELD_NUMBER: _ClassVar[int]
@@ -275,11 +276,12 @@ class Record(_message.Message):
     catalog_update: CatalogUpdate
     extension_requested: ExtensionRequested
     extension_refused: ExtensionRefused
+    village_records_forwarded: VillageRecordsForwarded
     key_enrollment_requested: KeyEnrollmentRequested
     key_approved: KeyApproved
     key_rotated: KeyRotated
     key_revoked: KeyRevoked
-    def __init__(self, header: _Optional[_Union[_envelope_pb2.RecordHeader, _Mapping]] = ..., audience: _Optional[_Union[Audience, _Mapping]] = ..., request_filed: _Optional[_Union[RequestFiled, _Mapping]] = ..., materials_added: _Optional[_Union[MaterialsAdded, _Mapping]] = ..., appointment_made: _Optional[_Union[AppointmentMade, _Mapping]] = ..., appointment_forfeited: _Optional[_Union[AppointmentForfeited, _Mapping]] = ..., visit_recorded: _Optional[_Union[VisitRecorded, _Mapping]] = ..., withdrawn: _Optional[_Union[Withdrawn, _Mapping]] = ..., result_handed_over: _Optional[_Union[ResultHandedOver, _Mapping]] = ..., signed_off: _Optional[_Union[SignedOff, _Mapping]] = ..., follow_up_called: _Optional[_Union[FollowUpCalled, _Mapping]] = ..., matter_classified: _Optional[_Union[MatterClassified, _Mapping]] = ..., hop_clock_changed: _Optional[_Union[HopClockChanged, _Mapping]] = ..., ownership_transferred: _Optional[_Union[OwnershipTransferred, _Mapping]] = ..., status_update: _Optional[_Union[StatusUpdate, _Mapping]] = ..., result_ready: _Optional[_Union[ResultReady, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ..., supervision_notice: _Optional[_Union[SupervisionNotice, _Mapping]] = ..., supervision_acknowledged: _Optional[_Union[SupervisionAcknowledged, _Mapping]] = ..., catalog_update: _Optional[_Union[CatalogUpdate, _Mapping]] = ..., extension_requested: _Optional[_Union[ExtensionRequested, _Mapping]] = ..., extension_refused: _Optional[_Union[ExtensionRefused, _Mapping]] = ..., key_enrollment_requested: _Optional[_Union[KeyEnrollmentRequested, _Mapping]] = ..., key_approved: _Optional[_Union[KeyApproved, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., key_revoked: _Optional[_Union[KeyRevoked, _Mapping]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_envelope_pb2.RecordHeader, _Mapping]] = ..., audience: _Optional[_Union[Audience, _Mapping]] = ..., request_filed: _Optional[_Union[RequestFiled, _Mapping]] = ..., materials_added: _Optional[_Union[MaterialsAdded, _Mapping]] = ..., appointment_made: _Optional[_Union[AppointmentMade, _Mapping]] = ..., appointment_forfeited: _Optional[_Union[AppointmentForfeited, _Mapping]] = ..., visit_recorded: _Optional[_Union[VisitRecorded, _Mapping]] = ..., withdrawn: _Optional[_Union[Withdrawn, _Mapping]] = ..., result_handed_over: _Optional[_Union[ResultHandedOver, _Mapping]] = ..., signed_off: _Optional[_Union[SignedOff, _Mapping]] = ..., follow_up_called: _Optional[_Union[FollowUpCalled, _Mapping]] = ..., matter_classified: _Optional[_Union[MatterClassified, _Mapping]] = ..., hop_clock_changed: _Optional[_Union[HopClockChanged, _Mapping]] = ..., ownership_transferred: _Optional[_Union[OwnershipTransferred, _Mapping]] = ..., status_update: _Optional[_Union[StatusUpdate, _Mapping]] = ..., result_ready: _Optional[_Union[ResultReady, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ..., supervision_notice: _Optional[_Union[SupervisionNotice, _Mapping]] = ..., supervision_acknowledged: _Optional[_Union[SupervisionAcknowledged, _Mapping]] = ..., catalog_update: _Optional[_Union[CatalogUpdate, _Mapping]] = ..., extension_requested: _Optional[_Union[ExtensionRequested, _Mapping]] = ..., extension_refused: _Optional[_Union[ExtensionRefused, _Mapping]] = ..., village_records_forwarded: _Optional[_Union[VillageRecordsForwarded, _Mapping]] = ..., key_enrollment_requested: _Optional[_Union[KeyEnrollmentRequested, _Mapping]] = ..., key_approved: _Optional[_Union[KeyApproved, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., key_revoked: _Optional[_Union[KeyRevoked, _Mapping]] = ...) -> None: ...
 
 class ApplicantDetails(_message.Message):
     __slots__ = ("name", "id_number", "phone", "address")
@@ -548,18 +550,22 @@ class HopView(_message.Message):
     def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., started_at_ms: _Optional[int] = ..., due_at_ms: _Optional[int] = ..., stopped_at_ms: _Optional[int] = ..., state: _Optional[_Union[ClockState, str]] = ...) -> None: ...
 
 class StatusUpdate(_message.Message):
-    __slots__ = ("matter_id", "stage", "kind", "hops", "message")
+    __slots__ = ("matter_id", "stage", "kind", "hops", "message", "catalog_code", "village_code")
     MATTER_ID_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     HOPS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_CODE_FIELD_NUMBER: _ClassVar[int]
+    VILLAGE_CODE_FIELD_NUMBER: _ClassVar[int]
     matter_id: str
     stage: Stage
     kind: MatterKind
     hops: _containers.RepeatedCompositeFieldContainer[HopView]
     message: str
-    def __init__(self, matter_id: _Optional[str] = ..., stage: _Optional[_Union[Stage, str]] = ..., kind: _Optional[_Union[MatterKind, str]] = ..., hops: _Optional[_Iterable[_Union[HopView, _Mapping]]] = ..., message: _Optional[str] = ...) -> None: ...
+    catalog_code: str
+    village_code: str
+    def __init__(self, matter_id: _Optional[str] = ..., stage: _Optional[_Union[Stage, str]] = ..., kind: _Optional[_Union[MatterKind, str]] = ..., hops: _Optional[_Iterable[_Union[HopView, _Mapping]]] = ..., message: _Optional[str] = ..., catalog_code: _Optional[str] = ..., village_code: _Optional[str] = ...) -> None: ...
 
 class ResultReady(_message.Message):
     __slots__ = ("matter_id", "result_summary", "approved", "collect_from")
@@ -594,6 +600,14 @@ class Escalation(_message.Message):
     sealed_applicant_for_county: bytes
     sealed_to_key_id: str
     def __init__(self, matter_id: _Optional[str] = ..., village_envelopes: _Optional[_Iterable[_Union[_envelope_pb2.Envelope, _Mapping]]] = ..., catalog_code: _Optional[str] = ..., township_code: _Optional[str] = ..., summary: _Optional[str] = ..., county_limit: _Optional[_Union[Limit, _Mapping]] = ..., township_received_at_ms: _Optional[int] = ..., sealed_applicant_for_county: _Optional[bytes] = ..., sealed_to_key_id: _Optional[str] = ...) -> None: ...
+
+class VillageRecordsForwarded(_message.Message):
+    __slots__ = ("matter_id", "village_envelopes")
+    MATTER_ID_FIELD_NUMBER: _ClassVar[int]
+    VILLAGE_ENVELOPES_FIELD_NUMBER: _ClassVar[int]
+    matter_id: str
+    village_envelopes: _containers.RepeatedCompositeFieldContainer[_envelope_pb2.Envelope]
+    def __init__(self, matter_id: _Optional[str] = ..., village_envelopes: _Optional[_Iterable[_Union[_envelope_pb2.Envelope, _Mapping]]] = ...) -> None: ...
 
 class ExtensionRequested(_message.Message):
     __slots__ = ("matter_id", "tier", "requested_by", "new_limit", "reason", "requested_at_ms")
