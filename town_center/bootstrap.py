@@ -21,6 +21,8 @@ from shared.envelope import GENESIS
 from shared.keys import load_key_file, save_key_file
 from shared.relay.server import RelayCore, RelayLimits
 from shared.signing import Signer
+from shared.signing import key_id_for
+from town_center.county_link import LINK_META, CountyLink, LinkSettings
 from town_center.errors import SetupError
 from town_center.grpc_server import create_server
 from town_center.handling import HandlingService
@@ -29,11 +31,14 @@ from town_center.services import TownServices, published_catalog
 from town_center.supervision import SignedSupervisionRecorder
 from town_center.store import TownStore, open_town_store
 
-__all__ = ["TownApp", "build_app", "init_home", "serve", "KEY_FILE_NAME", "DB_FILE_NAME", "default_db_url"]
+__all__ = ["TownApp", "build_app", "init_home", "serve", "KEY_FILE_NAME", "DB_FILE_NAME", "LINK_KEY_FILE_NAME",
+           "default_db_url", "link_county", "load_link_signer"]
 
 log = logging.getLogger("town_center.bootstrap")
 
 KEY_FILE_NAME = "town.key"
+# The township's second key: it signs the township's own chain to the county (see county_link).
+LINK_KEY_FILE_NAME = "county_link.key"
 DB_FILE_NAME = "town.db"
 
 
@@ -47,6 +52,7 @@ class TownApp:
     handling: HandlingService
     intake: Intake
     clock: Clock
+    county_link: CountyLink | None = None
 
     def close(self) -> None:
         self.core.close()
@@ -58,7 +64,9 @@ def default_db_url(home: Path) -> str:
 
 
 def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits: RelayLimits | None = None,
-              calendar: WorkingCalendar | None = None, catalog: Catalog | None = None) -> TownApp:
+              calendar: WorkingCalendar | None = None, catalog: Catalog | None = None,
+              link_signer: Signer | None = None) -> TownApp:
+    """The township's parts. With `link_signer` and a recorded county link, the hop to the county too."""
     clock = clock or SystemClock()
     store = open_town_store(db_url)
     recorded = store.get_meta("town_key_id")
@@ -78,8 +86,38 @@ def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits
     deadlines = DeadlineStore(store.engine, calendar or WorkingCalendar())
     deadlines.create_schema()
     handling = HandlingService(store, deadlines, signer, clock, catalog or published_catalog(store) or load_catalog())
+    link = None
+    settings_text = store.get_meta(LINK_META)
+    if settings_text and link_signer is not None:
+        link = CountyLink(store, handling, link_signer, LinkSettings.from_json(settings_text), clock)
+        handling.up = link
     return TownApp(store, signer, core, TownServices(store, signer, clock), deadlines, handling,
-                   Intake(handling), clock)
+                   Intake(handling), clock, link)
+
+
+def link_county(db_url: str, link_signer: Signer, *, address: str, county_public_key: bytes, township_code: str,
+                township_name: str) -> LinkSettings:
+    """Record where the county is and the key it signs with (from its `county.pub`)."""
+    if len(county_public_key) != 32:
+        raise SetupError("县级公钥应为 32 字节（64 位十六进制）")
+    if not township_code.strip() or not township_name.strip():
+        raise SetupError("请填写乡镇代码和名称")
+    settings = LinkSettings(address, key_id_for(county_public_key), county_public_key, township_code.strip(),
+                            township_name.strip(), link_signer.key_id)
+    store = open_town_store(db_url)
+    try:
+        held = store.get_meta(LINK_META)
+        if held and LinkSettings.from_json(held).county_key_id != settings.county_key_id:
+            raise SetupError("本乡镇已接入另一个县级中心；更换县级中心须先联系县级信息化人员")
+        store.set_meta(LINK_META, settings.to_json())
+    finally:
+        store.close()
+    return settings
+
+
+def load_link_signer(home: Path, passphrase: str) -> Signer | None:
+    path = home / LINK_KEY_FILE_NAME
+    return load_key_file(path, passphrase) if path.exists() else None
 
 
 def init_home(home: Path, passphrase: str, db_url: str | None = None) -> Signer:
@@ -88,6 +126,8 @@ def init_home(home: Path, passphrase: str, db_url: str | None = None) -> Signer:
     key_path = home / KEY_FILE_NAME
     signer = Signer.generate()
     save_key_file(key_path, signer, passphrase)
+    if not (home / LINK_KEY_FILE_NAME).exists():
+        save_key_file(home / LINK_KEY_FILE_NAME, Signer.generate(), passphrase)
     app = build_app(db_url or default_db_url(home), signer)
     app.close()
     return signer
@@ -111,7 +151,14 @@ class Background:
                             SignedSupervisionRecorder(app.services, app.handling.audience_for), owner=process_tag())
         self.watch = DeadlineWatch(app.deadlines, app.clock, relay=relay,
                                    scan_every_after=dt.timedelta(seconds=scan_every_s))
-        app.handling.on_clock_saved = self.watch.wake
+        self.county_client = app.county_link.make_client() if app.county_link is not None else None
+
+        def saved() -> None:
+            self.watch.wake()
+            if app.county_link is not None:
+                app.county_link.wake()
+
+        app.handling.on_clock_saved = saved
         self._every = intake_every_s
         self.quiet_s = 0.5
         self.max_defer_s = 15.0
@@ -121,6 +168,8 @@ class Background:
     def start(self) -> None:
         self.watch.start()
         self._thread.start()
+        if self.county_client is not None:
+            self.county_client.start()
 
     def _intake_loop(self) -> None:
         last_pass = time.monotonic()
@@ -134,6 +183,9 @@ class Background:
                     self.app.handling.refresh_catalog()
                     if self.app.intake.run_once():
                         self.watch.wake()
+                    if self.app.county_link is not None and self.app.county_link.fold():
+                        self.watch.wake()
+                        self.app.county_link.wake()
                 except Exception:  # noqa: BLE001 - a failed pass is retried on the next tick; the log keeps the cause
                     log.exception("intake pass failed")
                 last_pass = time.monotonic()
@@ -141,6 +193,8 @@ class Background:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.county_client is not None:
+            self.county_client.stop()
         self._thread.join(timeout=10)
         self.app.handling.on_clock_saved = None
         self.watch.shutdown(wait=True)

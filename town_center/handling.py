@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,21 +32,27 @@ from shared.domain.handling import (
 from shared.domain.figures import MatterFacts, draw_follow_up_sample
 from shared.domain.limits import Limit
 from shared.errors import HandlingError
-from shared.sealing import open_sealed
+from shared.sealing import open_sealed, seal_to
 from shared.signing import Signer
-from shared.wire.v1 import records_pb2
+from shared.wire.v1 import envelope_pb2, records_pb2
 from town_center.errors import ConcurrentEditError, UnknownMatter
 from town_center.store import TownStore
 from town_center.store.matter_tables import follow_up_call, matter_event, refusal_register, town_matter
-from town_center.wire_views import (
+from town_center.store.tables import ingest_log
+from shared.wire_views import (
     KIND_TO_WIRE, TIER_TO_WIRE, due_ms, hop_view, limit_to_wire, stage_to_wire, suspension_to_wire,
 )
 
-__all__ = ["HandlingService", "Change", "MatterSummary", "MatterPage", "MatterEvent", "TOWNSHIP_HOP", "INTERNAL_AUDIENCE"]
+__all__ = ["HandlingService", "Change", "MatterSummary", "MatterPage", "MatterEvent", "TOWNSHIP_HOP", "COUNTY_HOP",
+           "INTERNAL_AUDIENCE", "UpChain"]
 
 log = logging.getLogger("town_center.handling")
 
 TOWNSHIP_HOP = "township"
+# The township's own replica of the county's hop clock: it starts at the county's receipt time and
+# follows the county's signed clock changes, so the township sees the county hop going overdue even
+# while the county cannot be reached.
+COUNTY_HOP = "county"
 # Records only the township needs (an AB-post handover, an extension request) still go into its
 # signed chain; this audience names no device, so they are never sent down.
 INTERNAL_AUDIENCE = "-township-"
@@ -95,6 +101,16 @@ class MatterPage:
     author_key_id: str
 
 
+class UpChain(Protocol):
+    """The township's signed chain to the county (`town_center.county_link.CountyLink`)."""
+
+    township_code: str
+    county_public_key: bytes
+    county_key_id: str
+
+    def append_in(self, conn: Connection, record: records_pb2.Record, *, now_ms: int) -> None: ...
+
+
 @dataclass
 class Change:
     """What one action writes besides the matter itself."""
@@ -105,6 +121,8 @@ class Change:
     internal: list[records_pb2.Record] = field(default_factory=list)  # into the township chain only
     notify: list[Notification] = field(default_factory=list)
     refusal: bool = False   # a 退回: registered for audit (否定报备) with the decision
+    up: list[records_pb2.Record] = field(default_factory=list)        # to the county, when linked
+    county_clock: HopClock | None = None                               # the replica of the county's hop
 
 
 def _summary(row: Any, matter: HandledMatter, catalog: Catalog, now: dt.datetime, store: DeadlineStore) -> MatterSummary:
@@ -133,6 +151,8 @@ class HandlingService:
         self.clock = clock
         self.catalog = catalog
         self.tier = Tier.TOWNSHIP
+        # Set by the bootstrap when the township is linked to a county.
+        self.up: UpChain | None = None
         # The deadline watch's wake-up: a new or moved deadline may be due sooner than its next scan.
         self.on_clock_saved = on_clock_saved
 
@@ -276,8 +296,11 @@ class HandlingService:
         if after.clock is not None and after.clock != before.clock:
             self.deadlines.save_clock(row.matter_id, TOWNSHIP_HOP, after.clock, now=now,
                                       responsible=after.owner or None, conn=conn)
-        if after.stage != before.stage or after.clock != before.clock or change.down:
-            change.down.append(self._status_update(after, now, change.text_zh))
+        if change.county_clock is not None:
+            self.deadlines.save_clock(row.matter_id, COUNTY_HOP, change.county_clock, now=now, responsible=None, conn=conn)
+        if after.stage != before.stage or after.clock != before.clock or change.down or change.county_clock:
+            change.down.append(self._status_update(after, now, change.text_zh, row=row, conn=conn,
+                                                   county_clock=change.county_clock))
         # Signed at the township's present, not at `now` (for a village record that is its receipt time,
         # which during a catch-up lies in the past): the township chain's own times never step back.
         sign_ms = max(now_ms, to_unix_ms(self.clock.now()))
@@ -286,6 +309,17 @@ class HandlingService:
             self.store.publish_in(conn, self.signer, record, [row.author_key_id], now_ms=sign_ms)
         for record in change.internal:
             self.store.publish_in(conn, self.signer, record, [INTERNAL_AUDIENCE], now_ms=sign_ms)
+        if self.up is not None:
+            # The county tracks every township's matters: each status change goes up as well.
+            for record in change.down:
+                if record.HasField("status_update"):
+                    copy = records_pb2.Record()
+                    copy.status_update.CopyFrom(record.status_update)
+                    copy.audience.township_code = self.up.township_code
+                    copy.audience.village_code = row.village_code
+                    change.up.insert(0, copy)
+            for record in change.up:
+                self.up.append_in(conn, record, now_ms=sign_ms)
         for n in change.notify:
             self.deadlines.enqueue_notification(n, now=now, conn=conn)
         if change.refusal:
@@ -294,8 +328,10 @@ class HandlingService:
                 operator_id=actor_label[:64], reason=after.return_reason, at_ms=now_ms))
 
     def _act(self, matter_id: str, actor: Actor, expected_version: int | None,
-             transition: Callable[[HandledMatter, dt.datetime, Connection], tuple[HandledMatter, Change]]) -> HandledMatter:
-        now = self.clock.now()
+             transition: Callable[[HandledMatter, dt.datetime, Connection], tuple[HandledMatter, Change]],
+             *, also: Callable[[Connection], None] | None = None, now: dt.datetime | None = None) -> HandledMatter:
+        """One action in one transaction; `also` runs inside it (e.g. marking a county record folded)."""
+        now = now or self.clock.now()
         with self.store.engine.begin() as conn:
             self.store.lock_own_tip(conn, self.signer.key_id)
             row = self._load_for_update(conn, matter_id)
@@ -304,6 +340,8 @@ class HandlingService:
                 raise ConcurrentEditError("本件刚被其他人修改过，您的操作未保存，请刷新页面后重做")
             after, change = transition(before, now, conn)
             self.commit_in(conn, row, before, after, change, actor_label=actor.staff_id, now=now)
+            if also is not None:
+                also(conn)
         log.info("matter %s: %s by %s", matter_id, change.action, actor.staff_id)
         self._saved()
         return after
@@ -322,15 +360,21 @@ class HandlingService:
 
     # ------------------------------------------------------------------ records
 
-    def _status_update(self, m: HandledMatter, now: dt.datetime, message: str) -> records_pb2.Record:
+    def _status_update(self, m: HandledMatter, now: dt.datetime, message: str, *, row: Any, conn: Connection,
+                       county_clock: HopClock | None = None) -> records_pb2.Record:
         record = records_pb2.Record()
         body = record.status_update
         body.matter_id = m.matter_id
         body.stage = stage_to_wire(m)  # type: ignore[assignment]
+        body.catalog_code, body.village_code = row.catalog_code, row.village_code
         if m.kind is not None:
             body.kind = KIND_TO_WIRE[m.kind]  # type: ignore[assignment]
         if m.clock is not None:
             body.hops.append(hop_view(m.tier, m.clock, now, self.calendar, self.thresholds))
+        if m.kind is MatterKind.REPORTED:
+            county = county_clock or self.deadlines.load_clock(m.matter_id, COUNTY_HOP, conn=conn)
+            if county is not None:
+                body.hops.append(hop_view(Tier.COUNTY, county, now, self.calendar, self.thresholds))
         body.message = message
         return record
 
@@ -384,6 +428,12 @@ class HandlingService:
             after = m.materials_completed(actor=actor, at=now)
             started = m.clock is not None and m.clock.status is ClockStatus.WAITING
             change = records_pb2.CLOCK_CHANGE_STARTED if started else records_pb2.CLOCK_CHANGE_RESUMED
+            if m.upper_tier_waiting:
+                record = records_pb2.Record()
+                record.materials_added.matter_id = m.matter_id
+                record.materials_added.material_ids.extend(m.missing_materials)
+                record.materials_added.note = "乡镇已核对补正材料，报县级继续办理"
+                return after, Change("materials_completed", "补正材料已核对，已报县级继续办理", up=[record])
             text = "材料已补齐，开始计时" if started else "材料已补正，恢复计时"
             return after, Change("materials_completed", text, down=[self._clock_record(after, change, now, reason=text)])
 
@@ -502,18 +552,62 @@ class HandlingService:
 
     # ------------------------------------------------------------------ the county's side (escalation lands in the county issue)
 
-    def record_escalated(self, matter_id: str, *, county_receipt_at: dt.datetime | None = None) -> HandledMatter:
-        """The county's signed receipt for a 上报: the township hop is passed on and its clock stops."""
+    def escalate(self, matter_id: str, summary: str, *, actor: Actor, expected_version: int | None = None) -> HandledMatter:
+        """上报: sign an escalation to the county carrying the village's own signed records. The township
+        hop runs on until the county's signed receipt comes back (`record_escalated`)."""
+        up = self.up
+        if up is None:
+            raise HandlingError("本乡镇尚未接入县政务服务中心，无法上报（请先运行 town-center county link）")
+
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            after = m.send_escalation(actor=actor, at=now)
+            item = self._item(m)
+            row = conn.execute(select(town_matter).where(town_matter.c.matter_id == matter_id)).one()
+            record = records_pb2.Record()
+            body = record.escalation
+            body.matter_id, body.catalog_code, body.township_code = m.matter_id, m.catalog_code, up.township_code
+            body.summary = summary.strip()[:500] or "请县级审批"
+            body.county_limit.CopyFrom(limit_to_wire(item.hop(Tier.COUNTY).promised))
+            body.township_received_at_ms = int(row.received_at_ms)
+            body.village_envelopes.extend(self._village_envelopes(conn, row.author_key_id, matter_id))
+            details = self.applicant(matter_id, conn=conn)
+            if details is not None:
+                body.sealed_applicant_for_county = seal_to(up.county_public_key, details.SerializeToString())
+                body.sealed_to_key_id = up.county_key_id
+            return after, Change("escalate", f"已签名上报县政务服务中心：{body.summary}（等待县级签收）", up=[record])
+
+        return self._act(matter_id, actor, expected_version, transition)
+
+    def _village_envelopes(self, conn: Connection, author_key_id: str, matter_id: str) -> list[envelope_pb2.Envelope]:
+        """The village's own signed records of this matter (filing, materials), exactly as received."""
+        rows = conn.execute(select(ingest_log.c.payload, ingest_log.c.signature).where(
+            ingest_log.c.author_key_id == author_key_id,
+            ingest_log.c.body_kind.in_(["request_filed", "materials_added"])).order_by(ingest_log.c.seq)).all()
+        out = []
+        for r in rows:
+            record = records_pb2.Record.FromString(bytes(r.payload))
+            body = getattr(record, record.WhichOneof("body") or "request_filed")
+            if getattr(body, "matter_id", "") == matter_id:
+                out.append(envelope_pb2.Envelope(payload=bytes(r.payload), signature=bytes(r.signature), key_id=author_key_id))
+        return out
+
+    def record_escalated(self, matter_id: str, *, county_receipt_at: dt.datetime,
+                         also: Callable[[Connection], None] | None = None) -> HandledMatter:
+        """The county's signed receipt for a 上报: the township hop is passed on and its clock stops;
+        the township's replica of the county hop starts at the county's receipt time."""
         system = Actor("county", Role.DIRECTOR)
 
         def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
-            after = m.escalated(at=county_receipt_at or now)
-            return after, Change("escalated", "已上报县政务服务中心，县级已签收", down=[self._clock_record(
-                after, records_pb2.CLOCK_CHANGE_STOPPED, now, reason="已上报县级")])
+            after = m.escalated(at=county_receipt_at)
+            hop = self._item(m).hop(Tier.COUNTY)
+            county = HopClock.received(county_receipt_at, hop.promised, hop.statutory)
+            return after, Change("escalated", "县政务服务中心已签收上报件，县级开始计时", down=[self._clock_record(
+                after, records_pb2.CLOCK_CHANGE_STOPPED, county_receipt_at, reason="已上报县级")], county_clock=county)
 
-        return self._act(matter_id, system, None, transition)
+        return self._act(matter_id, system, None, transition, also=also)
 
-    def record_county_decision(self, matter_id: str, *, approved: bool, summary: str) -> HandledMatter:
+    def record_county_decision(self, matter_id: str, *, approved: bool, summary: str,
+                               also: Callable[[Connection], None] | None = None) -> HandledMatter:
         system = Actor("county", Role.DIRECTOR)
 
         def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
@@ -522,7 +616,38 @@ class HandlingService:
             change.action, change.text_zh = "county_decision", "县级决定：" + change.text_zh
             return after, change
 
-        return self._act(matter_id, system, None, transition)
+        return self._act(matter_id, system, None, transition, also=also)
+
+    def record_county_needs_materials(self, matter_id: str, missing: Sequence[str], reason: str, *,
+                                      also: Callable[[Connection], None] | None = None) -> HandledMatter:
+        """The county asked for materials: the agent tells the applicant; the county's clock waits."""
+        system = Actor("county", Role.DIRECTOR)
+
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            after = m.upper_tier_needs_materials(missing_materials=tuple(missing))
+            text = "县级要求补正材料：" + "、".join(after.missing_materials) + (f"（{reason}）" if reason else "")
+            return after, Change("county_needs_materials", text + "；补正期间县级不计时", down=[self._clock_record(
+                after, records_pb2.CLOCK_CHANGE_SUSPENDED, now, reason=text, suspension=SuspensionReason.AWAITING_MATERIALS)])
+
+        return self._act(matter_id, system, None, transition, also=also)
+
+    def record_county_clock(self, matter_id: str, county_clock: HopClock, text: str, *,
+                            also: Callable[[Connection], None] | None = None) -> HandledMatter:
+        """Follow the county's signed change of its own hop clock (suspended, resumed, extended, stopped)."""
+        system = Actor("county", Role.DIRECTOR)
+
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            return m._next(), Change("county_clock", text, county_clock=county_clock)
+
+        return self._act(matter_id, system, None, transition, also=also)
+
+    def note_from_county(self, conn: Connection, matter_id: str, at_ms: int, action: str, text: str) -> bool:
+        """A history line for what the county said; False when the township holds no such matter."""
+        if conn.execute(select(town_matter.c.matter_id).where(town_matter.c.matter_id == matter_id)).first() is None:
+            return False
+        conn.execute(insert(matter_event).values(matter_id=matter_id, at_ms=at_ms, actor="county", action=action,
+                                                 text_zh=text, version=0))
+        return True
 
     # ------------------------------------------------------------------ notifications
 

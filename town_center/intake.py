@@ -21,7 +21,7 @@ from shared.catalog import Tier
 from shared.clock import from_unix_ms, to_unix_ms
 from shared.domain.handling import HandledMatter, Stage, matter_to_json_dict
 from shared.errors import HandlingError
-from shared.wire.v1 import records_pb2
+from shared.wire.v1 import envelope_pb2, records_pb2
 from town_center.handling import HandlingService, Change
 from town_center.store.matter_tables import intake_cursor, matter_event, town_matter
 from town_center.store.tables import agent_key, ingest_log
@@ -32,6 +32,7 @@ log = logging.getLogger("town_center.intake")
 
 RATING_ZH = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
 _BATCH = 500
+_FORWARDED = frozenset({"result_handed_over", "signed_off", "withdrawn"})
 
 
 class Intake:
@@ -74,7 +75,7 @@ class Intake:
             position = int(conn.execute(select(intake_cursor.c.seq).where(intake_cursor.c.author_key_id == key_id)
                                         .with_for_update()).scalar_one())
             village = conn.execute(select(agent_key.c.village_code).where(agent_key.c.key_id == key_id)).scalar() or ""
-            rows = conn.execute(select(ingest_log.c.seq, ingest_log.c.payload, ingest_log.c.receipt_time_ms)
+            rows = conn.execute(select(ingest_log.c.seq, ingest_log.c.payload, ingest_log.c.signature, ingest_log.c.receipt_time_ms)
                                 .where(ingest_log.c.author_key_id == key_id, ingest_log.c.seq > position)
                                 .order_by(ingest_log.c.seq).limit(_BATCH)).all()
             for r in rows:
@@ -84,7 +85,8 @@ class Intake:
                     # A savepoint per record: one that cannot apply is rolled back alone and noted,
                     # so it never holds back the device's later records.
                     with conn.begin_nested():
-                        self._apply(conn, key_id, village, record, int(r.receipt_time_ms))
+                        envelope = envelope_pb2.Envelope(payload=bytes(r.payload), signature=bytes(r.signature), key_id=key_id)
+                        self._apply(conn, key_id, village, record, int(r.receipt_time_ms), envelope)
                 except Exception as exc:  # noqa: BLE001 - see above; the log names the record, not its content
                     log.warning("record %s/%d not applied: %s", key_id[:8], int(r.seq), exc.__class__.__name__)
                     self._note_failure(conn, record, int(r.receipt_time_ms), key_id)
@@ -95,7 +97,8 @@ class Intake:
 
     # ------------------------------------------------------------------ one record
 
-    def _apply(self, conn: Connection, key_id: str, village: str, record: records_pb2.Record, receipt_ms: int) -> None:
+    def _apply(self, conn: Connection, key_id: str, village: str, record: records_pb2.Record, receipt_ms: int,
+               envelope: envelope_pb2.Envelope) -> None:
         kind = record.WhichOneof("body")
         if kind == "request_filed":
             self._filed(conn, key_id, village, record, receipt_ms)
@@ -121,6 +124,12 @@ class Intake:
         if after is None:
             self._note(conn, matter_id, receipt_ms, actor, change.action, change.text_zh, extra)
             return
+        if kind in _FORWARDED and matter.escalation_sent_at is not None and self.handling.up is not None:
+            # The county decided this matter: it verifies the villager's own hand-over, sign-off or withdrawal.
+            forwarded = records_pb2.Record()
+            forwarded.village_records_forwarded.matter_id = matter_id
+            forwarded.village_records_forwarded.village_envelopes.append(envelope)
+            change.up.append(forwarded)
         self.handling.commit_in(conn, row, matter, after, change, actor_label=actor, now=now, extra=extra)
 
     def _note_failure(self, conn: Connection, record: records_pb2.Record, at_ms: int, key_id: str) -> None:

@@ -103,6 +103,10 @@ class HandledMatter:
     result_summary: str = ""
     approved: bool | None = None
     handovers: tuple[Handover, ...] = ()
+    # 上报: when the township signed its escalation to the county (its own hop runs until the county's receipt).
+    escalation_sent_at: dt.datetime | None = None
+    # The upper tier asked for materials: this tier's clock stays stopped; the upper tier's waits.
+    upper_tier_waiting: bool = False
     version: int = 0
 
     @classmethod
@@ -110,6 +114,22 @@ class HandledMatter:
         if received_at.tzinfo is None:
             raise HandlingError("收件时刻必须带时区")
         return cls(matter_id=matter_id, catalog_code=catalog_code, tier=tier, received_at=received_at)
+
+    @classmethod
+    def accepted_from_below(cls, matter_id: str, catalog_code: str, tier: Tier, received_at: dt.datetime,
+                            item: CatalogItem) -> "HandledMatter":
+        """A 上报件 as the deciding tier receives it: its own hop clock starts at its receipt time."""
+        if item.code != catalog_code:
+            raise HandlingError("上报件所用的目录事项与本件不符")
+        if item.decided_by is not tier:
+            raise HandlingError(f"该事项由{item.decided_by.label_zh}决定，不应上报到{tier.label_zh}")
+        hop = item.hop(tier)
+        try:
+            clock = HopClock.received(received_at, hop.promised, hop.statutory)
+        except DeadlineError as exc:
+            raise HandlingError(str(exc)) from exc
+        return cls(matter_id=matter_id, catalog_code=catalog_code, tier=tier, received_at=received_at,
+                   stage=Stage.IN_PROGRESS, kind=MatterKind.REPORTED, clock=clock)
 
     @property
     def is_final(self) -> bool:
@@ -194,11 +214,15 @@ class HandledMatter:
         self._require_stage({Stage.WAITING_MATERIALS}, "登记材料补齐")
         self._require_responsible(actor, "登记材料补齐")
         assert self.clock is not None
+        if self.upper_tier_waiting:
+            # Passed on to the county, which resumes its own clock when it receives the materials.
+            return self._next(stage=Stage.ESCALATED, missing_materials=(), upper_tier_waiting=False)
         try:
             clock = self.clock.start(at) if self.clock.status.value == "waiting" else self.clock.resume(at)
         except DeadlineError as exc:
             raise HandlingError(str(exc)) from exc
-        next_stage = Stage.ESCALATING if self.kind is MatterKind.REPORTED else Stage.IN_PROGRESS
+        reports_up = self.kind is MatterKind.REPORTED and self.tier.rank < Tier.COUNTY.rank
+        next_stage = Stage.ESCALATING if reports_up else Stage.IN_PROGRESS
         return self._next(stage=next_stage, clock=clock, missing_materials=())
 
     def materials_requested(self, *, actor: Actor, at: dt.datetime, missing_materials: tuple[str, ...]) -> "HandledMatter":
@@ -274,6 +298,14 @@ class HandledMatter:
 
     # ------------------------------------------------------------ escalation and results
 
+    def send_escalation(self, *, actor: Actor, at: dt.datetime) -> "HandledMatter":
+        """The responsible operator signs the 上报 to the county; this hop runs on until the county's receipt."""
+        self._require_stage({Stage.ESCALATING}, "上报")
+        self._require_responsible(actor, "上报")
+        if self.escalation_sent_at is not None:
+            raise HandlingError("本件已上报，正在等待县级签收")
+        return self._next(escalation_sent_at=at)
+
     def escalated(self, *, at: dt.datetime) -> "HandledMatter":
         """The upper tier's receipt came back: this hop is passed on and its clock stops."""
         self._require_stage({Stage.ESCALATING}, "上报")
@@ -289,8 +321,18 @@ class HandledMatter:
 
     def upper_tier_decided(self, *, approved: bool, summary: str) -> "HandledMatter":
         """The county's decision came down for an escalated matter."""
-        self._require_stage({Stage.ESCALATED}, "接收县级决定")
-        return self._next(stage=Stage.RESULT_READY, approved=approved, result_summary=summary.strip())
+        if not (self.stage is Stage.ESCALATED or (self.stage is Stage.WAITING_MATERIALS and self.upper_tier_waiting)):
+            raise HandlingError(f"本件当前为“{self.stage.label_zh}”，不能接收县级决定")
+        return self._next(stage=Stage.RESULT_READY, approved=approved, result_summary=summary.strip(),
+                          upper_tier_waiting=False, missing_materials=())
+
+    def upper_tier_needs_materials(self, *, missing_materials: tuple[str, ...]) -> "HandledMatter":
+        """The county asked for more materials: the applicant is told through the village agent."""
+        self._require_stage({Stage.ESCALATED}, "接收县级补正通知")
+        if not missing_materials:
+            raise HandlingError("县级补正通知须列明所缺材料")
+        return self._next(stage=Stage.WAITING_MATERIALS, missing_materials=tuple(missing_materials),
+                          upper_tier_waiting=True)
 
     # ------------------------------------------------------------ the village's records
 
@@ -343,6 +385,8 @@ def matter_to_json_dict(m: HandledMatter) -> dict[str, object]:
         "result": m.result_summary, "approved": m.approved,
         "handovers": [{"from": h.from_staff, "to": h.to_staff, "at_us": _us(h.at), "reason": h.reason}
                       for h in m.handovers],
+        "escalation_sent_us": _us(m.escalation_sent_at) if m.escalation_sent_at else None,
+        "upper_waiting": m.upper_tier_waiting,
         "version": m.version,
     }
 
@@ -368,6 +412,8 @@ def matter_from_json_dict(data: dict[str, object]) -> HandledMatter:
             approved=data.get("approved") if isinstance(data.get("approved"), bool) else None,  # type: ignore[arg-type]
             handovers=tuple(Handover(h["from"], h["to"], _from_us(h["at_us"]), h["reason"])
                             for h in data.get("handovers", ())),  # type: ignore[union-attr]
+            escalation_sent_at=_from_us(int(data["escalation_sent_us"])) if data.get("escalation_sent_us") else None,  # type: ignore[arg-type]
+            upper_tier_waiting=bool(data.get("upper_waiting", False)),
             version=int(data.get("version", 0)),  # type: ignore[arg-type]
         )
     except (KeyError, TypeError, ValueError, DeadlineError) as exc:

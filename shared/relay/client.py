@@ -112,8 +112,10 @@ def _flight_lock(target: str, sender_key_id: str) -> threading.Lock:
 class RelayClient:
     def __init__(self, target: str, outbox: Outbox, signer: Signer, clock: Clock, *,
                  limits: ClientLimits | None = None, policy: RetryPolicy | None = None,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, peer_label_zh: str = "乡镇服务器") -> None:
         self.target = target
+        # Who is on the other end, in the messages the sender's staff read ("乡镇服务器", "县级服务器").
+        self.peer_label_zh = peer_label_zh
         self.outbox = outbox
         self.signer = signer
         self.clock = clock
@@ -211,22 +213,22 @@ class RelayClient:
                 detail = exc.details() if hasattr(exc, "details") else str(exc)
                 if pushing and is_size_refusal(code, detail):
                     if self.limits.batch_size <= 1:
-                        raise SyncRefused(f"单条记录超过乡镇服务器的大小上限，无法发送（{detail}）") from exc
+                        raise SyncRefused(f"单条记录超过{self.peer_label_zh}的大小上限，无法发送（{detail}）") from exc
                     # The township's batch or message bound is lower than ours: halve and retry,
                     # rather than resending the same oversized batch forever.
                     self.limits = replace(self.limits, batch_size=max(1, self.limits.batch_size // 2))
                     log.warning("township refused the batch size (%s); now sending %d per batch", detail, self.limits.batch_size)
-                    raise PeerUnavailable(f"乡镇服务器要求减小每批条数，改为每批 {self.limits.batch_size} 条后重试") from exc
+                    raise PeerUnavailable(f"{self.peer_label_zh}要求减小每批条数，改为每批 {self.limits.batch_size} 条后重试") from exc
                 if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
                     # Not a size refusal: the township is busy (its concurrent-stream bound is full).
                     # Back off and retry with the same batch size.
-                    raise PeerUnavailable(f"乡镇服务器繁忙，稍后重试（{detail}）") from exc
+                    raise PeerUnavailable(f"{self.peer_label_zh}繁忙，稍后重试（{detail}）") from exc
                 if code in _RETRYABLE:
                     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                         # A fresh channel next time: do not trust a connection that just timed out.
                         self._drop_channel()
-                    raise PeerUnavailable(f"无法连接乡镇服务器（{code.name if code else '?'}：{detail}）") from exc
-                raise SyncRefused(f"乡镇服务器拒绝了请求（{code.name if code else '?'}：{detail}）") from exc
+                    raise PeerUnavailable(f"无法连接{self.peer_label_zh}（{code.name if code else '?'}：{detail}）") from exc
+                raise SyncRefused(f"{self.peer_label_zh}拒绝了请求（{code.name if code else '?'}：{detail}）") from exc
             return result
         finally:
             lock.release()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -31,7 +32,7 @@ from shared.relay.ports import AgentKey, DownLog, EnrollmentInfo, IngestRow, Ing
 from shared.signing import Signer, is_valid, key_id_for, payload_hash
 from shared.wire.v1 import envelope_pb2, records_pb2, relay_pb2
 
-__all__ = ["RelayLimits", "RelayCore", "PushSession", "relay_handlers", "build_server", "pull_signing_bytes", "SERVICE_NAME"]
+__all__ = ["RelayLimits", "RelayCore", "PushSession", "relay_handlers", "build_server", "build_server_with_health", "pull_signing_bytes", "SERVICE_NAME"]
 
 log = logging.getLogger("shared.relay.server")
 
@@ -103,8 +104,10 @@ class PushSession:
 
 class RelayCore:
     def __init__(self, *, signer: Signer, ingest: IngestStore, keys: KeyRegistry, down: DownLog, clock: Clock,
-                 limits: RelayLimits | None = None) -> None:
+                 limits: RelayLimits | None = None, tier_label_zh: str = "乡镇") -> None:
         self.signer = signer
+        # The receiving tier as its senders' staff call it ("乡镇", "县级"), for the messages they read.
+        self.tier_label_zh = tier_label_zh
         self.ingest = ingest
         self.keys = keys
         self.down = down
@@ -141,8 +144,8 @@ class RelayCore:
             if author is not None and author.state in (KeyState.PENDING, KeyState.QUARANTINED):
                 reason = (relay_pb2.REFUSAL_REASON_KEY_PENDING if author.state is KeyState.PENDING
                           else relay_pb2.REFUSAL_REASON_QUARANTINED)
-                text = ("设备密钥尚待乡镇审批" if author.state is KeyState.PENDING
-                        else "该设备发现分叉记录，已隔离，请联系乡镇工作人员")
+                text = (f"设备密钥尚待{self.tier_label_zh}审批" if author.state is KeyState.PENDING
+                        else f"该设备发现分叉记录，已隔离，请联系{self.tier_label_zh}工作人员")
                 for env in group:
                     self._refuse(response, key_id, _seq_of(env), reason, text, session)
                 return
@@ -226,11 +229,11 @@ class RelayCore:
 
     def _claimed_time_flag(self, claimed_ms: int, floor_ms: int, now_ms: int) -> str | None:
         if claimed_ms > now_ms + self.limits.claimed_time_tolerance_ms:
-            return f"设备声称时间比乡镇时间快 {_human_ms(claimed_ms - now_ms)}"
+            return f"设备声称时间比{self.tier_label_zh}时间快 {_human_ms(claimed_ms - now_ms)}"
         if claimed_ms < floor_ms:
             return f"设备声称时间早于该设备上一次回执时间 {_human_ms(floor_ms - claimed_ms)}"
         if claimed_ms < now_ms - self.limits.max_claim_age_ms:
-            return f"设备声称时间早于乡镇时间 {_human_ms(now_ms - claimed_ms)}，超过一年，不可信"
+            return f"设备声称时间早于{self.tier_label_zh}时间 {_human_ms(now_ms - claimed_ms)}，超过一年，不可信"
         return None
 
     def _signatures(self, author: AgentKey | None, group: list[envelope_pb2.Envelope]) -> list[bool | None]:
@@ -288,10 +291,10 @@ class RelayCore:
             log.info("enrollment pending key=%s holder=%s village=%s", env.key_id, info.holder_name, info.village_code)
         response.status = known.state.to_wire()
         response.message = {
-            KeyState.PENDING: f"已收到登记申请，请等待乡镇工作人员核对指纹后批准（指纹 {fingerprint(known.public_key)}）",
+            KeyState.PENDING: f"已收到登记申请，请等待{self.tier_label_zh}工作人员核对指纹后批准（指纹 {fingerprint(known.public_key)}）",
             KeyState.APPROVED: "设备密钥已批准，可以同步",
-            KeyState.REVOKED: "设备密钥已被吊销，请联系乡镇工作人员",
-            KeyState.QUARANTINED: "该设备发现分叉记录，已隔离，请联系乡镇工作人员",
+            KeyState.REVOKED: f"设备密钥已被吊销，请联系{self.tier_label_zh}工作人员",
+            KeyState.QUARANTINED: f"该设备发现分叉记录，已隔离，请联系{self.tier_label_zh}工作人员",
         }[known.state]
         if known.tip.seq >= 1 and record.header.seq == 1 and record.header.author_key_id == known.key_id:
             results = self.ingest.store_batch(known.key_id, known.tip, [_probe_row(known.key_id, env)],
@@ -371,7 +374,7 @@ def relay_handlers(core: RelayCore) -> grpc.GenericRpcHandler:
                 return
             except Exception:  # noqa: BLE001 - one bad stream must never take the server down
                 log.exception("push failed peer=%s", session.peer)
-                context.abort(grpc.StatusCode.UNAVAILABLE, "乡镇服务器内部错误，请稍后重试")
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"{core.tier_label_zh}服务器内部错误，请稍后重试")
                 return
             yield response.SerializeToString()
 
@@ -390,7 +393,7 @@ def relay_handlers(core: RelayCore) -> grpc.GenericRpcHandler:
                 fail(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), name)
             except Exception:  # noqa: BLE001
                 log.exception("%s failed peer=%s", name, _peer(context))
-                context.abort(grpc.StatusCode.UNAVAILABLE, "乡镇服务器内部错误，请稍后重试")
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"{core.tier_label_zh}服务器内部错误，请稍后重试")
             raise AssertionError("unreachable")
         return handler
 
@@ -405,7 +408,16 @@ def relay_handlers(core: RelayCore) -> grpc.GenericRpcHandler:
 
 def build_server(core: RelayCore, address: str = "127.0.0.1:0", *, extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
                  health: bool = True) -> tuple[grpc.Server, int]:
-    """A started-ready (not started) gRPC server with the relay, the health service and every bound set."""
+    """A ready (not started) gRPC server with the relay, the health service and every bound set."""
+    server, port, _servicer = build_server_with_health(core, address, extra_handlers=extra_handlers, health=health)
+    return server, port
+
+
+def build_server_with_health(core: RelayCore, address: str = "127.0.0.1:0", *,
+                             extra_handlers: Sequence[grpc.GenericRpcHandler] = (), health: bool = True
+                             ) -> tuple[grpc.Server, int, Any]:
+    """`build_server`, also returning the health servicer, so a process can report NOT_SERVING
+    (`enter_graceful_shutdown()`) before it stops accepting calls."""
     from grpc_health.v1 import health as grpc_health, health_pb2, health_pb2_grpc
 
     limits = core.limits
@@ -415,6 +427,7 @@ def build_server(core: RelayCore, address: str = "127.0.0.1:0", *, extra_handler
     server = grpc.server(pool, options=limits.server_options(), maximum_concurrent_rpcs=limits.max_concurrent_streams + 4,
                          compression=grpc.Compression.Gzip)
     server.add_generic_rpc_handlers((relay_handlers(core), *extra_handlers))
+    servicer = None
     if health:
         servicer = grpc_health.HealthServicer()
         servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -423,5 +436,4 @@ def build_server(core: RelayCore, address: str = "127.0.0.1:0", *, extra_handler
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"无法监听地址 {address}")
-    return server, port
-
+    return server, port, servicer

@@ -360,6 +360,13 @@ class RelayStore:
             value = conn.execute(select(self.t.meta.c.value).where(self.t.meta.c.key == key)).scalar()
         return default if value is None else str(value)
 
+    def get_meta_in(self, conn: Connection, key: str, default: str = "") -> str:
+        value = conn.execute(select(self.t.meta.c.value).where(self.t.meta.c.key == key)).scalar()
+        return default if value is None else str(value)
+
+    def set_meta_in(self, conn: Connection, key: str, value: str) -> None:
+        self._set_meta(conn, key, value)
+
     def set_meta(self, key: str, value: str) -> None:
         with self._tx() as conn:
             self._set_meta(conn, key, value)

@@ -150,7 +150,7 @@ def test_a_reported_matter_stops_the_township_clock_at_the_county_receipt_and_ta
     matter_id = village.file("MZ-001")
     app.handling.classify(matter_id, MatterKind.REPORTED, actor=OPERATOR)
     clock_of(app).advance(dt.timedelta(hours=3))
-    m = app.handling.record_escalated(matter_id)
+    m = app.handling.record_escalated(matter_id, county_receipt_at=app.clock.now())
     assert m.stage is Stage.ESCALATED and m.clock is not None and m.clock.stop_at == app.clock.now()
     m = app.handling.record_county_decision(matter_id, approved=True, summary="县民政局批准")
     assert m.stage is Stage.RESULT_READY and m.approved is True

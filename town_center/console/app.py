@@ -11,10 +11,7 @@ import datetime as dt
 import json
 import logging
 import re
-import threading
-import time
 import urllib.parse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +27,7 @@ from shared.console import (
     ConsoleAuth, ConsoleSession, RateLimiter, create_console_tables, install_console, rate_limit, require_role,
 )
 from shared.console.errors import ForbiddenError
+from shared.console.serve import ConsoleServer, start_console_server
 from shared.deadlines import ClockState, ClockStatus, SuspensionReason
 from shared.clock import from_unix_ms
 from shared.domain.figures import bar_chart_svg, figures_by, to_csv
@@ -41,6 +39,7 @@ from town_center.errors import ConcurrentEditError, UnknownMatter
 from town_center.store.matter_tables import follow_up_call, town_matter
 
 __all__ = ["create_console_app", "open_console_auth", "start_console_server", "ConsoleServer", "SESSION_COOKIE"]
+
 
 log = logging.getLogger("town_center.console")
 
@@ -449,37 +448,3 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
         return console.render(request, "public.html", {"title": "办件进度查询", "found": found})
 
     return web
-
-
-# ---------------------------------------------------------------------- running it beside the gRPC server
-
-
-@dataclass
-class ConsoleServer:
-    server: Any
-    thread: threading.Thread
-    port: int
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-def start_console_server(web: FastAPI, address: str, *, timeout_s: float = 15.0) -> ConsoleServer:
-    """uvicorn in a daemon thread; returns once it listens (port 0 picks a free one)."""
-    import uvicorn
-
-    host, _, port = address.rpartition(":")
-    config = uvicorn.Config(web, host=host or "127.0.0.1", port=int(port), access_log=False, log_config=None,
-                            log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="town-console", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout_s
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            raise RuntimeError(f"乡镇工作台网页服务未能在 {address} 启动")
-        time.sleep(0.02)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    return ConsoleServer(server, thread, int(bound))

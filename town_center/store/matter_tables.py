@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary,
 
 from town_center.store.tables import metadata
 
-__all__ = ["town_matter", "matter_event", "refusal_register", "follow_up_call", "intake_cursor"]
+__all__ = ["town_matter", "matter_event", "refusal_register", "follow_up_call", "intake_cursor", "county_notice"]
 
 town_matter = Table(
     "town_matter", metadata,
@@ -86,4 +86,22 @@ intake_cursor = Table(
     "intake_cursor", metadata,
     Column("author_key_id", String(32), primary_key=True),
     Column("seq", BigInteger, nullable=False),
+)
+
+# 督办 notices from the county about this township's matters, until acknowledged with an explanation.
+county_notice = Table(
+    "county_notice", metadata,
+    Column("notice_id", String(64), primary_key=True),
+    Column("matter_id", String(64), nullable=False),
+    Column("hop_tier", String(16), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("overdue_working_days", Integer, nullable=False, default=0),
+    Column("message", Text, nullable=False),
+    Column("issued_at_ms", BigInteger, nullable=False),      # the county's clock
+    Column("issued_by", String(64), nullable=False),
+    Column("received_at_ms", BigInteger, nullable=False),    # the township's clock
+    Column("acknowledged_at_ms", BigInteger, nullable=True),
+    Column("acknowledged_by", String(64), nullable=True),
+    Column("explanation", Text, nullable=True),
+    Index("ix_county_notice_open", "acknowledged_at_ms"),
 )

@@ -1,0 +1,190 @@
+"""Wiring for the county process: the only place that builds the store, the core and the server."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+
+from shared.calendar import WorkingCalendar, parse_override_toml
+from shared.catalog import Catalog, load_catalog
+from shared.clock import Clock, SystemClock, to_unix_ms
+from shared.deadline_watch.notify import LogNotifier, LogSupervisionRecorder, Notifier, OutboxRelay
+from shared.deadline_watch.scheduler import DeadlineWatch, process_tag
+from shared.deadline_watch.store import DeadlineStore
+from shared.envelope import GENESIS
+from shared.keys import load_key_file, save_key_file
+from shared.relay.server import RelayCore, RelayLimits, build_server_with_health
+from shared.signing import Signer
+from hub.errors import SetupError
+from hub.handling import CountyHandling
+from hub.store import HubStore, open_hub_store
+
+__all__ = ["HubApp", "build_app", "init_home", "load_signer", "serve", "Background", "KEY_FILE_NAME", "DB_FILE_NAME",
+           "PUBLIC_KEY_FILE_NAME", "default_db_url", "CALENDAR_META"]
+
+log = logging.getLogger("hub.bootstrap")
+
+KEY_FILE_NAME = "county.key"
+PUBLIC_KEY_FILE_NAME = "county.pub"
+DB_FILE_NAME = "county.db"
+CALENDAR_META = "calendar_override_toml"
+
+
+@dataclass
+class HubApp:
+    store: HubStore
+    signer: Signer
+    core: RelayCore
+    deadlines: DeadlineStore
+    handling: CountyHandling
+    clock: Clock
+
+    def close(self) -> None:
+        self.core.close()
+        self.store.close()
+
+    def set_calendar_override(self, text: str, *, by: str) -> WorkingCalendar:
+        """Check and keep the county's override file for coming years; deadlines count on it from now on."""
+        overrides = parse_override_toml(text, "上传的工作日历文件")
+        calendar = WorkingCalendar(overrides)
+        self.store.set_meta(CALENDAR_META, text)
+        self.store.set_meta(CALENDAR_META + ":by", f"{by}|{to_unix_ms(self.clock.now())}")
+        self.deadlines.calendar = calendar  # type: ignore[misc]
+        log.info("calendar override saved by %s (years %s)", by, sorted(overrides))
+        return calendar
+
+
+def default_db_url(home: Path) -> str:
+    return f"sqlite:///{home / DB_FILE_NAME}"
+
+
+def _saved_calendar(store: HubStore) -> WorkingCalendar | None:
+    text = store.get_meta(CALENDAR_META)
+    return WorkingCalendar(parse_override_toml(text, "县级工作日历文件")) if text else None
+
+
+def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits: RelayLimits | None = None,
+              calendar: WorkingCalendar | None = None, catalog: Catalog | None = None) -> HubApp:
+    clock = clock or SystemClock()
+    store = open_hub_store(db_url, now_ms=lambda: to_unix_ms(clock.now()))
+    recorded = store.get_meta("county_key_id")
+    if recorded and recorded != signer.key_id:
+        store.close()
+        raise SetupError(f"数据库属于另一个县级密钥（{recorded[:8]}…），与当前密钥 {signer.key_id[:8]}… 不符")
+    if not recorded:
+        store.set_meta("county_key_id", signer.key_id)
+    if not store.get_meta(f"own_tip:{signer.key_id}"):
+        try:
+            store.set_meta(f"own_tip:{signer.key_id}", f"{GENESIS.seq}:{GENESIS.hash.hex()}")
+        except IntegrityError:
+            pass  # another process starting at the same moment made it
+    core = RelayCore(signer=signer, ingest=store, keys=store, down=store, clock=clock, limits=limits, tier_label_zh="县级")
+    deadlines = DeadlineStore(store.engine, calendar or _saved_calendar(store) or WorkingCalendar())
+    deadlines.create_schema()
+    handling = CountyHandling(store, deadlines, signer, clock, catalog or load_catalog())
+    return HubApp(store, signer, core, deadlines, handling, clock)
+
+
+def init_home(home: Path, passphrase: str, db_url: str | None = None) -> Signer:
+    """Create the county key (encrypted), its public key file for townships, and the database."""
+    home.mkdir(parents=True, exist_ok=True)
+    key_path = home / KEY_FILE_NAME
+    if key_path.exists():
+        raise SetupError(f"县级密钥 {key_path} 已存在，不会覆盖")
+    signer = Signer.generate()
+    save_key_file(key_path, signer, passphrase)
+    (home / PUBLIC_KEY_FILE_NAME).write_text(signer.public_key.hex() + "\n", encoding="utf-8")
+    app = build_app(db_url or default_db_url(home), signer)
+    app.close()
+    return signer
+
+
+def load_signer(home: Path, passphrase: str) -> Signer:
+    key_path = home / KEY_FILE_NAME
+    if not key_path.exists():
+        raise SetupError(f"找不到县级密钥 {key_path}，请先运行 county-hub init")
+    return load_key_file(key_path, passphrase)
+
+
+class Background:
+    """Beside the gRPC server: the intake folding township records into county matters, and the
+    deadline watch over the county hop (warnings, overdue, 督办 exactly once)."""
+
+    def __init__(self, app: HubApp, *, notifier: Notifier | None = None, intake_every_s: float = 0.5,
+                 scan_every_s: float = 30.0) -> None:
+        self.app = app
+        relay = OutboxRelay(app.deadlines, notifier or LogNotifier(), LogSupervisionRecorder(), owner=process_tag())
+        self.watch = DeadlineWatch(app.deadlines, app.clock, relay=relay, scan_every_after=dt.timedelta(seconds=scan_every_s))
+        app.handling.on_saved = self.watch.wake
+        self._every = intake_every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="hub-intake", daemon=True)
+
+    def start(self) -> None:
+        self.watch.start()
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.app.handling.run_once()
+            except Exception:  # noqa: BLE001 - retried on the next tick; the log keeps the cause
+                log.exception("county intake pass failed")
+            self._stop.wait(self._every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.app.handling.on_saved = None
+        self.watch.shutdown(wait=True)
+
+
+def serve(app: HubApp, address: str, *, ready: threading.Event | None = None, port_file: Path | None = None,
+          notifier: Notifier | None = None, console_address: str | None = None, secure_cookies: bool = False) -> None:
+    """Run until SIGTERM or SIGINT; health reports NOT_SERVING while stopping."""
+    server, port, health = build_server_with_health(app.core, address)
+    server.start()
+    background = Background(app, notifier=notifier)
+    background.start()
+    host = address.rsplit(":", 1)[0]
+    print(f"县政务服务中心已启动，监听 {host}:{port}（县级密钥 {app.signer.key_id}）", flush=True)
+    console_server = None
+    if console_address:
+        from hub.console import create_console_app, open_console_auth, start_console_server
+
+        try:
+            console_server = start_console_server(
+                create_console_app(app, open_console_auth(app), secure_cookies=secure_cookies), console_address)
+        except RuntimeError as exc:
+            log.error("console not started: %s", exc)
+            print(f"警告：{exc}（端口可能已被占用）；同步服务照常运行。可用 --console-listen 指定其他端口。", flush=True)
+        else:
+            console_host = console_address.rsplit(":", 1)[0]
+            print(f"县级跟踪看板已启动：http://{console_host}:{console_server.port}/", flush=True)
+    if port_file is not None:
+        tmp = port_file.with_name(port_file.name + ".tmp")
+        tmp.write_text(str(port), encoding="utf-8")
+        tmp.replace(port_file)
+    stopping = threading.Event()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stopping.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    if ready is not None:
+        ready.set()
+    stopping.wait()
+    print("正在停止县政务服务中心…", flush=True)
+    health.enter_graceful_shutdown()
+    if console_server is not None:
+        console_server.stop()
+    server.stop(grace=5).wait()
+    background.stop()
+    app.close()

@@ -1,0 +1,635 @@
+"""The county's handling: 上报件 received from townships, decided, and tracked to the villager's sign-off.
+
+Every change is one transaction: the county matter moves by an optimistic version check, its hop
+clock is saved where the deadline watch reads it, the history gets a line, and the county signs the
+record(s) that tell the township (decision, clock change, status), queued in its down-log for that
+township's link key. The transitions are the pure `shared.domain.handling.HandledMatter` at tier
+COUNTY; this module loads, verifies, saves and signs.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from shared.catalog import Catalog, CatalogItem, MatterKind, Tier
+from shared.clock import Clock, from_unix_ms, to_unix_ms
+from shared.deadline_watch.store import DeadlineStore
+from shared.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason, Thresholds
+from shared.domain.handling import Actor, HandledMatter, Role, Stage, matter_from_json_dict, matter_to_json_dict
+from shared.errors import HandlingError
+from shared.sealing import open_sealed
+from shared.signing import Signer, is_valid
+from shared.wire.v1 import envelope_pb2, records_pb2
+from shared.wire_views import TIER_TO_WIRE, due_ms, hop_view, stage_to_wire, KIND_TO_WIRE
+from hub.errors import ConcurrentEditError, UnknownMatter
+from hub.store import HubStore
+from hub.store.tables import (
+    county_event, county_matter, hub_intake_cursor, ingest_log, supervision_notice, township_key, tracked_matter,
+    village_key,
+)
+
+__all__ = ["CountyHandling", "COUNTY_HOP", "Outcome", "CountyMatterView", "TrackedView", "MatterHistory"]
+
+log = logging.getLogger("hub.handling")
+
+COUNTY_HOP = "county"
+_BATCH = 500
+_SYSTEM = Actor("county-system", Role.DIRECTOR)
+RATING_ZH = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
+
+
+class Outcome:
+    APPROVE = "approve"
+    REFUSE = "refuse"
+    NEEDS_MATERIALS = "needs_materials"
+    LABELS_ZH = {"approve": "批准", "refuse": "不予批准", "needs_materials": "需补正材料"}
+
+
+@dataclass(frozen=True)
+class CountyMatterView:
+    matter_id: str
+    township_code: str
+    township_name: str
+    village_code: str
+    catalog_code: str
+    catalog_name: str
+    stage: Stage
+    summary: str
+    township_received_at: dt.datetime
+    received_at: dt.datetime
+    due_at: dt.datetime | None
+    state: ClockState | None
+    clock_status: ClockStatus | None
+    township_hop: dict[str, int] | None
+    outcome: str
+    signed_off_at: dt.datetime | None
+    rating: int
+    version: int
+
+
+@dataclass(frozen=True)
+class TrackedView:
+    matter_id: str
+    township_code: str
+    village_code: str
+    catalog_code: str
+    kind: MatterKind | None
+    stage: int
+    township_due_at: dt.datetime | None
+    overdue: bool
+    message: str
+    hops: list[dict[str, int]]
+
+
+@dataclass(frozen=True)
+class MatterHistory:
+    view: CountyMatterView
+    matter: HandledMatter
+    events: list[tuple[dt.datetime, str, str, str]]
+    item: CatalogItem | None
+
+
+_KIND_FROM_WIRE = {v: k for k, v in KIND_TO_WIRE.items()}
+
+
+def _hop_dict(h: records_pb2.HopView) -> dict[str, int]:
+    return {"tier": int(h.tier), "started_at_ms": int(h.started_at_ms), "due_at_ms": int(h.due_at_ms),
+            "stopped_at_ms": int(h.stopped_at_ms), "state": int(h.state)}
+
+
+class CountyHandling:
+    def __init__(self, store: HubStore, deadlines: DeadlineStore, signer: Signer, clock: Clock, catalog: Catalog,
+                 *, on_saved: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.deadlines = deadlines
+        self.signer = signer
+        self.clock = clock
+        self.catalog = catalog
+        self.on_saved = on_saved
+
+    @property
+    def calendar(self):  # type: ignore[no-untyped-def]
+        return self.deadlines.calendar
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return self.deadlines.thresholds
+
+    # ================================================================== intake of township records
+
+    def run_once(self) -> int:
+        """Fold every stored township record not yet folded; returns how many were folded."""
+        applied = 0
+        with self.store.engine.connect() as conn:
+            authors = [(k, int(t)) for k, t in conn.execute(select(township_key.c.key_id, township_key.c.tip_seq))]
+            done = {k: int(s) for k, s in conn.execute(select(hub_intake_cursor.c.author_key_id, hub_intake_cursor.c.seq))}
+        for key_id, tip in authors:
+            while done.get(key_id, 0) < tip:
+                n, done[key_id] = self._author_batch(key_id)
+                applied += n
+                if n == 0:
+                    break
+        if applied:
+            self._saved()
+        return applied
+
+    def _author_batch(self, key_id: str) -> tuple[int, int]:
+        with self.store.engine.connect() as conn:
+            exists = conn.execute(select(hub_intake_cursor.c.seq).where(hub_intake_cursor.c.author_key_id == key_id)).first()
+        if exists is None:
+            try:
+                with self.store.engine.begin() as conn:
+                    conn.execute(insert(hub_intake_cursor).values(author_key_id=key_id, seq=0))
+            except Exception:  # noqa: BLE001 - another process made the row first
+                pass
+        with self.store.engine.begin() as conn:
+            self.store.lock_own_tip(conn, self.signer.key_id)
+            position = int(conn.execute(select(hub_intake_cursor.c.seq).where(hub_intake_cursor.c.author_key_id == key_id)
+                                        .with_for_update()).scalar_one())
+            code = conn.execute(select(township_key.c.township_code).where(township_key.c.key_id == key_id)).scalar() or ""
+            rows = conn.execute(select(ingest_log.c.seq, ingest_log.c.payload, ingest_log.c.receipt_time_ms)
+                                .where(ingest_log.c.author_key_id == key_id, ingest_log.c.seq > position)
+                                .order_by(ingest_log.c.seq).limit(_BATCH)).all()
+            for r in rows:
+                record = records_pb2.Record.FromString(bytes(r.payload))   # verified before it was stored
+                try:
+                    with conn.begin_nested():
+                        self._apply(conn, key_id, code, record, int(r.receipt_time_ms), int(r.seq))
+                except Exception as exc:  # noqa: BLE001 - one record that cannot apply never holds back the rest
+                    log.warning("township record %s/%d not applied: %s: %s", key_id[:8], int(r.seq),
+                                exc.__class__.__name__, exc)
+                    matter_id = _matter_id(record)
+                    if matter_id and self._has_matter(conn, matter_id):
+                        self._event(conn, matter_id, int(r.receipt_time_ms), f"township:{code}", "not_applied",
+                                    f"乡镇记录未能应用：{exc}")
+                position = int(r.seq)
+            if rows:
+                conn.execute(update(hub_intake_cursor).where(hub_intake_cursor.c.author_key_id == key_id).values(seq=position))
+        return len(rows), position
+
+    def _apply(self, conn: Connection, key_id: str, code: str, record: records_pb2.Record, receipt_ms: int, seq: int) -> None:
+        kind = record.WhichOneof("body")
+        if kind == "key_approved":
+            self._village_key_vouched(conn, key_id, record.key_approved, receipt_ms)
+        elif kind == "key_revoked":
+            body = record.key_revoked
+            conn.execute(update(village_key).where(village_key.c.key_id == body.key_id,
+                                                   village_key.c.township_key_id == key_id)
+                         .values(state="revoked", last_valid_seq=int(body.last_valid_seq)))
+        elif kind == "escalation":
+            self._escalation(conn, key_id, code, record.escalation, receipt_ms, seq)
+        elif kind == "status_update":
+            self._track(conn, key_id, code, record, receipt_ms, seq)
+        elif kind == "village_records_forwarded":
+            self._forwarded(conn, key_id, record.village_records_forwarded, receipt_ms)
+        elif kind == "materials_added":
+            self._materials_from_township(conn, key_id, record.materials_added, receipt_ms)
+        elif kind == "supervision_acknowledged":
+            body = record.supervision_acknowledged
+            moved = conn.execute(update(supervision_notice).where(
+                supervision_notice.c.notice_id == body.notice_id, supervision_notice.c.township_key_id == key_id,
+                supervision_notice.c.acknowledged_at_ms.is_(None)).values(
+                acknowledged_at_ms=receipt_ms, acknowledged_by=body.acknowledged_by[:64],
+                explanation=body.explanation[:1000])).rowcount
+            if moved and self._has_matter(conn, body.matter_id):
+                self._event(conn, body.matter_id, receipt_ms, f"township:{code}", "supervision_acknowledged",
+                            f"乡镇回复督办：{body.explanation}")
+
+    def _village_key_vouched(self, conn: Connection, township_key_id: str, body: records_pb2.KeyApproved, now_ms: int) -> None:
+        pub = bytes(body.public_key)
+        if len(pub) != 32 or body.role != records_pb2.KEY_ROLE_VILLAGE_AGENT:
+            raise HandlingError("乡镇登记的村级密钥无效")
+        held = conn.execute(select(village_key).where(village_key.c.key_id == body.key_id)).first()
+        if held is not None:
+            if held.township_key_id != township_key_id:
+                raise HandlingError("该村级密钥已由另一个乡镇登记")
+            return
+        conn.execute(insert(village_key).values(key_id=body.key_id[:32], public_key=pub, township_key_id=township_key_id,
+                                                village_code=body.village_code[:32], state="approved", announced_at_ms=now_ms))
+
+    # ------------------------------------------------------------------ 上报 escalation
+
+    def _escalation(self, conn: Connection, key_id: str, code: str, body: records_pb2.Escalation, receipt_ms: int,
+                    seq: int) -> None:
+        problem, village_key_id, village_code = self._verify_escalation(conn, key_id, body)
+        held = conn.execute(select(county_matter.c.township_key_id).where(county_matter.c.matter_id == body.matter_id)).first()
+        if problem is None and held is not None:
+            problem = "该办件已上报过，县级已受理，重复的上报未采用" if held.township_key_id == key_id else "另一个乡镇已上报同一办件"
+            if held.township_key_id == key_id:
+                self._event(conn, body.matter_id, receipt_ms, f"township:{code}", "duplicate", problem)
+                return
+        if problem is not None:
+            log.warning("escalation of %s from township %s refused: %s", body.matter_id, code, problem)
+            self._event(conn, body.matter_id[:64], receipt_ms, f"township:{code}", "escalation_refused", f"上报未受理：{problem}")
+            update_record = records_pb2.Record()
+            su = update_record.status_update
+            su.matter_id, su.stage, su.catalog_code = body.matter_id, records_pb2.STAGE_RETURNED, body.catalog_code
+            su.message = f"县级未受理上报：{problem}"
+            self._publish(conn, update_record, key_id, code, receipt_ms)
+            return
+        item = self.catalog.item(body.catalog_code)
+        received_at = from_unix_ms(receipt_ms)
+        matter = HandledMatter.accepted_from_below(body.matter_id, body.catalog_code, Tier.COUNTY, received_at, item)
+        conn.execute(insert(county_matter).values(
+            matter_id=body.matter_id, township_key_id=key_id, township_code=body.township_code or code,
+            village_code=village_code, village_key_id=village_key_id, catalog_code=body.catalog_code,
+            stage=matter.stage.value, version=matter.version, state_json=_json(matter), summary=body.summary[:500],
+            township_received_at_ms=int(body.township_received_at_ms), received_at_ms=receipt_ms, escalation_seq=seq,
+            due_at_ms=due_ms(matter.clock, self.calendar) or None,
+            sealed_applicant=bytes(body.sealed_applicant_for_county) or None, updated_at_ms=receipt_ms))
+        assert matter.clock is not None
+        self.deadlines.save_clock(matter.matter_id, COUNTY_HOP, matter.clock, now=received_at, responsible=None, conn=conn)
+        self._event(conn, matter.matter_id, receipt_ms, f"township:{code}", "received",
+                    f"收到乡镇上报（两级签名已核验），县级开始计时：{body.summary}")
+        self._publish(conn, self._clock_record(matter, records_pb2.CLOCK_CHANGE_STARTED, received_at, "县级已受理上报"),
+                      key_id, code, receipt_ms)
+        self._publish(conn, self._status(matter, received_at, "县级已受理上报，开始计时", row_code=village_code,
+                                         catalog_code=body.catalog_code), key_id, code, receipt_ms)
+
+    def _verify_escalation(self, conn: Connection, township_key_id: str, body: records_pb2.Escalation
+                           ) -> tuple[str | None, str, str]:
+        """(problem, village key, village code): both signatures and the vouching township checked."""
+        if not body.matter_id or len(body.matter_id) > 64:
+            return "上报记录缺少办件编号", "", ""
+        if body.catalog_code not in self.catalog:
+            return f"服务事项目录中没有事项 {body.catalog_code}", "", ""
+        if self.catalog.item(body.catalog_code).decided_by is not Tier.COUNTY:
+            return "该事项不由县级决定，无需上报", "", ""
+        if not body.village_envelopes:
+            return "上报记录未附村级原始签名记录", "", ""
+        filed: records_pb2.RequestFiled | None = None
+        village_key_id = ""
+        for env in body.village_envelopes:
+            vk = conn.execute(select(village_key).where(village_key.c.key_id == env.key_id)).first()
+            if vk is None or vk.township_key_id != township_key_id:
+                return "村级密钥未经本乡镇登记，无法核验村级签名", "", ""
+            if not is_valid(bytes(vk.public_key), env.payload, env.signature):
+                return "村级签名无效（记录可能被篡改）", "", ""
+            try:
+                record = records_pb2.Record.FromString(env.payload)
+            except Exception:  # noqa: BLE001 - a payload that does not decode is refused, not crashed on
+                return "村级记录无法解码", "", ""
+            if record.header.author_key_id != env.key_id:
+                return "村级记录的作者与签名密钥不符", "", ""
+            if vk.state == "revoked" and record.header.seq > int(vk.last_valid_seq):
+                return "村级密钥已吊销，吊销后的记录无效", "", ""
+            if record.HasField("request_filed"):
+                filed = record.request_filed
+                village_key_id = env.key_id
+                village_code = vk.village_code
+        if filed is None:
+            return "上报记录未附村级受理申请", "", ""
+        if filed.matter_id != body.matter_id or filed.catalog_code != body.catalog_code:
+            return "村级受理申请与上报的办件不符", "", ""
+        return None, village_key_id, filed.village_code or village_code
+
+    # ------------------------------------------------------------------ the village's records, passed on
+
+    def _forwarded(self, conn: Connection, key_id: str, body: records_pb2.VillageRecordsForwarded, receipt_ms: int) -> None:
+        row = self._row_for_update(conn, body.matter_id)
+        if row.township_key_id != key_id:
+            raise HandlingError("转来的村级记录所属办件不是该乡镇上报的")
+        vk = conn.execute(select(village_key).where(village_key.c.key_id == row.village_key_id)).one()
+        for env in body.village_envelopes:
+            if env.key_id != row.village_key_id or not is_valid(bytes(vk.public_key), env.payload, env.signature):
+                raise HandlingError("转来的村级记录签名无效")
+            record = records_pb2.Record.FromString(env.payload)
+            kind = record.WhichOneof("body")
+            matter = self._decode(row)
+            now = from_unix_ms(receipt_ms)
+            extra: dict[str, Any] = {}
+            if kind == "result_handed_over":
+                after, text = matter.handed_over(), "代办员已将县级决定结果交付申请人"
+            elif kind == "signed_off":
+                after = matter.signed_off()
+                rating = int(record.signed_off.rating)
+                text = f"申请人签收确认，评价：{RATING_ZH.get(rating, '未评价')}，本件办结"
+                extra = {"signed_off_at_ms": receipt_ms, "rating": rating}
+            elif kind == "withdrawn":
+                after, text = matter.withdrawn(at=now), f"申请人撤回：{record.withdrawn.reason}"
+            else:
+                continue
+            self._commit(conn, row, matter, after, "village", kind or "", text, now, extra=extra, announce=True)
+            row = self._row_for_update(conn, body.matter_id)
+
+    def _materials_from_township(self, conn: Connection, key_id: str, body: records_pb2.MaterialsAdded, receipt_ms: int) -> None:
+        row = self._row_for_update(conn, body.matter_id)
+        if row.township_key_id != key_id:
+            raise HandlingError("补正材料所属办件不是该乡镇上报的")
+        matter = self._decode(row)
+        now = from_unix_ms(receipt_ms)
+        after = matter.materials_completed(actor=_SYSTEM, at=now)
+        text = "乡镇报来补正材料：" + "、".join(body.material_ids) + "，县级恢复计时"
+        self._commit(conn, row, matter, after, f"township:{row.township_code}", "materials", text, now,
+                     down=[self._clock_record(after, records_pb2.CLOCK_CHANGE_RESUMED, now, "补正材料已收到")])
+
+    # ------------------------------------------------------------------ tracking every township matter
+
+    def _track(self, conn: Connection, key_id: str, code: str, record: records_pb2.Record, receipt_ms: int, seq: int) -> None:
+        body = record.status_update
+        if not body.matter_id or len(body.matter_id) > 64:
+            return
+        hops = [_hop_dict(h) for h in body.hops]
+        own = next((h for h in body.hops if h.tier == records_pb2.TIER_TOWNSHIP), None)
+        values = dict(township_key_id=key_id, township_code=record.audience.township_code or code,
+                      village_code=(body.village_code or record.audience.village_code)[:32], catalog_code=body.catalog_code[:32],
+                      kind=int(body.kind), stage=int(body.stage), hops_json=json.dumps(hops),
+                      township_due_at_ms=int(own.due_at_ms) if own else 0,
+                      township_stopped_at_ms=int(own.stopped_at_ms) if own else 0,
+                      message=body.message[:500], status_seq=seq, updated_at_ms=receipt_ms)
+        held = conn.execute(select(tracked_matter.c.status_seq, tracked_matter.c.township_key_id)
+                            .where(tracked_matter.c.matter_id == body.matter_id)).first()
+        if held is None:
+            conn.execute(insert(tracked_matter).values(matter_id=body.matter_id, **values))
+        elif held.township_key_id == key_id and int(held.status_seq) < seq:
+            conn.execute(update(tracked_matter).where(tracked_matter.c.matter_id == body.matter_id).values(**values))
+
+    # ================================================================== staff actions
+
+    def decide(self, matter_id: str, outcome: str, *, actor: Actor, reason: str = "", missing: Sequence[str] = (),
+               expected_version: int | None = None) -> HandledMatter:
+        """批准 / 不予批准 (with a reason) / 需补正材料 (the county clock waits), signed down to the township."""
+        if outcome not in Outcome.LABELS_ZH:
+            raise HandlingError("请选择决定：批准、不予批准或需补正材料")
+        now = self.clock.now()
+        with self.store.engine.begin() as conn:
+            self.store.lock_own_tip(conn, self.signer.key_id)
+            row = self._row_for_update(conn, matter_id)
+            matter = self._decode(row)
+            if expected_version is not None and expected_version != matter.version:
+                raise ConcurrentEditError("本件刚被其他人修改过，您的操作未保存，请刷新页面后重做")
+            decision = records_pb2.Record()
+            d = decision.decision
+            d.matter_id, d.decided_by, d.decided_at_ms, d.tier = matter_id, actor.staff_id, to_unix_ms(now), records_pb2.TIER_COUNTY
+            if outcome == Outcome.NEEDS_MATERIALS:
+                items = tuple(x.strip() for x in missing if x.strip())
+                after = matter.materials_requested(actor=actor, at=now, missing_materials=items)
+                d.outcome, d.reason = records_pb2.DECISION_OUTCOME_NEEDS_MATERIALS, reason.strip()
+                d.missing_materials.extend(items)
+                text = "县级要求补正材料：" + "、".join(items) + (f"（{reason.strip()}）" if reason.strip() else "") + "；补正期间县级不计时"
+                clock_change = self._clock_record(after, records_pb2.CLOCK_CHANGE_SUSPENDED, now, text)
+            else:
+                approved = outcome == Outcome.APPROVE
+                if not approved and not reason.strip():
+                    raise HandlingError("不予批准须写明理由")
+                summary = reason.strip() or "经审核，准予批准"
+                after = matter.record_result(actor=Actor(actor.staff_id, Role.DIRECTOR), at=now, approved=approved,
+                                             summary=summary)
+                d.outcome = records_pb2.DECISION_OUTCOME_APPROVED if approved else records_pb2.DECISION_OUTCOME_REFUSED
+                d.reason = summary
+                text = ("县级批准：" if approved else "县级不予批准：") + summary
+                clock_change = self._clock_record(after, records_pb2.CLOCK_CHANGE_STOPPED, now, "县级已作出决定")
+            self._commit(conn, row, matter, after, actor.staff_id, outcome, text, now, down=[decision, clock_change],
+                         extra={"outcome": outcome, "decided_at_ms": to_unix_ms(now)}, announce=True)
+        self._saved()
+        log.info("matter %s decided %s by %s", matter_id, outcome, actor.staff_id)
+        return after
+
+    def issue_supervision(self, matter_id: str, message: str, *, actor: Actor, hop_tier: str = "township",
+                          overdue_working_days: int = 0) -> str:
+        """督办: a notice signed by the county, sent to the township responsible; returns its id."""
+        if not message.strip():
+            raise HandlingError("请填写督办内容")
+        now_ms = to_unix_ms(self.clock.now())
+        notice_id = uuid.uuid4().hex
+        with self.store.engine.begin() as conn:
+            self.store.lock_own_tip(conn, self.signer.key_id)
+            target = conn.execute(select(county_matter.c.township_key_id, county_matter.c.township_code)
+                                  .where(county_matter.c.matter_id == matter_id)).first() or conn.execute(
+                select(tracked_matter.c.township_key_id, tracked_matter.c.township_code)
+                .where(tracked_matter.c.matter_id == matter_id)).first()
+            if target is None:
+                raise UnknownMatter(f"找不到办件 {matter_id}")
+            record = records_pb2.Record()
+            body = record.supervision_notice
+            body.notice_id, body.matter_id, body.message = notice_id, matter_id, message.strip()[:1000]
+            body.hop_tier = {"county": records_pb2.TIER_COUNTY, "village": records_pb2.TIER_VILLAGE}.get(
+                hop_tier, records_pb2.TIER_TOWNSHIP)
+            body.level = records_pb2.SUPERVISION_LEVEL_SUPERVISE
+            body.overdue_working_days, body.issued_at_ms, body.issued_by = overdue_working_days, now_ms, actor.staff_id
+            cursor = self._publish(conn, record, target.township_key_id, target.township_code, now_ms)
+            conn.execute(insert(supervision_notice).values(
+                notice_id=notice_id, matter_id=matter_id, township_key_id=target.township_key_id,
+                township_code=target.township_code, hop_tier=hop_tier, level=int(body.level),
+                overdue_working_days=overdue_working_days, message=body.message, issued_at_ms=now_ms,
+                issued_by=actor.staff_id[:64], down_cursor=cursor))
+            if self._has_matter(conn, matter_id):
+                self._event(conn, matter_id, now_ms, actor.staff_id, "supervision", f"县级督办：{body.message}")
+        log.info("督办 %s issued for %s by %s", notice_id, matter_id, actor.staff_id)
+        return notice_id
+
+    # ================================================================== the write path
+
+    def _row_for_update(self, conn: Connection, matter_id: str) -> Any:
+        row = conn.execute(select(county_matter).where(county_matter.c.matter_id == matter_id).with_for_update()).first()
+        if row is None:
+            raise UnknownMatter(f"找不到县级办件 {matter_id}")
+        return row
+
+    def _decode(self, row: Any) -> HandledMatter:
+        return matter_from_json_dict(json.loads(row.state_json))
+
+    def _has_matter(self, conn: Connection, matter_id: str) -> bool:
+        return conn.execute(select(county_matter.c.matter_id).where(county_matter.c.matter_id == matter_id)).first() is not None
+
+    def _commit(self, conn: Connection, row: Any, before: HandledMatter, after: HandledMatter, actor: str, action: str,
+                text: str, now: dt.datetime, *, down: Sequence[records_pb2.Record] = (), extra: dict[str, Any] | None = None,
+                announce: bool = True) -> None:
+        now_ms = to_unix_ms(now)
+        values: dict[str, Any] = {"stage": after.stage.value, "version": after.version, "state_json": _json(after),
+                                  "due_at_ms": due_ms(after.clock, self.calendar) or None, "updated_at_ms": now_ms}
+        if after.clock is not None and after.clock.start_at is not None:
+            values["worst_state"] = max(int(row.worst_state), after.clock.state_at(now, self.calendar, self.thresholds).rank)
+        values.update(extra or {})
+        moved = conn.execute(update(county_matter).where(county_matter.c.matter_id == row.matter_id,
+                                                         county_matter.c.version == row.version).values(**values)).rowcount
+        if moved != 1:
+            raise ConcurrentEditError("本件刚被其他人修改过，您的操作未保存，请刷新页面后重做")
+        self._event(conn, row.matter_id, now_ms, actor, action, text)
+        if after.clock is not None and after.clock != before.clock:
+            self.deadlines.save_clock(row.matter_id, COUNTY_HOP, after.clock, now=now, responsible=None, conn=conn)
+        sign_ms = max(now_ms, to_unix_ms(self.clock.now()))
+        for record in down:
+            self._publish(conn, record, row.township_key_id, row.township_code, sign_ms)
+        if announce:
+            self._publish(conn, self._status(after, now, text, row_code=row.village_code, catalog_code=row.catalog_code),
+                          row.township_key_id, row.township_code, sign_ms)
+
+    def _publish(self, conn: Connection, record: records_pb2.Record, township_key_id: str, township_code: str,
+                 now_ms: int) -> int:
+        record.audience.key_ids.append(township_key_id)
+        record.audience.township_code = township_code
+        return self.store.publish_in(conn, self.signer, record, [township_key_id], now_ms=max(now_ms, to_unix_ms(self.clock.now())))
+
+    def _event(self, conn: Connection, matter_id: str, at_ms: int, actor: str, action: str, text: str) -> None:
+        conn.execute(insert(county_event).values(matter_id=matter_id[:64], at_ms=at_ms, actor=actor[:64],
+                                                 action=action[:40], text_zh=text))
+
+    def _clock_record(self, m: HandledMatter, change: int, at: dt.datetime, reason: str) -> records_pb2.Record:
+        record = records_pb2.Record()
+        body = record.hop_clock_changed
+        body.matter_id, body.tier, body.change, body.at_ms = m.matter_id, records_pb2.TIER_COUNTY, change, to_unix_ms(at)  # type: ignore[assignment]
+        body.reason = reason
+        if change == records_pb2.CLOCK_CHANGE_SUSPENDED:
+            body.suspension_reason = records_pb2.SUSPENSION_REASON_WAITING_FOR_MATERIALS
+        body.due_at_ms = due_ms(m.clock, self.calendar) if m.clock and m.clock.status is not ClockStatus.SUSPENDED else 0
+        return record
+
+    def _status(self, m: HandledMatter, now: dt.datetime, message: str, *, row_code: str, catalog_code: str) -> records_pb2.Record:
+        record = records_pb2.Record()
+        body = record.status_update
+        body.matter_id, body.stage, body.kind = m.matter_id, stage_to_wire(m), records_pb2.MATTER_KIND_REPORTED  # type: ignore[assignment]
+        body.catalog_code, body.village_code, body.message = catalog_code, row_code, message
+        if m.clock is not None:
+            body.hops.append(hop_view(Tier.COUNTY, m.clock, now, self.calendar, self.thresholds))
+        return record
+
+    def _saved(self) -> None:
+        if self.on_saved is not None:
+            try:
+                self.on_saved()
+            except Exception:  # noqa: BLE001 - a wake-up is an optimisation; the periodic scan still runs
+                log.exception("deadline watch wake-up failed")
+
+    # ================================================================== reads for the board
+
+    def _view(self, row: Any, now: dt.datetime, names: dict[str, str], township_hops: dict[str, dict[str, int]]) -> CountyMatterView:
+        matter = self._decode(row)
+        clock = matter.clock
+        state = clock.state_at(now, self.calendar, self.thresholds) if clock is not None and clock.start_at else None
+        return CountyMatterView(
+            matter_id=row.matter_id, township_code=row.township_code, township_name=names.get(row.township_key_id, ""),
+            village_code=row.village_code, catalog_code=row.catalog_code,
+            catalog_name=self.catalog.item(row.catalog_code).name if row.catalog_code in self.catalog else row.catalog_code,
+            stage=matter.stage, summary=row.summary, township_received_at=from_unix_ms(int(row.township_received_at_ms)),
+            received_at=from_unix_ms(int(row.received_at_ms)),
+            due_at=from_unix_ms(int(row.due_at_ms)) if row.due_at_ms else None, state=state,
+            clock_status=clock.status if clock is not None else None, township_hop=township_hops.get(row.matter_id),
+            outcome=row.outcome, signed_off_at=from_unix_ms(int(row.signed_off_at_ms)) if row.signed_off_at_ms else None,
+            rating=int(row.rating), version=int(row.version))
+
+    def township_names(self) -> dict[str, str]:
+        with self.store.engine.connect() as conn:
+            return {k: n for k, n in conn.execute(select(township_key.c.key_id, township_key.c.holder_name))}
+
+    def escalated(self, *, township_code: str | None = None, open_only: bool = False) -> list[CountyMatterView]:
+        query = select(county_matter).order_by(county_matter.c.received_at_ms.desc())
+        if township_code:
+            query = query.where(county_matter.c.township_code == township_code)
+        if open_only:
+            query = query.where(county_matter.c.stage.in_([Stage.IN_PROGRESS.value, Stage.WAITING_MATERIALS.value]))
+        now = self.clock.now()
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            hops = self._township_hops(conn, [r.matter_id for r in rows])
+        names = self.township_names()
+        return [self._view(r, now, names, hops) for r in rows]
+
+    def _township_hops(self, conn: Connection, matter_ids: list[str]) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for i in range(0, len(matter_ids), 500):
+            for mid, hops_json in conn.execute(select(tracked_matter.c.matter_id, tracked_matter.c.hops_json)
+                                               .where(tracked_matter.c.matter_id.in_(matter_ids[i:i + 500]))):
+                own = [h for h in json.loads(hops_json) if h["tier"] == records_pb2.TIER_TOWNSHIP]
+                if own:
+                    out[mid] = own[0]
+        return out
+
+    def history(self, matter_id: str) -> MatterHistory:
+        now = self.clock.now()
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(county_matter).where(county_matter.c.matter_id == matter_id)).first()
+            if row is None:
+                raise UnknownMatter(f"找不到县级办件 {matter_id}")
+            hops = self._township_hops(conn, [matter_id])
+            events = [(from_unix_ms(int(e.at_ms)), e.actor, e.action, e.text_zh) for e in conn.execute(
+                select(county_event).where(county_event.c.matter_id == matter_id).order_by(county_event.c.id))]
+        view = self._view(row, now, self.township_names(), hops)
+        item = self.catalog.item(row.catalog_code) if row.catalog_code in self.catalog else None
+        return MatterHistory(view, self._decode(row), events, item)
+
+    def refused_escalations(self) -> list[tuple[dt.datetime, str, str, str]]:
+        with self.store.engine.connect() as conn:
+            return [(from_unix_ms(int(e.at_ms)), e.matter_id, e.actor, e.text_zh) for e in conn.execute(
+                select(county_event).where(county_event.c.action == "escalation_refused").order_by(county_event.c.id.desc()))]
+
+    def tracked(self, *, township_code: str | None = None, overdue_only: bool = False) -> list[TrackedView]:
+        now_ms = to_unix_ms(self.clock.now())
+        query = select(tracked_matter).order_by(tracked_matter.c.township_due_at_ms)
+        if township_code:
+            query = query.where(tracked_matter.c.township_code == township_code)
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        out = []
+        for r in rows:
+            overdue = _township_overdue(r, now_ms)
+            if overdue_only and not overdue:
+                continue
+            out.append(TrackedView(r.matter_id, r.township_code, r.village_code, r.catalog_code,
+                                   _KIND_FROM_WIRE.get(int(r.kind)), int(r.stage),
+                                   from_unix_ms(int(r.township_due_at_ms)) if r.township_due_at_ms else None,
+                                   overdue, r.message, json.loads(r.hops_json)))
+        return out
+
+    def overdue_counts(self) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+        """(by township code, by matter kind): (open with a running township clock, overdue) — plus the
+        county's own open escalated matters counted under kind 上报件 with the county hop's state."""
+        now_ms = to_unix_ms(self.clock.now())
+        by_township: dict[str, list[int]] = {}
+        by_kind: dict[str, list[int]] = {}
+        with self.store.engine.connect() as conn:
+            for r in conn.execute(select(tracked_matter)):
+                if not r.township_due_at_ms or r.township_stopped_at_ms:
+                    continue
+                late = 1 if _township_overdue(r, now_ms) else 0
+                kind = _KIND_FROM_WIRE.get(int(r.kind))
+                for bucket, key in ((by_township, r.township_code), (by_kind, kind.label_zh if kind else "未分类")):
+                    counts = bucket.setdefault(key, [0, 0])
+                    counts[0] += 1
+                    counts[1] += late
+        for v in self.escalated(open_only=True):
+            late = 1 if v.state in (ClockState.OVERDUE, ClockState.SUPERVISE) else 0
+            counts = by_kind.setdefault("上报件（县级环节）", [0, 0])
+            counts[0] += 1
+            counts[1] += late
+        return ({k: (a, b) for k, (a, b) in sorted(by_township.items())},
+                {k: (a, b) for k, (a, b) in sorted(by_kind.items())})
+
+    def notices(self) -> list[dict[str, Any]]:
+        with self.store.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(supervision_notice).order_by(supervision_notice.c.issued_at_ms.desc()))]
+
+    def applicant(self, matter_id: str) -> records_pb2.ApplicantDetails | None:
+        """The applicant's details, opened with the county key (only on the matter page, never in lists or logs)."""
+        with self.store.engine.connect() as conn:
+            sealed = conn.execute(select(county_matter.c.sealed_applicant).where(county_matter.c.matter_id == matter_id)).scalar()
+        if not sealed:
+            return None
+        return records_pb2.ApplicantDetails.FromString(open_sealed(self.signer.seed(), bytes(sealed)))
+
+    def counts(self) -> dict[str, int]:
+        with self.store.engine.connect() as conn:
+            return {s: int(n) for s, n in conn.execute(select(county_matter.c.stage, func.count()).group_by(county_matter.c.stage))}
+
+
+def _township_overdue(r: Any, now_ms: int) -> bool:
+    if not r.township_due_at_ms:
+        return False
+    end = int(r.township_stopped_at_ms) or now_ms
+    return end > int(r.township_due_at_ms)
+
+
+def _json(m: HandledMatter) -> str:
+    return json.dumps(matter_to_json_dict(m), ensure_ascii=False, separators=(",", ":"))
+
+
+def _matter_id(record: records_pb2.Record) -> str:
+    kind = record.WhichOneof("body")
+    return str(getattr(getattr(record, kind), "matter_id", ""))[:64] if kind else ""

@@ -1,0 +1,38 @@
+"""`HubStore`: the county's `shared.relay.sql_store.RelayStore` (townships' link keys, their ingest
+logs, the down-log to townships), raising the county's errors, and noting how far each township has
+pulled so a 督办 notice shows when it was received."""
+from __future__ import annotations
+
+from sqlalchemy import Engine, update
+
+from shared.relay.sql_store import RelayStore, relay_engine
+from shared.wire.v1 import envelope_pb2
+from hub.errors import StoreError, UnknownTownship
+from hub.store.tables import metadata, supervision_notice, tables
+
+__all__ = ["HubStore", "open_hub_store"]
+
+
+class HubStore(RelayStore):
+    store_error = StoreError
+    unknown_key_error = UnknownTownship
+
+    def __init__(self, engine: Engine, *, now_ms=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(engine, tables)
+        self._now_ms = now_ms
+
+    def read(self, key_id: str, after_cursor: int, limit: int) -> tuple[list[envelope_pb2.Envelope], int]:
+        # A township asking after cursor N has applied everything up to N: notices up to N are received.
+        if after_cursor and self._now_ms is not None:
+            with self.engine.begin() as conn:
+                conn.execute(update(supervision_notice).where(
+                    supervision_notice.c.township_key_id == key_id, supervision_notice.c.down_cursor <= after_cursor,
+                    supervision_notice.c.received_at_ms.is_(None)).values(received_at_ms=self._now_ms()))
+        return super().read(key_id, after_cursor, limit)
+
+
+def open_hub_store(url: str, *, now_ms=None) -> HubStore:  # type: ignore[no-untyped-def]
+    """Open (and create the tables of) the county store at an SQLAlchemy URL or a SQLite file path."""
+    engine = relay_engine(url)
+    metadata.create_all(engine)
+    return HubStore(engine, now_ms=now_ms)

@@ -1,0 +1,118 @@
+"""The county's tables, on its own `MetaData`: the relay's (township keys, their ingest logs, the
+down-log to townships) and the county's handling and tracking tables.
+
+Instants are Unix milliseconds (`BigInteger`) of the county's clock unless a name says otherwise
+(`township_*` columns hold what a township's signed records say, on the township's clock).
+"""
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
+
+from shared.relay.sql_tables import relay_tables
+
+__all__ = ["metadata", "tables", "township_key", "ingest_log", "down_log", "hub_meta", "village_key", "county_matter",
+           "county_event", "tracked_matter", "supervision_notice", "hub_intake_cursor"]
+
+metadata = MetaData()
+tables = relay_tables(metadata, meta_table_name="hub_meta")
+township_key = tables.agent_key     # at the county the enrolled devices are townships' link keys
+ingest_log = tables.ingest_log
+down_log = tables.down_log
+hub_meta = tables.meta
+
+# Village keys a township vouched for (its signed KeyApproved / KeyRevoked): the county checks a
+# village signature inside an escalation against these, and only for the township that vouched.
+village_key = Table(
+    "village_key", metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("public_key", LargeBinary(32), nullable=False),
+    Column("township_key_id", String(32), nullable=False),
+    Column("village_code", String(32), nullable=False, default=""),
+    Column("state", String(16), nullable=False),          # approved / revoked
+    Column("last_valid_seq", BigInteger, nullable=False, default=0),
+    Column("announced_at_ms", BigInteger, nullable=False),
+)
+
+# A 上报件 the county handles and decides.
+county_matter = Table(
+    "county_matter", metadata,
+    Column("matter_id", String(64), primary_key=True),
+    Column("township_key_id", String(32), nullable=False),
+    Column("township_code", String(32), nullable=False),
+    Column("village_code", String(32), nullable=False, default=""),
+    Column("village_key_id", String(32), nullable=False),
+    Column("catalog_code", String(32), nullable=False),
+    Column("stage", String(24), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("state_json", Text, nullable=False),
+    Column("summary", Text, nullable=False, default=""),
+    Column("township_received_at_ms", BigInteger, nullable=False),
+    Column("received_at_ms", BigInteger, nullable=False),   # the county's receipt: starts the county hop
+    Column("escalation_seq", BigInteger, nullable=False),
+    Column("due_at_ms", BigInteger, nullable=True),
+    Column("worst_state", Integer, nullable=False, default=0),
+    Column("sealed_applicant", LargeBinary, nullable=True),  # sealed to the county key
+    Column("outcome", String(24), nullable=False, default=""),
+    Column("decided_at_ms", BigInteger, nullable=True),
+    Column("signed_off_at_ms", BigInteger, nullable=True),
+    Column("rating", Integer, nullable=False, default=0),
+    Column("updated_at_ms", BigInteger, nullable=False),
+    Index("ix_county_matter_township", "township_code", "stage"),
+)
+
+county_event = Table(
+    "county_event", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("matter_id", String(64), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("text_zh", Text, nullable=False),
+    Index("ix_county_event_matter", "matter_id", "id"),
+)
+
+# Every township matter as the township last reported it (its signed StatusUpdate), so the county
+# tracks every township's clocks, not only what is escalated.
+tracked_matter = Table(
+    "tracked_matter", metadata,
+    Column("matter_id", String(64), primary_key=True),
+    Column("township_key_id", String(32), nullable=False),
+    Column("township_code", String(32), nullable=False),
+    Column("village_code", String(32), nullable=False, default=""),
+    Column("catalog_code", String(32), nullable=False, default=""),
+    Column("kind", Integer, nullable=False, default=0),        # records_pb2.MatterKind
+    Column("stage", Integer, nullable=False, default=0),       # records_pb2.Stage
+    Column("hops_json", Text, nullable=False, default="[]"),   # the HopViews as the township signed them
+    Column("township_due_at_ms", BigInteger, nullable=False, default=0),
+    Column("township_stopped_at_ms", BigInteger, nullable=False, default=0),
+    Column("message", Text, nullable=False, default=""),
+    Column("status_seq", BigInteger, nullable=False),          # the township record it came from
+    Column("updated_at_ms", BigInteger, nullable=False),       # county receipt time of that record
+    Index("ix_tracked_township", "township_code", "township_due_at_ms"),
+)
+
+# 督办 notices the county issued, with their path: signed → received (pulled) → acknowledged.
+supervision_notice = Table(
+    "supervision_notice", metadata,
+    Column("notice_id", String(64), primary_key=True),
+    Column("matter_id", String(64), nullable=False),
+    Column("township_key_id", String(32), nullable=False),
+    Column("township_code", String(32), nullable=False),
+    Column("hop_tier", String(16), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("overdue_working_days", Integer, nullable=False, default=0),
+    Column("message", Text, nullable=False),
+    Column("issued_at_ms", BigInteger, nullable=False),
+    Column("issued_by", String(64), nullable=False),
+    Column("down_cursor", BigInteger, nullable=False),
+    Column("received_at_ms", BigInteger, nullable=True),
+    Column("acknowledged_at_ms", BigInteger, nullable=True),
+    Column("acknowledged_by", String(64), nullable=True),
+    Column("explanation", Text, nullable=True),
+)
+
+hub_intake_cursor = Table(
+    "hub_intake_cursor", metadata,
+    Column("author_key_id", String(32), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)

@@ -1,0 +1,152 @@
+"""The township → county hop in one process: real stores, a real county gRPC server on port 0, the
+shared relay client, and a village device pushing into the township."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.catalog import MatterKind
+from shared.clock import FakeClock, to_unix_ms
+from shared.domain.handling import Stage
+from shared.relay.ports import KeyState
+from shared.wire.v1 import records_pb2
+from hub.handling import COUNTY_HOP, Outcome
+from tests.county_fixtures import COUNTY_STAFF, County, LinkedTownship, advance, county, linked_township
+from tests.town_fixtures import MONDAY_9AM, OPERATOR, VillageDevice
+from town_center.handling import COUNTY_HOP as TOWN_COUNTY_HOP
+
+
+@pytest.fixture()
+def clock() -> FakeClock:
+    return FakeClock(MONDAY_9AM)
+
+
+@pytest.fixture()
+def hub(tmp_path: Path, clock: FakeClock) -> Iterator[County]:
+    c = county(f"sqlite:///{tmp_path / 'county.db'}", clock)
+    yield c
+    c.close()
+
+
+@pytest.fixture()
+def town(tmp_path: Path, clock: FakeClock, hub: County) -> Iterator[LinkedTownship]:
+    t = linked_township(tmp_path / "town.db", clock, hub)
+    yield t
+    t.client.stop()
+    t.app.close()
+
+
+def _escalate(town: LinkedTownship, hub: County, village: VillageDevice, clock: FakeClock) -> str:
+    matter_id = village.file("MZ-001")
+    town.app.handling.classify(matter_id, MatterKind.REPORTED, actor=OPERATOR)
+    advance(clock, hours=2)
+    town.app.handling.escalate(matter_id, "低保申请，乡镇初审通过", actor=OPERATOR)
+    advance(clock, minutes=5)
+    town.sync()                     # pushed, receipted, folded: township hop stops at the county's receipt
+    hub.app.handling.run_once()     # the county verifies both signatures and starts its clock
+    town.sync()                     # the county's clock record comes down
+    return matter_id
+
+
+def test_the_link_key_waits_for_county_approval_before_anything_is_receipted(tmp_path: Path, clock: FakeClock,
+                                                                              hub: County) -> None:
+    pending = linked_township(tmp_path / "t2.db", clock, hub, code="T02", approve=False)
+    try:
+        [key] = [k for k in hub.app.store.keys() if k.info.township_code == "T02"]
+        assert key.state is KeyState.PENDING and key.info.holder_name == "青山镇"
+        assert pending.app.county_link is not None and pending.app.county_link.outbox.pending_count() == 1
+        hub.app.store.approve(key.key_id, by="chen", now_ms=0)
+        pending.sync()
+        assert pending.app.county_link.outbox.pending_count() == 0
+    finally:
+        pending.app.close()
+
+
+def test_a_reported_matter_goes_up_is_decided_and_its_sign_off_closes_it_at_both_tiers(
+        town: LinkedTownship, hub: County, clock: FakeClock) -> None:
+    village = VillageDevice(town.app)
+    matter_id = _escalate(town, hub, village, clock)
+    receipt_at = clock.now()   # the county receipted it when the township synced
+    page = town.app.handling.page(matter_id)
+    assert page.matter.stage is Stage.ESCALATED and page.matter.clock is not None
+    assert page.matter.clock.stop_at == receipt_at
+    town_county_clock = town.app.deadlines.load_clock(matter_id, TOWN_COUNTY_HOP)
+    county_view = hub.app.handling.history(matter_id)
+    assert county_view.view.received_at == receipt_at == town_county_clock.start_at
+    assert county_view.matter.clock is not None
+    assert county_view.matter.clock.due_at(hub.app.deadlines.calendar) == town_county_clock.due_at(town.app.deadlines.calendar)
+
+    advance(clock, hours=4)
+    hub.app.handling.decide(matter_id, Outcome.APPROVE, actor=COUNTY_STAFF, reason="准予纳入最低生活保障")
+    town.sync()
+    m = town.app.handling.page(matter_id).matter
+    assert m.stage is Stage.RESULT_READY and m.approved is True
+    assert "result_ready" in [r.WhichOneof("body") for r in village.down_records()]
+    county_clock = town.app.deadlines.load_clock(matter_id, TOWN_COUNTY_HOP)
+    assert county_clock.stop_at == clock.now()
+
+    village.village_record("result_handed_over", matter_id, handed_over_at_ms=to_unix_ms(clock.now()))
+    village.village_record("signed_off", matter_id, rating=records_pb2.RATING_VERY_SATISFIED)
+    town.sync()
+    hub.app.handling.run_once()
+    assert town.app.handling.page(matter_id).matter.stage is Stage.SIGNED_OFF
+    county_after = hub.app.handling.history(matter_id)
+    assert county_after.matter.stage is Stage.SIGNED_OFF and county_after.view.rating == records_pb2.RATING_VERY_SATISFIED
+
+
+def test_needs_materials_suspends_the_county_clock_at_both_tiers_until_the_township_passes_them_on(
+        town: LinkedTownship, hub: County, clock: FakeClock) -> None:
+    village = VillageDevice(town.app)
+    matter_id = _escalate(town, hub, village, clock)
+    advance(clock, hours=1)
+    hub.app.handling.decide(matter_id, Outcome.NEEDS_MATERIALS, actor=COUNTY_STAFF, missing=["户口簿复印件"], reason="缺户口簿")
+    town.sync()
+    m = town.app.handling.page(matter_id).matter
+    assert m.stage is Stage.WAITING_MATERIALS and m.upper_tier_waiting and m.missing_materials == ("户口簿复印件",)
+    assert town.app.deadlines.load_clock(matter_id, TOWN_COUNTY_HOP).status.value == "suspended"
+    advance(clock, days=2)
+    village.village_record("materials_added", matter_id, material_ids=["户口簿复印件"])
+    town.app.handling.materials_completed(matter_id, actor=OPERATOR)
+    town.sync()
+    hub.app.handling.run_once()
+    town.sync()
+    assert hub.app.handling.history(matter_id).matter.stage is Stage.IN_PROGRESS
+    assert town.app.handling.page(matter_id).matter.stage is Stage.ESCALATED
+    town_copy = town.app.deadlines.load_clock(matter_id, TOWN_COUNTY_HOP)
+    county_own = hub.app.deadlines.load_clock(matter_id, COUNTY_HOP)
+    assert town_copy.status.value == county_own.status.value == "running"
+    assert town_copy.due_at(town.app.deadlines.calendar) == county_own.due_at(hub.app.deadlines.calendar)
+
+
+def test_every_township_status_change_is_tracked_at_the_county(town: LinkedTownship, hub: County) -> None:
+    village = VillageDevice(town.app)
+    matter_id = village.file("MZ-003")
+    town.app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="5个工作日内办结")
+    town.sync()
+    hub.app.handling.run_once()
+    [tracked] = hub.app.handling.tracked()
+    assert tracked.matter_id == matter_id and tracked.kind is MatterKind.PROMISED and tracked.township_due_at is not None
+    by_township, by_kind = hub.app.handling.overdue_counts()
+    assert by_township == {"T01": (1, 0)} and by_kind == {"承诺件": (1, 0)}
+
+
+def test_a_supervision_notice_is_signed_received_and_acknowledged(town: LinkedTownship, hub: County) -> None:
+    village = VillageDevice(town.app)
+    matter_id = village.file("MZ-003")
+    town.app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="5个工作日内办结")
+    town.sync()
+    hub.app.handling.run_once()
+    notice_id = hub.app.handling.issue_supervision(matter_id, "请说明逾期原因", actor=COUNTY_STAFF)
+    town.sync()   # pulled: received
+    town.sync()   # the next pull asks after it: the county marks it received
+    assert town.app.county_link is not None
+    [notice] = town.app.county_link.open_notices()
+    assert notice["notice_id"] == notice_id and notice["acknowledged_at_ms"] is None
+    town.app.county_link.acknowledge(notice_id, "已联系申请人补充说明", by="wang")
+    town.sync()
+    hub.app.handling.run_once()
+    [held] = hub.app.handling.notices()
+    assert held["received_at_ms"] is not None and held["explanation"] == "已联系申请人补充说明"
