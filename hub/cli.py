@@ -2,23 +2,208 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import logging
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from shared import cli_common
+from shared.console.cli import register_staff_commands
 
-DESCRIPTION = """县政务服务中心：接收乡镇上报件，审批决定并下发，跟踪各乡镇办件时限与督办。
+DESCRIPTION = """县政务服务中心：接收乡镇上报件（核验乡镇与村两级签名），审批决定并下发，跟踪各乡镇办件时限与督办。
 
 示例：
-  county-hub keygen --key-file 中心密钥.key
-  county-hub fingerprint --key-file 中心密钥.key
-  county-hub ledger-verify 台账.qclog"""
+  county-hub init --home 县级数据
+  county-hub serve --home 县级数据 --listen 0.0.0.0:7000 --console-listen 127.0.0.1:8800
+  county-hub townships list --home 县级数据
+  county-hub townships approve 3f2a9c --home 县级数据 --by 陈主任
+  county-hub townships revoke 3f2a9c --home 县级数据 --by 陈主任 --reason 服务器被盗
+  county-hub staff add chen --name 陈主任 --role director --home 县级数据
+  county-hub calendar set 2027年工作日历.toml --home 县级数据 --by 陈主任
+  county-hub keygen --key-file 中心密钥.key"""
+
+HOME_ENV = "QUANCHENG_COUNTY_HOME"
+
+
+def _add_home(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--home", default=os.environ.get(HOME_ENV, "county-data"), metavar="目录",
+                        help=f"县级数据目录，存放县级密钥和默认数据库（默认 county-data，也可设置环境变量 {HOME_ENV}）")
+    parser.add_argument("--db", default=None, metavar="URL",
+                        help="数据库地址：默认使用数据目录中的 SQLite；PostgreSQL 写作 postgresql+psycopg://用户@主机/库名")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = cli_common.new_parser("county-hub", DESCRIPTION)
     subparsers = cli_common.add_subparsers(parser)
     cli_common.register_key_commands(subparsers)
+
+    init = cli_common.add_command(subparsers, "init", "初始化县政务服务中心：生成县级签名密钥（口令加密）、公钥文件并创建数据库")
+    _add_home(init)
+    cli_common.add_passphrase_option(init)
+    init.set_defaults(handler=_cmd_init)
+
+    serve = cli_common.add_command(subparsers, "serve", "启动县级 gRPC 同步服务（供各乡镇接入，含标准健康检查服务）和跟踪看板网页")
+    _add_home(serve)
+    cli_common.add_passphrase_option(serve)
+    serve.add_argument("--listen", default="127.0.0.1:7000", metavar="地址:端口", help="监听地址（默认 127.0.0.1:7000；端口 0 表示自动选择）")
+    serve.add_argument("--port-file", default=None, metavar="文件", help="启动后把实际端口写入此文件")
+    serve.add_argument("--console-listen", default="127.0.0.1:8800", metavar="地址:端口",
+                       help="县级跟踪看板网页的监听地址（默认仅本机 127.0.0.1:8800；写 off 不启动网页）")
+    serve.add_argument("--secure-cookies", action="store_true", help="登录 Cookie 只经 HTTPS 发送（经 HTTPS 反向代理时使用）")
+    serve.add_argument("--verbose", action="store_true", help="输出调试日志")
+    serve.set_defaults(handler=_cmd_serve)
+
+    townships = cli_common.add_command(subparsers, "townships", "管理乡镇接入密钥：查看、批准、吊销")
+    sub = townships.add_subparsers(dest="townships_command", metavar="<操作>", required=True)
+    listing = cli_common.add_command(sub, "list", "列出乡镇接入密钥及状态")
+    _add_home(listing)
+    listing.set_defaults(handler=_cmd_list)
+    approve = cli_common.add_command(sub, "approve", "批准乡镇接入（请先与乡镇信息化人员逐组核对指纹）")
+    _add_home(approve)
+    approve.add_argument("key_id", metavar="密钥标识", help="密钥标识或其唯一前缀")
+    approve.add_argument("--by", required=True, metavar="操作员", help="批准人（记入审计）")
+    approve.set_defaults(handler=_cmd_approve)
+    revoke = cli_common.add_command(sub, "revoke", "吊销乡镇接入密钥：此刻之后收到的记录一律拒收")
+    _add_home(revoke)
+    revoke.add_argument("key_id", metavar="密钥标识", help="密钥标识或其唯一前缀")
+    revoke.add_argument("--by", required=True, metavar="操作员", help="吊销人（记入审计）")
+    revoke.add_argument("--reason", default="", metavar="原因", help="吊销原因")
+    revoke.set_defaults(handler=_cmd_revoke)
+
+    calendar = cli_common.add_command(subparsers, "calendar", "工作日历：上传来年的节假日与调休覆盖文件")
+    cal_sub = calendar.add_subparsers(dest="calendar_command", metavar="<操作>", required=True)
+    set_cmd = cli_common.add_command(cal_sub, "set", "校验并保存工作日历覆盖文件（TOML），县级时限自此按新日历计算")
+    _add_home(set_cmd)
+    cli_common.add_passphrase_option(set_cmd)
+    set_cmd.add_argument("file", metavar="日历文件", help="工作日历覆盖文件（格式见 shared/calendar.py 说明）")
+    set_cmd.add_argument("--by", required=True, metavar="操作员", help="上传人（记入审计）")
+    set_cmd.set_defaults(handler=_cmd_calendar_set)
+
+    staff = register_staff_commands(subparsers, _open_auth)
+    for group in staff._actions:
+        if isinstance(group, argparse._SubParsersAction):
+            for action_parser in group.choices.values():
+                _add_home(action_parser)
     return parser
+
+
+def _db_url(args: argparse.Namespace) -> str:
+    from hub.bootstrap import default_db_url
+
+    return str(args.db or default_db_url(Path(args.home)))
+
+
+def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from hub.errors import SetupError
+    from hub.store import open_hub_store
+
+    if args.db is None and not Path(args.home).is_dir():
+        raise SetupError(f"找不到县级数据目录 {args.home}，请先运行 county-hub init")
+    return open_hub_store(_db_url(args))
+
+
+def _open_auth(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from shared.clock import SystemClock
+    from shared.console import ConsoleAuth, create_console_tables
+
+    store = _store(args)
+    create_console_tables(store.engine)
+    return ConsoleAuth(store.engine, SystemClock())
+
+
+def _now_ms() -> int:
+    from shared.clock import SystemClock, to_unix_ms
+
+    return to_unix_ms(SystemClock().now())
+
+
+def _fmt_ms(ms: int) -> str:
+    if not ms:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from shared.keys import check_passphrase
+    from hub.bootstrap import PUBLIC_KEY_FILE_NAME, init_home
+
+    passphrase = cli_common.read_passphrase(args, confirm=True)
+    check_passphrase(passphrase)
+    signer = init_home(Path(args.home), passphrase, args.db)
+    print(f"已初始化县政务服务中心：数据目录 {args.home}，数据库 {_db_url(args)}")
+    cli_common.print_key_summary(signer.public_key)
+    print(f"县级公钥已写入 {Path(args.home) / PUBLIC_KEY_FILE_NAME}，请交给各乡镇用于 town-center county link。")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from hub.bootstrap import build_app, load_signer, serve
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signer = load_signer(Path(args.home), cli_common.read_passphrase(args))
+    app = build_app(_db_url(args), signer)
+    console = None if args.console_listen in ("", "off") else args.console_listen
+    serve(app, args.listen, port_file=Path(args.port_file) if args.port_file else None, console_address=console,
+          secure_cookies=args.secure_cookies)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        keys = store.keys()
+    finally:
+        store.close()
+    if not keys:
+        print("还没有乡镇申请接入。")
+        return 0
+    print(f"{'密钥标识':<34}{'状态':<14}{'乡镇代码':<10}{'乡镇名称':<10}{'已收序号':>8}  申请时间          指纹")
+    for k in keys:
+        print(f"{k.key_id:<36}{k.state.label_zh:<12}{k.info.township_code:<12}{k.info.holder_name:<10}"
+              f"{k.tip.seq:>10}  {_fmt_ms(k.enrolled_at_ms)}  {k.info.fingerprint}")
+    return 0
+
+
+def _cmd_approve(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        key = store.approve(args.key_id, by=args.by, now_ms=_now_ms())
+    finally:
+        store.close()
+    print(f"已批准乡镇接入 {key.key_id}（{key.info.township_code} {key.info.holder_name}），指纹 {key.info.fingerprint}")
+    return 0
+
+
+def _cmd_revoke(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        key = store.revoke(args.key_id, by=args.by, reason=args.reason, now_ms=_now_ms())
+    finally:
+        store.close()
+    print(f"已吊销乡镇接入密钥 {key.key_id}：序号 {key.last_valid_seq} 及以前的记录仍有效，此后的记录将被拒收。")
+    return 0
+
+
+def _cmd_calendar_set(args: argparse.Namespace) -> int:
+    from shared.errors import CalendarOverrideError
+    from hub.bootstrap import build_app, load_signer
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CalendarOverrideError(f"无法读取日历文件 {path}：{exc.__class__.__name__}") from exc
+    app = build_app(_db_url(args), load_signer(Path(args.home), cli_common.read_passphrase(args)))
+    try:
+        calendar = app.set_calendar_override(text, by=args.by)
+    finally:
+        app.close()
+    years = ", ".join(f"{y}年（{'已确认' if calendar.is_confirmed(y) else '草稿，未确认'}）"
+                      for y in range(dt.date.today().year, dt.date.today().year + 3))
+    print(f"已保存工作日历覆盖文件。{years}")
+    return 0
 
 
 def _main(argv: Sequence[str] | None) -> int:

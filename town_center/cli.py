@@ -22,6 +22,8 @@ DESCRIPTION = """乡镇便民服务中心：接收并核验村代办员上报的
   town-center staff add wangfang --name 王芳 --role operator --home 乡镇数据
   town-center serve --home 乡镇数据 --console-listen 127.0.0.1:8700
   town-center catalog publish 新目录.toml --home 乡镇数据 --by 张三
+  town-center county link --home 乡镇数据 --address 县级地址:7000 --county-key 县级数据/county.pub --code T01 --name 青山镇
+  town-center county status --home 乡镇数据
   town-center keygen --key-file 中心密钥.key
   town-center ledger-verify 台账.qclog"""
 
@@ -96,7 +98,76 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("file", metavar="目录文件", help="服务事项目录 TOML 文件")
     publish.add_argument("--by", required=True, metavar="操作员", help="发布人（记入审计）")
     publish.set_defaults(handler=_cmd_catalog_publish)
+
+    county = cli_common.add_command(subparsers, "county", "接入县政务服务中心：登记县级地址与公钥，查看上报通道状态")
+    county_sub = county.add_subparsers(dest="county_command", metavar="<操作>", required=True)
+    link = cli_common.add_command(county_sub, "link", "登记县级中心（地址与公钥）；本乡镇的接入申请随后由县级核对指纹批准")
+    _add_home(link)
+    cli_common.add_passphrase_option(link)
+    link.add_argument("--address", required=True, metavar="地址:端口", help="县级 gRPC 服务地址")
+    link.add_argument("--county-key", required=True, metavar="公钥",
+                      help="县级公钥：64 位十六进制，或县级 county-hub init 生成的 county.pub 文件")
+    link.add_argument("--code", required=True, metavar="乡镇代码", help="本乡镇代码，例如 T01")
+    link.add_argument("--name", required=True, metavar="乡镇名称", help="本乡镇名称，例如 青山镇")
+    link.set_defaults(handler=_cmd_county_link)
+    status = cli_common.add_command(county_sub, "status", "查看上报通道：待送达县级的记录数、最早一条的时间、未回复的督办")
+    _add_home(status)
+    cli_common.add_passphrase_option(status)
+    status.set_defaults(handler=_cmd_county_status)
     return parser
+
+
+def _read_county_key(text: str) -> bytes:
+    from town_center.errors import SetupError
+
+    path = Path(text)
+    raw = path.read_text(encoding="utf-8").strip() if len(text) != 64 and path.exists() else text.strip()
+    try:
+        key = bytes.fromhex(raw)
+    except ValueError:
+        raise SetupError("县级公钥格式不对：应为 64 位十六进制，或 county.pub 文件的路径") from None
+    if len(key) != 32:
+        raise SetupError("县级公钥长度不对：应为 64 位十六进制（32 字节）")
+    return key
+
+
+def _cmd_county_link(args: argparse.Namespace) -> int:
+    from shared.keys import fingerprint
+    from town_center.bootstrap import LINK_KEY_FILE_NAME, link_county, load_link_signer, load_signer
+    from town_center.errors import SetupError
+
+    passphrase = cli_common.read_passphrase(args)
+    load_signer(Path(args.home), passphrase)   # the passphrase is the township's: check it first
+    link_signer = load_link_signer(Path(args.home), passphrase)
+    if link_signer is None:
+        from shared.keys import save_key_file
+        from shared.signing import Signer
+
+        link_signer = Signer.generate()
+        save_key_file(Path(args.home) / LINK_KEY_FILE_NAME, link_signer, passphrase)
+    county_key = _read_county_key(args.county_key)
+    settings = link_county(_db_url(args), link_signer, address=args.address, county_public_key=county_key,
+                           township_code=args.code, township_name=args.name)
+    if not settings.address:
+        raise SetupError("县级地址不能为空")
+    print(f"已登记县级中心 {settings.address}（县级公钥指纹 {fingerprint(county_key)}）。")
+    print(f"本乡镇接入密钥 {link_signer.key_id}，指纹 {fingerprint(link_signer.public_key)}：")
+    print("请把指纹告知县级信息化人员核对后批准（county-hub townships approve）。下次启动 serve 时开始同步。")
+    return 0
+
+
+def _cmd_county_status(args: argparse.Namespace) -> int:
+    app = _app(args)
+    try:
+        if app.county_link is None:
+            print("本乡镇尚未接入县政务服务中心（请先运行 town-center county link）。")
+            return 1
+        st = app.county_link.status()
+    finally:
+        app.close()
+    oldest = st.oldest_queued_at.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M") if st.oldest_queued_at else "-"
+    print(f"待送达县级：{st.queued} 条（最早 {oldest}）；未回复的县级督办：{st.open_notices} 条")
+    return 0
 
 
 def _cmd_catalog_publish(args: argparse.Namespace) -> int:
@@ -136,10 +207,11 @@ def _db_url(args: argparse.Namespace) -> str:
 
 
 def _app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from town_center.bootstrap import build_app, load_signer
+    from town_center.bootstrap import build_app, load_link_signer, load_signer
 
-    signer = load_signer(Path(args.home), cli_common.read_passphrase(args))
-    return build_app(_db_url(args), signer)
+    passphrase = cli_common.read_passphrase(args)
+    signer = load_signer(Path(args.home), passphrase)
+    return build_app(_db_url(args), signer, link_signer=load_link_signer(Path(args.home), passphrase))
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -157,15 +229,16 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from shared.relay.server import RelayLimits
-    from town_center.bootstrap import build_app, load_signer, serve
+    from town_center.bootstrap import build_app, load_link_signer, load_signer, serve
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     limits = RelayLimits(max_batch=args.max_batch, max_concurrent_streams=args.max_streams,
                          max_message_bytes=args.max_message_bytes,
                          claimed_time_tolerance_ms=args.clock_tolerance_minutes * 60_000)
-    signer = load_signer(Path(args.home), cli_common.read_passphrase(args))
-    app = build_app(_db_url(args), signer, limits=limits)
+    passphrase = cli_common.read_passphrase(args)
+    signer = load_signer(Path(args.home), passphrase)
+    app = build_app(_db_url(args), signer, limits=limits, link_signer=load_link_signer(Path(args.home), passphrase))
     console = None if args.console_listen in ("", "off") else args.console_listen
     serve(app, args.listen, port_file=Path(args.port_file) if args.port_file else None,
           console_address=console, secure_cookies=args.secure_cookies)

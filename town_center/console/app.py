@@ -35,6 +35,7 @@ from shared.domain.handling import Role, Stage
 from shared.domain.limits import Limit, LimitUnit
 from shared.errors import HandlingError
 from town_center.bootstrap import TownApp
+from town_center.handling import COUNTY_HOP
 from town_center.errors import ConcurrentEditError, UnknownMatter
 from town_center.store.matter_tables import follow_up_call, town_matter
 
@@ -55,9 +56,10 @@ PUBLIC_NOT_FOUND = "未查到与该查询码对应的办件。请核对回执上
 RATING_ZH = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
 STATE_CLASS = {ClockState.ON_TIME: "on-time", ClockState.WARNING: "warning", ClockState.OVERDUE: "overdue",
                ClockState.SUPERVISE: "supervise"}
-TYPED_ACTIONS = frozenset({"classify", "request_materials", "suspend", "request_extension", "hand_over", "record_result"})
+TYPED_ACTIONS = frozenset({"classify", "request_materials", "suspend", "request_extension", "hand_over", "record_result",
+                           "escalate"})
 ACTIONS = ("classify", "materials_completed", "request_materials", "suspend", "resume", "request_extension",
-           "decide_extension", "extension_notified", "hand_over", "record_result")
+           "decide_extension", "extension_notified", "hand_over", "record_result", "escalate")
 
 
 def bj(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -180,6 +182,8 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
             allowed.add("hand_over")
         if stage is Stage.IN_PROGRESS:
             allowed.add("record_result")
+        if stage is Stage.ESCALATING and m.escalation_sent_at is None and clock_status is not ClockStatus.SUSPENDED:
+            allowed.add("escalate")
         if staff.role is Role.ADMINISTRATOR:
             allowed = set()
         elif failed_action in TYPED_ACTIONS:
@@ -194,6 +198,19 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
             "units": [LimitUnit.WORKING_DAYS, LimitUnit.NATURAL_DAYS, LimitUnit.OFFICE_MINUTES],
             "form": form or {"missing_materials": missing_default}, "failed_action": failed_action,
             "version": m.version, "rating": page.rating, "kind_default": item.typical_kind.value if item else "",
+            "linked": app.county_link is not None,
+            **county_hop(matter_id, m.kind),
+        }
+
+    def county_hop(matter_id: str, kind: MatterKind | None) -> dict[str, Any]:
+        """The township's replica of the county hop (上报件 only): what the county's clock says, kept here."""
+        clock = app.deadlines.load_clock(matter_id, COUNTY_HOP) if kind is MatterKind.REPORTED else None
+        started = clock is not None and clock.start_at is not None
+        return {
+            "county_clock": clock,
+            "county_due": clock.due_at(app.deadlines.calendar) if clock is not None and started else None,
+            "county_state": clock.state_at(now(), app.deadlines.calendar, app.deadlines.thresholds)
+            if clock is not None and started and clock.status is ClockStatus.RUNNING else None,
         }
 
     @web.get("/matters/{matter_id}", response_class=HTMLResponse)
@@ -264,6 +281,11 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
             handling.record_result(matter_id, approved=decision == "yes", summary=form.get("summary", ""),
                                    actor=actor, expected_version=version)
             return "已登记办理结果"
+        if action == "escalate":
+            handling.escalate(matter_id, form.get("summary", ""), actor=actor, expected_version=version)
+            if app.county_link is not None:
+                app.county_link.wake()
+            return "已签名上报县政务服务中心，等待县级签收"
         raise HandlingError("未知的操作")
 
     @web.post("/matters/{matter_id}/{action}", response_class=HTMLResponse)
@@ -300,6 +322,29 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
     def supervision(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
         return render(request, "supervision.html", {"title": "督办清单", "nav_here": "supervision",
                                                     "items": handling.supervision_list()})
+
+    @web.get("/county-notices", response_class=HTMLResponse)
+    def county_notices(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
+        link = app.county_link
+        rows = [dict(r, issued_at=from_unix_ms(int(r["issued_at_ms"])),
+                     acknowledged_at=from_unix_ms(int(r["acknowledged_at_ms"])) if r["acknowledged_at_ms"] else None)
+                for r in (link.open_notices() if link is not None else [])]
+        return render(request, "county_notices.html", {
+            "title": "县级督办", "nav_here": "county-notices", "rows": rows, "linked": link is not None,
+            "status": link.status() if link is not None else None, "can_answer": staff.role in HANDLERS})
+
+    @web.post("/county-notices/{notice_id}", response_class=HTMLResponse)
+    async def answer_county_notice(request: Request, notice_id: str,
+                                   staff: ConsoleSession = Depends(require_role(*HANDLERS))) -> Response:
+        raw = await request.form()
+        link = app.county_link
+        if link is None:
+            return back("/county-notices", "本乡镇尚未接入县政务服务中心")
+        try:
+            await run_in_threadpool(link.acknowledge, notice_id, str(raw.get("explanation", "")), by=staff.staff_id)
+        except HandlingError as exc:
+            return back("/county-notices", str(exc))
+        return back("/county-notices", "已回复县级督办")
 
     @web.get("/extensions", response_class=HTMLResponse)
     def extensions(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
