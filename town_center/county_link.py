@@ -248,6 +248,18 @@ class CountyLink:
         if kind == "supervision_notice":
             self._receive_notice(record.supervision_notice, pulled.id)
             return
+        if kind == "status_update" and record.status_update.stage == records_pb2.STAGE_RETURNED:
+            # The county did not take the escalation in (e.g. a village signature failed its check):
+            # its hop does not run; the operator reads why in the history and must look into it.
+            clock = self.handling.deadlines.load_clock(record.status_update.matter_id, COUNTY_HOP)
+            if clock is not None and clock.is_open:
+                try:
+                    self.handling.record_county_clock(record.status_update.matter_id,
+                                                      clock.stop(self.clock.now(), StopReason.RETURNED),
+                                                      "县级：" + record.status_update.message, also=mark)
+                except _AlreadyFolded:
+                    pass
+                return
         with self.store.engine.begin() as conn:
             if not mark(conn):
                 return

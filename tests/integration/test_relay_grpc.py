@@ -1,5 +1,6 @@
 """The relay servicer over real gRPC on loopback, server in this process: forgeries, replays,
-revocation, bounds, gaps, rotation and the pull side."""
+revocation, bounds, gaps, rotation and the pull side. Every test that takes `harness` runs on both
+hops: a village sending to the township, and a township's link key sending to the county."""
 from __future__ import annotations
 
 import datetime as dt
@@ -22,6 +23,8 @@ from shared.relay.server import RelayLimits, pull_signing_bytes
 from shared.signing import Signer, payload_hash
 from shared.wire.v1 import envelope_pb2, records_pb2, relay_pb2
 from tests.relay_fakes import SqliteOutbox, enrollment_record, note_record
+from hub.bootstrap import HubApp, build_app as build_hub
+from shared.relay.ports import AgentKey
 from town_center.bootstrap import TownApp, build_app
 from town_center.grpc_server import create_server
 
@@ -30,10 +33,15 @@ PUSH = "/quancheng.v1.Relay/Push"
 
 
 class Harness:
-    def __init__(self, tmp: Path, limits: RelayLimits) -> None:
+    def __init__(self, tmp: Path, limits: RelayLimits, receiver: str = "township") -> None:
         self.clock = FakeClock(START)
-        self.town_signer = Signer.generate()
-        self.app: TownApp = build_app(f"sqlite:///{tmp / 'town.db'}", self.town_signer, clock=self.clock, limits=limits)
+        self.town_signer = Signer.generate()   # the receiving tier's key (township or county)
+        self.receiver = receiver
+        self.app: TownApp | HubApp
+        if receiver == "county":
+            self.app = build_hub(f"sqlite:///{tmp / 'county.db'}", self.town_signer, clock=self.clock, limits=limits)
+        else:
+            self.app = build_app(f"sqlite:///{tmp / 'town.db'}", self.town_signer, clock=self.clock, limits=limits)
         self.server, self.port = create_server(self.app.core, "127.0.0.1:0")
         self.server.start()
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}", options=channel_options(ClientLimits()))
@@ -44,6 +52,24 @@ class Harness:
         if approve:
             self.app.store.register_approved(signer.public_key, EnrollmentInfo(village_code=name), by="测试", now_ms=0)
         return signer
+
+    def _now_ms(self) -> int:
+        return to_unix_ms(self.clock.now())
+
+    def approve(self, key_id: str, *, by: str) -> AgentKey:
+        if isinstance(self.app, TownApp):
+            return self.app.services.approve(key_id, by=by)
+        return self.app.store.approve(key_id, by=by, now_ms=self._now_ms())
+
+    def revoke(self, key_id: str, *, by: str, reason: str) -> AgentKey:
+        if isinstance(self.app, TownApp):
+            return self.app.services.revoke(key_id, by=by, reason=reason)
+        return self.app.store.revoke(key_id, by=by, reason=reason, now_ms=self._now_ms())
+
+    def publish(self, record: records_pb2.Record, audience: list[str]) -> int:
+        if isinstance(self.app, TownApp):
+            return self.app.services.publish(record, audience)
+        return self.app.store.publish(self.town_signer, record, audience, now_ms=self._now_ms())
 
     def push(self, *batches: list[envelope_pb2.Envelope], timeout: float = 10) -> list[relay_pb2.PushResponse]:
         call = self.channel.stream_stream(PUSH, request_serializer=relay_pb2.PushRequest.SerializeToString,
@@ -56,9 +82,9 @@ class Harness:
         self.app.close()
 
 
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(tmp_path, RelayLimits(max_batch=500, max_message_bytes=1024 * 1024, max_concurrent_streams=8))
+@pytest.fixture(params=["township", "county"], ids=["village-to-township", "township-to-county"])
+def harness(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Harness]:
+    h = Harness(tmp_path, RelayLimits(max_batch=500, max_message_bytes=1024 * 1024, max_concurrent_streams=8), request.param)
     yield h
     h.close()
 
@@ -149,7 +175,7 @@ def test_a_revoked_agents_new_records_are_refused_and_its_earlier_ones_stay_vali
     envs = chain(agent, 8)
     assert len(harness.push(envs[:5])[0].receipts) == 5
     harness.clock.advance(dt.timedelta(minutes=5))
-    revoked = harness.app.services.revoke(agent.key_id, by="张三", reason="笔记本丢失")
+    revoked = harness.revoke(agent.key_id, by="张三", reason="笔记本丢失")
     assert revoked.last_valid_seq == 5
     response = harness.push(envs)[0]
     assert len(response.receipts) == 5   # the earlier records are still answered (duplicates)
@@ -176,7 +202,7 @@ def test_a_pending_key_is_refused_until_approved_and_enroll_reports_its_status(h
     assert reply.status == relay_pb2.KEY_STATUS_PENDING and "等待" in reply.message
     assert reply.receiver_public_key == harness.town_signer.public_key
     assert {r.reason for r in harness.push(envs)[0].refusals} == {relay_pb2.REFUSAL_REASON_KEY_PENDING}
-    harness.app.services.approve(agent.key_id[:12], by="李四")
+    harness.approve(agent.key_id[:12], by="李四")
     assert len(harness.push(envs)[0].receipts) == 3
     reply = enroll(relay_pb2.EnrollRequest(enrollment=envs[0]), timeout=5)
     assert reply.status == relay_pb2.KEY_STATUS_APPROVED and reply.HasField("receipt")
@@ -240,7 +266,7 @@ def test_the_sync_loop_drains_the_outbox_and_applies_only_verified_township_reco
         outbox.record(agent, enrollment_record(agent, "V1") if i == 0 else note_record(i + 1), to_unix_ms(START))
     status = records_pb2.Record()
     status.status_update.matter_id, status.status_update.message = "m-1", "已受理"
-    harness.app.services.publish(status, [agent.key_id])
+    harness.publish(status, [agent.key_id])
     client = RelayClient(f"127.0.0.1:{harness.port}", outbox, agent, harness.clock, limits=ClientLimits(batch_size=40, window=3))
     result = client.sync_once()
     assert result.drained and result.confirmed == 250 and result.pulled == 1

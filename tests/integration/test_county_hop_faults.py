@@ -1,0 +1,185 @@
+"""Faults and bad input on the township → county hop, in one process with a real county gRPC server:
+forged and replayed escalations, a decision for a matter the township does not hold, a village key
+the township never vouched for, and a county unreachable for days while the clocks keep counting."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.catalog import MatterKind
+from shared.clock import FakeClock, to_unix_ms
+from shared.domain.handling import Stage
+from shared.relay.errors import PeerUnavailable
+from shared.wire.v1 import envelope_pb2, records_pb2
+from hub.errors import UnknownMatter
+from hub.handling import Outcome
+from hub.store.tables import county_matter
+from tests.county_fixtures import COUNTY_STAFF, County, LinkedTownship, advance, county, linked_township
+from tests.town_fixtures import MONDAY_9AM, OPERATOR, VillageDevice
+from town_center.handling import COUNTY_HOP
+
+
+@pytest.fixture()
+def clock() -> FakeClock:
+    return FakeClock(MONDAY_9AM)
+
+
+@pytest.fixture()
+def hub(tmp_path: Path, clock: FakeClock) -> Iterator[County]:
+    c = county(f"sqlite:///{tmp_path / 'county.db'}", clock)
+    yield c
+    c.close()
+
+
+@pytest.fixture()
+def town(tmp_path: Path, clock: FakeClock, hub: County) -> Iterator[LinkedTownship]:
+    t = linked_township(tmp_path / "town.db", clock, hub)
+    yield t
+    t.app.close()
+
+
+def _reported(town: LinkedTownship, village: VillageDevice) -> str:
+    matter_id = village.file("MZ-001")
+    town.app.handling.classify(matter_id, MatterKind.REPORTED, actor=OPERATOR)
+    return matter_id
+
+
+def _county_matters(hub: County) -> list[str]:
+    with hub.app.store.engine.connect() as conn:
+        return [r.matter_id for r in conn.execute(county_matter.select())]
+
+
+def _sign_up(town: LinkedTownship, record: records_pb2.Record) -> None:
+    assert town.app.county_link is not None
+    with town.app.store.engine.begin() as conn:
+        town.app.county_link.append_in(conn, record, now_ms=to_unix_ms(town.app.clock.now()))
+
+
+def test_an_escalation_whose_village_signature_was_tampered_with_is_not_taken_in_and_the_township_is_told(
+        town: LinkedTownship, hub: County, clock: FakeClock) -> None:
+    village = VillageDevice(town.app)
+    honest = _reported(town, village)
+    town.app.handling.escalate(honest, "初审通过", actor=OPERATOR)    # announces the village key to the county
+    forged_id = _reported(town, village)
+    record = records_pb2.Record()
+    body = record.escalation
+    body.matter_id, body.catalog_code, body.township_code = forged_id, "MZ-001", "T01"
+    filing = town.app.handling._village_envelopes  # noqa: SLF001 - the exact envelopes the township would carry
+    with town.app.store.engine.connect() as conn:
+        [env] = filing(conn, village.signer.key_id, forged_id)
+    tampered = bytearray(env.payload)
+    tampered[-3] ^= 0x01
+    body.village_envelopes.append(envelope_pb2.Envelope(payload=bytes(tampered), signature=env.signature, key_id=env.key_id))
+    _sign_up(town, record)
+    town.sync()
+    hub.app.handling.run_once()
+    town.sync()
+    assert _county_matters(hub) == [honest]
+    [(_, matter_id, _, text)] = hub.app.handling.refused_escalations()
+    assert matter_id == forged_id and "村级签名无效" in text
+    events = [e.text_zh for e in town.app.handling.page(forged_id).events]
+    assert any("县级未受理上报" in t for t in events)
+
+
+def test_an_escalation_replayed_under_a_new_seq_makes_no_second_county_matter(town: LinkedTownship, hub: County) -> None:
+    village = VillageDevice(town.app)
+    matter_id = _reported(town, village)
+    town.app.handling.escalate(matter_id, "初审通过", actor=OPERATOR)
+    town.sync()
+    assert town.app.county_link is not None
+    [original] = [r for r in town.app.county_link.outbox.unapplied_receipts()] or [None]
+    with town.app.store.engine.connect() as conn:
+        payload = conn.execute(town.app.county_link.outbox.t.ledger.select()
+                               .where(town.app.county_link.outbox.t.ledger.c.body_kind == "escalation")).one().payload
+    again = records_pb2.Record.FromString(bytes(payload))
+    again.ClearField("header")
+    _sign_up(town, again)
+    town.sync()
+    hub.app.handling.run_once()
+    assert _county_matters(hub) == [matter_id]
+    actions = [a for _, _, a, _ in hub.app.handling.history(matter_id).events]
+    assert actions.count("received") == 1 and "duplicate" in actions
+    assert original is None or original.body_kind == "escalation"
+
+
+def test_a_decision_for_a_matter_the_township_does_not_hold_is_noted_and_later_records_still_apply(
+        town: LinkedTownship, hub: County) -> None:
+    village = VillageDevice(town.app)
+    matter_id = _reported(town, village)
+    town.app.handling.escalate(matter_id, "初审通过", actor=OPERATOR)
+    town.sync()
+    hub.app.handling.run_once()
+    stray = records_pb2.Record()
+    stray.decision.matter_id, stray.decision.outcome = "00000000-0000-4000-8000-00000000dead", records_pb2.DECISION_OUTCOME_APPROVED
+    assert town.app.county_link is not None
+    link_key = town.app.county_link.signer.key_id
+    hub.app.store.publish(hub.app.signer, stray, [link_key], now_ms=to_unix_ms(hub.app.clock.now()))
+    hub.app.handling.decide(matter_id, Outcome.APPROVE, actor=COUNTY_STAFF, reason="准予")
+    town.sync()
+    assert town.app.handling.page(matter_id).matter.stage is Stage.RESULT_READY
+    assert town.app.county_link.outbox.unapplied_inbox() == []
+    with pytest.raises(UnknownMatter, match="找不到县级办件"):
+        hub.app.handling.decide("no-such-matter", Outcome.APPROVE, actor=COUNTY_STAFF)
+
+
+def test_an_escalation_carrying_a_village_key_the_township_never_vouched_for_is_refused(
+        town: LinkedTownship, hub: County, tmp_path: Path, clock: FakeClock) -> None:
+    other = linked_township(tmp_path / "other.db", clock, hub, code="T02", name="白水乡")
+    try:
+        stranger = VillageDevice(other.app, village_code="V900")
+        matter_id = _reported(other, stranger)
+        other.app.handling.escalate(matter_id, "初审通过", actor=OPERATOR)   # T02 vouches for its own village key
+        assert other.app.county_link is not None
+        with other.app.store.engine.connect() as conn:
+            envelopes = other.app.handling._village_envelopes(conn, stranger.signer.key_id, matter_id)  # noqa: SLF001
+        record = records_pb2.Record()
+        body = record.escalation
+        body.matter_id, body.catalog_code, body.township_code = matter_id, "MZ-001", "T01"
+        body.village_envelopes.extend(envelopes)
+        _sign_up(town, record)      # T01 passes on a village it never vouched for
+        town.sync()
+        hub.app.handling.run_once()
+        assert _county_matters(hub) == []
+        assert "未经本乡镇登记" in hub.app.handling.refused_escalations()[0][3]
+    finally:
+        other.app.close()
+
+
+def test_with_the_county_unreachable_for_days_nothing_is_lost_and_the_township_sees_the_county_hop_go_overdue(
+        town: LinkedTownship, hub: County, clock: FakeClock, tmp_path: Path) -> None:
+    village = VillageDevice(town.app)
+    matter_id = _reported(town, village)
+    town.app.handling.escalate(matter_id, "初审通过", actor=OPERATOR)
+    town.sync()
+    hub.app.handling.run_once()
+    town.sync()
+    receipt_at = town.app.deadlines.load_clock(matter_id, COUNTY_HOP).start_at
+    hub.server.stop(grace=None)          # the county goes away
+    later = _reported(town, village)
+    town.app.handling.escalate(later, "初审通过", actor=OPERATOR)
+    with pytest.raises(PeerUnavailable, match="无法连接县级服务器"):
+        town.client.sync_once()
+    assert town.app.county_link is not None and town.app.county_link.outbox.pending_count() >= 2
+    # Weeks pass with no county: the township's own copy of the county hop keeps counting.
+    advance(clock, days=30)
+    fired = town.app.deadlines.fire_due(clock.now(), fired_by="test")
+    county_levels = {(e.matter_id, e.hop, e.level.value) for e in fired if e.hop == COUNTY_HOP}
+    assert (matter_id, COUNTY_HOP, "overdue") in county_levels or (matter_id, COUNTY_HOP, "supervise") in county_levels
+    assert town.app.handling.page(later).matter.stage is Stage.ESCALATING   # not receipted: the township hop runs on
+    # The county comes back on the same port: everything queued is delivered and folded once.
+    back = county(f"sqlite:///{tmp_path / 'county.db'}", clock, signer=hub.app.signer, port=hub.port)
+    try:
+        town.sync()
+        back.app.handling.run_once()
+        town.sync()                      # folding the receipts queued the township's new status: it goes too
+        town.sync()
+        assert town.app.county_link.outbox.pending_count() == 0
+        assert sorted(_county_matters(back)) == sorted([matter_id, later])
+        assert town.app.deadlines.load_clock(matter_id, COUNTY_HOP).start_at == receipt_at
+        assert town.app.handling.page(later).matter.stage is Stage.ESCALATED
+    finally:
+        back.close()
+        hub.server = back.server   # closed above; the fixture's close is then a no-op on the old app
