@@ -122,6 +122,10 @@ class CountyHandling:
     def thresholds(self) -> Thresholds:
         return self.deadlines.thresholds
 
+    def _now(self) -> dt.datetime:
+        # Whole milliseconds: the instant kept here is exactly the one the signed records carry.
+        return from_unix_ms(to_unix_ms(self.clock.now()))
+
     # ================================================================== intake of township records
 
     def run_once(self) -> int:
@@ -358,7 +362,7 @@ class CountyHandling:
         """批准 / 不予批准 (with a reason) / 需补正材料 (the county clock waits), signed down to the township."""
         if outcome not in Outcome.LABELS_ZH:
             raise HandlingError("请选择决定：批准、不予批准或需补正材料")
-        now = self.clock.now()
+        now = self._now()
         with self.store.engine.begin() as conn:
             self.store.lock_own_tip(conn, self.signer.key_id)
             row = self._row_for_update(conn, matter_id)

@@ -331,7 +331,8 @@ class HandlingService:
              transition: Callable[[HandledMatter, dt.datetime, Connection], tuple[HandledMatter, Change]],
              *, also: Callable[[Connection], None] | None = None, now: dt.datetime | None = None) -> HandledMatter:
         """One action in one transaction; `also` runs inside it (e.g. marking a county record folded)."""
-        now = now or self.clock.now()
+        # Whole milliseconds: the instant kept here is exactly the one the signed records carry.
+        now = now or from_unix_ms(to_unix_ms(self.clock.now()))
         with self.store.engine.begin() as conn:
             self.store.lock_own_tip(conn, self.signer.key_id)
             row = self._load_for_update(conn, matter_id)
