@@ -54,7 +54,8 @@ class HubApp:
         calendar = WorkingCalendar(overrides)
         self.store.set_meta(CALENDAR_META, text)
         self.store.set_meta(CALENDAR_META + ":by", f"{by}|{to_unix_ms(self.clock.now())}")
-        self.deadlines.calendar = calendar  # type: ignore[misc]
+        self.deadlines.use_calendar(calendar)
+        self.deadlines.recompute_stale(self.clock.now())
         log.info("calendar override saved by %s (years %s)", by, sorted(overrides))
         return calendar
 

@@ -514,7 +514,8 @@ class CountyHandling:
             catalog_name=self.catalog.item(row.catalog_code).name if row.catalog_code in self.catalog else row.catalog_code,
             stage=matter.stage, summary=row.summary, township_received_at=from_unix_ms(int(row.township_received_at_ms)),
             received_at=from_unix_ms(int(row.received_at_ms)),
-            due_at=from_unix_ms(int(row.due_at_ms)) if row.due_at_ms else None, state=state,
+            # From the clock on the calendar in use (a new override file moves it), not the stored copy.
+            due_at=clock.due_at(self.calendar) if clock is not None and clock.start_at else None, state=state,
             clock_status=clock.status if clock is not None else None, township_hop=township_hops.get(row.matter_id),
             outcome=row.outcome, signed_off_at=from_unix_ms(int(row.signed_off_at_ms)) if row.signed_off_at_ms else None,
             rating=int(row.rating), version=int(row.version))

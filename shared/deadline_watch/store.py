@@ -305,6 +305,12 @@ class DeadlineStore:
     def calendar(self) -> WorkingCalendar:
         return self._calendar
 
+    def use_calendar(self, calendar: WorkingCalendar) -> None:
+        """Count on a new calendar from now on (a county override file uploaded while running). Saved
+        instants under the old rules are then stale; `recompute_stale` brings them over."""
+        self._calendar = calendar
+        self.rules_fp = f"{calendar.fingerprint[:40]}|{self._thresholds.to_text()}"[:64]
+
     @property
     def thresholds(self) -> Thresholds:
         return self._thresholds

@@ -1,0 +1,108 @@
+"""The county board (县政务服务中心): the FastAPI app and what every page shares.
+
+The pages live in small modules that each add their routes (`board`, `oversight`, `townships`,
+`calendar_page`); this module wires them onto `shared.console` (login, sessions, CSRF, roles) and
+gives them one `Pages` helper to render and redirect. Everything reads and acts through `HubApp`:
+the handling service, the township key store and the deadline calendar.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from shared.console import Console, ConsoleAuth, ScryptParams, create_console_tables, install_console
+from shared.console.passwords import DEFAULT_SCRYPT
+from shared.domain.handling import Role
+from hub.bootstrap import HubApp
+from hub.console.formatting import BEIJING, STATE_CLASS, bj, ms_bj
+
+__all__ = ["create_console_app", "open_console_auth", "Pages", "SESSION_COOKIE", "CONSOLE_NAME", "STAFF", "HANDLERS",
+           "KEY_MANAGERS"]
+
+log = logging.getLogger("hub.console")
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "qc_county_session"
+CONSOLE_NAME = "县政务服务中心"
+STATIC_PATH = "/county-static"
+STAFF = (Role.OPERATOR, Role.DIRECTOR, Role.ADMINISTRATOR)
+# Deciding and 督办 are casework; the administrator runs accounts and keys, not cases (separation of duties).
+HANDLERS = (Role.OPERATOR, Role.DIRECTOR)
+# Trusting a township's key (or the calendar deadlines count on) is a director's or administrator's call.
+KEY_MANAGERS = (Role.DIRECTOR, Role.ADMINISTRATOR)
+
+
+def open_console_auth(app: HubApp, *, kdf: ScryptParams = DEFAULT_SCRYPT) -> ConsoleAuth:
+    """Staff accounts live in the county database beside the matters (`county-hub staff add` writes them)."""
+    create_console_tables(app.store.engine)
+    return ConsoleAuth(app.store.engine, app.clock, kdf=kdf)
+
+
+@dataclass
+class Pages:
+    """What a page module needs: the county app, the console, and the render/redirect helpers."""
+
+    app: HubApp
+    console: Console
+
+    def now(self) -> dt.datetime:
+        return self.app.clock.now()
+
+    def render(self, request: Request, name: str, context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:
+        today = self.now().astimezone(BEIJING).date()
+        try:
+            warning = self.app.deadlines.calendar.warning_zh(today, today + dt.timedelta(days=60))
+        except Exception:  # noqa: BLE001 - a calendar problem must not hide the page; it is logged
+            log.exception("calendar warning failed")
+            warning = "工作日历无法读取，请联系系统管理员核对节假日安排。"
+        ctx = {"calendar_warning": warning, "now": self.now(), "notice": request.query_params.get("notice"), **context}
+        return self.console.render(request, name, ctx, status_code=status_code)
+
+    def back(self, url: str, notice: str) -> RedirectResponse:
+        """Post/redirect/get: a reload after an action must not repeat it."""
+        return RedirectResponse(f"{url}?{urllib.parse.urlencode({'notice': notice})}", status_code=303)
+
+    def message(self, request: Request, text: str, status_code: int = 404) -> HTMLResponse:
+        return self.render(request, "message.html", {"message": text, "status_code": status_code}, status_code=status_code)
+
+    def township_names(self) -> dict[str, str]:
+        """Township code → name, from the link keys' enrollment (a code may have had several keys)."""
+        names: dict[str, str] = {}
+        for key in self.app.store.keys():
+            if key.info.township_code:
+                names.setdefault(key.info.township_code, key.info.holder_name)
+        return names
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    raw = await request.form()
+    return {k: str(v) for k, v in raw.items() if k != "csrf_token" and isinstance(v, str)}
+
+
+def create_console_app(app: HubApp, auth: ConsoleAuth, *, secure_cookies: bool = False,
+                       console_name: str = CONSOLE_NAME, trusted_origins: tuple[str, ...] = ()) -> FastAPI:
+    from hub.console import board, calendar_page, oversight, townships
+
+    web = FastAPI(title=console_name, docs_url=None, redoc_url=None, openapi_url=None)
+    console = install_console(web, auth, templates_dir=HERE / "templates", console_name=console_name,
+                              public_paths=(STATIC_PATH,), session_cookie=SESSION_COOKIE,
+                              secure_cookies=secure_cookies, trusted_origins=trusted_origins)
+    web.mount(STATIC_PATH, StaticFiles(directory=str(HERE / "static")), name="county_static")
+    env = console.templates.env
+    env.filters["bj"] = bj
+    env.filters["ms_bj"] = ms_bj
+    env.globals.update(county_static=STATIC_PATH, state_class=STATE_CLASS)
+    pages = Pages(app, console)
+    board.add_routes(web, pages)
+    oversight.add_routes(web, pages)
+    townships.add_routes(web, pages)
+    calendar_page.add_routes(web, pages)
+    return web

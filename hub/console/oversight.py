@@ -1,0 +1,94 @@
+"""超期统计 (`/overdue`: counts by township and by kind, the overdue matters with a 督办 form each)
+and 督办通知 (`/notices`: every notice and how far it got: 已签发 → 已送达 → 已回复)."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from shared.clock import from_unix_ms
+from shared.console import ConsoleSession, require_role
+from shared.errors import HandlingError
+from hub.console.app import HANDLERS, STAFF, Pages, read_form
+from hub.console.formatting import wire_stage_zh
+from hub.errors import UnknownMatter
+from hub.handling import TrackedView
+
+__all__ = ["add_routes", "notice_status"]
+
+DEFAULT_MESSAGE = "该办件已超过乡镇办结时限，请说明超期原因并尽快办结，同时告知申请人办理进度。"
+
+
+def notice_status(row: dict[str, Any]) -> tuple[str, str]:
+    """(data value, Chinese label) of the furthest step a notice reached."""
+    if row.get("acknowledged_at_ms"):
+        return "acknowledged", "已回复"
+    if row.get("received_at_ms"):
+        return "received", "已送达"
+    return "issued", "已签发"
+
+
+def add_routes(web: FastAPI, pages: Pages) -> None:
+    app = pages.app
+    handling = app.handling
+
+    def overdue_days(t: TrackedView) -> int:
+        if t.township_due_at is None:
+            return 0
+        calendar = app.deadlines.calendar
+        return max(0, calendar.working_days_between(calendar.local_date(t.township_due_at),
+                                                    calendar.local_date(pages.now())))
+
+    def overdue_context(drafts: dict[str, str] | None = None) -> dict[str, Any]:
+        by_township, by_kind = handling.overdue_counts()
+        names = pages.township_names()
+        catalog = handling.catalog
+        issued: dict[str, list[dict[str, Any]]] = {}
+        for n in handling.notices():
+            issued.setdefault(n["matter_id"], []).append(n)
+        rows = [{"t": t, "catalog_name": catalog.item(t.catalog_code).name if t.catalog_code in catalog else t.catalog_code,
+                 "stage": wire_stage_zh(t.stage), "days": overdue_days(t), "notices": issued.get(t.matter_id, [])}
+                for t in handling.tracked(overdue_only=True)]
+        rows.sort(key=lambda r: -r["days"])
+        return {"title": "超期统计", "nav_here": "overdue", "by_township": by_township, "by_kind": by_kind,
+                "names": names, "rows": rows, "drafts": drafts or {}, "default_message": DEFAULT_MESSAGE}
+
+    @web.get("/overdue", response_class=HTMLResponse)
+    def overdue(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
+        return pages.render(request, "overdue.html", {**overdue_context(), "can_supervise": staff.role in HANDLERS})
+
+    def supervise(matter_id: str, message: str, staff: ConsoleSession) -> str:
+        late = next((t for t in handling.tracked(overdue_only=True) if t.matter_id == matter_id), None)
+        handling.issue_supervision(matter_id, message, actor=staff.actor,
+                                   overdue_working_days=overdue_days(late) if late is not None else 0)
+        return "已签发督办通知，乡镇下次同步时送达"
+
+    @web.post("/overdue/{matter_id}/supervise", response_class=HTMLResponse)
+    async def supervise_overdue(request: Request, matter_id: str,
+                                staff: ConsoleSession = Depends(require_role(*HANDLERS))) -> Response:
+        form = await read_form(request)
+        message = form.get("message", "")
+        try:
+            notice = await run_in_threadpool(supervise, matter_id, message, staff)
+        except (HandlingError, UnknownMatter) as exc:
+            # The list is rebuilt with the typed text kept in that matter's form.
+            ctx = await run_in_threadpool(overdue_context, {matter_id: message})
+            ctx.update(error=str(exc), can_supervise=True)
+            return pages.render(request, "overdue.html", ctx, status_code=400)
+        return pages.back("/overdue", notice)
+
+    @web.get("/notices", response_class=HTMLResponse)
+    def notices(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
+        names = pages.township_names()
+        escalated = {v.matter_id for v in handling.escalated()}
+        rows = []
+        for n in handling.notices():
+            status, label = notice_status(n)
+            rows.append({**n, "status": status, "status_zh": label, "linked": n["matter_id"] in escalated,
+                         "issued_at": from_unix_ms(int(n["issued_at_ms"])),
+                         "township_name": names.get(n["township_code"], "")})
+        counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("issued", "received", "acknowledged")}
+        return pages.render(request, "notices.html", {"title": "督办通知", "nav_here": "notices", "rows": rows,
+                                                      "counts": counts})

@@ -1,0 +1,58 @@
+"""乡镇接入 (`/townships`): the townships' link keys (approve a pending one after checking its
+fingerprint, revoke with a reason) and the escalations the county refused."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from shared.clock import to_unix_ms
+from shared.console import ConsoleSession, require_role
+from shared.relay.errors import KeyStoreError
+from shared.relay.ports import KeyState
+from hub.console.app import KEY_MANAGERS, STAFF, Pages, read_form
+
+__all__ = ["add_routes"]
+
+log = logging.getLogger("hub.console.townships")
+
+
+def add_routes(web: FastAPI, pages: Pages) -> None:
+    app = pages.app
+    store = app.store
+
+    @web.get("/townships", response_class=HTMLResponse)
+    def townships(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
+        keys = store.keys()
+        # Pending first: they are what someone has to act on.
+        keys.sort(key=lambda k: (k.state is not KeyState.PENDING, k.info.township_code, k.enrolled_at_ms))
+        return pages.render(request, "townships.html", {
+            "title": "乡镇接入", "nav_here": "townships", "keys": keys, "refused": app.handling.refused_escalations(),
+            "can_manage": staff.role in KEY_MANAGERS, "pending": sum(1 for k in keys if k.state is KeyState.PENDING),
+        })
+
+    @web.post("/townships/{key_id}/{what}")
+    async def key_action(request: Request, key_id: str, what: str,
+                         staff: ConsoleSession = Depends(require_role(*KEY_MANAGERS))) -> Response:
+        form = await read_form(request)
+        now_ms = to_unix_ms(pages.now())
+        try:
+            if what == "approve":
+                key = await run_in_threadpool(lambda: store.approve(key_id, by=staff.staff_id, now_ms=now_ms))
+                notice = f"已批准 {key.info.township_code} {key.info.holder_name} 的接入密钥，其上报记录此后予以签收"
+            elif what == "revoke":
+                reason = form.get("reason", "").strip()
+                if not reason:
+                    return pages.back("/townships", "吊销接入密钥须写明原因（如：服务器失窃、密钥泄露）")
+                key = await run_in_threadpool(
+                    lambda: store.revoke(key_id, by=staff.staff_id, reason=reason[:200], now_ms=now_ms))
+                notice = f"已吊销 {key.info.township_code} {key.info.holder_name} 的接入密钥，此后收到的记录一律拒收"
+            else:
+                return pages.message(request, "未知的操作")
+        except KeyStoreError as exc:   # unknown key, or a state that does not allow it: the message is Chinese
+            log.info("township key %s %s refused: %s", key_id, what, exc)
+            return pages.back("/townships", str(exc) or "操作未成功")
+        log.info("township key %s %s by %s", key_id, what, staff.staff_id)
+        return pages.back("/townships", notice)

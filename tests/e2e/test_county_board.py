@@ -1,0 +1,399 @@
+"""The county board in the browser: a director signs in, reads the 上报件看板 with both hops' clocks,
+decides a matter, is stopped with a Chinese message (and keeps what was typed) when a refusal has no
+reason, issues 督办 and watches it reach the township, approves a township's link key, uploads the
+coming years' working calendar and reads the overdue counts.
+
+A real county on SQLite with its gRPC server on a free loopback port, a real township linked to it
+in process (its own link key, outbox and sync client), one fake clock for both, and the board served
+by uvicorn on port 0; Debian's Chromium at 1366×768. Screenshots go to `test-artifacts/county-board/`."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import CHROMIUM, VIEWPORT
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed: browser tests need Debian's chromium")
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "county-board"
+PASSWORD = "县政务中心2026冬"
+# What the village device files for every applicant (tests.town_fixtures.VillageDevice.file).
+PERSONAL = ("测试村民", "13800001111", "110101199003070011")
+
+
+@dataclass
+class RunningBoard:
+    base_url: str
+    hub: object          # tests.county_fixtures.County
+    town: object         # tests.county_fixtures.LinkedTownship
+    approve_id: str      # 上报件 the director approves
+    refuse_id: str       # 上报件 refused, first without a reason
+    watched_id: str      # 上报件 that gets a 督办 from its page
+    race_id: str         # 上报件 two staff members decide at once
+    late_id: str         # township 承诺件 past its due date
+    pending_key_id: str  # a second township's link key, waiting for approval
+
+
+def _escalate(town, hub, village, clock, summary: str) -> str:  # type: ignore[no-untyped-def]
+    from shared.catalog import MatterKind
+    from tests.county_fixtures import advance
+    from tests.town_fixtures import OPERATOR
+
+    matter_id = village.file("MZ-001")
+    town.app.handling.classify(matter_id, MatterKind.REPORTED, actor=OPERATOR)
+    advance(clock, minutes=30)
+    town.app.handling.escalate(matter_id, summary, actor=OPERATOR)
+    advance(clock, minutes=5)
+    town.sync()                  # pushed and receipted: the township hop stops at the county's receipt
+    hub.app.handling.run_once()  # the county verifies both signatures and starts its own clock
+    town.sync()                  # the county's clock record comes down
+    return matter_id
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBoard]:
+    from shared.catalog import MatterKind
+    from shared.clock import FakeClock
+    from shared.console import ScryptParams
+    from shared.domain.handling import Role
+    from hub.console import create_console_app, open_console_auth, start_console_server
+    from tests.county_fixtures import advance, county, linked_township
+    from tests.town_fixtures import MONDAY_9AM, OPERATOR, VillageDevice
+
+    root = tmp_path_factory.mktemp("county-board")
+    clock = FakeClock(MONDAY_9AM)
+    hub = county(f"sqlite:///{root / 'county.db'}", clock)
+    town = linked_township(root / "town.db", clock, hub, code="T01", name="青山镇")
+    other = linked_township(root / "t02.db", clock, hub, code="T02", name="白水乡", approve=False)
+    village = VillageDevice(town.app)
+    approve_id = _escalate(town, hub, village, clock, "低保申请，入户调查属实，乡镇初审通过")
+    refuse_id = _escalate(town, hub, village, clock, "低保申请，家庭收入待核")
+    watched_id = _escalate(town, hub, village, clock, "低保申请，民主评议已公示")
+    race_id = _escalate(town, hub, village, clock, "低保申请，材料齐全")
+    late_id = village.file("MZ-003")
+    town.app.handling.classify(late_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="5个工作日内办结")
+    town.sync()
+    hub.app.handling.run_once()
+    # Nine days on (Wednesday 2 December): the 承诺件 is two working days past its five; the county's
+    # seven-day hops fall due this afternoon, so the board shows them in warning colours.
+    advance(clock, days=9)
+    [pending] = [k for k in hub.app.store.keys() if k.info.township_code == "T02"]
+
+    auth = open_console_auth(hub.app, kdf=ScryptParams(n=2**10, r=8, p=1))
+    auth.create_staff("chen", "陈主任", Role.DIRECTOR, PASSWORD)
+    auth.create_staff("liu", "刘芳", Role.OPERATOR, PASSWORD)
+    server = start_console_server(create_console_app(hub.app, auth), "127.0.0.1:0")
+    try:
+        yield RunningBoard(f"http://127.0.0.1:{server.port}", hub, town, approve_id, refuse_id, watched_id, race_id,
+                           late_id, pending.key_id)
+    finally:
+        server.stop()
+        for t in (town, other):
+            t.client.stop()
+            t.app.close()
+        hub.close()
+
+
+@pytest.fixture()
+def new_page(browser) -> Iterator[Callable[[], object]]:  # type: ignore[no-untyped-def]
+    contexts = []
+
+    def make():  # type: ignore[no-untyped-def]
+        context = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for c in contexts:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def shots() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+def sign_in(page, base: str, staff_id: str, path: str = "/") -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{base}{path}")
+    page.wait_for_url(re.compile(r"/login"))
+    assert "县政务服务中心" in page.locator(".topbar-name").inner_text()
+    page.fill("input[name=staff_id]", staff_id)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}{path}")
+
+
+def notice_text(page) -> str:  # type: ignore[no-untyped-def]
+    page.wait_for_selector("div.notice[role=status]")
+    return page.locator("div.notice[role=status]").inner_text()
+
+
+def alert_text(page) -> str:  # type: ignore[no-untyped-def]
+    page.wait_for_selector("main div.alert[role=alert]")
+    return page.locator("main div.alert[role=alert]").inner_text()
+
+
+def test_the_board_lists_every_escalated_matter_with_both_hops_and_no_personal_data(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    base = board.base_url
+    page = new_page()
+    sign_in(page, base, "chen")
+    row = page.locator(f"#board tr[data-matter='{board.approve_id}']")
+    text = row.inner_text()
+    assert "T01 青山镇" in text and "最低生活保障申请" in text and "办理中" in text
+    township, county_cell = row.locator("td.hop-township").inner_text(), row.locator("td.hop-county").inner_text()
+    # Township hop: received 09:00 Monday, stopped at the county's receipt well inside its 15 days.
+    assert "乡镇收件 2026-11-23 09:00" in township and "已停止（未超时限）" in township and "停止 2026-11-23" in township
+    # County hop: 7 working days from its receipt, one day left after the clock moved on: a warning.
+    assert "县级签收 2026-11-23" in county_cell and "时限 2026-12-02" in county_cell and "临期预警" in county_cell
+    assert "row-warning" in (row.get_attribute("class") or "")
+    assert page.locator("#board tbody tr").count() == 4
+    body = page.locator("body").inner_text()
+    for secret in PERSONAL:
+        assert secret not in body
+    page.screenshot(path=str(shots / "01-board.png"), full_page=True)
+
+    page.select_option("#filters select[name=township]", "T02")
+    page.click("#filters button[type=submit]")
+    page.wait_for_url(re.compile(r"township=T02"))
+    assert "没有符合条件的上报件" in page.locator("main").inner_text()
+    page.select_option("#filters select[name=township]", "T01")
+    page.click("#filters button[type=submit]")
+    page.wait_for_url(re.compile(r"township=T01"))
+    assert page.locator(f"#board tr[data-matter='{board.approve_id}']").is_visible()
+
+
+def test_approving_a_matter_on_its_page_signs_the_decision_down_and_writes_it_in_the_history(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    from shared.domain.handling import Stage
+
+    base = board.base_url
+    page = new_page()
+    sign_in(page, base, "chen", f"/matters/{board.approve_id}")
+    applicant = page.locator("#applicant").inner_text()
+    assert all(secret in applicant for secret in PERSONAL)
+    hops = page.locator("#hops").inner_text()
+    assert "乡镇环节" in hops and "县级环节" in hops and "临期预警" in hops
+    assert "入户调查属实" in page.locator("#township-summary").inner_text()
+    page.screenshot(path=str(shots / "02-matter-before-decision.png"), full_page=True)
+
+    form = page.locator("#action-decide")
+    form.locator("input[name=outcome][value=approve]").check()
+    form.locator("textarea[name=reason]").fill("准予纳入最低生活保障")
+    form.locator("button[type=submit]").click()
+    assert "已作出县级决定：批准" in notice_text(page)
+    assert page.locator("#stage").inner_text() == "结果待交付"
+    assert "批准：准予纳入最低生活保障" in page.locator("#outcome").inner_text()
+    history = page.locator("#history").inner_text()
+    assert "陈主任（chen）" in history and "县级批准：准予纳入最低生活保障" in history
+    assert page.locator("#action-decide").count() == 0
+    assert "已停止" in page.locator("#hop-county").inner_text()
+    page.screenshot(path=str(shots / "03-matter-approved.png"), full_page=True)
+
+    # The signed decision reaches the township on its next sync.
+    board.town.sync()  # type: ignore[attr-defined]
+    assert board.town.app.handling.page(board.approve_id).matter.stage is Stage.RESULT_READY  # type: ignore[attr-defined]
+
+
+def test_refusing_without_a_reason_is_stopped_with_a_chinese_message_and_keeps_what_was_typed(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    base = board.base_url
+    page = new_page()
+    sign_in(page, base, "liu", f"/matters/{board.refuse_id}")
+    form = page.locator("#action-decide")
+    form.locator("input[name=outcome][value=refuse]").check()
+    form.locator("textarea[name=missing]").fill("家庭收入证明")
+    form.locator("button[type=submit]").click()
+    assert "不予批准须写明理由" in alert_text(page)
+    form = page.locator("#action-decide")
+    assert "failed" in (form.get_attribute("class") or "")
+    assert form.locator("input[name=outcome][value=refuse]").is_checked()
+    assert form.locator("textarea[name=missing]").input_value() == "家庭收入证明"
+    assert page.locator("#stage").inner_text() == "办理中"
+    page.screenshot(path=str(shots / "04-refusal-without-reason.png"), full_page=True)
+
+    form.locator("textarea[name=reason]").fill("家庭人均收入高于当地低保标准")
+    form.locator("button[type=submit]").click()
+    assert "已作出县级决定：不予批准" in notice_text(page)
+    assert "县级不予批准：家庭人均收入高于当地低保标准" in page.locator("#history").inner_text()
+
+
+def test_a_decision_on_a_page_someone_else_has_already_decided_is_not_saved_and_keeps_what_was_typed(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    base = board.base_url
+    first, second = new_page(), new_page()
+    sign_in(first, base, "chen", f"/matters/{board.race_id}")
+    sign_in(second, base, "liu", f"/matters/{board.race_id}")
+    first.locator("#action-decide input[name=outcome][value=approve]").check()
+    first.locator("#action-decide button[type=submit]").click()
+    assert "已作出县级决定：批准" in notice_text(first)
+
+    form = second.locator("#action-decide")
+    form.locator("input[name=outcome][value=needs_materials]").check()
+    form.locator("textarea[name=missing]").fill("户口簿复印件\n家庭收入证明")
+    form.locator("button[type=submit]").click()
+    assert "本件刚被其他人修改过，您的操作未保存" in alert_text(second)
+    form = second.locator("#action-decide")
+    assert form.locator("input[name=outcome][value=needs_materials]").is_checked()
+    assert form.locator("textarea[name=missing]").input_value() == "户口簿复印件\n家庭收入证明"
+    assert second.locator("#stage").inner_text() == "结果待交付"
+    assert "县级批准" in second.locator("#history").inner_text()
+    second.screenshot(path=str(shots / "05-decision-overtaken.png"), full_page=True)
+
+
+def test_a_supervision_notice_is_shown_issued_then_delivered_after_two_township_syncs_then_answered(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    base = board.base_url
+    page = new_page()
+    sign_in(page, base, "chen", f"/matters/{board.watched_id}")
+    form = page.locator("#action-supervise")
+    form.locator("textarea[name=message]").fill("请核实民主评议记录并于三日内回复")
+    form.locator("button[type=submit]").click()
+    assert "已签发督办通知" in notice_text(page)
+    assert "县级督办：请核实民主评议记录并于三日内回复" in page.locator("#history").inner_text()
+
+    page.goto(f"{base}/notices")
+    row = page.locator(f"#notices tr[data-matter='{board.watched_id}']")
+    assert row.get_attribute("data-status") == "issued"
+    assert row.locator("td.status").inner_text() == "已签发" and "尚未送达" in row.inner_text()
+    page.screenshot(path=str(shots / "06-notice-issued.png"), full_page=True)
+
+    town = board.town
+    town.sync()   # type: ignore[attr-defined]  # pulled and folded
+    town.sync()   # type: ignore[attr-defined]  # the next pull asks after it: the county marks it received
+    page.reload()
+    row = page.locator(f"#notices tr[data-matter='{board.watched_id}']")
+    assert row.get_attribute("data-status") == "received"
+    assert row.locator("td.status").inner_text() == "已送达" and "尚未回复" in row.inner_text()
+    page.screenshot(path=str(shots / "07-notice-received.png"), full_page=True)
+
+    link = town.app.county_link  # type: ignore[attr-defined]
+    [notice] = [n for n in link.open_notices() if n["matter_id"] == board.watched_id]
+    link.acknowledge(notice["notice_id"], "评议记录已补正，今日报县", by="wang")
+    town.sync()   # type: ignore[attr-defined]
+    board.hub.app.handling.run_once()  # type: ignore[attr-defined]
+    page.reload()
+    row = page.locator(f"#notices tr[data-matter='{board.watched_id}']")
+    assert row.get_attribute("data-status") == "acknowledged"
+    assert row.locator("td.status").inner_text() == "已回复" and "评议记录已补正，今日报县" in row.inner_text()
+    page.screenshot(path=str(shots / "08-notice-answered.png"), full_page=True)
+
+
+def test_a_director_approves_a_pending_township_link_key_that_an_operator_may_only_read(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    from shared.relay.ports import KeyState
+
+    base = board.base_url
+    operator = new_page()
+    sign_in(operator, base, "liu", "/townships")
+    row = operator.locator(f"#townships tr[data-key='{board.pending_key_id}']")
+    assert "待审批" in row.inner_text() and "由中心主任或系统管理员办理" in row.inner_text()
+
+    page = new_page()
+    sign_in(page, base, "chen", "/townships")
+    row = page.locator(f"#townships tr[data-key='{board.pending_key_id}']")
+    [key] = [k for k in board.hub.app.store.keys() if k.key_id == board.pending_key_id]  # type: ignore[attr-defined]
+    assert "T02 白水乡" in row.inner_text() and key.info.fingerprint in row.inner_text()
+    page.screenshot(path=str(shots / "09-townships-pending.png"), full_page=True)
+    row.locator("form[action$='/approve'] button").click()
+    assert "已批准 T02 白水乡 的接入密钥" in notice_text(page)
+    row = page.locator(f"#townships tr[data-key='{board.pending_key_id}']")
+    assert row.get_attribute("data-state") == "approved" and "审批通过（chen" in row.inner_text()
+    [key] = [k for k in board.hub.app.store.keys() if k.key_id == board.pending_key_id]  # type: ignore[attr-defined]
+    assert key.state is KeyState.APPROVED and key.status_changed_by == "chen"
+    page.screenshot(path=str(shots / "10-townships-approved.png"), full_page=True)
+
+
+BAD_CALENDAR = """format = 1
+[year_2028]
+holidays = [ { name = "元旦", date = 2028-01-01 } ]
+"""
+GOOD_CALENDAR = """format = 1
+issued_by = "县政务服务中心"
+
+[year_2028]
+confirmed = false
+holidays = [ { name = "元旦", from = 2028-01-01, to = 2028-01-03 } ]
+"""
+
+
+def test_an_invalid_calendar_file_is_refused_in_chinese_keeping_its_text_and_a_2028_draft_is_accepted(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    from shared.calendar import YearSource
+
+    base = board.base_url
+    page = new_page()
+    sign_in(page, base, "chen", "/calendar")
+    years = page.locator("#years")
+    assert years.locator("tr[data-year='2026']").get_attribute("data-source") == "library"
+    assert "已确认" in years.locator("tr[data-year='2026']").inner_text()
+    assert "尚未录入" in years.locator("tr[data-year='2028']").inner_text()
+    assert "工作日历未确认" in page.locator("#calendar-warning").inner_text()
+
+    page.set_input_files("input[name=toml_file]", files=[{"name": "2028.toml", "mimeType": "text/plain",
+                                                          "buffer": BAD_CALENDAR.encode()}])
+    page.click("#calendar-form button[type=submit]")
+    error = alert_text(page)
+    assert "工作日历未保存" in error and "必须写明 confirmed = true 或 false" in error and "[year_2028]" in error
+    assert page.locator("textarea[name=toml_text]").input_value() == BAD_CALENDAR
+    assert board.hub.app.deadlines.calendar.year_source(2028) is YearSource.WEEKENDS_ONLY  # type: ignore[attr-defined]
+    page.screenshot(path=str(shots / "11-calendar-refused.png"), full_page=True)
+
+    page.set_input_files("input[name=toml_file]", files=[{"name": "2028.toml", "mimeType": "text/plain",
+                                                          "buffer": GOOD_CALENDAR.encode()}])
+    page.click("#calendar-form button[type=submit]")
+    assert "已保存工作日历：2028年（草案）" in notice_text(page)
+    row = page.locator("#years tr[data-year='2028']")
+    assert "放假 3 天" in row.inner_text() and "1月3日 元旦" in row.inner_text()
+    assert "chen" in page.locator("#saved-by").inner_text()
+    assert page.locator("textarea[name=toml_text]").input_value() == GOOD_CALENDAR
+    assert board.hub.app.store.get_meta("calendar_override_toml") == GOOD_CALENDAR  # type: ignore[attr-defined]
+    page.screenshot(path=str(shots / "12-calendar-accepted.png"), full_page=True)
+
+
+def test_an_accepted_calendar_file_counts_deadlines_at_once(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    from shared.calendar import YearSource
+
+    base = board.base_url
+    page = new_page()
+    sign_in(page, base, "chen", "/calendar")
+    page.fill("textarea[name=toml_text]", GOOD_CALENDAR)
+    page.click("#calendar-form button[type=submit]")
+    assert "已保存工作日历：2028年（草案）" in notice_text(page)
+    assert "未能立即启用" not in notice_text(page) and page.locator("#calendar-pending").count() == 0
+    row = page.locator("#years tr[data-year='2028']")
+    assert row.get_attribute("data-source") == "override_draft" and "县级发布的草案" in row.inner_text()
+    # Monday 3 January 2028 is a day off now; Tuesday is not.
+    calendar = board.hub.app.deadlines.calendar  # type: ignore[attr-defined]
+    assert calendar.year_source(2028) is YearSource.OVERRIDE_DRAFT
+    assert not calendar.is_working_day(dt.date(2028, 1, 3)) and calendar.is_working_day(dt.date(2028, 1, 4))
+
+
+def test_the_overdue_page_counts_by_township_and_kind_and_issues_supervision_for_a_late_matter(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    base = board.base_url
+    page = new_page()
+    sign_in(page, base, "liu", "/overdue")
+    township = page.locator("#by-township tr[data-key='T01']")
+    assert "青山镇" in township.inner_text()
+    assert int(township.locator("td.late").inner_text()) >= 1
+    kind = page.locator("#by-kind tr[data-key='承诺件']")
+    assert kind.locator("td.open").inner_text() == "1" and kind.locator("td.late").inner_text() == "1"
+    row = page.locator(f"#overdue tr[data-matter='{board.late_id}']")
+    assert "临时救助申请" in row.inner_text() and "承诺件" in row.inner_text() and "个工作日" in row.inner_text()
+    for secret in PERSONAL:
+        assert secret not in page.locator("body").inner_text()
+    page.screenshot(path=str(shots / "13-overdue.png"), full_page=True)
+
+    row.locator("textarea[name=message]").fill("   ")
+    row.locator("button[type=submit]").click()
+    assert "请填写督办内容" in alert_text(page)
+    row = page.locator(f"#overdue tr[data-matter='{board.late_id}']")
+    row.locator("textarea[name=message]").fill("已超期，请今日内说明原因")
+    row.locator("button[type=submit]").click()
+    assert "已签发督办通知" in notice_text(page)
+    row = page.locator(f"#overdue tr[data-matter='{board.late_id}']")
+    assert "已督办 1 次" in row.inner_text()
+    page.goto(f"{base}/notices")
+    notice = page.locator(f"#notices tr[data-matter='{board.late_id}']")
+    assert notice.get_attribute("data-status") == "issued" and "已超期，请今日内说明原因" in notice.inner_text()
+    page.screenshot(path=str(shots / "14-overdue-supervised.png"), full_page=True)
