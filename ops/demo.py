@@ -1,190 +1,212 @@
-"""What the README's start command runs at this stage of the project.
+"""The README's start command: a whole county on one machine, on embedded SQLite.
 
-Creates (once) a demo township center and a demo village agent under `var/demo/`, starts the
-township's gRPC relay, enrols and approves the agent's key, records a few sample requests for
-made-up villagers, syncs them to the township, verifies the agent's signed ledger, and serves the
-village agent's web UI on 127.0.0.1 (syncing in the background) until Ctrl-C stops everything.
-A second run reuses the same data.
+A county hub, two townships linked to it, four villages (two per township), all keys enrolled, and
+(on the first run) about three weeks of realistic history seeded through the real code paths
+(`ops/demo_seed.py`): matters at every stage, some in warning, some overdue at the township and at
+the county, some signed off at all three tiers, a 督办 notice on its way. Then every tier runs as
+its own process (`county-hub serve`, `town-center serve`, `village-agent serve`) until Ctrl-C, which
+stops them all cleanly. A second run resumes the same data under `var/demo/`.
+
+`QUANCHENG_DEMO_ROOT` moves the data, `QUANCHENG_DEMO_PORT_OFFSET` shifts every port (tests use both).
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
-import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from shared import cli_common
-from shared.domain.id_number import with_check_char
-from shared.errors import SharedError
-from shared.keys import enrollment_uri, load_key_file
-from shared.signing import Signer
 
-DEMO_ROOT = Path("var/demo")
 # A demo-only passphrase, printed openly; real devices take one from their operator.
 DEMO_PASSPHRASE = "演示口令-仅供本机演示"
+ROOT = Path(os.environ.get("QUANCHENG_DEMO_ROOT", "var/demo"))
+OFFSET = int(os.environ.get("QUANCHENG_DEMO_PORT_OFFSET", "0"))
+SEEDED_MARK = ROOT / ".seeded"
 
-SAMPLE_VILLAGERS = (
-    {"name": "李桂兰", "id_number": with_check_char("43052419480312002"), "phone": "13907310001", "address": "东山村三组 12 号",
-     "elderly_or_disabled": True, "door_to_door": True},
-    {"name": "王建国", "id_number": with_check_char("43052419620708001"), "phone": "13907310002", "address": "东山村五组 3 号"},
-    {"name": "赵秀英", "id_number": with_check_char("43052419550101002"), "phone": "13907310003", "address": "东山村一组 7 号",
-     "elderly_or_disabled": True},
+# Demo-only logins, printed openly; real accounts come from `staff add`.
+COUNTY_STAFF = (("chen", "县中心 陈主任", "director", "演示县级口令2026"),
+                ("liu", "县中心 刘科员", "operator", "演示科员口令2026"),
+                ("xzadmin", "县中心 管理员", "administrator", "演示县管理口令2026"))
+TOWN_STAFF = (("chuangkou", "窗口 王敏", "operator", "演示窗口口令2026"),
+              ("zhuren", "主任 赵刚", "director", "演示主任口令2026"),
+              ("admin", "管理员 周洁", "administrator", "演示管理员口令2026"))
+
+
+@dataclass(frozen=True)
+class Township:
+    code: str
+    name: str
+    grpc_port: int
+    web_port: int
+    villages: tuple[tuple[str, str, str, int], ...]   # (code, name, agent, UI port)
+
+    @property
+    def home(self) -> Path:
+        return ROOT / f"township-{self.code}"
+
+
+COUNTY_GRPC, COUNTY_WEB = 7000 + OFFSET, 8800 + OFFSET
+TOWNSHIPS = (
+    Township("T01", "青石镇", 7001 + OFFSET, 8700 + OFFSET, (("V001", "东山村", "王芳", 8631 + OFFSET),
+                                                          ("V002", "西岭村", "李强", 8632 + OFFSET))),
+    Township("T02", "白水乡", 7002 + OFFSET, 8701 + OFFSET, (("V003", "南坡村", "张丽", 8633 + OFFSET),
+                                                          ("V004", "北河村", "陈勇", 8634 + OFFSET))),
 )
+COUNTY_HOME = ROOT / "county"
 
 
-TOWN_HOME = DEMO_ROOT / "township-T01"
-TOWN_ADDRESS = "127.0.0.1:7001"
-TOWN_CONSOLE = "127.0.0.1:8700"
-# Demo-only logins for the township console, printed openly; real accounts come from `town-center staff add`.
-DEMO_STAFF = (
-    ("chuangkou", "窗口 王敏", "operator", "演示窗口口令2026"),
-    ("zhuren", "主任 赵刚", "director", "演示主任口令2026"),
-    ("admin", "管理员 周洁", "administrator", "演示管理员口令2026"),
-)
+def village_dir(code: str) -> Path:
+    return ROOT / f"village-{code}"
 
 
-def _demo_staff() -> None:
-    from town_center import cli as town_cli
-
-    for staff_id, name, role, password in DEMO_STAFF:
-        os.environ["QUANCHENG_STAFF_PASSWORD"] = password
-        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-            town_cli.main(["staff", "add", staff_id, "--name", name, "--role", role, "--home", str(TOWN_HOME)])
-    os.environ.pop("QUANCHENG_STAFF_PASSWORD", None)
+def _all_ports() -> list[int]:
+    ports = [COUNTY_GRPC, COUNTY_WEB]
+    for t in TOWNSHIPS:
+        ports += [t.grpc_port, t.web_port, *(v[3] for v in t.villages)]
+    return ports
 
 
-def _start_township() -> subprocess.Popen[bytes]:
-    from town_center import cli as town_cli
-    from town_center.bootstrap import KEY_FILE_NAME
-
-    if not (TOWN_HOME / KEY_FILE_NAME).exists():
-        town_cli.main(["init", "--home", str(TOWN_HOME)])
-    _demo_staff()  # an account that exists already is left as it is
-    log = open(DEMO_ROOT / "township.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "town_center.cli", "serve", "--home", str(TOWN_HOME),
-                             "--listen", TOWN_ADDRESS, "--console-listen", TOWN_CONSOLE],
-                            stdout=log, stderr=subprocess.STDOUT)
-    host, port = TOWN_ADDRESS.rsplit(":", 1)
-    for _ in range(100):
-        if proc.poll() is not None:
-            raise SystemExit(f"乡镇中心未能启动，见 {DEMO_ROOT / 'township.log'}（端口 {port} 是否已被占用？）")
-        with socket.socket() as s:
-            if s.connect_ex((host, int(port))) == 0:
-                print(f"乡镇中心已启动：{TOWN_ADDRESS}（日志 {DEMO_ROOT / 'township.log'}）")
-                print(f"乡镇工作台：http://{TOWN_CONSOLE}/   政务公开查询：http://{TOWN_CONSOLE}/public")
-                for staff_id, name, _role, password in DEMO_STAFF:
-                    print(f"  演示登录 {name}：登录名 {staff_id}  密码 {password}")
-                return proc
-        time.sleep(0.1)
-    proc.terminate()
-    raise SystemExit("乡镇中心 10 秒内未能启动")
+def _busy(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _township_key() -> Signer:
-    from town_center.bootstrap import KEY_FILE_NAME
+def _seed_once() -> None:
+    if SEEDED_MARK.exists():
+        print(f"沿用上次的演示数据：{ROOT}/")
+        return
+    if COUNTY_HOME.exists() or any(t.home.exists() for t in TOWNSHIPS):
+        # A first run stopped half-way: demo data only, so it is built again from the start.
+        print(f"上次准备演示数据未完成，重新准备：{ROOT}/")
+        for child in (COUNTY_HOME, *(t.home for t in TOWNSHIPS), *(village_dir(v[0]) for t in TOWNSHIPS for v in t.villages)):
+            shutil.rmtree(child, ignore_errors=True)
+    print("== 首次运行：准备演示县（约三周的办件历史，使用真实的签名、同步与办理流程，约需半分钟）", flush=True)
+    (ROOT / "logs").mkdir(parents=True, exist_ok=True)
+    # The set-up commands' own output (keys, fingerprints, QR codes) goes to a log, not the terminal.
+    with open(ROOT / "logs" / "seed.log", "a", encoding="utf-8") as quiet, \
+            contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        _seed()
+    SEEDED_MARK.write_text("seeded\n", encoding="utf-8")
 
-    return load_key_file(TOWN_HOME / KEY_FILE_NAME, os.environ[cli_common.PASSPHRASE_ENV])
+
+def _seed() -> None:
+    from ops.demo_seed import TownshipPlan, seed
+
+    seed(root=ROOT, passphrase=DEMO_PASSPHRASE, county_home=COUNTY_HOME, county_grpc=f"127.0.0.1:{COUNTY_GRPC}",
+         townships={t.code: t.home for t in TOWNSHIPS}, town_grpc={t.code: f"127.0.0.1:{t.grpc_port}" for t in TOWNSHIPS},
+         plans=tuple(TownshipPlan(t.code, t.name, tuple((v[0], v[1], v[2]) for v in t.villages)) for t in TOWNSHIPS),
+         village_dirs={v[0]: village_dir(v[0]) for t in TOWNSHIPS for v in t.villages},
+         staff={"county": COUNTY_STAFF, **{t.code: TOWN_STAFF for t in TOWNSHIPS}})
 
 
-def _demo_township_work() -> None:
-    """Give the township console something to show: the synced requests in the inbox, one accepted
-    as a promised matter by the demo window operator (only on the first run)."""
-    from shared.catalog import MatterKind
-    from shared.domain.handling import Actor, Role, Stage
-    from town_center.bootstrap import build_app, default_db_url
+class Processes:
+    """Every tier's serve process; stopped together with SIGTERM (each drains and exits cleanly)."""
 
-    app = build_app(default_db_url(TOWN_HOME), _township_key())
-    try:
-        app.intake.run_once()
-        received = app.handling.inbox(stages=[Stage.RECEIVED])
-        if received and len(received) == len(app.handling.inbox()):
-            first = received[-1]
-            app.handling.classify(first.matter_id, MatterKind.PROMISED, actor=Actor(DEMO_STAFF[0][0], Role.OPERATOR),
-                                  written_promise="承诺在时限内办结，办结后由代办员送达")
-            print(f"  乡镇已受理：{first.catalog_name}（承诺件）")
-    finally:
-        app.close()
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        (ROOT / "logs").mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str, args: list[str], ports: list[int]) -> None:
+        log = open(ROOT / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it; closed at exit
+        proc = subprocess.Popen([sys.executable, "-m", *args], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)   # Ctrl-C reaches us; we stop the children in order
+        self.procs.append((name, proc))
+        end = time.monotonic() + 40
+        for port in ports:
+            while not _busy(port):
+                if proc.poll() is not None:
+                    raise SystemExit(f"{name} 未能启动，见 {ROOT / 'logs' / f'{name}.log'}")
+                if time.monotonic() > end:
+                    raise SystemExit(f"{name} 40 秒内未能启动（端口 {port}）")
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        for _name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                print(f"{name} 未能按时停止，强制结束")
+                proc.kill()
+                proc.wait(10)
+
+
+def _start_all(procs: Processes) -> None:
+    procs.start("county", ["hub.cli", "serve", "--home", str(COUNTY_HOME), "--listen", f"127.0.0.1:{COUNTY_GRPC}",
+                           "--console-listen", f"127.0.0.1:{COUNTY_WEB}"], [COUNTY_GRPC, COUNTY_WEB])
+    for t in TOWNSHIPS:
+        procs.start(f"township-{t.code}", ["town_center.cli", "serve", "--home", str(t.home), "--listen",
+                                           f"127.0.0.1:{t.grpc_port}", "--console-listen", f"127.0.0.1:{t.web_port}"],
+                    [t.grpc_port, t.web_port])
+    for t in TOWNSHIPS:
+        for code, _name, _agent, port in t.villages:
+            procs.start(f"village-{code}", ["village_agent.cli", "serve", "--data", str(village_dir(code)),
+                                            "--port", str(port)], [port])
+
+
+def _print_summary() -> None:
+    print()
+    print(f"县政务服务中心  跟踪看板 http://127.0.0.1:{COUNTY_WEB}/   （gRPC 127.0.0.1:{COUNTY_GRPC}）")
+    for staff_id, name, _role, password in COUNTY_STAFF:
+        print(f"    演示登录 {name}：登录名 {staff_id}  密码 {password}")
+    for t in TOWNSHIPS:
+        print(f"{t.name}便民服务中心  工作台 http://127.0.0.1:{t.web_port}/   政务公开 http://127.0.0.1:{t.web_port}/public"
+              f"   （gRPC 127.0.0.1:{t.grpc_port}）")
+        for code, name, agent, port in t.villages:
+            print(f"    {name}（{code}）代办员 {agent}：http://127.0.0.1:{port}/")
+    print("乡镇工作台演示登录（两个乡镇相同）：")
+    for staff_id, name, _role, password in TOWN_STAFF:
+        print(f"    {name}：登录名 {staff_id}  密码 {password}")
+    print(f"设备口令（演示用）：{DEMO_PASSPHRASE}    数据目录 {ROOT}/   日志 {ROOT / 'logs'}/")
+    print("全部服务已启动。按 Ctrl-C 停止。", flush=True)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="本机演示")
-    parser.add_argument("--no-serve", action="store_true", help="只准备演示数据，不启动网页界面")
-    parser.add_argument("--port", type=int, default=8631)
-    args = parser.parse_args()
     os.environ.setdefault(cli_common.PASSPHRASE_ENV, DEMO_PASSPHRASE)
-    DEMO_ROOT.mkdir(parents=True, exist_ok=True)
+    ROOT.mkdir(parents=True, exist_ok=True)
     import logging
 
-    # Sync progress and refusals go to a file; the terminal keeps the summary.
-    logging.basicConfig(filename=DEMO_ROOT / "demo.log", level=logging.INFO,
+    logging.basicConfig(filename=ROOT / "demo.log", level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    print("== 全程代办系统（本机演示）")
-    town = _start_township()
+    print("== 全程代办系统：本机演示县（1 个县级中心、2 个乡镇、4 个村）")
+    taken = [p for p in _all_ports() if _busy(p)]
+    if taken:
+        print(f"端口已被占用：{', '.join(map(str, taken))}。请先停止占用这些端口的程序（可能是上一次的演示仍在运行）。",
+              file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    _seed_once()
+    procs = Processes()
     try:
-        return _run_village(args, town)
-    finally:
-        town.terminate()
-        town.wait(timeout=30)
-        print("已停止乡镇中心。")
-
-
-def _run_village(args: argparse.Namespace, town: subprocess.Popen[bytes]) -> int:
-    from village_agent import actions
-    from village_agent import cli as village_cli
-    from village_agent.bootstrap import open_agent
-    from town_center import cli as town_cli
-
-    township = _township_key()
-    village_dir = DEMO_ROOT / "village-V001"
-    if not (village_dir / "agent.json").exists():
-        village_cli.main(["init", "--data", str(village_dir), "--agent-name", "王芳", "--village-code", "V001",
-                          "--village-name", "东山村", "--township-code", "T01", "--township-name", "青石镇",
-                          "--township-address", TOWN_ADDRESS, "--township-key", enrollment_uri(township.public_key)])
-    service = open_agent(village_dir, os.environ[cli_common.PASSPHRASE_ENV])
-    if service.store.count_matters() == 0:
-        catalog = service.catalog
-        for person, item in zip(SAMPLE_VILLAGERS, list(catalog)[:3]):
-            params = dict(person, matter=item.code, materials=[m.id for m in item.main_materials],
-                          commitments={m.id: service.clock.now().date().isoformat() for m in item.auxiliary_materials},
-                          authorization="witness", witness_name="村委会 张主任", witness_statement="申请人口头委托，本人在场见证")
-            result = actions.request(service, params)
-            print(f"  已登记：{item.name}  查询码 {result['lookup_code']}  （{result['outcome_zh']}）")
-    try:
-        first = actions.sync(service, {})  # enrols the key (pending until the township approves it)
-        if not first["drained"]:
-            town_cli.main(["agents", "approve", service.signer.key_id, "--home", str(TOWN_HOME), "--by", "演示站长"])
-            actions.sync(service, {})
-    except SharedError as exc:
-        print(f"同步失败：{exc}")
-    _demo_township_work()
-    status = actions.status(service, {})
-    print(f"本机事项 {status['matters']} 件，签名台账最后序号 {status['last_seq']}，待上报 {status['waiting_to_send']} 条")
-    with tempfile.TemporaryDirectory() as tmp:
-        exported = Path(tmp) / "ledger.qclog"
-        actions.export(service, {"out": str(exported)})
-        village_cli.main(["ledger-verify", str(exported)])
-    if args.no_serve:
-        service.store.close()
+        _start_all(procs)
+        _print_summary()
+        while not stop.is_set():
+            if any(p.poll() is not None for _, p in procs.procs):
+                dead = [n for n, p in procs.procs if p.poll() is not None]
+                print(f"有服务意外退出：{', '.join(dead)}（见 {ROOT / 'logs'}/），正在停止其余服务", file=sys.stderr)
+                return 1
+            stop.wait(0.5)
+        print("\n正在停止全部服务…", flush=True)
         return 0
-    try:
-        from village_agent.ui.server import serve
-    except ImportError:
-        service.store.close()
-        return 0
-    from village_agent.sync import reachability_probe, relay_client
-
-    client = relay_client(service)
-    client.start()
-    print(f"村代办员网页界面：http://127.0.0.1:{args.port}/   （按 Ctrl-C 停止）")
-    try:
-        return serve(service, host="127.0.0.1", port=args.port, sync_status=reachability_probe(client))
     finally:
-        client.stop()
+        procs.stop()
+        print("已停止。再次运行本命令将沿用同一份数据。", flush=True)
 
 
 if __name__ == "__main__":

@@ -34,8 +34,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run(cmd: Sequence[str], *, stdin: str | None = None, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(c) for c in cmd], input=stdin, capture_output=True, text=True, timeout=timeout, env=ENV)
+def run(cmd: Sequence[str], *, stdin: str | None = None, timeout: float = 120, check: bool = True,
+        passphrase: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = ENV if passphrase is None else dict(ENV, QUANCHENG_PASSPHRASE=passphrase)
+    done = subprocess.run([str(c) for c in cmd], input=stdin, capture_output=True, text=True, timeout=timeout, env=env)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, cmd))} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done
@@ -121,7 +123,7 @@ class ConsoleClient:
         self.http.close()
 
 
-def village(data: Path, *args: str, stdin: str | None = None, check: bool = True) -> Any:
+def village(data: Path, *args: str, stdin: str | None = None, check: bool = True, passphrase: str | None = None) -> Any:
     """Run `village-agent <args> --data <data> --json` and return the parsed JSON."""
-    done = run([BIN / "village-agent", *args, "--data", data, "--json"], stdin=stdin, check=check)
+    done = run([BIN / "village-agent", *args, "--data", data, "--json"], stdin=stdin, check=check, passphrase=passphrase)
     return json.loads(done.stdout) if done.stdout.strip().startswith(("{", "[")) else done.stdout
