@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, update
 
+from shared.migrations import upgrade_to_head
 from shared.relay.sql_store import RelayStore, relay_engine
 from shared.wire.v1 import envelope_pb2
 from hub.errors import StoreError, UnknownTownship
-from hub.store.tables import metadata, supervision_notice, tables
+from hub.store.migrations import HUB_MIGRATIONS
+from hub.store.tables import supervision_notice, tables
 
 __all__ = ["HubStore", "open_hub_store"]
 
@@ -32,7 +34,12 @@ class HubStore(RelayStore):
 
 
 def open_hub_store(url: str, *, now_ms=None) -> HubStore:  # type: ignore[no-untyped-def]
-    """Open (and create the tables of) the county store at an SQLAlchemy URL or a SQLite file path."""
+    """Open the county store at an SQLAlchemy URL or a SQLite file path, first bringing its schema
+    (relay, county, deadline and console tables) to this version's (`hub.store.migrations`)."""
     engine = relay_engine(url)
-    metadata.create_all(engine)
+    try:
+        upgrade_to_head(engine, HUB_MIGRATIONS)
+    except BaseException:
+        engine.dispose()
+        raise
     return HubStore(engine, now_ms=now_ms)

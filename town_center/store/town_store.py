@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from shared.migrations import upgrade_to_head
 from shared.relay.sql_store import ForkEvidence, RelayStore, TimeFlag, relay_engine
 from town_center.errors import StoreError, UnknownAgent
-from town_center.store.tables import metadata, tables
+from town_center.store.migrations import TOWN_MIGRATIONS
+from town_center.store.tables import tables
 from town_center.store import matter_tables as _matter_tables  # noqa: F401 - registers the handling tables on `metadata`
 
 __all__ = ["TownStore", "open_town_store", "ForkEvidence", "TimeFlag"]
@@ -21,7 +23,12 @@ class TownStore(RelayStore):
 
 
 def open_town_store(url: str) -> TownStore:
-    """Open (and create the tables of) the township store at an SQLAlchemy URL or a SQLite file path."""
+    """Open the township store at an SQLAlchemy URL or a SQLite file path, first bringing its schema
+    (relay, handling, deadline and console tables) to this version's (`town_center.store.migrations`)."""
     engine = relay_engine(url)
-    metadata.create_all(engine)
+    try:
+        upgrade_to_head(engine, TOWN_MIGRATIONS)
+    except BaseException:
+        engine.dispose()
+        raise
     return TownStore(engine)
