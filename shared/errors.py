@@ -11,7 +11,11 @@ Hierarchy::
     ├── CalendarError           a date or instant cannot be placed on the working-day calendar
     │   └── CalendarOverrideError   a county's calendar override file is invalid
     ├── DeadlineError           a hop clock is asked for an impossible transition or limit
-    └── HandlingError           a matter is asked for an action its stage, kind or the actor's role does not allow
+    ├── HandlingError           a matter is asked for an action its stage, kind or the actor's role does not allow
+    ├── BackupError             a backup cannot be written, or a backup file cannot be read or restored
+    │                           (wrong passphrase, tampered or truncated file, target not empty)
+    └── MigrationError          a store's schema cannot be brought to this program's version
+                                (a newer or unknown schema version, foreign tables, a failed migration)
 
 Messages are in Chinese where an operator or agent may read them.
 """
@@ -73,3 +77,13 @@ class DeadlineError(SharedError):
 class HandlingError(SharedError):
     """Raised by `shared.domain.handling` when an action does not fit the matter's stage or kind
     (e.g. recording a result while still waiting for materials) or the actor's role; Chinese message."""
+
+
+class BackupError(SharedError):
+    """Raised by `shared.backup` when a backup cannot be taken or restored; nothing was written.
+    The Chinese message says why (wrong passphrase, a tampered or truncated file, a non-empty target)."""
+
+
+class MigrationError(SharedError):
+    """Raised by `shared.migrations` when a store's schema cannot be brought to this program's head
+    revision: stamped by a newer version, holding another tier's tables, or a migration failed (rolled back)."""

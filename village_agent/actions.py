@@ -142,7 +142,7 @@ def status(service: AgentService, p: dict[str, Any]) -> dict[str, Any]:
     tip = service.store.tip()
     return {"key_id": service.signer.key_id, "last_seq": tip.seq, "waiting_to_send": service.store.outbox_size(),
             "matters": service.store.count_matters(), "last_sync_at": sync_view(service, None).last_sync_at,
-            "township": service.config.township_address}
+            "township": service.config.township_address, "recovering": service.store.recovering()}
 
 
 def sync(service: AgentService, p: dict[str, Any]) -> dict[str, Any]:
@@ -154,7 +154,8 @@ def sync(service: AgentService, p: dict[str, Any]) -> dict[str, Any]:
         result = client.sync_once()
     finally:
         client.stop()
-    return {"confirmed": result.confirmed, "pulled": result.pulled, "waiting_to_send": service.store.outbox_size(),
+    return {"confirmed": result.confirmed, "pulled": result.pulled, "recovered": result.recovered,
+            "recovering": service.store.recovering(), "waiting_to_send": service.store.outbox_size(),
             "drained": result.drained, "message": describe(result)}
 
 

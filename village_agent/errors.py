@@ -9,7 +9,10 @@ Hierarchy::
     ├── FormError               submitted input is invalid; carries one `FieldProblem` per bad field
     ├── UnknownMatterError      an action names a matter this laptop does not hold
     ├── TransitionError         an action is not allowed in the matter's current status
-    └── StoreError              the local database cannot take the write (e.g. disk full); nothing was saved
+    ├── StoreError              the local database cannot take the write (e.g. disk full); nothing was saved
+    │   └── RecoveringError     restored from a backup and not yet caught up with the township: nothing is signed
+    └── RecoveryError           what the township sent back after a restore does not verify or does not fit
+                                this laptop's ledger; nothing was written and the laptop stays recovering
 """
 from __future__ import annotations
 
@@ -60,3 +63,13 @@ class TransitionError(AgentError):
 
 class StoreError(AgentError):
     """Raised when the local database refuses a write (disk full, read-only); the transaction is rolled back."""
+
+
+class RecoveringError(StoreError):
+    """Raised by every write while the laptop, restored from a backup, has not yet fetched back from the
+    township the records it signed after the backup: signing now would reuse their seqs (a fork)."""
+
+
+class RecoveryError(AgentError):
+    """Raised when the township's copies of this laptop's records, their receipts or the township's
+    signed tip do not verify or disagree with the ledger; nothing is written, the laptop stays recovering."""

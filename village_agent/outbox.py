@@ -3,6 +3,11 @@
 Trust rules: an outbox row is dropped only for a receipt that verifies under the township key
 this laptop was set up with and that names this device, the seq and the exact hash stored here.
 A record from the township is applied only if its signature verifies under that same key.
+
+After a restore from a backup (`village_agent.backup`) the outbox is also the `RecoveryLog`: the
+township's copies of this laptop's later records are appended only if they carry this device's own
+signature and continue its hash chain, their receipts only if the township signed them, and signing
+resumes only after a township-signed tip, answering this laptop's own request, matches the ledger.
 """
 from __future__ import annotations
 
@@ -12,10 +17,13 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import delete, func, insert, select
 
 from shared.catalog import Catalog
-from shared.envelope import open_receipt, open_record
+from shared.clock import Clock, SystemClock, to_unix_ms
+from shared.envelope import ChainTip, open_receipt, open_record
 from shared.errors import EnvelopeError
-from shared.signing import is_valid
+from shared.relay.server import recover_tip_signing_bytes
+from shared.signing import is_valid, payload_hash
 from shared.wire.v1 import envelope_pb2, records_pb2
+from village_agent.errors import RecoveryError
 from village_agent.store import AgentStore, ledger, outbox, receipt
 
 log = logging.getLogger("village_agent.outbox")
@@ -23,8 +31,9 @@ log = logging.getLogger("village_agent.outbox")
 
 class VillageOutbox:
     def __init__(self, store: AgentStore, *, own_key_id: str, township_public_key: bytes, township_key_id: str,
-                 on_catalog: Callable[[Catalog], None] | None = None) -> None:
+                 on_catalog: Callable[[Catalog], None] | None = None, clock: Clock | None = None) -> None:
         self.store = store
+        self.clock = clock or SystemClock()
         self.on_catalog = on_catalog  # a running agent takes up a new catalogue without a restart
         self.own_key_id = own_key_id
         self.township_public_key = township_public_key
@@ -115,3 +124,37 @@ class VillageOutbox:
             if catalog is not None:
                 self.on_catalog(catalog)
         return applied
+
+    # ------------------------------------------------------------ recovery after a restore (RecoveryLog)
+
+    def recovering(self) -> bool:
+        return self.store.recovering()
+
+    def own_tip(self) -> ChainTip:
+        return self.store.tip()
+
+    def append_recovered(self, envelopes: Sequence[envelope_pb2.Envelope],
+                         receipts: Sequence[envelope_pb2.Envelope]) -> ChainTip:
+        hashes = {}
+        for env in envelopes:
+            try:
+                hashes[open_record(env).header.seq] = payload_hash(env.payload)
+            except EnvelopeError as exc:
+                raise RecoveryError(f"乡镇返回的本机记录无法解码：{exc}") from exc
+        rows: list[tuple[int, bytes, int]] = []
+        for env in receipts:
+            problem = self._receipt_problem(env)
+            if problem is None:
+                r = open_receipt(env)
+                problem = None if hashes.get(r.seq) == r.record_hash else "does not match the record sent with it"
+            if problem is not None:
+                log.warning("recovered receipt refused: %s", problem)
+                raise RecoveryError("乡镇返回的回执未通过核验，未写入任何记录")
+            rows.append((r.seq, env.SerializeToString(), r.receipt_time_ms))
+        return self.store.append_recovered(envelopes, rows)
+
+    def finish_recovery(self, receiver_tip: ChainTip, *, receiver_key_id: str, signature: bytes, nonce: bytes) -> None:
+        signed = recover_tip_signing_bytes(self.own_key_id, receiver_tip.seq, receiver_tip.hash, nonce)
+        if receiver_key_id != self.township_key_id or not is_valid(self.township_public_key, signed, signature):
+            raise RecoveryError("乡镇返回的链尾签名无效（不是本机登记的乡镇？），仍不能继续登记")
+        self.store.finish_recovery(receiver_tip, now_ms=to_unix_ms(self.clock.now()))

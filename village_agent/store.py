@@ -23,18 +23,26 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 
 from shared.catalog import Catalog, parse_catalog
+from shared.chain import check_link
 from shared.errors import CatalogError
+from shared.keys import InMemoryKeyDirectory, KnownKey
+from shared.migrations import upgrade_to_head
 from shared.sqlite import configure_sqlite
 from shared.envelope import GENESIS, ChainTip, SignedRecord, sign_next
-from shared.signing import Signer
+from shared.signing import Signer, key_id_for, payload_hash
 from shared.wire.v1 import envelope_pb2, records_pb2
 from village_agent import domain
 from village_agent.domain import AppointmentStatus, MatterState, MatterStatus
-from village_agent.errors import StoreError, TransitionError, UnknownMatterError
+from village_agent.errors import RecoveringError, RecoveryError, StoreError, TransitionError, UnknownMatterError
+from village_agent.migrations import VILLAGE_MIGRATIONS
 
 log = logging.getLogger("village_agent.store")
 CATALOG_TEXT_META = "catalog_toml"
 CATALOG_VERSION_META = "catalog_version"
+# Set by `village-agent restore`: until the township's copies of later records are back, nothing is signed.
+RECOVERING_META = "recovering_since_ms"
+RECOVERING_ZH = ("本机数据是从备份恢复的：备份之后登记的记录可能已经上报乡镇，须先连接乡镇同步一次"
+                 "（village-agent sync 或网页中的同步），取回这些记录后才能继续登记，以免序号重复造成分叉。本条记录未保存。")
 
 metadata = MetaData()
 
@@ -134,7 +142,11 @@ class AgentStore:
         self.path = path
         self.engine: Engine = create_engine(f"sqlite:///{path}", future=True)
         configure_sqlite(self.engine, synchronous="FULL", busy_timeout_ms=10_000, foreign_keys=True)
-        metadata.create_all(self.engine)
+        try:
+            upgrade_to_head(self.engine, VILLAGE_MIGRATIONS)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def close(self) -> None:
         self.engine.dispose()
@@ -204,6 +216,9 @@ class AgentStore:
         or two processes, exactly one is recorded; the other raises `TransitionError` and writes nothing.
         """
         with self.transaction() as conn:
+            # Checked inside the write transaction: a restore marks the file, so no process signs past it.
+            if self._get_meta(conn, RECOVERING_META, ""):
+                raise RecoveringError(RECOVERING_ZH)
             self._check_appointment_open(conn, record)
             signed = sign_next(signer, record, self._tip(conn), claimed_time_ms)
             body_kind = record.WhichOneof("body") or ""
@@ -393,6 +408,84 @@ class AgentStore:
     def outbox_size(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(outbox)).scalar() or 0)
+
+    # ------------------------------------------------------------ recovery after a restore
+
+    def recovering(self) -> bool:
+        return bool(self.get_meta(RECOVERING_META, ""))
+
+    def mark_recovering(self, now_ms: int) -> None:
+        self.set_meta(RECOVERING_META, str(now_ms))
+
+    def own_public_key(self) -> bytes:
+        """This device's public key, from seq 1 of its own ledger (its self-signed enrollment)."""
+        with self.engine.connect() as conn:
+            payload = conn.execute(select(ledger.c.payload).where(ledger.c.seq == 1)).scalar()
+            key_id = self._get_meta(conn, "key_id")
+        if payload is None:
+            raise RecoveryError("本机台账缺少序号 1 的登记记录，无法核验取回的记录")
+        public_key = bytes(records_pb2.Record.FromString(bytes(payload)).key_enrollment_requested.public_key)
+        if len(public_key) != 32 or key_id_for(public_key) != key_id:
+            raise RecoveryError("本机台账的登记记录与本设备密钥不符，无法核验取回的记录")
+        return public_key
+
+    def append_recovered(self, envelopes: Sequence[envelope_pb2.Envelope],
+                         receipts: Sequence[tuple[int, bytes, int]]) -> ChainTip:
+        """Append this device's own records fetched back from the township, each verified (own
+        signature, the next seq, the previous record's hash) against the ledger's tip, and keep their
+        receipts ((seq, receipt envelope bytes, receipt time), already verified by the caller), in one
+        transaction: one record that does not verify and nothing is written. No outbox rows: the
+        township holds these records already."""
+        public_key = self.own_public_key()
+        key_id = key_id_for(public_key)
+        directory = InMemoryKeyDirectory([KnownKey(key_id, public_key)])
+        with self.transaction() as conn:
+            if not self._get_meta(conn, RECOVERING_META, ""):
+                raise RecoveryError("本机不在恢复状态，不接收取回的记录")
+            tip = self._tip(conn)
+            for env in envelopes:
+                record, reason, detail = check_link(env, directory, tip, {})
+                if reason is not None or record is None:
+                    seq = record.header.seq if record is not None else 0
+                    why = (reason.label_zh if reason is not None else "无法解码") + (f"（{detail}）" if detail else "")
+                    raise RecoveryError(f"乡镇返回的本机记录未通过核验（序号 {seq}：{why}），未写入任何记录")
+                payload = bytes(env.payload)
+                conn.execute(ledger.insert().values(
+                    seq=record.header.seq, record_id=record.header.record_id, body_kind=record.WhichOneof("body") or "",
+                    matter_id=_matter_id_of(record) or None, payload=payload, signature=bytes(env.signature),
+                    hash=payload_hash(payload), claimed_time_ms=record.header.claimed_time_ms,
+                    applied_order=self._next_order(conn)))
+                # Personal data of these matters was sealed to the township: none of it comes back.
+                self._project(conn, record)
+                self._project_appointment(conn, record, None)
+                tip = ChainTip(record.header.seq, payload_hash(payload))
+            latest = int(self._get_meta(conn, "last_receipt_time_ms", "0"))
+            for seq, envelope, receipt_time_ms in receipts:
+                if conn.execute(select(receipt.c.seq).where(receipt.c.seq == seq)).first() is None:
+                    conn.execute(receipt.insert().values(seq=seq, envelope=envelope, receipt_time_ms=receipt_time_ms))
+                latest = max(latest, receipt_time_ms)
+            self._set_meta(conn, "last_receipt_time_ms", str(latest))
+        return tip
+
+    def finish_recovery(self, receiver_tip: ChainTip, *, now_ms: int) -> int:
+        """The township (whose signature the caller verified) holds this device's chain up to
+        `receiver_tip`: check the ledger reaches it with the same record there, rebuild the derived
+        tables from the ledger, and allow signing again. Returns the number of records replayed."""
+        with self.engine.connect() as conn:
+            local = self._tip(conn)
+            held = conn.execute(select(ledger.c.hash).where(ledger.c.seq == receiver_tip.seq)).scalar()
+        if receiver_tip.seq > local.seq:
+            raise RecoveryError(f"乡镇已收到本机序号 {receiver_tip.seq} 及以前的记录，本机只取回到序号 {local.seq}，请再同步一次")
+        if receiver_tip.seq > 0 and (held is None or bytes(held) != receiver_tip.hash):
+            raise RecoveryError(f"本机台账与乡镇收到的记录在序号 {receiver_tip.seq} 处不一致（可能已出现分叉），"
+                                "请不要继续登记，并联系乡镇便民服务中心")
+        replayed = self.rebuild_projections()
+        with self.transaction() as conn:
+            conn.execute(delete(meta).where(meta.c.key == RECOVERING_META))
+            self._set_meta(conn, "recovered_at_ms", str(now_ms))
+            self._set_meta(conn, "recovered_through_seq", str(receiver_tip.seq))
+        log.info("recovery finished: township tip %d, ledger tip %d, %d records replayed", receiver_tip.seq, local.seq, replayed)
+        return replayed
 
     # ------------------------------------------------------------ rebuild
 

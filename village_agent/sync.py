@@ -22,11 +22,12 @@ def village_outbox(service: AgentService) -> VillageOutbox:
     return VillageOutbox(service.store, own_key_id=service.signer.key_id,
                          township_public_key=service.config.township_public_key,
                          township_key_id=service.config.township_key_id,
-                         on_catalog=lambda catalog: setattr(service, "catalog", catalog))
+                         on_catalog=lambda catalog: setattr(service, "catalog", catalog), clock=service.clock)
 
 
 def relay_client(service: AgentService) -> RelayClient:
-    client = RelayClient(service.config.township_address, village_outbox(service), service.signer, service.clock)
+    client = RelayClient(service.config.township_address, village_outbox(service), service.signer, service.clock,
+                         tls=service.config.township_tls())
     service.on_recorded = client.wake
     return client
 
@@ -46,6 +47,8 @@ def sync_view(service: AgentService, client: RelayClient | None) -> SyncView:
     last_ms = int(service.store.get_meta("last_sync_at_ms", "0"))
     last = f"{from_unix_ms(last_ms).astimezone(SHANGHAI):%Y-%m-%d %H:%M}" if last_ms else "从未同步"
     if client is None:
+        if service.store.recovering():
+            return SyncView(waiting, last, None, "本机从备份恢复，须先与乡镇同步，取回备份之后的记录，才能继续登记")
         return SyncView(waiting, last, None, "未连接乡镇（后台同步未启动）")
     if client.last_error:
         return SyncView(waiting, last, False, client.last_error)
@@ -57,6 +60,8 @@ def sync_view(service: AgentService, client: RelayClient | None) -> SyncView:
 
 def describe(result: SyncResult) -> str:
     parts = [f"已确认上报 {result.confirmed} 条", f"收到乡镇下发 {result.pulled} 条"]
+    if result.recovered:
+        parts.insert(0, f"从乡镇取回本机备份之后的记录 {result.recovered} 条")
     if result.resent:
         parts.append(f"按乡镇要求重发 {result.resent} 条")
     if result.key_status in KEY_STATUS_ZH:

@@ -6,7 +6,8 @@ Receiving side (township for villages, county for townships):
 * `KeyRegistry` — device keys and their status (pending, approved, revoked, quarantined).
 * `DownLog` — signed records waiting for a device, read by cursor.
 
-Sending side (village, later township): `Outbox` — the outbox table is the queue.
+Sending side (village, later township): `Outbox` — the outbox table is the queue; `RecoveryLog` —
+a sender restored from a backup that must fetch its own later records back before it signs again.
 
 Instants are Unix milliseconds of the *receiving* tier's clock unless a name says "claimed".
 """
@@ -15,15 +16,15 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from shared.envelope import GENESIS, ChainTip
 from shared.keys import KnownKey
 from shared.wire.v1 import envelope_pb2, relay_pb2
 
 __all__ = [
-    "KeyState", "AgentKey", "EnrollmentInfo", "IngestRow", "Outcome", "StoreResult",
-    "IngestStore", "KeyRegistry", "DownLog", "Outbox",
+    "KeyState", "AgentKey", "EnrollmentInfo", "IngestRow", "Outcome", "StoreResult", "HeldRecord",
+    "IngestStore", "KeyRegistry", "DownLog", "Outbox", "RecoveryLog",
 ]
 
 
@@ -123,6 +124,17 @@ class StoreResult:
     receipt_time_ms: int = 0
 
 
+@dataclass(frozen=True)
+class HeldRecord:
+    """One stored record of an author, as received, with the receipt time its receipt names."""
+
+    seq: int
+    hash: bytes
+    payload: bytes
+    signature: bytes
+    receipt_time_ms: int
+
+
 class IngestStore(Protocol):
     def author(self, key_id: str) -> AgentKey | None:
         """The key with its status and chain tip, or None when never enrolled."""
@@ -136,6 +148,11 @@ class IngestStore(Protocol):
         `receipt_time_ms`, but only if the author is still approved and its tip is still
         `expected_tip` — otherwise they come back as CONFLICT and nothing of them is written.
         Results are in the order of `rows`."""
+        ...
+
+    def authored(self, author_key_id: str, after_seq: int, limit: int) -> list[HeldRecord]:
+        """Up to `limit` stored records of the author with seq above `after_seq`, ascending (for a
+        device restored from a backup fetching back what it signed after the backup)."""
         ...
 
 
@@ -193,4 +210,31 @@ class Outbox(Protocol):
     def apply_down(self, envelopes: Sequence[envelope_pb2.Envelope], next_cursor: int) -> int:
         """Verify the receiver's signature on every envelope, then apply them and move the cursor
         in one transaction; raise without applying anything if one does not verify."""
+        ...
+
+
+@runtime_checkable
+class RecoveryLog(Protocol):
+    """A sender's ledger after a restore from a backup (DESIGN invariant 7: reusing a seq is a fork).
+
+    While `recovering()`, the sender signs nothing; the sync loop fetches the receiver's copies of
+    its own records after `own_tip()`, appends them (`append_recovered` verifies each signature and
+    the hash chain, and each receipt, before writing any), and once the receiver's signed tip is
+    reached and matches the ledger, `finish_recovery` lifts the block."""
+
+    def recovering(self) -> bool: ...
+
+    def own_tip(self) -> ChainTip: ...
+
+    def append_recovered(self, envelopes: Sequence[envelope_pb2.Envelope],
+                         receipts: Sequence[envelope_pb2.Envelope]) -> ChainTip:
+        """Verify and append the sender's own records (and keep their receipts) in one transaction;
+        returns the new ledger tip. Raises without writing anything if one does not verify."""
+        ...
+
+    def finish_recovery(self, receiver_tip: ChainTip, *, receiver_key_id: str, signature: bytes, nonce: bytes) -> None:
+        """The receiver holds nothing after `receiver_tip`: verify its signature over the tip
+        (`shared.relay.server.recover_tip_signing_bytes`, bound to the last request's `nonce`),
+        check the ledger agrees with it at that seq, rebuild the derived state, and allow signing
+        again. Raises, and stays recovering, if the signature or the ledger disagrees."""
         ...

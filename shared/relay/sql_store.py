@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from shared.envelope import GENESIS, ChainTip, sign_next
 from shared.keys import KnownKey, fingerprint
 from shared.relay.errors import KeyStoreError, UnknownKey
-from shared.relay.ports import AgentKey, EnrollmentInfo, IngestRow, KeyState, Outcome, StoreResult
+from shared.relay.ports import AgentKey, EnrollmentInfo, HeldRecord, IngestRow, KeyState, Outcome, StoreResult
 from shared.relay.sql_tables import RelayTables
 from shared.signing import Signer, key_id_for
 from shared.sqlite import configure_sqlite
@@ -149,6 +149,15 @@ class RelayStore:
                             self._rotate(conn, author_key_id, r, receipt_time_ms)
                         results[id(r)] = StoreResult(r.seq, Outcome.STORED, r.hash, receipt_time_ms)
         return [results[id(r)] for r in rows]
+
+    def authored(self, author_key_id: str, after_seq: int, limit: int) -> list[HeldRecord]:
+        il = self.t.ingest_log
+        query = (select(il.c.seq, il.c.hash, il.c.payload, il.c.signature, il.c.receipt_time_ms)
+                 .where(il.c.author_key_id == author_key_id, il.c.seq > after_seq)
+                 .order_by(il.c.seq).limit(max(0, limit)))
+        with self.engine.connect() as conn:
+            return [HeldRecord(int(r.seq), bytes(r.hash), bytes(r.payload), bytes(r.signature), int(r.receipt_time_ms))
+                    for r in conn.execute(query)]
 
     def _record_fork(self, conn: Connection, r: IngestRow, held_hash: bytes, now_ms: int) -> None:
         exists = conn.execute(select(self.t.fork_evidence.c.fork_id).where(

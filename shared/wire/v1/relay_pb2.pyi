@@ -128,3 +128,37 @@ class PullResponse(_message.Message):
     next_cursor: int
     more: bool
     def __init__(self, records: _Optional[_Iterable[_Union[_envelope_pb2.Envelope, _Mapping]]] = ..., next_cursor: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
+
+class RecoverRequest(_message.Message):
+    __slots__ = ("key_id", "after_seq", "max_records", "nonce", "signature")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    after_seq: int
+    max_records: int
+    nonce: bytes
+    signature: bytes
+    def __init__(self, key_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., max_records: _Optional[int] = ..., nonce: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class RecoverResponse(_message.Message):
+    __slots__ = ("records", "receipts", "more", "tip_seq", "tip_hash", "receiver_key_id", "tip_signature", "status")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    RECEIPTS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    TIP_SEQ_FIELD_NUMBER: _ClassVar[int]
+    TIP_HASH_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    TIP_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[_envelope_pb2.Envelope]
+    receipts: _containers.RepeatedCompositeFieldContainer[_envelope_pb2.Envelope]
+    more: bool
+    tip_seq: int
+    tip_hash: bytes
+    receiver_key_id: str
+    tip_signature: bytes
+    status: KeyStatus
+    def __init__(self, records: _Optional[_Iterable[_Union[_envelope_pb2.Envelope, _Mapping]]] = ..., receipts: _Optional[_Iterable[_Union[_envelope_pb2.Envelope, _Mapping]]] = ..., more: _Optional[bool] = ..., tip_seq: _Optional[int] = ..., tip_hash: _Optional[bytes] = ..., receiver_key_id: _Optional[str] = ..., tip_signature: _Optional[bytes] = ..., status: _Optional[_Union[KeyStatus, str]] = ...) -> None: ...

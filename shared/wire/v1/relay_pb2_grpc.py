@@ -50,6 +50,11 @@ class RelayStub:
                 request_serializer=quancheng_dot_v1_dot_relay__pb2.PullRequest.SerializeToString,
                 response_deserializer=quancheng_dot_v1_dot_relay__pb2.PullResponse.FromString,
                 _registered_method=True)
+        self.Recover = channel.unary_unary(
+                '/quancheng.v1.Relay/Recover',
+                request_serializer=quancheng_dot_v1_dot_relay__pb2.RecoverRequest.SerializeToString,
+                response_deserializer=quancheng_dot_v1_dot_relay__pb2.RecoverResponse.FromString,
+                _registered_method=True)
 
 
 class RelayServicer:
@@ -76,6 +81,15 @@ class RelayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Recover(self, request, context):
+        """A device restored from a backup fetches back its own records the receiver already holds
+        (signed after the backup was taken), and the receiver's signed tip for its key, so it continues
+        after them instead of signing those seqs again (a fork).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RelayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +107,11 @@ def add_RelayServicer_to_server(servicer, server):
                     servicer.Pull,
                     request_deserializer=quancheng_dot_v1_dot_relay__pb2.PullRequest.FromString,
                     response_serializer=quancheng_dot_v1_dot_relay__pb2.PullResponse.SerializeToString,
+            ),
+            'Recover': grpc.unary_unary_rpc_method_handler(
+                    servicer.Recover,
+                    request_deserializer=quancheng_dot_v1_dot_relay__pb2.RecoverRequest.FromString,
+                    response_serializer=quancheng_dot_v1_dot_relay__pb2.RecoverResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -176,6 +195,33 @@ class Relay:
             '/quancheng.v1.Relay/Pull',
             quancheng_dot_v1_dot_relay__pb2.PullRequest.SerializeToString,
             quancheng_dot_v1_dot_relay__pb2.PullResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Recover(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quancheng.v1.Relay/Recover',
+            quancheng_dot_v1_dot_relay__pb2.RecoverRequest.SerializeToString,
+            quancheng_dot_v1_dot_relay__pb2.RecoverResponse.FromString,
             options,
             channel_credentials,
             insecure,
