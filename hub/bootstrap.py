@@ -19,6 +19,7 @@ from shared.deadline_watch.store import DeadlineStore
 from shared.envelope import GENESIS
 from shared.keys import load_key_file, save_key_file
 from shared.relay.server import RelayCore, RelayLimits, build_server_with_health
+from shared.relay.tls import ServerTls, describe_link_security
 from shared.signing import Signer
 from hub.errors import SetupError
 from hub.handling import CountyHandling
@@ -146,14 +147,17 @@ class Background:
 
 
 def serve(app: HubApp, address: str, *, ready: threading.Event | None = None, port_file: Path | None = None,
-          notifier: Notifier | None = None, console_address: str | None = None, secure_cookies: bool = False) -> None:
-    """Run until SIGTERM or SIGINT; health reports NOT_SERVING while stopping."""
-    server, port, health = build_server_with_health(app.core, address)
+          notifier: Notifier | None = None, console_address: str | None = None, secure_cookies: bool = False,
+          tls: ServerTls | None = None) -> None:
+    """Run until SIGTERM or SIGINT; health reports NOT_SERVING while stopping. With `tls` the relay
+    (and its health service) speaks TLS only; mutual TLS when it names a client CA."""
+    server, port, health = build_server_with_health(app.core, address, tls=tls)
     server.start()
     background = Background(app, notifier=notifier)
     background.start()
     host = address.rsplit(":", 1)[0]
     print(f"县政务服务中心已启动，监听 {host}:{port}（县级密钥 {app.signer.key_id}）", flush=True)
+    print(describe_link_security(host, tls), flush=True)
     console_server = None
     if console_address:
         from hub.console import create_console_app, open_console_auth, start_console_server

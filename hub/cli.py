@@ -15,22 +15,28 @@ DESCRIPTION = """县政务服务中心：接收乡镇上报件（核验乡镇与
 
 示例：
   county-hub init --home 县级数据
-  county-hub serve --home 县级数据 --listen 0.0.0.0:7000 --console-listen 127.0.0.1:8800
+  county-hub serve --home 县级数据 --listen 0.0.0.0:7000 --console-listen 127.0.0.1:8800 \\
+      --tls-cert county-hub.crt --tls-key county-hub.key
   county-hub townships list --home 县级数据
   county-hub townships approve 3f2a9c --home 县级数据 --by 陈主任
   county-hub townships revoke 3f2a9c --home 县级数据 --by 陈主任 --reason 服务器被盗
   county-hub staff add chen --name 陈主任 --role director --home 县级数据
   county-hub calendar set 2027年工作日历.toml --home 县级数据 --by 陈主任
+  county-hub backup --home 县级数据 --out /备份/县级-20261201.bak
+  county-hub restore --home 新数据目录 --from /备份/县级-20261201.bak
   county-hub keygen --key-file 中心密钥.key"""
 
 HOME_ENV = "QUANCHENG_COUNTY_HOME"
+# The systemd units' environment file sets both, so admin commands find the same data.
+DB_ENV = "QUANCHENG_COUNTY_DB"
 
 
 def _add_home(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--home", default=os.environ.get(HOME_ENV, "county-data"), metavar="目录",
                         help=f"县级数据目录，存放县级密钥和默认数据库（默认 county-data，也可设置环境变量 {HOME_ENV}）")
-    parser.add_argument("--db", default=None, metavar="URL",
-                        help="数据库地址：默认使用数据目录中的 SQLite；PostgreSQL 写作 postgresql+psycopg://用户@主机/库名")
+    parser.add_argument("--db", default=os.environ.get(DB_ENV) or None, metavar="URL",
+                        help="数据库地址：默认使用数据目录中的 SQLite；PostgreSQL 写作 postgresql+psycopg://用户@主机/库名"
+                             f"（也可设置环境变量 {DB_ENV}）")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="县级跟踪看板网页的监听地址（默认仅本机 127.0.0.1:8800；写 off 不启动网页）")
     serve.add_argument("--secure-cookies", action="store_true", help="登录 Cookie 只经 HTTPS 发送（经 HTTPS 反向代理时使用）")
     serve.add_argument("--verbose", action="store_true", help="输出调试日志")
+    cli_common.add_server_tls_options(serve)
     serve.set_defaults(handler=_cmd_serve)
 
     townships = cli_common.add_command(subparsers, "townships", "管理乡镇接入密钥：查看、批准、吊销")
@@ -85,7 +92,35 @@ def build_parser() -> argparse.ArgumentParser:
         if isinstance(group, argparse._SubParsersAction):
             for action_parser in group.choices.values():
                 _add_home(action_parser)
+
+    backup = cli_common.add_command(subparsers, "backup", "备份县级数据库：SQLite 用在线备份（服务运行中也可备份），PostgreSQL 用 pg_dump（自定义格式）")
+    _add_home(backup)
+    backup.add_argument("--out", required=True, metavar="文件", help="备份文件路径（已存在时不会覆盖）")
+    backup.set_defaults(handler=_cmd_backup)
+    restore = cli_common.add_command(subparsers, "restore", "从备份恢复县级数据库（请先停止服务）：SQLite 仅当数据库文件不存在或加 --force；PostgreSQL 仅恢复到空数据库")
+    _add_home(restore)
+    restore.add_argument("--from", dest="source", required=True, metavar="文件", help="backup 生成的备份文件")
+    restore.add_argument("--force", action="store_true", help="SQLite：覆盖已有的数据库文件")
+    restore.set_defaults(handler=_cmd_restore)
     return parser
+
+
+def _cmd_backup(args: argparse.Namespace) -> int:
+    from shared.backup import backup_database
+
+    size = backup_database(_db_url(args), Path(args.out))
+    print(f"已备份县级数据库到 {args.out}（{size} 字节）。县级密钥文件不在数据库备份中，请另行妥善保管。")
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from shared.backup import restore_database
+
+    if args.db is None:
+        Path(args.home).mkdir(parents=True, exist_ok=True)
+    restore_database(_db_url(args), Path(args.source), force=args.force)
+    print(f"已恢复县级数据库 {_db_url(args).split('@')[-1]}。备份之后各乡镇上报的记录会在其下次上报时按缺口重发。")
+    return 0
 
 
 def _db_url(args: argparse.Namespace) -> str:
@@ -142,11 +177,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tls = cli_common.server_tls(args)   # before the passphrase: a wrong certificate path fails at once
     signer = load_signer(Path(args.home), cli_common.read_passphrase(args))
     app = build_app(_db_url(args), signer)
     console = None if args.console_listen in ("", "off") else args.console_listen
     serve(app, args.listen, port_file=Path(args.port_file) if args.port_file else None, console_address=console,
-          secure_cookies=args.secure_cookies)
+          secure_cookies=args.secure_cookies, tls=tls)
     return 0
 
 

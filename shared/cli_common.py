@@ -11,8 +11,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.errors import SharedError
+
+if TYPE_CHECKING:
+    from shared.relay.tls import ServerTls
 
 __all__ = ["SharedError", "new_parser", "add_subparsers", "add_command", "read_passphrase", "run"]
 
@@ -79,6 +83,24 @@ def read_passphrase(args: argparse.Namespace, *, confirm: bool = False) -> str:
 
 def add_passphrase_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--passphrase-file", metavar="文件", help=f"从文件读取口令（也可设置环境变量 {PASSPHRASE_ENV}）")
+
+
+def add_server_tls_options(parser: argparse.ArgumentParser) -> None:
+    """`--tls-cert/--tls-key/--tls-client-ca` on a `serve` command (see `shared.relay.tls`)."""
+    parser.add_argument("--tls-cert", default=None, metavar="文件",
+                        help="服务器证书（PEM，可含证书链）：同步连接启用 TLS 加密；须与 --tls-key 一起使用。"
+                             "不监听本机地址时应当启用")
+    parser.add_argument("--tls-key", default=None, metavar="文件", help="服务器证书的私钥（PEM，未加密；文件权限须为 600）")
+    parser.add_argument("--tls-client-ca", default=None, metavar="文件",
+                        help="双向 TLS：只接受持有此 CA 签发的客户端证书的连接（PEM）")
+
+
+def server_tls(args: argparse.Namespace) -> ServerTls | None:
+    """The checked `ServerTls` from those options, or None when none was given."""
+    from shared.relay.tls import ServerTls
+
+    return ServerTls.from_files(getattr(args, "tls_cert", None), getattr(args, "tls_key", None),
+                                getattr(args, "tls_client_ca", None))
 
 
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:

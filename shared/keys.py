@@ -130,7 +130,27 @@ def save_key_file(path: Path, signer: Signer, passphrase: str, *, scrypt_n: int 
     write_private_file(path, encrypt_key(signer, passphrase, scrypt_n=scrypt_n))
 
 
+def check_private_file_mode(path: Path, what: str = "密钥文件") -> None:
+    """Refuse (`KeyFileError`) a private file that group or other users may access.
+
+    The passphrase protects the key, but a file others can read invites offline guessing; and a
+    mode that was loosened by a copy or an unpacked archive is worth stopping on. POSIX only:
+    Windows has no such mode bits (its ACLs are left to the profile folder)."""
+    if os.name == "nt":
+        return
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError as exc:
+        raise KeyFileError(f"找不到{what}：{path}") from exc
+    except OSError as exc:
+        raise KeyFileError(f"无法读取{what}：{path}（{exc.strerror}）") from exc
+    if mode & 0o077:
+        raise KeyFileError(f"{what} {path} 的权限过宽（{mode & 0o777:o}，同组或其他用户可以访问），拒绝使用。"
+                           f"请只让本用户可读写：chmod 600 {path}")
+
+
 def load_key_file(path: Path, passphrase: str) -> Signer:
+    check_private_file_mode(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:

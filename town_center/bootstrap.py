@@ -20,6 +20,7 @@ from shared.deadline_watch.store import DeadlineStore
 from shared.envelope import GENESIS
 from shared.keys import load_key_file, save_key_file
 from shared.relay.server import RelayCore, RelayLimits
+from shared.relay.tls import ServerTls, describe_link_security
 from shared.signing import Signer
 from shared.signing import key_id_for
 from town_center.county_link import LINK_META, CountyLink, LinkSettings
@@ -96,14 +97,21 @@ def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits
 
 
 def link_county(db_url: str, link_signer: Signer, *, address: str, county_public_key: bytes, township_code: str,
-                township_name: str) -> LinkSettings:
-    """Record where the county is and the key it signs with (from its `county.pub`)."""
+                township_name: str, county_ca_pem: str = "", client_cert_file: str = "", client_key_file: str = "",
+                tls_server_name: str = "") -> LinkSettings:
+    """Record where the county is and the key it signs with (from its `county.pub`); with
+    `county_ca_pem` the link uses TLS, with a client certificate and key also mutual TLS."""
     if len(county_public_key) != 32:
         raise SetupError("县级公钥应为 32 字节（64 位十六进制）")
     if not township_code.strip() or not township_name.strip():
         raise SetupError("请填写乡镇代码和名称")
+    if (client_cert_file or client_key_file) and not county_ca_pem:
+        raise SetupError("使用客户端证书（双向 TLS）时须同时用 --county-ca 指定县级 CA 证书")
     settings = LinkSettings(address, key_id_for(county_public_key), county_public_key, township_code.strip(),
-                            township_name.strip(), link_signer.key_id)
+                            township_name.strip(), link_signer.key_id, county_ca_pem,
+                            str(Path(client_cert_file).resolve()) if client_cert_file else "",
+                            str(Path(client_key_file).resolve()) if client_key_file else "", tls_server_name.strip())
+    settings.client_tls()   # every file is checked now, not at the next start of serve
     store = open_town_store(db_url)
     try:
         held = store.get_meta(LINK_META)
@@ -201,16 +209,19 @@ class Background:
 
 
 def serve(app: TownApp, address: str, *, ready: threading.Event | None = None, port_file: Path | None = None,
-          notifier: Notifier | None = None, console_address: str | None = None, secure_cookies: bool = False) -> None:
+          notifier: Notifier | None = None, console_address: str | None = None, secure_cookies: bool = False,
+          tls: ServerTls | None = None) -> None:
     """Run until SIGTERM or SIGINT, then stop accepting and let running calls finish briefly.
 
-    With `console_address` the operator console (web pages) runs beside the gRPC server, in a thread."""
-    server, port = create_server(app.core, address)
+    With `console_address` the operator console (web pages) runs beside the gRPC server, in a thread.
+    With `tls` the relay (and its health service) speaks TLS only."""
+    server, port = create_server(app.core, address, tls=tls)
     server.start()
     background = Background(app, notifier=notifier)
     background.start()
     host = address.rsplit(":", 1)[0]
     print(f"乡镇中心已启动，监听 {host}:{port}（乡镇密钥 {app.signer.key_id}）", flush=True)
+    print(describe_link_security(host, tls), flush=True)
     console_server = None
     if console_address:
         from town_center.console import create_console_app, open_console_auth, start_console_server

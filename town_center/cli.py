@@ -15,26 +15,32 @@ DESCRIPTION = """乡镇便民服务中心：接收并核验村代办员上报的
 
 示例：
   town-center init --home 乡镇数据
-  town-center serve --home 乡镇数据 --listen 0.0.0.0:50051
+  town-center serve --home 乡镇数据 --listen 0.0.0.0:50051 --tls-cert town.crt --tls-key town.key
   town-center agents list --home 乡镇数据
   town-center agents approve 3f2a9c --home 乡镇数据 --by 张三
   town-center agents revoke 3f2a9c --home 乡镇数据 --by 张三 --reason 笔记本丢失
   town-center staff add wangfang --name 王芳 --role operator --home 乡镇数据
   town-center serve --home 乡镇数据 --console-listen 127.0.0.1:8700
   town-center catalog publish 新目录.toml --home 乡镇数据 --by 张三
-  town-center county link --home 乡镇数据 --address 县级地址:7000 --county-key 县级数据/county.pub --code T01 --name 青山镇
+  town-center county link --home 乡镇数据 --address 县级地址:7000 --county-key 县级数据/county.pub --code T01 --name 青山镇 \\
+      --county-ca ca.crt
   town-center county status --home 乡镇数据
+  town-center backup --home 乡镇数据 --out /备份/乡镇-20261201.bak
+  town-center restore --home 新数据目录 --from /备份/乡镇-20261201.bak
   town-center keygen --key-file 中心密钥.key
   town-center ledger-verify 台账.qclog"""
 
 HOME_ENV = "QUANCHENG_TOWN_HOME"
+# The systemd units' environment file sets both, so admin commands find the same data.
+DB_ENV = "QUANCHENG_TOWN_DB"
 
 
 def _add_home(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--home", default=os.environ.get(HOME_ENV, "town-data"), metavar="目录",
                         help=f"乡镇数据目录，存放乡镇密钥和默认数据库（默认 town-data，也可设置环境变量 {HOME_ENV}）")
-    parser.add_argument("--db", default=None, metavar="URL",
-                        help="数据库地址：默认使用数据目录中的 SQLite；PostgreSQL 写作 postgresql+psycopg://用户@主机/库名")
+    parser.add_argument("--db", default=os.environ.get(DB_ENV) or None, metavar="URL",
+                        help="数据库地址：默认使用数据目录中的 SQLite；PostgreSQL 写作 postgresql+psycopg://用户@主机/库名"
+                             f"（也可设置环境变量 {DB_ENV}）")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--secure-cookies", action="store_true",
                        help="登录 Cookie 只经 HTTPS 发送（经 HTTPS 反向代理对外提供网页时使用）")
     serve.add_argument("--verbose", action="store_true", help="输出调试日志")
+    cli_common.add_server_tls_options(serve)
     serve.set_defaults(handler=_cmd_serve)
 
     agents = cli_common.add_command(subparsers, "agents", "管理村代办员设备密钥：查看、批准、吊销")
@@ -109,12 +116,50 @@ def build_parser() -> argparse.ArgumentParser:
                       help="县级公钥：64 位十六进制，或县级 county-hub init 生成的 county.pub 文件")
     link.add_argument("--code", required=True, metavar="乡镇代码", help="本乡镇代码，例如 T01")
     link.add_argument("--name", required=True, metavar="乡镇名称", help="本乡镇名称，例如 青山镇")
+    link.add_argument("--county-ca", default=None, metavar="文件",
+                      help="县级 CA 证书（PEM）：与县级的连接启用 TLS 加密，县级服务器证书须由它签发（内容存入数据库）")
+    link.add_argument("--client-cert", default=None, metavar="文件",
+                      help="双向 TLS：本乡镇的客户端证书（PEM，由县级 CA 签发）；须与 --client-key 一起使用")
+    link.add_argument("--client-key", default=None, metavar="文件", help="双向 TLS：客户端证书的私钥（PEM，未加密，权限 600）")
+    link.add_argument("--county-tls-name", default="", metavar="名称",
+                      help="县级证书上的名称与 --address 中的主机名不同时，写证书上的名称")
     link.set_defaults(handler=_cmd_county_link)
     status = cli_common.add_command(county_sub, "status", "查看上报通道：待送达县级的记录数、最早一条的时间、未回复的督办")
     _add_home(status)
     cli_common.add_passphrase_option(status)
     status.set_defaults(handler=_cmd_county_status)
+
+    backup = cli_common.add_command(subparsers, "backup", "备份乡镇数据库：SQLite 用在线备份（服务运行中也可备份），PostgreSQL 用 pg_dump（自定义格式）")
+    _add_home(backup)
+    backup.add_argument("--out", required=True, metavar="文件", help="备份文件路径（已存在时不会覆盖）")
+    backup.set_defaults(handler=_cmd_backup)
+    restore = cli_common.add_command(subparsers, "restore", "从备份恢复乡镇数据库（请先停止服务）：SQLite 仅当数据库文件不存在或加 --force；PostgreSQL 仅恢复到空数据库")
+    _add_home(restore)
+    restore.add_argument("--from", dest="source", required=True, metavar="文件", help="backup 生成的备份文件")
+    restore.add_argument("--force", action="store_true", help="SQLite：覆盖已有的数据库文件")
+    restore.set_defaults(handler=_cmd_restore)
     return parser
+
+
+def _cmd_backup(args: argparse.Namespace) -> int:
+    from shared.backup import backup_database
+    from town_center.bootstrap import KEY_FILE_NAME, LINK_KEY_FILE_NAME
+
+    size = backup_database(_db_url(args), Path(args.out))
+    print(f"已备份乡镇数据库到 {args.out}（{size} 字节）。")
+    print(f"注意：乡镇密钥文件 {KEY_FILE_NAME}、{LINK_KEY_FILE_NAME} 不在数据库备份中，请另行妥善保管（已用口令加密）。")
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from shared.backup import restore_database
+
+    if args.db is None:
+        Path(args.home).mkdir(parents=True, exist_ok=True)
+    restore_database(_db_url(args), Path(args.source), force=args.force)
+    print(f"已恢复乡镇数据库 {_db_url(args).split('@')[-1]}。")
+    print("注意：备份之后各村上报的记录会在各村下次上报时按缺口重发；备份之后本乡镇签发的记录不在其中，请核对后再启动服务。")
+    return 0
 
 
 def _read_county_key(text: str) -> bytes:
@@ -146,11 +191,20 @@ def _cmd_county_link(args: argparse.Namespace) -> int:
         link_signer = Signer.generate()
         save_key_file(Path(args.home) / LINK_KEY_FILE_NAME, link_signer, passphrase)
     county_key = _read_county_key(args.county_key)
+    county_ca = ""
+    if args.county_ca:
+        from shared.relay.tls import read_ca_file
+
+        county_ca = read_ca_file(args.county_ca).decode("ascii")
     settings = link_county(_db_url(args), link_signer, address=args.address, county_public_key=county_key,
-                           township_code=args.code, township_name=args.name)
+                           township_code=args.code, township_name=args.name, county_ca_pem=county_ca,
+                           client_cert_file=args.client_cert or "", client_key_file=args.client_key or "",
+                           tls_server_name=args.county_tls_name)
     if not settings.address:
         raise SetupError("县级地址不能为空")
     print(f"已登记县级中心 {settings.address}（县级公钥指纹 {fingerprint(county_key)}）。")
+    print("与县级的连接：" + ("TLS 加密" + ("，双向认证（客户端证书）" if settings.client_cert_file else "")
+                           if settings.county_ca_pem else "未加密（仅适用于同一台机器或可信内网；建议用 --county-ca 启用 TLS）"))
     print(f"本乡镇接入密钥 {link_signer.key_id}，指纹 {fingerprint(link_signer.public_key)}：")
     print("请把指纹告知县级信息化人员核对后批准（county-hub townships approve）。下次启动 serve 时开始同步。")
     return 0
@@ -236,12 +290,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     limits = RelayLimits(max_batch=args.max_batch, max_concurrent_streams=args.max_streams,
                          max_message_bytes=args.max_message_bytes,
                          claimed_time_tolerance_ms=args.clock_tolerance_minutes * 60_000)
+    tls = cli_common.server_tls(args)   # before the passphrase: a wrong certificate path fails at once
     passphrase = cli_common.read_passphrase(args)
     signer = load_signer(Path(args.home), passphrase)
     app = build_app(_db_url(args), signer, limits=limits, link_signer=load_link_signer(Path(args.home), passphrase))
+    if app.county_link is not None:
+        try:
+            app.county_link.settings.client_tls()   # the county link's TLS files, checked before anything listens
+        except Exception:
+            app.close()
+            raise
     console = None if args.console_listen in ("", "off") else args.console_listen
     serve(app, args.listen, port_file=Path(args.port_file) if args.port_file else None,
-          console_address=console, secure_cookies=args.secure_cookies)
+          console_address=console, secure_cookies=args.secure_cookies, tls=tls)
     return 0
 
 

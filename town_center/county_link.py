@@ -30,6 +30,7 @@ from shared.errors import DeadlineError, HandlingError
 from shared.relay.client import ClientLimits, RelayClient
 from shared.relay.ports import KeyState
 from shared.relay.sql_outbox import PulledRecord, SqlOutbox
+from shared.relay.tls import ClientTls
 from shared.signing import Signer
 from shared.wire.v1 import records_pb2
 from town_center.errors import UnknownMatter
@@ -53,7 +54,9 @@ _LIMIT_UNITS = {records_pb2.LIMIT_UNIT_WORKING_DAYS: LimitUnit.WORKING_DAYS,
 
 @dataclass(frozen=True)
 class LinkSettings:
-    """What `town-center county link` records: where the county is and which key it signs with."""
+    """What `town-center county link` records: where the county is and which key it signs with;
+    with `county_ca_pem`, the link is TLS (the CA inline: it is public, and travels with the database);
+    with a client certificate and key (paths: a private key never goes into the database), mutual TLS."""
 
     address: str
     county_key_id: str
@@ -61,17 +64,34 @@ class LinkSettings:
     township_code: str
     township_name: str
     link_key_id: str
+    county_ca_pem: str = ""
+    client_cert_file: str = ""
+    client_key_file: str = ""
+    tls_server_name: str = ""
 
     def to_json(self) -> str:
         return json.dumps({"address": self.address, "county_key_id": self.county_key_id,
                            "county_public_key": self.county_public_key.hex(), "township_code": self.township_code,
-                           "township_name": self.township_name, "link_key_id": self.link_key_id}, ensure_ascii=False)
+                           "township_name": self.township_name, "link_key_id": self.link_key_id,
+                           "county_ca_pem": self.county_ca_pem, "client_cert_file": self.client_cert_file,
+                           "client_key_file": self.client_key_file, "tls_server_name": self.tls_server_name},
+                          ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> "LinkSettings":
         d = json.loads(text)
+        # The TLS fields came later: settings recorded before them load as a plain-text link.
         return cls(d["address"], d["county_key_id"], bytes.fromhex(d["county_public_key"]), d["township_code"],
-                   d["township_name"], d["link_key_id"])
+                   d["township_name"], d["link_key_id"], d.get("county_ca_pem", ""), d.get("client_cert_file", ""),
+                   d.get("client_key_file", ""), d.get("tls_server_name", ""))
+
+    def client_tls(self) -> ClientTls | None:
+        """The checked TLS settings for the link, or None for plain text; raises `TlsConfigError`."""
+        if not self.county_ca_pem:
+            return None
+        return ClientTls.from_pem(self.county_ca_pem, cert_file=self.client_cert_file or None,
+                                  key_file=self.client_key_file or None, server_name=self.tls_server_name,
+                                  source="县级 CA 证书（county link 登记）")
 
 
 @dataclass(frozen=True)
@@ -162,7 +182,8 @@ class CountyLink:
 
     def make_client(self, *, limits: ClientLimits | None = None) -> RelayClient:
         self.client = RelayClient(self.settings.address, self.outbox, self.signer, self.clock,
-                                  limits=limits or ClientLimits(idle_poll_s=5.0), peer_label_zh="县级服务器")
+                                  limits=limits or ClientLimits(idle_poll_s=5.0), peer_label_zh="县级服务器",
+                                  tls=self.settings.client_tls())
         return self.client
 
     def wake(self) -> None:

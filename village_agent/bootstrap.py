@@ -8,6 +8,7 @@ from pathlib import Path
 from shared.catalog import load_catalog
 from shared.clock import Clock, SystemClock, to_unix_ms
 from shared.keys import check_passphrase, fingerprint, load_key_file, save_key_file
+from shared.relay.tls import check_ca_pem
 from shared.signing import Signer
 from shared.wire.v1 import records_pb2
 from village_agent.config import AgentConfig, Paths
@@ -32,8 +33,11 @@ def init_agent(
     township_public_key: bytes,
     scrypt_n: int | None = None,
     clock: Clock | None = None,
+    township_ca_pem: str = "",
+    township_tls_name: str = "",
 ) -> tuple[AgentConfig, Signer]:
-    """Create the device key, the vault, the database and the settings in `root`."""
+    """Create the device key, the vault, the database and the settings in `root`. With
+    `township_ca_pem` (the CA the township's certificate chains to) the laptop syncs over TLS."""
     paths = Paths(root)
     if paths.key.exists() or paths.config.exists():
         raise AlreadyInitializedError(f"数据目录 {root} 已经初始化过，不会覆盖已有密钥")
@@ -47,6 +51,8 @@ def init_agent(
         problems.append(FieldProblem("township_key", "乡镇中心登记码", "登记码无效"))
     if problems:
         raise FormError(problems)
+    if township_ca_pem:   # checked before anything is written
+        township_ca_pem = check_ca_pem(township_ca_pem.encode("utf-8"), "乡镇 CA 证书").decode("ascii")
     check_passphrase(passphrase)
     clock = clock or SystemClock()
     root.mkdir(parents=True, exist_ok=True)
@@ -58,6 +64,7 @@ def init_agent(
         township_address=township_address.strip(),
         township_public_key_b64=base64.b64encode(township_public_key).decode("ascii"),
         catalog_version=catalog.version,
+        township_ca_pem=township_ca_pem, township_tls_name=township_tls_name.strip(),
     )
     kwargs = {} if scrypt_n is None else {"scrypt_n": scrypt_n}
     save_key_file(paths.key, signer, passphrase, **kwargs)

@@ -29,6 +29,8 @@ DESCRIPTION = """村代办员工具：离线登记全程代办事项（申请、
       --witness-name 赵六 --witness-statement 申请人口头委托
   village-agent list / show / receipt / status
   village-agent batch < actions.jsonl  每行一个 JSON 动作，每行输出一个 JSON 结果
+  village-agent backup --out /media/U盘/东山村备份.qcbak   加密备份整个数据目录（可在使用中备份）
+  village-agent restore --from 东山村备份.qcbak --data 新数据目录   恢复到新电脑（须先与乡镇同步才能继续登记）
 
 数据目录默认为 ./var/village-agent，可用 --data 或环境变量 QUANCHENG_AGENT_DATA 指定。
 口令取自环境变量 QUANCHENG_PASSPHRASE、--passphrase-file 或交互输入。"""
@@ -109,7 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
                           ("--township-address", "乡镇中心 gRPC 地址，如 10.1.2.3:7001"),
                           ("--township-key", "乡镇中心登记码（quancheng:key:v1:…）")):
         init.add_argument(flag, required=True, metavar="值", help=help_zh)
+    _add_township_tls_options(init)
     init.set_defaults(handler=_cmd_init)
+
+    set_ca = cli_common.add_command(subparsers, "set-township-ca",
+                                    "乡镇中心启用加密连接（TLS）后，为已初始化的本机登记乡镇的 CA 证书")
+    set_ca.add_argument("--data", metavar="目录", help="数据目录（默认 ./var/village-agent）")
+    _add_township_tls_options(set_ca, required=True)
+    set_ca.set_defaults(handler=_cmd_set_township_ca)
 
     for name, (help_zh, arguments) in _ACTION_ARGS.items():
         sub = cli_common.add_command(subparsers, name, help_zh)
@@ -132,8 +141,69 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--offline", action="store_true", help="不在后台与乡镇同步（仅离线使用）")
     serve.set_defaults(handler=_cmd_serve)
 
+    backup = cli_common.add_command(subparsers, "backup", "把整个数据目录（数据库、加密的设备密钥、配置）加密备份到一个文件，可写到 U 盘；使用中也可备份")
+    _add_data_option(backup)
+    backup.add_argument("--out", required=True, metavar="文件", help="备份文件路径（已存在时不会覆盖）")
+    backup.add_argument("--backup-passphrase-file", metavar="文件",
+                        help="用另一个口令加密备份文件（从此文件读取）；默认使用本机口令")
+    backup.set_defaults(handler=_cmd_backup)
+
+    restore = cli_common.add_command(subparsers, "restore", "从备份文件恢复到一个空的数据目录；恢复后须先与乡镇同步，取回备份之后的记录，才能继续登记")
+    restore.add_argument("--from", dest="source", required=True, metavar="文件", help="备份文件路径")
+    _add_data_option(restore)
+    restore.set_defaults(handler=_cmd_restore)
+
     cli_common.register_key_commands(subparsers)
     return parser
+
+
+def _cmd_backup(args: argparse.Namespace) -> int:
+    from shared.clock import SystemClock, to_unix_ms
+    from village_agent.backup import backup_agent
+
+    passphrase = cli_common.read_passphrase(args)
+    other = Path(args.backup_passphrase_file).read_text(encoding="utf-8").rstrip("\r\n") if args.backup_passphrase_file else None
+    summary = backup_agent(data_root(args), passphrase, Path(args.out), backup_passphrase=other,
+                           now_ms=to_unix_ms(SystemClock().now()))
+    print(f"已备份到 {summary.file}（{summary.size_bytes} 字节）：台账共 {summary.ledger_seq} 条记录，"
+          f"含 {'、'.join(summary.files)}。")
+    print("备份文件已用" + ("指定的备份口令" if other else "本机口令") + "加密，请与口令分开妥善保管。")
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from village_agent.backup import restore_agent
+
+    summary = restore_agent(Path(args.source), data_root(args), cli_common.read_passphrase(args))
+    print(f"已恢复到 {summary.root}：台账共 {summary.ledger_seq} 条记录（设备密钥 {summary.key_id}）。")
+    print("本机现处于“从备份恢复”状态：请先连接乡镇运行 village-agent sync，取回备份之后登记的记录，之后才能继续登记。")
+    return 0
+
+
+def _add_township_tls_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    parser.add_argument("--township-ca", required=required, default=None, metavar="文件",
+                        help="乡镇中心的 CA 证书（PEM，乡镇或县级信息化人员提供）：与乡镇同步时使用 TLS 加密连接")
+    parser.add_argument("--township-tls-name", default="", metavar="名称",
+                        help="乡镇证书上的名称与乡镇中心地址中的主机名不同时，写证书上的名称")
+
+
+def _township_ca(args: argparse.Namespace) -> str:
+    from shared.relay.tls import read_ca_file
+
+    return read_ca_file(args.township_ca).decode("ascii") if args.township_ca else ""
+
+
+def _cmd_set_township_ca(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from village_agent.config import AgentConfig, Paths
+
+    paths = Paths(data_root(args))
+    config = replace(AgentConfig.load(paths), township_ca_pem=_township_ca(args),
+                     township_tls_name=args.township_tls_name.strip())
+    config.save(paths)
+    print(f"已登记乡镇 CA 证书：此后与乡镇（{config.township_address}）同步使用 TLS 加密连接。")
+    return 0
 
 
 def data_root(args: argparse.Namespace) -> Path:
@@ -150,13 +220,17 @@ def _cmd_init(args: argparse.Namespace) -> int:
     from shared.keys import enrollment_uri, parse_enrollment_uri
     from village_agent.bootstrap import init_agent
 
+    township_ca = _township_ca(args)   # a wrong CA file fails before the passphrase is asked for
     config, signer = init_agent(
         data_root(args), cli_common.read_passphrase(args, confirm=True), agent_name=args.agent_name,
         village_code=args.village_code, village_name=args.village_name, township_code=args.township_code,
         township_name=args.township_name, township_address=args.township_address,
         township_public_key=parse_enrollment_uri(args.township_key),
+        township_ca_pem=township_ca, township_tls_name=args.township_tls_name,
     )
     print(f"已初始化：{config.village_name}（{config.village_code}），代办员 {config.agent_name}")
+    if config.township_ca_pem:
+        print("与乡镇同步使用 TLS 加密连接（已登记乡镇 CA 证书）。")
     print("请把以下登记码交给乡镇便民服务中心审核（可念出指纹或扫描二维码）：")
     cli_common.print_key_summary(signer.public_key)
     assert enrollment_uri(signer.public_key)
@@ -184,7 +258,12 @@ def _print_result(name: str, result: dict[str, Any], as_json: bool) -> None:
         print(result["text"])
     elif "notice" in result:
         print(f"受理意见：{result['outcome_zh']}\n{result['notice']}")
-    elif "matters" in result:
+    elif name == "status":
+        print(f"设备密钥：{result['key_id']}\n乡镇中心：{result['township']}\n本机事项：{result['matters']} 件\n"
+              f"签名台账最后序号：{result['last_seq']}\n待上报：{result['waiting_to_send']} 条\n"
+              f"最近同步：{result['last_sync_at'] or '尚未同步'}"
+              + ("\n注意：本机由备份恢复，须先联网与乡镇同步，找回备份之后的记录，才能继续登记" if result.get("recovering") else ""))
+    elif isinstance(result.get("matters"), list):
         for m in result["matters"]:
             print(f"{m['matter_id']}  {m['catalog_code']:8s} {m['status_zh']:8s} 身份证 {m['id_masked']}  时限 {m['due']}")
         print(f"共 {len(result['matters'])} 件")

@@ -5,10 +5,14 @@ import base64
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.keys import write_private_file
 from shared.signing import key_id_for
 from village_agent.errors import NotInitializedError
+
+if TYPE_CHECKING:
+    from shared.relay.tls import ClientTls
 
 CONFIG_FORMAT = "quancheng-village-agent/1"
 
@@ -48,6 +52,11 @@ class AgentConfig:
     township_address: str          # host:port of the township's gRPC relay
     township_public_key_b64: str   # Ed25519, from the township's enrollment code
     catalog_version: str = ""
+    # TLS to the township: the CA its certificate chains to, kept inline (public, and it must
+    # survive the USB stick it came on); empty means plain text. The name overrides the host
+    # dialled when the certificate carries another one.
+    township_ca_pem: str = ""
+    township_tls_name: str = ""
 
     @property
     def township_public_key(self) -> bytes:
@@ -56,6 +65,14 @@ class AgentConfig:
     @property
     def township_key_id(self) -> str:
         return key_id_for(self.township_public_key)
+
+    def township_tls(self) -> ClientTls | None:
+        """The checked TLS settings for syncing, or None (plain text); raises `TlsConfigError`."""
+        if not self.township_ca_pem:
+            return None
+        from shared.relay.tls import ClientTls   # grpc and x509 only for the commands that sync
+
+        return ClientTls.from_pem(self.township_ca_pem, server_name=self.township_tls_name, source="乡镇 CA 证书（本机配置）")
 
     def save(self, paths: Paths) -> None:
         doc = {"format": CONFIG_FORMAT, **asdict(self)}

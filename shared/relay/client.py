@@ -8,22 +8,27 @@ Invariants it keeps (DESIGN 4, 5, 10):
 * Every call has a deadline; the channel sends keepalive pings so a half-open connection (peer
   gone without a FIN) fails the call instead of hanging it; messages are gzip-compressed.
 * Failures back off exponentially with full jitter up to a cap (`shared.retry`).
+* Plain text by default (loopback); with `tls` a TLS channel, and a failed handshake is reported as
+  `TlsHandshakeFailed` with a Chinese explanation (wrong CA, name, date, or a plain-text peer).
 """
 from __future__ import annotations
 
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import replace, dataclass, field
+from typing import TypeVar
 
 import grpc
 
 from shared.clock import Clock, to_unix_ms
-from shared.envelope import open_record
+from shared.envelope import ChainTip, open_record
 from shared.errors import EnvelopeError
-from shared.relay.errors import PeerUnavailable, RelayError, SyncRefused
-from shared.relay.ports import Outbox
-from shared.relay.server import SERVICE_NAME, pull_signing_bytes
+from shared.relay.errors import PeerUnavailable, RelayError, SyncRefused, TlsHandshakeFailed
+from shared.relay.ports import Outbox, RecoveryLog
+from shared.relay.server import SERVICE_NAME, pull_signing_bytes, recover_signing_bytes
+from shared.relay.tls import ClientTls, handshake_problem_zh
 from shared.retry import Backoff, RetryPolicy
 from shared.signing import Signer
 from shared.wire.v1 import relay_pb2
@@ -31,6 +36,7 @@ from shared.wire.v1 import relay_pb2
 __all__ = ["ClientLimits", "SyncResult", "RelayClient", "channel_options", "is_size_refusal"]
 
 log = logging.getLogger("shared.relay.client")
+_T = TypeVar("_T")
 
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
               grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL,
@@ -88,6 +94,7 @@ class SyncResult:
     confirmed: int = 0
     resent: int = 0
     pulled: int = 0
+    recovered: int = 0          # own records fetched back from the receiver after a restore
     refusals: list[relay_pb2.Refusal] = field(default_factory=list)
     key_status: int = relay_pb2.KEY_STATUS_UNSPECIFIED
     drained: bool = False       # the outbox was empty when the pass ended
@@ -112,8 +119,10 @@ def _flight_lock(target: str, sender_key_id: str) -> threading.Lock:
 class RelayClient:
     def __init__(self, target: str, outbox: Outbox, signer: Signer, clock: Clock, *,
                  limits: ClientLimits | None = None, policy: RetryPolicy | None = None,
-                 backoff: Backoff | None = None, peer_label_zh: str = "乡镇服务器") -> None:
+                 backoff: Backoff | None = None, peer_label_zh: str = "乡镇服务器", tls: ClientTls | None = None) -> None:
         self.target = target
+        # None: plain text (loopback, tests); else the CA the peer's certificate must chain to.
+        self.tls = tls
         # Who is on the other end, in the messages the sender's staff read ("乡镇服务器", "县级服务器").
         self.peer_label_zh = peer_label_zh
         self.outbox = outbox
@@ -134,8 +143,13 @@ class RelayClient:
     def _stub_channel(self) -> grpc.Channel:
         with self._channel_lock:
             if self._channel is None:
-                self._channel = grpc.insecure_channel(self.target, options=channel_options(self.limits),
-                                                      compression=grpc.Compression.Gzip)
+                if self.tls is not None:
+                    self._channel = grpc.secure_channel(self.target, self.tls.credentials(),
+                                                        options=[*channel_options(self.limits), *self.tls.channel_options()],
+                                                        compression=grpc.Compression.Gzip)
+                else:
+                    self._channel = grpc.insecure_channel(self.target, options=channel_options(self.limits),
+                                                          compression=grpc.Compression.Gzip)
             return self._channel
 
     def _drop_channel(self) -> None:
@@ -202,6 +216,12 @@ class RelayClient:
             channel = self._stub_channel()
             pushing = True
             try:
+                if isinstance(self.outbox, RecoveryLog) and self.outbox.recovering():
+                    # Restored from a backup: nothing is pushed (and nothing can be signed) until
+                    # the ledger has caught up with what the receiver already holds of ours.
+                    pushing = False
+                    self._recover_all(channel, result)
+                    pushing = True
                 self._push_all(channel, result)
                 pushing = False
                 if not any(r.reason in _NEEDS_ENROLLMENT for r in result.refusals):
@@ -223,6 +243,7 @@ class RelayClient:
                     # Not a size refusal: the township is busy (its concurrent-stream bound is full).
                     # Back off and retry with the same batch size.
                     raise PeerUnavailable(f"{self.peer_label_zh}繁忙，稍后重试（{detail}）") from exc
+                self._raise_if_tls_failure(code, detail, exc)
                 if code in _RETRYABLE:
                     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                         # A fresh channel next time: do not trust a connection that just timed out.
@@ -232,6 +253,83 @@ class RelayClient:
             return result
         finally:
             lock.release()
+
+    def _raise_if_tls_failure(self, code: grpc.StatusCode | None, detail: str | None, exc: grpc.RpcError) -> None:
+        """gRPC reports a failed handshake as a bare UNAVAILABLE; say what is wrong, in Chinese."""
+        if code is not grpc.StatusCode.UNAVAILABLE:
+            return
+        problem = handshake_problem_zh(detail, tls=self.tls is not None, peer_label_zh=self.peer_label_zh)
+        if problem is not None:
+            self._drop_channel()
+            log.warning("TLS link to %s failed: %s", self.target, detail)
+            raise TlsHandshakeFailed(problem) from exc
+
+    def recover(self) -> SyncResult:
+        """Only the recovery step of a pass (`sync_once` runs it first anyway while the outbox's
+        ledger is recovering). Raises `PeerUnavailable` or `SyncRefused`."""
+        result = SyncResult()
+        if not (isinstance(self.outbox, RecoveryLog) and self.outbox.recovering()):
+            return result
+        lock = _flight_lock(self.target, self.signer.key_id)
+        if not lock.acquire(blocking=False):
+            return SyncResult(skipped=True)
+        try:
+            self._recover_all(self._stub_channel(), result)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            detail = exc.details() if hasattr(exc, "details") else str(exc)
+            self._raise_if_tls_failure(code, detail, exc)
+            if code in _RETRYABLE:
+                self._drop_channel()
+                raise PeerUnavailable(f"无法连接{self.peer_label_zh}（{code.name if code else '?'}：{detail}）") from exc
+            raise SyncRefused(f"{self.peer_label_zh}拒绝了请求（{code.name if code else '?'}：{detail}）") from exc
+        finally:
+            lock.release()
+        return result
+
+    def _recover_all(self, channel: grpc.Channel, result: SyncResult) -> None:
+        """Fetch our own records after the ledger's tip back from the receiver, page by page (the
+        log verifies every signature, the chain and the receipts before appending), then hand the
+        receiver's signed tip to the log, which lifts the signing block only if the ledger agrees."""
+        assert isinstance(self.outbox, RecoveryLog)
+        recovery: RecoveryLog = self.outbox
+        recover = channel.unary_unary(f"/{SERVICE_NAME}/Recover", request_serializer=relay_pb2.RecoverRequest.SerializeToString,
+                                      response_deserializer=relay_pb2.RecoverResponse.FromString)
+        after = recovery.own_tip().seq
+        for _ in range(10_000):   # bounded: at most this many pages per pass
+            if self._stop.is_set():
+                return
+            nonce = os.urandom(16)
+            limit = self.limits.pull_batch
+            request = relay_pb2.RecoverRequest(
+                key_id=self.signer.key_id, after_seq=after, max_records=limit, nonce=nonce,
+                signature=self.signer.sign(recover_signing_bytes(self.signer.key_id, after, limit, nonce)))
+            response = recover(request, timeout=self.limits.unary_deadline_s)
+            if response.records:
+                tip = self._refused_on_error(recovery.append_recovered, list(response.records), list(response.receipts))
+                if tip.seq <= after:
+                    raise SyncRefused(f"{self.peer_label_zh}返回的本机记录无法接续本机台账，已停止取回")
+                result.recovered += tip.seq - after
+                after = tip.seq
+                log.info("recovered own records up to seq %d from %s", after, self.target)
+            if not response.more:
+                self._refused_on_error(lambda: recovery.finish_recovery(
+                    ChainTip(response.tip_seq, bytes(response.tip_hash)), receiver_key_id=response.receiver_key_id,
+                    signature=bytes(response.tip_signature), nonce=nonce))
+                return
+        raise PeerUnavailable(f"从{self.peer_label_zh}取回的记录过多，下次同步时继续")
+
+    @staticmethod
+    def _refused_on_error(step: Callable[..., _T], *args: object) -> _T:
+        # The log's own errors (a record or receipt that does not verify, a ledger that disagrees with
+        # the receiver's tip) are refusals of what the receiver sent: the run loop shows them and backs off.
+        try:
+            return step(*args)
+        except RelayError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - re-raised with its cause
+            log.warning("recovery step refused: %s", exc)
+            raise SyncRefused(str(exc)) from exc
 
     def _push_all(self, channel: grpc.Channel, result: SyncResult) -> None:
         push = channel.stream_stream(f"/{SERVICE_NAME}/Push", request_serializer=relay_pb2.PushRequest.SerializeToString,

@@ -9,7 +9,9 @@ Hierarchy::
     ├── KeyStoreError           the receiving store refused an operation on a key (wrong state, broken chain)
     │   └── UnknownKey          no key (or no unique one) matches the id or prefix an operator typed
     ├── PeerUnavailable         the other tier cannot be reached (down, cut, deadline passed)
-    └── SyncRefused             the other tier answered but refused (unknown/pending/revoked key, bad request)
+    │   └── TlsHandshakeFailed  reached, but the encrypted link could not be set up (untrusted or wrong certificate)
+    ├── SyncRefused             the other tier answered but refused (unknown/pending/revoked key, bad request)
+    └── TlsConfigError          a TLS certificate, key or CA file is missing, unreadable, invalid or too open
 
 Messages are Chinese: operators and agents read them.
 """
@@ -17,7 +19,8 @@ from __future__ import annotations
 
 from shared.errors import SharedError
 
-__all__ = ["RelayError", "LimitExceeded", "MalformedRequest", "StoreConflict", "KeyStoreError", "UnknownKey", "PeerUnavailable", "SyncRefused"]
+__all__ = ["RelayError", "LimitExceeded", "MalformedRequest", "StoreConflict", "KeyStoreError", "UnknownKey", "PeerUnavailable", "SyncRefused",
+           "TlsHandshakeFailed", "TlsConfigError"]
 
 
 class RelayError(SharedError):
@@ -50,3 +53,14 @@ class PeerUnavailable(RelayError):
 
 class SyncRefused(RelayError):
     """The destination answered with a refusal the sender cannot fix by retrying at once."""
+
+
+class TlsHandshakeFailed(PeerUnavailable):
+    """The TLS handshake failed: the certificate is not from the configured CA, does not name the
+    address dialled, has expired (or the laptop's clock is wrong), or one side speaks plain text.
+    Retried like any unavailability; the outbox keeps everything meanwhile."""
+
+
+class TlsConfigError(RelayError):
+    """A TLS file given on the command line or in the settings cannot be used; raised at start-up,
+    before anything listens or dials. The message names the file and the fix."""

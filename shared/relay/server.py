@@ -28,11 +28,13 @@ from shared.clock import Clock, to_unix_ms
 from shared.envelope import ChainTip, sign_receipt
 from shared.keys import InMemoryKeyDirectory, fingerprint
 from shared.relay.errors import LimitExceeded, MalformedRequest
-from shared.relay.ports import AgentKey, DownLog, EnrollmentInfo, IngestRow, IngestStore, KeyRegistry, KeyState, Outcome
+from shared.relay.ports import AgentKey, DownLog, EnrollmentInfo, HeldRecord, IngestRow, IngestStore, KeyRegistry, KeyState, Outcome
+from shared.relay.tls import ServerTls
 from shared.signing import Signer, is_valid, key_id_for, payload_hash
 from shared.wire.v1 import envelope_pb2, records_pb2, relay_pb2
 
-__all__ = ["RelayLimits", "RelayCore", "PushSession", "relay_handlers", "build_server", "build_server_with_health", "pull_signing_bytes", "SERVICE_NAME"]
+__all__ = ["RelayLimits", "RelayCore", "PushSession", "relay_handlers", "build_server", "build_server_with_health", "pull_signing_bytes",
+           "recover_signing_bytes", "recover_tip_signing_bytes", "SERVICE_NAME"]
 
 log = logging.getLogger("shared.relay.server")
 
@@ -90,6 +92,15 @@ _REFUSAL = {
 
 def pull_signing_bytes(key_id: str, after_cursor: int, max_records: int, nonce: bytes) -> bytes:
     return f"quancheng.v1.Pull|{key_id}|{after_cursor}|{max_records}|{nonce.hex()}".encode("ascii")
+
+
+def recover_signing_bytes(key_id: str, after_seq: int, max_records: int, nonce: bytes) -> bytes:
+    return f"quancheng.v1.Recover|{key_id}|{after_seq}|{max_records}|{nonce.hex()}".encode("ascii")
+
+
+def recover_tip_signing_bytes(key_id: str, tip_seq: int, tip_hash: bytes, nonce: bytes) -> bytes:
+    """What the receiver signs about a device's tip in a `RecoverResponse`, bound to the request's nonce."""
+    return f"quancheng.v1.RecoverTip|{key_id}|{tip_seq}|{tip_hash.hex()}|{nonce.hex()}".encode("ascii")
 
 
 @dataclass
@@ -320,6 +331,55 @@ class RelayCore:
         envelopes, cursor = self.down.read(request.key_id, request.after_cursor, limit)
         return relay_pb2.PullResponse(records=envelopes, next_cursor=cursor, more=len(envelopes) >= limit)
 
+    # ------------------------------------------------------------ recover
+
+    def recover(self, request: relay_pb2.RecoverRequest) -> relay_pb2.RecoverResponse:
+        """A device restored from a backup asks for its own records after `after_seq` and this
+        receiver's tip for its key, signed and bound to its nonce, so it never signs a held seq again.
+
+        Read-only. An unknown key gets tip 0 (nothing is held, so nothing can fork). Records come
+        with the receipts first given for them, re-signed: receipts are deterministic."""
+        key_id = request.key_id
+        if len(request.nonce) < 8 or len(request.nonce) > 64:
+            raise MalformedRequest("取回请求的随机数长度无效")
+        if not key_id or len(key_id) > 64:
+            raise MalformedRequest("取回请求缺少设备密钥标识")
+        author = self.ingest.author(key_id)
+        response = relay_pb2.RecoverResponse(receiver_key_id=self.signer.key_id)
+        tip = ChainTip()
+        if author is not None:
+            if not is_valid(author.public_key, recover_signing_bytes(key_id, request.after_seq, request.max_records,
+                                                                     request.nonce), request.signature):
+                raise MalformedRequest("取回请求签名无效")
+            if author.state is KeyState.REVOKED:
+                # A revoked key signs nothing more, so it has nothing to recover for; its records stay here.
+                raise MalformedRequest(f"设备密钥已被吊销，不能取回记录，请联系{self.tier_label_zh}工作人员")
+            response.status = author.state.to_wire()
+            tip = author.tip
+            limit = min(max(1, request.max_records or self.limits.max_pull), self.limits.max_pull)
+            held = self.ingest.authored(key_id, request.after_seq, limit + 1)
+            # Bounded by bytes too: a record may carry megabytes of sealed evidence. At least one record
+            # always fits, since it came in through a push under the same message bound.
+            budget = self.limits.max_message_bytes // 2
+            taken: list[HeldRecord] = []
+            for row in held[:limit]:
+                size = len(row.payload) + len(row.signature) + 256
+                if taken and size > budget:
+                    break
+                budget -= size
+                taken.append(row)
+            response.more = len(taken) < len(held)
+            for row in taken:
+                response.records.add(payload=row.payload, signature=row.signature, key_id=key_id)
+            response.receipts.extend(self._sign_receipts([envelope_pb2.Receipt(
+                author_key_id=key_id, seq=row.seq, record_hash=row.hash, receipt_time_ms=row.receipt_time_ms,
+                contiguous_through_seq=row.seq) for row in taken]))
+            log.info("recover key=%s after=%d sent=%d tip=%d", key_id[:8], request.after_seq, len(taken), tip.seq)
+        response.tip_seq = tip.seq
+        response.tip_hash = tip.hash
+        response.tip_signature = self.signer.sign(recover_tip_signing_bytes(key_id, tip.seq, tip.hash, request.nonce))
+        return response
+
 
 def _probe_row(key_id: str, env: envelope_pb2.Envelope) -> IngestRow:
     return IngestRow(key_id, 1, "", payload_hash(env.payload), bytes(env.payload), bytes(env.signature), 0, "")
@@ -403,19 +463,22 @@ def relay_handlers(core: RelayCore) -> grpc.GenericRpcHandler:
         "Push": grpc.stream_stream_rpc_method_handler(push),
         "Pull": grpc.unary_unary_rpc_method_handler(
             unary("pull", relay_pb2.PullRequest.FromString, core.pull)),  # type: ignore[arg-type]
+        "Recover": grpc.unary_unary_rpc_method_handler(
+            unary("recover", relay_pb2.RecoverRequest.FromString, core.recover)),  # type: ignore[arg-type]
     })
 
 
 def build_server(core: RelayCore, address: str = "127.0.0.1:0", *, extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
-                 health: bool = True) -> tuple[grpc.Server, int]:
-    """A ready (not started) gRPC server with the relay, the health service and every bound set."""
-    server, port, _servicer = build_server_with_health(core, address, extra_handlers=extra_handlers, health=health)
+                 health: bool = True, tls: ServerTls | None = None) -> tuple[grpc.Server, int]:
+    """A ready (not started) gRPC server with the relay, the health service and every bound set.
+    Plain text unless `tls` is given (fine on loopback; anything on a network should use TLS)."""
+    server, port, _servicer = build_server_with_health(core, address, extra_handlers=extra_handlers, health=health, tls=tls)
     return server, port
 
 
 def build_server_with_health(core: RelayCore, address: str = "127.0.0.1:0", *,
-                             extra_handlers: Sequence[grpc.GenericRpcHandler] = (), health: bool = True
-                             ) -> tuple[grpc.Server, int, Any]:
+                             extra_handlers: Sequence[grpc.GenericRpcHandler] = (), health: bool = True,
+                             tls: ServerTls | None = None) -> tuple[grpc.Server, int, Any]:
     """`build_server`, also returning the health servicer, so a process can report NOT_SERVING
     (`enter_graceful_shutdown()`) before it stops accepting calls."""
     from grpc_health.v1 import health as grpc_health, health_pb2, health_pb2_grpc
@@ -433,7 +496,8 @@ def build_server_with_health(core: RelayCore, address: str = "127.0.0.1:0", *,
         servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    port = server.add_insecure_port(address)
+    # The health service shares the port and its credentials: probes need the CA (and, for mutual TLS, a client certificate).
+    port = server.add_secure_port(address, tls.credentials()) if tls is not None else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"无法监听地址 {address}")
     return server, port, servicer

@@ -90,7 +90,8 @@ def test_an_existing_key_file_is_never_overwritten(tmp_path: Path) -> None:
 def test_a_corrupt_key_file_gives_a_clear_error(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "device.key"
     path.write_bytes(content)
-    with pytest.raises(KeyFileError):
+    path.chmod(0o600)   # owner-only, so the load reaches the contents (a wider mode is refused first)
+    with pytest.raises(KeyFileError, match="损坏|不是可识别"):
         keys.load_key_file(path, "whatever-pass")
 
 
