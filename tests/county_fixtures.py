@@ -3,10 +3,12 @@ the shared relay (their own link key, outbox and sync client), all on one fake c
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import pytest
 
 from shared.calendar import WorkingCalendar
 from shared.clock import FakeClock
@@ -16,6 +18,7 @@ from shared.relay.server import build_server
 from shared.retry import RetryPolicy
 from shared.signing import Signer
 from hub.bootstrap import HubApp, build_app as build_hub
+from tests.town_fixtures import MONDAY_9AM
 from town_center.bootstrap import TownApp, build_app as build_town, link_county
 
 COUNTY_STAFF = Actor("chen", Role.DIRECTOR)
@@ -79,3 +82,25 @@ def linked_township(path: Path, clock: FakeClock, county_: County, *, code: str 
 def advance(clock: FakeClock, **kw: float) -> dt.datetime:
     clock.advance(dt.timedelta(**kw))
     return clock.now()
+
+
+# ---------------------------------------------------------------- pytest fixtures (import them by name)
+
+@pytest.fixture()
+def clock() -> FakeClock:
+    return FakeClock(MONDAY_9AM)
+
+
+@pytest.fixture()
+def hub(tmp_path: Path, clock: FakeClock) -> Iterator[County]:
+    c = county(f"sqlite:///{tmp_path / 'county.db'}", clock)
+    yield c
+    c.close()
+
+
+@pytest.fixture()
+def town(tmp_path: Path, clock: FakeClock, hub: County) -> Iterator[LinkedTownship]:
+    t = linked_township(tmp_path / "town.db", clock, hub)
+    yield t
+    t.client.stop()
+    t.app.close()

@@ -3,10 +3,8 @@ shared relay client, and a village device pushing into the township."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 
 from shared.catalog import MatterKind
 from shared.clock import FakeClock, to_unix_ms
@@ -14,29 +12,11 @@ from shared.domain.handling import Stage
 from shared.relay.ports import KeyState
 from shared.wire.v1 import records_pb2
 from hub.handling import COUNTY_HOP, Outcome
-from tests.county_fixtures import COUNTY_STAFF, County, LinkedTownship, advance, county, linked_township
-from tests.town_fixtures import MONDAY_9AM, OPERATOR, VillageDevice
+from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
+    COUNTY_STAFF, County, LinkedTownship, advance, clock, county, hub, linked_township, town,
+)
+from tests.town_fixtures import OPERATOR, VillageDevice
 from town_center.handling import COUNTY_HOP as TOWN_COUNTY_HOP
-
-
-@pytest.fixture()
-def clock() -> FakeClock:
-    return FakeClock(MONDAY_9AM)
-
-
-@pytest.fixture()
-def hub(tmp_path: Path, clock: FakeClock) -> Iterator[County]:
-    c = county(f"sqlite:///{tmp_path / 'county.db'}", clock)
-    yield c
-    c.close()
-
-
-@pytest.fixture()
-def town(tmp_path: Path, clock: FakeClock, hub: County) -> Iterator[LinkedTownship]:
-    t = linked_township(tmp_path / "town.db", clock, hub)
-    yield t
-    t.client.stop()
-    t.app.close()
 
 
 def _escalate(town: LinkedTownship, hub: County, village: VillageDevice, clock: FakeClock) -> str:

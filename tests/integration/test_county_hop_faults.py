@@ -4,7 +4,6 @@ the township never vouched for, and a county unreachable for days while the cloc
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,28 +16,11 @@ from shared.wire.v1 import envelope_pb2, records_pb2
 from hub.errors import UnknownMatter
 from hub.handling import Outcome
 from hub.store.tables import county_matter
-from tests.county_fixtures import COUNTY_STAFF, County, LinkedTownship, advance, county, linked_township
-from tests.town_fixtures import MONDAY_9AM, OPERATOR, VillageDevice
+from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
+    COUNTY_STAFF, County, LinkedTownship, advance, clock, county, hub, linked_township, town,
+)
+from tests.town_fixtures import OPERATOR, VillageDevice
 from town_center.handling import COUNTY_HOP
-
-
-@pytest.fixture()
-def clock() -> FakeClock:
-    return FakeClock(MONDAY_9AM)
-
-
-@pytest.fixture()
-def hub(tmp_path: Path, clock: FakeClock) -> Iterator[County]:
-    c = county(f"sqlite:///{tmp_path / 'county.db'}", clock)
-    yield c
-    c.close()
-
-
-@pytest.fixture()
-def town(tmp_path: Path, clock: FakeClock, hub: County) -> Iterator[LinkedTownship]:
-    t = linked_township(tmp_path / "town.db", clock, hub)
-    yield t
-    t.app.close()
 
 
 def _reported(town: LinkedTownship, village: VillageDevice) -> str:
