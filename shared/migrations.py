@@ -29,6 +29,7 @@ import functools
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, MetaData, inspect, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from shared.errors import MigrationError
 
@@ -117,6 +118,21 @@ def _current(conn: Connection, store: StoreMigrations) -> str | None:
 
 def upgrade_to_head(engine: Engine, store: StoreMigrations) -> MigrationResult:
     """Bring the database behind `engine` to the head revision of `store` (see the module docstring)."""
+    # Another process (or thread) migrating a SQLite file holds its write lock for as long as the whole
+    # upgrade takes, which on a loaded laptop can outlast the busy timeout: wait for it, within reason.
+    for attempt in range(8):
+        try:
+            return _upgrade_once(engine, store)
+        except MigrationError as exc:
+            locked = isinstance(exc.__cause__, OperationalError) and "locked" in str(exc.__cause__)
+            if not locked or engine.dialect.name != "sqlite" or attempt == 7:
+                raise
+            log.info("%s store is locked by another migration; waiting", store.name)
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _upgrade_once(engine: Engine, store: StoreMigrations) -> MigrationResult:
     head = head_revision(store)
     try:
         with engine.connect() as conn:
