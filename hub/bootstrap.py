@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +17,17 @@ from shared.deadline_watch.scheduler import DeadlineWatch, process_tag
 from shared.deadline_watch.store import DeadlineStore
 from shared.envelope import GENESIS
 from shared.keys import load_key_file, save_key_file
-from shared.relay.server import RelayCore, RelayLimits, build_server_with_health
-from shared.relay.tls import ServerTls, describe_link_security
+from shared.observability.metrics import MetricSources
+from shared.relay.server import RelayCore, RelayLimits
+from shared.relay.tls import ServerTls
+from shared.serving import TierProcess, run_tier
 from shared.signing import Signer
 from hub.errors import SetupError
-from hub.handling import CountyHandling
+from hub.handling import COUNTY_HOP, CountyHandling
 from hub.store import HubStore, open_hub_store
 
 __all__ = ["HubApp", "build_app", "init_home", "load_signer", "serve", "Background", "KEY_FILE_NAME", "DB_FILE_NAME",
-           "PUBLIC_KEY_FILE_NAME", "default_db_url", "CALENDAR_META"]
+           "PUBLIC_KEY_FILE_NAME", "default_db_url", "CALENDAR_META", "metric_sources"]
 
 log = logging.getLogger("hub.bootstrap")
 
@@ -146,50 +147,26 @@ class Background:
         self.watch.shutdown(wait=True)
 
 
+def metric_sources(app: HubApp) -> MetricSources:
+    """What the county's `/metrics` reads: its townships' sync and the county hop's clocks."""
+    return MetricSources("county", app.signer.key_id, app.clock, app.core.stats, app.store.peer_sync, app.deadlines,
+                         hops=(COUNTY_HOP,))
+
+
 def serve(app: HubApp, address: str, *, ready: threading.Event | None = None, port_file: Path | None = None,
           notifier: Notifier | None = None, console_address: str | None = None, secure_cookies: bool = False,
-          tls: ServerTls | None = None) -> None:
-    """Run until SIGTERM or SIGINT; health reports NOT_SERVING while stopping. With `tls` the relay
-    (and its health service) speaks TLS only; mutual TLS when it names a client CA."""
-    server, port, health = build_server_with_health(app.core, address, tls=tls)
-    server.start()
-    background = Background(app, notifier=notifier)
-    background.start()
-    host = address.rsplit(":", 1)[0]
-    print(f"县政务服务中心已启动，监听 {host}:{port}（县级密钥 {app.signer.key_id}）", flush=True)
-    print(describe_link_security(host, tls), flush=True)
-    console_server = None
-    if console_address:
+          tls: ServerTls | None = None, metrics_address: str | None = None) -> None:
+    """Run until SIGTERM or SIGINT (see `shared.serving.run_tier`); health reports NOT_SERVING while
+    stopping. With `tls` the relay (and its health service) speaks TLS only; mutual TLS when it names
+    a client CA. With `console_address` the tracking board, with `metrics_address` `/metrics`."""
+
+    def make_console() -> object:
         from hub.console import create_console_app, open_console_auth, start_console_server
 
-        try:
-            console_server = start_console_server(
-                create_console_app(app, open_console_auth(app), secure_cookies=secure_cookies), console_address)
-        except RuntimeError as exc:
-            log.error("console not started: %s", exc)
-            print(f"警告：{exc}（端口可能已被占用）；同步服务照常运行。可用 --console-listen 指定其他端口。", flush=True)
-        else:
-            console_host = console_address.rsplit(":", 1)[0]
-            print(f"县级跟踪看板已启动：http://{console_host}:{console_server.port}/", flush=True)
-    if port_file is not None:
-        tmp = port_file.with_name(port_file.name + ".tmp")
-        tmp.write_text(str(port), encoding="utf-8")
-        tmp.replace(port_file)
-    stopping = threading.Event()
+        return start_console_server(create_console_app(app, open_console_auth(app), secure_cookies=secure_cookies),
+                                    console_address)
 
-    def on_signal(_signum: int, _frame: object) -> None:
-        stopping.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-    if ready is not None:
-        ready.set()
-    stopping.wait()
-    print("正在停止县政务服务中心…", flush=True)
-    health.enter_graceful_shutdown()
-    if console_server is not None:
-        console_server.stop()
-    server.stop(grace=5).wait()
-    background.stop()
-    app.close()
+    process = TierProcess(app.core, Background(app, notifier=notifier), "县政务服务中心已启动", "正在停止县政务服务中心…",
+                          "县级跟踪看板已启动", make_console if console_address else None, metric_sources(app), app.close)
+    run_tier(process, address, ready=ready, port_file=port_file, console_address=console_address,
+             metrics_address=metrics_address, tls=tls)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--secure-cookies", action="store_true", help="登录 Cookie 只经 HTTPS 发送（经 HTTPS 反向代理时使用）")
     serve.add_argument("--verbose", action="store_true", help="输出调试日志")
     cli_common.add_server_tls_options(serve)
+    cli_common.add_observability_options(serve)
     serve.set_defaults(handler=_cmd_serve)
 
     townships = cli_common.add_command(subparsers, "townships", "管理乡镇接入密钥：查看、批准、吊销")
@@ -175,14 +175,16 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from hub.bootstrap import build_app, load_signer, serve
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from shared.observability import configure_logging
+
+    configure_logging(verbose=args.verbose, fmt=args.log_format)
+    metrics = cli_common.metrics_address(args)
     tls = cli_common.server_tls(args)   # before the passphrase: a wrong certificate path fails at once
     signer = load_signer(Path(args.home), cli_common.read_passphrase(args))
     app = build_app(_db_url(args), signer)
     console = None if args.console_listen in ("", "off") else args.console_listen
     serve(app, args.listen, port_file=Path(args.port_file) if args.port_file else None, console_address=console,
-          secure_cookies=args.secure_cookies, tls=tls)
+          secure_cookies=args.secure_cookies, tls=tls, metrics_address=metrics)
     return 0
 
 

@@ -47,18 +47,19 @@ class Township:
     grpc_port: int
     web_port: int
     villages: tuple[tuple[str, str, str, int], ...]   # (code, name, agent, UI port)
+    metrics_port: int
 
     @property
     def home(self) -> Path:
         return ROOT / f"township-{self.code}"
 
 
-COUNTY_GRPC, COUNTY_WEB = 7000 + OFFSET, 8800 + OFFSET
+COUNTY_GRPC, COUNTY_WEB, COUNTY_METRICS = 7000 + OFFSET, 8800 + OFFSET, 9800 + OFFSET
 TOWNSHIPS = (
     Township("T01", "青石镇", 7001 + OFFSET, 8700 + OFFSET, (("V001", "东山村", "王芳", 8631 + OFFSET),
-                                                          ("V002", "西岭村", "李强", 8632 + OFFSET))),
+                                                          ("V002", "西岭村", "李强", 8632 + OFFSET)), 9701 + OFFSET),
     Township("T02", "白水乡", 7002 + OFFSET, 8701 + OFFSET, (("V003", "南坡村", "张丽", 8633 + OFFSET),
-                                                          ("V004", "北河村", "陈勇", 8634 + OFFSET))),
+                                                          ("V004", "北河村", "陈勇", 8634 + OFFSET)), 9702 + OFFSET),
 )
 COUNTY_HOME = ROOT / "county"
 
@@ -68,9 +69,9 @@ def village_dir(code: str) -> Path:
 
 
 def _all_ports() -> list[int]:
-    ports = [COUNTY_GRPC, COUNTY_WEB]
+    ports = [COUNTY_GRPC, COUNTY_WEB, COUNTY_METRICS]
     for t in TOWNSHIPS:
-        ports += [t.grpc_port, t.web_port, *(v[3] for v in t.villages)]
+        ports += [t.grpc_port, t.web_port, t.metrics_port, *(v[3] for v in t.villages)]
     return ports
 
 
@@ -143,11 +144,13 @@ class Processes:
 
 def _start_all(procs: Processes) -> None:
     procs.start("county", ["hub.cli", "serve", "--home", str(COUNTY_HOME), "--listen", f"127.0.0.1:{COUNTY_GRPC}",
-                           "--console-listen", f"127.0.0.1:{COUNTY_WEB}"], [COUNTY_GRPC, COUNTY_WEB])
+                           "--console-listen", f"127.0.0.1:{COUNTY_WEB}",
+                           "--metrics-listen", f"127.0.0.1:{COUNTY_METRICS}"], [COUNTY_GRPC, COUNTY_WEB, COUNTY_METRICS])
     for t in TOWNSHIPS:
         procs.start(f"township-{t.code}", ["town_center.cli", "serve", "--home", str(t.home), "--listen",
-                                           f"127.0.0.1:{t.grpc_port}", "--console-listen", f"127.0.0.1:{t.web_port}"],
-                    [t.grpc_port, t.web_port])
+                                           f"127.0.0.1:{t.grpc_port}", "--console-listen", f"127.0.0.1:{t.web_port}",
+                                           "--metrics-listen", f"127.0.0.1:{t.metrics_port}"],
+                    [t.grpc_port, t.web_port, t.metrics_port])
     for t in TOWNSHIPS:
         for code, _name, _agent, port in t.villages:
             procs.start(f"village-{code}", ["village_agent.cli", "serve", "--data", str(village_dir(code)),
@@ -156,12 +159,13 @@ def _start_all(procs: Processes) -> None:
 
 def _print_summary() -> None:
     print()
-    print(f"县政务服务中心  跟踪看板 http://127.0.0.1:{COUNTY_WEB}/   （gRPC 127.0.0.1:{COUNTY_GRPC}）")
+    print(f"县政务服务中心  跟踪看板 http://127.0.0.1:{COUNTY_WEB}/   （gRPC 127.0.0.1:{COUNTY_GRPC}，"
+          f"监控指标 http://127.0.0.1:{COUNTY_METRICS}/metrics）")
     for staff_id, name, _role, password in COUNTY_STAFF:
         print(f"    演示登录 {name}：登录名 {staff_id}  密码 {password}")
     for t in TOWNSHIPS:
         print(f"{t.name}便民服务中心  工作台 http://127.0.0.1:{t.web_port}/   政务公开 http://127.0.0.1:{t.web_port}/public"
-              f"   （gRPC 127.0.0.1:{t.grpc_port}）")
+              f"   （gRPC 127.0.0.1:{t.grpc_port}，监控指标 http://127.0.0.1:{t.metrics_port}/metrics）")
         for code, name, agent, port in t.villages:
             print(f"    {name}（{code}）代办员 {agent}：http://127.0.0.1:{port}/")
     print("乡镇工作台演示登录（两个乡镇相同）：")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared.errors import SharedError
+from shared.errors import SettingError, SharedError
 
 if TYPE_CHECKING:
     from shared.relay.tls import ServerTls
@@ -93,6 +93,27 @@ def add_server_tls_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", default=None, metavar="文件", help="服务器证书的私钥（PEM，未加密；文件权限须为 600）")
     parser.add_argument("--tls-client-ca", default=None, metavar="文件",
                         help="双向 TLS：只接受持有此 CA 签发的客户端证书的连接（PEM）")
+
+
+def add_observability_options(parser: argparse.ArgumentParser, *, metrics_default: str = "off") -> None:
+    """`--metrics-listen` (Prometheus `/metrics`) and `--log-format` on a `serve` command."""
+    parser.add_argument("--metrics-listen", default=metrics_default, metavar="地址:端口",
+                        help="Prometheus 监控指标地址，例如 127.0.0.1:9700（off 表示不启用；"
+                             f"默认 {metrics_default}）")
+    parser.add_argument("--log-format", choices=["text", "json"], default=None,
+                        help="日志格式：text（默认）或 json（每行一个 JSON 对象，便于日志采集；"
+                             "也可设置环境变量 QUANCHENG_LOG_FORMAT）。日志中的身份证号、手机号一律打码")
+
+
+def metrics_address(args: argparse.Namespace) -> str | None:
+    """The checked `--metrics-listen` address, or None when off."""
+    value = (getattr(args, "metrics_listen", "") or "").strip()
+    if value in ("", "off"):
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise SettingError(f"监控地址应为 地址:端口，例如 127.0.0.1:9700，收到“{value}”")
+    return value
 
 
 def server_tls(args: argparse.Namespace) -> ServerTls | None:

@@ -604,6 +604,14 @@ class HopClock:
             suspensions = suspensions[:-1] + (replace(suspensions[-1], end_at=at),)
         return replace(self, suspensions=suspensions, stop_at=at, stop_reason=reason)
 
+    def reopen(self, at: dt.datetime) -> "HopClock":
+        """A hop passed on that the next tier did not take in (an upper tier refusing a 上报 it cannot
+        verify): the matter never left this hop, so its clock runs on as if it had never stopped."""
+        self._check_at(at, "恢复办理")
+        if self.stop_reason is not StopReason.PASSED_ON:
+            raise DeadlineError("只有已移交上级、且上级未受理的环节才能恢复办理")
+        return replace(self, stop_at=None, stop_reason=None)
+
     # -- serialization (the store keeps this in a column, so deadlines can be recomputed) -------
 
     def to_json_dict(self) -> dict[str, Any]:

@@ -14,8 +14,9 @@ Hierarchy::
     ├── HandlingError           a matter is asked for an action its stage, kind or the actor's role does not allow
     ├── BackupError             a backup cannot be written, or a backup file cannot be read or restored
     │                           (wrong passphrase, tampered or truncated file, target not empty)
-    └── MigrationError          a store's schema cannot be brought to this program's version
-                                (a newer or unknown schema version, foreign tables, a failed migration)
+    ├── MigrationError          a store's schema cannot be brought to this program's version
+    │                           (a newer or unknown schema version, foreign tables, a failed migration)
+    └── SettingError            a command-line option or setting is malformed (e.g. a listen address)
 
 Messages are in Chinese where an operator or agent may read them.
 """
@@ -87,3 +88,7 @@ class BackupError(SharedError):
 class MigrationError(SharedError):
     """Raised by `shared.migrations` when a store's schema cannot be brought to this program's head
     revision: stamped by a newer version, holding another tier's tables, or a migration failed (rolled back)."""
+
+
+class SettingError(SharedError):
+    """Raised when a command-line option or configuration value is malformed, before anything starts."""

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -20,20 +19,21 @@ from shared.deadline_watch.store import DeadlineStore
 from shared.envelope import GENESIS
 from shared.keys import load_key_file, save_key_file
 from shared.relay.server import RelayCore, RelayLimits
-from shared.relay.tls import ServerTls, describe_link_security
+from shared.observability.metrics import MetricSources, OutboxDepth
+from shared.relay.tls import ServerTls
+from shared.serving import TierProcess, run_tier
 from shared.signing import Signer
 from shared.signing import key_id_for
 from town_center.county_link import LINK_META, CountyLink, LinkSettings
 from town_center.errors import SetupError
-from town_center.grpc_server import create_server
-from town_center.handling import HandlingService
+from town_center.handling import COUNTY_HOP, TOWNSHIP_HOP, HandlingService
 from town_center.intake import Intake
 from town_center.services import TownServices, published_catalog
 from town_center.supervision import SignedSupervisionRecorder
 from town_center.store import TownStore, open_town_store
 
 __all__ = ["TownApp", "build_app", "init_home", "serve", "KEY_FILE_NAME", "DB_FILE_NAME", "LINK_KEY_FILE_NAME",
-           "default_db_url", "link_county", "load_link_signer"]
+           "default_db_url", "link_county", "load_link_signer", "metric_sources"]
 
 log = logging.getLogger("town_center.bootstrap")
 
@@ -208,53 +208,34 @@ class Background:
         self.watch.shutdown(wait=True)
 
 
+def metric_sources(app: TownApp) -> MetricSources:
+    """What the township's `/metrics` reads: its villages' sync, its outbox to the county, its clocks."""
+
+    def outboxes() -> dict[str, OutboxDepth]:
+        if app.county_link is None:
+            return {}
+        outbox = app.county_link.outbox
+        return {"county": OutboxDepth(outbox.pending_count(), outbox.oldest_pending_ms() or None)}
+
+    return MetricSources("township", app.signer.key_id, app.clock, app.core.stats, app.store.peer_sync,
+                         app.deadlines, outboxes, hops=(TOWNSHIP_HOP,) + ((COUNTY_HOP,) if app.county_link else ()))
+
+
 def serve(app: TownApp, address: str, *, ready: threading.Event | None = None, port_file: Path | None = None,
           notifier: Notifier | None = None, console_address: str | None = None, secure_cookies: bool = False,
-          tls: ServerTls | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then stop accepting and let running calls finish briefly.
+          tls: ServerTls | None = None, metrics_address: str | None = None) -> None:
+    """Run until SIGTERM or SIGINT (see `shared.serving.run_tier`): the relay for villages with its
+    health service, the intake, the deadline watch and the county link beside it; with
+    `console_address` the operator console, with `metrics_address` `/metrics`; with `tls` the relay
+    (and its health service) speaks TLS only."""
 
-    With `console_address` the operator console (web pages) runs beside the gRPC server, in a thread.
-    With `tls` the relay (and its health service) speaks TLS only."""
-    server, port = create_server(app.core, address, tls=tls)
-    server.start()
-    background = Background(app, notifier=notifier)
-    background.start()
-    host = address.rsplit(":", 1)[0]
-    print(f"乡镇中心已启动，监听 {host}:{port}（乡镇密钥 {app.signer.key_id}）", flush=True)
-    print(describe_link_security(host, tls), flush=True)
-    console_server = None
-    if console_address:
+    def make_console() -> object:
         from town_center.console import create_console_app, open_console_auth, start_console_server
 
-        try:
-            console_server = start_console_server(
-                create_console_app(app, open_console_auth(app), secure_cookies=secure_cookies), console_address)
-        except RuntimeError as exc:
-            # The relay (villages syncing) matters more than the pages: keep it running and say so loudly.
-            log.error("console not started: %s", exc)
-            print(f"警告：{exc}（端口可能已被占用）；同步服务照常运行。可用 --console-listen 指定其他端口。", flush=True)
-        else:
-            console_host = console_address.rsplit(":", 1)[0]
-            print(f"乡镇工作台网页已启动：http://{console_host}:{console_server.port}/", flush=True)
-    if port_file is not None:
-        tmp = port_file.with_name(port_file.name + ".tmp")
-        tmp.write_text(str(port), encoding="utf-8")
-        tmp.replace(port_file)
-    stopping = threading.Event()
+        return start_console_server(create_console_app(app, open_console_auth(app), secure_cookies=secure_cookies),
+                                    console_address)
 
-    def on_signal(_signum: int, _frame: object) -> None:
-        stopping.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-    if ready is not None:
-        ready.set()
-    stopping.wait()
-    print("正在停止乡镇中心…", flush=True)
-    if console_server is not None:
-        console_server.stop()
-    server.stop(grace=5).wait()
-    background.stop()
-    app.close()
-
+    process = TierProcess(app.core, Background(app, notifier=notifier), "乡镇中心已启动", "正在停止乡镇中心…",
+                          "乡镇工作台网页已启动", make_console if console_address else None, metric_sources(app), app.close)
+    run_tier(process, address, ready=ready, port_file=port_file, console_address=console_address,
+             metrics_address=metrics_address, tls=tls)

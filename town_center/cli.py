@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="登录 Cookie 只经 HTTPS 发送（经 HTTPS 反向代理对外提供网页时使用）")
     serve.add_argument("--verbose", action="store_true", help="输出调试日志")
     cli_common.add_server_tls_options(serve)
+    cli_common.add_observability_options(serve)
     serve.set_defaults(handler=_cmd_serve)
 
     agents = cli_common.add_command(subparsers, "agents", "管理村代办员设备密钥：查看、批准、吊销")
@@ -285,8 +285,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from shared.relay.server import RelayLimits
     from town_center.bootstrap import build_app, load_link_signer, load_signer, serve
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from shared.observability import configure_logging
+
+    configure_logging(verbose=args.verbose, fmt=args.log_format)
+    metrics = cli_common.metrics_address(args)
     limits = RelayLimits(max_batch=args.max_batch, max_concurrent_streams=args.max_streams,
                          max_message_bytes=args.max_message_bytes,
                          claimed_time_tolerance_ms=args.clock_tolerance_minutes * 60_000)
@@ -302,7 +304,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             raise
     console = None if args.console_listen in ("", "off") else args.console_listen
     serve(app, args.listen, port_file=Path(args.port_file) if args.port_file else None,
-          console_address=console, secure_cookies=args.secure_cookies, tls=tls)
+          console_address=console, secure_cookies=args.secure_cookies, tls=tls, metrics_address=metrics)
     return 0
 
 

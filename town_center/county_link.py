@@ -25,6 +25,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.deadlines import HopClock, StopReason, SuspensionReason
+from shared.domain.handling import Stage
 from shared.domain.limits import Limit, LimitUnit
 from shared.errors import DeadlineError, HandlingError
 from shared.relay.client import ClientLimits, RelayClient
@@ -270,16 +271,22 @@ class CountyLink:
             self._receive_notice(record.supervision_notice, pulled.id)
             return
         if kind == "status_update" and record.status_update.stage == records_pb2.STAGE_RETURNED:
-            # The county did not take the escalation in (e.g. a village signature failed its check):
-            # its hop does not run; the operator reads why in the history and must look into it.
-            clock = self.handling.deadlines.load_clock(record.status_update.matter_id, COUNTY_HOP)
-            if clock is not None and clock.is_open:
-                try:
-                    self.handling.record_county_clock(record.status_update.matter_id,
-                                                      clock.stop(self.clock.now(), StopReason.RETURNED),
-                                                      "县级：" + record.status_update.message, also=mark)
-                except _AlreadyFolded:
-                    pass
+            # The county did not take the escalation in (e.g. a village signature failed its check, or
+            # the catalogues disagree): its hop never ran. The matter comes back to the township, whose
+            # clock runs on, so it can be put right and escalated again; nothing is stranded.
+            matter_id = record.status_update.matter_id
+            clock = self.handling.deadlines.load_clock(matter_id, COUNTY_HOP)
+            stopped = clock.stop(self.clock.now(), StopReason.RETURNED) if clock is not None and clock.is_open else None
+            try:
+                if self.handling.page(matter_id).matter.stage is Stage.ESCALATED:
+                    self.handling.record_escalation_not_taken_in(matter_id, "县级：" + record.status_update.message,
+                                                                 county_clock=stopped, also=mark)
+                    return
+                if stopped is not None:
+                    self.handling.record_county_clock(matter_id, stopped, "县级：" + record.status_update.message,
+                                                      also=mark)
+                    return
+            except _AlreadyFolded:
                 return
         with self.store.engine.begin() as conn:
             if not mark(conn):

@@ -607,6 +607,21 @@ class HandlingService:
 
         return self._act(matter_id, system, None, transition, also=also)
 
+    def record_escalation_not_taken_in(self, matter_id: str, reason: str, *, county_clock: HopClock | None,
+                                       also: Callable[[Connection], None] | None = None) -> HandledMatter:
+        """The county refused to take the 上报 in (its message says why): the matter returns to the
+        operator's 待上报 list with the township clock running again, and the county hop's replica stops."""
+        system = Actor("county", Role.DIRECTOR)
+
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            after = m.escalation_not_taken_in(at=now)
+            text = f"{reason}；本件回到乡镇，乡镇环节继续计时，请核实后重新上报或另行处理"
+            return after, Change("county_not_taken_in", text, down=[self._clock_record(
+                after, records_pb2.CLOCK_CHANGE_RESUMED, now, reason="县级未受理上报，乡镇继续办理")],
+                county_clock=county_clock)
+
+        return self._act(matter_id, system, None, transition, also=also)
+
     def record_county_decision(self, matter_id: str, *, approved: bool, summary: str,
                                also: Callable[[Connection], None] | None = None) -> HandledMatter:
         system = Actor("county", Role.DIRECTOR)

@@ -95,12 +95,16 @@ def configure_logging(paths: Paths) -> None:
     ID numbers, phones or addresses (the privacy test scans this file)."""
     import logging.handlers
 
+    from shared.observability.logs import PersonalDataFilter
+
     root_logger = logging.getLogger("village_agent")
     if any(getattr(h, "quancheng_path", None) == str(paths.log) for h in root_logger.handlers):
         return
     handler = logging.handlers.RotatingFileHandler(paths.log, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
     handler.quancheng_path = str(paths.log)  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    # Second line of defence behind "never log personal data": anything shaped like an ID or phone is masked.
+    handler.addFilter(PersonalDataFilter())
     root_logger.addHandler(handler)
     root_logger.setLevel(logging.INFO)
 

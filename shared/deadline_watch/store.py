@@ -49,8 +49,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    case,
     create_engine,
     func,
+    literal,
     select,
     text,
     update,
@@ -869,6 +871,23 @@ class DeadlineStore:
                 ).scalar()
             ),
         )
+
+    def clock_counts(self, now: dt.datetime) -> dict[tuple[str, str], int]:
+        """Open hop clocks by (hop, state) at `now`: running ones as on_time / warning / overdue /
+        supervise (mutually exclusive), the others by status (waiting, suspended). One grouped scan."""
+        h = hop_deadline
+        now_ms = _now_ms(now)
+        state = case(
+            (h.c.status != ClockStatus.RUNNING.value, h.c.status),
+            (h.c.warn_at_ms.is_(None), literal(ClockState.ON_TIME.value)),
+            (h.c.escalate_at_ms <= now_ms, literal(ClockState.SUPERVISE.value)),
+            (h.c.due_at_ms < now_ms, literal(ClockState.OVERDUE.value)),
+            (h.c.warn_at_ms <= now_ms, literal(ClockState.WARNING.value)),
+            else_=literal(ClockState.ON_TIME.value),
+        ).label("state")
+        query = (select(h.c.hop, state, func.count()).where(h.c.status != ClockStatus.STOPPED.value)
+                 .group_by(h.c.hop, state))
+        return self._run(None, lambda c: {(hop, st): int(n) for hop, st, n in c.execute(query).all()})
 
     def outbox_counts(self) -> dict[str, int]:
         o = notification_outbox

@@ -311,6 +311,14 @@ class HandledMatter:
         self._require_stage({Stage.ESCALATING}, "上报")
         return self._next(stage=Stage.ESCALATED, clock=self._clock_op(lambda c: c.stop(at, StopReason.PASSED_ON)))
 
+    def escalation_not_taken_in(self, *, at: dt.datetime) -> "HandledMatter":
+        """The upper tier receipted the 上报 but could not take it in (a signature or vouching check
+        failed, a catalogue mismatch): the matter is back with this tier, waiting to be escalated
+        again or handled otherwise, and this hop's clock runs on from where it was."""
+        self._require_stage({Stage.ESCALATED}, "接收县级未受理通知")
+        return self._next(stage=Stage.ESCALATING, escalation_sent_at=None,
+                          clock=self._clock_op(lambda c: c.reopen(at)))
+
     def record_result(self, *, actor: Actor, at: dt.datetime, approved: bool, summary: str) -> "HandledMatter":
         self._require_stage({Stage.IN_PROGRESS}, "登记办理结果")
         self._require_responsible(actor, "登记办理结果")

@@ -14,6 +14,7 @@ again gets byte-identical receipt bytes without keeping them, and no receipt exi
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -33,7 +34,7 @@ from shared.relay.tls import ServerTls
 from shared.signing import Signer, is_valid, key_id_for, payload_hash
 from shared.wire.v1 import envelope_pb2, records_pb2, relay_pb2
 
-__all__ = ["RelayLimits", "RelayCore", "PushSession", "relay_handlers", "build_server", "build_server_with_health", "pull_signing_bytes",
+__all__ = ["RelayLimits", "RelayStats", "RelayCore", "PushSession", "relay_handlers", "build_server", "build_server_with_health", "pull_signing_bytes",
            "recover_signing_bytes", "recover_tip_signing_bytes", "SERVICE_NAME"]
 
 log = logging.getLogger("shared.relay.server")
@@ -113,6 +114,36 @@ class PushSession:
     peer: str = ""
 
 
+class RelayStats:
+    """What this process's relay has done since it started, for `/metrics` (counters only grow).
+
+    Bumped once per batch under a lock, so the cost on the ingest path is a few additions."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.batches = 0
+        self.stored = 0           # new records committed
+        self.duplicates = 0       # records seen before: receipted again, nothing written
+        self.receipts = 0         # signed receipts sent (new and duplicate records)
+        self.refusals: dict[str, int] = {}
+
+    def add_batch(self, *, stored: int, duplicates: int, receipts: int) -> None:
+        with self._lock:
+            self.batches += 1
+            self.stored += stored
+            self.duplicates += duplicates
+            self.receipts += receipts
+
+    def add_refusal(self, reason: str) -> None:
+        with self._lock:
+            self.refusals[reason] = self.refusals.get(reason, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"batches": self.batches, "stored": self.stored, "duplicates": self.duplicates,
+                    "receipts": self.receipts, "refusals": dict(self.refusals)}
+
+
 class RelayCore:
     def __init__(self, *, signer: Signer, ingest: IngestStore, keys: KeyRegistry, down: DownLog, clock: Clock,
                  limits: RelayLimits | None = None, tier_label_zh: str = "乡镇") -> None:
@@ -128,6 +159,7 @@ class RelayCore:
         # When the last batch arrived (monotonic seconds): background work such as the township's
         # intake yields to ingest while villages are pushing, so receipts are never held up by it.
         self.last_push_monotonic = 0.0
+        self.stats = RelayStats()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -213,6 +245,7 @@ class RelayCore:
             log.info("concurrent write for key %s; retrying the batch", key_id[:8])
             return False
         to_sign: list[envelope_pb2.Receipt] = []
+        stored = duplicates = 0
         for row, result in zip(rows, results):
             if result.outcome is Outcome.FORK:
                 log.warning("refused key=%s seq=%d reason=fork peer=%s: 同一序号出现不同内容，作者已隔离",
@@ -220,11 +253,16 @@ class RelayCore:
                 self._refuse(response, key_id, row.seq, relay_pb2.REFUSAL_REASON_FORK,
                              "分叉：同一序号出现不同内容，该设备已隔离", session, logged=True)
                 continue
+            if result.outcome is Outcome.STORED:
+                stored += 1
+            else:
+                duplicates += 1
             if row.claimed_time_flag and result.outcome is Outcome.STORED:
                 log.info("claimed time flagged key=%s seq=%d: %s", key_id[:8], row.seq, row.claimed_time_flag)
             to_sign.append(envelope_pb2.Receipt(author_key_id=key_id, seq=row.seq, record_hash=result.hash,
                                                 receipt_time_ms=result.receipt_time_ms, contiguous_through_seq=row.seq))
         response.receipts.extend(self._sign_receipts(to_sign))
+        self.stats.add_batch(stored=stored, duplicates=duplicates, receipts=len(to_sign))
         return True
 
     def _row(self, env: envelope_pb2.Envelope, record: records_pb2.Record, flag: str | None) -> IngestRow:
@@ -271,6 +309,7 @@ class RelayCore:
 
     def _refuse(self, response: relay_pb2.PushResponse, key_id: str, seq: int, reason: int, text: str,
                 session: PushSession, *, logged: bool = False) -> None:
+        self.stats.add_refusal(relay_pb2.RefusalReason.Name(reason))
         if not logged:
             log.warning("refused key=%s seq=%d reason=%s peer=%s: %s", key_id[:32] or "-", seq,
                         relay_pb2.RefusalReason.Name(reason), session.peer, text)

@@ -27,7 +27,7 @@ from shared.signing import Signer, key_id_for
 from shared.sqlite import configure_sqlite
 from shared.wire.v1 import envelope_pb2, records_pb2
 
-__all__ = ["RelayStore", "relay_engine", "ForkEvidence", "TimeFlag"]
+__all__ = ["RelayStore", "relay_engine", "ForkEvidence", "TimeFlag", "PeerSync"]
 
 log = logging.getLogger("shared.relay.store")
 
@@ -53,6 +53,18 @@ class ForkEvidence:
     held_hash: bytes
     hash: bytes
     detected_at_ms: int
+
+
+@dataclass(frozen=True)
+class PeerSync:
+    """A sending device as `/metrics` reports it: no names, only its key, place code and times."""
+
+    key_id: str
+    state: KeyState
+    place_code: str                 # the village's code (township relay) or the township's (county relay)
+    tip_seq: int
+    last_receipt_ms: int | None     # when the last record arrived (None: nothing yet)
+    last_claimed_ms: int | None     # what the device said it was when it signed that record
 
 
 @dataclass(frozen=True)
@@ -359,6 +371,21 @@ class RelayStore:
             return [(int(s), bytes(h), int(t)) for s, h, t in conn.execute(
                 select(self.t.ingest_log.c.seq, self.t.ingest_log.c.hash, self.t.ingest_log.c.receipt_time_ms)
                 .where(self.t.ingest_log.c.author_key_id == author_key_id).order_by(self.t.ingest_log.c.seq))]
+
+    def peer_sync(self) -> list[PeerSync]:
+        """Each sending device's last arrival: the receipt and claimed times of its chain tip.
+
+        One primary-key lookup per device (the tip row), so a scrape stays cheap with millions of records."""
+        k, i = self.t.agent_key, self.t.ingest_log
+        query = (select(k.c.key_id, k.c.state, k.c.village_code, k.c.township_code, k.c.tip_seq,
+                        i.c.receipt_time_ms, i.c.claimed_time_ms)
+                 .select_from(k.outerjoin(i, (i.c.author_key_id == k.c.key_id) & (i.c.seq == k.c.tip_seq)))
+                 .order_by(k.c.key_id))
+        with self.engine.connect() as conn:
+            return [PeerSync(r.key_id, KeyState(r.state), r.village_code or r.township_code or "", int(r.tip_seq),
+                             None if r.receipt_time_ms is None else int(r.receipt_time_ms),
+                             None if r.claimed_time_ms is None else int(r.claimed_time_ms))
+                    for r in conn.execute(query)]
 
     def ingest_count(self) -> int:
         with self.engine.connect() as conn:

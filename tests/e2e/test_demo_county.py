@@ -13,6 +13,9 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from shared.catalog import load_catalog
 from tests.process_fixtures import BIN, ConsoleClient, run, village
 from tests.village_fixtures import TINY_PNG, villager
@@ -47,6 +50,12 @@ def _stop(proc: subprocess.Popen[str], lines: list[str]) -> None:
     lines.append(out)
     assert proc.returncode == 0, "".join(lines)
     assert "已停止" in out
+
+
+def _metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def _closed(port: int) -> bool:
@@ -101,11 +110,18 @@ def test_the_start_command_runs_a_whole_county_a_matter_flows_through_it_and_ctr
         agent("signoff", "--matter-id", matter_id, "--rating", "satisfied")
         agent("sync", check=False)
         chen.wait_for(page, "本件办结", timeout=60)
+        # Prometheus sees the same county: overdue county hops (seeded), every village of 白水乡 syncing.
+        county_metrics = _metrics(9800 + offset)
+        assert county_metrics[("quancheng_hop_clocks", (("hop", "county"), ("state", "overdue")))] >= 1
+        town_metrics = _metrics(9702 + offset)
+        assert {dict(labels)["place"] for name, labels in town_metrics
+                if name == "quancheng_peer_last_receipt_age_seconds"} == {"V003", "V004"}
+        assert town_metrics[("quancheng_relay_receipts_total", ())] >= 1
         wang.close()
         chen.close()
     finally:
         _stop(proc, lines)
-    assert all(_closed(p + offset) for p in (7000, 7001, 7002, 8800, 8700, 8701, 8631, 8634))
+    assert all(_closed(p + offset) for p in (7000, 7001, 7002, 8800, 8700, 8701, 8631, 8634, 9800, 9701, 9702))
 
     # A second run resumes the same data and stops cleanly again.
     proc, lines = _start(root, offset)

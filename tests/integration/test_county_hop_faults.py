@@ -165,3 +165,43 @@ def test_with_the_county_unreachable_for_days_nothing_is_lost_and_the_township_s
     finally:
         back.close()
         hub.server = back.server   # closed above; the fixture's close is then a no-op on the old app
+
+
+def test_an_honest_escalation_the_county_cannot_take_in_comes_back_to_the_township_and_can_be_escalated_again(
+        town: LinkedTownship, hub: County, clock: FakeClock) -> None:
+    from dataclasses import replace
+
+    from shared.deadlines import ClockStatus
+
+    village = VillageDevice(town.app)
+    matter_id = _reported(town, village)
+    # The county still runs an older catalogue without this item (a catalogue the township published first).
+    full = hub.app.handling.catalog
+    hub.app.handling.catalog = replace(full, items=tuple(i for i in full.items if i.code != "MZ-001"))
+    town.app.handling.escalate(matter_id, "初审通过", actor=OPERATOR)
+    advance(clock, hours=1)
+    town.sync()                 # receipted: the township hop stops, the county replica starts
+    assert town.app.handling.page(matter_id).matter.stage is Stage.ESCALATED
+    hub.app.handling.run_once()
+    advance(clock, hours=1)
+    town.sync()                 # the county's "not taken in" comes down
+    page = town.app.handling.page(matter_id)
+    assert page.matter.stage is Stage.ESCALATING and page.matter.clock is not None
+    assert page.matter.clock.status is ClockStatus.RUNNING and page.matter.clock.stop_at is None
+    assert town.app.deadlines.load_clock(matter_id, COUNTY_HOP).status is ClockStatus.STOPPED
+    assert any("县级未受理上报" in e.text_zh and "重新上报" in e.text_zh for e in page.events)
+    assert _county_matters(hub) == []
+
+    hub.app.handling.catalog = full     # the county takes up the new catalogue; the operator escalates again
+    advance(clock, hours=1)
+    town.app.handling.escalate(matter_id, "县级已更新目录，重新上报", actor=OPERATOR)
+    for _ in range(3):
+        town.sync()
+        hub.app.handling.run_once()
+    assert _county_matters(hub) == [matter_id]
+    again = town.app.handling.page(matter_id).matter
+    assert again.stage is Stage.ESCALATED and again.clock is not None and again.clock.stop_at is not None
+    assert town.app.deadlines.load_clock(matter_id, COUNTY_HOP).status is ClockStatus.RUNNING
+    hub.app.handling.decide(matter_id, Outcome.APPROVE, actor=COUNTY_STAFF, reason="准予")
+    town.sync()
+    assert town.app.handling.page(matter_id).matter.stage is Stage.RESULT_READY
