@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 
 from shared.calendar import WorkingCalendar, parse_override_toml
+from shared.deadline_watch.calendar_follower import CalendarFollower, calendar_from_text
 from shared.catalog import Catalog, load_catalog
 from shared.clock import Clock, SystemClock, to_unix_ms
 from shared.deadline_watch.notify import LogNotifier, LogSupervisionRecorder, Notifier, OutboxRelay
@@ -22,6 +23,7 @@ from shared.relay.server import RelayCore, RelayLimits
 from shared.relay.tls import ServerTls
 from shared.serving import TierProcess, run_tier
 from shared.signing import Signer
+from shared.wire.v1 import records_pb2
 from hub.errors import SetupError
 from hub.handling import COUNTY_HOP, CountyHandling
 from hub.store import HubStore, open_hub_store
@@ -45,30 +47,33 @@ class HubApp:
     deadlines: DeadlineStore
     handling: CountyHandling
     clock: Clock
+    calendar_follower: CalendarFollower
 
     def close(self) -> None:
         self.core.close()
         self.store.close()
 
     def set_calendar_override(self, text: str, *, by: str) -> WorkingCalendar:
-        """Check and keep the county's override file for coming years; deadlines count on it from now on."""
+        """Check and keep the county's override file for coming years; deadlines count on it from now on,
+        here and (signed, in the same transaction) at every township, whose county-hop replicas must
+        fall due when the county's clocks do. A running `serve` takes it up on its next pass."""
         overrides = parse_override_toml(text, "上传的工作日历文件")
-        calendar = WorkingCalendar(overrides)
-        self.store.set_meta(CALENDAR_META, text)
-        self.store.set_meta(CALENDAR_META + ":by", f"{by}|{to_unix_ms(self.clock.now())}")
-        self.deadlines.use_calendar(calendar)
-        self.deadlines.recompute_stale(self.clock.now())
-        log.info("calendar override saved by %s (years %s)", by, sorted(overrides))
+        now_ms = to_unix_ms(self.clock.now())
+        record = records_pb2.Record()
+        record.calendar_update.override_toml = text.encode("utf-8")
+        record.calendar_update.set_by, record.calendar_update.set_at_ms = by[:64], now_ms
+        with self.store.engine.begin() as conn:
+            self.store.lock_own_tip(conn, self.signer.key_id)
+            self.store.set_meta_in(conn, CALENDAR_META, text)
+            self.store.set_meta_in(conn, CALENDAR_META + ":by", f"{by}|{now_ms}")
+            self.store.publish_in(conn, self.signer, record, ["*"], now_ms=now_ms)
+        calendar = self.calendar_follower.take_up(text)
+        log.info("calendar override saved by %s (years %s) and sent to every township", by, sorted(overrides))
         return calendar
 
 
 def default_db_url(home: Path) -> str:
     return f"sqlite:///{home / DB_FILE_NAME}"
-
-
-def _saved_calendar(store: HubStore) -> WorkingCalendar | None:
-    text = store.get_meta(CALENDAR_META)
-    return WorkingCalendar(parse_override_toml(text, "县级工作日历文件")) if text else None
 
 
 def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits: RelayLimits | None = None,
@@ -87,10 +92,13 @@ def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits
         except IntegrityError:
             pass  # another process starting at the same moment made it
     core = RelayCore(signer=signer, ingest=store, keys=store, down=store, clock=clock, limits=limits, tier_label_zh="县级")
-    deadlines = DeadlineStore(store.engine, calendar or _saved_calendar(store) or WorkingCalendar())
+    saved = store.get_meta(CALENDAR_META)
+    deadlines = DeadlineStore(store.engine, calendar or calendar_from_text(saved, "县级工作日历文件"))
     deadlines.create_schema()
     handling = CountyHandling(store, deadlines, signer, clock, catalog or load_catalog())
-    return HubApp(store, signer, core, deadlines, handling, clock)
+    follower = CalendarFollower(lambda: store.get_meta(CALENDAR_META), deadlines, clock, source="县级工作日历文件",
+                                taken_text=saved)
+    return HubApp(store, signer, core, deadlines, handling, clock, follower)
 
 
 def init_home(home: Path, passphrase: str, db_url: str | None = None) -> Signer:
@@ -135,6 +143,7 @@ class Background:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                self.app.calendar_follower.refresh()   # a file saved by `county-hub calendar set` meanwhile
                 self.app.handling.run_once()
             except Exception:  # noqa: BLE001 - retried on the next tick; the log keeps the cause
                 log.exception("county intake pass failed")

@@ -15,6 +15,7 @@ from shared.catalog import Catalog, load_catalog
 from shared.clock import Clock, SystemClock
 from shared.deadline_watch.notify import LogNotifier, Notifier, OutboxRelay
 from shared.deadline_watch.scheduler import DeadlineWatch, process_tag
+from shared.deadline_watch.calendar_follower import CalendarFollower, calendar_from_text
 from shared.deadline_watch.store import DeadlineStore
 from shared.envelope import GENESIS
 from shared.keys import load_key_file, save_key_file
@@ -24,7 +25,7 @@ from shared.relay.tls import ServerTls
 from shared.serving import TierProcess, run_tier
 from shared.signing import Signer
 from shared.signing import key_id_for
-from town_center.county_link import LINK_META, CountyLink, LinkSettings
+from town_center.county_link import COUNTY_CALENDAR_META, LINK_META, CountyLink, LinkSettings
 from town_center.errors import SetupError
 from town_center.handling import COUNTY_HOP, TOWNSHIP_HOP, HandlingService
 from town_center.intake import Intake
@@ -53,6 +54,7 @@ class TownApp:
     handling: HandlingService
     intake: Intake
     clock: Clock
+    calendar_follower: CalendarFollower
     county_link: CountyLink | None = None
 
     def close(self) -> None:
@@ -84,16 +86,19 @@ def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits
         except IntegrityError:
             pass  # another process starting at the same moment made it
     core = RelayCore(signer=signer, ingest=store, keys=store, down=store, clock=clock, limits=limits)
-    deadlines = DeadlineStore(store.engine, calendar or WorkingCalendar())
+    saved = store.get_meta(COUNTY_CALENDAR_META)
+    deadlines = DeadlineStore(store.engine, calendar or calendar_from_text(saved, "县级下发的工作日历文件"))
     deadlines.create_schema()
     handling = HandlingService(store, deadlines, signer, clock, catalog or published_catalog(store) or load_catalog())
+    follower = CalendarFollower(lambda: store.get_meta(COUNTY_CALENDAR_META), deadlines, clock,
+                                source="县级下发的工作日历文件", taken_text=saved)
     link = None
     settings_text = store.get_meta(LINK_META)
     if settings_text and link_signer is not None:
-        link = CountyLink(store, handling, link_signer, LinkSettings.from_json(settings_text), clock)
+        link = CountyLink(store, handling, link_signer, LinkSettings.from_json(settings_text), clock, follower)
         handling.up = link
     return TownApp(store, signer, core, TownServices(store, signer, clock), deadlines, handling,
-                   Intake(handling), clock, link)
+                   Intake(handling), clock, follower, link)
 
 
 def link_county(db_url: str, link_signer: Signer, *, address: str, county_public_key: bytes, township_code: str,
@@ -189,6 +194,7 @@ class Background:
             if not busy or now - last_pass >= self.max_defer_s:
                 try:
                     self.app.handling.refresh_catalog()
+                    self.app.calendar_follower.refresh()   # folded by another township process
                     if self.app.intake.run_once():
                         self.watch.wake()
                     if self.app.county_link is not None and self.app.county_link.fold():

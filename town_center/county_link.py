@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, insert, select, update
 
 from shared.clock import Clock, from_unix_ms, to_unix_ms
+from shared.calendar import parse_override_toml
+from shared.deadline_watch.calendar_follower import CalendarFollower
 from shared.deadlines import HopClock, StopReason, SuspensionReason
 from shared.domain.handling import Stage
 from shared.domain.limits import Limit, LimitUnit
-from shared.errors import DeadlineError, HandlingError
+from shared.errors import CalendarError, DeadlineError, HandlingError
 from shared.relay.client import ClientLimits, RelayClient
 from shared.relay.ports import KeyState
 from shared.relay.sql_outbox import PulledRecord, SqlOutbox
@@ -45,6 +47,8 @@ __all__ = ["CountyLink", "LinkSettings", "LINK_META", "LinkStatus"]
 log = logging.getLogger("town_center.county_link")
 
 LINK_META = "county_link"
+# The county's working-calendar override file as last received (signed `calendar_update`).
+COUNTY_CALENDAR_META = "county_calendar_toml"
 _ANNOUNCED = "announced:"
 _REVOKED = "announced_revoked:"
 _KEY_STATUS_ZH = {1: "接入申请待县级审批", 2: "已接入", 3: "接入密钥已被县级吊销", 4: "已被县级隔离（发现分叉）"}
@@ -106,7 +110,7 @@ class LinkStatus:
 
 class CountyLink:
     def __init__(self, store: TownStore, handling: HandlingService, signer: Signer, settings: LinkSettings,
-                 clock: Clock) -> None:
+                 clock: Clock, calendar_follower: CalendarFollower | None = None) -> None:
         if signer.key_id != settings.link_key_id:
             raise HandlingError("乡镇接入县级所用的密钥与登记的不符，请检查 county_link.key")
         self.store = store
@@ -114,6 +118,7 @@ class CountyLink:
         self.signer = signer
         self.settings = settings
         self.clock = clock
+        self.calendar_follower = calendar_follower
         self.township_code = settings.township_code
         self.county_public_key = settings.county_public_key
         self.county_key_id = settings.county_key_id
@@ -270,6 +275,9 @@ class CountyLink:
         if kind == "supervision_notice":
             self._receive_notice(record.supervision_notice, pulled.id)
             return
+        if kind == "calendar_update":
+            self._take_calendar(record.calendar_update, mark)
+            return
         if kind == "status_update" and record.status_update.stage == records_pb2.STAGE_RETURNED:
             # The county did not take the escalation in (e.g. a village signature failed its check, or
             # the catalogues disagree): its hop never ran. The matter comes back to the township, whose
@@ -325,6 +333,25 @@ class CountyLink:
             self.handling.record_county_clock(body.matter_id, clock, text, also=mark)
         except _AlreadyFolded:
             pass
+
+    def _take_calendar(self, body: records_pb2.CalendarUpdate, mark) -> None:  # type: ignore[no-untyped-def]
+        """The county's calendar override: checked, kept, and counted on from now on, so the county hop's
+        replica here falls due exactly when the county's own clock does."""
+        try:
+            text = bytes(body.override_toml).decode("utf-8")
+            overrides = parse_override_toml(text, "县级下发的工作日历文件")
+        except (UnicodeDecodeError, CalendarError) as exc:
+            raise HandlingError(f"县级下发的工作日历文件无法使用：{exc}") from exc
+        try:
+            with self.store.engine.begin() as conn:
+                mark(conn)
+                self.store.set_meta_in(conn, COUNTY_CALENDAR_META, text)
+                self.store.set_meta_in(conn, COUNTY_CALENDAR_META + ":by", f"{body.set_by}|{body.set_at_ms}")
+        except _AlreadyFolded:
+            return
+        if self.calendar_follower is not None:
+            self.calendar_follower.take_up(text)
+        log.info("county calendar override taken up (years %s, set by %s)", sorted(overrides), body.set_by)
 
     def _receive_notice(self, body: records_pb2.SupervisionNotice, inbox_id: int) -> None:
         now_ms = to_unix_ms(self.clock.now())

@@ -130,3 +130,58 @@ def test_a_supervision_notice_is_signed_received_and_acknowledged(town: LinkedTo
     hub.app.handling.run_once()
     [held] = hub.app.handling.notices()
     assert held["received_at_ms"] is not None and held["explanation"] == "已联系申请人补充说明"
+
+
+# 2027 is past the holiday table the program ships: the county's file is what counts.
+CALENDAR_2027 = """format = 1
+issued_by = "县政务服务中心"
+
+[year_2027]
+confirmed = true
+holidays = [
+  { name = "元旦", from = 2027-01-01, to = 2027-01-03 },
+  { name = "抗洪停止对外办公", from = 2027-03-02, to = 2027-03-04 },
+]
+workdays = []
+"""
+
+
+def test_the_countys_calendar_file_reaches_the_township_and_both_tiers_count_the_county_hop_alike(
+        town: LinkedTownship, hub: County, clock: FakeClock) -> None:
+    clock.set(dt.datetime(2027, 3, 1, 1, 0, tzinfo=dt.timezone.utc))   # Monday 1 March 2027, 09:00 in Beijing
+    village = VillageDevice(town.app)
+    matter_id = _escalate(town, hub, village, clock)
+    county_before = hub.app.deadlines.load(matter_id, COUNTY_HOP)
+    town_before = town.app.deadlines.load(matter_id, TOWN_COUNTY_HOP)
+    assert county_before.due_at == town_before.due_at
+
+    hub.app.set_calendar_override(CALENDAR_2027, by="chen")
+    county_after = hub.app.deadlines.load(matter_id, COUNTY_HOP)
+    assert county_after.due_at > county_before.due_at          # three working days lost to the closure
+    town.sync()                                                 # the signed calendar_update comes down
+    assert town.app.store.get_meta("county_calendar_toml") == CALENDAR_2027
+    assert town.app.deadlines.load(matter_id, TOWN_COUNTY_HOP).due_at == county_after.due_at
+
+    # A township process started later (or a second one on the same database) counts on it too.
+    from town_center.bootstrap import build_app
+
+    second = build_app(town.app.store.engine.url.render_as_string(hide_password=False), town.app.signer, clock=clock)
+    try:
+        assert second.deadlines.calendar.is_working_day(dt.date(2027, 3, 3)) is False
+    finally:
+        second.close()
+
+
+def test_a_calendar_file_saved_by_another_county_process_is_taken_up_by_the_running_one(
+        tmp_path: Path, hub: County, clock: FakeClock) -> None:
+    from hub.bootstrap import build_app
+
+    cli = build_app(hub.app.store.engine.url.render_as_string(hide_password=False), hub.app.signer, clock=clock)
+    try:
+        cli.set_calendar_override(CALENDAR_2027, by="chen")    # what `county-hub calendar set` does
+    finally:
+        cli.close()
+    assert hub.app.deadlines.calendar.is_working_day(dt.date(2027, 3, 3)) is True
+    assert hub.app.calendar_follower.refresh() is True
+    assert hub.app.deadlines.calendar.is_working_day(dt.date(2027, 3, 3)) is False
+    assert hub.app.calendar_follower.refresh() is False
