@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, insert, select, update
@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from shared.catalog import Catalog, CatalogItem, MatterKind, Tier
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.deadline_watch.notify import Notification, extension_notice_sms, result_ready_sms
-from shared.deadline_watch.store import DeadlineStore
+from shared.deadline_watch.store import DeadlineStore, hop_deadline
 from shared.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason, Thresholds
 from shared.domain.handling import (
     Actor, HandledMatter, Role, Stage, matter_from_json_dict, matter_to_json_dict,
@@ -211,6 +211,29 @@ class HandlingService:
                 town_matter.c.due_at_ms <= to_unix_ms(now))).all()
         items = [_summary(r, self.decode(r), self.catalog, now, self.deadlines) for r in rows]
         items = [m for m in items if m.state is not None and m.state.rank >= ClockState.OVERDUE.rank]
+        return sorted(items, key=lambda m: (-(m.state.rank if m.state else 0), m.due_at or now))
+
+    def county_overdue(self) -> list[MatterSummary]:
+        """上报件 whose county hop (the township's replica of the county's clock) is overdue, worst first:
+        the township cannot act on them, but it must see them, chase the county and tell the applicant.
+        Each summary's due date and state are the county hop's."""
+        now = self.clock.now()
+        h = hop_deadline
+        with self.store.engine.connect() as conn:
+            hops = conn.execute(select(h.c.matter_id).where(
+                h.c.hop == COUNTY_HOP, h.c.status == ClockStatus.RUNNING.value, h.c.due_at_ms.is_not(None),
+                h.c.due_at_ms < to_unix_ms(now))).scalars().all()
+            rows = conn.execute(select(town_matter).where(town_matter.c.matter_id.in_(hops))).all() if hops else []
+        items = []
+        for r in rows:
+            clock = self.deadlines.load_clock(r.matter_id, COUNTY_HOP)
+            if clock is None:
+                continue
+            state = clock.state_at(now, self.calendar, self.thresholds)
+            if state.rank < ClockState.OVERDUE.rank:
+                continue
+            items.append(replace(_summary(r, self.decode(r), self.catalog, now, self.deadlines),
+                                 due_at=clock.due_at(self.calendar), state=state, clock_status=clock.status))
         return sorted(items, key=lambda m: (-(m.state.rank if m.state else 0), m.due_at or now))
 
     def pending_extensions(self) -> list[MatterSummary]:

@@ -34,6 +34,29 @@ def _county_matters(hub: County) -> list[str]:
         return [r.matter_id for r in conn.execute(county_matter.select())]
 
 
+def _console_page(town: LinkedTownship, path: str) -> str:
+    """A console page as a signed-in operator sees it (FastAPI's TestClient, the real console app)."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from shared.console import ConsoleAuth, ScryptParams, create_console_tables
+    from shared.domain.handling import Role
+    from town_center.console import create_console_app
+
+    create_console_tables(town.app.store.engine)
+    auth = ConsoleAuth(town.app.store.engine, town.app.clock, kdf=ScryptParams(n=2**10, r=8, p=1))
+    auth.create_staff("wang", "王芳", Role.OPERATOR, "青石镇窗口2026春")
+    client = TestClient(create_console_app(town.app, auth), follow_redirects=False)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token
+    client.post("/login", data={"staff_id": "wang", "password": "青石镇窗口2026春", "next": "/",
+                                "csrf_token": token.group(1)})
+    response = client.get(path)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
 def _sign_up(town: LinkedTownship, record: records_pb2.Record) -> None:
     assert town.app.county_link is not None
     with town.app.store.engine.begin() as conn:
@@ -151,6 +174,12 @@ def test_with_the_county_unreachable_for_days_nothing_is_lost_and_the_township_s
     county_levels = {(e.matter_id, e.hop, e.level.value) for e in fired if e.hop == COUNTY_HOP}
     assert (matter_id, COUNTY_HOP, "overdue") in county_levels or (matter_id, COUNTY_HOP, "supervise") in county_levels
     assert town.app.handling.page(later).matter.stage is Stage.ESCALATING   # not receipted: the township hop runs on
+    # The operators see it: the 督办 page lists the 上报件 whose county hop is overdue, by the county's clock.
+    [late] = town.app.handling.county_overdue()
+    assert late.matter_id == matter_id and late.stage is Stage.ESCALATED and late.state is not None
+    assert late.due_at == town.app.deadlines.load_clock(matter_id, COUNTY_HOP).due_at(town.app.deadlines.calendar)
+    page = _console_page(town, "/supervision")
+    assert 'id="county-overdue"' in page and f"/matters/{matter_id}" in page.split('id="county-overdue"')[1]
     # The county comes back on the same port: everything queued is delivered and folded once.
     back = county(f"sqlite:///{tmp_path / 'county.db'}", clock, signer=hub.app.signer, port=hub.port)
     try:

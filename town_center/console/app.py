@@ -321,7 +321,8 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
     @web.get("/supervision", response_class=HTMLResponse)
     def supervision(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
         return render(request, "supervision.html", {"title": "督办清单", "nav_here": "supervision",
-                                                    "items": handling.supervision_list()})
+                                                    "items": handling.supervision_list(),
+                                                    "county_items": handling.county_overdue()})
 
     @web.get("/county-notices", response_class=HTMLResponse)
     def county_notices(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
