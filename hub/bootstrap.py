@@ -91,7 +91,8 @@ def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits
             store.set_meta(f"own_tip:{signer.key_id}", f"{GENESIS.seq}:{GENESIS.hash.hex()}")
         except IntegrityError:
             pass  # another process starting at the same moment made it
-    core = RelayCore(signer=signer, ingest=store, keys=store, down=store, clock=clock, limits=limits, tier_label_zh="县级")
+    core = RelayCore(signer=signer, ingest=store, keys=store, down=store, clock=clock, limits=limits, tier_label_zh="县级",
+                     enrolls_role=records_pb2.KEY_ROLE_TOWNSHIP)
     saved = store.get_meta(CALENDAR_META)
     deadlines = DeadlineStore(store.engine, calendar or calendar_from_text(saved, "县级工作日历文件"))
     deadlines.create_schema()

@@ -35,11 +35,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-def enrollment_record(signer: Signer, village_code: str) -> records_pb2.Record:
+def enrollment_record(signer: Signer, village_code: str, role: int = records_pb2.KEY_ROLE_VILLAGE_AGENT) -> records_pb2.Record:
     record = records_pb2.Record()
     body = record.key_enrollment_requested
     body.public_key = signer.public_key
-    body.role = records_pb2.KEY_ROLE_VILLAGE_AGENT
+    body.role = role  # type: ignore[assignment]
     body.holder_name = f"代办员{village_code}"
     body.village_code = village_code
     return record

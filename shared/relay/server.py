@@ -146,8 +146,12 @@ class RelayStats:
 
 class RelayCore:
     def __init__(self, *, signer: Signer, ingest: IngestStore, keys: KeyRegistry, down: DownLog, clock: Clock,
-                 limits: RelayLimits | None = None, tier_label_zh: str = "乡镇") -> None:
+                 limits: RelayLimits | None = None, tier_label_zh: str = "乡镇",
+                 enrolls_role: int = records_pb2.KEY_ROLE_VILLAGE_AGENT) -> None:
         self.signer = signer
+        # The one kind of device that enrols here (village agents at a township, townships at the
+        # county): a key of another role asking to enrol is refused before anyone is asked to approve it.
+        self.enrolls_role = enrolls_role
         # The receiving tier as its senders' staff call it ("乡镇", "县级"), for the messages they read.
         self.tier_label_zh = tier_label_zh
         self.ingest = ingest
@@ -335,6 +339,10 @@ class RelayCore:
                 raise MalformedRequest("登记记录中的公钥与密钥标识不符")
             if not is_valid(pub, env.payload, env.signature):
                 raise MalformedRequest("登记记录的签名无效")
+            if body.role != self.enrolls_role:
+                wanted = {records_pb2.KEY_ROLE_VILLAGE_AGENT: "村代办员设备", records_pb2.KEY_ROLE_TOWNSHIP: "乡镇接入密钥"}
+                raise MalformedRequest(f"此处只受理{wanted.get(self.enrolls_role, '指定类型')}的登记，"
+                                       f"该密钥登记的类型不符")
             info = EnrollmentInfo(int(body.role), body.holder_name[:100], body.village_code[:32],
                                   body.township_code[:32], fingerprint(pub))
             known = self.keys.enroll(pub, env, info, now_ms=to_unix_ms(self.clock.now()))

@@ -37,6 +37,8 @@ class Harness:
         self.clock = FakeClock(START)
         self.town_signer = Signer.generate()   # the receiving tier's key (township or county)
         self.receiver = receiver
+        # What enrols at this receiver: village agents' devices at a township, townships' link keys at the county.
+        self.role = records_pb2.KEY_ROLE_TOWNSHIP if receiver == "county" else records_pb2.KEY_ROLE_VILLAGE_AGENT
         self.app: TownApp | HubApp
         if receiver == "county":
             self.app = build_hub(f"sqlite:///{tmp / 'county.db'}", self.town_signer, clock=self.clock, limits=limits)
@@ -89,10 +91,11 @@ def harness(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Harness]
     h.close()
 
 
-def chain(signer: Signer, n: int, tip: ChainTip = GENESIS, claimed_ms: int = to_unix_ms(START), salt: str = "") -> list[envelope_pb2.Envelope]:
+def chain(signer: Signer, n: int, tip: ChainTip = GENESIS, claimed_ms: int = to_unix_ms(START), salt: str = "",
+          role: int = records_pb2.KEY_ROLE_VILLAGE_AGENT) -> list[envelope_pb2.Envelope]:
     out = []
     for i in range(n):
-        record = enrollment_record(signer, "V1") if tip.seq == 0 else note_record(tip.seq + 1, salt)
+        record = enrollment_record(signer, "V1", role) if tip.seq == 0 else note_record(tip.seq + 1, salt)
         signed = sign_next(signer, record, tip, claimed_ms + i)
         out.append(signed.envelope)
         tip = signed.tip
@@ -195,7 +198,7 @@ def test_a_gap_is_answered_with_a_request_for_the_missing_range(harness: Harness
 
 def test_a_pending_key_is_refused_until_approved_and_enroll_reports_its_status(harness: Harness) -> None:
     agent = Signer.generate()
-    envs = chain(agent, 3)
+    envs = chain(agent, 3, role=harness.role)
     enroll = harness.channel.unary_unary("/quancheng.v1.Relay/Enroll", request_serializer=relay_pb2.EnrollRequest.SerializeToString,
                                          response_deserializer=relay_pb2.EnrollResponse.FromString)
     reply = enroll(relay_pb2.EnrollRequest(enrollment=envs[0]), timeout=5)
@@ -206,6 +209,18 @@ def test_a_pending_key_is_refused_until_approved_and_enroll_reports_its_status(h
     assert len(harness.push(envs)[0].receipts) == 3
     reply = enroll(relay_pb2.EnrollRequest(enrollment=envs[0]), timeout=5)
     assert reply.status == relay_pb2.KEY_STATUS_APPROVED and reply.HasField("receipt")
+
+
+def test_a_key_of_the_wrong_kind_cannot_ask_to_enrol(harness: Harness) -> None:
+    wrong = records_pb2.KEY_ROLE_VILLAGE_AGENT if harness.role == records_pb2.KEY_ROLE_TOWNSHIP else records_pb2.KEY_ROLE_TOWNSHIP
+    agent = Signer.generate()
+    envs = chain(agent, 1, role=wrong)
+    enroll = harness.channel.unary_unary("/quancheng.v1.Relay/Enroll", request_serializer=relay_pb2.EnrollRequest.SerializeToString,
+                                         response_deserializer=relay_pb2.EnrollResponse.FromString)
+    with pytest.raises(grpc.RpcError) as refused:
+        enroll(relay_pb2.EnrollRequest(enrollment=envs[0]), timeout=5)
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT and "只受理" in refused.value.details()
+    assert harness.app.store.author(agent.key_id) is None      # nothing waits for approval
 
 
 def test_a_rotation_signed_by_the_old_key_approves_the_new_key_and_closes_the_old_chain(harness: Harness) -> None:
@@ -263,7 +278,7 @@ def test_the_sync_loop_drains_the_outbox_and_applies_only_verified_township_reco
     outbox = SqliteOutbox(tmp_path / "v.sqlite", own_key_id=agent.key_id, township_public_key=harness.town_signer.public_key,
                           township_key_id=harness.town_signer.key_id)
     for i in range(250):
-        outbox.record(agent, enrollment_record(agent, "V1") if i == 0 else note_record(i + 1), to_unix_ms(START))
+        outbox.record(agent, enrollment_record(agent, "V1", harness.role) if i == 0 else note_record(i + 1), to_unix_ms(START))
     status = records_pb2.Record()
     status.status_update.matter_id, status.status_update.message = "m-1", "已受理"
     harness.publish(status, [agent.key_id])
@@ -285,7 +300,7 @@ def _queued_outbox(h: Harness, agent: Signer, path: Path, n: int) -> SqliteOutbo
     outbox = SqliteOutbox(path, own_key_id=agent.key_id, township_public_key=h.town_signer.public_key,
                           township_key_id=h.town_signer.key_id)
     for i in range(n):
-        outbox.record(agent, enrollment_record(agent, "V1") if i == 0 else note_record(i + 1), to_unix_ms(START))
+        outbox.record(agent, enrollment_record(agent, "V1", h.role) if i == 0 else note_record(i + 1), to_unix_ms(START))
     return outbox
 
 
@@ -314,7 +329,7 @@ def test_a_client_whose_batches_exceed_the_township_message_size_halves_them_and
         outbox = SqliteOutbox(tmp_path / "v.sqlite", own_key_id=agent.key_id, township_public_key=h.town_signer.public_key,
                               township_key_id=h.town_signer.key_id)
         for i in range(120):   # ~250 bytes each: 120 in one message is over 24 KiB, 30 is under
-            outbox.record(agent, enrollment_record(agent, "V1") if i == 0 else note_record(i + 1), to_unix_ms(START))
+            outbox.record(agent, enrollment_record(agent, "V1", h.role) if i == 0 else note_record(i + 1), to_unix_ms(START))
         client = RelayClient(f"127.0.0.1:{h.port}", outbox, agent, h.clock, limits=ClientLimits(batch_size=200, window=1))
         refusals = []
         for _ in range(8):
