@@ -81,8 +81,10 @@ def test_needs_materials_suspends_the_county_clock_at_both_tiers_until_the_towns
         town: LinkedTownship, hub: County, clock: FakeClock) -> None:
     village = VillageDevice(town.app)
     matter_id = _escalate(town, hub, village, clock)
+    due_before = hub.app.deadlines.load_clock(matter_id, COUNTY_HOP).due_at(hub.app.deadlines.calendar)
     advance(clock, hours=1)
     hub.app.handling.decide(matter_id, Outcome.NEEDS_MATERIALS, actor=COUNTY_STAFF, missing=["户口簿复印件"], reason="缺户口簿")
+    assert hub.app.deadlines.load_clock(matter_id, COUNTY_HOP).status.value == "suspended"   # the county's own clock waits
     town.sync()
     m = town.app.handling.page(matter_id).matter
     assert m.stage is Stage.WAITING_MATERIALS and m.upper_tier_waiting and m.missing_materials == ("户口簿复印件",)
@@ -99,6 +101,8 @@ def test_needs_materials_suspends_the_county_clock_at_both_tiers_until_the_towns
     county_own = hub.app.deadlines.load_clock(matter_id, COUNTY_HOP)
     assert town_copy.status.value == county_own.status.value == "running"
     assert town_copy.due_at(town.app.deadlines.calendar) == county_own.due_at(hub.app.deadlines.calendar)
+    # The two days spent waiting for the applicant's materials were not counted against the county.
+    assert county_own.due_at(hub.app.deadlines.calendar) > due_before
 
 
 def test_every_township_status_change_is_tracked_at_the_county(town: LinkedTownship, hub: County) -> None:
