@@ -20,15 +20,19 @@ from shared.wire.v1 import records_pb2
 from tests.process_fixtures import BIN, ConsoleClient, Served, free_port, run, village
 from tests.village_fixtures import PASSPHRASE, TINY_PNG, villager
 
-# kind → (catalog item, the classify form, what the township does after classifying)
-KINDS = {
-    "immediate": ("RS-001", {}, "result"),
-    "promised": ("MZ-003", {"written_promise": "5个工作日内办结"}, "result"),
-    "supplement": ("YB-001", {"missing_materials": "户口簿"}, "materials_then_result"),
-    "returned": ("WJ-001", {"return_reason": "不符合申请条件"}, "none"),
-    "joint": ("NY-001", {"lead_window": "农业窗口", "departments": "农业站\n自然资源所"}, "result"),
-    "reported": ("MZ-001", {}, "escalate"),
+# case → (kind, catalog item, the classify form, what happens after classifying). The 上报件 go round
+# three times: the county approves one, refuses one, and asks for materials on the third before approving.
+CASES = {
+    "immediate": ("immediate", "RS-001", {}, "result"),
+    "promised": ("promised", "MZ-003", {"written_promise": "5个工作日内办结"}, "result"),
+    "supplement": ("supplement", "YB-001", {"missing_materials": "户口簿"}, "materials_then_result"),
+    "returned": ("returned", "WJ-001", {"return_reason": "不符合申请条件"}, "none"),
+    "joint": ("joint", "NY-001", {"lead_window": "农业窗口", "departments": "农业站\n自然资源所"}, "result"),
+    "reported": ("reported", "MZ-001", {}, "approve"),
+    "reported_refused": ("reported", "MZ-001", {}, "refuse"),
+    "reported_materials": ("reported", "MZ-001", {}, "needs_materials"),
 }
+REPORTED = [case for case, (kind, *_rest) in CASES.items() if kind == "reported"]
 
 
 def _request(code: str, rng: random.Random) -> str:
@@ -115,27 +119,42 @@ def test_every_kind_goes_round_the_three_tiers_and_all_agree_on_its_history_and_
 
         rng = random.Random(7)
         matters = {}
-        for kind, (code, _, _) in KINDS.items():
+        for case, (_kind, code, _, _) in CASES.items():
             out = run([BIN / "village-agent", "batch", "--data", data], stdin=_request(code, rng)).stdout
-            matters[kind] = json.loads(out.splitlines()[0])["matter_id"]
+            matters[case] = json.loads(out.splitlines()[0])["matter_id"]
         village(data, "sync")
 
         wang = ConsoleClient(f"http://127.0.0.1:{web_town}", "wang")
         chen = ConsoleClient(f"http://127.0.0.1:{web_county}", "chen")
-        for kind, (code, form, then) in KINDS.items():
-            page = f"/matters/{matters[kind]}"
+        for case, (kind, code, form, then) in CASES.items():
+            page = f"/matters/{matters[case]}"
             wang.wait_for(page, "分类")
             wang.post(f"{page}/classify", {"kind": kind, **form}, version_from=page)
             if then == "materials_then_result":
-                village(data, "materials", "--matter-id", matters[kind], "--materials", "household_register", check=False)
+                village(data, "materials", "--matter-id", matters[case], "--materials", "household_register", check=False)
                 wang.post(f"{page}/materials_completed", {}, version_from=page)
             if then in ("result", "materials_then_result"):
                 wang.post(f"{page}/record_result", {"approved": "yes", "summary": "办理完成"}, version_from=page)
-            if then == "escalate":
+            if kind == "reported":
                 wang.post(f"{page}/escalate", {"summary": "初审通过，请县级审批"}, version_from=page)
-                chen.wait_for(f"/matters/{matters[kind]}", "县级")
-                chen.post(f"/matters/{matters[kind]}/decide", {"outcome": "approve", "reason": "准予纳入最低生活保障"},
-                          version_from=f"/matters/{matters[kind]}")
+                chen.wait_for(page, "县级开始计时")
+                decision = {"approve": {"outcome": "approve", "reason": "准予纳入最低生活保障"},
+                            "refuse": {"outcome": "refuse", "reason": "家庭收入超过当地低保标准"},
+                            "needs_materials": {"outcome": "needs_materials", "reason": "请补充收入证明",
+                                                "missing": "收入证明"}}[then]
+                chen.post(f"{page}/decide", decision, version_from=page)
+        # The county asked for materials: the village is told, the applicant brings them, the township
+        # checks them and passes them up; the county's clock, which waited, runs again and it approves.
+        asked = matters["reported_materials"]
+        shown = _sync_until(data, asked, "waiting_materials")
+        assert "收入证明" in shown["message"]
+        village(data, "materials", "--matter-id", asked, "--materials", "income_proof", check=False)
+        village(data, "sync")
+        page = f"/matters/{asked}"
+        wang.wait_for(page, "补正")
+        wang.post(f"{page}/materials_completed", {}, version_from=page)
+        chen.wait_for(page, "县级恢复计时")
+        chen.post(f"{page}/decide", {"outcome": "approve", "reason": "补正后准予"}, version_from=page)
         for kind, mid in matters.items():
             if kind == "returned":
                 _sync_until(data, mid, "returned")
@@ -144,8 +163,8 @@ def test_every_kind_goes_round_the_three_tiers_and_all_agree_on_its_history_and_
             village(data, "handover", "--matter-id", mid, "--result", "已领取")
             village(data, "signoff", "--matter-id", mid, "--rating", "very_satisfied")
         village(data, "sync")
-        reported = matters["reported"]
-        chen.wait_for(f"/matters/{reported}", "办结", timeout=60)
+        for case in REPORTED:
+            chen.wait_for(f"/matters/{matters[case]}", "办结", timeout=60)
         _wait_tracked_final(county_home / "county.db", matters)
         wang.close()
         chen.close()
@@ -172,7 +191,8 @@ def test_every_kind_goes_round_the_three_tiers_and_all_agree_on_its_history_and_
         for kind, mid in matters.items():
             expected = "returned" if kind == "returned" else "signed_off"
             assert town_rows[mid].stage == expected, kind
-            assert village(data, "show", "--matter-id", mid)["status"] == expected, kind
+            shown = village(data, "show", "--matter-id", mid)
+            assert shown["status"] == expected, kind
             # The county tracks the township's own view of every matter, hop times included.
             wire_stage = records_pb2.STAGE_RETURNED if kind == "returned" else records_pb2.STAGE_SIGNED_OFF
             assert int(tracked[mid].stage) == wire_stage, kind
@@ -183,15 +203,24 @@ def test_every_kind_goes_round_the_three_tiers_and_all_agree_on_its_history_and_
                 # The wire carries Unix milliseconds: the tiers agree to the millisecond.
                 assert own["started_at_ms"] == to_unix_ms(town_clock.start_at), kind
                 assert own["due_at_ms"] == to_unix_ms(town_clock.due_at(town_deadlines.calendar)), kind
-        # 上报件: the township hop stops at the county's receipt, which starts the county hop at both tiers.
-        row = county_rows[reported]
-        assert row.stage == "signed_off" and row.rating == records_pb2.RATING_VERY_SATISFIED
-        town_clock = matter_from_json_dict(json.loads(town_rows[reported].state_json)).clock
-        replica = town_deadlines.load_clock(reported, "county")
-        own = hub_deadlines.load_clock(reported, "county")
-        assert town_clock.stop_at == from_unix_ms(row.received_at_ms) == replica.start_at == own.start_at
-        assert replica.stop_at == own.stop_at is not None
-        assert replica.due_at(town_deadlines.calendar) == own.due_at(hub_deadlines.calendar)
+        # 上报件: the township hop stops at the county's receipt, which starts the county hop at both tiers;
+        # the county's decision stops both copies of the county hop at one instant.
+        for case in REPORTED:
+            reported = matters[case]
+            row = county_rows[reported]
+            assert row.stage == "signed_off" and row.rating == records_pb2.RATING_VERY_SATISFIED, case
+            town_matter_state = matter_from_json_dict(json.loads(town_rows[reported].state_json))
+            assert town_matter_state.approved is (case != "reported_refused"), case
+            town_clock = town_matter_state.clock
+            replica = town_deadlines.load_clock(reported, "county")
+            own = hub_deadlines.load_clock(reported, "county")
+            assert town_clock.stop_at == from_unix_ms(row.received_at_ms) == replica.start_at == own.start_at, case
+            assert replica.stop_at == own.stop_at is not None, case
+            assert [(p.start_at, p.end_at) for p in replica.suspensions] == \
+                [(p.start_at, p.end_at) for p in own.suspensions], case
+            assert replica.due_at(town_deadlines.calendar) == own.due_at(hub_deadlines.calendar), case
+        # The county waited while the applicant fetched the income certificate, at both tiers.
+        assert len(hub_deadlines.load_clock(matters["reported_materials"], "county").suspensions) == 1
     finally:
         town_store.close()
         hub_store.close()
