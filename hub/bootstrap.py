@@ -21,7 +21,7 @@ from shared.keys import load_key_file, save_key_file
 from shared.observability.metrics import MetricSources
 from shared.relay.server import RelayCore, RelayLimits
 from shared.relay.tls import ServerTls
-from shared.serving import TierProcess, run_tier
+from shared.serving import TierProcess, console_starter, run_tier
 from shared.signing import Signer
 from shared.wire.v1 import records_pb2
 from hub.errors import SetupError
@@ -169,14 +169,9 @@ def serve(app: HubApp, address: str, *, ready: threading.Event | None = None, po
     """Run until SIGTERM or SIGINT (see `shared.serving.run_tier`); health reports NOT_SERVING while
     stopping. With `tls` the relay (and its health service) speaks TLS only; mutual TLS when it names
     a client CA. With `console_address` the tracking board, with `metrics_address` `/metrics`."""
-
-    def make_console() -> object:
-        from hub.console import create_console_app, open_console_auth, start_console_server
-
-        return start_console_server(create_console_app(app, open_console_auth(app), secure_cookies=secure_cookies),
-                                    console_address)
-
     process = TierProcess(app.core, Background(app, notifier=notifier), "县政务服务中心已启动", "正在停止县政务服务中心…",
-                          "县级跟踪看板已启动", make_console if console_address else None, metric_sources(app), app.close)
+                          "县级跟踪看板已启动",
+                          console_starter("hub.console", app, console_address, secure_cookies=secure_cookies),
+                          metric_sources(app), app.close)
     run_tier(process, address, ready=ready, port_file=port_file, console_address=console_address,
              metrics_address=metrics_address, tls=tls)

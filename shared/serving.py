@@ -7,6 +7,7 @@ and only then does background work stop and the store close, so no receipt is si
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import signal
 import threading
@@ -19,7 +20,7 @@ from shared.observability.metrics import MetricSources, serve_metrics
 from shared.relay.server import RelayCore, build_server_with_health
 from shared.relay.tls import ServerTls, describe_link_security
 
-__all__ = ["TierProcess", "Startable", "run_tier"]
+__all__ = ["TierProcess", "Startable", "run_tier", "console_starter"]
 
 log = logging.getLogger("shared.serving")
 
@@ -43,6 +44,20 @@ class TierProcess:
     make_console: Callable[[], Any] | None   # returns a started console server with .port and .stop()
     metrics: MetricSources
     close: Callable[[], None]
+
+
+def console_starter(module_name: str, app: Any, address: str | None, *, secure_cookies: bool) -> Callable[[], Any] | None:
+    """What starts a tier's console (`hub.console`, `town_center.console`: each offers the same three
+    functions); imported only when a console is wanted, so a headless server never loads the web stack."""
+    if not address:
+        return None
+
+    def start() -> Any:
+        console = importlib.import_module(module_name)
+        web = console.create_console_app(app, console.open_console_auth(app), secure_cookies=secure_cookies)
+        return console.start_console_server(web, address)
+
+    return start
 
 
 def _write_port_file(port_file: Path, port: int) -> None:

@@ -22,7 +22,7 @@ from shared.keys import load_key_file, save_key_file
 from shared.relay.server import RelayCore, RelayLimits
 from shared.observability.metrics import MetricSources, OutboxDepth
 from shared.relay.tls import ServerTls
-from shared.serving import TierProcess, run_tier
+from shared.serving import TierProcess, console_starter, run_tier
 from shared.signing import Signer
 from shared.signing import key_id_for
 from town_center.county_link import COUNTY_CALENDAR_META, LINK_META, CountyLink, LinkSettings
@@ -234,14 +234,9 @@ def serve(app: TownApp, address: str, *, ready: threading.Event | None = None, p
     health service, the intake, the deadline watch and the county link beside it; with
     `console_address` the operator console, with `metrics_address` `/metrics`; with `tls` the relay
     (and its health service) speaks TLS only."""
-
-    def make_console() -> object:
-        from town_center.console import create_console_app, open_console_auth, start_console_server
-
-        return start_console_server(create_console_app(app, open_console_auth(app), secure_cookies=secure_cookies),
-                                    console_address)
-
     process = TierProcess(app.core, Background(app, notifier=notifier), "乡镇中心已启动", "正在停止乡镇中心…",
-                          "乡镇工作台网页已启动", make_console if console_address else None, metric_sources(app), app.close)
+                          "乡镇工作台网页已启动",
+                          console_starter("town_center.console", app, console_address, secure_cookies=secure_cookies),
+                          metric_sources(app), app.close)
     run_tier(process, address, ready=ready, port_file=port_file, console_address=console_address,
              metrics_address=metrics_address, tls=tls)
