@@ -300,11 +300,19 @@ class CountyHandling:
         row = self._row_for_update(conn, body.matter_id)
         if row.township_key_id != key_id:
             raise HandlingError("转来的村级记录所属办件不是该乡镇上报的")
-        vk = conn.execute(select(village_key).where(village_key.c.key_id == row.village_key_id)).one()
+        filer = conn.execute(select(village_key).where(village_key.c.key_id == row.village_key_id)).one()
         for env in body.village_envelopes:
-            if env.key_id != row.village_key_id or not is_valid(bytes(vk.public_key), env.payload, env.signature):
+            vk = filer if env.key_id == filer.key_id else conn.execute(select(village_key).where(
+                village_key.c.key_id == env.key_id)).first()
+            # The filing laptop, or its successor after a key rotation: a key the same township vouched
+            # for, of the same village (the township checked the rotation line before forwarding).
+            if vk is None or vk.township_key_id != key_id or vk.village_code != filer.village_code:
+                raise HandlingError("转来的村级记录不是该村经乡镇登记的设备所签")
+            if not is_valid(bytes(vk.public_key), env.payload, env.signature):
                 raise HandlingError("转来的村级记录签名无效")
             record = records_pb2.Record.FromString(env.payload)
+            if vk.state == "revoked" and record.header.seq > int(vk.last_valid_seq):
+                raise HandlingError("村级密钥已吊销，吊销后的记录无效")
             kind = record.WhichOneof("body")
             matter = self._decode(row)
             now = from_unix_ms(receipt_ms)

@@ -64,6 +64,18 @@ class VillageDevice:
         self.app.intake.run_once()
         return matter_id
 
+    def rotated(self) -> "VillageDevice":
+        """The laptop's key rotates: the old key signs the new one in (the township approves it by that
+        record); the returned device signs with the new key, on its own chain."""
+        new = Signer.generate()
+        record = records_pb2.Record()
+        record.key_rotated.new_key_id, record.key_rotated.new_public_key = new.key_id, new.public_key
+        self.send(record)
+        successor = object.__new__(VillageDevice)   # no __post_init__: the rotation approved the key
+        successor.app, successor.village_code, successor.signer = self.app, self.village_code, new
+        successor.tip, successor.clock_off_by = GENESIS, self.clock_off_by
+        return successor
+
     def village_record(self, kind: str, matter_id: str, **fields: object) -> None:
         record = records_pb2.Record()
         body = getattr(record, kind)

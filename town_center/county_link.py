@@ -143,17 +143,25 @@ class CountyLink:
                 self.outbox.append_in(conn, self.signer, record, now_ms=to_unix_ms(self.clock.now()))
 
     def append_in(self, conn: Connection, record: records_pb2.Record, *, now_ms: int) -> None:
+        # The county verifies village signatures with keys this township vouched for: announce each
+        # signing device's key (once) before the first record that carries its envelopes. A rotated
+        # laptop key signs the later hand-over and sign-off, so those keys are announced too.
         if record.HasField("escalation"):
-            self._announce_village_key_in(conn, record.escalation.matter_id, now_ms)
+            author = conn.execute(select(town_matter.c.author_key_id)
+                                  .where(town_matter.c.matter_id == record.escalation.matter_id)).scalar()
+            if author:
+                self._announce_village_key_in(conn, author, now_ms)
+        if record.HasField("village_records_forwarded"):
+            for env in record.village_records_forwarded.village_envelopes:
+                self._announce_village_key_in(conn, env.key_id, now_ms)
         self.outbox.append_in(conn, self.signer, record, now_ms=now_ms)
 
-    def _announce_village_key_in(self, conn: Connection, matter_id: str, now_ms: int) -> None:
-        """The county verifies the village's signature with a key this township vouched for: announce
-        the filing device's key (once) before the first escalation that carries its records."""
-        key_id = conn.execute(select(town_matter.c.author_key_id).where(town_matter.c.matter_id == matter_id)).scalar()
-        if not key_id or self.store.get_meta_in(conn, _ANNOUNCED + key_id):
+    def _announce_village_key_in(self, conn: Connection, key_id: str, now_ms: int) -> None:
+        if self.store.get_meta_in(conn, _ANNOUNCED + key_id):
             return
-        key = conn.execute(select(agent_key).where(agent_key.c.key_id == key_id)).one()
+        key = conn.execute(select(agent_key).where(agent_key.c.key_id == key_id)).first()
+        if key is None:
+            return
         record = records_pb2.Record()
         body = record.key_approved
         body.key_id, body.public_key, body.role = key.key_id, bytes(key.public_key), records_pb2.KEY_ROLE_VILLAGE_AGENT

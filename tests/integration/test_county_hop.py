@@ -77,6 +77,22 @@ def test_a_reported_matter_goes_up_is_decided_and_its_sign_off_closes_it_at_both
     assert county_after.matter.stage is Stage.SIGNED_OFF and county_after.view.rating == records_pb2.RATING_VERY_SATISFIED
 
 
+def test_after_the_laptop_key_rotates_the_sign_off_it_signs_still_closes_the_matter_at_the_county(
+        town: LinkedTownship, hub: County, clock: FakeClock) -> None:
+    village = VillageDevice(town.app)
+    matter_id = _escalate(town, hub, village, clock)
+    hub.app.handling.decide(matter_id, Outcome.APPROVE, actor=COUNTY_STAFF, reason="准予")
+    town.sync()
+    laptop = village.rotated()
+    laptop.village_record("result_handed_over", matter_id, handed_over_at_ms=to_unix_ms(clock.now()))
+    laptop.village_record("signed_off", matter_id, rating=records_pb2.RATING_SATISFIED)
+    for _ in range(2):
+        town.sync()
+        hub.app.handling.run_once()
+    assert town.app.handling.page(matter_id).matter.stage is Stage.SIGNED_OFF
+    assert hub.app.handling.history(matter_id).matter.stage is Stage.SIGNED_OFF
+
+
 def test_needs_materials_suspends_the_county_clock_at_both_tiers_until_the_township_passes_them_on(
         town: LinkedTownship, hub: County, clock: FakeClock) -> None:
     village = VillageDevice(town.app)
