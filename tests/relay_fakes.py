@@ -24,7 +24,7 @@ from shared.signing import Signer, is_valid, payload_hash
 from shared.wire.v1 import envelope_pb2, records_pb2
 
 __all__ = ["SqliteOutbox", "ChaosProxy", "enrollment_record", "note_record", "PASSPHRASE", "free_port", "init_town",
-           "health_serving", "TownProcess", "VillageProcess", "approve_villages", "assert_exactly_once"]
+           "health_serving", "TownProcess", "CountyProcess", "VillageProcess", "approve_villages", "assert_exactly_once"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL, signature BLOB NOT NULL, hash BLOB NOT NULL);
@@ -368,6 +368,36 @@ class TownProcess:
 
     def close(self) -> None:
         self.stop()
+        self.log.close()
+
+
+class CountyProcess:
+    """`county-hub serve` as a real child process on a fixed loopback port (no board)."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        self.home, self.port = home, port
+        self.proc: _subprocess.Popen[bytes] | None = None
+        self.log = open(home / "county.log", "ab")  # noqa: SIM115 - closed in close()
+
+    def start(self) -> "CountyProcess":
+        self.proc = _subprocess.Popen([_sys.executable, "-m", "hub.cli", "serve", "--home", str(self.home), "--listen",
+                                      f"127.0.0.1:{self.port}", "--console-listen", "off", "--passphrase-file",
+                                      str(self.home / "pass")], cwd=REPO, stdout=self.log, stderr=self.log)
+        end = _time.monotonic() + 20
+        while not health_serving(self.port, 0.3):
+            assert self.proc.poll() is None, (self.home / "county.log").read_text(errors="replace")
+            if _time.monotonic() > end:
+                raise TimeoutError("county did not become healthy")
+            _time.sleep(0.03)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(_signal.SIGKILL)
+            self.proc.wait(10)
+
+    def close(self) -> None:
+        self.kill()
         self.log.close()
 
 

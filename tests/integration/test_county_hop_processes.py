@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -19,37 +18,9 @@ from shared.envelope import open_receipt
 from shared.relay.ports import EnrollmentInfo
 from shared.signing import Signer, is_valid
 from shared.wire.v1 import envelope_pb2, records_pb2
-from tests.relay_fakes import PASSPHRASE, REPO, ChaosProxy, free_port, health_serving
+from tests.relay_fakes import PASSPHRASE, REPO, ChaosProxy, CountyProcess, free_port
 from town_center.store import open_town_store
 from town_center.store.tables import county_up
-
-
-class CountyProcess:
-    def __init__(self, home: Path, port: int) -> None:
-        self.home, self.port = home, port
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = open(home / "county.log", "ab")  # noqa: SIM115 - closed in close()
-
-    def start(self) -> "CountyProcess":
-        self.proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--home", str(self.home), "--listen",
-                                      f"127.0.0.1:{self.port}", "--console-listen", "off", "--passphrase-file",
-                                      str(self.home / "pass")], cwd=REPO, stdout=self.log, stderr=self.log)
-        end = time.monotonic() + 20
-        while not health_serving(self.port, 0.3):
-            assert self.proc.poll() is None, (self.home / "county.log").read_text(errors="replace")
-            if time.monotonic() > end:
-                raise TimeoutError("county did not become healthy")
-            time.sleep(0.03)
-        return self
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def close(self) -> None:
-        self.kill()
-        self.log.close()
 
 
 class TownshipSender:
