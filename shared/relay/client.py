@@ -187,7 +187,17 @@ class RelayClient:
                 log.info("sync to %s failed (%s); retry in %.2fs", self.target, exc, delay)
                 self._stop.wait(delay)
                 continue
-            except Exception:  # noqa: BLE001 - the loop must outlive any single bad pass
+            except EnvelopeError as exc:
+                # A record from above that does not verify: refused, never skipped (it would hide a
+                # tampered store), so syncing stops before it until the sender's staff repair it.
+                # Operators must see that on their status page, not only in a log.
+                self.last_error = (f"{self.peer_label_zh}下发的记录未通过签名核验，已拒收，同步停在该记录之前；"
+                                   f"请联系{self.peer_label_zh}信息化人员核查（{exc}）")
+                log.error("sync to %s: %s", self.target, exc)
+                self._stop.wait(self.backoff.next_delay())
+                continue
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any single bad pass
+                self.last_error = f"同步出错：{exc}"
                 log.exception("sync to %s crashed; backing off", self.target)
                 self._stop.wait(self.backoff.next_delay())
                 continue

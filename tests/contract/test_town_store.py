@@ -1,4 +1,6 @@
-"""One contract suite for the township's relay store, run against SQLite and a real PostgreSQL."""
+"""One contract suite for a receiving tier's relay store (`shared.relay.sql_store.RelayStore`): the
+township's `TownStore` over its villages' tables and the county's `HubStore` over its townships' tables,
+each run against SQLite and a real PostgreSQL."""
 from __future__ import annotations
 
 import threading
@@ -8,25 +10,49 @@ from pathlib import Path
 
 import pytest
 
+import hub.errors
+import town_center.errors
+from hub.store import HubStore, open_hub_store
 from shared.envelope import GENESIS, ChainTip, sign_next
 from shared.relay.ports import EnrollmentInfo, IngestRow, KeyState, Outcome
+from shared.relay.sql_store import RelayStore
 from shared.signing import Signer, payload_hash
 from shared.wire.v1 import envelope_pb2, records_pb2
 from tests.relay_fakes import note_record
-from town_center.errors import StoreError, UnknownAgent
 from town_center.store import TownStore, open_town_store
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TownStore]:
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'town.db'}"
-    else:
-        cluster = request.getfixturevalue("postgres_cluster")
-        url = cluster.create_database(f"town_{uuid.uuid4().hex[:10]}")
-    s = open_town_store(url)
+        return f"sqlite:///{tmp_path / 'relay.db'}"
+    cluster = request.getfixturevalue("postgres_cluster")
+    return str(cluster.create_database(f"relay_{uuid.uuid4().hex[:10]}"))
+
+
+@pytest.fixture(params=["township", "county"])
+def store(request: pytest.FixtureRequest, backend_url: str) -> Iterator[RelayStore]:
+    # The county's store is opened as `hub.bootstrap` opens it: with a clock, so its `read` notes pulls.
+    s: RelayStore = open_town_store(backend_url) if request.param == "township" else open_hub_store(backend_url, now_ms=lambda: 1)
     yield s
     s.close()
+
+
+def store_error(store: RelayStore) -> type[Exception]:
+    """The error the tier itself raises, so its CLI and console show it as their own."""
+    return hub.errors.StoreError if isinstance(store, HubStore) else town_center.errors.StoreError
+
+
+def unknown_key_error(store: RelayStore) -> type[Exception]:
+    return hub.errors.UnknownTownship if isinstance(store, HubStore) else town_center.errors.UnknownAgent
+
+
+def enrollment_info(store: RelayStore, **kw: str) -> EnrollmentInfo:
+    """What a sender at this tier enrols as: a village agent's device at a township, a township's link key at the county."""
+    if isinstance(store, HubStore):
+        return EnrollmentInfo(role=records_pb2.KEY_ROLE_TOWNSHIP, township_code="T01", **kw)
+    assert isinstance(store, TownStore)
+    return EnrollmentInfo(role=records_pb2.KEY_ROLE_VILLAGE_AGENT, village_code="V1", **kw)
 
 
 def rows_for(signer: Signer, n: int, tip: ChainTip = GENESIS, salt: str = "") -> list[IngestRow]:
@@ -40,13 +66,13 @@ def rows_for(signer: Signer, n: int, tip: ChainTip = GENESIS, salt: str = "") ->
     return out
 
 
-def approved(store: TownStore) -> Signer:
+def approved(store: RelayStore) -> Signer:
     signer = Signer.generate()
-    store.register_approved(signer.public_key, EnrollmentInfo(village_code="V1"), by="测试", now_ms=1)
+    store.register_approved(signer.public_key, enrollment_info(store), by="测试", now_ms=1)
     return signer
 
 
-def test_a_batch_is_stored_once_and_the_tip_moves_to_its_last_record(store: TownStore) -> None:
+def test_a_batch_is_stored_once_and_the_tip_moves_to_its_last_record(store: RelayStore) -> None:
     signer = approved(store)
     rows = rows_for(signer, 20)
     results = store.store_batch(signer.key_id, GENESIS, rows, receipt_time_ms=5_000)
@@ -56,7 +82,7 @@ def test_a_batch_is_stored_once_and_the_tip_moves_to_its_last_record(store: Town
     assert [(s, h) for s, h, _ in store.ingested(signer.key_id)] == [(r.seq, r.hash) for r in rows]
 
 
-def test_the_same_records_again_are_duplicates_with_their_original_receipt_time(store: TownStore) -> None:
+def test_the_same_records_again_are_duplicates_with_their_original_receipt_time(store: RelayStore) -> None:
     signer = approved(store)
     rows = rows_for(signer, 5)
     store.store_batch(signer.key_id, GENESIS, rows, receipt_time_ms=5_000)
@@ -66,7 +92,7 @@ def test_the_same_records_again_are_duplicates_with_their_original_receipt_time(
     assert store.ingest_count() == 5
 
 
-def test_different_bytes_for_a_held_seq_are_kept_as_fork_evidence_and_quarantine_the_author(store: TownStore) -> None:
+def test_different_bytes_for_a_held_seq_are_kept_as_fork_evidence_and_quarantine_the_author(store: RelayStore) -> None:
     signer = approved(store)
     rows = rows_for(signer, 5)
     store.store_batch(signer.key_id, GENESIS, rows, receipt_time_ms=5_000)
@@ -81,11 +107,11 @@ def test_different_bytes_for_a_held_seq_are_kept_as_fork_evidence_and_quarantine
     assert len(store.forks()) == 3   # the same evidence again is not duplicated
 
 
-def test_a_stale_tip_or_a_key_that_is_no_longer_approved_writes_nothing(store: TownStore) -> None:
+def test_a_stale_tip_or_a_key_that_is_no_longer_approved_writes_nothing(store: RelayStore) -> None:
     signer = approved(store)
     rows = rows_for(signer, 6)
     store.store_batch(signer.key_id, GENESIS, rows[:3], receipt_time_ms=1)
-    with pytest.raises(StoreError):
+    with pytest.raises(store_error(store)):
         store.store_batch(signer.key_id, GENESIS, rows[3:], receipt_time_ms=2)   # not contiguous with the claimed tip
     # A writer that read an older tip (another stream stored seq 3 meanwhile) gets CONFLICT, not a second row.
     stale = store.store_batch(signer.key_id, ChainTip(2, rows[1].hash), rows[2:4], receipt_time_ms=2)
@@ -98,7 +124,7 @@ def test_a_stale_tip_or_a_key_that_is_no_longer_approved_writes_nothing(store: T
     assert agent is not None and agent.state is KeyState.REVOKED and agent.last_valid_seq == 3
 
 
-def test_revocation_racing_with_ingest_leaves_last_valid_seq_equal_to_what_was_stored(store: TownStore) -> None:
+def test_revocation_racing_with_ingest_leaves_last_valid_seq_equal_to_what_was_stored(store: RelayStore) -> None:
     signer = approved(store)
     rows = rows_for(signer, 400)
     stored_through: list[int] = []
@@ -121,20 +147,20 @@ def test_revocation_racing_with_ingest_leaves_last_valid_seq_equal_to_what_was_s
     assert agent.last_valid_seq == stored_through[-1] == store.ingested(signer.key_id)[-1][0]
 
 
-def test_enrollment_is_pending_until_approved_and_approval_needs_a_unique_prefix(store: TownStore) -> None:
+def test_enrollment_is_pending_until_approved_and_approval_needs_a_unique_prefix(store: RelayStore) -> None:
     signer = Signer.generate()
     env = envelope_pb2.Envelope(payload=b"e", signature=bytes(64), key_id=signer.key_id)
-    agent = store.enroll(signer.public_key, env, EnrollmentInfo(holder_name="赵六"), now_ms=10)
+    agent = store.enroll(signer.public_key, env, enrollment_info(store, holder_name="赵六"), now_ms=10)
     assert agent.state is KeyState.PENDING and store.keys(KeyState.PENDING) == [agent]
-    assert store.enroll(signer.public_key, env, EnrollmentInfo(), now_ms=11).enrolled_at_ms == 10
-    with pytest.raises(UnknownAgent):
+    assert store.enroll(signer.public_key, env, enrollment_info(store), now_ms=11).enrolled_at_ms == 10
+    with pytest.raises(unknown_key_error(store)):
         store.approve("ffffffffffffffff", by="李四", now_ms=12)
     assert store.approve(signer.key_id[:8], by="李四", now_ms=12).state is KeyState.APPROVED
-    with pytest.raises(StoreError, match="已批准"):
+    with pytest.raises(store_error(store), match="已批准"):
         store.approve(signer.key_id, by="李四", now_ms=13)
 
 
-def test_a_rotation_row_approves_the_successor_and_closes_the_old_key_at_its_seq(store: TownStore) -> None:
+def test_a_rotation_row_approves_the_successor_and_closes_the_old_key_at_its_seq(store: RelayStore) -> None:
     old, new = approved(store), Signer.generate()
     rows = rows_for(old, 2)
     record = records_pb2.Record()
@@ -147,7 +173,7 @@ def test_a_rotation_row_approves_the_successor_and_closes_the_old_key_at_its_seq
     assert store.author(new.key_id).state is KeyState.APPROVED  # type: ignore[union-attr]
 
 
-def test_claimed_time_flags_are_kept_beside_the_rows(store: TownStore) -> None:
+def test_claimed_time_flags_are_kept_beside_the_rows(store: RelayStore) -> None:
     signer = approved(store)
     rows = rows_for(signer, 3)
     flagged = [rows[0], IngestRow(**{**rows[1].__dict__, "claimed_time_flag": "设备声称时间比乡镇时间快 3653 天"}), rows[2]]
@@ -155,14 +181,14 @@ def test_claimed_time_flags_are_kept_beside_the_rows(store: TownStore) -> None:
     assert [(f.seq, f.receipt_time_ms) for f in store.time_flags()] == [(2, 77)]
 
 
-def test_the_down_log_is_read_by_cursor_per_device_with_broadcasts(store: TownStore) -> None:
-    town = Signer.generate()
+def test_the_down_log_is_read_by_cursor_per_device_with_broadcasts(store: RelayStore) -> None:
+    own = Signer.generate()   # the tier's own signing key
     a, b = Signer.generate().key_id, Signer.generate().key_id
     record = records_pb2.Record()
     record.status_update.matter_id = "m"
-    c1 = store.publish(town, record, [a], now_ms=1)
-    store.publish(town, records_pb2.Record(), [b], now_ms=2)
-    c3 = store.publish(town, records_pb2.Record(), ["*"], now_ms=3)
+    c1 = store.publish(own, record, [a], now_ms=1)
+    store.publish(own, records_pb2.Record(), [b], now_ms=2)
+    c3 = store.publish(own, records_pb2.Record(), ["*"], now_ms=3)
     envs, cursor = store.read(a, 0, 10)
     assert len(envs) == 2 and cursor == c3
     assert store.read(a, 0, 1)[1] == c1

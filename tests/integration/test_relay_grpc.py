@@ -173,6 +173,31 @@ def test_replayed_old_envelopes_get_byte_identical_receipts_and_change_nothing(h
     assert all(open_receipt(e).receipt_time_ms == to_unix_ms(START) for e in first)
 
 
+def test_different_bytes_for_a_stored_seq_are_refused_as_a_fork_kept_as_evidence_and_quarantine_the_sender(
+        harness: Harness) -> None:
+    agent = harness.agent()
+    envs = chain(agent, 5)
+    assert len(harness.push(envs)[0].receipts) == 5
+    held = harness.app.store.ingested(agent.key_id)
+    # A restored backup signs seq 3 again: validly signed, chained to the same seq 2, different content.
+    fork = sign_next(agent, note_record(3, salt="restored"), ChainTip(2, payload_hash(envs[1].payload)), 7).envelope
+    assert payload_hash(fork.payload) != payload_hash(envs[2].payload)
+    response = harness.push([fork])[0]
+    assert not response.receipts
+    assert [(r.seq, r.reason) for r in response.refusals] == [(3, relay_pb2.REFUSAL_REASON_FORK)]
+    assert harness.app.store.ingested(agent.key_id) == held            # the stored seq 3 is untouched
+    [evidence] = harness.app.store.forks()
+    assert (evidence.author_key_id, evidence.seq, evidence.held_hash, evidence.hash) == (
+        agent.key_id, 3, payload_hash(envs[2].payload), payload_hash(fork.payload))
+    assert harness.app.store.author(agent.key_id).state is KeyState.QUARANTINED  # type: ignore[union-attr]
+    # The honest next link from the quarantined key is refused too, and nothing more is stored.
+    honest_next = sign_next(agent, note_record(6), tip_of(envs), 8).envelope
+    after = harness.push([honest_next])[0]
+    assert not after.receipts
+    assert [(r.seq, r.reason) for r in after.refusals] == [(6, relay_pb2.REFUSAL_REASON_QUARANTINED)]
+    assert harness.app.store.ingested(agent.key_id) == held and len(harness.app.store.forks()) == 1
+
+
 def test_a_revoked_agents_new_records_are_refused_and_its_earlier_ones_stay_valid(harness: Harness) -> None:
     agent = harness.agent()
     envs = chain(agent, 8)
