@@ -1,0 +1,87 @@
+"""What `/metrics` reads from a township's tables, on SQLite and a real PostgreSQL 15: open clocks by
+state as time passes, each village's last arrival and sync lag, and the whole scrape as Prometheus
+parses it."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared.catalog import MatterKind
+from shared.clock import FakeClock, to_unix_ms
+from shared.observability.metrics import metrics_registry
+from shared.relay.ports import KeyState
+from tests.town_fixtures import OPERATOR, VillageDevice, township
+from town_center.bootstrap import TownApp, metric_sources
+from town_center.handling import TOWNSHIP_HOP
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TownApp]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'town.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres_cluster").create_database(f"metrics_{uuid.uuid4().hex[:10]}"))
+    town = township(url)
+    yield town
+    town.close()
+
+
+def _clock(app: TownApp) -> FakeClock:
+    assert isinstance(app.clock, FakeClock)
+    return app.clock
+
+
+def _samples(app: TownApp) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = generate_latest(metrics_registry(metric_sources(app))).decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def _clocks(app: TownApp, state: str) -> float:
+    return _samples(app)[("quancheng_hop_clocks", (("hop", TOWNSHIP_HOP), ("state", state)))]
+
+
+def test_open_clocks_move_from_on_time_to_warning_to_overdue_to_supervise_as_working_days_pass(app: TownApp) -> None:
+    village = VillageDevice(app)
+    promised = village.file("MZ-003")
+    app.handling.classify(promised, MatterKind.PROMISED, actor=OPERATOR, written_promise="5个工作日内办结")
+    waiting = village.file("YB-001")
+    app.handling.classify(waiting, MatterKind.SUPPLEMENT, actor=OPERATOR, missing_materials=["户口簿"])
+    assert _clocks(app, "on_time") == 1 and _clocks(app, "waiting") == 1
+    row = app.deadlines.load(promised, TOWNSHIP_HOP)
+    assert row is not None and row.warn_at and row.due_at and row.escalate_at
+    seen = []
+    for at in (row.warn_at, row.due_at + dt.timedelta(milliseconds=1), row.escalate_at):
+        _clock(app).set(at)
+        seen.append({state: _clocks(app, state) for state in ("on_time", "warning", "overdue", "supervise")})
+    assert seen == [{"on_time": 0, "warning": 1, "overdue": 0, "supervise": 0},
+                    {"on_time": 0, "warning": 0, "overdue": 1, "supervise": 0},
+                    {"on_time": 0, "warning": 0, "overdue": 0, "supervise": 1}]
+    assert _clocks(app, "waiting") == 1        # a 补办件 waiting for materials is not counting
+    app.handling.record_result(promised, actor=OPERATOR, approved=True, summary="已办结")
+    assert _clocks(app, "supervise") == 0      # a stopped clock is no longer open
+
+
+def test_each_villages_last_arrival_and_sync_lag_come_from_its_chain_tip(app: TownApp) -> None:
+    east = VillageDevice(app, village_code="V001", clock_off_by=dt.timedelta(minutes=-30))   # recorded offline
+    west = VillageDevice(app, village_code="V002")
+    east.file("MZ-001")
+    _clock(app).advance(dt.timedelta(hours=2))
+    west.file("MZ-001")
+    by_key = {p.key_id: p for p in app.store.peer_sync()}
+    assert by_key[east.signer.key_id].state is KeyState.APPROVED and by_key[east.signer.key_id].place_code == "V001"
+    assert by_key[east.signer.key_id].last_receipt_ms == to_unix_ms(app.clock.now()) - 2 * 3_600_000
+    samples = _samples(app)
+    east_labels = (("key_id", east.signer.key_id), ("place", "V001"))
+    west_labels = (("key_id", west.signer.key_id), ("place", "V002"))
+    assert samples[("quancheng_peer_last_receipt_age_seconds", east_labels)] == 7200
+    assert samples[("quancheng_peer_last_receipt_age_seconds", west_labels)] == 0
+    assert samples[("quancheng_peer_sync_lag_seconds", east_labels)] == 1800
+    assert samples[("quancheng_peer_sync_lag_seconds", west_labels)] == 0
+    assert samples[("quancheng_relay_records_stored_total", ())] == 2
