@@ -211,8 +211,12 @@ class CountyLink:
         with self.store.engine.connect() as conn:
             open_notices = len(conn.execute(select(county_notice.c.notice_id)
                                             .where(county_notice.c.acknowledged_at_ms.is_(None))).all())
-        return LinkStatus(self.outbox.pending_count(), from_unix_ms(oldest) if oldest else None,
-                          self.client.last_error if self.client is not None else "", key_status, open_notices)
+        error = self.client.last_error if self.client is not None else ""
+        if not error and result is not None and result.refusals:
+            # Reachable but refusing (a revoked or quarantined link key, a bad record): say why.
+            error = f"县级拒收：{result.refusals[0].message}"
+        return LinkStatus(self.outbox.pending_count(), from_unix_ms(oldest) if oldest else None, error, key_status,
+                          open_notices)
 
     # ------------------------------------------------------------ folding what came back
 

@@ -116,6 +116,14 @@ def _flight_lock(target: str, sender_key_id: str) -> threading.Lock:
         return _flights.setdefault(f"{sender_key_id}@{target}", threading.Lock())
 
 
+# Refusals that say where the device's key stands at the receiver.
+_KEY_STATUS_OF_REFUSAL = {
+    relay_pb2.REFUSAL_REASON_KEY_PENDING: relay_pb2.KEY_STATUS_PENDING,
+    relay_pb2.REFUSAL_REASON_KEY_REVOKED: relay_pb2.KEY_STATUS_REVOKED,
+    relay_pb2.REFUSAL_REASON_QUARANTINED: relay_pb2.KEY_STATUS_QUARANTINED,
+}
+
+
 class RelayClient:
     def __init__(self, target: str, outbox: Outbox, signer: Signer, clock: Clock, *,
                  limits: ClientLimits | None = None, policy: RetryPolicy | None = None,
@@ -363,6 +371,9 @@ class RelayClient:
                     log.info("township asked to resend from seq %d (%d queued again)", response.gap.from_seq, resent)
                 if response.refusals:
                     result.refusals.extend(response.refusals)
+                    for r in response.refusals:
+                        # The key's standing, as the push tells it (Enroll only says so for seq 1).
+                        result.key_status = _KEY_STATUS_OF_REFUSAL.get(r.reason, result.key_status)
                     for r in response.refusals[:3]:
                         log.warning("record seq %d refused: %s (%s)", r.seq, relay_pb2.RefusalReason.Name(r.reason), r.message)
             result.confirmed += progress

@@ -205,3 +205,39 @@ def test_a_calendar_file_saved_by_another_county_process_is_taken_up_by_the_runn
     assert hub.app.calendar_follower.refresh() is True
     assert hub.app.deadlines.calendar.is_working_day(dt.date(2027, 3, 3)) is False
     assert hub.app.calendar_follower.refresh() is False
+
+
+def test_a_township_link_key_revoked_with_county_hub_townships_revoke_gets_nothing_more_in_and_keeps_what_was_in(
+        tmp_path: Path, town: LinkedTownship, hub: County, clock: FakeClock, capsys) -> None:  # type: ignore[no-untyped-def]
+    from hub.cli import main as county_hub
+
+    village = VillageDevice(town.app)
+    before = _escalate(town, hub, village, clock)
+    assert town.app.county_link is not None
+    link_key = town.app.county_link.signer.key_id
+    db = hub.app.store.engine.url.render_as_string(hide_password=False)
+    assert county_hub(["townships", "revoke", link_key[:10], "--home", str(tmp_path), "--db", db,
+                       "--by", "陈主任", "--reason", "服务器被盗"]) == 0
+    assert "已吊销乡镇接入密钥" in capsys.readouterr().out
+    after = village.file("MZ-001")
+    town.app.handling.classify(after, MatterKind.REPORTED, actor=OPERATOR)
+    town.app.handling.escalate(after, "初审通过", actor=OPERATOR)
+    from shared.wire.v1 import relay_pb2
+
+    result = town.client.sync_once()
+    hub.app.handling.run_once()
+    assert not result.drained and result.key_status == relay_pb2.KEY_STATUS_REVOKED
+    assert town.app.county_link.outbox.pending_count() >= 1           # kept, not lost, while refused
+    town.client.start()             # the loop `serve` runs: the console's status says why nothing goes up
+    try:
+        import time
+
+        end = time.monotonic() + 10
+        while "吊销" not in town.app.county_link.status().key_status and time.monotonic() < end:
+            time.sleep(0.05)
+    finally:
+        town.client.stop()
+    status = town.app.county_link.status()
+    assert "吊销" in status.key_status and "县级拒收" in status.last_error, status
+    county_matters = {m.matter_id for m in hub.app.handling.escalated()}
+    assert before in county_matters and after not in county_matters
