@@ -281,7 +281,7 @@ def test_a_supervision_notice_is_shown_issued_then_delivered_after_two_township_
     page.screenshot(path=str(shots / "08-notice-answered.png"), full_page=True)
 
 
-def test_a_director_approves_a_pending_township_link_key_that_an_operator_may_only_read(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_director_approves_a_pending_township_link_key_that_an_operator_may_only_read_and_can_revoke_it(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
     from shared.relay.ports import KeyState
 
     base = board.base_url
@@ -303,6 +303,16 @@ def test_a_director_approves_a_pending_township_link_key_that_an_operator_may_on
     [key] = [k for k in board.hub.app.store.keys() if k.key_id == board.pending_key_id]  # type: ignore[attr-defined]
     assert key.state is KeyState.APPROVED and key.status_changed_by == "chen"
     page.screenshot(path=str(shots / "10-townships-approved.png"), full_page=True)
+
+    # The same key revoked (its server was stolen): a reason is required, and it is kept.
+    row.locator("form[action$='/revoke'] input[name=reason]").fill("乡镇服务器失窃")
+    row.locator("form[action$='/revoke'] button").click()
+    assert "已吊销 T02 白水乡 的接入密钥" in notice_text(page)
+    row = page.locator(f"#townships tr[data-key='{board.pending_key_id}']")
+    assert row.get_attribute("data-state") == "revoked"
+    [key] = [k for k in board.hub.app.store.keys() if k.key_id == board.pending_key_id]  # type: ignore[attr-defined]
+    assert key.state is KeyState.REVOKED and key.status_reason == "乡镇服务器失窃"
+    page.screenshot(path=str(shots / "10b-townships-revoked.png"), full_page=True)
 
 
 BAD_CALENDAR = """format = 1
