@@ -175,7 +175,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from hub.bootstrap import build_app, load_signer, serve
 
-    from shared.observability import configure_logging
+    from shared.observability.logs import configure_logging
 
     configure_logging(verbose=args.verbose, fmt=args.log_format)
     metrics = cli_common.metrics_address(args)

@@ -285,7 +285,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from shared.relay.server import RelayLimits
     from town_center.bootstrap import build_app, load_link_signer, load_signer, serve
 
-    from shared.observability import configure_logging
+    from shared.observability.logs import configure_logging
 
     configure_logging(verbose=args.verbose, fmt=args.log_format)
     metrics = cli_common.metrics_address(args)

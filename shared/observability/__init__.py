@@ -1,7 +1,4 @@
-"""What a running tier tells its operators: Prometheus metrics read from its tables, and logs
-(plain or one JSON object a line) scrubbed of personal data."""
-from shared.observability.logs import JsonFormatter, PersonalDataFilter, configure_logging, scrub
-from shared.observability.metrics import MetricSources, MetricsServer, TierCollector, metrics_registry
+"""What a running tier tells its operators: Prometheus metrics read from its tables (`metrics`), and
+logs (plain or one JSON object a line) scrubbed of personal data (`logs`).
 
-__all__ = ["JsonFormatter", "PersonalDataFilter", "configure_logging", "scrub", "MetricSources", "MetricsServer",
-           "TierCollector", "metrics_registry"]
+Import the submodule you need: the village laptop loads `logs` only, never the metrics stack."""
