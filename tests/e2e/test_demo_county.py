@@ -95,6 +95,8 @@ def test_the_start_command_runs_a_whole_county_a_matter_flows_through_it_and_ctr
         matter_id = json.loads(out.stdout.splitlines()[0])["matter_id"]
         agent("sync", check=False)
         wang = ConsoleClient(f"http://127.0.0.1:{8701 + offset}", "chuangkou", TOWN_PASSWORD)
+        # The township sees its 上报件 that are overdue at the county (seeded), by the county's clock.
+        assert 'id="county-overdue"' in wang.get("/supervision").text
         page = f"/matters/{matter_id}"
         wang.wait_for(page, "分类")
         wang.post(f"{page}/classify", {"kind": "reported"}, version_from=page)
