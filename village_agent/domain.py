@@ -175,8 +175,12 @@ def _apply_down(state: MatterState, record: records_pb2.Record, kind: str | None
         open_hops = [h for h in body.hops if h.stopped_at_ms == 0]
         if open_hops:
             due, clock = open_hops[-1].due_at_ms, open_hops[-1].state
-        return replace(state, status=_STAGE_TO_STATUS.get(body.stage, state.status), kind=body.kind or state.kind,
-                       due_at_ms=due, clock_state=clock, message=body.message or state.message)
+        status = _STAGE_TO_STATUS.get(body.stage, state.status)
+        # Once a result is ready its summary (the decision, a refusal's reason) is what the agent reads
+        # out to the villager; later clock notes for that matter must not replace it.
+        keep_result = state.status is MatterStatus.RESULT_READY and status is MatterStatus.RESULT_READY
+        return replace(state, status=status, kind=body.kind or state.kind, due_at_ms=due, clock_state=clock,
+                       message=state.message if keep_result else body.message or state.message)
     if kind == "hop_clock_changed":
         body = record.hop_clock_changed
         status = MatterStatus.SUSPENDED if body.change == records_pb2.CLOCK_CHANGE_SUSPENDED else (

@@ -159,7 +159,11 @@ def test_every_kind_goes_round_the_three_tiers_and_all_agree_on_its_history_and_
             if kind == "returned":
                 _sync_until(data, mid, "returned")
                 continue
-            _sync_until(data, mid, "result_ready")
+            shown = _sync_until(data, mid, "result_ready")
+            if kind == "reported_refused":     # the county's own words reach the villager
+                assert "家庭收入超过当地低保标准" in shown["message"], shown
+            elif kind == "reported":
+                assert "准予纳入最低生活保障" in shown["message"], shown
             village(data, "handover", "--matter-id", mid, "--result", "已领取")
             village(data, "signoff", "--matter-id", mid, "--rating", "very_satisfied")
         village(data, "sync")
@@ -175,7 +179,7 @@ def test_every_kind_goes_round_the_three_tiers_and_all_agree_on_its_history_and_
 
     # ------------------------------------------------------------ all three tiers agree
     from hub.store import open_hub_store
-    from hub.store.tables import county_matter, tracked_matter
+    from hub.store.tables import county_event, county_matter, tracked_matter
     from town_center.store import open_town_store
     from town_center.store.matter_tables import town_matter
 
@@ -219,6 +223,18 @@ def test_every_kind_goes_round_the_three_tiers_and_all_agree_on_its_history_and_
             assert [(p.start_at, p.end_at) for p in replica.suspensions] == \
                 [(p.start_at, p.end_at) for p in own.suspensions], case
             assert replica.due_at(town_deadlines.calendar) == own.due_at(hub_deadlines.calendar), case
+        # The villager's own signed hand-over and sign-off are in the county's history once each, as the
+        # laptop recorded them.
+        with hub_store.engine.connect() as conn:
+            county_events = [(r.matter_id, r.action) for r in conn.execute(select(county_event))]
+        for case in REPORTED:
+            mid = matters[case]
+            laptop = village(data, "show", "--matter-id", mid)["history"]
+            own = [k for k in laptop if k in ("request_filed", "materials_added", "result_handed_over", "signed_off")]
+            assert own[0] == "request_filed" and own[-2:] == ["result_handed_over", "signed_off"], (case, laptop)
+            assert "result_ready" in laptop, (case, laptop)
+            actions = [a for m, a in county_events if m == mid]
+            assert actions.count("result_handed_over") == 1 and actions.count("signed_off") == 1, (case, actions)
         # The county waited while the applicant fetched the income certificate, at both tiers.
         assert len(hub_deadlines.load_clock(matters["reported_materials"], "county").suspensions) == 1
     finally:

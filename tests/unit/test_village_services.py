@@ -225,3 +225,20 @@ def test_a_full_disk_refuses_the_record_in_chinese_and_leaves_nothing_half_writt
     import sqlite3
     with sqlite3.connect(service.store.path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_later_clock_note_does_not_replace_the_result_the_agent_reads_to_the_villager() -> None:
+    from village_agent.domain import apply, filed_state
+
+    filed = records_pb2.Record()
+    filed.request_filed.matter_id, filed.request_filed.catalog_code = "m-1", "MZ-001"
+    state = filed_state(filed)
+    ready = records_pb2.Record()
+    ready.result_ready.matter_id, ready.result_ready.result_summary = "m-1", "县级决定：不予批准（家庭收入超过当地低保标准）"
+    state = apply(state, ready)
+    note = records_pb2.Record()
+    note.status_update.matter_id, note.status_update.stage = "m-1", records_pb2.STAGE_RESULT_READY
+    note.status_update.message = "县级停止计时：县级已作出决定"
+    state = apply(state, note)
+    assert state is not None and state.status is MatterStatus.RESULT_READY
+    assert state.message == "县级决定：不予批准（家庭收入超过当地低保标准）"
