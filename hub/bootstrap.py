@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 
 from shared.calendar import WorkingCalendar, parse_override_toml
+from shared.errors import CalendarOverrideError
 from shared.deadline_watch.calendar_follower import CalendarFollower, calendar_from_text
 from shared.catalog import Catalog, load_catalog
 from shared.clock import Clock, SystemClock, to_unix_ms
@@ -27,6 +28,7 @@ from shared.wire.v1 import records_pb2
 from hub.errors import SetupError
 from hub.handling import COUNTY_HOP, CountyHandling
 from hub.store import HubStore, open_hub_store
+from hub.store.tables import county_matter
 
 __all__ = ["HubApp", "build_app", "init_home", "load_signer", "serve", "Background", "KEY_FILE_NAME", "DB_FILE_NAME",
            "PUBLIC_KEY_FILE_NAME", "default_db_url", "CALENDAR_META", "metric_sources"]
@@ -36,6 +38,7 @@ log = logging.getLogger("hub.bootstrap")
 KEY_FILE_NAME = "county.key"
 PUBLIC_KEY_FILE_NAME = "county.pub"
 DB_FILE_NAME = "county.db"
+MAX_CALENDAR_BYTES = 64 * 1024
 CALENDAR_META = "calendar_override_toml"
 
 
@@ -57,6 +60,9 @@ class HubApp:
         """Check and keep the county's override file for coming years; deadlines count on it from now on,
         here and (signed, in the same transaction) at every township, whose county-hop replicas must
         fall due when the county's clocks do. A running `serve` takes it up on its next pass."""
+        if len(text.encode("utf-8")) > MAX_CALENDAR_BYTES:
+            # It travels signed to every township in one record: keep it the size of a calendar.
+            raise CalendarOverrideError(f"工作日历文件超过 {MAX_CALENDAR_BYTES // 1024} KB，不像是工作日历文件，请核对")
         overrides = parse_override_toml(text, "上传的工作日历文件")
         now_ms = to_unix_ms(self.clock.now())
         record = records_pb2.Record()
@@ -98,7 +104,7 @@ def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits
     deadlines.create_schema()
     handling = CountyHandling(store, deadlines, signer, clock, catalog or load_catalog())
     follower = CalendarFollower(lambda: store.get_meta(CALENDAR_META), deadlines, clock, source="县级工作日历文件",
-                                taken_text=saved)
+                                taken_text=saved, after_recompute=lambda: deadlines.copy_due_dates(county_matter, COUNTY_HOP))
     return HubApp(store, signer, core, deadlines, handling, clock, follower)
 
 

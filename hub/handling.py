@@ -311,6 +311,10 @@ class CountyHandling:
             if not is_valid(bytes(vk.public_key), env.payload, env.signature):
                 raise HandlingError("转来的村级记录签名无效")
             record = records_pb2.Record.FromString(env.payload)
+            kind = record.WhichOneof("body")
+            if record.header.author_key_id != env.key_id or (
+                    kind and getattr(getattr(record, kind), "matter_id", body.matter_id) != body.matter_id):
+                raise HandlingError("转来的村级记录与所属办件或签名设备不符")
             if vk.state == "revoked" and record.header.seq > int(vk.last_valid_seq):
                 raise HandlingError("村级密钥已吊销，吊销后的记录无效")
             kind = record.WhichOneof("body")

@@ -1,8 +1,8 @@
 """The life of a township or county process: the gRPC relay with its health service, the work
 beside it, the console pages and `/metrics`, then a clean stop on SIGTERM or SIGINT.
 
-The order of the stop matters: health turns NOT_SERVING first (load balancers and the next tier's
-probes see it at once), then the pages and metrics close, in-flight pushes get `grace_s` to finish,
+The order of the stop matters: health turns NOT_SERVING first and the port keeps answering for
+`health_drain_s` (load balancers and the next tier's probes see it), then the pages and metrics close, in-flight pushes get `grace_s` to finish,
 and only then does background work stop and the store close, so no receipt is signed on a closed store.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ import importlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,8 @@ def _write_port_file(port_file: Path, port: int) -> None:
 
 def run_tier(process: TierProcess, address: str, *, ready: threading.Event | None = None,
              port_file: Path | None = None, console_address: str | None = None, metrics_address: str | None = None,
-             tls: ServerTls | None = None, grace_s: float = 5.0, stop_event: threading.Event | None = None) -> None:
+             tls: ServerTls | None = None, grace_s: float = 5.0, health_drain_s: float = 0.5,
+             stop_event: threading.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or `stop_event`, for callers off the main thread)."""
     server, port, health = build_server_with_health(process.core, address, tls=tls)
     server.start()
@@ -105,6 +107,9 @@ def run_tier(process: TierProcess, address: str, *, ready: threading.Event | Non
     log.info("shutting down: health NOT_SERVING, draining calls for up to %.0f s", grace_s)
     if health is not None:
         health.enter_graceful_shutdown()
+        # New calls are still accepted for a moment, so a polling probe (or the next tier's health
+        # check) can see NOT_SERVING before the port stops answering.
+        time.sleep(health_drain_s)
     if console_server is not None:
         console_server.stop()
     if metrics_server is not None:

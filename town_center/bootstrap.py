@@ -32,6 +32,7 @@ from town_center.intake import Intake
 from town_center.services import TownServices, published_catalog
 from town_center.supervision import SignedSupervisionRecorder
 from town_center.store import TownStore, open_town_store
+from town_center.store.matter_tables import town_matter
 
 __all__ = ["TownApp", "build_app", "init_home", "serve", "KEY_FILE_NAME", "DB_FILE_NAME", "LINK_KEY_FILE_NAME",
            "default_db_url", "link_county", "load_link_signer", "metric_sources"]
@@ -91,7 +92,8 @@ def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits
     deadlines.create_schema()
     handling = HandlingService(store, deadlines, signer, clock, catalog or published_catalog(store) or load_catalog())
     follower = CalendarFollower(lambda: store.get_meta(COUNTY_CALENDAR_META), deadlines, clock,
-                                source="县级下发的工作日历文件", taken_text=saved)
+                                source="县级下发的工作日历文件", taken_text=saved,
+                                after_recompute=lambda: deadlines.copy_due_dates(town_matter, TOWNSHIP_HOP))
     link = None
     settings_text = store.get_meta(LINK_META)
     if settings_text and link_signer is not None:

@@ -49,6 +49,7 @@ log = logging.getLogger("town_center.county_link")
 LINK_META = "county_link"
 # The county's working-calendar override file as last received (signed `calendar_update`).
 COUNTY_CALENDAR_META = "county_calendar_toml"
+CALENDAR_PROBLEM_META = "county_calendar_problem"   # why the last one could not be used ("" when fine)
 _ANNOUNCED = "announced:"
 _REVOKED = "announced_revoked:"
 _KEY_STATUS_ZH = {1: "接入申请待县级审批", 2: "已接入", 3: "接入密钥已被县级吊销", 4: "已被县级隔离（发现分叉）"}
@@ -106,6 +107,7 @@ class LinkStatus:
     last_error: str
     key_status: str
     open_notices: int
+    calendar_problem: str = ""
 
 
 class CountyLink:
@@ -216,7 +218,7 @@ class CountyLink:
             # Reachable but refusing (a revoked or quarantined link key, a bad record): say why.
             error = f"县级拒收：{result.refusals[0].message}"
         return LinkStatus(self.outbox.pending_count(), from_unix_ms(oldest) if oldest else None, error, key_status,
-                          open_notices)
+                          open_notices, self.store.get_meta(CALENDAR_PROBLEM_META))
 
     # ------------------------------------------------------------ folding what came back
 
@@ -255,6 +257,8 @@ class CountyLink:
                 self._apply(pulled)
             except _AlreadyFolded:
                 pass   # another process folded it first
+            except _NotYet:
+                continue   # left unapplied: the next pass tries it again
             except (HandlingError, DeadlineError, UnknownMatter) as exc:
                 matter_id = _matter_id(pulled.record)
                 with self.store.engine.begin() as conn:
@@ -262,7 +266,8 @@ class CountyLink:
                         noted = self.handling.note_from_county(conn, matter_id, to_unix_ms(self.clock.now()),
                                                                "county_not_applied", f"县级记录未能应用：{exc}")
                         if not noted:
-                            log.warning("county record %s for unknown matter %s", pulled.record.WhichOneof("body"), matter_id)
+                            log.warning("county record %s not applied (matter %s): %s", pulled.record.WhichOneof("body"),
+                                        matter_id or "-", exc)
             done += 1
         return done
 
@@ -296,9 +301,17 @@ class CountyLink:
             # clock runs on, so it can be put right and escalated again; nothing is stranded.
             matter_id = record.status_update.matter_id
             clock = self.handling.deadlines.load_clock(matter_id, COUNTY_HOP)
-            stopped = clock.stop(self.clock.now(), StopReason.RETURNED) if clock is not None and clock.is_open else None
+            stopped = None
+            if clock is not None and clock.is_open:
+                # The replica started at the county's receipt time, which may be ahead of this clock.
+                stopped = clock.stop(max(self.clock.now(), clock.last_event_at), StopReason.RETURNED)
+            matter = self.handling.page(matter_id).matter
+            if matter.stage is Stage.ESCALATING and matter.escalation_sent_at is not None:
+                # The county's receipt for this 上报 is not folded yet (another process may be folding
+                # it now): the refusal waits for the next pass, so it is never folded before its receipt.
+                raise _NotYet()
             try:
-                if self.handling.page(matter_id).matter.stage is Stage.ESCALATED:
+                if matter.stage is Stage.ESCALATED:
                     self.handling.record_escalation_not_taken_in(matter_id, "县级：" + record.status_update.message,
                                                                  county_clock=stopped, also=mark)
                     return
@@ -353,12 +366,23 @@ class CountyLink:
             text = bytes(body.override_toml).decode("utf-8")
             overrides = parse_override_toml(text, "县级下发的工作日历文件")
         except (UnicodeDecodeError, CalendarError) as exc:
-            raise HandlingError(f"县级下发的工作日历文件无法使用：{exc}") from exc
+            # Signed by the county but unusable here (e.g. a newer format): keep counting on the calendar
+            # in use, and say so where operators look, not only in the log.
+            problem = f"县级下发的工作日历文件无法使用，仍按原工作日历计时：{exc}"[:500]
+            log.warning("county calendar update refused: %s", exc)
+            try:
+                with self.store.engine.begin() as conn:
+                    mark(conn)
+                    self.store.set_meta_in(conn, CALENDAR_PROBLEM_META, problem)
+            except _AlreadyFolded:
+                pass
+            return
         try:
             with self.store.engine.begin() as conn:
                 mark(conn)
                 self.store.set_meta_in(conn, COUNTY_CALENDAR_META, text)
                 self.store.set_meta_in(conn, COUNTY_CALENDAR_META + ":by", f"{body.set_by}|{body.set_at_ms}")
+                self.store.set_meta_in(conn, CALENDAR_PROBLEM_META, "")
         except _AlreadyFolded:
             return
         if self.calendar_follower is not None:
@@ -416,6 +440,10 @@ class CountyLink:
 
 class _AlreadyFolded(Exception):
     """Another process folded this county record first; the surrounding transaction rolls back."""
+
+
+class _NotYet(Exception):
+    """This county record depends on something not folded yet (its escalation's receipt)."""
 
 
 def _matter_id(record: records_pb2.Record) -> str:

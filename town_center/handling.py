@@ -637,10 +637,13 @@ class HandlingService:
         system = Actor("county", Role.DIRECTOR)
 
         def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
-            after = m.escalation_not_taken_in(at=now)
+            # The township clock stopped at the county's receipt time; this server's clock may be a
+            # little behind the county's, and a clock never steps back.
+            at = max(now, m.clock.last_event_at) if m.clock is not None else now
+            after = m.escalation_not_taken_in(at=at)
             text = f"{reason}；本件回到乡镇，乡镇环节继续计时，请核实后重新上报或另行处理"
             return after, Change("county_not_taken_in", text, down=[self._clock_record(
-                after, records_pb2.CLOCK_CHANGE_RESUMED, now, reason="县级未受理上报，乡镇继续办理")],
+                after, records_pb2.CLOCK_CHANGE_RESUMED, at, reason="县级未受理上报，乡镇继续办理")],
                 county_clock=county_clock)
 
         return self._act(matter_id, system, None, transition, also=also)

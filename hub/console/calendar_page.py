@@ -14,7 +14,7 @@ from shared.calendar import WorkingCalendar, YearSource, parse_override_toml
 from shared.clock import from_unix_ms
 from shared.console import ConsoleSession, require_role
 from shared.errors import CalendarOverrideError
-from hub.bootstrap import CALENDAR_META
+from hub.bootstrap import CALENDAR_META, MAX_CALENDAR_BYTES
 from hub.console.app import KEY_MANAGERS, STAFF, Pages
 from hub.console.formatting import BEIJING, YEAR_SOURCE_ZH
 
@@ -23,7 +23,7 @@ __all__ = ["add_routes", "MAX_FILE_BYTES", "example_toml"]
 log = logging.getLogger("hub.console.calendar")
 
 # A year's holidays fit in a few kilobytes; anything much larger is the wrong file.
-MAX_FILE_BYTES = 64 * 1024
+MAX_FILE_BYTES = MAX_CALENDAR_BYTES
 
 
 def example_toml(year: int) -> str:
@@ -64,8 +64,8 @@ def add_routes(web: FastAPI, pages: Pages) -> None:
         by, _, at_ms = app.store.get_meta(CALENDAR_META + ":by").partition("|")
         try:
             overrides = parse_override_toml(saved, "县级工作日历文件") if saved else {}
-            # Saved by `county-hub calendar` in another process (or not swapped in): deadlines here
-            # still count on the old calendar until the county service restarts.
+            # Saved by `county-hub calendar` in another process: deadlines here count on the old
+            # calendar until the running service takes it up (its next pass, within a second).
             pending = bool(overrides) and WorkingCalendar(overrides, calendar.office_hours).fingerprint != calendar.fingerprint
         except CalendarOverrideError:
             overrides, pending = {}, False

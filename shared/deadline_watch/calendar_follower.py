@@ -26,23 +26,36 @@ def calendar_from_text(text: str, source: str) -> WorkingCalendar:
 
 class CalendarFollower:
     def __init__(self, read_text: Callable[[], str], deadlines: DeadlineStore, clock: Clock, *, source: str,
-                 taken_text: str = "") -> None:
+                 taken_text: str = "", after_recompute: Callable[[], None] | None = None) -> None:
         self._read = read_text
         self._deadlines = deadlines
         self._clock = clock
         self._source = source
         self._taken = _digest(taken_text)
+        # What the tier keeps besides the deadline table (a matter row's due date) follows the recompute.
+        self._after = after_recompute
+        self._recheck = False
 
     def take_up(self, text: str) -> WorkingCalendar:
         """Use `text` now (it was just saved by this process) and recompute what it moves."""
         calendar = calendar_from_text(text, self._source)
         self._deadlines.use_calendar(calendar)
-        self._deadlines.recompute_stale(self._clock.now())
+        self._recompute()
         self._taken = _digest(text)
+        # A clock another thread was saving under the old rules as they changed (or a row locked by
+        # another process on PostgreSQL) is caught by one more pass on the next refresh.
+        self._recheck = True
         return calendar
+
+    def _recompute(self) -> None:
+        if self._deadlines.recompute_stale(self._clock.now()) and self._after is not None:
+            self._after()
 
     def refresh(self) -> bool:
         """Take up a file another process saved since; True when the calendar changed."""
+        if self._recheck:
+            self._recheck = False
+            self._recompute()
         text = self._read()
         if _digest(text) == self._taken:
             return False

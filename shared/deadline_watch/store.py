@@ -283,6 +283,19 @@ def _next_fire(status: str, warn_ms: int | None, due_ms: int | None, esc_ms: int
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Rules:
+    """The calendar and thresholds instants are computed under, and their fingerprint (kept per row)."""
+
+    calendar: WorkingCalendar
+    thresholds: Thresholds
+    fp: str
+
+    @classmethod
+    def of(cls, calendar: WorkingCalendar, thresholds: Thresholds) -> "_Rules":
+        return cls(calendar, thresholds, f"{calendar.fingerprint[:40]}|{thresholds.to_text()}"[:64])
+
+
 class DeadlineStore:
     """Reads and writes the deadline tables for one calendar and set of thresholds.
 
@@ -292,12 +305,14 @@ class DeadlineStore:
 
     def __init__(self, engine: Engine, calendar: WorkingCalendar, thresholds: Thresholds = Thresholds()) -> None:
         self._engine = engine
-        self._calendar = calendar
-        self._thresholds = thresholds
         self._dialect = engine.dialect.name
         if self._dialect not in ("sqlite", "postgresql"):
             raise DeadlineStoreError("期限表只支持 SQLite 和 PostgreSQL")
-        self.rules_fp = f"{calendar.fingerprint[:40]}|{thresholds.to_text()}"[:64]
+        self._rules = _Rules.of(calendar, thresholds)
+
+    @property
+    def rules_fp(self) -> str:
+        return self._rules.fp
 
     @property
     def engine(self) -> Engine:
@@ -305,17 +320,18 @@ class DeadlineStore:
 
     @property
     def calendar(self) -> WorkingCalendar:
-        return self._calendar
+        return self._rules.calendar
 
     def use_calendar(self, calendar: WorkingCalendar) -> None:
         """Count on a new calendar from now on (a county override file uploaded while running). Saved
-        instants under the old rules are then stale; `recompute_stale` brings them over."""
-        self._calendar = calendar
-        self.rules_fp = f"{calendar.fingerprint[:40]}|{self._thresholds.to_text()}"[:64]
+        instants under the old rules are then stale; `recompute_stale` brings them over. The calendar
+        and its fingerprint change in one assignment, so a clock saved meanwhile by another thread is
+        computed and labelled under one set of rules, never a mix."""
+        self._rules = _Rules.of(calendar, self._rules.thresholds)
 
     @property
     def thresholds(self) -> Thresholds:
-        return self._thresholds
+        return self._rules.thresholds
 
     def create_schema(self) -> None:
         create_schema(self._engine)
@@ -362,14 +378,15 @@ class DeadlineStore:
         for name, value in (("matter_id", matter_id), ("hop", hop), ("responsible", responsible or "x")):
             if not value or len(value) > 64:
                 raise DeadlineStoreError(f"{name} 应为1到64个字符")
-        instants = _instants(clock, self._calendar, self._thresholds)
-        marks = clock.deadlines(self._calendar, self._thresholds)
+        rules = self._rules
+        instants = _instants(clock, rules.calendar, rules.thresholds)
+        marks = clock.deadlines(rules.calendar, rules.thresholds)
         values: dict[str, Any] = {
             "status": clock.status.value,
             "limit_text": clock.limit.to_text(),
             "statutory_text": clock.statutory.to_text(),
             "clock_json": json.dumps(clock.to_json_dict(), ensure_ascii=False, separators=(",", ":")),
-            "rules_fp": self.rules_fp,
+            "rules_fp": rules.fp,
             "updated_at_ms": _now_ms(now),
             **instants,
         }
@@ -459,6 +476,7 @@ class DeadlineStore:
         last_id = 0
         changed = 0
         now_ms = _now_ms(now)
+        rules = self._rules
         while True:
 
             def work(c: Connection) -> tuple[int, int, int]:
@@ -468,7 +486,7 @@ class DeadlineStore:
                         .where(
                             t.c.id > last_id,
                             t.c.status == ClockStatus.RUNNING.value,
-                            t.c.rules_fp != self.rules_fp,
+                            t.c.rules_fp != rules.fp,
                         )
                         .order_by(t.c.id)
                         .limit(batch_size),
@@ -478,7 +496,7 @@ class DeadlineStore:
                 params = []
                 for r in rows:
                     clock = HopClock.from_json_dict(json.loads(r.clock_json))
-                    inst = _instants(clock, self._calendar, self._thresholds)
+                    inst = _instants(clock, rules.calendar, rules.thresholds)
                     params.append(
                         {
                             "b_id": r.id,
@@ -504,7 +522,7 @@ class DeadlineStore:
                             due_at_ms=bindparam("b_due"),
                             escalate_at_ms=bindparam("b_esc"),
                             next_fire_at_ms=bindparam("b_next"),
-                            rules_fp=self.rules_fp,
+                            rules_fp=rules.fp,
                             updated_at_ms=now_ms,
                             version=t.c.version + 1,
                         ),
@@ -519,6 +537,17 @@ class DeadlineStore:
         if changed:
             log.info("按新的工作日历/阈值重算了 %d 个环节的期限", changed)
         return changed
+
+    def copy_due_dates(self, table: Table, hop: str) -> int:
+        """Copy each running clock's due instant of `hop` onto a tier's own matter rows (`table` has
+        `matter_id` and `due_at_ms`: the inbox, board and 督办 list filter on that copy). Run after
+        `recompute_stale` moved instants; returns how many rows changed."""
+        h = hop_deadline
+        running = (h.c.matter_id == table.c.matter_id) & (h.c.hop == hop) & (h.c.status == ClockStatus.RUNNING.value)
+        due = select(h.c.due_at_ms).where(running).scalar_subquery()
+        query = (update(table).where(select(h.c.id).where(running).exists(), table.c.due_at_ms.is_distinct_from(due))
+                 .values(due_at_ms=due))
+        return int(self._run(None, lambda c: c.execute(query).rowcount) or 0)
 
     # -- firing ------------------------------------------------------------------------------
 
@@ -649,7 +678,7 @@ class DeadlineStore:
                         level=level,
                         due_at=due_at,
                         responsible=r.responsible,
-                        supervise_working_days=self._thresholds.supervise_working_days,
+                        supervise_working_days=self._rules.thresholds.supervise_working_days,
                     )
                 )
         if outbox:

@@ -204,12 +204,14 @@ class RelayClient:
                 log.error("sync to %s: %s", self.target, exc)
                 self._stop.wait(self.backoff.next_delay())
                 continue
-            except Exception as exc:  # noqa: BLE001 - the loop must outlive any single bad pass
-                self.last_error = f"同步出错：{exc}"
+            except Exception:  # noqa: BLE001 - the loop must outlive any single bad pass
+                self.last_error = "同步出错（内部错误，详情见日志），稍后自动重试"
                 log.exception("sync to %s crashed; backing off", self.target)
                 self._stop.wait(self.backoff.next_delay())
                 continue
             self.last_result = result
+            if not result.skipped:
+                self.last_error = ""   # answered: an earlier outage no longer describes the link
             if result.skipped:
                 self._stop.wait(0.05)
                 continue
@@ -218,7 +220,6 @@ class RelayClient:
                 self._stop.wait(self.backoff.next_delay())
                 continue
             self.backoff.reset()
-            self.last_error = ""
             self._wake.wait(self.limits.idle_poll_s)
 
     # ------------------------------------------------------------ one pass

@@ -178,6 +178,11 @@ def test_the_countys_calendar_file_reaches_the_township_and_both_tiers_count_the
     hub.app.set_calendar_override(CALENDAR_2027, by="chen")
     county_after = hub.app.deadlines.load(matter_id, COUNTY_HOP)
     assert county_after.due_at > county_before.due_at          # three working days lost to the closure
+    from hub.store.tables import county_matter
+
+    with hub.app.store.engine.connect() as conn:                # the board's own copy of the due date follows
+        row_due = conn.execute(county_matter.select().where(county_matter.c.matter_id == matter_id)).one().due_at_ms
+    assert row_due == to_unix_ms(county_after.due_at)
     town.sync()                                                 # the signed calendar_update comes down
     assert town.app.store.get_meta("county_calendar_toml") == CALENDAR_2027
     assert town.app.deadlines.load(matter_id, TOWN_COUNTY_HOP).due_at == county_after.due_at

@@ -236,3 +236,101 @@ def test_an_honest_escalation_the_county_cannot_take_in_comes_back_to_the_townsh
     hub.app.handling.decide(matter_id, Outcome.APPROVE, actor=COUNTY_STAFF, reason="准予")
     town.sync()
     assert town.app.handling.page(matter_id).matter.stage is Stage.RESULT_READY
+
+
+def _without(hub: County, code: str):  # type: ignore[no-untyped-def]
+    """The county's catalogue without one item (an older catalogue than the township's)."""
+    from dataclasses import replace
+
+    full = hub.app.handling.catalog
+    return full, replace(full, items=tuple(i for i in full.items if i.code != code))
+
+
+def test_a_county_refusal_is_folded_even_when_the_townships_clock_is_behind_the_countys(
+        tmp_path: Path, hub: County, clock: FakeClock) -> None:
+    from shared.deadlines import ClockStatus
+
+    behind = FakeClock(clock.now() - dt.timedelta(seconds=30))    # the township's server clock lags
+    slow = linked_township(tmp_path / "slow.db", behind, hub, code="T03", name="慢钟镇")
+    try:
+        village = VillageDevice(slow.app, village_code="V300")
+        matter_id = _reported(slow, village)
+        full, older = _without(hub, "MZ-001")
+        hub.app.handling.catalog = older
+        slow.app.handling.escalate(matter_id, "初审通过", actor=OPERATOR)
+        slow.sync()                         # township hop stops at the county's receipt: 30 s ahead of here
+        hub.app.handling.run_once()
+        slow.sync()
+        page = slow.app.handling.page(matter_id)
+        assert page.matter.stage is Stage.ESCALATING and page.matter.clock is not None
+        assert page.matter.clock.status is ClockStatus.RUNNING
+        assert slow.app.deadlines.load_clock(matter_id, COUNTY_HOP).status is ClockStatus.STOPPED
+        assert not any(e.action == "county_not_applied" for e in page.events)
+        hub.app.handling.catalog = full
+    finally:
+        slow.client.stop()
+        slow.app.close()
+
+
+def test_a_refusal_pulled_before_its_receipt_is_folded_waits_for_the_receipt(
+        town: LinkedTownship, hub: County) -> None:
+    village = VillageDevice(town.app)
+    matter_id = _reported(town, village)
+    full, older = _without(hub, "MZ-001")
+    hub.app.handling.catalog = older
+    town.app.handling.escalate(matter_id, "初审通过", actor=OPERATOR)
+    town.client.sync_once()                 # pushed and receipted; nothing folded yet
+    hub.app.handling.run_once()             # not taken in: the refusal goes down
+    town.client.sync_once()                 # pulled; the receipt is still unfolded
+    assert town.app.county_link is not None
+    town.app.county_link._fold_inbox()      # noqa: SLF001 - as another process would, before the receipt
+    assert len(town.app.county_link.outbox.unapplied_inbox()) >= 1      # waits, not consumed
+    town.app.county_link.fold()             # the receipt, then the refusal
+    page = town.app.handling.page(matter_id)
+    assert page.matter.stage is Stage.ESCALATING and page.matter.escalation_sent_at is None
+    hub.app.handling.catalog = full
+
+
+def test_a_calendar_file_the_township_cannot_use_is_shown_and_the_calendar_in_use_is_kept(
+        town: LinkedTownship, hub: County) -> None:
+    assert town.app.county_link is not None
+    before = town.app.deadlines.calendar.fingerprint
+    bad = records_pb2.Record()
+    bad.calendar_update.override_toml, bad.calendar_update.set_by = b"format = 9\n", "chen"
+    link_key = town.app.county_link.signer.key_id
+    hub.app.store.publish(hub.app.signer, bad, [link_key], now_ms=to_unix_ms(hub.app.clock.now()))
+    town.sync()
+    assert town.app.deadlines.calendar.fingerprint == before
+    assert "无法使用" in town.app.county_link.status().calendar_problem
+    assert town.app.county_link.outbox.unapplied_inbox() == []
+    good = records_pb2.Record()
+    good.calendar_update.override_toml = b'format = 1\n[year_2028]\nconfirmed = false\nholidays = [2028-01-03]\n'
+    hub.app.store.publish(hub.app.signer, good, [link_key], now_ms=to_unix_ms(hub.app.clock.now()))
+    town.sync()
+    assert town.app.deadlines.calendar.fingerprint != before
+    assert town.app.county_link.status().calendar_problem == ""
+
+
+def test_a_sign_off_forwarded_under_another_matter_does_not_close_it(
+        town: LinkedTownship, hub: County, clock: FakeClock) -> None:
+    village = VillageDevice(town.app)
+    first, second = _reported(town, village), _reported(town, village)
+    for matter_id in (first, second):
+        town.app.handling.escalate(matter_id, "初审通过", actor=OPERATOR)
+    for _ in range(2):
+        town.sync()
+        hub.app.handling.run_once()
+    hub.app.handling.decide(second, Outcome.APPROVE, actor=COUNTY_STAFF, reason="准予")   # a sign-off could close it
+    village.village_record("signed_off", first, rating=records_pb2.RATING_SATISFIED)
+    with town.app.store.engine.connect() as conn:
+        rows = conn.execute(town.app.store.t.ingest_log.select().where(
+            town.app.store.t.ingest_log.c.body_kind == "signed_off")).all()
+    [row] = rows
+    forwarded = records_pb2.Record()
+    forwarded.village_records_forwarded.matter_id = second      # the villager signed off `first`
+    forwarded.village_records_forwarded.village_envelopes.append(
+        envelope_pb2.Envelope(payload=bytes(row.payload), signature=bytes(row.signature), key_id=row.author_key_id))
+    _sign_up(town, forwarded)
+    town.sync()
+    hub.app.handling.run_once()
+    assert hub.app.handling.history(second).matter.stage is not Stage.SIGNED_OFF

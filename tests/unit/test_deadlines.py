@@ -418,3 +418,26 @@ def test_due_dates_never_fall_on_a_day_off_or_outside_office_hours(
 @given(start=instants(), amount=st.integers(1, 39), cal=cals, unit=st.sampled_from([WD, ND, MIN]))
 def test_a_longer_limit_is_never_due_earlier(start: dt.datetime, amount: int, cal: WorkingCalendar, unit: type) -> None:
     assert due_after(start, unit(amount), cal) <= due_after(start, unit(amount + 1), cal)
+
+
+def test_a_hop_passed_on_that_the_next_tier_did_not_take_in_runs_on_from_its_old_start(
+        cal: WorkingCalendar, five_day_clock: HopClock) -> None:
+    passed = five_day_clock.stop(sh(2026, 11, 24), StopReason.PASSED_ON)
+    reopened = passed.reopen(sh(2026, 11, 25))
+    assert reopened.status is ClockStatus.RUNNING and reopened.stop_at is None
+    assert reopened.due_at(cal) == five_day_clock.due_at(cal)     # the county's days count against this hop
+
+
+@pytest.mark.parametrize("reason", [StopReason.DONE, StopReason.RETURNED])
+def test_a_hop_that_was_done_or_returned_cannot_be_reopened(five_day_clock: HopClock, reason: StopReason) -> None:
+    stopped = five_day_clock.stop(sh(2026, 11, 24), reason)
+    with pytest.raises(DeadlineError, match="只有已移交上级"):
+        stopped.reopen(sh(2026, 11, 25))
+
+
+def test_a_running_hop_cannot_be_reopened_nor_reopened_before_it_stopped(five_day_clock: HopClock) -> None:
+    with pytest.raises(DeadlineError):
+        five_day_clock.reopen(sh(2026, 11, 25))
+    passed = five_day_clock.stop(sh(2026, 11, 24), StopReason.PASSED_ON)
+    with pytest.raises(DeadlineError, match="时钟不能倒退"):
+        passed.reopen(sh(2026, 11, 23, 12))
