@@ -84,7 +84,8 @@ def main() -> None:
         started = time.perf_counter()
         _fill(app, args.clocks, args.villages)
         print(f"filled {args.clocks:,} open clocks and {args.villages} villages in {time.perf_counter() - started:.1f} s")
-        server = MetricsServer(metrics_registry(metric_sources(app)), "127.0.0.1:0")
+        sources = metric_sources(app)
+        server = MetricsServer(metrics_registry(sources), "127.0.0.1:0", on_stop=sources.close)
         try:
             with httpx.Client(timeout=30) as client:
                 url = f"http://127.0.0.1:{server.port}/metrics"

@@ -24,6 +24,7 @@ from shared.relay.server import RelayCore, RelayLimits
 from shared.relay.tls import ServerTls
 from shared.serving import TierProcess, console_starter, run_tier
 from shared.signing import Signer
+from shared.sqlite import reader_engine
 from shared.wire.v1 import records_pb2
 from hub.errors import SetupError
 from hub.handling import COUNTY_HOP, CountyHandling
@@ -165,8 +166,8 @@ class Background:
 
 def metric_sources(app: HubApp) -> MetricSources:
     """What the county's `/metrics` reads: its townships' sync and the county hop's clocks."""
-    return MetricSources("county", app.signer.key_id, app.clock, app.core.stats, app.store.peer_sync, app.deadlines,
-                         hops=(COUNTY_HOP,))
+    return MetricSources("county", app.signer.key_id, app.clock, app.core.stats, reader_engine(app.store.engine),
+                         app.store.peer_sync, app.deadlines, hops=(COUNTY_HOP,))
 
 
 def serve(app: HubApp, address: str, *, ready: threading.Event | None = None, port_file: Path | None = None,

@@ -13,7 +13,9 @@ from sqlalchemy import Connection, Engine, event
 
 
 def configure_sqlite(engine: Engine, *, synchronous: Literal["FULL", "NORMAL"] = "FULL", busy_timeout_ms: int = 15_000,
-                     foreign_keys: bool = False) -> Engine:
+                     foreign_keys: bool = False, read_only: bool = False) -> Engine:
+    """`read_only`: an engine that only reads (e.g. `/metrics`): a deferred BEGIN, so under WAL its
+    reads never take the write lock and never hold up a writer; writes are refused outright."""
     url = str(engine.url)
     in_memory = ":memory:" in url or "mode=memory" in url
 
@@ -26,11 +28,24 @@ def configure_sqlite(engine: Engine, *, synchronous: Literal["FULL", "NORMAL"] =
             cursor.execute(f"PRAGMA synchronous={synchronous}")
         if foreign_keys:
             cursor.execute("PRAGMA foreign_keys=ON")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
     def on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", on_begin)
     return engine
+
+
+def reader_engine(engine: Engine) -> Engine:
+    """An engine for reads beside a store's own: on SQLite a small read-only one on the same file
+    (see `read_only`); elsewhere (PostgreSQL reads never block writers) the same engine."""
+    from sqlalchemy import create_engine
+
+    if engine.dialect.name != "sqlite":
+        return engine
+    reader = create_engine(engine.url, pool_size=2, max_overflow=2, pool_timeout=30)
+    return configure_sqlite(reader, read_only=True)

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from shared.calendar import WorkingCalendar
@@ -24,6 +25,7 @@ from shared.observability.metrics import MetricSources, OutboxDepth
 from shared.relay.tls import ServerTls
 from shared.serving import TierProcess, console_starter, run_tier
 from shared.signing import Signer
+from shared.sqlite import reader_engine
 from shared.signing import key_id_for
 from town_center.county_link import COUNTY_CALENDAR_META, LINK_META, CountyLink, LinkSettings
 from town_center.errors import SetupError
@@ -219,14 +221,15 @@ class Background:
 def metric_sources(app: TownApp) -> MetricSources:
     """What the township's `/metrics` reads: its villages' sync, its outbox to the county, its clocks."""
 
-    def outboxes() -> dict[str, OutboxDepth]:
+    def outboxes(conn: Connection) -> dict[str, OutboxDepth]:
         if app.county_link is None:
             return {}
         outbox = app.county_link.outbox
-        return {"county": OutboxDepth(outbox.pending_count(), outbox.oldest_pending_ms() or None)}
+        return {"county": OutboxDepth(outbox.pending_count(conn), outbox.oldest_pending_ms(conn) or None)}
 
-    return MetricSources("township", app.signer.key_id, app.clock, app.core.stats, app.store.peer_sync,
-                         app.deadlines, outboxes, hops=(TOWNSHIP_HOP,) + ((COUNTY_HOP,) if app.county_link else ()))
+    return MetricSources("township", app.signer.key_id, app.clock, app.core.stats, reader_engine(app.store.engine),
+                         app.store.peer_sync, app.deadlines, outboxes,
+                         hops=(TOWNSHIP_HOP,) + ((COUNTY_HOP,) if app.county_link else ()))
 
 
 def serve(app: TownApp, address: str, *, ready: threading.Event | None = None, port_file: Path | None = None,

@@ -901,7 +901,7 @@ class DeadlineStore:
             ),
         )
 
-    def clock_counts(self, now: dt.datetime) -> dict[tuple[str, str], int]:
+    def clock_counts(self, now: dt.datetime, *, conn: Connection | None = None) -> dict[tuple[str, str], int]:
         """Open hop clocks by (hop, state) at `now`: running ones as on_time / warning / overdue /
         supervise (mutually exclusive), the others by status (waiting, suspended). One grouped scan."""
         h = hop_deadline
@@ -916,12 +916,12 @@ class DeadlineStore:
         ).label("state")
         query = (select(h.c.hop, state, func.count()).where(h.c.status != ClockStatus.STOPPED.value)
                  .group_by(h.c.hop, state))
-        return self._run(None, lambda c: {(hop, st): int(n) for hop, st, n in c.execute(query).all()})
+        return self._run(conn, lambda c: {(hop, st): int(n) for hop, st, n in c.execute(query).all()})
 
-    def outbox_counts(self) -> dict[str, int]:
+    def outbox_counts(self, *, conn: Connection | None = None) -> dict[str, int]:
         o = notification_outbox
         return self._run(
-            None,
+            conn,
             lambda c: {s: n for s, n in c.execute(select(o.c.status, func.count()).group_by(o.c.status)).all()},
         )
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
+from sqlalchemy import Connection, Engine
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
@@ -41,18 +42,25 @@ class OutboxDepth:
 
 @dataclass
 class MetricSources:
-    """What a tier's collector reads. `peers` are the devices that send to this tier (villages'
-    laptops at a township, townships' link keys at the county); `outboxes` the queues this tier
-    sends from, by destination; `hops` the hop names to report even when no clock is open."""
+    """What a tier's collector reads, all through one connection of `reader` per scrape. `peers`
+    are the devices that send to this tier (villages' laptops at a township, townships' link keys
+    at the county); `outboxes` the queues this tier sends from, by destination; `hops` the hop
+    names to report even when no clock is open. `reader` should not hold up writers: on SQLite a
+    read-only engine with deferred transactions (`shared.sqlite.reader_engine`)."""
 
     tier: str
     key_id: str
     clock: Clock
     relay_stats: RelayStats
-    peers: Callable[[], list[PeerSync]]
+    reader: Engine
+    peers: Callable[[Connection], list[PeerSync]]
     deadlines: DeadlineStore
-    outboxes: Callable[[], Mapping[str, OutboxDepth]] = field(default=lambda: {})
+    outboxes: Callable[[Connection], Mapping[str, OutboxDepth]] = field(default=lambda _conn: {})
     hops: tuple[str, ...] = ()
+
+    def close(self) -> None:
+        if self.reader is not self.deadlines.engine:
+            self.reader.dispose()
 
 
 class TierCollector(Collector):
@@ -60,6 +68,11 @@ class TierCollector(Collector):
         self.s = sources
 
     def collect(self) -> Iterable[Metric]:
+        with self.s.reader.connect() as conn:
+            # Gathered before yielding, so the read transaction is short and closed before the reply.
+            yield from list(self._families(conn))
+
+    def _families(self, conn: Connection) -> Iterable[Metric]:
         s = self.s
         now = s.clock.now()
         now_ms = to_unix_ms(now)
@@ -89,7 +102,7 @@ class TierCollector(Collector):
         age = GaugeMetricFamily("quancheng_outbox_oldest_pending_age_seconds",
                                 "Age of the oldest record still waiting for a receipt (0 when none).",
                                 labels=["destination"])
-        for destination, queue in sorted(s.outboxes().items()):
+        for destination, queue in sorted(s.outboxes(conn).items()):
             depth.add_metric([destination], queue.pending)
             oldest = queue.oldest_pending_ms
             age.add_metric([destination], max(0, now_ms - oldest) / 1000 if queue.pending and oldest else 0.0)
@@ -98,12 +111,12 @@ class TierCollector(Collector):
 
         notices = GaugeMetricFamily("quancheng_notifications", "SMS and webhook notifications by status.",
                                     labels=["status"])
-        counts = s.deadlines.outbox_counts()
+        counts = s.deadlines.outbox_counts(conn=conn)
         for status in sorted(set(counts) | {"pending", "sent", "rejected"}):
             notices.add_metric([status], counts.get(status, 0))
         yield notices
 
-        peers = s.peers()
+        peers = s.peers(conn)
         keys = GaugeMetricFamily("quancheng_peer_keys", "Sending devices' keys by state.", labels=["state"])
         by_state: dict[str, int] = {}
         for p in peers:
@@ -131,7 +144,7 @@ class TierCollector(Collector):
         clocks = GaugeMetricFamily("quancheng_hop_clocks",
                                    "Open hop clocks by hop and state (running ones: on_time/warning/overdue/"
                                    "supervise; paused ones: waiting/suspended).", labels=["hop", "state"])
-        found = s.deadlines.clock_counts(now)
+        found = s.deadlines.clock_counts(now, conn=conn)
         for hop in sorted(set(s.hops) | {hop for hop, _ in found}):
             for state in CLOCK_STATES:
                 clocks.add_metric([hop, state], found.get((hop, state), 0))
@@ -147,7 +160,8 @@ def metrics_registry(sources: MetricSources) -> CollectorRegistry:
 class MetricsServer:
     """`/metrics` on its own port (plain HTTP; bind it to loopback or a management network)."""
 
-    def __init__(self, registry: CollectorRegistry, address: str) -> None:
+    def __init__(self, registry: CollectorRegistry, address: str, *, on_stop: Callable[[], None] | None = None) -> None:
+        self._on_stop = on_stop
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(f"监控地址应为 地址:端口，例如 127.0.0.1:9700，收到“{address}”")
@@ -162,6 +176,8 @@ class MetricsServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+        if self._on_stop is not None:
+            self._on_stop()
 
 
 def serve_metrics(sources: MetricSources, address: str | None) -> MetricsServer | None:
@@ -169,8 +185,9 @@ def serve_metrics(sources: MetricSources, address: str | None) -> MetricsServer 
     if not address or address == "off":
         return None
     try:
-        server = MetricsServer(metrics_registry(sources), address)
+        server = MetricsServer(metrics_registry(sources), address, on_stop=sources.close)
     except RuntimeError as exc:
+        sources.close()
         log.error("metrics not started: %s", exc)
         print(f"警告：{exc}；同步服务照常运行。", flush=True)
         return None

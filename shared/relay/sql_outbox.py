@@ -181,13 +181,19 @@ class SqlOutbox:
             return [envelope_pb2.Envelope(payload=bytes(r.payload), signature=bytes(r.signature), key_id=self.own_key_id)
                     for r in conn.execute(query)]
 
-    def pending_count(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(self.t.outbox)).scalar() or 0)
+    def pending_count(self, conn: Connection | None = None) -> int:
+        query = select(func.count()).select_from(self.t.outbox)
+        if conn is not None:
+            return int(conn.execute(query).scalar() or 0)
+        with self.engine.connect() as own:
+            return int(own.execute(query).scalar() or 0)
 
-    def oldest_pending_ms(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.min(self.t.outbox.c.queued_at_ms))).scalar() or 0)
+    def oldest_pending_ms(self, conn: Connection | None = None) -> int:
+        query = select(func.min(self.t.outbox.c.queued_at_ms))
+        if conn is not None:
+            return int(conn.execute(query).scalar() or 0)
+        with self.engine.connect() as own:
+            return int(own.execute(query).scalar() or 0)
 
     def _receipt_problem(self, env: envelope_pb2.Envelope) -> str | None:
         if env.key_id != self.receiver_key_id:

@@ -372,7 +372,7 @@ class RelayStore:
                 select(self.t.ingest_log.c.seq, self.t.ingest_log.c.hash, self.t.ingest_log.c.receipt_time_ms)
                 .where(self.t.ingest_log.c.author_key_id == author_key_id).order_by(self.t.ingest_log.c.seq))]
 
-    def peer_sync(self) -> list[PeerSync]:
+    def peer_sync(self, conn: Connection | None = None) -> list[PeerSync]:
         """Each sending device's last arrival: the receipt and claimed times of its chain tip.
 
         One primary-key lookup per device (the tip row), so a scrape stays cheap with millions of records."""
@@ -381,11 +381,13 @@ class RelayStore:
                         i.c.receipt_time_ms, i.c.claimed_time_ms)
                  .select_from(k.outerjoin(i, (i.c.author_key_id == k.c.key_id) & (i.c.seq == k.c.tip_seq)))
                  .order_by(k.c.key_id))
-        with self.engine.connect() as conn:
-            return [PeerSync(r.key_id, KeyState(r.state), r.village_code or r.township_code or "", int(r.tip_seq),
-                             None if r.receipt_time_ms is None else int(r.receipt_time_ms),
-                             None if r.claimed_time_ms is None else int(r.claimed_time_ms))
-                    for r in conn.execute(query)]
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.peer_sync(own)
+        return [PeerSync(r.key_id, KeyState(r.state), r.village_code or r.township_code or "", int(r.tip_seq),
+                         None if r.receipt_time_ms is None else int(r.receipt_time_ms),
+                         None if r.claimed_time_ms is None else int(r.claimed_time_ms))
+                for r in conn.execute(query)]
 
     def ingest_count(self) -> int:
         with self.engine.connect() as conn:

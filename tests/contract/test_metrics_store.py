@@ -38,7 +38,11 @@ def _clock(app: TownApp) -> FakeClock:
 
 
 def _samples(app: TownApp) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = generate_latest(metrics_registry(metric_sources(app))).decode()
+    sources = metric_sources(app)
+    try:
+        text = generate_latest(metrics_registry(sources)).decode()
+    finally:
+        sources.close()
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
 
@@ -85,3 +89,15 @@ def test_each_villages_last_arrival_and_sync_lag_come_from_its_chain_tip(app: To
     assert samples[("quancheng_peer_sync_lag_seconds", east_labels)] == 1800
     assert samples[("quancheng_peer_sync_lag_seconds", west_labels)] == 0
     assert samples[("quancheng_relay_records_stored_total", ())] == 2
+
+
+def test_a_scrape_reads_while_a_writer_holds_the_sqlite_write_lock(tmp_path: Path) -> None:
+    # Under WAL a deferred read runs beside the writer: a scrape never queues behind village pushes.
+    town = township(f"sqlite:///{tmp_path / 'town.db'}")
+    try:
+        VillageDevice(town).file("MZ-001")
+        with town.store.engine.begin() as writer:       # BEGIN IMMEDIATE: the write lock, held
+            town.store.set_meta_in(writer, "held", "yes")
+            assert _samples(town)[("quancheng_peer_keys", (("state", "approved"),))] == 1
+    finally:
+        town.close()

@@ -9,13 +9,21 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.catalog import MatterKind
 from shared.clock import FakeClock
-from shared.observability.metrics import MetricsServer, metrics_registry
+from shared.observability.metrics import MetricSources, MetricsServer, metrics_registry
 from hub.bootstrap import metric_sources as county_sources
 from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
     County, LinkedTownship, advance, clock, hub, town,
 )
 from tests.town_fixtures import OPERATOR, VillageDevice
 from town_center.bootstrap import metric_sources as town_sources
+
+
+def _serve(sources: MetricSources, address: str = "127.0.0.1:0") -> MetricsServer:
+    try:
+        return MetricsServer(metrics_registry(sources), address, on_stop=sources.close)
+    except RuntimeError:
+        sources.close()
+        raise
 
 
 def scrape(server: MetricsServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -27,7 +35,7 @@ def scrape(server: MetricsServer) -> dict[tuple[str, tuple[tuple[str, str], ...]
 
 def test_the_township_reports_records_receipts_queue_depth_sync_lag_and_clock_states(
         town: LinkedTownship, hub: County, clock: FakeClock) -> None:
-    server = MetricsServer(metrics_registry(town_sources(town.app)), "127.0.0.1:0")
+    server = _serve(town_sources(town.app))
     try:
         village = VillageDevice(town.app)
         matter_id = village.file("MZ-001")
@@ -70,7 +78,7 @@ def test_the_county_counts_duplicates_refusals_and_each_townships_sync(
         town: LinkedTownship, hub: County, clock: FakeClock) -> None:
     from shared.wire.v1 import envelope_pb2
 
-    server = MetricsServer(metrics_registry(county_sources(hub.app)), "127.0.0.1:0")
+    server = _serve(county_sources(hub.app))
     try:
         first = scrape(server)
         stored = first[("quancheng_relay_records_stored_total", ())]
@@ -97,11 +105,11 @@ def test_the_county_counts_duplicates_refusals_and_each_townships_sync(
 
 
 def test_a_metrics_port_already_taken_is_reported_in_chinese(tmp_path: Path, hub: County) -> None:
-    first = MetricsServer(metrics_registry(county_sources(hub.app)), "127.0.0.1:0")
+    first = _serve(county_sources(hub.app))
     try:
         import pytest
 
         with pytest.raises(RuntimeError, match="监控端口"):
-            MetricsServer(metrics_registry(county_sources(hub.app)), f"127.0.0.1:{first.port}")
+            _serve(county_sources(hub.app), f"127.0.0.1:{first.port}")
     finally:
         first.stop()
