@@ -21,13 +21,13 @@ from sqlalchemy import Connection, func, insert, select, update
 from shared.catalog import Catalog, CatalogItem, MatterKind, Tier
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.deadline_watch.store import DeadlineStore
-from shared.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason, Thresholds
+from shared.deadlines import ClockState, ClockStatus, Thresholds
 from shared.domain.handling import Actor, HandledMatter, Role, Stage, matter_from_json_dict, matter_to_json_dict
 from shared.errors import HandlingError
 from shared.sealing import open_sealed
 from shared.signing import Signer, is_valid
-from shared.wire.v1 import envelope_pb2, records_pb2
-from shared.wire_views import TIER_TO_WIRE, due_ms, hop_view, stage_to_wire, KIND_TO_WIRE
+from shared.wire.v1 import records_pb2
+from shared.wire_views import KIND_TO_WIRE, due_ms, hop_view, stage_to_wire
 from hub.errors import ConcurrentEditError, UnknownMatter
 from hub.store import HubStore
 from hub.store.tables import (

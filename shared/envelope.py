@@ -6,12 +6,13 @@ and every hash and signature check is over `Envelope.payload` as received.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
 from shared.errors import EnvelopeError
-from shared.signing import Signer, payload_hash
+from shared.signing import Signer, is_valid, payload_hash
 from shared.wire.v1 import envelope_pb2, records_pb2
 
 Envelope = envelope_pb2.Envelope
@@ -92,3 +93,32 @@ def open_receipt(envelope: envelope_pb2.Envelope) -> envelope_pb2.Receipt:
     if receipt.seq < 1 or len(receipt.record_hash) != 32:
         raise EnvelopeError("回执内容不完整")
     return receipt
+
+
+def receipt_problem(envelope: envelope_pb2.Envelope, *, receiver_key_id: str, receiver_public_key: bytes,
+                    own_key_id: str) -> str | None:
+    """Why a sender must not trust this receipt (None when it may): signed by another key than the
+    receiver's, a bad signature, undecodable, or a receipt for another sender's record."""
+    if envelope.key_id != receiver_key_id:
+        return "signed by an unknown key"
+    if not is_valid(receiver_public_key, envelope.payload, envelope.signature):
+        return "bad signature"
+    try:
+        receipt = open_receipt(envelope)
+    except EnvelopeError as exc:
+        return str(exc)
+    if receipt.author_key_id != own_key_id:
+        return "receipt for another sender"
+    return None
+
+
+def open_down_records(envelopes: Sequence[envelope_pb2.Envelope], *, receiver_key_id: str, receiver_public_key: bytes,
+                      refusal_zh: str) -> list[records_pb2.Record]:
+    """Records pulled from the tier above, each verified under its key. One that does not verify
+    refuses the whole page (`EnvelopeError` with `refusal_zh`): the caller's cursor must not move."""
+    records = []
+    for envelope in envelopes:
+        if envelope.key_id != receiver_key_id or not is_valid(receiver_public_key, envelope.payload, envelope.signature):
+            raise EnvelopeError(refusal_zh)
+        records.append(open_record(envelope))
+    return records

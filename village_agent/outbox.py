@@ -18,11 +18,11 @@ from sqlalchemy import delete, func, insert, select
 
 from shared.catalog import Catalog
 from shared.clock import Clock, SystemClock, to_unix_ms
-from shared.envelope import ChainTip, open_receipt, open_record
+from shared.envelope import ChainTip, open_down_records, open_receipt, open_record, receipt_problem
 from shared.errors import EnvelopeError
 from shared.relay.server import recover_tip_signing_bytes
 from shared.signing import is_valid, payload_hash
-from shared.wire.v1 import envelope_pb2, records_pb2
+from shared.wire.v1 import envelope_pb2
 from village_agent.errors import RecoveryError
 from village_agent.store import AgentStore, ledger, outbox, receipt
 
@@ -75,17 +75,8 @@ class VillageOutbox:
         return confirmed
 
     def _receipt_problem(self, env: envelope_pb2.Envelope) -> str | None:
-        if env.key_id != self.township_key_id:
-            return "signed by an unknown key"
-        if not is_valid(self.township_public_key, env.payload, env.signature):
-            return "bad signature"
-        try:
-            r = open_receipt(env)
-        except EnvelopeError as exc:
-            return str(exc)
-        if r.author_key_id != self.own_key_id:
-            return "receipt for another device"
-        return None
+        return receipt_problem(env, receiver_key_id=self.township_key_id, receiver_public_key=self.township_public_key,
+                               own_key_id=self.own_key_id)
 
     def resend_from(self, from_seq: int, *, now_ms: int) -> int:
         """The township is missing records from `from_seq` on (e.g. it was restored from a backup):
@@ -113,11 +104,8 @@ class VillageOutbox:
     def apply_down(self, envelopes: Sequence[envelope_pb2.Envelope], next_cursor: int) -> int:
         """Verify every township record, then apply the batch and move the cursor in one transaction.
         One bad signature refuses the whole batch: the cursor stays, and the next pull asks again."""
-        records: list[records_pb2.Record] = []
-        for env in envelopes:
-            if env.key_id != self.township_key_id or not is_valid(self.township_public_key, env.payload, env.signature):
-                raise EnvelopeError("乡镇下发的记录签名无效，已拒收")
-            records.append(open_record(env))
+        records = open_down_records(envelopes, receiver_key_id=self.township_key_id,
+                                    receiver_public_key=self.township_public_key, refusal_zh="乡镇下发的记录签名无效，已拒收")
         applied = self.store.apply_down(envelopes, records, next_cursor)
         if self.on_catalog is not None and any(r.WhichOneof("body") == "catalog_update" for r in records):
             catalog = self.store.published_catalog()

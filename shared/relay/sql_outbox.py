@@ -23,9 +23,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from shared.envelope import GENESIS, ChainTip, SignedRecord, open_receipt, open_record, sign_next
+from shared.envelope import GENESIS, ChainTip, SignedRecord, open_down_records, open_receipt, receipt_problem, sign_next
 from shared.errors import EnvelopeError
-from shared.signing import Signer, is_valid
+from shared.signing import Signer
 from shared.wire.v1 import envelope_pb2, records_pb2
 
 __all__ = ["SenderTables", "sender_tables", "SqlOutbox", "HeldReceipt", "PulledRecord"]
@@ -196,17 +196,8 @@ class SqlOutbox:
             return int(own.execute(query).scalar() or 0)
 
     def _receipt_problem(self, env: envelope_pb2.Envelope) -> str | None:
-        if env.key_id != self.receiver_key_id:
-            return "signed by an unknown key"
-        if not is_valid(self.receiver_public_key, env.payload, env.signature):
-            return "bad signature"
-        try:
-            r = open_receipt(env)
-        except EnvelopeError as exc:
-            return str(exc)
-        if r.author_key_id != self.own_key_id:
-            return "receipt for another sender"
-        return None
+        return receipt_problem(env, receiver_key_id=self.receiver_key_id, receiver_public_key=self.receiver_public_key,
+                               own_key_id=self.own_key_id)
 
     def confirm(self, receipts: Sequence[envelope_pb2.Envelope], *, now_ms: int) -> int:
         confirmed = 0
@@ -244,11 +235,8 @@ class SqlOutbox:
     def apply_down(self, envelopes: Sequence[envelope_pb2.Envelope], next_cursor: int) -> int:
         """Verify every record from above, then keep them and move the cursor in one transaction.
         One that does not verify refuses the whole page: the cursor stays and the next pull asks again."""
-        records: list[records_pb2.Record] = []
-        for env in envelopes:
-            if env.key_id != self.receiver_key_id or not is_valid(self.receiver_public_key, env.payload, env.signature):
-                raise EnvelopeError("上级下发的记录签名无效，已拒收")
-            records.append(open_record(env))
+        records = open_down_records(envelopes, receiver_key_id=self.receiver_key_id,
+                                    receiver_public_key=self.receiver_public_key, refusal_zh="上级下发的记录签名无效，已拒收")
         with self.engine.begin() as conn:
             current = conn.execute(select(self.t.state.c.value).where(self.t.state.c.key == _PULL_CURSOR)
                                    .with_for_update()).scalar()
