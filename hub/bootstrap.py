@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.calendar import WorkingCalendar, parse_override_toml
 from shared.errors import CalendarOverrideError
-from shared.deadline_watch.calendar_follower import CalendarFollower, calendar_from_text
+from shared.deadline_watch.calendar_follower import CalendarFollower, stamp_key
 from shared.catalog import Catalog, load_catalog
 from shared.clock import Clock, SystemClock, to_unix_ms
 from shared.deadline_watch.notify import LogNotifier, LogSupervisionRecorder, Notifier, OutboxRelay
@@ -72,7 +72,7 @@ class HubApp:
         with self.store.engine.begin() as conn:
             self.store.lock_own_tip(conn, self.signer.key_id)
             self.store.set_meta_in(conn, CALENDAR_META, text)
-            self.store.set_meta_in(conn, CALENDAR_META + ":by", f"{by}|{now_ms}")
+            self.store.set_meta_in(conn, stamp_key(CALENDAR_META), f"{by}|{now_ms}")
             self.store.publish_in(conn, self.signer, record, ["*"], now_ms=now_ms)
         calendar = self.calendar_follower.take_up(text)
         log.info("calendar override saved by %s (years %s) and sent to every township", by, sorted(overrides))
@@ -100,12 +100,13 @@ def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits
             pass  # another process starting at the same moment made it
     core = RelayCore(signer=signer, ingest=store, keys=store, down=store, clock=clock, limits=limits, tier_label_zh="县级",
                      enrolls_role=records_pb2.KEY_ROLE_TOWNSHIP)
-    saved = store.get_meta(CALENDAR_META)
-    deadlines = DeadlineStore(store.engine, calendar or calendar_from_text(saved, "县级工作日历文件"))
+    deadlines = DeadlineStore(store.engine, calendar or WorkingCalendar())
+    follower = CalendarFollower(store.get_meta, CALENDAR_META, deadlines, clock, source="县级工作日历文件",
+                                after_recompute=lambda: deadlines.copy_due_dates(county_matter, COUNTY_HOP))
+    if calendar is None:
+        deadlines.use_calendar(follower.saved_calendar())
     deadlines.create_schema()
     handling = CountyHandling(store, deadlines, signer, clock, catalog or load_catalog())
-    follower = CalendarFollower(lambda: store.get_meta(CALENDAR_META), deadlines, clock, source="县级工作日历文件",
-                                taken_text=saved, after_recompute=lambda: deadlines.copy_due_dates(county_matter, COUNTY_HOP))
     return HubApp(store, signer, core, deadlines, handling, clock, follower)
 
 

@@ -317,7 +317,6 @@ class CountyHandling:
                 raise HandlingError("转来的村级记录与所属办件或签名设备不符")
             if vk.state == "revoked" and record.header.seq > int(vk.last_valid_seq):
                 raise HandlingError("村级密钥已吊销，吊销后的记录无效")
-            kind = record.WhichOneof("body")
             matter = self._decode(row)
             now = from_unix_ms(receipt_ms)
             extra: dict[str, Any] = {}

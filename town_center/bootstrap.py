@@ -16,7 +16,7 @@ from shared.catalog import Catalog, load_catalog
 from shared.clock import Clock, SystemClock
 from shared.deadline_watch.notify import LogNotifier, Notifier, OutboxRelay
 from shared.deadline_watch.scheduler import DeadlineWatch, process_tag
-from shared.deadline_watch.calendar_follower import CalendarFollower, calendar_from_text
+from shared.deadline_watch.calendar_follower import CalendarFollower
 from shared.deadline_watch.store import DeadlineStore
 from shared.envelope import GENESIS
 from shared.keys import load_key_file, save_key_file
@@ -89,13 +89,13 @@ def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits
         except IntegrityError:
             pass  # another process starting at the same moment made it
     core = RelayCore(signer=signer, ingest=store, keys=store, down=store, clock=clock, limits=limits)
-    saved = store.get_meta(COUNTY_CALENDAR_META)
-    deadlines = DeadlineStore(store.engine, calendar or calendar_from_text(saved, "县级下发的工作日历文件"))
+    deadlines = DeadlineStore(store.engine, calendar or WorkingCalendar())
+    follower = CalendarFollower(store.get_meta, COUNTY_CALENDAR_META, deadlines, clock, source="县级下发的工作日历文件",
+                                after_recompute=lambda: deadlines.copy_due_dates(town_matter, TOWNSHIP_HOP))
+    if calendar is None:
+        deadlines.use_calendar(follower.saved_calendar())
     deadlines.create_schema()
     handling = HandlingService(store, deadlines, signer, clock, catalog or published_catalog(store) or load_catalog())
-    follower = CalendarFollower(lambda: store.get_meta(COUNTY_CALENDAR_META), deadlines, clock,
-                                source="县级下发的工作日历文件", taken_text=saved,
-                                after_recompute=lambda: deadlines.copy_due_dates(town_matter, TOWNSHIP_HOP))
     link = None
     settings_text = store.get_meta(LINK_META)
     if settings_text and link_signer is not None:

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.calendar import parse_override_toml
-from shared.deadline_watch.calendar_follower import CalendarFollower
+from shared.deadline_watch.calendar_follower import CalendarFollower, stamp_key
 from shared.deadlines import HopClock, StopReason, SuspensionReason
 from shared.domain.handling import Stage
 from shared.domain.limits import Limit, LimitUnit
@@ -300,16 +300,16 @@ class CountyLink:
             # the catalogues disagree): its hop never ran. The matter comes back to the township, whose
             # clock runs on, so it can be put right and escalated again; nothing is stranded.
             matter_id = record.status_update.matter_id
-            clock = self.handling.deadlines.load_clock(matter_id, COUNTY_HOP)
-            stopped = None
-            if clock is not None and clock.is_open:
-                # The replica started at the county's receipt time, which may be ahead of this clock.
-                stopped = clock.stop(max(self.clock.now(), clock.last_event_at), StopReason.RETURNED)
             matter = self.handling.page(matter_id).matter
             if matter.stage is Stage.ESCALATING and matter.escalation_sent_at is not None:
                 # The county's receipt for this 上报 is not folded yet (another process may be folding
                 # it now): the refusal waits for the next pass, so it is never folded before its receipt.
                 raise _NotYet()
+            clock = self.handling.deadlines.load_clock(matter_id, COUNTY_HOP)
+            stopped = None
+            if clock is not None and clock.is_open:
+                # The replica started at the county's receipt time, which may be ahead of this clock.
+                stopped = clock.stop(max(self.clock.now(), clock.last_event_at), StopReason.RETURNED)
             try:
                 if matter.stage is Stage.ESCALATED:
                     self.handling.record_escalation_not_taken_in(matter_id, "县级：" + record.status_update.message,
@@ -362,28 +362,26 @@ class CountyLink:
     def _take_calendar(self, body: records_pb2.CalendarUpdate, mark) -> None:  # type: ignore[no-untyped-def]
         """The county's calendar override: checked, kept, and counted on from now on, so the county hop's
         replica here falls due exactly when the county's own clock does."""
+        text: str | None = None
         try:
             text = bytes(body.override_toml).decode("utf-8")
             overrides = parse_override_toml(text, "县级下发的工作日历文件")
+            problem = ""
         except (UnicodeDecodeError, CalendarError) as exc:
             # Signed by the county but unusable here (e.g. a newer format): keep counting on the calendar
             # in use, and say so where operators look, not only in the log.
-            problem = f"县级下发的工作日历文件无法使用，仍按原工作日历计时：{exc}"[:500]
-            log.warning("county calendar update refused: %s", exc)
-            try:
-                with self.store.engine.begin() as conn:
-                    mark(conn)
-                    self.store.set_meta_in(conn, CALENDAR_PROBLEM_META, problem)
-            except _AlreadyFolded:
-                pass
-            return
+            text, problem = None, f"县级下发的工作日历文件无法使用，仍按原工作日历计时：{exc}"[:500]
         try:
             with self.store.engine.begin() as conn:
                 mark(conn)
-                self.store.set_meta_in(conn, COUNTY_CALENDAR_META, text)
-                self.store.set_meta_in(conn, COUNTY_CALENDAR_META + ":by", f"{body.set_by}|{body.set_at_ms}")
-                self.store.set_meta_in(conn, CALENDAR_PROBLEM_META, "")
+                if text is not None:
+                    self.store.set_meta_in(conn, COUNTY_CALENDAR_META, text)
+                    self.store.set_meta_in(conn, stamp_key(COUNTY_CALENDAR_META), f"{body.set_by}|{body.set_at_ms}")
+                self.store.set_meta_in(conn, CALENDAR_PROBLEM_META, problem)
         except _AlreadyFolded:
+            return
+        if text is None:
+            log.warning("county calendar update refused: %s", problem)
             return
         if self.calendar_follower is not None:
             self.calendar_follower.take_up(text)

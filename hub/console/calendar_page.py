@@ -14,6 +14,7 @@ from shared.calendar import WorkingCalendar, YearSource, parse_override_toml
 from shared.clock import from_unix_ms
 from shared.console import ConsoleSession, require_role
 from shared.errors import CalendarOverrideError
+from shared.deadline_watch.calendar_follower import stamp_key
 from hub.bootstrap import CALENDAR_META, MAX_CALENDAR_BYTES
 from hub.console.app import KEY_MANAGERS, STAFF, Pages
 from hub.console.formatting import BEIJING, YEAR_SOURCE_ZH
@@ -61,7 +62,7 @@ def add_routes(web: FastAPI, pages: Pages) -> None:
         calendar = app.deadlines.calendar
         this_year = pages.now().astimezone(BEIJING).year
         saved = app.store.get_meta(CALENDAR_META)
-        by, _, at_ms = app.store.get_meta(CALENDAR_META + ":by").partition("|")
+        by, _, at_ms = app.store.get_meta(stamp_key(CALENDAR_META)).partition("|")
         try:
             overrides = parse_override_toml(saved, "县级工作日历文件") if saved else {}
             # Saved by `county-hub calendar` in another process: deadlines here count on the old

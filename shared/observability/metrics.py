@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Connection, Engine
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
+from sqlalchemy import Connection, Engine
 
 from shared.clock import Clock, to_unix_ms
 from shared.deadline_watch.store import DeadlineStore
@@ -162,9 +162,7 @@ class MetricsServer:
 
     def __init__(self, registry: CollectorRegistry, address: str, *, on_stop: Callable[[], None] | None = None) -> None:
         self._on_stop = on_stop
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"监控地址应为 地址:端口，例如 127.0.0.1:9700，收到“{address}”")
+        host, _, port = address.rpartition(":")   # checked by `cli_common.metrics_address` on the way in
         try:
             self._server, self._thread = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
         except OSError as exc:

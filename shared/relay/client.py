@@ -210,11 +210,10 @@ class RelayClient:
                 self._stop.wait(self.backoff.next_delay())
                 continue
             self.last_result = result
-            if not result.skipped:
-                self.last_error = ""   # answered: an earlier outage no longer describes the link
             if result.skipped:
                 self._stop.wait(0.05)
                 continue
+            self.last_error = ""   # answered: an earlier outage no longer describes the link
             if not result.drained:
                 # Answered but not drained: waiting for approval, or refused. Do not spin.
                 self._stop.wait(self.backoff.next_delay())

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, Connection, Engine, Index, Integer, LargeBinary, MetaData, String, Table, Text,
@@ -182,18 +183,17 @@ class SqlOutbox:
                     for r in conn.execute(query)]
 
     def pending_count(self, conn: Connection | None = None) -> int:
-        query = select(func.count()).select_from(self.t.outbox)
-        if conn is not None:
-            return int(conn.execute(query).scalar() or 0)
-        with self.engine.connect() as own:
-            return int(own.execute(query).scalar() or 0)
+        return self._count(select(func.count()).select_from(self.t.outbox), conn)
 
     def oldest_pending_ms(self, conn: Connection | None = None) -> int:
-        query = select(func.min(self.t.outbox.c.queued_at_ms))
-        if conn is not None:
-            return int(conn.execute(query).scalar() or 0)
-        with self.engine.connect() as own:
-            return int(own.execute(query).scalar() or 0)
+        return self._count(select(func.min(self.t.outbox.c.queued_at_ms)), conn)
+
+    def _count(self, query: Any, conn: Connection | None) -> int:
+        """One number, read on the caller's connection (e.g. `/metrics`' reader) or a fresh one."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self._count(query, own)
+        return int(conn.execute(query).scalar() or 0)
 
     def _receipt_problem(self, env: envelope_pb2.Envelope) -> str | None:
         return receipt_problem(env, receiver_key_id=self.receiver_key_id, receiver_public_key=self.receiver_public_key,
