@@ -114,7 +114,10 @@ def test_the_start_command_runs_a_whole_county_a_matter_flows_through_it_and_ctr
         chen.wait_for(page, "本件办结", timeout=60)
         # Prometheus sees the same county: overdue county hops (seeded), every village of 白水乡 syncing.
         county_metrics = _metrics(9800 + offset)
-        assert county_metrics[("quancheng_hop_clocks", (("hop", "county"), ("state", "overdue")))] >= 1
+        # Past its due time a hop is "overdue" and, three working days later, "supervise" (督办): which
+        # of the two a seeded matter is in depends on the hour the demo runs.
+        assert sum(county_metrics[("quancheng_hop_clocks", (("hop", "county"), ("state", state)))]
+                   for state in ("overdue", "supervise")) >= 1
         town_metrics = _metrics(9702 + offset)
         assert {dict(labels)["place"] for name, labels in town_metrics
                 if name == "quancheng_peer_last_receipt_age_seconds"} == {"V003", "V004"}
