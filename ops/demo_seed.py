@@ -206,7 +206,7 @@ def _history(line: Timeline, hub: Any, towns: dict[str, Seeded], staff: dict[str
     # 12 working days ago: a promised matter, done in time and signed off; another one still open (overdue).
     line.at(12, 9, 40)
     done = flow.file("T01", "V002", "MZ-003")
-    h["T01"].classify(done, MatterKind.PROMISED, actor=ops["T01"], written_promise="5个工作日内办结")
+    h["T01"].classify(done, MatterKind.PROMISED, actor=ops["T01"])
     line.at(10, 11)
     h["T01"].record_result(done, approved=True, summary="批准临时救助 1500 元", actor=ops["T01"])
     flow.settle()
@@ -214,7 +214,7 @@ def _history(line: Timeline, hub: Any, towns: dict[str, Seeded], staff: dict[str
     flow.close_at_village("T01", "V002", done, rating="satisfied")
     line.at(9, 15)
     late = flow.file("T02", "V003", "MZ-003")
-    h["T02"].classify(late, MatterKind.PROMISED, actor=ops["T02"], written_promise="5个工作日内办结")
+    h["T02"].classify(late, MatterKind.PROMISED, actor=ops["T02"])
     flow.settle()
 
     # 8 working days ago: a large 临时救助 goes up to the county, which has not decided (its hop runs late).
@@ -253,7 +253,7 @@ def _history(line: Timeline, hub: Any, towns: dict[str, Seeded], staff: dict[str
     # 4 working days ago: a promised matter now one day from its deadline (warning); a 补办件 waiting.
     line.at(4, 15)
     soon = flow.file("T01", "V001", "MZ-003")
-    h["T01"].classify(soon, MatterKind.PROMISED, actor=ops["T01"], written_promise="5个工作日内办结")
+    h["T01"].classify(soon, MatterKind.PROMISED, actor=ops["T01"])
     line.at(3, 10)
     insured = flow.file("T02", "V003", "YB-001")
     h["T02"].classify(insured, MatterKind.SUPPLEMENT, actor=ops["T02"], missing_materials=("户口簿",))

@@ -38,6 +38,7 @@ __all__ = [
     "MaterialsInputError",
     "Material",
     "MatterKind",
+    "NotCountedPeriod",
     "StatutorySource",
     "Tier",
     "UnknownItemError",
@@ -177,6 +178,14 @@ class HopLimits:
 
 
 @dataclass(frozen=True)
+class NotCountedPeriod:
+    """A period an item's own legal basis takes out of the time limit (e.g. 公示 under a named rule)."""
+
+    what: str
+    basis: str
+
+
+@dataclass(frozen=True)
 class CatalogItem:
     code: str
     name: str
@@ -193,6 +202,13 @@ class CatalogItem:
     legal_basis: str
     departments: tuple[str, ...] = ()
     note: str = ""
+    # 重大、疑难事项: refusing one (不予受理 or 不予批准) needs the director's approval first (004 篇6).
+    major: bool = False
+    # Periods beyond the statutory list (003 第八条) that this item declares not counted, each with
+    # its legal basis; shown to the operator, never assumed without one.
+    not_counted: tuple["NotCountedPeriod", ...] = ()
+    # 送达: from the result to the villager's sign-off; None takes the catalogue's default.
+    delivery_limit: Limit | None = None
 
     @property
     def tiers(self) -> tuple[Tier, ...]:
@@ -223,11 +239,16 @@ class CatalogItem:
         return any(m.id == material_id for m in self.main_materials)
 
 
+# 送达 when the file names none: the agent hands the result over within 3 working days.
+DEFAULT_DELIVERY_LIMIT = Limit.working_days(3)
+
+
 @dataclass(frozen=True)
 class Catalog:
     version: str
     source: str
     items: tuple[CatalogItem, ...]
+    delivery_limit: Limit = DEFAULT_DELIVERY_LIMIT
     # Lookups happen on every intake; the index is derived from `items`, so it stays out of
     # the constructor, eq and repr.
     _by_code: Mapping[str, CatalogItem] = field(init=False, repr=False, compare=False, hash=False)
@@ -254,6 +275,10 @@ class Catalog:
     @property
     def codes(self) -> tuple[str, ...]:
         return tuple(i.code for i in self.items)
+
+    def delivery_limit_for(self, item: CatalogItem) -> Limit:
+        """The 送达 limit of an item: its own, or the catalogue's."""
+        return item.delivery_limit or self.delivery_limit
 
 
 class UnknownItemError(CatalogError, LookupError):
@@ -337,13 +362,15 @@ def build_catalog(data: Mapping[str, Any]) -> Catalog:
             raise CatalogError(item.code, "code", f"事项编码重复（第{seen[item.code] + 1}项与第{index + 1}项）")
         seen[item.code] = index
         items.append(item)
-    return Catalog(version=version, source=source, items=tuple(items))
+    delivery = (_limit(FILE_ITEM, "delivery_limit", data["delivery_limit"]) if "delivery_limit" in data
+                else DEFAULT_DELIVERY_LIMIT)
+    return Catalog(version=version, source=source, items=tuple(items), delivery_limit=delivery)
 
 
 # ------------------------------------------------------------------------------------- item validation
 
 _FILE_REQUIRED = frozenset({"version", "source", "items"})
-_FILE_OPTIONAL = frozenset({"description"})
+_FILE_OPTIONAL = frozenset({"description", "delivery_limit"})
 _ITEM_REQUIRED = frozenset(
     {
         "code",
@@ -359,7 +386,15 @@ _ITEM_REQUIRED = frozenset(
         "legal_basis",
     }
 )
-_ITEM_OPTIONAL = frozenset({"auxiliary_materials", "departments", "note"})
+_ITEM_OPTIONAL = frozenset({"auxiliary_materials", "departments", "note", "major", "not_counted", "delivery_limit"})
+_NOT_COUNTED_REQUIRED = frozenset({"what", "basis"})
+# The kinds an item's typical kind may be, by deciding tier: what that tier takes it as
+# (`shared.domain.authority.allowed_kinds`; the county takes its matters as 上报件 from below).
+_TYPICAL_BY_DECIDER = {
+    Tier.VILLAGE: frozenset({MatterKind.IMMEDIATE, MatterKind.PROMISED}),
+    Tier.TOWNSHIP: frozenset({MatterKind.IMMEDIATE, MatterKind.PROMISED, MatterKind.JOINT}),
+    Tier.COUNTY: frozenset({MatterKind.REPORTED}),
+}
 _HOP_REQUIRED = frozenset({"statutory", "promised", "statutory_source"})
 _HOP_OPTIONAL = frozenset({"note"})
 _MATERIAL_REQUIRED = frozenset({"id", "name"})
@@ -395,6 +430,14 @@ def _build_item(index: int, raw: Any) -> CatalogItem:
             f"{typical_kind.value}（{typical_kind.label_zh}）取决于申请人所交材料，不能作为事项的典型办件类型；应为：{allowed}",
         )
 
+    if typical_kind not in _TYPICAL_BY_DECIDER[decided_by]:
+        allowed = "、".join(f"{k.value}（{k.label_zh}）" for k in MatterKind if k in _TYPICAL_BY_DECIDER[decided_by])
+        raise CatalogError(
+            code,
+            "typical_kind",
+            f"本事项由{decided_by.label_zh}决定，典型办件类型不能是{typical_kind.label_zh}；应为：{allowed}",
+        )
+
     limits = _build_limits(code, raw["limits"], decided_by)
 
     main = _build_materials(code, "main_materials", raw["main_materials"], allow_empty=False)
@@ -418,6 +461,11 @@ def _build_item(index: int, raw: Any) -> CatalogItem:
     note = raw.get("note", "")
     if not isinstance(note, str):
         raise CatalogError(code, "note", "必须是文本")
+    major = raw.get("major", False)
+    if not isinstance(major, bool):
+        raise CatalogError(code, "major", f"必须是 true 或 false，实际为 {major!r}")
+    not_counted = _build_not_counted(code, raw.get("not_counted", []))
+    delivery = _limit(code, "delivery_limit", raw["delivery_limit"]) if "delivery_limit" in raw else None
 
     return CatalogItem(
         code=code,
@@ -434,7 +482,28 @@ def _build_item(index: int, raw: Any) -> CatalogItem:
         legal_basis=legal_basis,
         departments=departments,
         note=note.strip(),
+        major=major,
+        not_counted=not_counted,
+        delivery_limit=delivery,
     )
+
+
+def _build_not_counted(code: str, raw: Any) -> tuple[NotCountedPeriod, ...]:
+    if not isinstance(raw, list):
+        raise CatalogError(code, "not_counted", "必须是列表（[[items.not_counted]]，每项含 what 与 basis）")
+    out: list[NotCountedPeriod] = []
+    for i, entry in enumerate(raw):
+        path = f"not_counted[{i}]"
+        if not isinstance(entry, Mapping):
+            raise CatalogError(code, path, "每项必须是含 what、basis 的表")
+        _check_keys(code, path + ".", entry, required=_NOT_COUNTED_REQUIRED, optional=frozenset())
+        what = _text(code, f"{path}.what", entry, key="what")
+        basis = _text(code, f"{path}.basis", entry, key="basis")
+        # 现场勘查 happens inside the limit (004 五制; 000): no basis makes it a pause.
+        if "勘" in what:
+            raise CatalogError(code, f"{path}.what", "现场勘查（踏勘）在承诺时限内进行，不能列为不计时情形")
+        out.append(NotCountedPeriod(what=what, basis=basis))
+    return tuple(out)
 
 
 def _build_limits(code: str, raw: Any, decided_by: Tier) -> Mapping[Tier, HopLimits]:

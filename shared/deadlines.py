@@ -16,8 +16,8 @@ How a deadline is counted (the rules, and the choices where the rules leave room
   (民法典 第二百零三条).
 * **Office minutes (即办).** Counted inside office sessions from the receipt instant (or the next
   session's opening).
-* **Suspensions (中止计时: 补正材料, 现场勘查, 听证, 招标拍卖, 检验检测, 鉴定, 专家评审)** are not
-  counted (003 第八条). For day limits a day is counted when the clock is running at that day's close
+* **Suspensions (中止计时: 补正材料, 听证, 招标拍卖, 检验检测检疫, 鉴定, 专家评审)** are not
+  counted (003 第八条) — and only these: a 现场勘查 runs inside the limit. For day limits a day is counted when the clock is running at that day's close
   of office; a suspension covering a close takes that day out, so deadlines stay at a close of
   office and a suspension of a few hours inside one day costs nothing. For minute limits the
   suspended office minutes are taken out exactly. Either way a suspension never makes a deadline
@@ -113,6 +113,12 @@ class ClockStatus(str, Enum):
 
 
 class SuspensionReason(str, Enum):
+    """Why a clock is not counting: the applicant's 补正, or one of the steps 003 第八条 names.
+
+    `SITE_INSPECTION` stays only so clocks saved by earlier releases still load: a 现场勘查 runs
+    inside the promised limit (004 五制; 000), so no new suspension may give it as the reason.
+    """
+
     AWAITING_MATERIALS = "awaiting_materials"
     SITE_INSPECTION = "site_inspection"
     HEARING = "hearing"
@@ -125,13 +131,24 @@ class SuspensionReason(str, Enum):
     def label_zh(self) -> str:
         return {
             SuspensionReason.AWAITING_MATERIALS: "等待补正材料",
-            SuspensionReason.SITE_INSPECTION: "现场勘查",
+            SuspensionReason.SITE_INSPECTION: "现场勘查（旧记录）",
             SuspensionReason.HEARING: "听证",
             SuspensionReason.TENDERING: "招标、拍卖",
             SuspensionReason.TESTING: "检验、检测、检疫",
             SuspensionReason.APPRAISAL: "鉴定",
             SuspensionReason.EXPERT_REVIEW: "专家评审",
         }[self]
+
+
+    @property
+    def may_suspend(self) -> bool:
+        """Whether a new suspension may give this reason (003 第八条's list and 补正 only)."""
+        return self is not SuspensionReason.SITE_INSPECTION
+
+    @classmethod
+    def not_counted_steps(cls) -> tuple["SuspensionReason", ...]:
+        """The steps an operator may pause a clock for, besides waiting for the applicant's 补正."""
+        return tuple(r for r in cls if r.may_suspend and r is not cls.AWAITING_MATERIALS)
 
 
 class StopReason(str, Enum):
@@ -536,6 +553,9 @@ class HopClock:
             raise DeadlineError(f"环节当前为“{self.status.label_zh}”，不能中止计时")
         if not isinstance(reason, SuspensionReason):
             raise DeadlineError("中止计时须注明法定事由")
+        if not reason.may_suspend:
+            raise DeadlineError("现场勘查在承诺时限内进行，不能中止计时；只有听证、招标、拍卖、检验、检测、检疫、"
+                                "鉴定、专家评审和等待补正材料不计入时限")
         return replace(self, suspensions=self.suspensions + (Suspension(reason, at, None, note),))
 
     def resume(self, at: dt.datetime) -> "HopClock":

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.catalog import Catalog, CatalogItem, MatterKind, Tier
@@ -26,8 +26,9 @@ from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.deadline_watch.notify import Notification, extension_notice_sms, result_ready_sms
 from shared.deadline_watch.store import DeadlineStore, hop_deadline
 from shared.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason, Thresholds
+from shared.domain.authority import allowed_kinds, may_decide
 from shared.domain.handling import (
-    Actor, HandledMatter, Role, Stage, matter_from_json_dict, matter_to_json_dict,
+    Actor, HandledMatter, RefusalKind, Role, Stage, matter_from_json_dict, matter_to_json_dict,
 )
 from shared.domain.figures import MatterFacts, draw_follow_up_sample
 from shared.domain.limits import Limit
@@ -38,17 +39,24 @@ from shared.wire.v1 import envelope_pb2, records_pb2
 from town_center.errors import ConcurrentEditError, UnknownMatter
 from town_center.store import TownStore
 from town_center.store.matter_tables import follow_up_call, matter_event, refusal_register, town_matter
-from town_center.store.tables import ingest_log
+from town_center.store.tables import agent_key, ingest_log
 from shared.wire_views import (
     KIND_TO_WIRE, TIER_TO_WIRE, due_ms, hop_view, limit_to_wire, stage_to_wire, suspension_to_wire,
 )
 
 __all__ = ["HandlingService", "Change", "MatterSummary", "MatterPage", "MatterEvent", "TOWNSHIP_HOP", "COUNTY_HOP",
-           "INTERNAL_AUDIENCE", "UpChain"]
+           "ACCEPTANCE_HOP", "VILLAGE_HOP", "DELIVERY_HOP", "INTERNAL_AUDIENCE", "UpChain", "StaffDirectory",
+           "Inbox"]
 
 log = logging.getLogger("town_center.handling")
 
 TOWNSHIP_HOP = "township"
+# 待受理: the township's clock on the one-time notification, from receipt to classification (000).
+ACCEPTANCE_HOP = "acceptance"
+# 报送: the village's leg, from the villager's request (the laptop's claimed time) to the township's receipt.
+VILLAGE_HOP = "village"
+# 送达: from the result to the villager's sign-off.
+DELIVERY_HOP = "delivery"
 # The township's own replica of the county's hop clock: it starts at the county's receipt time and
 # follows the county's signed clock changes, so the township sees the county hop going overdue even
 # while the county cannot be reached.
@@ -77,6 +85,22 @@ class MatterSummary:
     door_to_door: bool
     version: int
     pending_extension: bool
+    elderly_or_disabled: bool = False
+    pending_refusal: bool = False
+
+
+@dataclass(frozen=True)
+class Inbox:
+    """One page of the inbox: nothing older than a page disappears, it is a page further on."""
+
+    items: list[MatterSummary]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
 
 
 @dataclass(frozen=True)
@@ -99,6 +123,17 @@ class MatterPage:
     rating_comment: str
     lookup_code_set: bool
     author_key_id: str
+    agent_name: str = ""               # 首问责任人 of a relayed matter: the village agent who took it on
+    intake_note: str = ""
+    authorization: dict[str, Any] = field(default_factory=dict)
+    village_clock: HopClock | None = None
+    claimed_filed_at: dt.datetime | None = None
+
+
+class StaffDirectory(Protocol):
+    """Who works here (the console's accounts): an AB handover names an existing, active account."""
+
+    def active_name(self, staff_id: str) -> str | None: ...
 
 
 class UpChain(Protocol):
@@ -120,13 +155,14 @@ class Change:
     down: list[records_pb2.Record] = field(default_factory=list)      # to the filing agent
     internal: list[records_pb2.Record] = field(default_factory=list)  # into the township chain only
     notify: list[Notification] = field(default_factory=list)
-    refusal: bool = False   # a 退回: registered for audit (否定报备) with the decision
+    refusal: bool = False   # 不予受理 / 不予批准: registered for audit (否定报备) with the decision
     up: list[records_pb2.Record] = field(default_factory=list)        # to the county, when linked
     county_clock: HopClock | None = None                               # the replica of the county's hop
 
 
 def _summary(row: Any, matter: HandledMatter, catalog: Catalog, now: dt.datetime, store: DeadlineStore) -> MatterSummary:
-    clock = matter.clock
+    # Waiting to be accepted, the clock that counts is the one-time notification's.
+    clock = matter.acceptance_clock if matter.stage is Stage.RECEIVED else matter.clock
     state = status = None
     if clock is not None:
         status = clock.status
@@ -139,6 +175,7 @@ def _summary(row: Any, matter: HandledMatter, catalog: Catalog, now: dt.datetime
         due_at=from_unix_ms(int(row.due_at_ms)) if row.due_at_ms else None, state=state, clock_status=status,
         id_masked=row.id_masked, door_to_door=bool(row.door_to_door), version=int(row.version),
         pending_extension=matter.pending_extension is not None,
+        elderly_or_disabled=bool(row.elderly_or_disabled), pending_refusal=matter.pending_refusal is not None,
     )
 
 
@@ -153,6 +190,8 @@ class HandlingService:
         self.tier = Tier.TOWNSHIP
         # Set by the bootstrap when the township is linked to a county.
         self.up: UpChain | None = None
+        # Set by the bootstrap: the console's accounts, so a handover names a real colleague.
+        self.staff: StaffDirectory | None = None
         # The deadline watch's wake-up: a new or moved deadline may be due sooner than its next scan.
         self.on_clock_saved = on_clock_saved
 
@@ -185,17 +224,29 @@ class HandlingService:
 
     def inbox(self, *, village_code: str | None = None, stages: Sequence[Stage] | None = None,
               owner: str | None = None, limit: int = 500) -> list[MatterSummary]:
-        query = select(town_matter).order_by(town_matter.c.received_at_ms.desc()).limit(limit)
+        return self.inbox_page(village_code=village_code, stages=stages, owner=owner, page=1, page_size=limit).items
+
+    def inbox_page(self, *, village_code: str | None = None, stages: Sequence[Stage] | None = None,
+                   owner: str | None = None, page: int = 1, page_size: int = 100) -> Inbox:
+        """A page of the inbox, newest first; elderly or disabled applicants' matters first within the page
+        (the operator sees them first without losing the order of arrival)."""
+        page = max(1, page)
+        conditions = []
         if village_code:
-            query = query.where(town_matter.c.village_code == village_code)
+            conditions.append(town_matter.c.village_code == village_code)
         if stages:
-            query = query.where(town_matter.c.stage.in_([s.value for s in stages]))
+            conditions.append(town_matter.c.stage.in_([s.value for s in stages]))
         if owner:
-            query = query.where(town_matter.c.owner == owner)
+            conditions.append(town_matter.c.owner == owner)
+        query = (select(town_matter).where(*conditions).order_by(town_matter.c.received_at_ms.desc())
+                 .limit(page_size).offset((page - 1) * page_size))
         now = self.clock.now()
         with self.store.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [_summary(r, self.decode(r), self.catalog, now, self.deadlines) for r in rows]
+            total = int(conn.execute(select(func.count()).select_from(town_matter).where(*conditions)).scalar_one())
+        items = [_summary(r, self.decode(r), self.catalog, now, self.deadlines) for r in rows]
+        items.sort(key=lambda m: not m.elderly_or_disabled)   # stable: arrival order kept within each group
+        return Inbox(items=items, total=total, page=page, page_size=page_size)
 
     def villages(self) -> list[str]:
         with self.store.engine.connect() as conn:
@@ -204,7 +255,8 @@ class HandlingService:
     def supervision_list(self) -> list[MatterSummary]:
         """督办 list: every open township hop that is overdue, worst first, oldest deadline first."""
         now = self.clock.now()
-        open_stages = [Stage.IN_PROGRESS.value, Stage.ESCALATING.value, Stage.WAITING_MATERIALS.value]
+        open_stages = [Stage.RECEIVED.value, Stage.IN_PROGRESS.value, Stage.ESCALATING.value,
+                       Stage.WAITING_MATERIALS.value]
         with self.store.engine.connect() as conn:
             rows = conn.execute(select(town_matter).where(
                 town_matter.c.stage.in_(open_stages), town_matter.c.due_at_ms.is_not(None),
@@ -244,9 +296,12 @@ class HandlingService:
         with self.store.engine.connect() as conn:
             row = conn.execute(select(town_matter).where(town_matter.c.matter_id == matter_id)).first()
             if row is None:
-                raise UnknownMatter(f"找不到办件 {matter_id}")
+                raise UnknownMatter("找不到该办件：可能链接有误，或办件尚未同步到本中心")
             events = conn.execute(select(matter_event).where(matter_event.c.matter_id == matter_id)
                                   .order_by(matter_event.c.event_id)).all()
+            agent_name = conn.execute(select(agent_key.c.holder_name).where(
+                agent_key.c.key_id == row.author_key_id)).scalar() or ""
+            filing = self._filing(conn, row)
         matter = self.decode(row)
         return MatterPage(
             summary=_summary(row, matter, self.catalog, self.clock.now(), self.deadlines), matter=matter,
@@ -254,8 +309,66 @@ class HandlingService:
             materials_brought=tuple(json.loads(row.materials_json)), tolerated_missing=tuple(json.loads(row.tolerated_json)),
             events=tuple(MatterEvent(from_unix_ms(int(e.at_ms)), e.actor, e.action, e.text_zh) for e in events),
             rating=int(row.rating), rating_comment=row.rating_comment, lookup_code_set=row.lookup_code_hash is not None,
-            author_key_id=row.author_key_id,
+            author_key_id=row.author_key_id, agent_name=agent_name, intake_note=row.intake_note or "",
+            authorization=self._authorization_view(filing), village_clock=self.deadlines.load_clock(matter_id, VILLAGE_HOP),
+            claimed_filed_at=from_unix_ms(int(row.claimed_filed_at_ms)) if row.claimed_filed_at_ms else None,
         )
+
+    def _filing(self, conn: Connection, row: Any) -> records_pb2.RequestFiled | None:
+        """The village's signed filing of this matter, as received (its receipt time is the matter's)."""
+        rows = conn.execute(select(ingest_log.c.payload).where(
+            ingest_log.c.author_key_id == row.author_key_id, ingest_log.c.body_kind == "request_filed",
+            ingest_log.c.receipt_time_ms == row.received_at_ms)).all()
+        for (payload,) in rows:
+            record = records_pb2.Record.FromString(bytes(payload))
+            if record.request_filed.matter_id == row.matter_id:
+                return record.request_filed
+        return None
+
+    _AUTH_METHOD_ZH = {
+        records_pb2.AUTHORIZATION_METHOD_DRAWN_SIGNATURE: "申请人手写签名",
+        records_pb2.AUTHORIZATION_METHOD_PHOTO_OF_FORM: "已签字委托书照片",
+        records_pb2.AUTHORIZATION_METHOD_WITNESS: "见证人见证",
+    }
+
+    def _authorization_view(self, filing: records_pb2.RequestFiled | None) -> dict[str, Any]:
+        """What the decision maker sees of the villager's authorization: the method, and the image or
+        the witness, opened with the township key (the village sealed them to it)."""
+        if filing is None or not filing.HasField("authorization"):
+            return {}
+        auth = filing.authorization
+        method = self._AUTH_METHOD_ZH.get(auth.method)
+        if method is None:
+            method = "按手印" if "FINGER" in records_pb2.AuthorizationMethod.Name(auth.method) else "未注明"
+        view: dict[str, Any] = {"method_zh": method, "image": None, "witness_name": "", "witness_statement": "",
+                                "captured_at": from_unix_ms(auth.captured_at_ms) if auth.captured_at_ms else None}
+        if not auth.sealed_evidence:
+            return view
+        try:
+            evidence = open_sealed(self.signer.seed(), bytes(auth.sealed_evidence))
+        except Exception:  # noqa: BLE001 - sealed to another township key: shown as unavailable
+            view["unavailable"] = True
+            return view
+        if evidence[:4] == b"\x89PNG" or evidence[:3] == b"\xff\xd8\xff":
+            view["image"] = evidence
+        else:
+            try:
+                witness = json.loads(evidence.decode("utf-8"))
+                view["witness_name"] = str(witness.get("witness_name", ""))
+                view["witness_statement"] = str(witness.get("statement", ""))
+            except (UnicodeDecodeError, ValueError, AttributeError):
+                view["unavailable"] = True
+        return view
+
+    def authorization_image(self, matter_id: str) -> bytes | None:
+        """The signature or signed-form image of a matter's authorization, for the matter page."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(town_matter).where(town_matter.c.matter_id == matter_id)).first()
+            if row is None:
+                raise UnknownMatter("找不到该办件")
+            filing = self._filing(conn, row)
+        image = self._authorization_view(filing).get("image")
+        return image if isinstance(image, bytes) else None
 
     def applicant(self, matter_id: str, *, conn: Connection | None = None) -> records_pb2.ApplicantDetails | None:
         """Open the sealed applicant details (name, ID, phone, address) for the responsible staff.
@@ -267,7 +380,7 @@ class HandlingService:
             with self.store.engine.connect() as own:
                 row = own.execute(query).first()
         if row is None:
-            raise UnknownMatter(f"找不到办件 {matter_id}")
+            raise UnknownMatter("找不到该办件：可能链接有误，或办件尚未同步到本中心")
         if not row.sealed_details:
             return None
         try:
@@ -293,7 +406,7 @@ class HandlingService:
     def _load_for_update(self, conn: Connection, matter_id: str) -> Any:
         row = conn.execute(select(town_matter).where(town_matter.c.matter_id == matter_id).with_for_update()).first()
         if row is None:
-            raise UnknownMatter(f"找不到办件 {matter_id}")
+            raise UnknownMatter("找不到该办件：可能链接有误，或办件尚未同步到本中心")
         return row
 
     def commit_in(self, conn: Connection, row: Any, before: HandledMatter, after: HandledMatter, change: Change,
@@ -305,6 +418,8 @@ class HandlingService:
             "state_json": json.dumps(matter_to_json_dict(after), ensure_ascii=False, separators=(",", ":")),
             "due_at_ms": due_ms(after.clock, self.calendar) or None,
         }
+        if after.stage is Stage.RECEIVED and after.acceptance_clock is not None:
+            values["due_at_ms"] = due_ms(after.acceptance_clock, self.calendar) or None
         if after.clock is not None and after.clock.start_at is not None:
             values["worst_state"] = max(int(row.worst_state), after.clock.state_at(now, self.calendar, self.thresholds).rank)
         if after.stage is Stage.RESULT_READY and row.completed_at_ms is None:
@@ -319,6 +434,13 @@ class HandlingService:
         if after.clock is not None and after.clock != before.clock:
             self.deadlines.save_clock(row.matter_id, TOWNSHIP_HOP, after.clock, now=now,
                                       responsible=after.owner or None, conn=conn)
+        if after.acceptance_clock is not None and after.acceptance_clock != before.acceptance_clock:
+            self.deadlines.save_clock(row.matter_id, ACCEPTANCE_HOP, after.acceptance_clock, now=now,
+                                      responsible=after.owner or None, conn=conn)
+        if after.delivery_clock is not None and after.delivery_clock != before.delivery_clock:
+            # 送达 is the village agent's leg: the filing device is who must act.
+            self.deadlines.save_clock(row.matter_id, DELIVERY_HOP, after.delivery_clock, now=now,
+                                      responsible=f"village:{row.author_key_id[:20]}", conn=conn)
         if change.county_clock is not None:
             self.deadlines.save_clock(row.matter_id, COUNTY_HOP, change.county_clock, now=now, responsible=None, conn=conn)
         if after.stage != before.stage or after.clock != before.clock or change.down or change.county_clock:
@@ -345,10 +467,12 @@ class HandlingService:
                 self.up.append_in(conn, record, now_ms=sign_ms)
         for n in change.notify:
             self.deadlines.enqueue_notification(n, now=now, conn=conn)
-        if change.refusal:
+        if change.refusal and after.refusal is not None:
+            reason = after.return_reason if after.refusal is RefusalKind.NOT_ACCEPTED else after.result_summary
             conn.execute(insert(refusal_register).values(
                 matter_id=row.matter_id, catalog_code=row.catalog_code, village_code=row.village_code,
-                operator_id=actor_label[:64], reason=after.return_reason, at_ms=now_ms))
+                operator_id=actor_label[:64], reason=reason, at_ms=now_ms, refusal_kind=after.refusal.value,
+                approved_by=after.refusal_approved_by[:64]))
 
     def _act(self, matter_id: str, actor: Actor, expected_version: int | None,
              transition: Callable[[HandledMatter, dt.datetime, Connection], tuple[HandledMatter, Change]],
@@ -418,16 +542,26 @@ class HandlingService:
 
     # ================================================================== operator actions
 
+    def allowed_kinds(self, matter: HandledMatter) -> list[MatterKind]:
+        """The kinds this township may take the matter as (its authority under the catalogue)."""
+        if matter.catalog_code not in self.catalog:
+            return []
+        allowed = allowed_kinds(self.catalog.item(matter.catalog_code), self.tier)
+        return [k for k in MatterKind if k in allowed]
+
     def classify(self, matter_id: str, kind: MatterKind, *, actor: Actor, expected_version: int | None = None,
-                 missing_materials: Sequence[str] = (), return_reason: str = "", written_promise: str = "",
-                 lead_window: str = "", departments: Sequence[str] = ()) -> HandledMatter:
-        """Accept and classify a received matter (即办/承诺/补办/退回/联办/上报); the operator becomes its owner."""
+                 missing_materials: Sequence[str] = (), return_reason: str = "", promised_limit: Limit | None = None,
+                 lead_window: str = "", departments: Sequence[str] = (),
+                 refusal_approved_by: str = "") -> HandledMatter:
+        """Accept and classify a received matter (即办/承诺/补办/退回/联办/上报) within the township's
+        authority; the operator becomes its owner. A 承诺件's written promise comes from its clock."""
 
         def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
             item = self._item(m)
             after = m.classify(kind, actor=actor, at=now, item=item, missing_materials=tuple(missing_materials),
-                               return_reason=return_reason, written_promise=written_promise,
-                               lead_window=lead_window, departments=tuple(departments))
+                               return_reason=return_reason, promised_limit=promised_limit, calendar=self.calendar,
+                               lead_window=lead_window, departments=tuple(departments),
+                               refusal_approved_by=refusal_approved_by)
             record = records_pb2.Record()
             body = record.matter_classified
             body.matter_id, body.kind, body.operator_id = m.matter_id, KIND_TO_WIRE[kind], after.owner  # type: ignore[assignment]
@@ -444,6 +578,37 @@ class HandlingService:
                                  refusal=kind is MatterKind.RETURNED)
 
         return self._act(matter_id, actor, expected_version, transition)
+
+    def request_refusal(self, matter_id: str, kind: RefusalKind, reason: str, *, actor: Actor,
+                        expected_version: int | None = None) -> HandledMatter:
+        """An operator asks the director to approve refusing a major or difficult matter (004 篇6)."""
+
+        def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+            after = m.request_refusal(actor=actor, at=now, item=self._item(m), kind=kind, reason=reason)
+            return after, Change("request_refusal", f"申请{kind.label_zh}（重大疑难事项，待中心主任审批）：{reason.strip()}")
+
+        return self._act(matter_id, actor, expected_version, transition)
+
+    def decide_refusal(self, matter_id: str, *, approve: bool, actor: Actor,
+                       expected_version: int | None = None) -> HandledMatter:
+        """The director approves (the refusal takes effect now, in the director's name) or declines it."""
+        if actor.role is not Role.DIRECTOR:
+            raise HandlingError("不予受理/不予批准申请须由中心主任审批")
+        matter = self.page(matter_id).matter
+        request = matter.pending_refusal
+        if request is None:
+            raise HandlingError("没有待审批的不予受理/不予批准申请")
+        if not approve:
+            def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
+                after = m.refusal_request_declined(actor=actor)
+                return after, Change("decline_refusal", f"中心主任未批准{request.kind.label_zh}申请，请继续办理")
+
+            return self._act(matter_id, actor, expected_version, transition)
+        if request.kind is RefusalKind.NOT_ACCEPTED:
+            return self.classify(matter_id, MatterKind.RETURNED, actor=actor, expected_version=expected_version,
+                                 return_reason=request.reason, refusal_approved_by=actor.staff_id)
+        return self.record_result(matter_id, approved=False, summary=request.reason, actor=actor,
+                                  expected_version=expected_version, refusal_approved_by=actor.staff_id)
 
     def materials_completed(self, matter_id: str, *, actor: Actor, expected_version: int | None = None) -> HandledMatter:
         """补办件: the applicant brought everything; the clock starts (or resumes) now."""
@@ -545,8 +710,14 @@ class HandlingService:
                   expected_version: int | None = None) -> HandledMatter:
         """AB post: the backup takes the matter over; the previous owner keeps watching it."""
 
+        to_staff = to_staff.strip().lower()
+        if not to_staff:
+            raise HandlingError("请选择接手的工作人员")
+        if self.staff is not None and self.staff.active_name(to_staff) is None:
+            raise HandlingError("接手人须是本中心在岗的工作人员账号，请从列表中选择")
+
         def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
-            after = m.hand_over_to(actor=actor, at=now, to_staff=to_staff.strip().lower(), reason=reason)
+            after = m.hand_over_to(actor=actor, at=now, to_staff=to_staff, reason=reason)
             record = records_pb2.Record()
             body = record.ownership_transferred
             body.matter_id, body.from_operator_id, body.to_operator_id = m.matter_id, m.owner, after.owner
@@ -557,10 +728,18 @@ class HandlingService:
         return self._act(matter_id, actor, expected_version, transition)
 
     def record_result(self, matter_id: str, *, approved: bool, summary: str, actor: Actor,
-                      expected_version: int | None = None, collect_from: str = "") -> HandledMatter:
+                      expected_version: int | None = None, collect_from: str = "",
+                      refusal_approved_by: str = "") -> HandledMatter:
+        """准予 or 不予批准, only on matters the township decides; a refusal is registered (否定报备)."""
+
         def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
-            after = m.record_result(actor=actor, at=now, approved=approved, summary=summary)
-            return after, self._result_change(after, collect_from, conn)
+            item = self._item(m)
+            after = m.record_result(actor=actor, at=now, approved=approved, summary=summary, item=item,
+                                    delivery_limit=self.catalog.delivery_limit_for(item),
+                                    refusal_approved_by=refusal_approved_by)
+            change = self._result_change(after, collect_from, conn)
+            change.refusal = not approved
+            return after, change
 
         return self._act(matter_id, actor, expected_version, transition)
 
@@ -576,6 +755,9 @@ class HandlingService:
 
     # ------------------------------------------------------------------ the county's side (escalation lands in the county issue)
 
+    def may_decide(self, matter: HandledMatter) -> bool:
+        return matter.catalog_code in self.catalog and may_decide(self.catalog.item(matter.catalog_code), self.tier)
+
     def escalate(self, matter_id: str, summary: str, *, actor: Actor, expected_version: int | None = None) -> HandledMatter:
         """上报: sign an escalation to the county carrying the village's own signed records. The township
         hop runs on until the county's signed receipt comes back (`record_escalated`)."""
@@ -584,13 +766,13 @@ class HandlingService:
             raise HandlingError("本乡镇尚未接入县政务服务中心，无法上报（请先运行 town-center county link）")
 
         def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
-            after = m.send_escalation(actor=actor, at=now)
+            after = m.send_escalation(actor=actor, at=now, opinion=summary)
             item = self._item(m)
             row = conn.execute(select(town_matter).where(town_matter.c.matter_id == matter_id)).one()
             record = records_pb2.Record()
             body = record.escalation
             body.matter_id, body.catalog_code, body.township_code = m.matter_id, m.catalog_code, up.township_code
-            body.summary = summary.strip()[:500] or "请县级审批"
+            body.summary = summary.strip()[:500]
             body.county_limit.CopyFrom(limit_to_wire(item.hop(Tier.COUNTY).promised))
             body.township_received_at_ms = int(row.received_at_ms)
             body.village_envelopes.extend(self._village_envelopes(conn, row.author_key_id, matter_id))
@@ -653,7 +835,9 @@ class HandlingService:
         system = Actor("county", Role.DIRECTOR)
 
         def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
-            after = m.upper_tier_decided(approved=approved, summary=summary)
+            item = self.catalog.item(m.catalog_code) if m.catalog_code in self.catalog else None
+            after = m.upper_tier_decided(approved=approved, summary=summary, at=now,
+                                         delivery_limit=self.catalog.delivery_limit_for(item) if item else None)
             change = self._result_change(after, "乡镇便民服务中心", conn)
             change.action, change.text_zh = "county_decision", "县级决定：" + change.text_zh
             return after, change
@@ -770,7 +954,8 @@ def _classified_text(m: HandledMatter) -> str:
     kind = m.kind
     assert kind is not None
     if kind is MatterKind.RETURNED:
-        return f"{kind.label_zh}：{m.return_reason}"
+        approved = f"（不予受理，经中心主任 {m.refusal_approved_by} 批准）" if m.refusal_approved_by else ""
+        return f"{kind.label_zh}{approved}：{m.return_reason}"
     if kind is MatterKind.SUPPLEMENT:
         return f"{kind.label_zh}：一次性告知需补齐 " + "、".join(m.missing_materials) + "（补齐之日起计时）"
     if kind is MatterKind.PROMISED:

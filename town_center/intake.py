@@ -22,7 +22,10 @@ from shared.clock import from_unix_ms, to_unix_ms
 from shared.domain.handling import HandledMatter, Stage, matter_to_json_dict
 from shared.errors import HandlingError
 from shared.wire.v1 import envelope_pb2, records_pb2
-from town_center.handling import HandlingService, Change
+from shared.catalog import CatalogItem
+from shared.deadlines import HopClock, StopReason
+from shared.errors import DeadlineError
+from town_center.handling import ACCEPTANCE_HOP, VILLAGE_HOP, HandlingService, Change
 from town_center.store.matter_tables import intake_cursor, matter_event, town_matter
 from town_center.store.tables import agent_key, ingest_log
 
@@ -117,7 +120,9 @@ class Intake:
         now = from_unix_ms(receipt_ms)
         matter = self.handling.decode(row)
         try:
-            after, change, extra = _village_transition(matter, record, kind, now)
+            catalog = self.handling.catalog
+            item = catalog.item(matter.catalog_code) if matter.catalog_code in catalog else None
+            after, change, extra = _village_transition(matter, record, kind, now, item)
         except HandlingError as exc:
             self._note(conn, matter_id, receipt_ms, actor, "not_applied", f"村代办员记录未能应用：{exc}")
             return
@@ -169,15 +174,20 @@ class Intake:
             log.warning("matter %s filed twice (second by %s); kept the first", body.matter_id, key_id)
             return
         received_at = from_unix_ms(receipt_ms)
-        matter = HandledMatter.received(body.matter_id, body.catalog_code, Tier.TOWNSHIP, received_at)
+        catalog = self.handling.catalog
+        item = catalog.item(body.catalog_code) if body.catalog_code in catalog else None
+        matter = HandledMatter.received(body.matter_id, body.catalog_code, Tier.TOWNSHIP, received_at, item)
         lookup = bytes(body.lookup_code_hash) or None
         if lookup is not None and conn.execute(select(town_matter.c.matter_id)
                                                .where(town_matter.c.lookup_code_hash == lookup)).first():
             lookup = None  # a colliding code would reveal another matter; this one gets no public lookup
         door = body.door_to_door
-        text = "村代办员提交代办申请" + ("（上门服务受理）" if door else "")
+        text = "村代办员报送代办申请" + ("（上门服务收件）" if door else "")
+        if matter.stage is Stage.VILLAGE_OWN:
+            text = "村代办员报备村级自办事项（由村便民服务室办理，乡镇跟踪进度）" + ("（上门服务）" if door else "")
         if body.intake_outcome == records_pb2.INTAKE_OUTCOME_ACCEPT_WITH_TOLERANCE:
-            text += "，容缺受理：" + "、".join(f"{t.material_id}（承诺 {t.supply_by_date} 前补交）" for t in body.tolerated_missing)
+            text += "，容缺受理：" + "、".join(f"{_material_name(item, t.material_id)}（承诺 {t.supply_by_date} 前补交）"
+                                          for t in body.tolerated_missing)
         if body.intake_outcome == records_pb2.INTAKE_OUTCOME_RETURN:
             text += f"；村级初审意见：应退回（{body.return_reason}）"
         conn.execute(insert(town_matter).values(
@@ -194,6 +204,16 @@ class Intake:
             updated_at_ms=receipt_ms))
         conn.execute(insert(matter_event).values(matter_id=body.matter_id, at_ms=receipt_ms, actor=f"village:{key_id[:8]}",
                                                  action="filed", text_zh=text, version=matter.version))
+        deadlines = self.handling.deadlines
+        if matter.acceptance_clock is not None:
+            deadlines.save_clock(body.matter_id, ACCEPTANCE_HOP, matter.acceptance_clock, now=received_at, conn=conn)
+            due = matter.acceptance_clock.due_at(deadlines.calendar)
+            if due is not None:
+                conn.execute(update(town_matter).where(town_matter.c.matter_id == body.matter_id)
+                             .values(due_at_ms=to_unix_ms(due)))
+        village = _village_clock(item, record.header.claimed_time_ms, received_at)
+        if village is not None:
+            deadlines.save_clock(body.matter_id, VILLAGE_HOP, village, now=received_at, conn=conn)
 
 
 def _matter_id_of(record: records_pb2.Record, kind: str | None) -> str:
@@ -203,12 +223,12 @@ def _matter_id_of(record: records_pb2.Record, kind: str | None) -> str:
     return ""
 
 
-def _village_transition(m: HandledMatter, record: records_pb2.Record, kind: str | None, now: dt.datetime
-                        ) -> tuple[HandledMatter | None, Change, dict[str, Any]]:
+def _village_transition(m: HandledMatter, record: records_pb2.Record, kind: str | None, now: dt.datetime,
+                        item: CatalogItem | None = None) -> tuple[HandledMatter | None, Change, dict[str, Any]]:
     """What a village record does to the township's matter: a new value, or (None, history line)."""
     if kind == "materials_added":
         body = record.materials_added
-        names = "、".join(body.material_ids)
+        names = "、".join(_material_name(item, i) for i in body.material_ids)
         hint = "，请核对后登记“材料已补齐”" if m.stage is Stage.WAITING_MATERIALS else ""
         return None, Change("materials_added", f"村代办员补交材料：{names}{hint}"), {}
     if kind == "withdrawn":
@@ -219,7 +239,7 @@ def _village_transition(m: HandledMatter, record: records_pb2.Record, kind: str 
         return after, Change("handed_over", "代办员已将结果交付申请人"), {}
     if kind == "signed_off":
         body = record.signed_off
-        after = m.signed_off()
+        after = m.signed_off(at=now)
         rating = int(body.rating)
         text = f"申请人签收确认，评价：{RATING_ZH.get(rating, '未评价')}" + (f"（{body.comment}）" if body.comment else "")
         return after, Change("signed_off", text), {
@@ -234,3 +254,28 @@ def _village_transition(m: HandledMatter, record: records_pb2.Record, kind: str 
         return None, Change("visit", "村代办员已上门服务：" + (record.visit_recorded.outcome or "")), {}
     return None, Change("other", kind or ""), {}
 
+
+
+def _material_name(item: CatalogItem | None, material_id: str) -> str:
+    """Operators read material names, never the catalogue's ids."""
+    if item is not None:
+        for m in item.materials:
+            if m.id == material_id:
+                return m.name
+    return "目录外材料"
+
+
+def _village_clock(item: CatalogItem | None, claimed_ms: int, received_at: dt.datetime) -> HopClock | None:
+    """The village's 报送 leg, from the villager's request to this receipt, on the catalogue's village
+    limit. The request time is the laptop's claim (the only witness of it); a claim later than the
+    receipt, or one before the epoch, is not a request time at all, so no clock is kept."""
+    if item is None or Tier.VILLAGE not in item.limits or item.decided_by is Tier.VILLAGE or claimed_ms <= 0:
+        return None
+    requested_at = from_unix_ms(claimed_ms)
+    if requested_at > received_at:
+        return None
+    hop = item.hop(Tier.VILLAGE)
+    try:
+        return HopClock.received(requested_at, hop.promised, hop.statutory).stop(received_at, StopReason.PASSED_ON)
+    except DeadlineError:
+        return None

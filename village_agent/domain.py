@@ -100,6 +100,13 @@ class MatterState:
     message: str = ""
     last_seq: int = 0
     notes: tuple[str, ...] = field(default=())
+    # Conditional materials marked 不适用 at filing: not missing, never to be asked for.
+    not_applicable: tuple[str, ...] = ()
+    # The village returned it at filing (a main material missing): it is not 报送 for handling.
+    returned_at_intake: bool = False
+    # Stops of the village hop clock (`village_agent.hop`), on this laptop's clock.
+    handed_over_ms: int = 0
+    withdrawn_ms: int = 0
 
     @property
     def closed(self) -> bool:
@@ -125,6 +132,8 @@ def filed_state(record: records_pb2.Record) -> MatterState:
         tolerated_missing=tuple(t.material_id for t in body.tolerated_missing),
         message=body.return_reason,
         last_seq=record.header.seq,
+        not_applicable=tuple(body.materials_not_applicable),
+        returned_at_intake=status is MatterStatus.RETURNED,
     )
 
 
@@ -142,9 +151,12 @@ def apply(state: MatterState | None, record: records_pb2.Record) -> MatterState 
         return replace(state, materials=_merge(state.materials, record.materials_added.material_ids),
                        tolerated_missing=tuple(m for m in state.tolerated_missing if m not in record.materials_added.material_ids))
     if kind == "withdrawn":
-        return replace(state, status=MatterStatus.WITHDRAWN, message=record.withdrawn.reason)
+        return replace(state, status=MatterStatus.WITHDRAWN, message=record.withdrawn.reason,
+                       withdrawn_ms=record.header.claimed_time_ms)
     if kind == "result_handed_over":
-        return replace(state, status=MatterStatus.HANDED_OVER, message=record.result_handed_over.result_summary)
+        body = record.result_handed_over
+        return replace(state, status=MatterStatus.HANDED_OVER, message=body.result_summary,
+                       handed_over_ms=body.handed_over_at_ms or record.header.claimed_time_ms)
     if kind == "signed_off":
         return replace(state, status=MatterStatus.SIGNED_OFF, rating=record.signed_off.rating)
     if kind == "follow_up_called":

@@ -132,7 +132,7 @@ def _state_to_json(state: MatterState) -> str:
 def _state_from_json(text: str) -> MatterState:
     doc = json.loads(text)
     doc["status"] = MatterStatus(doc["status"])
-    for key in ("materials", "tolerated_missing", "notes"):
+    for key in ("materials", "tolerated_missing", "notes", "not_applicable"):
         doc[key] = tuple(doc.get(key, ()))
     return MatterState(**doc)
 

@@ -14,22 +14,29 @@ from dataclasses import dataclass, replace
 
 from shared.catalog import CatalogItem, MatterKind, Tier
 from shared.calendar import WorkingCalendar
-from shared.deadlines import HopClock, StopReason, SuspensionReason
-from shared.domain.limits import Limit
+from shared.deadlines import HopClock, StopReason, SuspensionReason, format_instant_zh
+from shared.domain.authority import allowed_kinds, authority_refusal_zh, may_decide, tracks_only
+from shared.domain.limits import Limit, LimitUnit
 from shared.errors import DeadlineError, HandlingError
 
 IMMEDIATE_LIMIT = Limit.minutes(30)  # 即办件: handled on the spot, normally within 30 minutes (004, 002)
 MIN_JOINT_DEPARTMENTS = 2            # 000 says 2+, 004 says 3+; the county may require more
+# 待受理: the one-time notification (or acceptance) is due within 5 working days of receipt (000).
+ACCEPTANCE_LIMIT = Limit.working_days(5)
+# 承诺件: a written promise of at least one working day (000).
+MIN_PROMISE = Limit.working_days(1)
 
 
 class Role(str, enum.Enum):
     OPERATOR = "operator"        # 窗口工作人员
     DIRECTOR = "director"        # 中心主任
     ADMINISTRATOR = "administrator"
+    APPROVER = "approver"        # 受委托审批人: a county staff member the director delegated decisions to
 
     @property
     def label_zh(self) -> str:
-        return {"operator": "窗口工作人员", "director": "中心主任", "administrator": "系统管理员"}[self.value]
+        return {"operator": "窗口工作人员", "director": "中心主任", "administrator": "系统管理员",
+                "approver": "受委托审批人"}[self.value]
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,8 @@ class Actor:
 
 
 class Stage(str, enum.Enum):
-    RECEIVED = "received"                    # 已接收，待分类
+    RECEIVED = "received"                    # 已接收，待受理（一次性告知 within 5 working days）
+    VILLAGE_OWN = "village_own"              # 村级自办事项：乡镇只跟踪，不分类
     WAITING_MATERIALS = "waiting_materials"  # 补办件：等待补齐材料，未计时
     IN_PROGRESS = "in_progress"              # 办理中（即办/承诺/联办）
     ESCALATING = "escalating"                # 上报件：待上报县级
@@ -56,7 +64,7 @@ class Stage(str, enum.Enum):
 
 
 _STAGE_ZH = {
-    Stage.RECEIVED: "待分类", Stage.WAITING_MATERIALS: "待补齐材料", Stage.IN_PROGRESS: "办理中",
+    Stage.RECEIVED: "待受理", Stage.VILLAGE_OWN: "村级办理（乡镇跟踪）", Stage.WAITING_MATERIALS: "待补齐材料", Stage.IN_PROGRESS: "办理中",
     Stage.ESCALATING: "待上报县级", Stage.ESCALATED: "已上报县级", Stage.RESULT_READY: "结果待交付",
     Stage.HANDED_OVER: "已交付待签收", Stage.SIGNED_OFF: "已签收办结", Stage.RETURNED: "已退回",
     Stage.WITHDRAWN: "已撤回",
@@ -72,6 +80,27 @@ class Handover:
     from_staff: str
     to_staff: str
     at: dt.datetime
+    reason: str
+
+
+class RefusalKind(str, enum.Enum):
+    """The two refusals the 否定报备 register holds (004 篇6)."""
+
+    NOT_ACCEPTED = "not_accepted"   # 不予受理 (a 退回件)
+    NOT_APPROVED = "not_approved"   # 不予批准
+
+    @property
+    def label_zh(self) -> str:
+        return {"not_accepted": "不予受理", "not_approved": "不予批准"}[self.value]
+
+
+@dataclass(frozen=True)
+class RefusalRequest:
+    """A refusal of a major or difficult matter waiting for the director's approval (004 篇6)."""
+
+    kind: RefusalKind
+    requested_by: str
+    requested_at: dt.datetime
     reason: str
 
 
@@ -91,7 +120,7 @@ class HandledMatter:
     received_at: dt.datetime          # this tier's receipt time: starts its hop clock
     stage: Stage = Stage.RECEIVED
     kind: MatterKind | None = None
-    owner: str = ""                   # first-asked responsible staff 首问负责人
+    owner: str = ""                   # the handling operator 承办人 (首办); the 首问责任人 is who received it first
     watchers: tuple[str, ...] = ()    # earlier owners keep watching until the end
     clock: HopClock | None = None
     missing_materials: tuple[str, ...] = ()
@@ -107,13 +136,33 @@ class HandledMatter:
     escalation_sent_at: dt.datetime | None = None
     # The upper tier asked for materials: this tier's clock stays stopped; the upper tier's waits.
     upper_tier_waiting: bool = False
+    # 待受理: the clock on the one-time notification, from receipt until the matter is classified.
+    acceptance_clock: HopClock | None = None
+    # 送达: from the result until the villager's sign-off.
+    delivery_clock: HopClock | None = None
+    pending_refusal: RefusalRequest | None = None
+    refusal: RefusalKind | None = None
+    refusal_approved_by: str = ""
+    escalation_opinion: str = ""      # 初审意见 sent up with a 上报
     version: int = 0
 
     @classmethod
-    def received(cls, matter_id: str, catalog_code: str, tier: Tier, received_at: dt.datetime) -> "HandledMatter":
+    def received(cls, matter_id: str, catalog_code: str, tier: Tier, received_at: dt.datetime,
+                 item: CatalogItem | None = None) -> "HandledMatter":
+        """A matter as this tier receives it. With its catalogue item: a lower tier's own matter is
+        only tracked; any other waits to be accepted, on a clock (the one-time notification is due
+        within 5 working days of receipt, 000). Without the item (a code the catalogue does not
+        hold) it waits with no clock until the catalogue is updated."""
         if received_at.tzinfo is None:
             raise HandlingError("收件时刻必须带时区")
-        return cls(matter_id=matter_id, catalog_code=catalog_code, tier=tier, received_at=received_at)
+        if item is not None and item.code != catalog_code:
+            raise HandlingError("收件所用的目录事项与本件不符")
+        if item is not None and tracks_only(item, tier):
+            return cls(matter_id=matter_id, catalog_code=catalog_code, tier=tier, received_at=received_at,
+                       stage=Stage.VILLAGE_OWN)
+        acceptance = HopClock.received(received_at, ACCEPTANCE_LIMIT, ACCEPTANCE_LIMIT) if item is not None else None
+        return cls(matter_id=matter_id, catalog_code=catalog_code, tier=tier, received_at=received_at,
+                   acceptance_clock=acceptance)
 
     @classmethod
     def accepted_from_below(cls, matter_id: str, catalog_code: str, tier: Tier, received_at: dt.datetime,
@@ -161,26 +210,42 @@ class HandledMatter:
         item: CatalogItem,
         missing_materials: tuple[str, ...] = (),
         return_reason: str = "",
-        written_promise: str = "",
+        promised_limit: Limit | None = None,
+        calendar: WorkingCalendar | None = None,
         lead_window: str = "",
         departments: tuple[str, ...] = (),
+        refusal_approved_by: str = "",
     ) -> "HandledMatter":
-        """Accept and classify a received matter. The classifying operator becomes its owner."""
+        """Accept and classify a received matter. The classifying operator becomes its owner.
+
+        Only the kinds the tier's authority allows (`shared.domain.authority`). A 承诺件's written
+        promise is generated from its clock (`promised_limit`, within the catalogue's, at least one
+        working day; the catalogue's by default), so it can never disagree with the clock. A 退回
+        of a major matter needs the director (`refusal_approved_by` names the approving director
+        when the director approves an operator's request)."""
+        if self.stage is Stage.VILLAGE_OWN:
+            raise HandlingError(authority_refusal_zh(item, self.tier, kind))
         self._require_stage({Stage.RECEIVED}, "再次分类")
         if item.code != self.catalog_code:
             raise HandlingError("分类所用的目录事项与本件不符")
+        if kind not in allowed_kinds(item, self.tier):
+            raise HandlingError(authority_refusal_zh(item, self.tier, kind))
         hop = item.hop(self.tier)
         owner = self.owner or actor.staff_id
-        changes: dict[str, object] = {"kind": kind, "owner": owner}
+        changes: dict[str, object] = {"kind": kind, "owner": owner, "pending_refusal": None}
+        if self.acceptance_clock is not None and self.acceptance_clock.is_open:
+            changes["acceptance_clock"] = self._stopped(self.acceptance_clock, at, StopReason.DONE)
         try:
             if kind is MatterKind.IMMEDIATE:
                 clock = HopClock.received(self.received_at, IMMEDIATE_LIMIT, _at_least(hop.statutory, IMMEDIATE_LIMIT))
                 changes.update(stage=Stage.IN_PROGRESS, clock=clock)
             elif kind is MatterKind.PROMISED:
-                if not written_promise.strip():
-                    raise HandlingError("承诺件须出具书面承诺（写明办结时限）")
-                changes.update(stage=Stage.IN_PROGRESS, written_promise=written_promise.strip(),
-                               clock=HopClock.received(self.received_at, hop.promised, hop.statutory))
+                if calendar is None:
+                    raise HandlingError("承诺件须按工作日历生成书面承诺")
+                limit = check_promise(promised_limit or hop.promised, hop.promised)
+                clock = HopClock.received(self.received_at, limit, hop.statutory)
+                changes.update(stage=Stage.IN_PROGRESS, clock=clock,
+                               written_promise=promise_text_zh(clock, calendar))
             elif kind is MatterKind.SUPPLEMENT:
                 if not missing_materials:
                     raise HandlingError("补办件须一次性书面告知所缺的全部材料")
@@ -189,7 +254,9 @@ class HandledMatter:
             elif kind is MatterKind.RETURNED:
                 if not return_reason.strip():
                     raise HandlingError("退回件须书面说明退回理由")
-                changes.update(stage=Stage.RETURNED, return_reason=return_reason.strip())
+                approver = self._refusal_approver(actor, item, refusal_approved_by, "不予受理")
+                changes.update(stage=Stage.RETURNED, return_reason=return_reason.strip(),
+                               refusal=RefusalKind.NOT_ACCEPTED, refusal_approved_by=approver)
             elif kind is MatterKind.JOINT:
                 unique = tuple(dict.fromkeys(d.strip() for d in departments if d.strip()))
                 if not lead_window.strip():
@@ -206,6 +273,53 @@ class HandledMatter:
         except DeadlineError as exc:
             raise HandlingError(str(exc)) from exc
         return self._next(**changes)
+
+    @staticmethod
+    def _stopped(clock: HopClock, at: dt.datetime, reason: StopReason) -> HopClock:
+        try:
+            return clock.stop(max(at, clock.last_event_at), reason)
+        except DeadlineError as exc:
+            raise HandlingError(str(exc)) from exc
+
+    # ------------------------------------------------------------ refusals 否定报备
+
+    def _refusal_approver(self, actor: Actor, item: CatalogItem, approved_by: str, what: str) -> str:
+        """Who approved a refusal of a major or difficult matter: the director acting, or the
+        director who approved an operator's request; refused otherwise (004 篇6)."""
+        if not item.major:
+            return approved_by or (actor.staff_id if actor.role is Role.DIRECTOR else "")
+        if actor.role is Role.DIRECTOR:
+            return approved_by or actor.staff_id
+        if approved_by:
+            return approved_by
+        raise HandlingError(f"“{item.name}”属重大疑难事项，{what}须先经中心主任批准：请提交主任审批")
+
+    def request_refusal(self, *, actor: Actor, at: dt.datetime, item: CatalogItem, kind: RefusalKind,
+                        reason: str) -> "HandledMatter":
+        """An operator asks the director to approve refusing a major or difficult matter."""
+        if not item.major:
+            raise HandlingError("本事项不属重大疑难事项，可直接办理，无需主任审批")
+        if self.pending_refusal is not None:
+            raise HandlingError("已有一项不予受理/不予批准申请等待主任审批")
+        if not reason.strip():
+            raise HandlingError(f"{kind.label_zh}须写明理由")
+        if kind is RefusalKind.NOT_ACCEPTED:
+            self._require_stage({Stage.RECEIVED}, "申请不予受理")
+            if MatterKind.RETURNED not in allowed_kinds(item, self.tier):
+                raise HandlingError(authority_refusal_zh(item, self.tier, MatterKind.RETURNED))
+        else:
+            self._require_stage({Stage.IN_PROGRESS}, "申请不予批准")
+            self._require_responsible(actor, "申请不予批准")
+            if not may_decide(item, self.tier):
+                raise HandlingError(f"“{item.name}”由{item.decided_by.label_zh}审批，{self.tier.label_zh}无权作出决定")
+        return self._next(pending_refusal=RefusalRequest(kind, actor.staff_id, at, reason.strip()))
+
+    def refusal_request_declined(self, *, actor: Actor) -> "HandledMatter":
+        if actor.role is not Role.DIRECTOR:
+            raise HandlingError("不予受理/不予批准申请须由中心主任审批")
+        if self.pending_refusal is None:
+            raise HandlingError("没有待审批的不予受理/不予批准申请")
+        return self._next(pending_refusal=None)
 
     # ------------------------------------------------------------ 补办: materials complete
 
@@ -298,13 +412,16 @@ class HandledMatter:
 
     # ------------------------------------------------------------ escalation and results
 
-    def send_escalation(self, *, actor: Actor, at: dt.datetime) -> "HandledMatter":
-        """The responsible operator signs the 上报 to the county; this hop runs on until the county's receipt."""
+    def send_escalation(self, *, actor: Actor, at: dt.datetime, opinion: str) -> "HandledMatter":
+        """The responsible operator signs the 上报 to the county with the township's 初审意见; this hop
+        runs on until the county's receipt."""
         self._require_stage({Stage.ESCALATING}, "上报")
         self._require_responsible(actor, "上报")
         if self.escalation_sent_at is not None:
             raise HandlingError("本件已上报，正在等待县级签收")
-        return self._next(escalation_sent_at=at)
+        if not opinion.strip():
+            raise HandlingError("上报须填写乡镇初审意见")
+        return self._next(escalation_sent_at=at, escalation_opinion=opinion.strip())
 
     def escalated(self, *, at: dt.datetime) -> "HandledMatter":
         """The upper tier's receipt came back: this hop is passed on and its clock stops."""
@@ -319,20 +436,34 @@ class HandledMatter:
         return self._next(stage=Stage.ESCALATING, escalation_sent_at=None,
                           clock=self._clock_op(lambda c: c.reopen(at)))
 
-    def record_result(self, *, actor: Actor, at: dt.datetime, approved: bool, summary: str) -> "HandledMatter":
+    def record_result(self, *, actor: Actor, at: dt.datetime, approved: bool, summary: str, item: CatalogItem,
+                      delivery_limit: Limit | None = None, refusal_approved_by: str = "") -> "HandledMatter":
+        """准予 or 不予批准, by the deciding tier only; a refusal of a major matter needs the director.
+        The 送达 clock starts with the result (`delivery_limit`, the catalogue's)."""
         self._require_stage({Stage.IN_PROGRESS}, "登记办理结果")
         self._require_responsible(actor, "登记办理结果")
+        if item.code != self.catalog_code:
+            raise HandlingError("登记结果所用的目录事项与本件不符")
+        if not may_decide(item, self.tier):
+            raise HandlingError(f"“{item.name}”由{item.decided_by.label_zh}审批，{self.tier.label_zh}无权作出准予或不予批准的决定")
         if not summary.strip():
             raise HandlingError("请填写办理结果")
+        changes: dict[str, object] = {}
+        if not approved:
+            changes.update(refusal=RefusalKind.NOT_APPROVED, pending_refusal=None,
+                           refusal_approved_by=self._refusal_approver(actor, item, refusal_approved_by, "不予批准"))
         return self._next(stage=Stage.RESULT_READY, approved=approved, result_summary=summary.strip(),
-                          clock=self._clock_op(lambda c: c.stop(at, StopReason.DONE)))
+                          clock=self._clock_op(lambda c: c.stop(at, StopReason.DONE)),
+                          delivery_clock=_delivery_clock(at, delivery_limit), **changes)
 
-    def upper_tier_decided(self, *, approved: bool, summary: str) -> "HandledMatter":
-        """The county's decision came down for an escalated matter."""
+    def upper_tier_decided(self, *, approved: bool, summary: str, at: dt.datetime | None = None,
+                           delivery_limit: Limit | None = None) -> "HandledMatter":
+        """The county's decision came down for an escalated matter; 送达 starts here."""
         if not (self.stage is Stage.ESCALATED or (self.stage is Stage.WAITING_MATERIALS and self.upper_tier_waiting)):
             raise HandlingError(f"本件当前为“{self.stage.label_zh}”，不能接收县级决定")
+        delivery = _delivery_clock(at, delivery_limit) if at is not None else None
         return self._next(stage=Stage.RESULT_READY, approved=approved, result_summary=summary.strip(),
-                          upper_tier_waiting=False, missing_materials=())
+                          upper_tier_waiting=False, missing_materials=(), delivery_clock=delivery)
 
     def upper_tier_needs_materials(self, *, missing_materials: tuple[str, ...]) -> "HandledMatter":
         """The county asked for more materials: the applicant is told through the village agent."""
@@ -345,12 +476,17 @@ class HandledMatter:
     # ------------------------------------------------------------ the village's records
 
     def handed_over(self) -> "HandledMatter":
+        if self.stage is Stage.VILLAGE_OWN:
+            return self._next()   # the village's own matter: the hand-over is a line in its history
         self._require_stage({Stage.RESULT_READY}, "交付结果")
         return self._next(stage=Stage.HANDED_OVER)
 
-    def signed_off(self) -> "HandledMatter":
-        self._require_stage({Stage.HANDED_OVER, Stage.RESULT_READY}, "签收办结")
-        return self._next(stage=Stage.SIGNED_OFF)
+    def signed_off(self, *, at: dt.datetime | None = None) -> "HandledMatter":
+        self._require_stage({Stage.HANDED_OVER, Stage.RESULT_READY, Stage.VILLAGE_OWN}, "签收办结")
+        delivery = self.delivery_clock
+        if delivery is not None and delivery.is_open and at is not None:
+            delivery = self._stopped(delivery, at, StopReason.DONE)
+        return self._next(stage=Stage.SIGNED_OFF, delivery_clock=delivery)
 
     def withdrawn(self, *, at: dt.datetime) -> "HandledMatter":
         if self.is_final or self.stage in (Stage.HANDED_OVER,):
@@ -358,7 +494,37 @@ class HandledMatter:
         clock = self.clock
         if clock is not None and clock.is_open:
             clock = self._clock_op(lambda c: c.stop(at, StopReason.RETURNED))
-        return self._next(stage=Stage.WITHDRAWN, clock=clock)
+        acceptance = self.acceptance_clock
+        if acceptance is not None and acceptance.is_open:
+            acceptance = self._stopped(acceptance, at, StopReason.RETURNED)
+        return self._next(stage=Stage.WITHDRAWN, clock=clock, acceptance_clock=acceptance, pending_refusal=None)
+
+
+def check_promise(limit: Limit, catalogue_promise: Limit) -> Limit:
+    """A 承诺件's promised limit: at least one working day (000), within the catalogue's promise
+    (itself within the statutory limit, 003 第五条)."""
+    if limit.unit is LimitUnit.OFFICE_MINUTES or not MIN_PROMISE.fits_within(limit):
+        raise HandlingError("承诺件的承诺时限至少为1个工作日；当场能办结的请按即办件办理")
+    if not limit.fits_within(catalogue_promise):
+        raise HandlingError(f"承诺时限（{limit.describe_zh()}）不能超过服务事项目录的承诺时限（{catalogue_promise.describe_zh()}）")
+    return limit
+
+
+def promise_text_zh(clock: HopClock, calendar: WorkingCalendar) -> str:
+    """The written promise 书面承诺 of a 承诺件, generated from its clock."""
+    due = clock.due_at(calendar)
+    due_text = format_instant_zh(due) if due is not None else "材料补齐后计算"
+    return (f"承诺自{format_instant_zh(clock.received_at)}受理起{clock.limit.describe_zh()}内办结，"
+            f"即{due_text}前办结；依法需要听证、招标、拍卖、检验、检测、检疫、鉴定、专家评审的时间和等待申请人补正材料的时间不计入。")
+
+
+def _delivery_clock(at: dt.datetime, limit: Limit | None) -> HopClock | None:
+    if limit is None:
+        return None
+    try:
+        return HopClock.received(at, limit, limit)
+    except DeadlineError as exc:
+        raise HandlingError(str(exc)) from exc
 
 
 def _at_least(statutory: Limit, floor: Limit) -> Limit:
@@ -395,6 +561,14 @@ def matter_to_json_dict(m: HandledMatter) -> dict[str, object]:
                       for h in m.handovers],
         "escalation_sent_us": _us(m.escalation_sent_at) if m.escalation_sent_at else None,
         "upper_waiting": m.upper_tier_waiting,
+        "acceptance_clock": m.acceptance_clock.to_json_dict() if m.acceptance_clock else None,
+        "delivery_clock": m.delivery_clock.to_json_dict() if m.delivery_clock else None,
+        "pending_refusal": None if m.pending_refusal is None else {
+            "kind": m.pending_refusal.kind.value, "by": m.pending_refusal.requested_by,
+            "at_us": _us(m.pending_refusal.requested_at), "reason": m.pending_refusal.reason},
+        "refusal": m.refusal.value if m.refusal else None,
+        "refusal_approved_by": m.refusal_approved_by,
+        "escalation_opinion": m.escalation_opinion,
         "version": m.version,
     }
 
@@ -422,7 +596,23 @@ def matter_from_json_dict(data: dict[str, object]) -> HandledMatter:
                             for h in data.get("handovers", ())),  # type: ignore[union-attr]
             escalation_sent_at=_from_us(int(data["escalation_sent_us"])) if data.get("escalation_sent_us") else None,  # type: ignore[arg-type]
             upper_tier_waiting=bool(data.get("upper_waiting", False)),
+            acceptance_clock=_clock_or_none(data.get("acceptance_clock")),
+            delivery_clock=_clock_or_none(data.get("delivery_clock")),
+            pending_refusal=_refusal_request_or_none(data.get("pending_refusal")),
+            refusal=RefusalKind(data["refusal"]) if data.get("refusal") else None,
+            refusal_approved_by=str(data.get("refusal_approved_by", "")),
+            escalation_opinion=str(data.get("escalation_opinion", "")),
             version=int(data.get("version", 0)),  # type: ignore[arg-type]
         )
     except (KeyError, TypeError, ValueError, DeadlineError) as exc:
         raise HandlingError(f"办件记录损坏：{exc.__class__.__name__}") from exc
+
+
+def _clock_or_none(data: object) -> HopClock | None:
+    return HopClock.from_json_dict(data) if isinstance(data, dict) else None
+
+
+def _refusal_request_or_none(data: object) -> RefusalRequest | None:
+    if not isinstance(data, dict):
+        return None
+    return RefusalRequest(RefusalKind(data["kind"]), str(data["by"]), _from_us(int(data["at_us"])), str(data["reason"]))

@@ -54,7 +54,7 @@ def _clocks(app: TownApp, state: str) -> float:
 def test_open_clocks_move_from_on_time_to_warning_to_overdue_to_supervise_as_working_days_pass(app: TownApp) -> None:
     village = VillageDevice(app)
     promised = village.file("MZ-003")
-    app.handling.classify(promised, MatterKind.PROMISED, actor=OPERATOR, written_promise="5个工作日内办结")
+    app.handling.classify(promised, MatterKind.PROMISED, actor=OPERATOR)
     waiting = village.file("YB-001")
     app.handling.classify(waiting, MatterKind.SUPPLEMENT, actor=OPERATOR, missing_materials=["户口簿"])
     assert _clocks(app, "on_time") == 1 and _clocks(app, "waiting") == 1

@@ -180,8 +180,16 @@ def _released_town_metadata() -> MetaData:
     old = MetaData()
     for table in town_metadata.sorted_tables:
         if table.name not in COUNTY_ERA_TABLES:
-            table.to_metadata(old)
+            copy = table.to_metadata(old)
+            # What town_0003 added: the refusal's kind and approver, the inbox's receipt-time index.
+            for column in [c for c in copy.columns if (copy.name, c.name) in TOWN_0003_COLUMNS]:
+                copy._columns.remove(column)
+            for index in [i for i in copy.indexes if i.name == "ix_town_matter_received"]:
+                copy.indexes.discard(index)
     return old
+
+
+TOWN_0003_COLUMNS = frozenset({("refusal_register", "refusal_kind"), ("refusal_register", "approved_by")})
 
 
 def _open_as_released(url: str) -> TownStore:
@@ -194,7 +202,7 @@ def _open_as_released(url: str) -> TownStore:
 def _file_and_handle(app: TownApp, village: VillageDevice) -> list[str]:
     """Real rows through the real code: matters filed, classified, a sign-off; clocks and history."""
     first = village.file("MZ-003")
-    app.handling.classify(first, MatterKind.PROMISED, actor=OPERATOR, written_promise="5个工作日内办结")
+    app.handling.classify(first, MatterKind.PROMISED, actor=OPERATOR)
     second = village.file("MZ-001")
     app.handling.classify(second, MatterKind.REPORTED, actor=OPERATOR)
     third = village.file("MZ-003")

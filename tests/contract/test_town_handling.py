@@ -66,7 +66,7 @@ def test_a_filed_request_appears_in_the_inbox_received_at_the_townships_receipt_
 def test_a_laptop_clock_ten_years_off_changes_nothing_in_the_townships_deadlines(app: TownApp, years: int) -> None:
     village = VillageDevice(app, clock_off_by=dt.timedelta(days=365 * years))
     matter_id = village.file("MZ-003")
-    m = app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="承诺")
+    m = app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)
     assert m.received_at == app.clock.now() and m.clock is not None
     assert m.clock.due_at(app.deadlines.calendar) == due_after(
         app.clock.now(), app.handling.catalog.item("MZ-003").hop(Tier.TOWNSHIP).promised, app.deadlines.calendar)
@@ -83,7 +83,7 @@ def test_the_intake_applies_each_record_once_however_often_it_runs(app: TownApp,
 def test_a_promised_matter_runs_its_clock_from_receipt_to_result_and_sign_off(app: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
     received = app.clock.now()
-    m = app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="5个工作日内办结")
+    m = app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)
     item = app.handling.catalog.item("MZ-003")
     assert m.owner == "wang" and m.stage is Stage.IN_PROGRESS
     expected_due = due_after(received, item.hop(Tier.TOWNSHIP).promised, app.deadlines.calendar)
@@ -159,7 +159,7 @@ def test_a_reported_matter_stops_the_township_clock_at_the_county_receipt_and_ta
 
 def test_an_extension_needs_the_directors_approval_and_stays_within_the_statutory_limit(app: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
-    m = app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="承诺办结")
+    m = app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)
     assert m.clock is not None
     with pytest.raises(HandlingError, match="超过法定时限"):
         app.handling.request_extension(matter_id, Limit.working_days(m.clock.statutory.amount + 1), "需现场核实", actor=OPERATOR)
@@ -176,11 +176,11 @@ def test_an_extension_needs_the_directors_approval_and_stays_within_the_statutor
 
 def test_a_suspension_is_not_counted_and_moves_the_deadline_later(app: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
-    m = app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="承诺办结")
+    m = app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)
     assert m.clock is not None
     due_before = m.clock.due_at(app.deadlines.calendar)
     clock_of(app).advance(dt.timedelta(days=1))      # Tuesday, day 1 of the count
-    app.handling.suspend(matter_id, SuspensionReason.SITE_INSPECTION, "入户核查", actor=OPERATOR)
+    app.handling.suspend(matter_id, SuspensionReason.EXPERT_REVIEW, "专家评审", actor=OPERATOR)
     clock_of(app).advance(dt.timedelta(days=1))
     m = app.handling.resume(matter_id, actor=OPERATOR)
     assert m.clock is not None and due_before is not None
@@ -189,7 +189,7 @@ def test_a_suspension_is_not_counted_and_moves_the_deadline_later(app: TownApp, 
 
 def test_an_ab_post_handover_moves_ownership_and_the_first_owner_keeps_watching(app: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
-    app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="承诺办结")
+    app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)
     with pytest.raises(HandlingError, match="首问责任人"):
         app.handling.record_result(matter_id, approved=True, summary="x", actor=BACKUP)
     m = app.handling.hand_over(matter_id, "li", "请假", actor=OPERATOR)
@@ -200,7 +200,7 @@ def test_an_ab_post_handover_moves_ownership_and_the_first_owner_keeps_watching(
 def test_two_operators_acting_on_one_page_version_keep_the_first_and_tell_the_second(app: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
     version = app.handling.page(matter_id).summary.version
-    app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, expected_version=version, written_promise="承诺")
+    app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, expected_version=version)
     with pytest.raises(ConcurrentEditError, match="刷新"):
         app.handling.classify(matter_id, MatterKind.RETURNED, actor=BACKUP, expected_version=version, return_reason="x")
     assert app.handling.page(matter_id).matter.kind is MatterKind.PROMISED
@@ -217,7 +217,7 @@ def test_an_overdue_matter_appears_on_the_supervision_list(app: TownApp, village
 
 def test_every_township_record_is_signed_into_one_chain(app: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
-    app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="承诺")
+    app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)
     app.handling.hand_over(matter_id, "li", "外出", actor=OPERATOR)   # internal: not sent to the village
     seqs = [r.header.seq for r in village.down_records()]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
@@ -241,7 +241,7 @@ def test_two_township_processes_on_one_database_let_exactly_one_of_two_racing_ed
             except ConcurrentEditError:
                 outcomes.append("refused")
 
-        threads = [threading.Thread(target=act, args=(app.handling, MatterKind.PROMISED), kwargs={"written_promise": "承诺"}),
+        threads = [threading.Thread(target=act, args=(app.handling, MatterKind.PROMISED), kwargs={}),
                    threading.Thread(target=act, args=(other.handling, MatterKind.RETURNED), kwargs={"return_reason": "不符"})]
         for t in threads:
             t.start()
@@ -299,7 +299,7 @@ def test_an_operator_acting_while_the_intake_folds_the_same_matter_never_deadloc
 
         def operator() -> None:
             try:
-                other.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="承诺")
+                other.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)
             except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
 

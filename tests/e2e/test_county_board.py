@@ -76,7 +76,7 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBoard]:
     watched_id = _escalate(town, hub, village, clock, "低保申请，民主评议已公示")
     race_id = _escalate(town, hub, village, clock, "低保申请，材料齐全")
     late_id = village.file("MZ-003")
-    town.app.handling.classify(late_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="5个工作日内办结")
+    town.app.handling.classify(late_id, MatterKind.PROMISED, actor=OPERATOR)
     town.sync()
     hub.app.handling.run_once()
     # Nine days on (Wednesday 2 December): the 承诺件 is two working days past its five; the county's

@@ -124,7 +124,7 @@ def test_needs_materials_suspends_the_county_clock_at_both_tiers_until_the_towns
 def test_every_township_status_change_is_tracked_at_the_county(town: LinkedTownship, hub: County) -> None:
     village = VillageDevice(town.app)
     matter_id = village.file("MZ-003")
-    town.app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="5个工作日内办结")
+    town.app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)
     town.sync()
     hub.app.handling.run_once()
     [tracked] = hub.app.handling.tracked()
@@ -136,7 +136,7 @@ def test_every_township_status_change_is_tracked_at_the_county(town: LinkedTowns
 def test_a_supervision_notice_is_signed_received_and_acknowledged(town: LinkedTownship, hub: County) -> None:
     village = VillageDevice(town.app)
     matter_id = village.file("MZ-003")
-    town.app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="5个工作日内办结")
+    town.app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)
     town.sync()
     hub.app.handling.run_once()
     notice_id = hub.app.handling.issue_supervision(matter_id, "请说明逾期原因", actor=COUNTY_STAFF)

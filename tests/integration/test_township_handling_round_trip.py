@@ -55,7 +55,7 @@ def test_a_matter_goes_from_the_village_to_the_township_and_back_to_the_villager
         assert details is not None and details.name == "李桂兰"           # sealed to the township, opened there
         assert line.id_masked and "李桂兰" not in line.id_masked
 
-        town.handling.classify(filed.matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="3个工作日内办结")
+        town.handling.classify(filed.matter_id, MatterKind.PROMISED, actor=OPERATOR)
         client.sync_once()
         state = agent.store.matter_state(filed.matter_id)
         assert state.kind == records_pb2.MATTER_KIND_PROMISED and state.due_at_ms > 0

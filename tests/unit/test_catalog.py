@@ -242,7 +242,10 @@ INVALID_ITEM_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str, str]]
     ("unknown tier", lambda d: d["items"][0]["limits"].__setitem__("province", _hop("1wd", "1wd")), "MZ-101", "limits.province"),
     ("county decision without county hop", lambda d: d["items"][0]["limits"].pop("county"), "MZ-101", "limits.county"),
     ("no village hop", lambda d: d["items"][0]["limits"].pop("village"), "MZ-101", "limits.village"),
-    ("township decision with a county hop", _set("decided_by", "township"), "MZ-101", "limits.county"),
+    ("township decision with a county hop", lambda d: d["items"][0].update(decided_by="township", typical_kind="promised"),
+     "MZ-101", "limits.county"),
+    ("county decision typically taken as a promise", _set("typical_kind", "promised"), "MZ-101", "typical_kind"),
+    ("village decision typically escalated", lambda d: d["items"][0].update(decided_by="village"), "MZ-101", "typical_kind"),
     ("empty main materials", _set("main_materials", []), "MZ-101", "main_materials"),
     (
         "duplicate main material id",
@@ -275,8 +278,14 @@ INVALID_ITEM_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str, str]]
         "main_materials[0].tolerated_missing",
     ),
     ("door_to_door not a boolean", _set("door_to_door", "是"), "MZ-101", "door_to_door"),
-    ("joint matter without departments", _set("typical_kind", "joint"), "MZ-101", "departments"),
-    ("joint matter with one department", lambda d: d["items"][0].update(typical_kind="joint", departments=["县民政局"]), "MZ-101", "departments"),
+    ("joint matter without departments", lambda d: (d["items"][0].update(decided_by="township", typical_kind="joint"),
+                                                    d["items"][0]["limits"].pop("county")), "MZ-101", "departments"),
+    ("joint matter with one department", lambda d: (d["items"][0].update(decided_by="township", typical_kind="joint",
+                                                                         departments=["县民政局"]),
+                                                    d["items"][0]["limits"].pop("county")), "MZ-101", "departments"),
+    ("site inspection declared not counted", _set("not_counted", [{"what": "现场勘查", "basis": "本县规定"}]), "MZ-101",
+     "not_counted[0].what"),
+    ("not-counted period without a basis", _set("not_counted", [{"what": "公示"}]), "MZ-101", "not_counted[0].basis"),
     ("unknown item field", _set("fees", "不收费"), "MZ-101", "fees"),
 ]
 

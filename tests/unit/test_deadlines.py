@@ -181,7 +181,7 @@ def test_a_suspension_within_one_office_day_costs_no_day(cal: WorkingCalendar, f
 
 
 def test_an_overnight_suspension_takes_out_the_day_whose_close_it_covers(cal: WorkingCalendar, five_day_clock: HopClock) -> None:
-    clock = five_day_clock.suspend(sh(2026, 11, 24, 16), SuspensionReason.SITE_INSPECTION).resume(sh(2026, 11, 25, 9))
+    clock = five_day_clock.suspend(sh(2026, 11, 24, 16), SuspensionReason.EXPERT_REVIEW).resume(sh(2026, 11, 25, 9))
     assert clock.due_at(cal) == sh(2026, 12, 1, 17, 30)
 
 
@@ -441,3 +441,11 @@ def test_a_running_hop_cannot_be_reopened_nor_reopened_before_it_stopped(five_da
     passed = five_day_clock.stop(sh(2026, 11, 24), StopReason.PASSED_ON)
     with pytest.raises(DeadlineError, match="时钟不能倒退"):
         passed.reopen(sh(2026, 11, 23, 12))
+
+
+def test_a_site_inspection_runs_inside_the_limit_and_never_pauses_the_clock(five_day_clock: HopClock) -> None:
+    with pytest.raises(DeadlineError, match="现场勘查在承诺时限内进行"):
+        five_day_clock.suspend(sh(2026, 11, 24, 10), SuspensionReason.SITE_INSPECTION)
+    assert SuspensionReason.SITE_INSPECTION not in SuspensionReason.not_counted_steps()
+    assert {r.label_zh for r in SuspensionReason.not_counted_steps()} == {
+        "听证", "招标、拍卖", "检验、检测、检疫", "鉴定", "专家评审"}

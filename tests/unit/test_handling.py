@@ -33,7 +33,7 @@ def test_an_immediate_matter_runs_a_thirty_office_minute_clock_and_closes_on_sig
     assert m.stage is Stage.IN_PROGRESS and m.owner == "op-a"
     assert m.clock is not None and m.clock.due_at(CAL) == due_after(RECEIVED, IMMEDIATE_LIMIT, CAL)
     assert m.clock.due_at(CAL) == RECEIVED + dt.timedelta(minutes=30)
-    m = m.record_result(actor=A, at=RECEIVED + dt.timedelta(minutes=15), approved=True, summary="当场办结")
+    m = m.record_result(item=TOWN_ITEM, actor=A, at=RECEIVED + dt.timedelta(minutes=15), approved=True, summary="当场办结")
     assert m.stage is Stage.RESULT_READY and m.clock is not None and not m.clock.is_open
     assert m.clock.state_at(RECEIVED + 5 * HOUR, CAL) is ClockState.ON_TIME  # frozen at the stop
     assert m.handed_over().signed_off().stage is Stage.SIGNED_OFF
@@ -42,7 +42,7 @@ def test_an_immediate_matter_runs_a_thirty_office_minute_clock_and_closes_on_sig
 def test_a_promised_matter_needs_a_written_promise_and_is_due_by_the_catalogue_limit() -> None:
     with pytest.raises(HandlingError, match="书面承诺"):
         received().classify(MatterKind.PROMISED, actor=A, at=RECEIVED, item=TOWN_ITEM)
-    m = received().classify(MatterKind.PROMISED, actor=A, at=RECEIVED, item=TOWN_ITEM, written_promise="承诺 5 个工作日内办结")
+    m = received().classify(MatterKind.PROMISED, actor=A, at=RECEIVED, item=TOWN_ITEM, calendar=CAL)
     hop = TOWN_ITEM.hop(Tier.TOWNSHIP)
     assert m.clock is not None and m.clock.due_at(CAL) == due_after(RECEIVED, hop.promised, CAL)
 
@@ -53,7 +53,7 @@ def test_a_supplement_matter_waits_uncounted_until_the_materials_are_complete() 
     m = received().classify(MatterKind.SUPPLEMENT, actor=A, at=RECEIVED, item=TOWN_ITEM, missing_materials=("户口簿",))
     assert m.stage is Stage.WAITING_MATERIALS and m.clock is not None and m.clock.due_at(CAL) is None
     with pytest.raises(HandlingError, match="待补齐材料"):
-        m.record_result(actor=A, at=RECEIVED + HOUR, approved=True, summary="办结")
+        m.record_result(item=TOWN_ITEM, actor=A, at=RECEIVED + HOUR, approved=True, summary="办结")
     back = RECEIVED + dt.timedelta(days=3)
     m = m.materials_completed(actor=A, at=back)
     hop = TOWN_ITEM.hop(Tier.TOWNSHIP)
@@ -80,7 +80,7 @@ def test_a_joint_matter_has_a_lead_window_two_or_more_departments_and_one_limit(
 
 
 def test_a_reported_matter_stops_the_township_clock_when_the_county_receipts_it() -> None:
-    with pytest.raises(HandlingError, match="无需上报"):
+    with pytest.raises(HandlingError, match="只能按以下类型办理"):
         received().classify(MatterKind.REPORTED, actor=A, at=RECEIVED, item=TOWN_ITEM)
     m = received(COUNTY_ITEM).classify(MatterKind.REPORTED, actor=A, at=RECEIVED, item=COUNTY_ITEM)
     assert m.stage is Stage.ESCALATING
@@ -91,18 +91,18 @@ def test_a_reported_matter_stops_the_township_clock_when_the_county_receipts_it(
 
 
 def test_only_the_owner_or_a_director_acts_and_an_ab_handover_keeps_the_first_owner_watching() -> None:
-    m = received().classify(MatterKind.PROMISED, actor=A, at=RECEIVED, item=TOWN_ITEM, written_promise="5 个工作日")
+    m = received().classify(MatterKind.PROMISED, actor=A, at=RECEIVED, item=TOWN_ITEM, calendar=CAL)
     with pytest.raises(HandlingError, match="首问责任人"):
-        m.suspend(actor=B, at=RECEIVED + HOUR, reason=SuspensionReason.SITE_INSPECTION)
+        m.suspend(actor=B, at=RECEIVED + HOUR, reason=SuspensionReason.APPRAISAL)
     m = m.hand_over_to(actor=A, at=RECEIVED + HOUR, to_staff="op-b", reason="主岗请假")
     assert m.owner == "op-b" and m.watchers == ("op-a",) and m.handovers[0].reason == "主岗请假"
-    m = m.suspend(actor=B, at=RECEIVED + 2 * HOUR, reason=SuspensionReason.SITE_INSPECTION)
+    m = m.suspend(actor=B, at=RECEIVED + 2 * HOUR, reason=SuspensionReason.APPRAISAL)
     m = m.resume(actor=DIRECTOR, at=RECEIVED + dt.timedelta(days=2))
     assert m.clock is not None and m.clock.due_at(CAL) is not None
 
 
 def test_an_extension_needs_a_director_and_never_passes_the_statutory_limit() -> None:
-    m = received().classify(MatterKind.PROMISED, actor=A, at=RECEIVED, item=TOWN_ITEM, written_promise="承诺")
+    m = received().classify(MatterKind.PROMISED, actor=A, at=RECEIVED, item=TOWN_ITEM, calendar=CAL)
     assert m.clock is not None
     statutory = m.clock.statutory
     with pytest.raises(HandlingError, match="超过法定时限"):
@@ -123,11 +123,11 @@ def test_a_matter_cannot_be_classified_twice_and_every_transition_bumps_the_vers
     m2 = m.classify(MatterKind.IMMEDIATE, actor=A, at=RECEIVED, item=TOWN_ITEM)
     assert m2.version == m.version + 1
     with pytest.raises(HandlingError, match="再次分类"):
-        m2.classify(MatterKind.PROMISED, actor=A, at=RECEIVED, item=TOWN_ITEM, written_promise="x")
+        m2.classify(MatterKind.PROMISED, actor=A, at=RECEIVED, item=TOWN_ITEM, calendar=CAL)
 
 
 def test_materials_requested_mid_way_suspend_the_clock_until_they_arrive() -> None:
-    m = received().classify(MatterKind.PROMISED, actor=A, at=RECEIVED, item=TOWN_ITEM, written_promise="承诺")
+    m = received().classify(MatterKind.PROMISED, actor=A, at=RECEIVED, item=TOWN_ITEM, calendar=CAL)
     assert m.clock is not None
     due_before = m.clock.due_at(CAL)
     m = m.materials_requested(actor=A, at=RECEIVED + HOUR, missing_materials=("收入证明",))

@@ -151,7 +151,7 @@ def test_a_stale_expected_version_shows_the_concurrency_message_and_keeps_the_ot
     matter_id = village.file("MZ-003")
     client = client_for(web, "wang")
     stale = version_on(client, matter_id)
-    town.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="3个工作日内办结")
+    town.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)
     response = client.post(f"/matters/{matter_id}/classify", data={
         "csrf_token": csrf(client), "expected_version": stale, "kind": "returned", "return_reason": "不符合条件"})
     assert response.status_code == 409
@@ -161,7 +161,7 @@ def test_a_stale_expected_version_shows_the_concurrency_message_and_keeps_the_ot
 
 def _with_pending_extension(town: TownApp, village: VillageDevice) -> str:
     matter_id = village.file("MZ-003")
-    town.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="3个工作日内办结")
+    town.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)
     limit = town.handling.page(matter_id).matter.clock.statutory  # type: ignore[union-attr]
     town.handling.request_extension(matter_id, limit, "需现场核实", actor=OPERATOR)
     return matter_id
@@ -219,7 +219,7 @@ def test_figures_show_a_chart_and_download_as_csv(web, village: VillageDevice) -
 
 def test_the_public_page_shows_the_stage_but_never_the_applicants_name_or_phone(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
     matter_id = village.file("MZ-003", lookup_hash=lookup_code_hash(CODE))
-    town.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR, written_promise="3个工作日内办结")
+    town.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)
     client = client_for(web, None)
     assert client.get("/public").status_code == 200
     found = client.post("/public", data={"code": CODE.lower().replace("-", "")})

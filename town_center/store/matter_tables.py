@@ -43,6 +43,7 @@ town_matter = Table(
     Index("ix_town_matter_stage", "stage", "received_at_ms"),
     Index("ix_town_matter_village", "village_code", "received_at_ms"),
     Index("ix_town_matter_lookup", "lookup_code_hash", unique=True),
+    Index("ix_town_matter_received", "received_at_ms"),
 )
 
 matter_event = Table(
@@ -66,6 +67,8 @@ refusal_register = Table(
     Column("operator_id", String(64), nullable=False),
     Column("reason", Text, nullable=False),
     Column("at_ms", BigInteger, nullable=False),
+    Column("refusal_kind", String(16), nullable=False, server_default="not_accepted"),  # RefusalKind
+    Column("approved_by", String(64), nullable=False, server_default=""),  # the director, for a major matter
 )
 
 follow_up_call = Table(

@@ -48,6 +48,7 @@ class AuthorizationMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUTHORIZATION_METHOD_DRAWN_SIGNATURE: _ClassVar[AuthorizationMethod]
     AUTHORIZATION_METHOD_PHOTO_OF_FORM: _ClassVar[AuthorizationMethod]
     AUTHORIZATION_METHOD_WITNESS: _ClassVar[AuthorizationMethod]
+    AUTHORIZATION_METHOD_FINGERPRINT: _ClassVar[AuthorizationMethod]
 
 class IntakeOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -152,6 +153,7 @@ AUTHORIZATION_METHOD_UNSPECIFIED: AuthorizationMethod
 AUTHORIZATION_METHOD_DRAWN_SIGNATURE: AuthorizationMethod
 AUTHORIZATION_METHOD_PHOTO_OF_FORM: AuthorizationMethod
 AUTHORIZATION_METHOD_WITNESS: AuthorizationMethod
+AUTHORIZATION_METHOD_FINGERPRINT: AuthorizationMethod
 INTAKE_OUTCOME_UNSPECIFIED: IntakeOutcome
 INTAKE_OUTCOME_ACCEPT: IntakeOutcome
 INTAKE_OUTCOME_ACCEPT_WITH_TOLERANCE: IntakeOutcome
@@ -336,7 +338,7 @@ class ToleratedMaterial(_message.Message):
     def __init__(self, material_id: _Optional[str] = ..., supply_by_date: _Optional[str] = ..., commitment_signed: _Optional[bool] = ...) -> None: ...
 
 class RequestFiled(_message.Message):
-    __slots__ = ("matter_id", "catalog_code", "catalog_version", "applicant", "authorization", "materials_brought", "tolerated_missing", "intake_outcome", "return_reason", "door_to_door", "visit_id", "lookup_code_hash", "village_code", "note")
+    __slots__ = ("matter_id", "catalog_code", "catalog_version", "applicant", "authorization", "materials_brought", "tolerated_missing", "intake_outcome", "return_reason", "door_to_door", "visit_id", "lookup_code_hash", "village_code", "note", "materials_not_applicable", "intake_notice", "catalog_item_name")
     MATTER_ID_FIELD_NUMBER: _ClassVar[int]
     CATALOG_CODE_FIELD_NUMBER: _ClassVar[int]
     CATALOG_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -351,6 +353,9 @@ class RequestFiled(_message.Message):
     LOOKUP_CODE_HASH_FIELD_NUMBER: _ClassVar[int]
     VILLAGE_CODE_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    MATERIALS_NOT_APPLICABLE_FIELD_NUMBER: _ClassVar[int]
+    INTAKE_NOTICE_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_ITEM_NAME_FIELD_NUMBER: _ClassVar[int]
     matter_id: str
     catalog_code: str
     catalog_version: str
@@ -365,7 +370,10 @@ class RequestFiled(_message.Message):
     lookup_code_hash: bytes
     village_code: str
     note: str
-    def __init__(self, matter_id: _Optional[str] = ..., catalog_code: _Optional[str] = ..., catalog_version: _Optional[str] = ..., applicant: _Optional[_Union[Applicant, _Mapping]] = ..., authorization: _Optional[_Union[Authorization, _Mapping]] = ..., materials_brought: _Optional[_Iterable[str]] = ..., tolerated_missing: _Optional[_Iterable[_Union[ToleratedMaterial, _Mapping]]] = ..., intake_outcome: _Optional[_Union[IntakeOutcome, str]] = ..., return_reason: _Optional[str] = ..., door_to_door: _Optional[bool] = ..., visit_id: _Optional[str] = ..., lookup_code_hash: _Optional[bytes] = ..., village_code: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+    materials_not_applicable: _containers.RepeatedScalarFieldContainer[str]
+    intake_notice: str
+    catalog_item_name: str
+    def __init__(self, matter_id: _Optional[str] = ..., catalog_code: _Optional[str] = ..., catalog_version: _Optional[str] = ..., applicant: _Optional[_Union[Applicant, _Mapping]] = ..., authorization: _Optional[_Union[Authorization, _Mapping]] = ..., materials_brought: _Optional[_Iterable[str]] = ..., tolerated_missing: _Optional[_Iterable[_Union[ToleratedMaterial, _Mapping]]] = ..., intake_outcome: _Optional[_Union[IntakeOutcome, str]] = ..., return_reason: _Optional[str] = ..., door_to_door: _Optional[bool] = ..., visit_id: _Optional[str] = ..., lookup_code_hash: _Optional[bytes] = ..., village_code: _Optional[str] = ..., note: _Optional[str] = ..., materials_not_applicable: _Optional[_Iterable[str]] = ..., intake_notice: _Optional[str] = ..., catalog_item_name: _Optional[str] = ...) -> None: ...
 
 class MaterialsAdded(_message.Message):
     __slots__ = ("matter_id", "material_ids", "note")
@@ -440,20 +448,24 @@ class ResultHandedOver(_message.Message):
     def __init__(self, matter_id: _Optional[str] = ..., handed_over_at_ms: _Optional[int] = ..., result_summary: _Optional[str] = ..., materials_returned: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SignedOff(_message.Message):
-    __slots__ = ("matter_id", "rating", "comment", "sealed_signature", "sealed_to_key_id", "signed_at_ms")
+    __slots__ = ("matter_id", "rating", "comment", "sealed_signature", "sealed_to_key_id", "signed_at_ms", "confirmation_method", "evidence_sha256")
     MATTER_ID_FIELD_NUMBER: _ClassVar[int]
     RATING_FIELD_NUMBER: _ClassVar[int]
     COMMENT_FIELD_NUMBER: _ClassVar[int]
     SEALED_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     SEALED_TO_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMATION_METHOD_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_SHA256_FIELD_NUMBER: _ClassVar[int]
     matter_id: str
     rating: Rating
     comment: str
     sealed_signature: bytes
     sealed_to_key_id: str
     signed_at_ms: int
-    def __init__(self, matter_id: _Optional[str] = ..., rating: _Optional[_Union[Rating, str]] = ..., comment: _Optional[str] = ..., sealed_signature: _Optional[bytes] = ..., sealed_to_key_id: _Optional[str] = ..., signed_at_ms: _Optional[int] = ...) -> None: ...
+    confirmation_method: AuthorizationMethod
+    evidence_sha256: bytes
+    def __init__(self, matter_id: _Optional[str] = ..., rating: _Optional[_Union[Rating, str]] = ..., comment: _Optional[str] = ..., sealed_signature: _Optional[bytes] = ..., sealed_to_key_id: _Optional[str] = ..., signed_at_ms: _Optional[int] = ..., confirmation_method: _Optional[_Union[AuthorizationMethod, str]] = ..., evidence_sha256: _Optional[bytes] = ...) -> None: ...
 
 class FollowUpCalled(_message.Message):
     __slots__ = ("matter_id", "called_at_ms", "reached", "rating", "outcome", "caller_id")
