@@ -20,6 +20,7 @@ DESCRIPTION = """县政务服务中心：接收乡镇上报件（核验乡镇与
   county-hub townships approve 3f2a9c --home 县级数据 --by 陈主任
   county-hub townships revoke 3f2a9c --home 县级数据 --by 陈主任 --reason 服务器被盗
   county-hub staff add chen --name 陈主任 --role director --home 县级数据
+  county-hub staff delegate liu --by chen --home 县级数据
   county-hub calendar set 2027年工作日历.toml --home 县级数据 --by 陈主任
   county-hub backup --home 县级数据 --out /备份/县级-20261201.bak
   county-hub restore --home 新数据目录 --from /备份/县级-20261201.bak
@@ -90,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     staff = register_staff_commands(subparsers, _open_auth)
     for group in staff._actions:
         if isinstance(group, argparse._SubParsersAction):
+            # County decisions are a director's act or a delegated approver's: the delegation is recorded.
+            delegate = cli_common.add_command(group, "delegate", "中心主任委托工作人员作出县级决定（该账号成为受委托审批人，记入委托记录）")
+            delegate.add_argument("staff_id", metavar="登录名", help="受委托的窗口工作人员")
+            delegate.add_argument("--by", required=True, metavar="主任登录名", help="作出委托的中心主任（登录名）")
+            delegate.set_defaults(handler=_cmd_delegate)
+            undelegate = cli_common.add_command(group, "undelegate", "中心主任收回委托（该账号恢复为窗口工作人员）")
+            undelegate.add_argument("staff_id", metavar="登录名")
+            undelegate.add_argument("--by", required=True, metavar="主任登录名", help="收回委托的中心主任（登录名）")
+            undelegate.set_defaults(handler=_cmd_undelegate)
             for action_parser in group.choices.values():
                 _add_home(action_parser)
 
@@ -145,6 +155,27 @@ def _open_auth(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     store = _store(args)
     create_console_tables(store.engine)
     return ConsoleAuth(store.engine, SystemClock())
+
+
+def _cmd_delegate(args: argparse.Namespace) -> int:
+    from hub.delegation import delegate
+
+    auth = _open_auth(args)
+    done = delegate(auth.engine, args.staff_id, by=args.by, now_ms=_now_ms())
+    account, director = auth.get_staff(done.staff_id), auth.get_staff(done.delegated_by)
+    print(f"已由{director.display_name}委托 {account.display_name}（{account.staff_id}）作出县级决定，"
+          f"其身份现为{account.role.label_zh}。重大疑难事项的不予批准仍须中心主任审批。")
+    return 0
+
+
+def _cmd_undelegate(args: argparse.Namespace) -> int:
+    from hub.delegation import withdraw
+
+    auth = _open_auth(args)
+    withdraw(auth.engine, args.staff_id, by=args.by, now_ms=_now_ms())
+    account = auth.get_staff(args.staff_id)
+    print(f"已收回对 {account.display_name}（{account.staff_id}）的委托，其身份现为{account.role.label_zh}。")
+    return 0
 
 
 def _now_ms() -> int:

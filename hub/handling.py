@@ -13,7 +13,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -21,21 +21,27 @@ from sqlalchemy import Connection, func, insert, select, update
 from shared.catalog import Catalog, CatalogItem, MatterKind, Tier
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.deadline_watch.store import DeadlineStore
-from shared.deadlines import ClockState, ClockStatus, Thresholds
-from shared.domain.handling import Actor, HandledMatter, Role, Stage, matter_from_json_dict, matter_to_json_dict
-from shared.errors import HandlingError
+from shared.deadlines import ClockState, ClockStatus, SuspensionReason, Thresholds
+from shared.domain.handling import (
+    Actor, HandledMatter, RefusalKind, Role, Stage, matter_from_json_dict, matter_to_json_dict,
+)
+from shared.domain.limits import Limit
+from shared.errors import HandlingError, SharedError
 from shared.sealing import open_sealed
 from shared.signing import Signer, is_valid
 from shared.wire.v1 import records_pb2
-from shared.wire_views import KIND_TO_WIRE, due_ms, hop_view, stage_to_wire
-from hub.errors import ConcurrentEditError, UnknownMatter
+from shared.wire_views import KIND_TO_WIRE, due_ms, hop_view, limit_to_wire, stage_to_wire, suspension_to_wire
+from hub.acts import Act, offered, permission_zh, state_zh
+from hub.dossier import Dossier, filing_of, material_names, read_dossier
+from hub.errors import ConcurrentEditError, NotPermitted, UnknownMatter
 from hub.store import HubStore
 from hub.store.tables import (
-    county_event, county_matter, hub_intake_cursor, ingest_log, supervision_notice, township_key, tracked_matter,
-    village_key,
+    county_dossier, county_event, county_matter, county_refusal, hub_intake_cursor, ingest_log, supervision_notice,
+    township_key, tracked_matter, village_key,
 )
 
-__all__ = ["CountyHandling", "COUNTY_HOP", "Outcome", "CountyMatterView", "TrackedView", "MatterHistory"]
+__all__ = ["CountyHandling", "COUNTY_HOP", "Outcome", "CountyMatterView", "TrackedView", "MatterHistory", "RefusalEntry",
+           "UNKNOWN_MATTER_ZH"]
 
 log = logging.getLogger("hub.handling")
 
@@ -43,12 +49,14 @@ COUNTY_HOP = "county"
 _BATCH = 500
 _SYSTEM = Actor("county-system", Role.DIRECTOR)
 RATING_ZH = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
+# Never the id: a page, a notice or a log line shown to staff names the matter by what it is.
+UNKNOWN_MATTER_ZH = "找不到县级办件：链接可能有误，或该件尚未上报到县级"
 
 
 class Outcome:
-    APPROVE = "approve"
-    REFUSE = "refuse"
-    NEEDS_MATERIALS = "needs_materials"
+    APPROVE = Act.APPROVE.value
+    REFUSE = Act.REFUSE.value
+    NEEDS_MATERIALS = Act.NEEDS_MATERIALS.value
     LABELS_ZH = {"approve": "批准", "refuse": "不予批准", "needs_materials": "需补正材料"}
 
 
@@ -72,6 +80,33 @@ class CountyMatterView:
     signed_off_at: dt.datetime | None
     rating: int
     version: int
+    elderly_or_disabled: bool = False
+    door_to_door: bool = False
+
+    @property
+    def reference_zh(self) -> str:
+        """A short human reference for the matter (never its id): the township and the day it received it."""
+        at = self.township_received_at.astimezone(_BEIJING)
+        return f"{self.township_name or '乡镇'} {at.month}月{at.day}日 {at:%H:%M} 收件"
+
+
+_BEIJING = dt.timezone(dt.timedelta(hours=8))
+
+
+@dataclass(frozen=True)
+class RefusalEntry:
+    """One line of the county's 否定报备 register."""
+
+    refused_at: dt.datetime
+    matter_id: str
+    township_code: str
+    township_name: str
+    catalog_name: str
+    reason: str
+    decided_by: str
+    decided_by_role: Role | None
+    approved_by: str
+    major: bool
 
 
 @dataclass(frozen=True)
@@ -94,6 +129,7 @@ class MatterHistory:
     matter: HandledMatter
     events: list[tuple[dt.datetime, str, str, str]]
     item: CatalogItem | None
+    dossier: Dossier | None = None
 
 
 _KIND_FROM_WIRE = {v: k for k, v in KIND_TO_WIRE.items()}
@@ -113,6 +149,7 @@ class CountyHandling:
         self.clock = clock
         self.catalog = catalog
         self.on_saved = on_saved
+        self._dossiers_checked = False
 
     @property
     def calendar(self):  # type: ignore[no-untyped-def]
@@ -130,6 +167,8 @@ class CountyHandling:
 
     def run_once(self) -> int:
         """Fold every stored township record not yet folded; returns how many were folded."""
+        if not self._dossiers_checked:
+            self._backfill_dossiers()
         applied = 0
         with self.store.engine.connect() as conn:
             authors = [(k, int(t)) for k, t in conn.execute(select(township_key.c.key_id, township_key.c.tip_seq))]
@@ -143,6 +182,34 @@ class CountyHandling:
         if applied:
             self._saved()
         return applied
+
+    def _backfill_dossiers(self) -> None:
+        """Matters taken in before the board kept the elderly/disabled flag get it from their escalation,
+        once per process (a database upgraded in place keeps sorting them right)."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(county_matter.c.matter_id, county_matter.c.township_key_id,
+                                       county_matter.c.escalation_seq)
+                                .outerjoin(county_dossier, county_dossier.c.matter_id == county_matter.c.matter_id)
+                                .where(county_dossier.c.matter_id.is_(None))).all()
+        for r in rows:
+            try:
+                with self.store.engine.begin() as conn:
+                    escalation = self._escalation_record(conn, r.township_key_id, int(r.escalation_seq))
+                    filed = filing_of(escalation) if escalation is not None else None
+                    conn.execute(insert(county_dossier).values(
+                        matter_id=r.matter_id, elderly_or_disabled=bool(filed and filed.applicant.elderly_or_disabled),
+                        door_to_door=bool(filed and filed.door_to_door)))
+            except Exception:  # noqa: BLE001 - another process filled it meanwhile, or the row cannot be read
+                log.warning("dossier flags of a county matter not backfilled", exc_info=True)
+        self._dossiers_checked = True
+
+    def _escalation_record(self, conn: Connection, township_key_id: str, seq: int) -> records_pb2.Escalation | None:
+        payload = conn.execute(select(ingest_log.c.payload).where(ingest_log.c.author_key_id == township_key_id,
+                                                                  ingest_log.c.seq == seq)).scalar()
+        if payload is None:
+            return None
+        record = records_pb2.Record.FromString(bytes(payload))
+        return record.escalation if record.HasField("escalation") else None
 
     def _author_batch(self, key_id: str) -> tuple[int, int]:
         with self.store.engine.connect() as conn:
@@ -171,8 +238,10 @@ class CountyHandling:
                                 exc.__class__.__name__, exc)
                     matter_id = _matter_id(record)
                     if matter_id and self._has_matter(conn, matter_id):
+                        # Only our own Chinese reasons reach the page; anything else stays in the log.
+                        why = str(exc) if isinstance(exc, SharedError) else "系统内部错误，已记入日志，请联系系统管理员"
                         self._event(conn, matter_id, int(r.receipt_time_ms), f"township:{code}", "not_applied",
-                                    f"乡镇记录未能应用：{exc}")
+                                    f"乡镇记录未能应用：{why}")
                 position = int(r.seq)
             if rows:
                 conn.execute(update(hub_intake_cursor).where(hub_intake_cursor.c.author_key_id == key_id).values(seq=position))
@@ -248,6 +317,10 @@ class CountyHandling:
             township_received_at_ms=int(body.township_received_at_ms), received_at_ms=receipt_ms, escalation_seq=seq,
             due_at_ms=due_ms(matter.clock, self.calendar) or None,
             sealed_applicant=bytes(body.sealed_applicant_for_county) or None, updated_at_ms=receipt_ms))
+        filed = filing_of(body)
+        conn.execute(insert(county_dossier).values(
+            matter_id=body.matter_id, elderly_or_disabled=bool(filed and filed.applicant.elderly_or_disabled),
+            door_to_door=bool(filed and filed.door_to_door)))
         assert matter.clock is not None
         self.deadlines.save_clock(matter.matter_id, COUNTY_HOP, matter.clock, now=received_at, responsible=None, conn=conn)
         self._event(conn, matter.matter_id, receipt_ms, f"township:{code}", "received",
@@ -341,7 +414,8 @@ class CountyHandling:
         matter = self._decode(row)
         now = from_unix_ms(receipt_ms)
         after = matter.materials_completed(actor=_SYSTEM, at=now)
-        text = "乡镇报来补正材料：" + "、".join(body.material_ids) + "，县级恢复计时"
+        item = self.catalog.item(row.catalog_code) if row.catalog_code in self.catalog else None
+        text = "乡镇报来补正材料：" + "、".join(material_names(item, list(body.material_ids))) + "，县级恢复计时"
         self._commit(conn, row, matter, after, f"township:{row.township_code}", "materials", text, now,
                      down=[self._clock_record(after, records_pb2.CLOCK_CHANGE_RESUMED, now, "补正材料已收到")])
 
@@ -368,48 +442,255 @@ class CountyHandling:
 
     # ================================================================== staff actions
 
-    def decide(self, matter_id: str, outcome: str, *, actor: Actor, reason: str = "", missing: Sequence[str] = (),
-               expected_version: int | None = None) -> HandledMatter:
-        """批准 / 不予批准 (with a reason) / 需补正材料 (the county clock waits), signed down to the township."""
-        if outcome not in Outcome.LABELS_ZH:
-            raise HandlingError("请选择决定：批准、不予批准或需补正材料")
+    def _item_or_none(self, code: str) -> CatalogItem | None:
+        return self.catalog.item(code) if code in self.catalog else None
+
+    def offered(self, h: "MatterHistory", role: Role) -> frozenset[Act]:
+        """The acts the console offers `role` on this matter now (the same rule the actions enforce)."""
+        return offered(h.matter, h.item, role, past_due=self._past_due(h.matter))
+
+    def _past_due(self, m: HandledMatter) -> bool:
+        clock = m.clock
+        if clock is None or clock.start_at is None or not clock.is_open:
+            return False
+        remaining = clock.remaining_at(self.clock.now(), self.calendar)
+        return remaining is not None and remaining.overdue
+
+    def _act(self, matter_id: str, act: Act, actor: Actor, expected_version: int | None,
+             transition: Callable[[Connection, Any, HandledMatter, CatalogItem | None, dt.datetime], "_Step"]) -> HandledMatter:
+        """One county act in one transaction: who may take it (role and authority), the version the page
+        showed, the matter's state, then the transition, saved with its history line and signed records."""
         now = self._now()
         with self.store.engine.begin() as conn:
             self.store.lock_own_tip(conn, self.signer.key_id)
             row = self._row_for_update(conn, matter_id)
             matter = self._decode(row)
+            item = self._item_or_none(row.catalog_code)
+            refusal = permission_zh(act, actor.role, item)
+            if refusal:
+                log.info("county act %s on %s refused for %s (%s)", act.value, matter_id, actor.staff_id, actor.role.value)
+                raise NotPermitted(refusal)
             if expected_version is not None and expected_version != matter.version:
                 raise ConcurrentEditError("本件刚被其他人修改过，您的操作未保存，请刷新页面后重做")
-            decision = records_pb2.Record()
-            d = decision.decision
-            d.matter_id, d.decided_by, d.decided_at_ms, d.tier = matter_id, actor.staff_id, to_unix_ms(now), records_pb2.TIER_COUNTY
-            if outcome == Outcome.NEEDS_MATERIALS:
-                items = tuple(x.strip() for x in missing if x.strip())
-                after = matter.materials_requested(actor=actor, at=now, missing_materials=items)
-                d.outcome, d.reason = records_pb2.DECISION_OUTCOME_NEEDS_MATERIALS, reason.strip()
-                d.missing_materials.extend(items)
-                text = "县级要求补正材料：" + "、".join(items) + (f"（{reason.strip()}）" if reason.strip() else "") + "；补正期间县级不计时"
-                clock_change = self._clock_record(after, records_pb2.CLOCK_CHANGE_SUSPENDED, now, text)
-            else:
-                approved = outcome == Outcome.APPROVE
-                if not approved and not reason.strip():
-                    raise HandlingError("不予批准须写明理由")
-                summary = reason.strip() or "经审核，准予批准"
-                after = matter.record_result(actor=Actor(actor.staff_id, Role.DIRECTOR), at=now, approved=approved,
-                                             summary=summary)
-                d.outcome = records_pb2.DECISION_OUTCOME_APPROVED if approved else records_pb2.DECISION_OUTCOME_REFUSED
-                d.reason = summary
-                text = ("县级批准：" if approved else "县级不予批准：") + summary
-                clock_change = self._clock_record(after, records_pb2.CLOCK_CHANGE_STOPPED, now, "县级已作出决定")
-            self._commit(conn, row, matter, after, actor.staff_id, outcome, text, now, down=[decision, clock_change],
-                         extra={"outcome": outcome, "decided_at_ms": to_unix_ms(now)}, announce=True)
+            problem = state_zh(act, matter, past_due=self._past_due(matter))
+            if problem:
+                raise HandlingError(problem)
+            step = transition(conn, row, _taken_up(matter, actor), item, now)
+            self._commit(conn, row, matter, step.after, actor.staff_id, act.value, step.text, now, down=step.down,
+                         extra=step.extra, announce=step.announce, message=step.message)
         self._saved()
-        log.info("matter %s decided %s by %s", matter_id, outcome, actor.staff_id)
-        return after
+        log.info("matter %s: %s by %s", matter_id, act.value, actor.staff_id)
+        return step.after
+
+    def _decision_record(self, matter_id: str, outcome: int, reason: str, decided_by: str, now: dt.datetime,
+                         missing: Sequence[str] = ()) -> records_pb2.Record:
+        record = records_pb2.Record()
+        d = record.decision
+        d.matter_id, d.decided_by, d.decided_at_ms, d.tier = matter_id, decided_by, to_unix_ms(now), records_pb2.TIER_COUNTY
+        d.outcome, d.reason = outcome, reason  # type: ignore[assignment]
+        d.missing_materials.extend(missing)
+        return record
+
+    def _register_refusal(self, conn: Connection, row: Any, item: CatalogItem | None, reason: str, *, decided_by: str,
+                          role: Role, approved_by: str, now: dt.datetime) -> None:
+        """否定报备: every county 不予批准, in the decision's own transaction (004 篇6)."""
+        conn.execute(insert(county_refusal).values(
+            matter_id=row.matter_id, township_key_id=row.township_key_id, township_code=row.township_code,
+            catalog_code=row.catalog_code, refused_at_ms=to_unix_ms(now), reason=reason, decided_by=decided_by[:64],
+            decided_by_role=role.value, approved_by=approved_by[:64], major=bool(item is not None and item.major)))
+
+    def decide(self, matter_id: str, outcome: str, *, actor: Actor, reason: str = "", missing: Sequence[str] = (),
+               expected_version: int | None = None) -> HandledMatter:
+        """批准 / 不予批准 (with a reason) / 需补正材料 (the county clock waits), signed down to the township.
+        The director's act, or a delegated approver's; refusing a major matter is the director's alone."""
+        if outcome not in Outcome.LABELS_ZH:
+            raise HandlingError("请选择决定：批准、不予批准或需补正材料")
+        act = Act(outcome)
+
+        def transition(conn: Connection, row: Any, m: HandledMatter, item: CatalogItem | None, now: dt.datetime) -> _Step:
+            assert item is not None   # permission_zh refused a matter the catalogue no longer holds
+            if act is Act.NEEDS_MATERIALS:
+                items = tuple(x.strip() for x in missing if x.strip())
+                after = m.materials_requested(actor=actor, at=now, missing_materials=items)
+                text = "县级要求补正材料：" + "、".join(items) + (f"（{reason.strip()}）" if reason.strip() else "") + "；补正期间县级不计时"
+                decision = self._decision_record(m.matter_id, records_pb2.DECISION_OUTCOME_NEEDS_MATERIALS, reason.strip(),
+                                                 actor.staff_id, now, items)
+                clock_change = self._clock_record(after, records_pb2.CLOCK_CHANGE_SUSPENDED, now, text)
+                return _Step(after, text, [decision, clock_change], extra={"outcome": outcome})
+            approved = act is Act.APPROVE
+            if not approved and not reason.strip():
+                raise HandlingError("不予批准须写明理由")
+            summary = reason.strip() or "经审核，准予批准"
+            after = m.record_result(actor=actor, at=now, approved=approved, summary=summary, item=item)
+            if not approved:
+                self._register_refusal(conn, row, item, summary, decided_by=actor.staff_id, role=actor.role,
+                                       approved_by=after.refusal_approved_by, now=now)
+            return self._decided(after, approved, summary, actor.staff_id, now, outcome)
+
+        return self._act(matter_id, act, actor, expected_version, transition)
+
+    def _decided(self, after: HandledMatter, approved: bool, summary: str, decided_by: str, now: dt.datetime,
+                 outcome: str) -> "_Step":
+        decision = self._decision_record(
+            after.matter_id, records_pb2.DECISION_OUTCOME_APPROVED if approved else records_pb2.DECISION_OUTCOME_REFUSED,
+            summary, decided_by, now)
+        text = ("县级批准：" if approved else "县级不予批准：") + summary
+        clock_change = self._clock_record(after, records_pb2.CLOCK_CHANGE_STOPPED, now, "县级已作出决定")
+        return _Step(after, text, [decision, clock_change], extra={"outcome": outcome, "decided_at_ms": to_unix_ms(now)})
+
+    def request_refusal(self, matter_id: str, reason: str, *, actor: Actor,
+                        expected_version: int | None = None) -> HandledMatter:
+        """A delegated approver asks the director to approve refusing a major or difficult matter."""
+        def transition(conn: Connection, row: Any, m: HandledMatter, item: CatalogItem | None, now: dt.datetime) -> _Step:
+            assert item is not None
+            after = m.request_refusal(actor=actor, at=now, item=item, kind=RefusalKind.NOT_APPROVED, reason=reason)
+            return _Step(after, f"申请不予批准（重大疑难事项，报中心主任审批）：{reason.strip()}", announce=False)
+
+        return self._act(matter_id, Act.REQUEST_REFUSAL, actor, expected_version, transition)
+
+    def decide_refusal_request(self, matter_id: str, *, approve: bool, actor: Actor,
+                               expected_version: int | None = None) -> HandledMatter:
+        """The director approves an approver's request to refuse (the refusal is then decided and
+        registered: decided by the approver, approved by the director) or declines it."""
+
+        def transition(conn: Connection, row: Any, m: HandledMatter, item: CatalogItem | None, now: dt.datetime) -> _Step:
+            pending = m.pending_refusal
+            assert pending is not None and item is not None
+            if not approve:
+                after = m.refusal_request_declined(actor=actor)
+                return _Step(after, f"中心主任不同意不予批准申请（{pending.reason}），本件继续审批", announce=False)
+            after = m.record_result(actor=actor, at=now, approved=False, summary=pending.reason, item=item,
+                                    refusal_approved_by=actor.staff_id)
+            self._register_refusal(conn, row, item, pending.reason, decided_by=pending.requested_by, role=Role.APPROVER,
+                                   approved_by=actor.staff_id, now=now)
+            step = self._decided(after, False, pending.reason, pending.requested_by, now, Outcome.REFUSE)
+            return replace(step, text="中心主任批准不予批准申请。" + step.text)
+
+        act = Act.APPROVE_REFUSAL if approve else Act.DECLINE_REFUSAL
+        return self._act(matter_id, act, actor, expected_version, transition)
+
+    # ------------------------------------------------------------------ the county hop's clock
+
+    def suspend(self, matter_id: str, reason: SuspensionReason | str, note: str, *, actor: Actor,
+                expected_version: int | None = None) -> HandledMatter:
+        """中止计时 for a step the rules do not count (鉴定、专家评审、听证…, 003 第八条); the note says what
+        is awaited and the time it needs, which the applicant must be told."""
+        try:
+            why = SuspensionReason(reason)
+        except ValueError:
+            raise HandlingError("请选择中止计时的事由") from None
+        if why not in SuspensionReason.not_counted_steps():
+            raise HandlingError("只有听证、招标、拍卖、检验、检测、检疫、鉴定、专家评审可以中止计时；"
+                                "需要申请人补正材料的，请作出“需补正材料”决定")
+        if not note.strip():
+            raise HandlingError("请写明中止计时的具体事项和预计所需时间（须告知申请人）")
+
+        def transition(conn: Connection, row: Any, m: HandledMatter, item: CatalogItem | None, now: dt.datetime) -> _Step:
+            after = m.suspend(actor=actor, at=now, reason=why, note=note.strip()[:300])
+            text = f"县级中止计时（{why.label_zh}，不计入办理时限）：{note.strip()}"
+            record = self._clock_record(after, records_pb2.CLOCK_CHANGE_SUSPENDED, now, f"{why.label_zh}：{note.strip()}",
+                                        suspension=why)
+            return _Step(after, text, [record])
+
+        return self._act(matter_id, Act.SUSPEND, actor, expected_version, transition)
+
+    def resume(self, matter_id: str, *, actor: Actor, expected_version: int | None = None) -> HandledMatter:
+        def transition(conn: Connection, row: Any, m: HandledMatter, item: CatalogItem | None, now: dt.datetime) -> _Step:
+            assert m.clock is not None
+            label = m.clock.suspensions[-1].reason.label_zh
+            after = m.resume(actor=actor, at=now)
+            due = after.clock.due_at(self.calendar) if after.clock is not None else None
+            text = f"{label}结束，县级恢复计时" + (f"，办结期限为{_bj(due)}" if due is not None else "")
+            return _Step(after, text, [self._clock_record(after, records_pb2.CLOCK_CHANGE_RESUMED, now, text)])
+
+        return self._act(matter_id, Act.RESUME, actor, expected_version, transition)
+
+    def _new_limit(self, m: HandledMatter, amount: int | str) -> Limit:
+        assert m.clock is not None
+        try:
+            new_limit = Limit(int(amount), m.clock.limit.unit)
+        except (TypeError, ValueError):
+            raise HandlingError(f"请填写延期后的时限（正整数，单位：{m.clock.limit.unit.label_zh}）") from None
+        if new_limit.amount <= m.clock.limit.amount:
+            raise HandlingError(f"延期后的时限（{new_limit.describe_zh()}）应长于现时限（{m.clock.limit.describe_zh()}）")
+        return new_limit
+
+    def request_extension(self, matter_id: str, new_amount: int | str, reason: str, *, actor: Actor,
+                          expected_version: int | None = None) -> HandledMatter:
+        """A delegated approver asks for a longer county limit, within the statutory one; the director decides."""
+
+        def transition(conn: Connection, row: Any, m: HandledMatter, item: CatalogItem | None, now: dt.datetime) -> _Step:
+            assert m.clock is not None
+            new_limit = self._new_limit(m, new_amount)
+            after = m.request_extension(actor=actor, at=now, new_limit=new_limit, reason=reason)
+            return _Step(after, f"申请延期：县级时限由{m.clock.limit.describe_zh()}延长至{new_limit.describe_zh()}，"
+                                f"理由：{reason.strip()}（待中心主任批准）", announce=False)
+
+        return self._act(matter_id, Act.REQUEST_EXTENSION, actor, expected_version, transition)
+
+    def extend(self, matter_id: str, new_amount: int | str, reason: str, *, actor: Actor,
+               expected_version: int | None = None) -> HandledMatter:
+        """The director extends the county limit at once (his own request, approved), within the statutory limit."""
+
+        def transition(conn: Connection, row: Any, m: HandledMatter, item: CatalogItem | None, now: dt.datetime) -> _Step:
+            new_limit = self._new_limit(m, new_amount)
+            asked = m.request_extension(actor=actor, at=now, new_limit=new_limit, reason=reason)
+            return self._extended(m, asked.decide_extension(actor=actor, at=now, approve=True, calendar=self.calendar),
+                                  item, actor, now)
+
+        return self._act(matter_id, Act.EXTEND, actor, expected_version, transition)
+
+    def decide_extension(self, matter_id: str, *, approve: bool, actor: Actor,
+                         expected_version: int | None = None) -> HandledMatter:
+        def transition(conn: Connection, row: Any, m: HandledMatter, item: CatalogItem | None, now: dt.datetime) -> _Step:
+            request = m.pending_extension
+            assert request is not None
+            after = m.decide_extension(actor=actor, at=now, approve=approve, calendar=self.calendar)
+            if not approve:
+                return _Step(after, f"中心主任不批准延期申请（{request.new_limit.describe_zh()}，{request.reason}）",
+                             announce=False)
+            return self._extended(m, after, item, actor, now)
+
+        act = Act.APPROVE_EXTENSION if approve else Act.DECLINE_EXTENSION
+        return self._act(matter_id, act, actor, expected_version, transition)
+
+    def _extended(self, before: HandledMatter, after: HandledMatter, item: CatalogItem | None, actor: Actor,
+                  now: dt.datetime) -> "_Step":
+        """An approved extension: the signed clock change, and the written 延期告知 the township passes
+        on to the applicant (003 第七条) — recorded as told once someone confirms it."""
+        assert before.clock is not None and after.clock is not None
+        extension = after.clock.extensions[-1]
+        old, new = extension.previous_limit.describe_zh(), extension.new_limit.describe_zh()
+        source = item.hop(Tier.COUNTY).statutory_source.label_zh if item is not None else "本县规定时限"
+        due = after.clock.due_at(self.calendar)
+        name = item.name if item is not None else "所办事项"
+        text = (f"中心主任批准延期：县级时限由{old}延长至{new}（{source}{after.clock.statutory.describe_zh()}以内），"
+                f"理由：{extension.reason}；须书面告知申请人")
+        notice = (f"延期告知：申请人所办“{name}”在县级审批中因{extension.reason}，经县政务服务中心批准，"
+                  f"县级办理时限由{old}延长至{new}" + (f"，预计{_bj(due)}前办结" if due is not None else "")
+                  + "。请将本告知书面转告申请人。")
+        record = self._clock_record(after, records_pb2.CLOCK_CHANGE_EXTENDED, now, extension.reason,
+                                    approver=actor.staff_id, new_limit=extension.new_limit)
+        return _Step(after, text, [record], message=notice)
+
+    def extension_notified(self, matter_id: str, how: str, *, actor: Actor,
+                           expected_version: int | None = None) -> HandledMatter:
+        """Record that the applicant was told of the extension in writing, and how."""
+        if not how.strip():
+            raise HandlingError("请写明书面告知的方式（如：延期告知书经乡镇转交申请人签收）")
+
+        def transition(conn: Connection, row: Any, m: HandledMatter, item: CatalogItem | None, now: dt.datetime) -> _Step:
+            after = m.applicant_notified_of_extension(at=now)
+            return _Step(after, f"已书面告知申请人延期：{how.strip()[:300]}")
+
+        return self._act(matter_id, Act.EXTENSION_NOTIFIED, actor, expected_version, transition)
 
     def issue_supervision(self, matter_id: str, message: str, *, actor: Actor, hop_tier: str = "township",
                           overdue_working_days: int = 0) -> str:
         """督办: a notice signed by the county, sent to the township responsible; returns its id."""
+        refusal = permission_zh(Act.SUPERVISE, actor.role, None)
+        if refusal:
+            raise NotPermitted(refusal)
         if not message.strip():
             raise HandlingError("请填写督办内容")
         now_ms = to_unix_ms(self.clock.now())
@@ -421,7 +702,7 @@ class CountyHandling:
                 select(tracked_matter.c.township_key_id, tracked_matter.c.township_code)
                 .where(tracked_matter.c.matter_id == matter_id)).first()
             if target is None:
-                raise UnknownMatter(f"找不到办件 {matter_id}")
+                raise UnknownMatter("找不到该办件：县级既未收到其上报，也没有乡镇报来它的状态")
             record = records_pb2.Record()
             body = record.supervision_notice
             body.notice_id, body.matter_id, body.message = notice_id, matter_id, message.strip()[:1000]
@@ -445,7 +726,7 @@ class CountyHandling:
     def _row_for_update(self, conn: Connection, matter_id: str) -> Any:
         row = conn.execute(select(county_matter).where(county_matter.c.matter_id == matter_id).with_for_update()).first()
         if row is None:
-            raise UnknownMatter(f"找不到县级办件 {matter_id}")
+            raise UnknownMatter(UNKNOWN_MATTER_ZH)
         return row
 
     def _decode(self, row: Any) -> HandledMatter:
@@ -456,7 +737,7 @@ class CountyHandling:
 
     def _commit(self, conn: Connection, row: Any, before: HandledMatter, after: HandledMatter, actor: str, action: str,
                 text: str, now: dt.datetime, *, down: Sequence[records_pb2.Record] = (), extra: dict[str, Any] | None = None,
-                announce: bool = True) -> None:
+                announce: bool = True, message: str | None = None) -> None:
         now_ms = to_unix_ms(now)
         values: dict[str, Any] = {"stage": after.stage.value, "version": after.version, "state_json": _json(after),
                                   "due_at_ms": due_ms(after.clock, self.calendar) or None, "updated_at_ms": now_ms}
@@ -474,7 +755,8 @@ class CountyHandling:
         for record in down:
             self._publish(conn, record, row.township_key_id, row.township_code, sign_ms)
         if announce:
-            self._publish(conn, self._status(after, now, text, row_code=row.village_code, catalog_code=row.catalog_code),
+            self._publish(conn, self._status(after, now, message or text, row_code=row.village_code,
+                                             catalog_code=row.catalog_code),
                           row.township_key_id, row.township_code, sign_ms)
 
     def _publish(self, conn: Connection, record: records_pb2.Record, township_key_id: str, township_code: str,
@@ -487,13 +769,20 @@ class CountyHandling:
         conn.execute(insert(county_event).values(matter_id=matter_id[:64], at_ms=at_ms, actor=actor[:64],
                                                  action=action[:40], text_zh=text))
 
-    def _clock_record(self, m: HandledMatter, change: int, at: dt.datetime, reason: str) -> records_pb2.Record:
+    def _clock_record(self, m: HandledMatter, change: int, at: dt.datetime, reason: str, *,
+                      suspension: SuspensionReason = SuspensionReason.AWAITING_MATERIALS, approver: str = "",
+                      new_limit: Limit | None = None) -> records_pb2.Record:
+        """The county hop's clock change as the township follows it (`record_county_clock`)."""
         record = records_pb2.Record()
         body = record.hop_clock_changed
         body.matter_id, body.tier, body.change, body.at_ms = m.matter_id, records_pb2.TIER_COUNTY, change, to_unix_ms(at)  # type: ignore[assignment]
         body.reason = reason
         if change == records_pb2.CLOCK_CHANGE_SUSPENDED:
-            body.suspension_reason = records_pb2.SUSPENSION_REASON_WAITING_FOR_MATERIALS
+            body.suspension_reason = suspension_to_wire(suspension)  # type: ignore[assignment]
+        if approver:
+            body.approver_id = approver
+        if new_limit is not None:
+            body.new_limit.CopyFrom(limit_to_wire(new_limit))
         body.due_at_ms = due_ms(m.clock, self.calendar) if m.clock and m.clock.status is not ClockStatus.SUSPENDED else 0
         return record
 
@@ -515,7 +804,8 @@ class CountyHandling:
 
     # ================================================================== reads for the board
 
-    def _view(self, row: Any, now: dt.datetime, names: dict[str, str], township_hops: dict[str, dict[str, int]]) -> CountyMatterView:
+    def _view(self, row: Any, now: dt.datetime, names: dict[str, str], township_hops: dict[str, dict[str, int]],
+              flags: dict[str, tuple[bool, bool]] | None = None) -> CountyMatterView:
         matter = self._decode(row)
         clock = matter.clock
         state = clock.state_at(now, self.calendar, self.thresholds) if clock is not None and clock.start_at else None
@@ -529,7 +819,9 @@ class CountyHandling:
             due_at=clock.due_at(self.calendar) if clock is not None and clock.start_at else None, state=state,
             clock_status=clock.status if clock is not None else None, township_hop=township_hops.get(row.matter_id),
             outcome=row.outcome, signed_off_at=from_unix_ms(int(row.signed_off_at_ms)) if row.signed_off_at_ms else None,
-            rating=int(row.rating), version=int(row.version))
+            rating=int(row.rating), version=int(row.version),
+            elderly_or_disabled=(flags or {}).get(row.matter_id, (False, False))[0],
+            door_to_door=(flags or {}).get(row.matter_id, (False, False))[1])
 
     def township_names(self) -> dict[str, str]:
         with self.store.engine.connect() as conn:
@@ -545,8 +837,20 @@ class CountyHandling:
         with self.store.engine.connect() as conn:
             rows = conn.execute(query).all()
             hops = self._township_hops(conn, [r.matter_id for r in rows])
+            flags = self._flags(conn, [r.matter_id for r in rows])
         names = self.township_names()
-        return [self._view(r, now, names, hops) for r in rows]
+        views = [self._view(r, now, names, hops, flags) for r in rows]
+        # Elderly, sick or disabled applicants first (004: they are served first and at home); newest
+        # first within each group, as received.
+        views.sort(key=lambda v: not v.elderly_or_disabled)
+        return views
+
+    def _flags(self, conn: Connection, matter_ids: list[str]) -> dict[str, tuple[bool, bool]]:
+        out: dict[str, tuple[bool, bool]] = {}
+        for i in range(0, len(matter_ids), 500):
+            for r in conn.execute(select(county_dossier).where(county_dossier.c.matter_id.in_(matter_ids[i:i + 500]))):
+                out[r.matter_id] = (bool(r.elderly_or_disabled), bool(r.door_to_door))
+        return out
 
     def _township_hops(self, conn: Connection, matter_ids: list[str]) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -563,13 +867,45 @@ class CountyHandling:
         with self.store.engine.connect() as conn:
             row = conn.execute(select(county_matter).where(county_matter.c.matter_id == matter_id)).first()
             if row is None:
-                raise UnknownMatter(f"找不到县级办件 {matter_id}")
+                raise UnknownMatter(UNKNOWN_MATTER_ZH)
             hops = self._township_hops(conn, [matter_id])
+            flags = self._flags(conn, [matter_id])
             events = [(from_unix_ms(int(e.at_ms)), e.actor, e.action, e.text_zh) for e in conn.execute(
                 select(county_event).where(county_event.c.matter_id == matter_id).order_by(county_event.c.id))]
-        view = self._view(row, now, self.township_names(), hops)
-        item = self.catalog.item(row.catalog_code) if row.catalog_code in self.catalog else None
-        return MatterHistory(view, self._decode(row), events, item)
+            escalation = self._escalation_record(conn, row.township_key_id, int(row.escalation_seq))
+        item = self._item_or_none(row.catalog_code)
+        dossier = read_dossier(escalation, item, self.signer) if escalation is not None else None
+        if dossier is not None:
+            # The signed filing is the source; the flags row only serves the board's sort.
+            flags[matter_id] = (dossier.elderly_or_disabled, dossier.door_to_door)
+        view = self._view(row, now, self.township_names(), hops, flags)
+        return MatterHistory(view, self._decode(row), events, item, dossier)
+
+    def authorization_image(self, matter_id: str) -> tuple[bytes, str] | None:
+        """The villager's signature or the photo of the signed 委托书, when sealed to the county key."""
+        h = self.history(matter_id)
+        auth = h.dossier.authorization if h.dossier is not None else None
+        if auth is None or not auth.has_image:
+            return None
+        return auth.image, auth.image_type
+
+    def refusals(self) -> list[RefusalEntry]:
+        """The county's 否定报备 register, newest first."""
+        names = self.township_names()
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(county_refusal).order_by(county_refusal.c.refused_at_ms.desc(),
+                                                                county_refusal.c.id.desc())).all()
+        out = []
+        for r in rows:
+            item = self._item_or_none(r.catalog_code)
+            try:
+                role: Role | None = Role(r.decided_by_role)
+            except ValueError:
+                role = None
+            out.append(RefusalEntry(from_unix_ms(int(r.refused_at_ms)), r.matter_id, r.township_code,
+                                    names.get(r.township_key_id, ""), item.name if item is not None else "（目录中已无此事项）",
+                                    r.reason, r.decided_by, role, r.approved_by, bool(r.major)))
+        return out
 
     def refused_escalations(self) -> list[tuple[dt.datetime, str, str, str]]:
         with self.store.engine.connect() as conn:
@@ -633,6 +969,33 @@ class CountyHandling:
     def counts(self) -> dict[str, int]:
         with self.store.engine.connect() as conn:
             return {s: int(n) for s, n in conn.execute(select(county_matter.c.stage, func.count()).group_by(county_matter.c.stage))}
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What one county act did: the matter after it, its history line, the records signed down, the
+    columns it sets, and whether (and with which words) the township is told."""
+
+    after: HandledMatter
+    text: str
+    down: list[records_pb2.Record] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    announce: bool = True
+    message: str | None = None
+
+
+def _taken_up(m: HandledMatter, actor: Actor) -> HandledMatter:
+    """At the county nobody owns an escalated matter the way a township operator does (it arrives with
+    no 承办人): a delegated approver who acts on it takes it up, so the domain's check that the
+    responsible person acts holds the approver acting; whoever held it before keeps watching."""
+    if actor.role is not Role.APPROVER or m.owner == actor.staff_id:
+        return m
+    watchers = tuple(dict.fromkeys([*m.watchers, m.owner])) if m.owner else m.watchers
+    return replace(m, owner=actor.staff_id, watchers=watchers)
+
+
+def _bj(at: dt.datetime) -> str:
+    return at.astimezone(_BEIJING).strftime("%Y年%m月%d日 %H:%M")
 
 
 def _township_overdue(r: Any, now_ms: int) -> bool:

@@ -181,7 +181,8 @@ class _Flow:
 
     def close_at_village(self, township: str, village: str, matter_id: str, rating: str = "very_satisfied") -> None:
         self.village(township, village, "handover", matter_id=matter_id, result="已将办理结果交给申请人")
-        self.village(township, village, "signoff", matter_id=matter_id, rating=rating)
+        self.village(township, village, "signoff", matter_id=matter_id, rating=rating, method="witness",
+                     witness_name="村委会 张主任", witness_statement="群众确认已收到办理结果")
 
 
 def _history(line: Timeline, hub: Any, towns: dict[str, Seeded], staff: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -12,22 +13,29 @@ from typing import Any
 from shared import cli_common
 from shared.errors import SharedError
 from village_agent.errors import AgentError, FormError
+from village_agent.sync_text import plain_sync_text
+
+log = logging.getLogger("village_agent.cli")
 
 DATA_ENV = "QUANCHENG_AGENT_DATA"
 DEFAULT_DATA = Path("var/village-agent")
 
 DESCRIPTION = """村代办员工具：离线登记全程代办事项（申请、委托书、材料、上门服务、交付与签收评价），
-每条记录在本机签名保存，联网时上报乡镇便民服务中心。
+每条记录在本机签名保存，联网时报送乡镇便民服务中心。
 
 常用：
   village-agent init --agent-name 王芳 --village-code V001 --village-name 东山村 \\
       --township-code T01 --township-name 青石镇 --township-address 127.0.0.1:7001 \\
       --township-key quancheng:key:v1:…
   village-agent serve                 在本机浏览器中使用（默认 http://127.0.0.1:8631）
+  village-agent catalog               查看服务事项目录：事项编码、名称和所需材料（含材料编号）
+  village-agent catalog MZ-001        查看一个事项的全部材料、各环节时限、收费和依据
   village-agent request --name … --id-number … --phone … --address … --matter MZ-001 \\
       --materials application_form,household_register --authorization witness \\
       --witness-name 赵六 --witness-statement 申请人口头委托
-  village-agent list / show / receipt / status
+  village-agent list                  列出本机事项（查询码、状态、时限）
+  village-agent show --code AB3CD-EF4GH / receipt --code … / status
+  village-agent signoff --code … --rating satisfied --signature-file 签名.png
   village-agent batch < actions.jsonl  每行一个 JSON 动作，每行输出一个 JSON 结果
   village-agent backup --out /media/U盘/东山村备份.qcbak   加密备份整个数据目录（可在使用中备份）
   village-agent restore --from 东山村备份.qcbak --data 新数据目录   恢复到新电脑（须先与乡镇同步才能继续登记）
@@ -35,17 +43,21 @@ DESCRIPTION = """村代办员工具：离线登记全程代办事项（申请、
 数据目录默认为 ./var/village-agent，可用 --data 或环境变量 QUANCHENG_AGENT_DATA 指定。
 口令取自环境变量 QUANCHENG_PASSPHRASE、--passphrase-file 或交互输入。"""
 
+# A matter is named by the lookup code on its receipt; `--matter-id` stays for scripts that hold the internal id.
+_CODE = ("--code", "code", "事项查询码（回执上的 10 位查询码，如 AB3CD-EF4GH）", {})
+
 # (flag, params key, help, extra argparse kwargs) per action; keys match `actions.py`.
 _ACTION_ARGS: dict[str, tuple[str, list[tuple[str, str, str, dict[str, Any]]]]] = {
     "request": ("登记一件新的代办申请（含委托书与已带材料）", [
         ("--name", "name", "申请人姓名", {}), ("--id-number", "id_number", "身份证号码（18 位）", {}),
         ("--phone", "phone", "联系电话", {}), ("--address", "address", "住址", {}),
-        ("--matter", "matter", "事项编码，如 MZ-001（见 catalog 子命令）", {}),
-        ("--materials", "materials", "已带材料编号，逗号分隔", {}),
+        ("--matter", "matter", "事项编码，如 MZ-001（见 village-agent catalog）", {}),
+        ("--materials", "materials", "已带材料编号，逗号分隔（见 village-agent catalog 事项编码）", {}),
         ("--commit", "commit", "缺少材料的承诺补交日期：材料编号=YYYY-MM-DD，可重复", {"action": "append", "default": []}),
         ("--not-applicable", "not_applicable", "不适用的条件性材料编号，逗号分隔", {}),
-        ("--authorization", "authorization", "委托方式：drawn_signature / photo_of_form / witness", {}),
-        ("--evidence-file", "evidence_file", "签名或委托书照片（PNG/JPEG）", {}),
+        ("--authorization", "authorization",
+         "委托方式：drawn_signature（签名）/ photo_of_form（已签字委托书照片）/ fingerprint（按手印照片）/ witness（见证人）", {}),
+        ("--evidence-file", "evidence_file", "签名、委托书照片或按手印照片（PNG/JPEG）", {}),
         ("--witness-name", "witness_name", "见证人姓名", {}), ("--witness-statement", "witness_statement", "见证说明", {}),
         ("--elderly-or-disabled", "elderly_or_disabled", "申请人为老弱病残", {"action": "store_true"}),
         ("--door-to-door", "door_to_door", "上门服务时登记", {"action": "store_true"}),
@@ -56,38 +68,46 @@ _ACTION_ARGS: dict[str, tuple[str, list[tuple[str, str, str, dict[str, Any]]]]] 
         ("--not-applicable", "not_applicable", "不适用的条件性材料编号", {}),
     ]),
     "materials": ("为已登记事项补充材料", [
-        ("--matter-id", "matter_id", "事项编号", {}), ("--materials", "materials", "补充的材料编号，逗号分隔", {}),
+        _CODE, ("--materials", "materials", "补充的材料编号，逗号分隔", {}),
         ("--note", "note", "备注", {}),
     ]),
     "appointment": ("预约办理或上门服务（超过约定时间 30 分钟未履约即视为失约）", [
         ("--at", "at", "预约时间，如 2026-12-01T09:30（北京时间）", {}),
         ("--place", "place", "地点：service_room / applicant_home / township_center", {}),
-        ("--purpose", "purpose", "事由", {}), ("--matter-id", "matter_id", "相关事项编号（可选）", {}),
+        ("--purpose", "purpose", "事由", {}), ("--code", "code", "相关事项的查询码（可选）", {}),
         ("--place-detail", "place_detail", "详细地址（加密保存）", {}),
     ]),
     "visit": ("登记一次上门服务", [
-        ("--appointment-id", "appointment_id", "预约编号（可选）", {}), ("--matter-id", "matter_id", "事项编号（可选）", {}),
+        ("--appointment", "appointment_id", "预约号（登记预约时显示，可选）", {}), ("--code", "code", "相关事项的查询码（可选）", {}),
         ("--place", "place", "地点（默认 applicant_home）", {"default": "applicant_home"}),
         ("--outcome", "outcome", "上门情况", {}),
     ]),
     "forfeit": ("把超过约定时间 30 分钟仍未履约的预约标记为失约", []),
-    "withdraw": ("撤回事项", [("--matter-id", "matter_id", "事项编号", {}), ("--reason", "reason", "撤回原因", {})]),
+    "withdraw": ("撤回事项", [_CODE, ("--reason", "reason", "撤回原因", {})]),
     "handover": ("向群众交付办理结果", [
-        ("--matter-id", "matter_id", "事项编号", {}), ("--result", "result", "办理结果", {}),
+        _CODE, ("--result", "result", "办理结果", {}),
         ("--materials-returned", "materials_returned", "退还的材料编号，逗号分隔", {}),
     ]),
-    "signoff": ("群众签收确认并评价（非常满意/满意/基本满意/不满意/非常不满意）", [
-        ("--matter-id", "matter_id", "事项编号", {}),
+    "signoff": ("群众签收确认并评价（非常满意/满意/基本满意/不满意/非常不满意）：须有群众签名、签字照片或按手印，"
+                "无法签字时由代办员以外的见证人证明", [
+        _CODE,
         ("--rating", "rating", "very_satisfied / satisfied / basically_satisfied / dissatisfied / very_dissatisfied", {}),
         ("--comment", "comment", "意见建议", {}),
+        ("--method", "method", "签收确认方式：drawn_signature（签名图片）/ photo_of_form（签收单照片）/ "
+                               "fingerprint（按手印照片）/ witness（见证人）", {}),
+        ("--signature-file", "signature_file", "群众签名图片（PNG，在签名板上签的）", {}),
+        ("--evidence-file", "evidence_file", "签收单照片或按手印照片（PNG/JPEG）", {}),
+        ("--witness-name", "witness_name", "见证人姓名（不能是代办员本人）", {}),
+        ("--witness-statement", "witness_statement", "见证说明", {}),
     ]),
     "followup": ("登记一次回访", [
-        ("--matter-id", "matter_id", "事项编号", {}), ("--outcome", "outcome", "回访情况", {}),
+        _CODE, ("--outcome", "outcome", "回访情况", {}),
         ("--not-reached", "not_reached", "未联系上", {"action": "store_true"}), ("--rating", "rating", "回访评价（可选）", {}),
     ]),
-    "list": ("列出本机事项及状态、时限", [("--status", "status", "只列出某一状态", {}), ("--limit", "limit", "条数", {"type": int, "default": 50})]),
-    "show": ("查看一件事项的状态与全部记录", [("--matter-id", "matter_id", "事项编号", {})]),
-    "receipt": ("打印受理回执与一次性告知单", [("--matter-id", "matter_id", "事项编号", {})]),
+    "list": ("列出本机事项（查询码、状态、村级环节时限、办结时限）", [
+        ("--status", "status", "只列出某一状态（如 returned 或 已退回）", {}), ("--limit", "limit", "条数", {"type": int, "default": 50})]),
+    "show": ("查看一件事项的状态与全部记录", [_CODE]),
+    "receipt": ("打印代办收件回执与一次性告知书（与登记时所告知的一致）", [_CODE]),
     "status": ("查看本机状态：待上报记录数、最近同步时间", []),
     "sync": ("立即与乡镇同步一次：上报全部待上报记录，并接收乡镇下发的状态与结果", []),
     "rebuild": ("从签名台账重建事项状态表", []),
@@ -128,7 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
             if extra.get("action") not in ("store_true",):
                 extra = {"metavar": "值", **extra}
             sub.add_argument(flag, dest=dest, help=arg_help, **extra)
+            if flag == "--code":
+                sub.add_argument("--matter-id", dest="matter_id", metavar="值", help=argparse.SUPPRESS)
         sub.set_defaults(handler=_cmd_action, action_name=name)
+
+    catalog = cli_common.add_command(subparsers, "catalog", "查看服务事项目录：事项编码、名称、主要/辅助材料及材料编号（登记时用）、"
+                                                            "可容缺与按情形提交的材料；给出事项编码时显示该事项的全部内容")
+    catalog.add_argument("code", nargs="?", default="", metavar="事项编码", help="如 MZ-001；省略时列出全部事项")
+    catalog.add_argument("--data", metavar="目录", help="数据目录：使用乡镇下发到本机的目录版本（默认 ./var/village-agent，未初始化时用随软件发布的目录）")
+    catalog.set_defaults(handler=_cmd_catalog)
 
     batch = cli_common.add_command(subparsers, "batch", "从标准输入逐行读取 JSON 动作并执行，每行输出一个 JSON 结果（脚本与测试用）")
     _add_data_option(batch)
@@ -137,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = cli_common.add_command(subparsers, "serve", "启动本机网页界面（仅本机访问），并在后台自动把超时 30 分钟未履约的预约标记为失约")
     _add_data_option(serve)
     serve.add_argument("--host", default="127.0.0.1", metavar="地址", help="监听地址（默认 127.0.0.1，仅本机）")
-    serve.add_argument("--port", type=int, default=8631, metavar="端口", help="端口（默认 8631）")
+    serve.add_argument("--port", type=_port, default=8631, metavar="端口", help="端口（默认 8631）")
     serve.add_argument("--offline", action="store_true", help="不在后台与乡镇同步（仅离线使用）")
     serve.set_defaults(handler=_cmd_serve)
 
@@ -252,24 +280,9 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 def _print_result(name: str, result: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        print(json.dumps(result, ensure_ascii=False))
-        return
-    if "text" in result:
-        print(result["text"])
-    elif "notice" in result:
-        print(f"受理意见：{result['outcome_zh']}\n{result['notice']}")
-    elif name == "status":
-        print(f"设备密钥：{result['key_id']}\n乡镇中心：{result['township']}\n本机事项：{result['matters']} 件\n"
-              f"签名台账最后序号：{result['last_seq']}\n待上报：{result['waiting_to_send']} 条\n"
-              f"最近同步：{result['last_sync_at'] or '尚未同步'}"
-              + ("\n注意：本机由备份恢复，须先联网与乡镇同步，找回备份之后的记录，才能继续登记" if result.get("recovering") else ""))
-    elif isinstance(result.get("matters"), list):
-        for m in result["matters"]:
-            print(f"{m['matter_id']}  {m['catalog_code']:8s} {m['status_zh']:8s} 身份证 {m['id_masked']}  时限 {m['due']}")
-        print(f"共 {len(result['matters'])} 件")
+        print(json.dumps({k: v for k, v in result.items() if k != "text"}, ensure_ascii=False))
     else:
-        for key, value in result.items():
-            print(f"{key}: {value}")
+        print(result.get("text") or "已完成。")
 
 
 def _cmd_action(args: argparse.Namespace) -> int:
@@ -285,25 +298,17 @@ def _cmd_action(args: argparse.Namespace) -> int:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    """One JSON object per line in, one per line out; a line is answered only after its commit."""
+    """One JSON object per line in, one per line out; a line is answered only after its commit.
+    A bad line is answered in Chinese and the next line goes on: what earlier lines saved stays saved."""
     from village_agent.actions import ACTIONS
 
     service = _open(args)
     failures = 0
     try:
-        for line in sys.stdin:
+        for number, line in enumerate(sys.stdin, start=1):
             if not line.strip():
                 continue
-            try:
-                params = json.loads(line)
-                action = ACTIONS[params.pop("action")]
-                out = {"ok": True, **action(service, params)}
-            except FormError as exc:
-                out = {"ok": False, "error": str(exc), "fields": [p.field for p in exc.problems]}
-            except (AgentError, SharedError) as exc:
-                out = {"ok": False, "error": str(exc)}
-            except (KeyError, TypeError, ValueError) as exc:
-                out = {"ok": False, "error": f"无法识别的动作或参数：{exc}"}
+            out = _batch_line(service, ACTIONS, number, line)
             failures += not out["ok"]
             sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
             sys.stdout.flush()
@@ -312,11 +317,96 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return 0 if failures == 0 else 1
 
 
+def _batch_line(service: Any, actions: dict[str, Any], number: int, line: str) -> dict[str, Any]:
+    try:
+        params = json.loads(line)
+    except ValueError:
+        return {"ok": False, "error": f"第 {number} 行不是有效的 JSON"}
+    if not isinstance(params, dict):
+        return {"ok": False, "error": f"第 {number} 行应为一个 JSON 对象（{{\"action\": …}}）"}
+    name = params.pop("action", None)
+    if name not in actions:
+        known = "、".join(sorted(actions))
+        return {"ok": False, "error": f"第 {number} 行{'缺少 action' if name is None else f'的动作 {name!r} 不存在'}；可用的动作：{known}"}
+    try:
+        result = actions[name](service, params)
+    except FormError as exc:
+        return {"ok": False, "error": str(exc), "fields": [p.field for p in exc.problems]}
+    except AgentError as exc:
+        return {"ok": False, "error": str(exc)}
+    except SharedError as exc:
+        return {"ok": False, "error": plain_sync_text(str(exc))}
+    except Exception as exc:  # noqa: BLE001 - one bad line must not lose the lines after it
+        log.error("batch line %d (%s) failed: %s\n%s", number, name, type(exc).__name__, _where(exc))
+        return {"ok": False, "error": f"第 {number} 行无法执行（内部错误 {type(exc).__name__}），未保存；已保存的记录不受影响"}
+    return {"ok": True, **{k: v for k, v in result.items() if k != "text"}}
+
+
+def _cmd_catalog(args: argparse.Namespace) -> int:
+    from village_agent.catalog_text import catalog_item_text, catalog_list_text
+
+    catalog = _catalog_for(args)
+    code = args.code.strip().upper()
+    if not code:
+        print(catalog_list_text(catalog))
+        return 0
+    if code not in catalog:
+        raise AgentError(f"服务事项目录（版本 {catalog.version}）中没有编码为 {code} 的事项；"
+                         "运行 village-agent catalog 查看全部事项编码")
+    print(catalog_item_text(catalog.item(code)))
+    return 0
+
+
+def _catalog_for(args: argparse.Namespace) -> Any:
+    """The catalogue this laptop uses (the township's latest, kept in its database), or the shipped one."""
+    from shared.catalog import load_catalog
+    from village_agent.config import Paths
+    from village_agent.store import AgentStore
+
+    paths = Paths(data_root(args))
+    if paths.database.is_file():
+        store = AgentStore(paths.database)
+        try:
+            published = store.published_catalog()
+        finally:
+            store.close()
+        if published is not None:
+            return published
+    return load_catalog()
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("端口应为 1–65535 之间的整数") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError("端口应为 1–65535 之间的整数")
+    return port
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a taken port before anything starts: uvicorn would only log an English line and exit."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            from village_agent.actions import os_error_zh
+
+            raise AgentError(f"无法在 {host}:{port} 启动网页界面：{os_error_zh(exc)}。可能已有一个 village-agent serve 在运行"
+                             f"（请直接在浏览器打开 http://{host}:{port}/），或用 --port 换一个端口") from exc
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from village_agent.forfeit_watch import ForfeitWatch, forfeit_status_probe
     from village_agent.sync import reachability_probe, relay_client
     from village_agent.ui.server import serve
 
+    _check_port_free(args.host, args.port)
     service = _open(args)
     client = relay_client(service)
     if not args.offline:
@@ -333,6 +423,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         service.store.close()
 
 
+def _where(exc: BaseException) -> str:
+    """Where an unexpected error happened, for the log: the frames only, never the message, which may
+    quote what was typed (names, ID numbers)."""
+    import traceback
+
+    return "".join(traceback.format_tb(exc.__traceback__))
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -344,6 +442,21 @@ def _main(argv: Sequence[str] | None) -> int:
     except AgentError as exc:
         print(f"错误：{exc}", file=sys.stderr)
         return 2
+    except SharedError as exc:
+        # Relay errors carry the transport's raw text for the log; the agent reads the Chinese part.
+        print(f"错误：{plain_sync_text(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        from village_agent.actions import os_error_zh
+
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"错误：无法访问文件或网络{where}：{os_error_zh(exc)}。已保存的记录不受影响。", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - never a traceback in front of the agent
+        log.error("village-agent %s failed: %s\n%s", getattr(args, "command", "?"), type(exc).__name__, _where(exc))
+        print(f"错误：出现内部错误（{type(exc).__name__}），本次操作未完成；已保存的记录不受影响。"
+              "请把数据目录中的 agent.log 交给县级信息化人员。", file=sys.stderr)
+        return 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:

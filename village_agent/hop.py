@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from shared.calendar import WorkingCalendar
+from shared.calendar import SHANGHAI, WorkingCalendar
 from shared.catalog import CatalogItem, HopLimits, StatutorySource, Tier
 from shared.clock import from_unix_ms
 from shared.deadlines import ClockState, HopClock, StopReason
@@ -30,8 +30,8 @@ class VillageHop:
     title_zh: str        # 报送时限 / 办理时限
     limit_zh: str        # 承诺 1个工作日（本县规定时限 2个工作日）
     source_zh: str       # 本县规定时限 / 法定时限
-    css: str             # on-time / warning / overdue / untimed
-    state_zh: str        # 报送中 / 临期预警 / 已超期 / 按时报送 / 超时报送 / …
+    css: str             # on-time / warning / overdue / untimed, or done / overdue-done once stopped
+    state_zh: str        # 待乡镇收到 / 临期预警 / 已超期 / 按时报送 / 超时报送 / …
     due_zh: str          # local due instant, or "—"
     stopped_zh: str = ""  # what stopped the clock, and when
 
@@ -59,8 +59,6 @@ def hop_due(item: CatalogItem, filed_at: dt.datetime, calendar: WorkingCalendar)
 
 
 def _local(at: dt.datetime) -> str:
-    from shared.calendar import SHANGHAI
-
     return f"{at.astimezone(SHANGHAI):{SHORT}}"
 
 
@@ -93,12 +91,15 @@ def village_hop(item: CatalogItem, state: MatterState, *, received_ms: int | Non
         stop_ms, stopped_what = state.withdrawn_ms, "已撤回"
     try:
         clock = HopClock.received(filed_at, hop.promised, hop.statutory)
+        judged_at = from_unix_ms(now_ms)
         if stop_ms:
             # A laptop clock ahead of the township's must not make the receipt look earlier than
             # the filing: the hop then took no time at all.
-            clock = clock.stop(max(from_unix_ms(stop_ms), filed_at), StopReason.PASSED_ON)
+            judged_at = max(from_unix_ms(stop_ms), filed_at)
+            clock = clock.stop(judged_at, StopReason.PASSED_ON)
         due = clock.due_at(calendar)
-        level = clock.state_at(from_unix_ms(now_ms), calendar)
+        # A stopped hop is judged at its stop (on time or late), whatever this laptop's clock says now.
+        level = clock.state_at(judged_at, calendar)
     except SharedError:
         return VillageHop(title, limit, source, "untimed", "无法计算时限", "—")
     due_zh = _local(due) if due is not None else "—"

@@ -16,8 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from shared.catalog import Catalog, CatalogError, IntakeOutcome, MaterialsAssessment, Tier, assess_materials
-from shared.clock import Clock, to_unix_ms
+from shared.calendar import WorkingCalendar
+from shared.catalog import (
+    Catalog, CatalogError, CatalogItem, IntakeOutcome, MaterialsAssessment, Tier, UnknownMaterialError, assess_materials,
+)
+from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.domain import id_number
 from shared.envelope import SignedRecord
 from shared.sealing import seal_to
@@ -26,24 +29,34 @@ from shared.wire.v1 import records_pb2
 from village_agent import domain
 from village_agent.config import AgentConfig
 from village_agent.domain import AppointmentStatus, MatterState
-from village_agent.errors import FieldProblem, FormError, TransitionError
+from village_agent.errors import FieldProblem, FormError, TransitionError, UnknownMatterError
+from village_agent.hop import hop_due
+from village_agent.notice import intake_notice_lines
+from village_agent.signature import (
+    MAX_EVIDENCE_BYTES, ImageUnreadable, drawn_signature_problem, is_image, photo_problem, png_ink,
+)
 from village_agent.store import AgentStore
 from village_agent.vault import Vault
 
 log = logging.getLogger("village_agent.services")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LOOKUP_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read from paper by the elderly
-MAX_EVIDENCE_BYTES = 3 * 1024 * 1024
 MAX_TOLERANCE_DAYS = 90
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
+# The villager's own mark, or a witness when the villager cannot give one: for the authorization
+# 委托书 at filing and for the sign-off 签收确认 alike.
 AUTHORIZATION_METHODS = {
     "drawn_signature": records_pb2.AUTHORIZATION_METHOD_DRAWN_SIGNATURE,
     "photo_of_form": records_pb2.AUTHORIZATION_METHOD_PHOTO_OF_FORM,
+    "fingerprint": records_pb2.AUTHORIZATION_METHOD_FINGERPRINT,
     "witness": records_pb2.AUTHORIZATION_METHOD_WITNESS,
 }
+_LOOKUP_CODE = re.compile(r"^[2-9A-HJ-NP-Z]{5}-?[2-9A-HJ-NP-Z]{5}$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_WITNESS_NAME_NOISE = re.compile(r"[\s·•.,，。:：()（）]+")
 RATINGS = {
     "very_satisfied": records_pb2.RATING_VERY_SATISFIED,
     "satisfied": records_pb2.RATING_SATISFIED,
@@ -106,7 +119,46 @@ def lookup_code_hash(code: str) -> bytes:
 
 
 def _is_image(data: bytes) -> bool:
-    return data.startswith(b"\x89PNG\r\n\x1a\n") or data.startswith(b"\xff\xd8\xff")
+    return is_image(data)
+
+
+def same_person_name(a: str, b: str) -> bool:
+    """Two names written for one person (spaces and punctuation aside)."""
+    return bool(a.strip()) and _WITNESS_NAME_NOISE.sub("", a) == _WITNESS_NAME_NOISE.sub("", b)
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The villager's mark on a sign-off, or a witness's attestation when the villager cannot give one."""
+
+    method: str = ""              # a key of AUTHORIZATION_METHODS
+    evidence: bytes = b""         # the image: drawn signature (PNG from the pad), photo, fingerprint photo
+    witness_name: str = ""
+    witness_statement: str = ""
+
+
+def _blank_png(data: bytes) -> bool:
+    """A PNG with no ink at all (an untouched pad). Other encodings are not judged here."""
+    try:
+        return data.startswith(b"\x89PNG") and png_ink(data).pixels == 0
+    except ImageUnreadable:
+        return False
+
+
+def materials_problem(item: CatalogItem, exc: CatalogError, brought: list[str] | tuple[str, ...],
+                      not_applicable: list[str] | tuple[str, ...]) -> FieldProblem:
+    """The catalogue's refusal of a material list, told with the materials' names (ids only when unknown)."""
+    known = {m.id: m.name for m in item.materials}
+    if isinstance(exc, UnknownMaterialError):
+        return FieldProblem("materials_brought", "已带材料",
+                            f"“{item.name}”没有这些材料：{'、'.join(exc.unknown_ids)}（材料编号见 village-agent catalog {item.code}）")
+    both = [known[m] for m in brought if m in known and m in set(not_applicable)]
+    if both:
+        return FieldProblem("not_applicable", "不适用的材料", f"这些材料既勾选为已带又标为不适用：{'、'.join(both)}")
+    fixed = [known[m] for m in not_applicable if m in known and not item.material(m).is_conditional]
+    if fixed:
+        return FieldProblem("not_applicable", "不适用的材料", f"这些材料每位申请人都须提交，不能标为不适用：{'、'.join(fixed)}")
+    return FieldProblem("materials_brought", "已带材料", "材料清单无法识别，请重新勾选")
 
 
 def _contains_id_number(text: str) -> bool:
@@ -115,13 +167,15 @@ def _contains_id_number(text: str) -> bool:
 
 class AgentService:
     def __init__(self, *, store: AgentStore, signer: Signer, vault: Vault, catalog: Catalog,
-                 config: AgentConfig, clock: Clock) -> None:
+                 config: AgentConfig, clock: Clock, calendar: WorkingCalendar | None = None) -> None:
         self.store = store
         self.signer = signer
         self.vault = vault
         self.catalog = catalog
         self.config = config
         self.clock = clock
+        # The working-day calendar the village hop's clock counts on (shown on the list and matter pages).
+        self.calendar = calendar or WorkingCalendar()
         # Set by the relay loop: wakes it after each commit (a flag only; the outbox is the queue).
         self.on_recorded: Callable[[], None] | None = None
 
@@ -133,8 +187,8 @@ class AgentService:
     def _today(self) -> dt.date:
         return self.clock.now().astimezone(SHANGHAI).date()
 
-    def _append(self, record: records_pb2.Record, **extra: object) -> SignedRecord:
-        now_ms = self._now_ms()
+    def _append(self, record: records_pb2.Record, *, now_ms: int | None = None, **extra: object) -> SignedRecord:
+        now_ms = self._now_ms() if now_ms is None else now_ms
         signed = self.store.append(self.signer, record, now_ms, queued_at_ms=now_ms, **extra)  # type: ignore[arg-type]
         # ids and kinds only: never personal data
         log.info("recorded seq=%d kind=%s record=%s", signed.seq, record.WhichOneof("body"), signed.record_id)
@@ -149,11 +203,32 @@ class AgentService:
 
     def assess(self, catalog_code: str, brought: list[str], not_applicable: list[str] = ()) -> MaterialsAssessment:  # type: ignore[assignment]
         """The live checklist: what is missing and whether the matter can be accepted."""
+        if catalog_code not in self.catalog:
+            raise FormError([FieldProblem("catalog_code", "办理事项", f"服务事项目录中没有编码为 {catalog_code or '（空）'} 的事项，"
+                                                                   "可用 village-agent catalog 查看全部事项")])
+        item = self.catalog.item(catalog_code)
         try:
-            item = self.catalog.item(catalog_code)
-            return assess_materials(item, brought, not_applicable=not_applicable)
+            return assess_materials(item, list(brought), not_applicable=list(not_applicable))
         except CatalogError as exc:
-            raise FormError([FieldProblem("catalog_code", "办理事项", str(exc))]) from exc
+            raise FormError([materials_problem(item, exc, brought, not_applicable)]) from exc
+
+    def resolve_matter(self, reference: str) -> str:
+        """The matter a person names: by the lookup code on the receipt (the way people know it), or by
+        the internal id that pages and scripts carry. Raises `UnknownMatterError` in Chinese."""
+        text = reference.strip()
+        if not text:
+            raise UnknownMatterError("请给出事项的查询码（回执上的 10 位查询码，如 AB3CD-EF4GH）")
+        if _UUID.match(text.lower()) and self.store.has_matter(text.lower()):
+            return text.lower()
+        code = text.upper().replace(" ", "")
+        if _LOOKUP_CODE.match(code):
+            code = code if "-" in code else f"{code[:5]}-{code[5:]}"
+            return self.store.matter_by_lookup_code(code).matter_id
+        raise UnknownMatterError("本机没有这个事项，请核对查询码（回执上的 10 位查询码，如 AB3CD-EF4GH）")
+
+    def matter_title(self, state: MatterState) -> str:
+        """How a person knows the matter: the catalogue item's name."""
+        return self.catalog.item(state.catalog_code).name if state.catalog_code in self.catalog else "（目录中已无此事项）"
 
     def validate_request(self, form: RequestForm) -> MaterialsAssessment:
         problems: list[FieldProblem] = []
@@ -176,11 +251,16 @@ class AgentService:
         if form.catalog_code not in self.catalog:
             problems.append(FieldProblem("catalog_code", "办理事项", "请从目录中选择办理事项"))
         else:
+            item = self.catalog.item(form.catalog_code)
             try:
-                assessment = assess_materials(self.catalog.item(form.catalog_code), form.materials_brought,
-                                              not_applicable=form.not_applicable)
+                assessment = assess_materials(item, form.materials_brought, not_applicable=form.not_applicable)
             except CatalogError as exc:
-                problems.append(FieldProblem("materials_brought", "已带材料", str(exc)))
+                problems.append(materials_problem(item, exc, form.materials_brought, form.not_applicable))
+            unknown = sorted(set(form.commitments) - {m.id for m in item.materials})
+            if unknown:
+                problems.append(FieldProblem("commitments", "承诺补交日期",
+                                             f"该事项没有这些材料：{'、'.join(unknown)}（材料编号见 village-agent catalog {item.code}）"))
+        # Dates matter only where the matter is taken on tolerance; a returned request promises nothing.
         if assessment is not None and assessment.outcome is IntakeOutcome.ACCEPT_WITH_TOLERANCE:
             problems.extend(self._check_commitments(assessment, form.commitments))
         problems.extend(self._check_authorization(form))
@@ -200,7 +280,10 @@ class AgentService:
             label = f"承诺补交日期（{material.name}）"
             date_text = commitments.get(material.id, "").strip()
             if not date_text:
-                problems.append(FieldProblem(f"commitment:{material.id}", label, "缺少该材料时须由申请人承诺补交日期"))
+                why = "缺少该材料时须由申请人承诺补交日期"
+                if material.condition:
+                    why += f"；申请人不属于“{material.condition}”情形的，请标为不适用"
+                problems.append(FieldProblem(f"commitment:{material.id}", label, why))
                 continue
             if not _DATE.match(date_text):
                 problems.append(FieldProblem(f"commitment:{material.id}", label, "日期格式应为 年-月-日，如 2026-12-01"))
@@ -218,23 +301,41 @@ class AgentService:
         label = "委托书"
         method = AUTHORIZATION_METHODS.get(form.authorization_method)
         if method is None:
-            return [FieldProblem("authorization_method", label, "请选择委托方式：现场签名、拍摄已签字的委托书，或见证人")]
+            return [FieldProblem("authorization_method", label,
+                                 "请选择委托方式：现场签名、拍摄已签字的委托书、按手印，或见证人")]
         if method == records_pb2.AUTHORIZATION_METHOD_WITNESS:
-            problems = []
-            if not form.witness_name.strip():
-                problems.append(FieldProblem("witness_name", "见证人姓名", "群众无法签字时须有见证人，请填写见证人姓名"))
-            if not form.witness_statement.strip():
-                problems.append(FieldProblem("witness_statement", "见证说明", "请填写见证说明（如：本人确认申请人口头委托）"))
-            return problems
+            return self._check_witness(form.witness_name, form.witness_statement, "群众无法签字时须有见证人，请填写见证人姓名")
         evidence = form.authorization_evidence
         if not evidence:
-            what = "请让群众在屏幕上签名" if method == records_pb2.AUTHORIZATION_METHOD_DRAWN_SIGNATURE else "请拍摄已签字的委托书"
+            what = {records_pb2.AUTHORIZATION_METHOD_DRAWN_SIGNATURE: "请让群众在屏幕上签名",
+                    records_pb2.AUTHORIZATION_METHOD_FINGERPRINT: "请拍摄群众按了手印的委托书"}.get(method, "请拍摄已签字的委托书")
             return [FieldProblem("authorization_evidence", label, what)]
         if len(evidence) > MAX_EVIDENCE_BYTES:
             return [FieldProblem("authorization_evidence", label, "图片超过 3 MB，请重新拍摄或压缩")]
         if not _is_image(evidence):
             return [FieldProblem("authorization_evidence", label, "只接受 PNG 或 JPEG 图片")]
-        return []
+        if method == records_pb2.AUTHORIZATION_METHOD_DRAWN_SIGNATURE:
+            # Only a pad with no stroke at all is refused here (scripts that file requests sign with
+            # tiny images); the sign-off checks the stroke itself.
+            return [FieldProblem("authorization_evidence", label, "签名框是空白的，请群众在框内签名")] if _blank_png(evidence) else []
+        what = "群众按的手印" if method == records_pb2.AUTHORIZATION_METHOD_FINGERPRINT else "群众签字的委托书"
+        problem = photo_problem(evidence, what=what)
+        return [FieldProblem("authorization_evidence", label, problem)] if problem else []
+
+    def _check_witness(self, name: str, statement: str, missing_name: str) -> list[FieldProblem]:
+        problems = []
+        if not name.strip():
+            problems.append(FieldProblem("witness_name", "见证人姓名", missing_name))
+        elif len(name.strip()) > 30:
+            problems.append(FieldProblem("witness_name", "见证人姓名", "见证人姓名不超过 30 字"))
+        elif same_person_name(name, self.config.agent_name):
+            problems.append(FieldProblem("witness_name", "见证人姓名",
+                                         "见证人不能是代办员本人，请由在场的其他人（如村干部、邻居、家属）见证"))
+        if not statement.strip():
+            problems.append(FieldProblem("witness_statement", "见证说明", "请填写见证说明（如：本人确认申请人口头委托）"))
+        elif len(statement) > 200:
+            problems.append(FieldProblem("witness_statement", "见证说明", "见证说明不超过 200 字"))
+        return problems
 
     def file_request(self, form: RequestForm, *, matter_id: str | None = None) -> FiledRequest:
         """Validate, seal personal data to the township, sign and commit a new request."""
@@ -269,9 +370,14 @@ class AgentService:
         auth.sealed_to_key_id = self.config.township_key_id
         auth.captured_at_ms = self._now_ms()
         body.materials_brought.extend(m.id for m in assessment.brought)
-        for material in assessment.missing_auxiliary:
-            body.tolerated_missing.add(material_id=material.id, supply_by_date=form.commitments[material.id].strip(),
-                                       commitment_signed=True)
+        body.materials_not_applicable.extend(m.id for m in assessment.not_applicable)
+        commitments: dict[str, str] = {}
+        if assessment.outcome is IntakeOutcome.ACCEPT_WITH_TOLERANCE:
+            # A returned request signs no commitment: only a matter taken on tolerance promises dates.
+            for material in assessment.missing_auxiliary:
+                commitments[material.id] = form.commitments[material.id].strip()
+                body.tolerated_missing.add(material_id=material.id, supply_by_date=commitments[material.id],
+                                           commitment_signed=True)
         body.intake_outcome = {
             IntakeOutcome.ACCEPT: records_pb2.INTAKE_OUTCOME_ACCEPT,
             IntakeOutcome.ACCEPT_WITH_TOLERANCE: records_pb2.INTAKE_OUTCOME_ACCEPT_WITH_TOLERANCE,
@@ -282,8 +388,14 @@ class AgentService:
         body.visit_id = form.visit_id
         body.lookup_code_hash = lookup_code_hash(code)
         body.note = form.note.strip()
+        # What the villager is told, written once now and kept signed: a reprint prints these lines.
+        filed_at_ms = self._now_ms()
+        body.catalog_item_name = assessment.item.name
+        body.intake_notice = "\n".join(intake_notice_lines(
+            assessment, commitments, township_name=self.config.township_name,
+            village_due=hop_due(assessment.item, from_unix_ms(filed_at_ms), self.calendar)))
         private = json.dumps({"name": details.name, "phone": details.phone, "address": details.address}, ensure_ascii=False)
-        signed = self._append(record, private_blob=self.vault.encrypt(private.encode(), matter_id),
+        signed = self._append(record, now_ms=filed_at_ms, private_blob=self.vault.encrypt(private.encode(), matter_id),
                               lookup_code=code, id_lookup_hash=id_hash)
         return FiledRequest(matter_id, code, signed.seq, assessment)
 
@@ -311,7 +423,8 @@ class AgentService:
             raise FormError([FieldProblem("material_ids", "补充材料", "请选择补充的材料")])
         unknown = [m for m in ids if m not in {x.id for x in item.materials}]
         if unknown:
-            raise FormError([FieldProblem("material_ids", "补充材料", f"该事项没有这些材料：{'、'.join(unknown)}")])
+            raise FormError([FieldProblem("material_ids", "补充材料",
+                                          f"“{item.name}”没有这些材料：{'、'.join(unknown)}（材料编号见 village-agent catalog {item.code}）")])
         record = records_pb2.Record()
         record.materials_added.matter_id = matter_id
         record.materials_added.material_ids.extend(ids)
@@ -415,16 +528,23 @@ class AgentService:
         body.materials_returned.extend(materials_returned)
         return self._append(record)
 
-    def sign_off(self, matter_id: str, rating: str, comment: str = "", signature_png: bytes = b"") -> SignedRecord:
+    def sign_off(self, matter_id: str, rating: str, comment: str = "", signature_png: bytes = b"", *,
+                 confirmation: Confirmation | None = None) -> SignedRecord:
+        """The villager confirms receipt and rates the service (签收确认): only with the villager's own
+        mark (`signature_png`, the drawn pad; or `confirmation`: a photo of the signed form, a
+        fingerprint 按手印, or a witness who is not the agent). Refused in Chinese otherwise."""
         state = self.store.matter_state(matter_id)
         domain.check_can_sign_off(state)
+        if confirmation is None:
+            confirmation = Confirmation("drawn_signature", signature_png) if signature_png else Confirmation()
         problems = []
         if rating not in RATINGS:
             problems.append(FieldProblem("rating", "满意度评价", "请选择：非常满意、满意、基本满意、不满意、非常不满意"))
         if len(comment) > 300:
             problems.append(FieldProblem("comment", "意见建议", "意见建议不超过 300 字"))
-        if signature_png and (len(signature_png) > MAX_EVIDENCE_BYTES or not _is_image(signature_png)):
-            problems.append(FieldProblem("signature", "签收签名", "签名图片无效"))
+        elif _contains_id_number(comment):
+            problems.append(FieldProblem("comment", "意见建议", "意见建议中不要填写身份证号码等个人信息"))
+        problems.extend(self._check_confirmation(confirmation))
         if problems:
             raise FormError(problems)
         record = records_pb2.Record()
@@ -432,11 +552,32 @@ class AgentService:
         body.matter_id = matter_id
         body.rating = RATINGS[rating]
         body.comment = comment.strip()
-        if signature_png:
-            body.sealed_signature = self._seal(signature_png)
-            body.sealed_to_key_id = self.config.township_key_id
+        body.confirmation_method = AUTHORIZATION_METHODS[confirmation.method]
+        if confirmation.method == "witness":
+            evidence = json.dumps({"witness_name": confirmation.witness_name.strip(),
+                                   "statement": confirmation.witness_statement.strip()}, ensure_ascii=False).encode()
+        else:
+            evidence = confirmation.evidence
+        body.sealed_signature = self._seal(evidence)
+        body.sealed_to_key_id = self.config.township_key_id
+        body.evidence_sha256 = hashlib.sha256(evidence).digest()
         body.signed_at_ms = self._now_ms()
         return self._append(record)
+
+    def _check_confirmation(self, c: Confirmation) -> list[FieldProblem]:
+        label = "签收确认"
+        if c.method not in AUTHORIZATION_METHODS:
+            return [FieldProblem("signature", label, "须由群众签名、拍摄已签字的签收单或按手印确认；"
+                                                      "群众无法签字时，须由代办员以外的见证人证明")]
+        if c.method == "witness":
+            return self._check_witness(c.witness_name, c.witness_statement, "由见证人证明时，请填写见证人姓名")
+        if c.method == "drawn_signature":
+            problem = drawn_signature_problem(c.evidence)
+        elif c.method == "fingerprint":
+            problem = photo_problem(c.evidence, what="群众按的手印")
+        else:
+            problem = photo_problem(c.evidence, what="群众签字的签收单")
+        return [FieldProblem("signature", label, problem)] if problem else []
 
     def follow_up(self, matter_id: str, *, reached: bool, outcome: str, rating: str = "") -> SignedRecord:
         state = self.store.matter_state(matter_id)

@@ -264,7 +264,7 @@ class AgentStore:
             return
         status = conn.execute(select(appointment.c.status).where(appointment.c.appointment_id == appointment_id)).scalar()
         if status is None:
-            raise UnknownMatterError(f"本机没有编号为 {appointment_id} 的预约")
+            raise UnknownMatterError("本机没有这个预约，请核对预约号")
         if status != AppointmentStatus.SCHEDULED.value:
             raise TransitionError(f"该预约{AppointmentStatus(status).label_zh}，不能再登记")
 
@@ -330,7 +330,8 @@ class AgentStore:
         with self.engine.connect() as conn:
             row = conn.execute(select(matter.c.state_json).where(matter.c.matter_id == matter_id)).first()
         if row is None:
-            raise UnknownMatterError(f"本机没有编号为 {matter_id} 的事项")
+            # The id is internal: the agent knows the matter by its lookup code or its title.
+            raise UnknownMatterError("本机没有这个事项，请核对查询码")
         return _state_from_json(row.state_json)
 
     def has_matter(self, matter_id: str) -> bool:
@@ -341,7 +342,7 @@ class AgentStore:
         with self.engine.connect() as conn:
             row = conn.execute(select(matter.c.state_json).where(matter.c.lookup_code == code.strip().upper())).first()
         if row is None:
-            raise UnknownMatterError("查询码不存在")
+            raise UnknownMatterError(f"本机没有查询码为 {code.strip().upper()} 的事项，请核对回执上的查询码")
         return _state_from_json(row.state_json)
 
     def lookup_code_of(self, matter_id: str) -> str:
@@ -383,8 +384,35 @@ class AgentStore:
         with self.engine.connect() as conn:
             row = conn.execute(select(appointment).where(appointment.c.appointment_id == appointment_id)).first()
         if row is None:
-            raise UnknownMatterError(f"本机没有编号为 {appointment_id} 的预约")
+            raise UnknownMatterError("本机没有这个预约，请核对预约号")
         return row
+
+    def appointment_ids_starting(self, prefix: str, limit: int = 2) -> list[str]:
+        """Appointment ids beginning with `prefix` (the short 预约号 the CLI prints), at most `limit`."""
+        like = prefix.strip().lower().replace("%", "").replace("_", "") + "%"
+        with self.engine.connect() as conn:
+            return [str(r.appointment_id) for r in conn.execute(
+                select(appointment.c.appointment_id).where(appointment.c.appointment_id.like(like)).limit(limit))]
+
+    def filing_record(self, matter_id: str) -> records_pb2.Record:
+        """The signed `request_filed` record of a matter, as stored: what the villager was told comes from here."""
+        with self.engine.connect() as conn:
+            payload = conn.execute(select(ledger.c.payload).where(ledger.c.matter_id == matter_id)
+                                   .where(ledger.c.body_kind == "request_filed").order_by(ledger.c.seq).limit(1)).scalar()
+        if payload is None:
+            raise UnknownMatterError("本机没有这个事项的登记记录")
+        return records_pb2.Record.FromString(bytes(payload))
+
+    def receipt_times(self, seqs: Sequence[int]) -> dict[int, int]:
+        """The township's receipt time (its own clock, from its signed receipt) for each of `seqs` it has confirmed."""
+        wanted = sorted({int(s) for s in seqs if s})
+        found: dict[int, int] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):   # SQLite's bound on query parameters
+                chunk = wanted[start:start + 500]
+                for r in conn.execute(select(receipt.c.seq, receipt.c.receipt_time_ms).where(receipt.c.seq.in_(chunk))):
+                    found[int(r.seq)] = int(r.receipt_time_ms)
+        return found
 
     def ledger_rows(self, after_seq: int = 0, limit: int | None = None) -> list[LedgerRow]:
         query = select(ledger.c.seq, ledger.c.payload, ledger.c.signature, ledger.c.claimed_time_ms).where(
@@ -529,4 +557,6 @@ def _explain(exc: OperationalError) -> str:
         return "数据库文件只读，本条记录未保存。"
     if "locked" in text or "busy" in text:
         return "数据库正忙，本条记录未保存，请稍后重试。"
-    return f"本地数据库写入失败，本条记录未保存（{text}）"
+    # SQLite's own words are English and mean nothing to the agent: they go to the log only.
+    log.error("local database write failed: %s", text)
+    return "本地数据库写入失败，本条记录未保存，已保存的记录不受影响。请重试；仍不行请把 agent.log 交给县级信息化人员。"

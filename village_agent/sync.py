@@ -9,6 +9,7 @@ from shared.relay.client import RelayClient, SyncResult
 from shared.wire.v1 import relay_pb2
 from village_agent.outbox import VillageOutbox
 from village_agent.services import SHANGHAI, AgentService
+from village_agent.sync_text import plain_sync_text
 
 KEY_STATUS_ZH = {
     relay_pb2.KEY_STATUS_PENDING: "本机密钥待乡镇审批，审批通过后自动上报",
@@ -51,7 +52,7 @@ def sync_view(service: AgentService, client: RelayClient | None) -> SyncView:
             return SyncView(waiting, last, None, "本机从备份恢复，须先与乡镇同步，取回备份之后的记录，才能继续登记")
         return SyncView(waiting, last, None, "未连接乡镇（后台同步未启动）")
     if client.last_error:
-        return SyncView(waiting, last, False, client.last_error)
+        return SyncView(waiting, last, False, plain_sync_text(client.last_error))
     result = client.last_result
     if result is None:
         return SyncView(waiting, last, None, "正在连接乡镇…")
@@ -67,8 +68,8 @@ def describe(result: SyncResult) -> str:
     if result.key_status in KEY_STATUS_ZH:
         parts.append(KEY_STATUS_ZH[result.key_status])
     for refusal in result.refusals[:3]:
-        parts.append(f"序号 {refusal.seq} 被拒收：{refusal.message}")
-    return "；".join(parts)
+        parts.append(f"台账第 {refusal.seq} 条记录被乡镇拒收：{refusal.message}")
+    return plain_sync_text("；".join(parts))
 
 
 def reachability_probe(client: RelayClient):  # type: ignore[no-untyped-def]
@@ -77,7 +78,7 @@ def reachability_probe(client: RelayClient):  # type: ignore[no-untyped-def]
 
     def probe() -> Reachability:
         if client.last_error:
-            return Reachability(False, client.last_error)
+            return Reachability(False, plain_sync_text(client.last_error))
         if client.last_result is None:
             return Reachability(None, "正在连接乡镇…")
         return Reachability(True, describe(client.last_result))
@@ -85,4 +86,4 @@ def reachability_probe(client: RelayClient):  # type: ignore[no-untyped-def]
     return probe
 
 
-__all__ = ["relay_client", "village_outbox", "sync_view", "SyncView", "describe", "reachability_probe"]
+__all__ = ["relay_client", "village_outbox", "sync_view", "SyncView", "describe", "reachability_probe", "plain_sync_text"]

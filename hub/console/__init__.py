@@ -1,7 +1,8 @@
 """The county board (县政务服务中心 web console) over `shared.console`.
 
 Pages: 上报件看板 `/` (every escalated matter with both hops' clocks), the matter page
-`/matters/{id}` (history, applicant, decision, 督办), 超期统计 `/overdue`, 督办通知 `/notices`,
+`/matters/{id}` (what is decided on, history, applicant, the decisions the signed-in staff member may
+take, the county clock, 督办), 超期统计 `/overdue`, 督办通知 `/notices`, 否定报备 `/refusals`,
 乡镇接入 `/townships` (link keys, refused escalations) and 工作日历 `/calendar`.
 
     auth = open_console_auth(app)                  # staff tables in the county database

@@ -33,9 +33,10 @@ HERE = Path(__file__).parent
 SESSION_COOKIE = "qc_county_session"
 CONSOLE_NAME = "县政务服务中心"
 STATIC_PATH = "/county-static"
-STAFF = (Role.OPERATOR, Role.DIRECTOR, Role.ADMINISTRATOR)
-# Deciding and 督办 are casework; the administrator runs accounts and keys, not cases (separation of duties).
-HANDLERS = (Role.OPERATOR, Role.DIRECTOR)
+STAFF = (Role.OPERATOR, Role.APPROVER, Role.DIRECTOR, Role.ADMINISTRATOR)
+# Casework (督办, and the acts `hub.acts` allows each role: deciding is a director's or a delegated
+# approver's); the administrator runs accounts and keys, not cases (separation of duties).
+HANDLERS = (Role.OPERATOR, Role.APPROVER, Role.DIRECTOR)
 # Trusting a township's key (or the calendar deadlines count on) is a director's or administrator's call.
 KEY_MANAGERS = (Role.DIRECTOR, Role.ADMINISTRATOR)
 
@@ -73,6 +74,15 @@ class Pages:
     def message(self, request: Request, text: str, status_code: int = 404) -> HTMLResponse:
         return self.render(request, "message.html", {"message": text, "status_code": status_code}, status_code=status_code)
 
+    def staff_labels(self) -> dict[str, str]:
+        """Login → how pages name the staff member: display name with role (a login is never shown)."""
+        return {a.staff_id: f"{a.display_name}（{a.role.label_zh}）" for a in self.console.auth.list_staff()}
+
+    @staticmethod
+    def staff_label(staff_id: str, labels: dict[str, str]) -> str:
+        """A recorded staff id in words; a name typed after `--by` on the command line is shown as typed."""
+        return labels.get(staff_id) or staff_id or "—"
+
     def township_names(self) -> dict[str, str]:
         """Township code → name, from the link keys' enrollment (a code may have had several keys)."""
         names: dict[str, str] = {}
@@ -89,7 +99,7 @@ async def read_form(request: Request) -> dict[str, str]:
 
 def create_console_app(app: HubApp, auth: ConsoleAuth, *, secure_cookies: bool = False,
                        console_name: str = CONSOLE_NAME, trusted_origins: tuple[str, ...] = ()) -> FastAPI:
-    from hub.console import board, calendar_page, oversight, townships
+    from hub.console import board, calendar_page, oversight, refusals, townships
 
     web = FastAPI(title=console_name, docs_url=None, redoc_url=None, openapi_url=None)
     console = install_console(web, auth, templates_dir=HERE / "templates", console_name=console_name,
@@ -103,6 +113,7 @@ def create_console_app(app: HubApp, auth: ConsoleAuth, *, secure_cookies: bool =
     pages = Pages(app, console)
     board.add_routes(web, pages)
     oversight.add_routes(web, pages)
+    refusals.add_routes(web, pages)
     townships.add_routes(web, pages)
     calendar_page.add_routes(web, pages)
     return web

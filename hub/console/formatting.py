@@ -6,12 +6,13 @@ import datetime as dt
 from dataclasses import dataclass
 
 from shared.calendar import YearSource
+from shared.catalog import CatalogItem, Tier
 from shared.clock import from_unix_ms
 from shared.deadlines import ClockState, ClockStatus
 from shared.wire.v1 import records_pb2
 
 __all__ = ["BEIJING", "STATE_CLASS", "YEAR_SOURCE_ZH", "HopRow", "bj", "ms_bj", "wire_stage_zh", "township_hop",
-           "county_hop", "hop_from_wire"]
+           "county_hop", "hop_from_wire", "limit_basis_zh"]
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 STATE_CLASS = {ClockState.ON_TIME: "on-time", ClockState.WARNING: "warning", ClockState.OVERDUE: "overdue",
@@ -91,3 +92,13 @@ def county_hop(received_at: dt.datetime, due_at: dt.datetime | None, state: Cloc
     else:
         label, css = "未计时", "none"
     return HopRow(received_at, due_at, stopped_at, label, css)
+
+
+def limit_basis_zh(item: CatalogItem | None, tier: Tier, *, with_limit: bool = True) -> str:
+    """Where a hop's limit comes from, as every county page says it: 法定时限 only when the catalogue
+    marks the hop's statutory figure as fixed by statute, otherwise 本县规定时限 (the county's own)."""
+    if item is None or tier not in item.limits:
+        return "本县规定时限" if not with_limit else "本县规定时限（目录中无此环节）"
+    hop = item.hop(tier)
+    label = hop.statutory_source.label_zh
+    return f"{label} {hop.statutory.describe_zh()}" if with_limit else label

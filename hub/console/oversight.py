@@ -8,11 +8,12 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from shared.catalog import Tier
 from shared.clock import from_unix_ms
 from shared.console import ConsoleSession, require_role
 from shared.errors import HandlingError
 from hub.console.app import HANDLERS, STAFF, Pages, read_form
-from hub.console.formatting import wire_stage_zh
+from hub.console.formatting import limit_basis_zh, wire_stage_zh
 from hub.errors import UnknownMatter
 from hub.handling import TrackedView
 
@@ -48,9 +49,13 @@ def add_routes(web: FastAPI, pages: Pages) -> None:
         issued: dict[str, list[dict[str, Any]]] = {}
         for n in handling.notices():
             issued.setdefault(n["matter_id"], []).append(n)
-        rows = [{"t": t, "catalog_name": catalog.item(t.catalog_code).name if t.catalog_code in catalog else t.catalog_code,
-                 "stage": wire_stage_zh(t.stage), "days": overdue_days(t), "notices": issued.get(t.matter_id, [])}
-                for t in handling.tracked(overdue_only=True)]
+        rows = []
+        for t in handling.tracked(overdue_only=True):
+            item = catalog.item(t.catalog_code) if t.catalog_code in catalog else None
+            rows.append({"t": t, "catalog_name": item.name if item is not None else "（目录中无此事项）",
+                         "basis": limit_basis_zh(item, Tier.TOWNSHIP), "stage": wire_stage_zh(t.stage),
+                         "days": overdue_days(t), "notices": issued.get(t.matter_id, []),
+                         "township_name": names.get(t.township_code) or "未登记名称的乡镇"})
         rows.sort(key=lambda r: -r["days"])
         return {"title": "超期统计", "nav_here": "overdue", "by_township": by_township, "by_kind": by_kind,
                 "names": names, "rows": rows, "drafts": drafts or {}, "default_message": DEFAULT_MESSAGE}
@@ -82,13 +87,23 @@ def add_routes(web: FastAPI, pages: Pages) -> None:
     @web.get("/notices", response_class=HTMLResponse)
     def notices(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
         names = pages.township_names()
-        escalated = {v.matter_id for v in handling.escalated()}
+        escalated = {v.matter_id: v for v in handling.escalated()}
+        tracked = {t.matter_id: t for t in handling.tracked()}
+        staff_labels = pages.staff_labels()
+        catalog = handling.catalog
         rows = []
         for n in handling.notices():
             status, label = notice_status(n)
-            rows.append({**n, "status": status, "status_zh": label, "linked": n["matter_id"] in escalated,
+            # The matter by title (and a short reference), never by id: an escalated matter links to its page.
+            view = escalated.get(n["matter_id"])
+            code = view.catalog_code if view is not None else (tracked[n["matter_id"]].catalog_code
+                                                              if n["matter_id"] in tracked else "")
+            title = catalog.item(code).name if code in catalog else "（目录中无此事项）"
+            rows.append({**n, "status": status, "status_zh": label, "linked": view is not None, "title": title,
+                         "reference": view.reference_zh if view is not None else "",
                          "issued_at": from_unix_ms(int(n["issued_at_ms"])),
-                         "township_name": names.get(n["township_code"], "")})
+                         "issued_by_zh": pages.staff_label(n["issued_by"], staff_labels),
+                         "township_name": names.get(n["township_code"]) or "未登记名称的乡镇"})
         counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("issued", "received", "acknowledged")}
         return pages.render(request, "notices.html", {"title": "督办通知", "nav_here": "notices", "rows": rows,
                                                       "counts": counts})

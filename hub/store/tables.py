@@ -6,12 +6,13 @@ Instants are Unix milliseconds (`BigInteger`) of the county's clock unless a nam
 """
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
 
 from shared.relay.sql_tables import relay_tables
 
 __all__ = ["metadata", "tables", "township_key", "ingest_log", "down_log", "hub_meta", "village_key", "county_matter",
-           "county_event", "tracked_matter", "supervision_notice", "hub_intake_cursor"]
+           "county_event", "tracked_matter", "supervision_notice", "hub_intake_cursor", "county_dossier", "county_refusal",
+           "county_delegation"]
 
 metadata = MetaData()
 tables = relay_tables(metadata, meta_table_name="hub_meta")
@@ -115,4 +116,43 @@ hub_intake_cursor = Table(
     "hub_intake_cursor", metadata,
     Column("author_key_id", String(32), primary_key=True),
     Column("seq", BigInteger, nullable=False),
+)
+
+# What the board sorts and flags by, taken from the village's signed filing inside the escalation when
+# it is taken in (the full dossier is read from that escalation, kept in `ingest_log`, on the matter page).
+county_dossier = Table(
+    "county_dossier", metadata,
+    Column("matter_id", String(64), primary_key=True),
+    Column("elderly_or_disabled", Boolean, nullable=False, default=False),
+    Column("door_to_door", Boolean, nullable=False, default=False),
+)
+
+# 否定报备: every 不予批准 the county decides, with who decided it and, for a major or difficult matter,
+# the director who approved it (004 篇6). Written in the decision's own transaction; never updated.
+county_refusal = Table(
+    "county_refusal", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("matter_id", String(64), nullable=False),
+    Column("township_key_id", String(32), nullable=False),
+    Column("township_code", String(32), nullable=False),
+    Column("catalog_code", String(32), nullable=False),
+    Column("refused_at_ms", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("decided_by", String(64), nullable=False),
+    Column("decided_by_role", String(20), nullable=False),
+    Column("approved_by", String(64), nullable=False, default=""),
+    Column("major", Boolean, nullable=False, default=False),
+    Index("ix_county_refusal_time", "refused_at_ms"),
+)
+
+# A director's delegation of county decisions to a staff member (Role.APPROVER), and its withdrawal.
+county_delegation = Table(
+    "county_delegation", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("staff_id", String(64), nullable=False),
+    Column("delegated_by", String(64), nullable=False),
+    Column("delegated_at_ms", BigInteger, nullable=False),
+    Column("withdrawn_by", String(64), nullable=True),
+    Column("withdrawn_at_ms", BigInteger, nullable=True),
+    Index("ix_county_delegation_staff", "staff_id", "id"),
 )

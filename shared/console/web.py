@@ -522,6 +522,19 @@ def install_console(
         return console.error_response(request, exc)
 
     app.add_exception_handler(ConsoleHTTPError, handle)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        # Starlette's own errors (no such page, wrong method) would answer `{"detail":"Not Found"}`
+        # in English: staff see a page in Chinese, API clients a Chinese message.
+        status = int(getattr(exc, "status_code", 404))
+        message = {404: "找不到该页面：链接可能有误，或该办件、记录已不存在。",
+                   405: "该页面不支持这种操作，请从页面上的按钮进入。"}.get(status, "请求无法处理，请返回重试。")
+        if not console.wants_html(request):
+            return JSONResponse({"detail": message}, status_code=status)
+        return console.render(request, "message.html", {"message": message, "status_code": status},
+                              status_code=status)
+
+    app.add_exception_handler(StarletteHTTPException, not_found)
     app.add_middleware(ConsoleMiddleware, console=console)
     return console
 

@@ -174,19 +174,24 @@ def _schema(engine: Engine) -> dict[str, object]:
     return out
 
 
-def _released_town_metadata() -> MetaData:
-    """The township's own tables as the 3686c89 release created them: today's models without what
-    town_0002 added (those tables' definitions have not changed since; `test_revision_town_0001_…` checks)."""
+def _town_0002_metadata(*, county_era: bool = True) -> MetaData:
+    """The township's tables as town_0002 left them: today's models without what town_0003 added (the
+    refusal's kind and approver, the inbox's receipt-time index); without the county era's tables too
+    when `county_era` is False (the 3686c89 release)."""
     old = MetaData()
     for table in town_metadata.sorted_tables:
-        if table.name not in COUNTY_ERA_TABLES:
+        if county_era or table.name not in COUNTY_ERA_TABLES:
             copy = table.to_metadata(old)
-            # What town_0003 added: the refusal's kind and approver, the inbox's receipt-time index.
             for column in [c for c in copy.columns if (copy.name, c.name) in TOWN_0003_COLUMNS]:
                 copy._columns.remove(column)
             for index in [i for i in copy.indexes if i.name == "ix_town_matter_received"]:
                 copy.indexes.discard(index)
     return old
+
+
+def _released_town_metadata() -> MetaData:
+    """The township's own tables as the 3686c89 release created them (`test_revision_town_0001_…` checks)."""
+    return _town_0002_metadata(county_era=False)
 
 
 TOWN_0003_COLUMNS = frozenset({("refusal_register", "refusal_kind"), ("refusal_register", "approved_by")})
@@ -355,15 +360,17 @@ def test_a_township_made_before_migrations_is_stamped_upgraded_and_keeps_working
         app.close()
 
 
-def test_a_township_of_the_county_era_made_before_migrations_is_stamped_at_head_with_no_change(
+def test_a_township_of_the_county_era_made_before_migrations_is_stamped_then_upgraded_to_head(
         new_url: UrlFactory, engines: list[Engine]) -> None:
     url = new_url("town")
     engine = _engine(engines, url)
-    _models(TOWN_MIGRATIONS).create_all(engine)    # what open_town_store + create_schema + console did just before
+    _town_0002_metadata().create_all(engine)        # what open_town_store + create_schema + console did just before
+    DeadlineStore(engine, WorkingCalendar()).create_schema()
+    create_console_tables(engine)
     schema = _schema(engine)
     result = upgrade_to_head(engine, TOWN_MIGRATIONS)
-    assert result.stamped == "town_0002" == result.after and _version(engine) == ["town_0002"]
-    assert _schema(engine) == schema
+    assert result.stamped == "town_0002" and result.after == "town_0003" and _version(engine) == ["town_0003"]
+    assert set(_schema(engine)) == set(schema)
     again = upgrade_to_head(engine, TOWN_MIGRATIONS)
     assert again.before == again.after and again.stamped is None
 

@@ -100,7 +100,7 @@ def test_the_start_command_runs_a_whole_county_a_matter_flows_through_it_and_ctr
         page = f"/matters/{matter_id}"
         wang.wait_for(page, "分类")
         wang.post(f"{page}/classify", {"kind": "reported"}, version_from=page)
-        wang.post(f"{page}/escalate", {"summary": "初审通过"}, version_from=page)
+        wang.post(f"{page}/escalate", {"summary": "初审通过", "confirm": "yes"}, version_from=page)
         chen.wait_for(page, "县级开始计时")
         chen.post(f"{page}/decide", {"outcome": "approve", "reason": "准予"}, version_from=page)
         end = time.monotonic() + 60
@@ -109,7 +109,8 @@ def test_the_start_command_runs_a_whole_county_a_matter_flows_through_it_and_ctr
             agent("sync", check=False)
             time.sleep(0.5)
         agent("handover", "--matter-id", matter_id, "--result", "已领取")
-        agent("signoff", "--matter-id", matter_id, "--rating", "satisfied")
+        agent("signoff", "--matter-id", matter_id, "--rating", "satisfied", "--method", "witness",
+              "--witness-name", "村委会 张主任", "--witness-statement", "群众确认已收到")
         agent("sync", check=False)
         chen.wait_for(page, "本件办结", timeout=60)
         # Prometheus sees the same county: overdue county hops (seeded), every village of 白水乡 syncing.

@@ -24,7 +24,7 @@ from tests.village_fixtures import PASSPHRASE, TINY_PNG, villager
 # three times: the county approves one, refuses one, and asks for materials on the third before approving.
 CASES = {
     "immediate": ("immediate", "RS-001", {}, "result"),
-    "promised": ("promised", "MZ-003", {"written_promise": "5个工作日内办结"}, "result"),
+    "promised": ("promised", "MZ-003", {"promise_amount": "3", "promise_unit": "working_days"}, "result"),
     "supplement": ("supplement", "YB-001", {"missing_materials": "户口簿"}, "materials_then_result"),
     "returned": ("returned", "WJ-001", {"return_reason": "不符合申请条件"}, "none"),
     "joint": ("joint", "NY-001", {"lead_window": "农业窗口", "departments": "农业站\n自然资源所"}, "result"),
@@ -136,7 +136,7 @@ def test_every_kind_goes_round_the_three_tiers_and_all_agree_on_its_history_and_
             if then in ("result", "materials_then_result"):
                 wang.post(f"{page}/record_result", {"approved": "yes", "summary": "办理完成"}, version_from=page)
             if kind == "reported":
-                wang.post(f"{page}/escalate", {"summary": "初审通过，请县级审批"}, version_from=page)
+                wang.post(f"{page}/escalate", {"summary": "初审通过，请县级审批", "confirm": "yes"}, version_from=page)
                 chen.wait_for(page, "县级开始计时")
                 decision = {"approve": {"outcome": "approve", "reason": "准予纳入最低生活保障"},
                             "refuse": {"outcome": "refuse", "reason": "家庭收入超过当地低保标准"},
@@ -165,7 +165,8 @@ def test_every_kind_goes_round_the_three_tiers_and_all_agree_on_its_history_and_
             elif kind == "reported":
                 assert "准予纳入最低生活保障" in shown["message"], shown
             village(data, "handover", "--matter-id", mid, "--result", "已领取")
-            village(data, "signoff", "--matter-id", mid, "--rating", "very_satisfied")
+            village(data, "signoff", "--matter-id", mid, "--rating", "very_satisfied", "--method", "witness",
+                    "--witness-name", "村委会 张主任", "--witness-statement", "群众确认已收到")
         village(data, "sync")
         for case in REPORTED:
             chen.wait_for(f"/matters/{matters[case]}", "办结", timeout=60)

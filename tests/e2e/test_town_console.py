@@ -89,7 +89,7 @@ def test_an_operator_classifies_issues_a_supplement_list_and_the_director_approv
     sign_in(page, base, "wang")
     inbox = page.locator("#inbox")
     assert inbox.locator(f"tr[data-matter='{console_server.promised_id}']").is_visible()
-    assert "待分类" in inbox.inner_text() and "临时救助申请" in inbox.inner_text()
+    assert "待受理" in inbox.inner_text() and "临时救助申请" in inbox.inner_text()
     page.screenshot(path=str(shots / "01-inbox.png"), full_page=True)
 
     # 承诺件 with a written promise: the operator owns it and the township clock runs.
@@ -165,7 +165,7 @@ def test_anyone_sees_the_stage_on_the_public_page_without_personal_data(console_
     page.click("#lookup button[type=submit]")
     result = page.locator("#result").inner_text()
     assert "临时救助申请" in result
-    assert page.locator("#public-stage").inner_text() in ("待分类", "办理中")
+    assert page.locator("#public-stage").inner_text() in ("待受理", "办理中")
     body = page.locator("body").inner_text()
     for secret in ("测试村民", "13800001111", "110101199003070011", console_server.promised_id):
         assert secret not in body

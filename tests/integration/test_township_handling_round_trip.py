@@ -25,7 +25,7 @@ from town_center.grpc_server import create_server
 from town_center.store.matter_tables import town_matter
 from village_agent.bootstrap import open_agent
 from village_agent.domain import MatterStatus
-from village_agent.services import AgentService, lookup_code_hash
+from village_agent.services import AgentService, Confirmation, lookup_code_hash
 from village_agent.sync import village_outbox
 
 
@@ -66,7 +66,8 @@ def test_a_matter_goes_from_the_village_to_the_township_and_back_to_the_villager
         assert agent.store.matter_state(filed.matter_id).status is MatterStatus.RESULT_READY
 
         agent.hand_over(filed.matter_id, "证明已交本人")
-        agent.sign_off(filed.matter_id, "very_satisfied", "上门送达，很方便")
+        agent.sign_off(filed.matter_id, "very_satisfied", "上门送达，很方便",
+                       confirmation=Confirmation("witness", witness_name="村委会 张主任", witness_statement="群众确认已收到"))
         client.sync_once()
         town.intake.run_once()
         page = town.handling.page(filed.matter_id)

@@ -90,7 +90,7 @@ def test_the_inbox_lists_a_new_matter_with_its_stage_and_filters_by_village(web,
     client = client_for(web, "wang")
     page = client.get("/")
     assert page.status_code == 200
-    assert "收件箱" in page.text and "待分类" in page.text and matter_id in page.text
+    assert "收件箱" in page.text and "待受理" in page.text and matter_id in page.text
     filtered = client.get("/", params={"village": "V002"})
     assert matter_id not in filtered.text and "V002" in filtered.text
     assert matter_id not in client.get("/", params={"stage": Stage.IN_PROGRESS.value}).text
@@ -99,7 +99,7 @@ def test_the_inbox_lists_a_new_matter_with_its_stage_and_filters_by_village(web,
 def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
     matter_id = village.file("MZ-003")
     client = client_for(web, "wang")
-    response = client.post(f"/matters/{matter_id}/classify", data={"kind": "promised", "written_promise": "5个工作日内办结",
+    response = client.post(f"/matters/{matter_id}/classify", data={"kind": "promised", 
                                                                   "expected_version": "0"})
     assert response.status_code == 403
     assert town.handling.page(matter_id).matter.stage is Stage.RECEIVED
@@ -112,12 +112,12 @@ def test_classifying_through_the_form_makes_the_operator_owner_and_starts_the_cl
     assert "测试村民" in page.text and "13800001111" in page.text   # staff see the applicant on the matter page
     response = client.post(f"/matters/{matter_id}/classify", data={
         "csrf_token": csrf(client), "expected_version": version_on(client, matter_id),
-        "kind": "promised", "written_promise": "5个工作日内办结"})
+        "kind": "promised"})
     assert response.status_code == 303
     matter = town.handling.page(matter_id).matter
     assert matter.kind is MatterKind.PROMISED and matter.owner == "wang" and matter.stage is Stage.IN_PROGRESS
     after = client.get(response.headers["location"])
-    assert "已分类为承诺件" in after.text and "办理中" in after.text and "5个工作日内办结" in after.text
+    assert "已受理，按承诺件办理" in after.text and "办理中" in after.text and "内办结，即" in after.text
     assert "乡镇环节时限" in after.text and "计时中" in after.text
 
 

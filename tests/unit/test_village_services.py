@@ -13,6 +13,7 @@ from shared.envelope import GENESIS, sign_next
 from shared.sealing import open_sealed
 from shared.signing import Signer
 from shared.wire.v1 import records_pb2
+from tests.unit.test_village_signature import signature_png
 from tests.village_fixtures import PASSPHRASE, TINY_PNG, make_agent
 from village_agent.bootstrap import open_agent
 from village_agent.domain import AppointmentStatus, MatterStatus
@@ -128,9 +129,9 @@ def test_sign_off_before_hand_over_is_refused_and_after_it_closes_the_matter(age
     filed = service.file_request(form(item=VILLAGE_ITEM, commitments={m.id: "2026-12-01" for m in VILLAGE_ITEM.auxiliary_materials},
                                       materials_brought=[m.id for m in VILLAGE_ITEM.main_materials]))
     with pytest.raises(TransitionError, match="须先交付"):
-        service.sign_off(filed.matter_id, "satisfied")
+        service.sign_off(filed.matter_id, "satisfied", signature_png=signature_png())
     service.hand_over(filed.matter_id, "资格认证已完成")
-    service.sign_off(filed.matter_id, "very_satisfied", "代办员服务周到")
+    service.sign_off(filed.matter_id, "very_satisfied", "代办员服务周到", signature_png())
     state = service.store.matter_state(filed.matter_id)
     assert state.status is MatterStatus.SIGNED_OFF and state.rating == records_pb2.RATING_VERY_SATISFIED
     with pytest.raises(TransitionError):

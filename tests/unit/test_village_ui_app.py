@@ -16,6 +16,7 @@ from shared.catalog import load_catalog
 from shared.clock import FakeClock, to_unix_ms
 from shared.domain.id_number import with_check_char
 from shared.wire.v1 import records_pb2
+from tests.unit.test_village_signature import data_url, fingerprint_photo_png, signature_png
 from tests.village_fixtures import PASSPHRASE, TINY_PNG, make_agent
 from village_agent.bootstrap import open_agent
 from village_agent.domain import MatterStatus
@@ -28,6 +29,7 @@ CATALOG = load_catalog()
 VILLAGE_ITEM = next(i for i in CATALOG if i.decided_by.value == "village")
 ID_NUMBER = with_check_char("43052419480312002")
 SIGNATURE = "data:image/png;base64," + base64.b64encode(TINY_PNG).decode()
+PAD_SIGNATURE = data_url(signature_png())   # a stroke across the sign-off pad
 
 
 @pytest.fixture()
@@ -171,7 +173,7 @@ def test_a_village_matter_is_handed_over_and_signed_off_with_a_rating(client, se
     no_rating = client.post(f"/matters/{matter_id}/signoff", data={"csrf_token": token})
     assert no_rating.status_code == 422 and "rating" in field_errors(no_rating.text)
     done = client.post(f"/matters/{matter_id}/signoff",
-                       data={"csrf_token": token, "rating": "very_satisfied", "signature_data": SIGNATURE}, follow_redirects=False)
+                       data={"csrf_token": token, "rating": "very_satisfied", "signature_data": PAD_SIGNATURE}, follow_redirects=False)
     assert done.status_code == 303
     state = service.store.matter_state(matter_id)
     assert state.status is MatterStatus.SIGNED_OFF and state.rating == records_pb2.RATING_VERY_SATISFIED
@@ -186,10 +188,14 @@ def test_an_action_that_does_not_fit_the_status_is_explained_in_chinese(client, 
     assert "须先交付办理结果" in response.text
 
 
-def test_an_unknown_page_or_matter_answers_in_chinese(client) -> None:  # type: ignore[no-untyped-def]
-    assert "没有这个页面" in client.get("/no-such-page").text
-    unknown = client.get("/matters/00000000-0000-0000-0000-000000000000")
-    assert unknown.status_code == 404 and "本机没有编号为" in unknown.text
+def test_an_unknown_page_or_matter_answers_with_the_chinese_not_found_page(client) -> None:  # type: ignore[no-untyped-def]
+    for path in ("/no-such-page", "/static/no-such.css", "/matters/00000000-0000-0000-0000-000000000000",
+                 "/matters/00000000-0000-0000-0000-000000000000/receipt", "/matters/ABCDE-FGHJK/signoff", "/matters/x/y/z"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert 'id="not-found"' in response.text and "没有找到" in response.text, path
+        assert "detail" not in response.text and "Not Found" not in response.text, path
+        assert "00000000-0000" not in response.text, path
 
 
 def test_the_matter_list_shows_names_and_masked_ids_only(client, service) -> None:  # type: ignore[no-untyped-def]
@@ -281,7 +287,9 @@ def test_no_personal_data_reaches_the_logs(client, caplog) -> None:  # type: ign
 def test_a_photo_of_the_signed_paper_form_is_accepted_as_the_authorization(client, service) -> None:  # type: ignore[no-untyped-def]
     data = good_request(csrf(client), authorization="photo_of_form")
     del data["signature_data"]
-    response = client.post("/matters", data=data, files={"authorization_file": ("weituo.png", TINY_PNG, "image/png")},
+    tiny = client.post("/matters", data=data, files={"authorization_file": ("weituo.png", TINY_PNG, "image/png")})
+    assert tiny.status_code == 422 and "过小" in field_errors(tiny.text)["authorization_evidence"]
+    response = client.post("/matters", data=data, files={"authorization_file": ("weituo.png", fingerprint_photo_png(), "image/png")},
                            follow_redirects=False)
     assert response.status_code == 303
     assert service.store.count_matters() == 1

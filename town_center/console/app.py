@@ -31,7 +31,7 @@ from shared.console.serve import ConsoleServer, start_console_server
 from shared.deadlines import ClockState, ClockStatus, SuspensionReason
 from shared.clock import from_unix_ms
 from shared.domain.figures import bar_chart_svg, figures_by, to_csv
-from shared.domain.handling import Role, Stage
+from shared.domain.handling import RefusalKind, Role, Stage
 from shared.domain.limits import Limit, LimitUnit
 from shared.errors import HandlingError
 from town_center.bootstrap import TownApp
@@ -57,9 +57,25 @@ RATING_ZH = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 
 STATE_CLASS = {ClockState.ON_TIME: "on-time", ClockState.WARNING: "warning", ClockState.OVERDUE: "overdue",
                ClockState.SUPERVISE: "supervise"}
 TYPED_ACTIONS = frozenset({"classify", "request_materials", "suspend", "request_extension", "hand_over", "record_result",
-                           "escalate"})
+                           "escalate", "request_refusal"})
 ACTIONS = ("classify", "materials_completed", "request_materials", "suspend", "resume", "request_extension",
-           "decide_extension", "extension_notified", "hand_over", "record_result", "escalate")
+           "decide_extension", "extension_notified", "hand_over", "record_result", "escalate", "request_refusal",
+           "decide_refusal")
+INBOX_PAGE_SIZE = 100
+
+
+class _ConsoleStaff:
+    """The console's accounts as the handling service's staff directory (AB handover checks)."""
+
+    def __init__(self, auth: ConsoleAuth) -> None:
+        self._auth = auth
+
+    def active_name(self, staff_id: str) -> str | None:
+        try:
+            account = self._auth.get_staff(staff_id)
+        except Exception:  # noqa: BLE001 - unknown or malformed id: not a colleague
+            return None
+        return None if account.disabled or account.role is Role.ADMINISTRATOR else account.display_name
 
 
 def bj(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -101,6 +117,7 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
     env.filters["bj"] = bj
     env.globals.update(town_static=STATIC_PATH, state_class=STATE_CLASS, rating_zh=RATING_ZH)
     handling = app.handling
+    handling.staff = _ConsoleStaff(auth)
     limiter = public_limiter if public_limiter is not None else RateLimiter(capacity=10, refill_per_second=1 / 30, clock=app.clock)
 
     def now() -> dt.datetime:
@@ -122,13 +139,17 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
     # ------------------------------------------------------------------ inbox
 
     @web.get("/", response_class=HTMLResponse)
-    def inbox(request: Request, village: str = "", stage: str = "", mine: str = "",
+    def inbox(request: Request, village: str = "", stage: str = "", mine: str = "", page: str = "1",
               staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
         stages = [Stage(stage)] if stage in {s.value for s in Stage} else None
-        items = handling.inbox(village_code=village or None, stages=stages, owner=staff.staff_id if mine else None)
+        number = int(page) if page.isdigit() and int(page) > 0 else 1
+        box = handling.inbox_page(village_code=village or None, stages=stages,
+                                  owner=staff.staff_id if mine else None, page=number, page_size=INBOX_PAGE_SIZE)
+        query = {k: v for k, v in (("village", village), ("stage", stage), ("mine", mine)) if v}
         return render(request, "inbox.html", {
-            "title": "收件箱", "nav_here": "inbox", "items": items, "villages": handling.villages(),
+            "title": "收件箱", "nav_here": "inbox", "items": box.items, "box": box, "villages": handling.villages(),
             "stages": list(Stage), "village": village, "stage": stage, "mine": bool(mine),
+            "page_url": lambda n: "?" + urllib.parse.urlencode({**query, "page": n}),
         })
 
     # ------------------------------------------------------------------ matter page
@@ -162,9 +183,17 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
                 applicant = None
         stage = m.stage
         clock_status = clock.status if clock is not None else None
+        kinds = handling.allowed_kinds(m) if stage is Stage.RECEIVED else []
+        decides = handling.may_decide(m)
+        major = item is not None and item.major
         allowed: set[str] = set()
-        if stage is Stage.RECEIVED:
+        if stage is Stage.RECEIVED and kinds and m.pending_refusal is None:
             allowed.add("classify")
+        if major and m.pending_refusal is None and staff.role is not Role.DIRECTOR and (
+                (stage is Stage.RECEIVED and MatterKind.RETURNED in kinds) or (stage is Stage.IN_PROGRESS and decides)):
+            allowed.add("request_refusal")
+        if m.pending_refusal is not None and staff.role is Role.DIRECTOR:
+            allowed.add("decide_refusal")
         if stage is Stage.WAITING_MATERIALS:
             allowed.add("materials_completed")
         if stage in (Stage.IN_PROGRESS, Stage.ESCALATING, Stage.ESCALATED):
@@ -180,7 +209,7 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
             allowed.add("extension_notified")
         if not m.is_final and stage not in (Stage.RESULT_READY, Stage.HANDED_OVER) and m.owner:
             allowed.add("hand_over")
-        if stage is Stage.IN_PROGRESS:
+        if stage is Stage.IN_PROGRESS and decides and m.pending_refusal is None:
             allowed.add("record_result")
         if stage is Stage.ESCALATING and m.escalation_sent_at is None and clock_status is not ClockStatus.SUSPENDED:
             allowed.add("escalate")
@@ -193,14 +222,29 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
         return {
             "title": f"办件 {page.summary.catalog_name}", "nav_here": "inbox", "p": page, "m": m, "s": page.summary,
             "clock": clock, "due": due, "remaining": remaining, "materials": materials, "applicant": applicant,
-            "allowed": allowed, "kinds": list(MatterKind), "reasons": [r for r in SuspensionReason
-                                                                    if r is not SuspensionReason.AWAITING_MATERIALS],
+            "allowed": allowed, "kinds": kinds, "reasons": list(SuspensionReason.not_counted_steps()),
+            "major": major, "hop_limits": _hop_limits(item, m.tier), "colleagues": colleagues(staff, m.owner),
+            "acceptance_clock": m.acceptance_clock, "acceptance_due": _due(m.acceptance_clock),
+            "delivery_clock": m.delivery_clock, "delivery_due": _due(m.delivery_clock),
+            "village_clock": page.village_clock, "village_due": _due(page.village_clock),
+            "village_state": page.village_clock.state_at(now(), app.deadlines.calendar, app.deadlines.thresholds)
+            if page.village_clock is not None else None,
+            "promise_default": item.hop(m.tier).promised if item is not None and item.decided_by is m.tier else None,
             "units": [LimitUnit.WORKING_DAYS, LimitUnit.NATURAL_DAYS, LimitUnit.OFFICE_MINUTES],
             "form": form or {"missing_materials": missing_default}, "failed_action": failed_action,
-            "version": m.version, "rating": page.rating, "kind_default": item.typical_kind.value if item else "",
+            "version": m.version, "rating": page.rating,
+            "kind_default": item.typical_kind.value if item and item.typical_kind in kinds else "",
             "linked": app.county_link is not None,
             **county_hop(matter_id, m.kind),
         }
+
+    def _due(clock: Any) -> dt.datetime | None:
+        return clock.due_at(app.deadlines.calendar) if clock is not None and clock.start_at is not None else None
+
+    def colleagues(staff: ConsoleSession, owner: str) -> list[tuple[str, str]]:
+        """Active colleagues a matter can be handed over to, by name."""
+        return [(a.staff_id, a.display_name) for a in auth.list_staff(include_disabled=False)
+                if a.role is not Role.ADMINISTRATOR and a.staff_id != owner]
 
     def county_hop(matter_id: str, kind: MatterKind | None) -> dict[str, Any]:
         """The township's replica of the county hop (上报件 only): what the county's clock says, kept here."""
@@ -221,6 +265,18 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
             return render(request, "message.html", {"message": str(exc), "status_code": 404}, status_code=404)
         return render(request, "matter.html", ctx)
 
+    @web.get("/matters/{matter_id}/authorization.png")
+    def authorization_image(matter_id: str, staff: ConsoleSession = Depends(require_role(*HANDLERS))) -> Response:
+        """The villager's signature or signed form; the administrator runs accounts, not cases."""
+        try:
+            image = handling.authorization_image(matter_id)
+        except UnknownMatter:
+            image = None
+        if image is None:
+            return Response("没有可显示的签名图片", status_code=404, media_type="text/plain; charset=utf-8")
+        media = "image/png" if image[:4] == b"\x89PNG" else "image/jpeg"
+        return Response(image, media_type=media, headers={"Cache-Control": "no-store"})
+
     def run_action(action: str, matter_id: str, form: dict[str, str], staff: ConsoleSession) -> str:
         actor = staff.actor
         try:
@@ -232,11 +288,28 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
                 kind = MatterKind(form.get("kind", ""))
             except ValueError:
                 raise HandlingError("请选择办件类型（即办/承诺/补办/退回/联办/上报）") from None
+            promised: Limit | None = None
+            if kind is MatterKind.PROMISED and form.get("promise_amount", "").strip():
+                try:
+                    promised = Limit(int(form.get("promise_amount", "")), LimitUnit(form.get("promise_unit", "")))
+                except ValueError:
+                    raise HandlingError("请填写承诺时限（正整数）并选择单位") from None
             handling.classify(matter_id, kind, actor=actor, expected_version=version,
                               missing_materials=_lines(form.get("missing_materials", "")),
-                              return_reason=form.get("return_reason", ""), written_promise=form.get("written_promise", ""),
+                              return_reason=form.get("return_reason", ""), promised_limit=promised,
                               lead_window=form.get("lead_window", ""), departments=_lines(form.get("departments", "")))
-            return f"已分类为{kind.label_zh}"
+            return f"已受理，按{kind.label_zh}办理" if kind is not MatterKind.RETURNED else "已按退回件办理，并登记否定报备"
+        if action == "request_refusal":
+            try:
+                refusal = RefusalKind(form.get("refusal_kind", ""))
+            except ValueError:
+                raise HandlingError("请选择：不予受理或不予批准") from None
+            handling.request_refusal(matter_id, refusal, form.get("reason", ""), actor=actor, expected_version=version)
+            return f"{refusal.label_zh}申请已提交，等待中心主任审批"
+        if action == "decide_refusal":
+            approve = form.get("decision") == "approve"
+            handling.decide_refusal(matter_id, approve=approve, actor=actor, expected_version=version)
+            return "已批准，并登记否定报备" if approve else "未批准，本件继续办理"
         if action == "materials_completed":
             handling.materials_completed(matter_id, actor=actor, expected_version=version)
             return "已登记材料补齐，开始计时"
@@ -282,6 +355,10 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
                                    actor=actor, expected_version=version)
             return "已登记办理结果"
         if action == "escalate":
+            if not form.get("summary", "").strip():
+                raise HandlingError("上报须填写乡镇初审意见")
+            if form.get("confirm") != "yes":
+                raise HandlingError("请核对材料与初审意见后勾选确认，再签名上报")
             handling.escalate(matter_id, form.get("summary", ""), actor=actor, expected_version=version)
             if app.county_link is not None:
                 app.county_link.wake()
@@ -293,6 +370,9 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
                             staff: ConsoleSession = Depends(require_role(*HANDLERS))) -> Response:
         if action not in ACTIONS:
             return render(request, "message.html", {"message": "未知的操作", "status_code": 404}, status_code=404)
+        if action == "decide_refusal" and staff.role is not Role.DIRECTOR:
+            raise ForbiddenError("您没有权限执行此操作：不予受理/不予批准的审批仅限中心主任，"
+                                 f"您当前的身份是{staff.role.label_zh}。")
         if action == "decide_extension" and staff.role is not Role.DIRECTOR:
             raise ForbiddenError("您没有权限执行此操作：延期审批仅限中心主任，"
                                  f"您当前的身份是{staff.role.label_zh}。")
@@ -314,7 +394,8 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
     @web.get("/refusals", response_class=HTMLResponse)
     def refusals(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
         names = {i.code: i.name for i in handling.catalog}
-        rows = [dict(r, catalog_name=names.get(r["catalog_code"], r["catalog_code"]), at=from_unix_ms(int(r["at_ms"])))
+        rows = [dict(r, catalog_name=names.get(r["catalog_code"], r["catalog_code"]), at=from_unix_ms(int(r["at_ms"])),
+                     kind_zh=RefusalKind(r["refusal_kind"]).label_zh if r.get("refusal_kind") else "不予受理")
                 for r in handling.refusals()]
         return render(request, "refusals.html", {"title": "否定报备", "nav_here": "refusals", "rows": rows})
 
@@ -494,3 +575,12 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
         return console.render(request, "public.html", {"title": "办件进度查询", "found": found})
 
     return web
+
+
+def _hop_limits(item: Any, tier: Any) -> dict[str, Any] | None:
+    """The catalogue's limits for this hop with where the statutory one comes from (法定 or 本县规定)."""
+    if item is None or tier not in item.limits:
+        return None
+    hop = item.hop(tier)
+    return {"promised": hop.promised, "statutory": hop.statutory, "source_zh": hop.statutory_source.label_zh,
+            "note": hop.note}

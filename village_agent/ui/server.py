@@ -40,8 +40,10 @@ from shared.errors import SharedError
 from shared.wire.v1 import records_pb2
 from village_agent.domain import RATING_ZH, AppointmentStatus, MatterState, MatterStatus
 from village_agent.errors import AgentError, FieldProblem, FormError, StoreError, TransitionError, UnknownMatterError
+from village_agent.hop import VillageHop, village_hop
 from village_agent.receipt import build_receipt, format_due
-from village_agent.services import MAX_EVIDENCE_BYTES, PLACES, RATINGS, SHANGHAI, AgentService, RequestForm
+from village_agent.services import MAX_EVIDENCE_BYTES, PLACES, RATINGS, SHANGHAI, AgentService, Confirmation, RequestForm
+from village_agent.sync_text import plain_sync_text
 
 log = logging.getLogger("village_agent.ui")
 
@@ -56,7 +58,12 @@ WARNING_WINDOW_MS = 24 * 3600 * 1000  # amber in the last day before the deadlin
 RATING_CHOICES = [(key, RATING_ZH[value]) for key, value in RATINGS.items()]
 PLACE_ZH = {"service_room": "村便民服务室", "applicant_home": "申请人家中", "township_center": "乡镇便民服务中心"}
 PLACE_ZH_BY_ENUM = {PLACES[k]: v for k, v in PLACE_ZH.items()}
-AUTH_METHOD_ZH = {"drawn_signature": "现场手写签名", "photo_of_form": "拍摄或上传已签字的委托书", "witness": "见证人证明"}
+AUTH_METHOD_ZH = {"drawn_signature": "现场手写签名", "photo_of_form": "拍摄或上传已签字的委托书",
+                  "fingerprint": "按手印（拍摄按了手印的委托书）", "witness": "见证人证明"}
+CONFIRM_METHOD_ZH = {"drawn_signature": "在框内签名", "photo_of_form": "拍摄签了字的签收单",
+                     "fingerprint": "按手印（拍摄按了手印的签收单）", "witness": "见证人证明"}
+NOT_FOUND_ZH = "没有找到这个页面。"
+UNKNOWN_MATTER_ZH = "本机没有这个事项：链接可能已失效，或事项登记在另一台电脑上。请从“我的事项”中查找，或输入回执上的查询码。"
 
 # Record kinds as the agent reads them in a matter's history; unknown kinds still show in Chinese.
 KIND_ZH = {
@@ -115,7 +122,7 @@ def sync_panel(service: AgentService, sync_status: SyncStatus | None) -> SyncPan
         log.exception("sync status probe failed")
         state = Reachability(None, "无法获取同步状态")
     zh = {True: "可以连接", False: "无法连接", None: "未知"}[state.reachable]
-    return SyncPanel(waiting, last, state.reachable, zh, state.detail)
+    return SyncPanel(waiting, last, state.reachable, zh, plain_sync_text(state.detail))
 
 
 # ---------------------------------------------------------------------------- forfeit check port
@@ -154,13 +161,13 @@ def deadline_badge(state: MatterState, now_ms: int) -> DeadlineBadge:
     if state.clock_state == records_pb2.CLOCK_STATE_STOPPED:
         return DeadlineBadge("untimed", "停止计时", due)
     if not state.due_at_ms:
-        return DeadlineBadge("untimed", "未计时", "乡镇受理后开始计时；村级办理事项不计时")
+        return DeadlineBadge("untimed", "未计时", "乡镇受理后开始计时")
     if state.clock_state == records_pb2.CLOCK_STATE_SUPERVISED:
         return DeadlineBadge("overdue", "超期督办", due)
     if state.clock_state == records_pb2.CLOCK_STATE_OVERDUE or now_ms > state.due_at_ms:
         return DeadlineBadge("overdue", "已超期", due)
     if state.clock_state == records_pb2.CLOCK_STATE_WARNING or state.due_at_ms - now_ms <= WARNING_WINDOW_MS:
-        return DeadlineBadge("warning", "临近时限", due)
+        return DeadlineBadge("warning", "临期预警", due)
     return DeadlineBadge("on-time", "按时办理中", due)
 
 
@@ -226,10 +233,9 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     csrf_token = secrets.token_urlsafe(32)  # per process: a restart invalidates forms left open, which is fine
     env = _jinja()
-    catalog = service.catalog
-    from shared.calendar import WorkingCalendar, calendar_warning_zh
+    from shared.calendar import calendar_warning_zh
 
-    calendar = WorkingCalendar()
+    calendar = service.calendar
 
     def calendar_warning() -> str:
         # Deadlines shown here reach a few months ahead; warn while any of those years is unconfirmed.
@@ -267,9 +273,13 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
     async def on_refused(request: Request, exc: _Refused) -> Response:
         return message(request, exc.text, exc.status)
 
+    def not_found(request: Request, text: str) -> HTMLResponse:
+        return render(request, "not_found.html", status_code=404, message=text)
+
     @app.exception_handler(UnknownMatterError)
     async def on_unknown(request: Request, exc: UnknownMatterError) -> Response:
-        return message(request, str(exc), 404)
+        # Never echo the link's id back: the agent knows matters by lookup code and title.
+        return not_found(request, UNKNOWN_MATTER_ZH)
 
     @app.exception_handler(TransitionError)
     async def on_transition(request: Request, exc: TransitionError) -> Response:
@@ -281,7 +291,9 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
-        text = {404: "没有这个页面。", 405: "不支持这种操作方式。"}.get(exc.status_code, "请求无法处理。")
+        if exc.status_code == 404:
+            return not_found(request, NOT_FOUND_ZH)
+        text = {405: "不支持这种操作方式。"}.get(exc.status_code, "请求无法处理。")
         return message(request, text, exc.status_code)
 
     @app.exception_handler(Exception)
@@ -297,13 +309,22 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
     # ------------------------------------------------------------ my matters
 
     @app.get("/", response_class=HTMLResponse)
-    async def matters(request: Request, page: int = 1, status: str = "") -> Response:
+    async def matters(request: Request, page: int = 1, status: str = "", code: str = "") -> Response:
+        if code.strip():
+            # The agent types the lookup code from a villager's receipt: straight to that matter.
+            try:
+                matter_id = service.resolve_matter(code[:40])
+            except UnknownMatterError:
+                return not_found(request, f"本机没有查询码为 {_code_shown(code)} 的事项，请核对回执上的查询码。")
+            return RedirectResponse(f"/matters/{matter_id}", status_code=303)
         page = max(1, min(page, 10_000))
         status = status if status in {s.value for s in MatterStatus} else ""
         states = service.store.list_matters(limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE, status=status or None)
         more = len(states) > PAGE_SIZE
         now = now_ms()
-        rows = [_matter_row(service, s, now) for s in states[:PAGE_SIZE]]
+        shown = states[:PAGE_SIZE]
+        received = service.store.receipt_times([s.filed_seq for s in shown])
+        rows = [_matter_row(service, s, now, received.get(s.filed_seq)) for s in shown]
         return render(request, "matters.html", rows=rows, page=page, more=more, status=status,
                       statuses=[(s.value, s.label_zh) for s in MatterStatus], total=service.store.count_matters())
 
@@ -319,7 +340,7 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
         by_field = {}
         for p in problems:
             by_field.setdefault(p.field, p.message)
-        return render(request, "new_request.html", status_code=status_code, items=list(catalog), values=values,
+        return render(request, "new_request.html", status_code=status_code, items=list(service.catalog), values=values,
                       problems=problems, errors=by_field, auth_methods=AUTH_METHOD_ZH,
                       brought=set(values.get("materials", [])), not_applicable=set(values.get("not_applicable", [])),
                       commitments=values.get("commitments", {}), today=service.clock.now().astimezone(SHANGHAI).date().isoformat())
@@ -357,29 +378,34 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
 
     # ------------------------------------------------------------ one matter
 
-    @app.get("/matters/{matter_id}", response_class=HTMLResponse)
-    async def matter_page(request: Request, matter_id: str) -> Response:
-        return _render_matter(request, matter_id, problems=[], values={})
+    @app.get("/matters/{matter_ref}", response_class=HTMLResponse)
+    async def matter_page(request: Request, matter_ref: str) -> Response:
+        return _render_matter(request, service.resolve_matter(matter_ref), problems=[], values={})
 
     def _render_matter(request: Request, matter_id: str, *, problems: list[FieldProblem], values: dict[str, Any],
                        status_code: int = 200) -> HTMLResponse:
         state = service.store.matter_state(matter_id)
-        item = catalog.item(state.catalog_code) if state.catalog_code in catalog else None
+        item = service.catalog.item(state.catalog_code) if state.catalog_code in service.catalog else None
         applicant = service.applicant(matter_id)
-        history = [_history_row(r) for r in service.store.ledger_records_for(matter_id)]
-        missing = [m for m in item.materials if m.id not in state.materials] if item else []
+        history = [_history_row(r, item) for r in service.store.ledger_records_for(matter_id)]
+        # 不适用 materials are not missing: never ask the villager for them again.
+        missing = [m for m in item.materials if m.id not in state.materials and m.id not in state.not_applicable] if item else []
         by_field = {}
         for p in problems:
             by_field.setdefault(p.field, p.message)
+        received = service.store.receipt_times([state.filed_seq]).get(state.filed_seq)
+        hop = village_hop(item, state, received_ms=received, now_ms=now_ms(), calendar=service.calendar) if item else None
         return render(request, "matter.html", status_code=status_code, state=state, item=item, applicant=applicant,
-                      history=history, missing=missing, badge=deadline_badge(state, now_ms()),
+                      history=history, missing=missing, badge=deadline_badge(state, now_ms()), hop=hop,
+                      materials=_material_rows(service, matter_id, state, item),
                       lookup_code=service.store.lookup_code_of(matter_id), errors=by_field, problems=problems,
                       values=values, material_names={m.id: m.name for m in item.materials} if item else {},
                       can=_allowed_actions(service, state))
 
-    @app.post("/matters/{matter_id}/materials")
-    async def add_materials(request: Request, matter_id: str) -> Response:
+    @app.post("/matters/{matter_ref}/materials")
+    async def add_materials(request: Request, matter_ref: str) -> Response:
         form = await read_form(request)
+        matter_id = service.resolve_matter(matter_ref)
         ids = [str(v) for v in form.getlist("material_ids")]
         note = str(form.get("note", ""))
         try:
@@ -388,9 +414,10 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
             return _render_matter(request, matter_id, problems=exc.problems, values={"note": note}, status_code=422)
         return RedirectResponse(f"/matters/{matter_id}?done=materials", status_code=303)
 
-    @app.post("/matters/{matter_id}/handover")
-    async def hand_over(request: Request, matter_id: str) -> Response:
+    @app.post("/matters/{matter_ref}/handover")
+    async def hand_over(request: Request, matter_ref: str) -> Response:
         form = await read_form(request)
+        matter_id = service.resolve_matter(matter_ref)
         summary = str(form.get("result_summary", ""))
         try:
             service.hand_over(matter_id, summary, [str(v) for v in form.getlist("materials_returned")])
@@ -399,9 +426,10 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
                                   status_code=422)
         return RedirectResponse(f"/matters/{matter_id}/signoff?done=handover", status_code=303)
 
-    @app.post("/matters/{matter_id}/withdraw")
-    async def withdraw(request: Request, matter_id: str) -> Response:
+    @app.post("/matters/{matter_ref}/withdraw")
+    async def withdraw(request: Request, matter_ref: str) -> Response:
         form = await read_form(request)
+        matter_id = service.resolve_matter(matter_ref)
         reason = str(form.get("reason", ""))
         try:
             service.withdraw(matter_id, reason)
@@ -409,36 +437,46 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
             return _render_matter(request, matter_id, problems=exc.problems, values={"reason": reason}, status_code=422)
         return RedirectResponse(f"/matters/{matter_id}?done=withdraw", status_code=303)
 
-    @app.get("/matters/{matter_id}/receipt", response_class=HTMLResponse)
-    async def receipt(request: Request, matter_id: str) -> Response:
+    @app.get("/matters/{matter_ref}/receipt", response_class=HTMLResponse)
+    async def receipt(request: Request, matter_ref: str) -> Response:
+        matter_id = service.resolve_matter(matter_ref)
         view = build_receipt(service, matter_id)
         state = service.store.matter_state(matter_id)
         return render(request, "receipt.html", r=view, state=state)
 
     # ------------------------------------------------------------ sign-off
 
-    @app.get("/matters/{matter_id}/signoff", response_class=HTMLResponse)
-    async def signoff_page(request: Request, matter_id: str) -> Response:
-        return _render_signoff(request, matter_id, values={}, problems=[])
+    @app.get("/matters/{matter_ref}/signoff", response_class=HTMLResponse)
+    async def signoff_page(request: Request, matter_ref: str) -> Response:
+        return _render_signoff(request, service.resolve_matter(matter_ref), values={}, problems=[])
 
     def _render_signoff(request: Request, matter_id: str, *, values: dict[str, str], problems: list[FieldProblem],
                         status_code: int = 200) -> HTMLResponse:
         state = service.store.matter_state(matter_id)
-        item = catalog.item(state.catalog_code) if state.catalog_code in catalog else None
+        item = service.catalog.item(state.catalog_code) if state.catalog_code in service.catalog else None
         by_field = {}
         for p in problems:
             by_field.setdefault(p.field, p.message)
         return render(request, "signoff.html", status_code=status_code, state=state, item=item,
                       applicant=service.applicant(matter_id), ratings=RATING_CHOICES, values=values,
-                      errors=by_field, problems=problems)
+                      errors=by_field, problems=problems, confirm_methods=CONFIRM_METHOD_ZH,
+                      lookup_code=service.store.lookup_code_of(matter_id))
 
-    @app.post("/matters/{matter_id}/signoff")
-    async def signoff(request: Request, matter_id: str) -> Response:
+    @app.post("/matters/{matter_ref}/signoff")
+    async def signoff(request: Request, matter_ref: str) -> Response:
         form = await read_form(request)
-        values = {"rating": str(form.get("rating", "")), "comment": str(form.get("comment", ""))}
+        matter_id = service.resolve_matter(matter_ref)
+        values = {k: str(form.get(k, "")) for k in ("rating", "comment", "method", "witness_name", "witness_statement")}
         try:
-            signature = _data_url_png(str(form.get("signature_data", "")), "signature", "签收签名")
-            service.sign_off(matter_id, values["rating"], values["comment"], signature)
+            method = values["method"] or ("drawn_signature" if form.get("signature_data") else "")
+            if method == "drawn_signature":
+                evidence = _data_url_png(str(form.get("signature_data", "")), "signature", "签收确认")
+            elif method in ("photo_of_form", "fingerprint"):
+                evidence = await _upload(form, "evidence_file")
+            else:
+                evidence = b""
+            service.sign_off(matter_id, values["rating"], values["comment"], confirmation=Confirmation(
+                method, evidence, values["witness_name"], values["witness_statement"]))
         except FormError as exc:
             return _render_signoff(request, matter_id, values=values, problems=exc.problems, status_code=422)
         return RedirectResponse(f"/matters/{matter_id}?done=signoff", status_code=303)
@@ -447,8 +485,10 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
 
     @app.get("/appointments", response_class=HTMLResponse)
     async def appointments(request: Request, matter_id: str = "") -> Response:
-        # Opened from a matter page or a forfeited row ("改约"): the matter is filled in already.
-        prefill = {"matter_id": matter_id} if matter_id and service.store.has_matter(matter_id) else {}
+        # Opened from a matter page or a forfeited row ("改约"): the matter is filled in already, by its lookup code.
+        prefill = {}
+        if matter_id and service.store.has_matter(matter_id):
+            prefill = {"matter": service.store.lookup_code_of(matter_id) or ""}
         return _render_appointments(request, values=prefill, problems=[])
 
     def _render_appointments(request: Request, *, values: dict[str, str], problems: list[FieldProblem],
@@ -460,7 +500,8 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
             overdue = status is AppointmentStatus.SCHEDULED and now >= row.scheduled_at_ms + 30 * 60 * 1000
             rows.append({"id": row.appointment_id, "at": row.scheduled_at_ms, "place": PLACE_ZH_BY_ENUM.get(row.place, "其他"),
                          "purpose": row.purpose, "status": status, "status_zh": status.label_zh,
-                         "matter_id": row.matter_id or "", "overdue": overdue})
+                         "matter_id": row.matter_id or "", "overdue": overdue,
+                         "matter_code": service.store.lookup_code_of(row.matter_id) if row.matter_id else ""})
         by_field = {}
         for p in problems:
             by_field.setdefault(p.field, p.message)
@@ -478,17 +519,21 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
     @app.post("/appointments")
     async def make_appointment(request: Request) -> Response:
         form = await read_form(request)
-        values = {k: str(form.get(k, "")) for k in ("scheduled_at", "place", "purpose", "matter_id", "place_detail")}
+        values = {k: str(form.get(k, "")) for k in ("scheduled_at", "place", "purpose", "matter", "place_detail")}
         try:
             try:
                 at = dt.datetime.fromisoformat(values["scheduled_at"].strip())
             except ValueError:
                 raise FormError([FieldProblem("scheduled_at", "预约时间", "请选择预约日期和时间")]) from None
             at = at if at.tzinfo else at.replace(tzinfo=SHANGHAI)
-            if values["matter_id"].strip() and not service.store.has_matter(values["matter_id"].strip()):
-                raise FormError([FieldProblem("matter_id", "相关事项", "本机没有这个事项编号")])
+            matter_id = ""
+            if values["matter"].strip():
+                try:
+                    matter_id = service.resolve_matter(values["matter"][:40])
+                except UnknownMatterError:
+                    raise FormError([FieldProblem("matter", "相关事项", "本机没有这个查询码的事项，请核对回执上的查询码")]) from None
             service.make_appointment(scheduled_at=at, place=values["place"], purpose=values["purpose"],
-                                     matter_id=values["matter_id"].strip(), place_detail=values["place_detail"])
+                                     matter_id=matter_id, place_detail=values["place_detail"])
         except FormError as exc:
             return _render_appointments(request, values=values, problems=exc.problems, status_code=422)
         return RedirectResponse("/appointments?done=appointment", status_code=303)
@@ -559,11 +604,16 @@ def _uuid_or_none(text: str) -> str | None:
 async def _evidence(form: FormData, method: str) -> bytes:
     if method == "drawn_signature":
         return _data_url_png(str(form.get("signature_data", "")), "authorization_evidence", "委托书")
-    if method == "photo_of_form":
-        upload = form.get("authorization_file")
-        if isinstance(upload, UploadFile):
-            data = await upload.read(MAX_EVIDENCE_BYTES + 1)
-            return data
+    if method in ("photo_of_form", "fingerprint"):
+        return await _upload(form, "authorization_file")
+    return b""
+
+
+async def _upload(form: FormData, name: str) -> bytes:
+    """An uploaded photo, read only one byte past the bound (the service refuses what is too big)."""
+    upload = form.get(name)
+    if isinstance(upload, UploadFile):
+        return await upload.read(MAX_EVIDENCE_BYTES + 1)
     return b""
 
 
@@ -592,28 +642,76 @@ def _assessment_json(a: MaterialsAssessment) -> dict[str, Any]:
     }
 
 
-def _matter_row(service: AgentService, state: MatterState, now_ms: int) -> dict[str, Any]:
-    name = service.catalog.item(state.catalog_code).name if state.catalog_code in service.catalog else state.catalog_code
+def _matter_row(service: AgentService, state: MatterState, now_ms: int, received_ms: int | None) -> dict[str, Any]:
+    item = service.catalog.item(state.catalog_code) if state.catalog_code in service.catalog else None
     try:
         applicant = service.applicant(state.matter_id)
     except AgentError:
         applicant = None
-    return {"id": state.matter_id, "matter_name": name, "status_zh": state.status.label_zh, "status": state.status.value,
+    hop = village_hop(item, state, received_ms=received_ms, now_ms=now_ms, calendar=service.calendar) if item else None
+    return {"id": state.matter_id, "matter_name": item.name if item else "（目录中已无此事项）",
+            "status_zh": state.status.label_zh, "status": state.status.value,
             "applicant": applicant.name if applicant else "—", "id_masked": state.id_masked,
-            "filed": state.filed_claimed_ms, "badge": deadline_badge(state, now_ms), "supervised": state.supervised}
+            "code": service.store.lookup_code_of(state.matter_id),
+            "filed": state.filed_claimed_ms, "badge": deadline_badge(state, now_ms), "supervised": state.supervised,
+            "hop": hop, "row_css": _row_css(deadline_badge(state, now_ms), hop)}
 
 
-def _history_row(record: records_pb2.Record) -> dict[str, Any]:
+def _row_css(badge: DeadlineBadge, hop: VillageHop | None) -> str:
+    """The row's colour: the worse of the township's clock and the village's own hop."""
+    order = ["untimed", "done", "on-time", "warning", "overdue"]
+    hop_css = "overdue" if hop is not None and hop.css == "overdue" else (hop.css if hop is not None else "untimed")
+    hop_css = hop_css if hop_css in order else "untimed"
+    worst = max((badge.css, hop_css), key=order.index)
+    return "untimed" if worst == "done" else worst
+
+
+def _material_rows(service: AgentService, matter_id: str, state: MatterState, item: Any) -> list[dict[str, str]]:
+    """Each material with what is recorded for it now: brought, 不适用, promised by a date, or missing."""
+    if item is None:
+        return []
+    dates = {t.material_id: t.supply_by_date for t in service.store.filing_record(matter_id).request_filed.tolerated_missing}
+    rows = []
+    for m in item.materials:
+        main = item.is_main(m.id)
+        kind = "主要材料" if main else ("辅助材料，可容缺" if m.tolerated_missing else "辅助材料")
+        if m.id in state.materials:
+            status, css = "已提交", "ok"
+        elif m.id in state.not_applicable:
+            status, css = "不适用", "na"
+        elif m.id in dates and m.id in state.tolerated_missing:
+            status, css = f"暂缺，承诺于 {dates[m.id]} 前补交", "warn"
+        elif main:
+            status, css = "缺少（主要材料）", "bad"
+        else:
+            status, css = "暂缺", "warn"
+        rows.append({"name": m.name, "kind": kind, "condition": m.condition, "status": status, "css": css})
+    return rows
+
+
+CONFIRM_ZH_BY_ENUM = {
+    records_pb2.AUTHORIZATION_METHOD_DRAWN_SIGNATURE: "群众签名",
+    records_pb2.AUTHORIZATION_METHOD_PHOTO_OF_FORM: "签收单照片",
+    records_pb2.AUTHORIZATION_METHOD_FINGERPRINT: "按手印",
+    records_pb2.AUTHORIZATION_METHOD_WITNESS: "见证人证明",
+}
+
+
+def _history_row(record: records_pb2.Record, item: Any = None) -> dict[str, Any]:
     kind = record.WhichOneof("body") or ""
+    names = {m.id: m.name for m in item.materials} if item is not None else {}
     detail = ""
     if kind == "materials_added":
-        detail = f"{len(record.materials_added.material_ids)} 份材料"
+        added = [names.get(m, "") for m in record.materials_added.material_ids]
+        detail = "、".join(n for n in added if n) or f"{len(added)} 份材料"
     elif kind == "withdrawn":
         detail = record.withdrawn.reason
     elif kind == "result_handed_over":
         detail = record.result_handed_over.result_summary
     elif kind == "signed_off":
-        detail = RATING_ZH.get(record.signed_off.rating, "")
+        how = CONFIRM_ZH_BY_ENUM.get(record.signed_off.confirmation_method,
+                                     "群众签名" if record.signed_off.sealed_signature else "")
+        detail = "，".join(x for x in (RATING_ZH.get(record.signed_off.rating, ""), how) if x)
     elif kind == "result_ready":
         detail = record.result_ready.result_summary
     elif kind == "status_update":
@@ -624,6 +722,11 @@ def _history_row(record: records_pb2.Record) -> dict[str, Any]:
             "from_township": kind not in ("request_filed", "materials_added", "withdrawn", "result_handed_over",
                                           "signed_off", "follow_up_called", "appointment_made", "visit_recorded",
                                           "appointment_forfeited")}
+
+
+def _code_shown(code: str) -> str:
+    """What the agent typed as a lookup code, fit to show back (letters, digits and the dash only)."""
+    return "".join(ch for ch in code.strip().upper()[:12] if ch.isalnum() or ch == "-") or "（空）"
 
 
 def _allowed_actions(service: AgentService, state: MatterState) -> dict[str, bool]:

@@ -1,6 +1,7 @@
 """The county store's schema migrations (Alembic environment in this package; see `shared.migrations`).
 
-Revisions: ``hub_0001`` the baseline (relay, county handling and tracking, deadline and console tables).
+Revisions: ``hub_0001`` the baseline (relay, county handling and tracking, deadline and console tables);
+``hub_0002`` deciding by the rules (the 否定报备 register, delegations, the board's dossier flags).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ __all__ = ["HUB_MIGRATIONS"]
 def _detect(tables: set[str]) -> str | None:
     """Which revision a county database made before migrations (by `create_all`) matches."""
     if "hub_meta" in tables:
-        return "hub_0001"
+        return "hub_0002" if "county_refusal" in tables else "hub_0001"
     if "agent_key" in tables or "town_meta" in tables:
         raise MigrationError("该数据库含有其他系统（如乡镇中心）的表，不是县级数据库；请检查数据库地址")
     return None

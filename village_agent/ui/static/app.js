@@ -4,19 +4,42 @@
   "use strict";
 
   // ---- signature pads: draw with mouse/touch/pen, keep a PNG data URL in the hidden field
+  // The same thresholds as the server's check (village_agent/signature.py): a pixel is ink when
+  // visible and darker than paper; a signature needs some ink spread across the pad. The server
+  // decides; this only saves the villager a refused page.
+  var INK_ALPHA = 64, INK_LUMA = 200, MIN_INK_PIXELS = 60, MIN_INK_SPAN = 24;
+  function inkOf(canvas) {
+    var data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    var n = 0, minX = 1e9, maxX = -1, minY = 1e9, maxY = -1;
+    for (var y = 0; y < canvas.height; y++) {
+      for (var x = 0; x < canvas.width; x++) {
+        var i = (y * canvas.width + x) * 4;
+        if (data[i + 3] >= INK_ALPHA && (299 * data[i] + 587 * data[i + 1] + 114 * data[i + 2]) / 1000 < INK_LUMA) {
+          n++; if (x < minX) minX = x; if (x > maxX) maxX = x; if (y < minY) minY = y; if (y > maxY) maxY = y;
+        }
+      }
+    }
+    return { pixels: n, span: n ? Math.max(maxX - minX + 1, maxY - minY + 1) : 0 };
+  }
+  function padProblem(pad) {
+    var ink = inkOf(pad.querySelector("canvas"));
+    if (ink.pixels === 0) return "签名框是空白的，请群众在框内签名";
+    if (ink.pixels < MIN_INK_PIXELS || ink.span < MIN_INK_SPAN) return "签名框内只有一点笔迹，不能作为签名，请群众完整签名";
+    return "";
+  }
   document.querySelectorAll(".sigpad").forEach(function (pad) {
     var canvas = pad.querySelector("canvas");
     var field = pad.querySelector("input[type=hidden]");
     var ctx = canvas.getContext("2d");
     var drawing = false, last = null, dirty = false;
-    ctx.lineWidth = 2.6; ctx.lineCap = "round"; ctx.lineJoin = "round"; ctx.strokeStyle = "#111";
+    ctx.lineWidth = 2.6; ctx.lineCap = "round"; ctx.lineJoin = "round"; ctx.strokeStyle = "#111"; ctx.fillStyle = "#111";
     function point(e) {
       var r = canvas.getBoundingClientRect();
       return { x: (e.clientX - r.left) * canvas.width / r.width, y: (e.clientY - r.top) * canvas.height / r.height };
     }
     canvas.addEventListener("pointerdown", function (e) {
       drawing = true; last = point(e); canvas.setPointerCapture(e.pointerId); e.preventDefault();
-      ctx.beginPath(); ctx.arc(last.x, last.y, 1.2, 0, Math.PI * 2); ctx.fill();
+      ctx.beginPath(); ctx.arc(last.x, last.y, 1.2, 0, Math.PI * 2); ctx.fill(); dirty = true;
     });
     canvas.addEventListener("pointermove", function (e) {
       if (!drawing) return;
@@ -30,6 +53,46 @@
     canvas.addEventListener("pointerleave", end);
     pad.querySelector(".sig-clear").addEventListener("click", function () {
       ctx.clearRect(0, 0, canvas.width, canvas.height); field.value = ""; dirty = false;
+    });
+  });
+
+  // ---- the villager's mark or a witness (委托书 at filing, 签收确认 at sign-off): show the chosen
+  // panel only, and refuse before submitting what the server would refuse anyway
+  document.querySelectorAll(".confirm").forEach(function (box) {
+    var name = box.getAttribute("data-radio");
+    var form = box.closest("form");
+    var error = box.querySelector(".confirm-error");
+    function chosen() {
+      var r = form.querySelector("input[name='" + name + "']:checked");
+      return r ? r.value : "";
+    }
+    function show() {
+      var method = chosen();
+      box.querySelectorAll(".auth-panel").forEach(function (p) {
+        p.hidden = !method || p.getAttribute("data-method").split(" ").indexOf(method) < 0;
+      });
+      box.querySelectorAll("[data-when]").forEach(function (h) { h.hidden = h.getAttribute("data-when") !== method; });
+      error.hidden = true;
+    }
+    form.querySelectorAll("input[name='" + name + "']").forEach(function (r) { r.addEventListener("change", show); });
+    show();
+    form.addEventListener("submit", function (e) {
+      var method = chosen(), problem = "";
+      if (method === "drawn_signature") {
+        problem = padProblem(box.querySelector(".sigpad"));
+      } else if (method === "photo_of_form" || method === "fingerprint") {
+        var file = box.querySelector("input[type=file]");
+        if (!file.files.length) problem = method === "fingerprint" ? "请拍摄群众按了手印的照片" : "请拍摄或选择已签字的照片";
+      } else if (method === "witness") {
+        if (!box.querySelector("input[name=witness_name]").value.trim()) problem = "请填写见证人姓名";
+      } else if (name === "method") {
+        problem = "请选择签收确认方式";
+      }
+      if (problem) {
+        e.preventDefault();
+        error.textContent = problem; error.hidden = false;
+        error.scrollIntoView({ block: "center" });
+      }
     });
   });
 
@@ -48,16 +111,6 @@
 
   var form = document.getElementById("request-form");
   if (!form) return;
-
-  // ---- authorization method: show only the chosen panel
-  function showAuth() {
-    var chosen = form.querySelector("input[name=authorization]:checked");
-    form.querySelectorAll(".auth-panel").forEach(function (p) {
-      p.hidden = !chosen || p.getAttribute("data-method") !== chosen.value;
-    });
-  }
-  form.querySelectorAll("input[name=authorization]").forEach(function (r) { r.addEventListener("change", showAuth); });
-  showAuth();
 
   // ---- live materials checklist (一次性告知): ask the server, which asks the catalogue
   var select = document.getElementById("matter-select");
