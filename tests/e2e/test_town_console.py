@@ -98,10 +98,10 @@ def test_an_operator_classifies_issues_a_supplement_list_and_the_director_approv
     page.screenshot(path=str(shots / "02-matter-received.png"), full_page=True)
     form = page.locator("#action-classify")
     form.locator("select[name=kind]").select_option("promised")
-    form.locator("input[name=written_promise]").fill("5个工作日内办结")
+    form.locator("input[name=promise_amount]").fill("5")
     form.locator("button[type=submit]").click()
     page.wait_for_selector("div.notice[role=status]")
-    assert "已分类为承诺件" in page.locator("div.notice[role=status]").inner_text()
+    assert "已受理，按承诺件办理" in page.locator("div.notice[role=status]").inner_text()
     assert page.locator("#stage").inner_text() == "办理中" and page.locator("#owner").inner_text().startswith("wang")
     assert "计时中" in page.locator("#clock").inner_text() and page.locator("#due").inner_text() != "—"
 
@@ -170,3 +170,56 @@ def test_anyone_sees_the_stage_on_the_public_page_without_personal_data(console_
     for secret in ("测试村民", "13800001111", "110101199003070011", console_server.promised_id):
         assert secret not in body
     page.screenshot(path=str(shots / "07-public-lookup.png"), full_page=True)
+
+
+def test_the_console_offers_only_what_the_township_may_decide_tracks_village_matters_and_checks_handovers_and_escalations(console_server: RunningConsole, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.town_fixtures import VillageDevice
+
+    base, town = console_server.base_url, console_server.town
+    village = VillageDevice(town, village_code="V007")   # type: ignore[arg-type]
+    county_matter = village.file("MZ-004")
+    own_matter = village.file("RS-003")
+    page = new_page()
+    sign_in(page, base, "wang")
+
+    # A county matter: only 退回 or 上报 are offered; a forged option is refused with a Chinese reason.
+    page.goto(f"{base}/matters/{county_matter}")
+    options = page.locator("#kind-select option").all_inner_texts()
+    assert options == ["退回件", "上报件"]
+    assert "乡镇只能退回或上报" in page.locator("#action-classify").inner_text()
+    page.screenshot(path=str(shots / "10-county-matter-kinds.png"), full_page=True)
+    page.evaluate("""() => { const o = document.createElement('option'); o.value = 'promised'; o.text = '承诺件';
+                              document.querySelector('#kind-select').appendChild(o); }""")
+    page.locator("#kind-select").select_option("promised")
+    page.locator("#action-classify button[type=submit]").click()
+    page.wait_for_selector("div.alert[role=alert]")
+    assert "无权按承诺件办理" in page.locator("div.alert[role=alert]").inner_text()
+
+    # 上报 needs the opinion and the confirmation box.
+    page.locator("#kind-select").select_option("reported")
+    page.locator("#action-classify button[type=submit]").click()
+    page.wait_for_selector("#action-escalate")
+    escalate = page.locator("#action-escalate")
+    escalate.locator("textarea[name=summary]").fill("材料齐全，建议批准")
+    escalate.locator("button[type=submit]").click()
+    page.wait_for_selector("div.alert[role=alert]")
+    assert "勾选确认" in page.locator("div.alert[role=alert]").inner_text()
+
+    # AB handover: the colleague is chosen from the active staff, by name.
+    handover = page.locator("#action-hand_over")
+    assert "赵主任（zhao）" in handover.locator("select[name=to_staff]").inner_text()
+    handover.locator("select[name=to_staff]").select_option("zhao")
+    handover.locator("input[name=reason]").fill("主岗请假")
+    handover.locator("button[type=submit]").click()
+    page.wait_for_selector("div.notice[role=status]")
+    assert page.locator("#owner").inner_text().startswith("zhao")
+
+    # A village's own matter is shown as tracked, with nothing to classify, and no error.
+    page.goto(f"{base}/matters/{own_matter}")
+    assert "村级自办事项" in page.locator("#village-own").inner_text()
+    assert page.locator("#kind-select").count() == 0
+    page.screenshot(path=str(shots / "11-village-own-matter.png"), full_page=True)
+
+    # What does not exist is a Chinese page.
+    page.goto(f"{base}/no-such-page")
+    assert "找不到该页面" in page.content() and "Not Found" not in page.content()
