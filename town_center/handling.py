@@ -422,7 +422,12 @@ class HandlingService:
             values["due_at_ms"] = due_ms(after.acceptance_clock, self.calendar) or None
         if after.clock is not None and after.clock.start_at is not None:
             values["worst_state"] = max(int(row.worst_state), after.clock.state_at(now, self.calendar, self.thresholds).rank)
-        if after.stage is Stage.RESULT_READY and row.completed_at_ms is None:
+        # Each hop is charged on its own clock: the township's work ends when its clock stops (a 上报件's
+        # at the county's receipt, never at the county's decision).
+        if row.completed_at_ms is None and after.clock is not None and after.clock.stop_at is not None \
+                and after.stage is not Stage.WITHDRAWN:
+            values["completed_at_ms"] = to_unix_ms(after.clock.stop_at)
+        elif after.stage is Stage.RESULT_READY and row.completed_at_ms is None:
             values["completed_at_ms"] = now_ms
         values.update(extra or {})
         moved = conn.execute(update(town_matter).where(town_matter.c.matter_id == row.matter_id,
@@ -892,7 +897,15 @@ class HandlingService:
                                        town_matter.c.stage)).all()
             called = {r for (r,) in conn.execute(select(follow_up_call.c.matter_id)
                                                  .where(follow_up_call.c.called_at_ms.is_not(None)))}
+        calendar = self.calendar
+
+        def working_hours(received_ms: int, completed_ms: int | None) -> float | None:
+            if not completed_ms or completed_ms < received_ms:
+                return None
+            return calendar.office_time_between(from_unix_ms(received_ms), from_unix_ms(completed_ms)).total_seconds() / 3600
+
         return [MatterFacts(
+            working_hours=working_hours(int(r.received_at_ms), int(r.completed_at_ms) if r.completed_at_ms else None),
             matter_id=r.matter_id, village_code=r.village_code, agent_key_id=r.author_key_id, operator_id=r.owner or "（未分类）",
             received_at=from_unix_ms(int(r.received_at_ms)),
             completed_at=from_unix_ms(int(r.completed_at_ms)) if r.completed_at_ms else None,

@@ -34,6 +34,9 @@ class MatterFacts:
     rating: int = 0                                 # records.proto Rating; 0 = not yet rated
     followed_up: bool = False
     returned: bool = False
+    # Office time from receipt to completion (working hours, holidays and nights out), computed by the
+    # caller on its calendar; the natural hours stand in only when it is not given.
+    working_hours: float | None = None
 
 
 @dataclass
@@ -68,7 +71,8 @@ class Figures:
         self.returned += m.returned
         if m.completed_at is not None:
             self.completed += 1
-            self._hours.append((m.completed_at - m.received_at).total_seconds() / 3600)
+            natural = (m.completed_at - m.received_at).total_seconds() / 3600
+            self._hours.append(m.working_hours if m.working_hours is not None else natural)
             if m.due_at is None or m.completed_at <= m.due_at:
                 self.completed_on_time += 1
         if m.state.rank >= ClockState.OVERDUE.rank:

@@ -64,3 +64,12 @@ def test_the_sample_never_repeats_a_matter_nor_calls_one_already_followed_up(n: 
     sample = draw_follow_up_sample(done, week_start=dt.date(2026, 11, 23), secret=b"k", fraction=fraction, minimum=minimum)
     ids = [m.matter_id for m in sample]
     assert len(ids) == len(set(ids)) and not any(m.followed_up for m in sample)
+
+
+def test_the_average_time_is_in_working_hours_when_the_caller_gives_them() -> None:
+    friday_5pm = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.timezone.utc)
+    monday_10am = friday_5pm + dt.timedelta(days=2, hours=17)
+    facts = MatterFacts(matter_id="m", village_code="V1", agent_key_id="k", operator_id="op",
+                        received_at=friday_5pm, completed_at=monday_10am, working_hours=1.5)
+    figures = figures_by([facts], lambda m: m.village_code)
+    assert [f.average_hours for f in figures] == [1.5]

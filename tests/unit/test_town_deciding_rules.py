@@ -19,7 +19,13 @@ from shared.errors import HandlingError
 from tests.town_fixtures import DIRECTOR, OPERATOR, VillageDevice, township
 from town_center.bootstrap import TownApp
 from town_center.console import create_console_app
+import json
+
+from sqlalchemy import update
+
+from shared.domain.handling import matter_to_json_dict
 from town_center.handling import ACCEPTANCE_HOP
+from town_center.store.matter_tables import town_matter
 
 FAST_KDF = ScryptParams(n=2**10, r=8, p=1)
 PASSWORD = "青石镇窗口2026春"
@@ -230,3 +236,23 @@ def test_the_matter_page_shows_the_decision_maker_the_authorization_note_and_the
     assert "代办员V001" in page           # the agent who took it on is the 首问责任人, by name
     assert "本县规定时限" in page and "现场勘查在时限内进行" in page
     assert "待受理时限" in page
+
+
+def test_a_reported_matters_township_hop_is_charged_on_the_township_clock_not_the_county_decision(
+        town: TownApp, village: VillageDevice) -> None:
+    matter_id = village.file("MZ-004")
+    town.handling.classify(matter_id, MatterKind.REPORTED, actor=OPERATOR)
+    receipt_at = town.clock.now() + dt.timedelta(hours=2)
+    town.clock.set(receipt_at)
+    # The county's receipt stops the township hop (the send itself needs a county link; the fold does not).
+    sent = town.handling.page(matter_id).matter.send_escalation(actor=OPERATOR, at=receipt_at, opinion="建议批准")
+    with town.store.engine.begin() as conn:
+        conn.execute(update(town_matter).where(town_matter.c.matter_id == matter_id).values(
+            version=sent.version, state_json=json.dumps(matter_to_json_dict(sent))))
+    town.handling.record_escalated(matter_id, county_receipt_at=receipt_at)
+    town.clock.set(receipt_at + dt.timedelta(days=30))    # the county decides a month later
+    town.handling.record_county_decision(matter_id, approved=True, summary="准予")
+    facts = {f.matter_id: f for f in town.handling.matter_facts()}[matter_id]
+    assert facts.completed_at == receipt_at
+    assert facts.state is ClockState.ON_TIME
+    assert facts.working_hours is not None and facts.working_hours <= 2.0
