@@ -18,6 +18,7 @@ import hashlib
 import math
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,7 +133,7 @@ def test_the_county_decides_only_what_the_catalogue_gives_the_county(
 # ---------------------------------------------------------------- refusals and the 否定报备 register
 
 
-def _refusal_flow(town: LinkedTownship, hub: County, clock: FakeClock) -> None:
+def _refusal_flow(town: LinkedTownship, hub: County, clock: FakeClock) -> list[Any]:
     village = VillageDevice(town.app)
     major = _escalate(town, hub, village, clock, "MZ-001")          # 最低生活保障: major
     with pytest.raises(NotPermitted, match="属重大疑难事项，不予批准须由中心主任决定"):
@@ -173,11 +174,15 @@ def _refusal_flow(town: LinkedTownship, hub: County, clock: FakeClock) -> None:
     for matter_id in (major, direct, plain):
         m = town.app.handling.page(matter_id).matter
         assert m.stage is Stage.RESULT_READY and m.approved is False
+    return entries
 
 
 def test_refusing_a_major_matter_is_the_directors_and_every_refusal_is_in_the_register(
         town: LinkedTownship, hub: County, clock: FakeClock) -> None:
-    _refusal_flow(town, hub, clock)
+    entries = _refusal_flow(town, hub, clock)
+    # Three refusals, one of them a major item's that only stands with the director's approval.
+    assert len(entries) == 3 and {e.township_name for e in entries} == {"青山镇"}
+    assert any(e.catalog_name == "最低生活保障申请" for e in entries)
 
 
 @pytest.mark.postgres
@@ -186,7 +191,8 @@ def test_the_refusal_register_and_the_decisions_work_alike_on_postgresql(
     pg_hub = county(postgres_cluster.create_database(f"county_rules_{uuid.uuid4().hex[:8]}"), clock)
     township = linked_township(tmp_path / "town.db", clock, pg_hub)
     try:
-        _refusal_flow(township, pg_hub, clock)
+        entries = _refusal_flow(township, pg_hub, clock)
+        assert len(entries) == 3 and all(e.reason for e in entries)
     finally:
         township.client.stop()
         township.app.close()
