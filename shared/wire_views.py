@@ -40,7 +40,10 @@ _SUSPENSION = {
     SuspensionReason.HEARING: records_pb2.SUSPENSION_REASON_HEARING,
     SuspensionReason.TESTING: records_pb2.SUSPENSION_REASON_TESTING,
     SuspensionReason.EXPERT_REVIEW: records_pb2.SUSPENSION_REASON_EXPERT_REVIEW,
+    SuspensionReason.TENDERING: records_pb2.SUSPENSION_REASON_TENDERING,
+    SuspensionReason.APPRAISAL: records_pb2.SUSPENSION_REASON_APPRAISAL,
 }
+_SUSPENSION_FROM_WIRE = {wire: reason for reason, wire in _SUSPENSION.items()}
 
 
 def limit_to_wire(limit: Limit) -> records_pb2.Limit:
@@ -54,8 +57,13 @@ def stage_to_wire(matter: HandledMatter) -> int:
 
 
 def suspension_to_wire(reason: SuspensionReason) -> int:
-    # Tendering and appraisal have no wire value of their own yet; the Chinese reason text travels beside it.
-    return _SUSPENSION.get(reason, records_pb2.SUSPENSION_REASON_UNSPECIFIED)
+    return _SUSPENSION[reason]
+
+
+def suspension_from_wire(value: int) -> SuspensionReason:
+    """The reason a peer's clock stopped counting. An unspecified value (a sender older than the reason
+    enum) is read as waiting for the applicant's 补正, the only pause those senders could make."""
+    return _SUSPENSION_FROM_WIRE.get(value, SuspensionReason.AWAITING_MATERIALS)
 
 
 def due_ms(clock: HopClock | None, calendar: WorkingCalendar) -> int:

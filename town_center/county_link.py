@@ -36,6 +36,7 @@ from shared.relay.sql_outbox import PulledRecord, SqlOutbox
 from shared.relay.tls import ClientTls
 from shared.signing import Signer
 from shared.wire.v1 import records_pb2
+from shared.wire_views import suspension_from_wire
 from town_center.errors import UnknownMatter
 from town_center.handling import COUNTY_HOP, HandlingService
 from town_center.store import TownStore
@@ -322,8 +323,7 @@ class CountyLink:
             except _AlreadyFolded:
                 return
         with self.store.engine.begin() as conn:
-            if not mark(conn):
-                return
+            mark(conn)   # raises _AlreadyFolded when another process folded it first
             if kind == "status_update" and record.status_update.message:
                 self.handling.note_from_county(conn, record.status_update.matter_id, to_unix_ms(self.clock.now()),
                                                "county_status", "县级：" + record.status_update.message)
@@ -342,7 +342,9 @@ class CountyLink:
             text = "县级开始计时"
             clock = clock if clock.start_at == at else HopClock.received(at, clock.limit, clock.statutory)
         elif change == records_pb2.CLOCK_CHANGE_SUSPENDED:
-            text, clock = "县级暂停计时：" + (body.reason or "等待补正材料"), clock.suspend(at, SuspensionReason.AWAITING_MATERIALS, body.reason)
+            why = suspension_from_wire(body.suspension_reason)
+            text = "县级暂停计时：" + (body.reason or why.label_zh)
+            clock = clock.suspend(at, why, body.reason)
         elif change == records_pb2.CLOCK_CHANGE_RESUMED:
             text, clock = "县级恢复计时", clock.resume(at)
         elif change == records_pb2.CLOCK_CHANGE_EXTENDED:

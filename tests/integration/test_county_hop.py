@@ -246,3 +246,19 @@ def test_a_township_link_key_revoked_with_county_hub_townships_revoke_gets_nothi
     assert "吊销" in status.key_status and "县级拒收" in status.last_error, status
     county_matters = {m.matter_id for m in hub.app.handling.escalated()}
     assert before in county_matters and after not in county_matters
+
+
+def test_the_countys_status_messages_and_its_reason_for_pausing_reach_the_township_history(
+        town: LinkedTownship, hub: County, clock: FakeClock) -> None:
+    from shared.deadlines import SuspensionReason
+    village = VillageDevice(town.app)
+    matter_id = _escalate(town, hub, village, clock)
+    texts = [e.text_zh for e in town.app.handling.page(matter_id).events]
+    assert "县级：县级已受理上报，开始计时" in texts
+    advance(clock, hours=1)
+    hub.app.handling.suspend(matter_id, SuspensionReason.HEARING, "组织听证，约需五个工作日", actor=COUNTY_STAFF)
+    town.sync()
+    copy = town.app.deadlines.load_clock(matter_id, TOWN_COUNTY_HOP)
+    assert copy.status.value == "suspended" and copy.suspensions[-1].reason is SuspensionReason.HEARING
+    texts = [e.text_zh for e in town.app.handling.page(matter_id).events]
+    assert any(t.startswith("县级暂停计时：听证") for t in texts) and not any("等待补正材料" in t for t in texts)

@@ -81,6 +81,8 @@ class SuspensionReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SUSPENSION_REASON_HEARING: _ClassVar[SuspensionReason]
     SUSPENSION_REASON_TESTING: _ClassVar[SuspensionReason]
     SUSPENSION_REASON_EXPERT_REVIEW: _ClassVar[SuspensionReason]
+    SUSPENSION_REASON_TENDERING: _ClassVar[SuspensionReason]
+    SUSPENSION_REASON_APPRAISAL: _ClassVar[SuspensionReason]
 
 class Stage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -174,6 +176,8 @@ SUSPENSION_REASON_SITE_INSPECTION: SuspensionReason
 SUSPENSION_REASON_HEARING: SuspensionReason
 SUSPENSION_REASON_TESTING: SuspensionReason
 SUSPENSION_REASON_EXPERT_REVIEW: SuspensionReason
+SUSPENSION_REASON_TENDERING: SuspensionReason
+SUSPENSION_REASON_APPRAISAL: SuspensionReason
 STAGE_UNSPECIFIED: Stage
 STAGE_RECEIVED: Stage
 STAGE_CLASSIFIED: Stage
