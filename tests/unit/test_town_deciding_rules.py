@@ -92,6 +92,9 @@ def test_the_console_offers_only_return_or_escalate_for_a_county_matter_and_a_cr
     page = client.get(f"/matters/{matter_id}").text
     assert kind_options(page) == {"returned", "reported"}
     assert "乡镇只能退回或上报" in page
+    # Only the fields of the offered kinds: no 补办 list or 联办 departments for a matter it may not take.
+    assert 'name="return_reason"' in page
+    assert 'name="missing_materials"' not in page and 'name="lead_window"' not in page and 'name="departments"' not in page
     for kind in ("promised", "immediate", "joint"):
         response = client.post(f"/matters/{matter_id}/classify", data={**form_tokens(client, matter_id), "kind": kind,
                                                                         "lead_window": "民政", "departments": "民政\n财政"})

@@ -183,7 +183,8 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
                 applicant = None
         stage = m.stage
         clock_status = clock.status if clock is not None else None
-        kinds = handling.allowed_kinds(m) if stage is Stage.RECEIVED else []
+        # A refused classification re-renders its form (below) with the fields it had, so nothing typed is lost.
+        kinds = handling.allowed_kinds(m) if stage is Stage.RECEIVED or failed_action == "classify" else []
         decides = handling.may_decide(m)
         major = item is not None and item.major
         allowed: set[str] = set()
