@@ -47,7 +47,7 @@ class VillageDevice:
         self.tip = signed.tip
 
     def file(self, catalog_code: str = "MZ-001", *, phone: str = "13800001111", lookup_hash: bytes = b"",
-             materials: tuple[str, ...] = ()) -> str:
+             materials: tuple[str, ...] = (), signature_png: bytes | None = None) -> str:
         matter_id = str(uuid.uuid4())
         details = records_pb2.ApplicantDetails(name="测试村民", id_number="110101199003070011", phone=phone, address="一组")
         record = records_pb2.Record()
@@ -58,6 +58,9 @@ class VillageDevice:
         body.applicant.sealed_details = seal_to(self.app.signer.public_key, details.SerializeToString())
         body.applicant.sealed_to_key_id = self.app.signer.key_id
         body.materials_brought.extend(materials)
+        if signature_png is not None:   # the villager's 委托 drawn on the pad, sealed to the township
+            body.authorization.method = records_pb2.AUTHORIZATION_METHOD_DRAWN_SIGNATURE
+            body.authorization.sealed_evidence = seal_to(self.app.signer.public_key, signature_png)
         if lookup_hash:
             body.lookup_code_hash = lookup_hash
         self.send(record)

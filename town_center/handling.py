@@ -32,6 +32,7 @@ from shared.domain.handling import (
 )
 from shared.domain.figures import MatterFacts, draw_follow_up_sample
 from shared.domain.limits import Limit
+from shared.evidence_image import drawn_signature_problem, is_image, photo_problem
 from shared.errors import HandlingError
 from shared.sealing import open_sealed, seal_to
 from shared.signing import Signer
@@ -349,8 +350,11 @@ class HandlingService:
         except Exception:  # noqa: BLE001 - sealed to another township key: shown as unavailable
             view["unavailable"] = True
             return view
-        if evidence[:4] == b"\x89PNG" or evidence[:3] == b"\xff\xd8\xff":
+        if is_image(evidence):
             view["image"] = evidence
+            # A record from any client may carry any image: the township looks at the pixels itself.
+            view["problem"] = (drawn_signature_problem(evidence) if auth.method == records_pb2.AUTHORIZATION_METHOD_DRAWN_SIGNATURE
+                               else photo_problem(evidence, what="委托书或手印"))
         else:
             try:
                 witness = json.loads(evidence.decode("utf-8"))
@@ -358,7 +362,14 @@ class HandlingService:
                 view["witness_statement"] = str(witness.get("statement", ""))
             except (UnicodeDecodeError, ValueError, AttributeError):
                 view["unavailable"] = True
+            if not view.get("unavailable") and not view["witness_name"].strip():
+                view["problem"] = "见证记录没有见证人姓名"
         return view
+
+    def _authorization_problem(self, conn: Connection, matter_id: str) -> str | None:
+        row = conn.execute(select(town_matter).where(town_matter.c.matter_id == matter_id)).first()
+        problem = self._authorization_view(self._filing(conn, row)).get("problem") if row is not None else None
+        return problem if isinstance(problem, str) else None
 
     def authorization_image(self, matter_id: str) -> bytes | None:
         """The signature or signed-form image of a matter's authorization, for the matter page."""
@@ -563,6 +574,10 @@ class HandlingService:
 
         def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
             item = self._item(m)
+            if kind not in (MatterKind.RETURNED, MatterKind.SUPPLEMENT):
+                problem = self._authorization_problem(conn, m.matter_id)
+                if problem:
+                    raise HandlingError(f"群众的委托授权不能成立（{problem}），不能受理；请退回，或按补办件请代办员补签委托书")
             after = m.classify(kind, actor=actor, at=now, item=item, missing_materials=tuple(missing_materials),
                                return_reason=return_reason, promised_limit=promised_limit, calendar=self.calendar,
                                lead_window=lead_window, departments=tuple(departments),

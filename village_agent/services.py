@@ -32,7 +32,7 @@ from village_agent.domain import AppointmentStatus, MatterState
 from village_agent.errors import FieldProblem, FormError, TransitionError, UnknownMatterError
 from village_agent.hop import hop_due
 from village_agent.notice import intake_notice_lines
-from village_agent.signature import (
+from shared.evidence_image import (
     MAX_EVIDENCE_BYTES, ImageUnreadable, drawn_signature_problem, is_image, photo_problem, png_ink,
 )
 from village_agent.store import AgentStore

@@ -28,7 +28,7 @@ from town_center.handling import ACCEPTANCE_HOP
 from town_center.store.matter_tables import town_matter
 
 FAST_KDF = ScryptParams(n=2**10, r=8, p=1)
-PASSWORD = "青石镇窗口2026春"
+PASSWORD = "青石镇便民窗口2026春"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -259,3 +259,21 @@ def test_a_reported_matters_township_hop_is_charged_on_the_township_clock_not_th
     assert facts.completed_at == receipt_at
     assert facts.state is ClockState.ON_TIME
     assert facts.working_hours is not None and facts.working_hours <= 2.0
+
+
+def test_a_blank_or_tiny_drawn_authorization_is_shown_as_invalid_and_the_matter_can_only_be_returned_or_supplemented(
+        web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+    from tests.unit.test_village_signature import blank_png, signature_png
+    from tests.village_fixtures import TINY_PNG
+    client = client_for(web, "wang")
+    for bad in (TINY_PNG, blank_png()):
+        matter_id = village.file("MZ-003", signature_png=bad)
+        assert 'id="authorization-problem"' in client.get(f"/matters/{matter_id}").text
+        with pytest.raises(HandlingError, match="委托授权不能成立"):
+            town.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)
+        town.handling.classify(matter_id, MatterKind.SUPPLEMENT, actor=OPERATOR, missing_materials=["委托书（补签）"])
+        assert town.handling.page(matter_id).matter.stage is Stage.WAITING_MATERIALS
+    signed = village.file("MZ-003", signature_png=signature_png())
+    assert 'id="authorization-problem"' not in client.get(f"/matters/{signed}").text
+    town.handling.classify(signed, MatterKind.PROMISED, actor=OPERATOR)
+    assert town.handling.page(signed).matter.stage is Stage.IN_PROGRESS

@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from village_agent.signature import (
+from shared.evidence_image import (
     PNG_SIGNATURE, drawn_signature_problem, encode_png, jpeg_size, photo_problem, png_ink,
 )
 
