@@ -105,7 +105,8 @@ def read_dossier(escalation: records_pb2.Escalation, item: CatalogItem | None, s
     if filed is None:
         return None
     return Dossier(
-        authorization=_authorization(filed, signer) if filed.HasField("authorization") else None,
+        authorization=_authorization(filed, signer, _resealed_evidence(escalation, signer))
+        if filed.HasField("authorization") else None,
         materials=_materials(filed, item),
         intake_zh=_INTAKE_ZH.get(filed.intake_outcome, "村级未注明收件结论"),
         note=filed.note.strip(),
@@ -114,7 +115,17 @@ def read_dossier(escalation: records_pb2.Escalation, item: CatalogItem | None, s
     )
 
 
-def _authorization(filed: records_pb2.RequestFiled, signer: Signer) -> AuthorizationView:
+def _resealed_evidence(escalation: records_pb2.Escalation, signer: Signer) -> bytes | None:
+    """The authorization evidence the township resealed to this county's key, opened; None without it."""
+    if not escalation.sealed_authorization_for_county or escalation.sealed_to_key_id != signer.key_id:
+        return None
+    try:
+        return open_sealed(signer.seed(), bytes(escalation.sealed_authorization_for_county))
+    except SharedError:
+        return None
+
+
+def _authorization(filed: records_pb2.RequestFiled, signer: Signer, resealed: bytes | None = None) -> AuthorizationView:
     auth = filed.authorization
     try:
         name = records_pb2.AuthorizationMethod.Name(auth.method)
@@ -125,6 +136,12 @@ def _authorization(filed: records_pb2.RequestFiled, signer: Signer) -> Authoriza
     base = AuthorizationView(method_zh, captured)
     if not auth.sealed_evidence:
         return _with(base, unavailable_zh="村级记录未附委托凭证。")
+    if resealed is not None:
+        # Resealed by the township: shown only when it is exactly what the villager's record signed.
+        if not auth.evidence_sha256 or hashlib.sha256(resealed).digest() != bytes(auth.evidence_sha256):
+            log.warning("resealed authorization evidence of %s does not match its digest", filed.matter_id)
+            return _with(base, unavailable_zh="乡镇转交的委托凭证与村级签名记录中的摘要不符，不予显示，请联系上报乡镇核实。")
+        return _shown(base, name, resealed)
     if auth.sealed_to_key_id != signer.key_id:
         # The laptop seals the evidence to its township; the county sees it only if it was sealed (or
         # resealed) to the county key. Say so rather than show an empty box.
@@ -136,6 +153,10 @@ def _authorization(filed: records_pb2.RequestFiled, signer: Signer) -> Authoriza
     if auth.evidence_sha256 and hashlib.sha256(evidence).digest() != bytes(auth.evidence_sha256):
         log.warning("authorization evidence of %s does not match its digest", filed.matter_id)
         return _with(base, unavailable_zh="委托凭证与村级签名记录中的摘要不符，不予显示，请联系上报乡镇核实。")
+    return _shown(base, name, evidence)
+
+
+def _shown(base: AuthorizationView, name: str, evidence: bytes) -> AuthorizationView:
     if name == "AUTHORIZATION_METHOD_WITNESS":
         try:
             doc = json.loads(evidence.decode("utf-8"))

@@ -3,6 +3,7 @@ sign real chained records and push them through the township's real `RelayCore`.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 
@@ -61,6 +62,8 @@ class VillageDevice:
         if signature_png is not None:   # the villager's 委托 drawn on the pad, sealed to the township
             body.authorization.method = records_pb2.AUTHORIZATION_METHOD_DRAWN_SIGNATURE
             body.authorization.sealed_evidence = seal_to(self.app.signer.public_key, signature_png)
+            body.authorization.sealed_to_key_id = self.app.signer.key_id
+            body.authorization.evidence_sha256 = hashlib.sha256(signature_png).digest()
         if lookup_hash:
             body.lookup_code_hash = lookup_hash
         self.send(record)

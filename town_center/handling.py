@@ -366,6 +366,14 @@ class HandlingService:
                 view["problem"] = "见证记录没有见证人姓名"
         return view
 
+    def _authorization_evidence(self, filing: records_pb2.RequestFiled | None) -> bytes | None:
+        if filing is None or not filing.HasField("authorization") or not filing.authorization.sealed_evidence:
+            return None
+        try:
+            return open_sealed(self.signer.seed(), bytes(filing.authorization.sealed_evidence))
+        except Exception:  # noqa: BLE001 - sealed to an earlier township key: nothing to pass on
+            return None
+
     def _authorization_problem(self, conn: Connection, matter_id: str) -> str | None:
         row = conn.execute(select(town_matter).where(town_matter.c.matter_id == matter_id)).first()
         problem = self._authorization_view(self._filing(conn, row)).get("problem") if row is not None else None
@@ -799,6 +807,11 @@ class HandlingService:
             details = self.applicant(matter_id, conn=conn)
             if details is not None:
                 body.sealed_applicant_for_county = seal_to(up.county_public_key, details.SerializeToString())
+                body.sealed_to_key_id = up.county_key_id
+            evidence = self._authorization_evidence(self._filing(conn, row))
+            if evidence is not None:
+                # The county's decision maker checks the 委托 too; the village's signed digest proves it unchanged.
+                body.sealed_authorization_for_county = seal_to(up.county_public_key, evidence)
                 body.sealed_to_key_id = up.county_key_id
             return after, Change("escalate", f"已签名上报县政务服务中心：{body.summary}（等待县级签收）", up=[record])
 

@@ -262,3 +262,29 @@ def test_the_countys_status_messages_and_its_reason_for_pausing_reach_the_townsh
     assert copy.status.value == "suspended" and copy.suspensions[-1].reason is SuspensionReason.HEARING
     texts = [e.text_zh for e in town.app.handling.page(matter_id).events]
     assert any(t.startswith("县级暂停计时：听证") for t in texts) and not any("等待补正材料" in t for t in texts)
+
+
+def test_the_villagers_authorization_is_resealed_to_the_county_and_shown_only_as_the_village_signed_it(
+        town: LinkedTownship, hub: County, clock: FakeClock) -> None:
+    from hub.dossier import _authorization
+    from tests.unit.test_village_signature import signature_png
+    village = VillageDevice(town.app)
+    drawn = signature_png()
+    matter_id = village.file("MZ-001", signature_png=drawn)
+    town.app.handling.classify(matter_id, MatterKind.REPORTED, actor=OPERATOR)
+    advance(clock, hours=1)
+    town.app.handling.escalate(matter_id, "低保申请，乡镇初审通过", actor=OPERATOR)
+    town.sync()
+    hub.app.handling.run_once()
+    auth = hub.app.handling.history(matter_id).dossier.authorization
+    assert auth is not None and auth.image == drawn and not auth.unavailable_zh
+    # A township that passed on anything but what the villager's record signed is not believed.
+    from tests.unit.test_village_signature import blank_png
+    filed = records_pb2.RequestFiled()
+    filed.matter_id = matter_id
+    filed.authorization.method = records_pb2.AUTHORIZATION_METHOD_DRAWN_SIGNATURE
+    filed.authorization.sealed_evidence = b"sealed-to-township"
+    import hashlib
+    filed.authorization.evidence_sha256 = hashlib.sha256(drawn).digest()
+    swapped = _authorization(filed, hub.app.handling.signer, blank_png())
+    assert not swapped.image and "摘要不符" in swapped.unavailable_zh

@@ -598,7 +598,7 @@ class ResultReady(_message.Message):
     def __init__(self, matter_id: _Optional[str] = ..., result_summary: _Optional[str] = ..., approved: _Optional[bool] = ..., collect_from: _Optional[str] = ...) -> None: ...
 
 class Escalation(_message.Message):
-    __slots__ = ("matter_id", "village_envelopes", "catalog_code", "township_code", "summary", "county_limit", "township_received_at_ms", "sealed_applicant_for_county", "sealed_to_key_id")
+    __slots__ = ("matter_id", "village_envelopes", "catalog_code", "township_code", "summary", "county_limit", "township_received_at_ms", "sealed_applicant_for_county", "sealed_to_key_id", "sealed_authorization_for_county")
     MATTER_ID_FIELD_NUMBER: _ClassVar[int]
     VILLAGE_ENVELOPES_FIELD_NUMBER: _ClassVar[int]
     CATALOG_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -608,6 +608,7 @@ class Escalation(_message.Message):
     TOWNSHIP_RECEIVED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     SEALED_APPLICANT_FOR_COUNTY_FIELD_NUMBER: _ClassVar[int]
     SEALED_TO_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SEALED_AUTHORIZATION_FOR_COUNTY_FIELD_NUMBER: _ClassVar[int]
     matter_id: str
     village_envelopes: _containers.RepeatedCompositeFieldContainer[_envelope_pb2.Envelope]
     catalog_code: str
@@ -617,7 +618,8 @@ class Escalation(_message.Message):
     township_received_at_ms: int
     sealed_applicant_for_county: bytes
     sealed_to_key_id: str
-    def __init__(self, matter_id: _Optional[str] = ..., village_envelopes: _Optional[_Iterable[_Union[_envelope_pb2.Envelope, _Mapping]]] = ..., catalog_code: _Optional[str] = ..., township_code: _Optional[str] = ..., summary: _Optional[str] = ..., county_limit: _Optional[_Union[Limit, _Mapping]] = ..., township_received_at_ms: _Optional[int] = ..., sealed_applicant_for_county: _Optional[bytes] = ..., sealed_to_key_id: _Optional[str] = ...) -> None: ...
+    sealed_authorization_for_county: bytes
+    def __init__(self, matter_id: _Optional[str] = ..., village_envelopes: _Optional[_Iterable[_Union[_envelope_pb2.Envelope, _Mapping]]] = ..., catalog_code: _Optional[str] = ..., township_code: _Optional[str] = ..., summary: _Optional[str] = ..., county_limit: _Optional[_Union[Limit, _Mapping]] = ..., township_received_at_ms: _Optional[int] = ..., sealed_applicant_for_county: _Optional[bytes] = ..., sealed_to_key_id: _Optional[str] = ..., sealed_authorization_for_county: _Optional[bytes] = ...) -> None: ...
 
 class VillageRecordsForwarded(_message.Message):
     __slots__ = ("matter_id", "village_envelopes")
