@@ -17,6 +17,7 @@ from shared.calendar import WorkingCalendar
 from shared.deadlines import HopClock, StopReason, SuspensionReason, format_instant_zh
 from shared.domain.authority import allowed_kinds, authority_refusal_zh, may_decide, tracks_only
 from shared.domain.limits import Limit, LimitUnit
+from shared.domain.personal_data import personal_data_problem
 from shared.errors import DeadlineError, HandlingError
 
 IMMEDIATE_LIMIT = Limit.minutes(30)  # 即办件: handled on the spot, normally within 30 minutes (004, 002)
@@ -25,6 +26,15 @@ MIN_JOINT_DEPARTMENTS = 2            # 000 says 2+, 004 says 3+; the county may 
 ACCEPTANCE_LIMIT = Limit.working_days(5)
 # 承诺件: a written promise of at least one working day (000).
 MIN_PROMISE = Limit.working_days(1)
+
+
+def _refuse_personal_data(*fields: tuple[str, str]) -> None:
+    """Staff's free text is signed and stored in plain text at every tier: (label, text) carrying an ID or
+    mobile number is refused; the applicant's own numbers travel only sealed."""
+    for label, text in fields:
+        problem = personal_data_problem(text, label)
+        if problem:
+            raise HandlingError(problem)
 
 
 class Role(str, enum.Enum):
@@ -230,6 +240,8 @@ class HandledMatter:
             raise HandlingError("分类所用的目录事项与本件不符")
         if kind not in allowed_kinds(item, self.tier):
             raise HandlingError(authority_refusal_zh(item, self.tier, kind))
+        _refuse_personal_data(("退回理由", return_reason), ("牵头窗口", lead_window),
+                              *(("所缺材料", m) for m in missing_materials), *(("参与部门", d) for d in departments))
         hop = item.hop(self.tier)
         owner = self.owner or actor.staff_id
         changes: dict[str, object] = {"kind": kind, "owner": owner, "pending_refusal": None}
@@ -303,6 +315,7 @@ class HandledMatter:
             raise HandlingError("已有一项不予受理/不予批准申请等待主任审批")
         if not reason.strip():
             raise HandlingError(f"{kind.label_zh}须写明理由")
+        _refuse_personal_data(("理由", reason))
         if kind is RefusalKind.NOT_ACCEPTED:
             self._require_stage({Stage.RECEIVED}, "申请不予受理")
             if MatterKind.RETURNED not in allowed_kinds(item, self.tier):
@@ -342,6 +355,7 @@ class HandledMatter:
     def materials_requested(self, *, actor: Actor, at: dt.datetime, missing_materials: tuple[str, ...]) -> "HandledMatter":
         """More materials turned out to be needed mid-way (or the county asked): the clock is suspended."""
         self._require_stage({Stage.IN_PROGRESS, Stage.ESCALATING, Stage.ESCALATED}, "要求补正材料")
+        _refuse_personal_data(*(("补正材料", m) for m in missing_materials))
         if not missing_materials:
             raise HandlingError("须一次性书面告知所缺的全部材料")
         clock = self._clock_op(lambda c: c.suspend(at, SuspensionReason.AWAITING_MATERIALS, "等待补正材料"))
@@ -360,6 +374,7 @@ class HandledMatter:
     def suspend(self, *, actor: Actor, at: dt.datetime, reason: SuspensionReason, note: str = "") -> "HandledMatter":
         self._require_stage({Stage.IN_PROGRESS, Stage.ESCALATING}, "中止计时")
         self._require_responsible(actor, "中止计时")
+        _refuse_personal_data(("中止说明", note))
         return self._next(clock=self._clock_op(lambda c: c.suspend(at, reason, note)))
 
     def resume(self, *, actor: Actor, at: dt.datetime) -> "HandledMatter":
@@ -374,6 +389,7 @@ class HandledMatter:
             raise HandlingError("已有一项延期申请等待主任审批")
         if not reason.strip():
             raise HandlingError("申请延期须写明理由")
+        _refuse_personal_data(("延期理由", reason))
         assert self.clock is not None
         if not new_limit.fits_within(self.clock.statutory):
             raise HandlingError(f"延期后的时限（{new_limit.describe_zh()}）超过法定时限（{self.clock.statutory.describe_zh()}）")
@@ -406,6 +422,7 @@ class HandledMatter:
             raise HandlingError("请指定接手的其他工作人员")
         if not reason.strip():
             raise HandlingError("AB 岗交接须写明原因（如：请假、外出）")
+        _refuse_personal_data(("交接原因", reason))
         watchers = tuple(dict.fromkeys([*self.watchers, self.owner])) if self.owner else self.watchers
         return self._next(owner=to_staff, watchers=watchers,
                           handovers=self.handovers + (Handover(self.owner, to_staff, at, reason.strip()),))
@@ -421,6 +438,7 @@ class HandledMatter:
             raise HandlingError("本件已上报，正在等待县级签收")
         if not opinion.strip():
             raise HandlingError("上报须填写乡镇初审意见")
+        _refuse_personal_data(("初审意见", opinion))
         return self._next(escalation_sent_at=at, escalation_opinion=opinion.strip())
 
     def escalated(self, *, at: dt.datetime) -> "HandledMatter":
@@ -448,6 +466,7 @@ class HandledMatter:
             raise HandlingError(f"“{item.name}”由{item.decided_by.label_zh}审批，{self.tier.label_zh}无权作出准予或不予批准的决定")
         if not summary.strip():
             raise HandlingError("请填写办理结果")
+        _refuse_personal_data(("办理结果", summary))
         changes: dict[str, object] = {}
         if not approved:
             changes.update(refusal=RefusalKind.NOT_APPROVED, pending_refusal=None,
