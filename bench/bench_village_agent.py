@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from shared.catalog import load_catalog  # noqa: E402
 from shared.signing import Signer  # noqa: E402
-from tests.village_fixtures import TINY_PNG, villager  # noqa: E402
+from tests.village_fixtures import SIGNATURE_PNG, villager  # noqa: E402
 from village_agent.bootstrap import init_agent, open_agent  # noqa: E402
 from village_agent.services import AgentService, RequestForm  # noqa: E402
 
@@ -56,7 +56,7 @@ def _form(rng: random.Random, items: list) -> RequestForm:  # type: ignore[type-
     commitments = {} if set(aux) <= set(brought) else {m: "2026-12-20" for m in aux}
     return RequestForm(applicant_name=person["name"], id_number=person["id_number"], phone=person["phone"],
                        address=person["address"], catalog_code=item.code, materials_brought=brought,
-                       commitments=commitments, authorization_method="drawn_signature", authorization_evidence=TINY_PNG)
+                       commitments=commitments, authorization_method="drawn_signature", authorization_evidence=SIGNATURE_PNG)
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -9,12 +9,16 @@ from typing import Any
 from shared.catalog import load_catalog
 from shared.domain.id_number import with_check_char
 from shared.signing import Signer
+from tests.unit.test_village_signature import signature_png
 from village_agent.bootstrap import init_agent
 
 PASSPHRASE = "test-passphrase-1"
+# A 1×1 image: what a careless script would send; refused wherever a villager's mark is needed.
 TINY_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
+# A villager's signature as the pad produces it (560×180, a stroke across).
+SIGNATURE_PNG = signature_png()
 SURNAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕施张孔曹严华金魏陶姜"
 GIVEN = "桂兰秀英建国志强春梅玉珍德福淑芬国华丽娟永红海燕"
 
@@ -40,4 +44,4 @@ def request_params(rng: random.Random) -> dict[str, Any]:
     item = rng.choice(list(catalog))
     return dict(villager(rng), action="request", matter=item.code, materials=[m.id for m in item.main_materials],
                 commitments={m.id: "2026-12-20" for m in item.auxiliary_materials},
-                authorization="drawn_signature", evidence_b64=base64.b64encode(TINY_PNG).decode())
+                authorization="drawn_signature", evidence_b64=base64.b64encode(SIGNATURE_PNG).decode())

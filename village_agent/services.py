@@ -33,7 +33,7 @@ from village_agent.errors import FieldProblem, FormError, TransitionError, Unkno
 from village_agent.hop import hop_due
 from village_agent.notice import intake_notice_lines
 from shared.evidence_image import (
-    MAX_EVIDENCE_BYTES, ImageUnreadable, drawn_signature_problem, is_image, photo_problem, png_ink,
+    MAX_EVIDENCE_BYTES, drawn_signature_problem, is_image, photo_problem,
 )
 from village_agent.store import AgentStore
 from village_agent.vault import Vault
@@ -135,14 +135,6 @@ class Confirmation:
     evidence: bytes = b""         # the image: drawn signature (PNG from the pad), photo, fingerprint photo
     witness_name: str = ""
     witness_statement: str = ""
-
-
-def _blank_png(data: bytes) -> bool:
-    """A PNG with no ink at all (an untouched pad). Other encodings are not judged here."""
-    try:
-        return data.startswith(b"\x89PNG") and png_ink(data).pixels == 0
-    except ImageUnreadable:
-        return False
 
 
 def materials_problem(item: CatalogItem, exc: CatalogError, brought: list[str] | tuple[str, ...],
@@ -315,9 +307,9 @@ class AgentService:
         if not _is_image(evidence):
             return [FieldProblem("authorization_evidence", label, "只接受 PNG 或 JPEG 图片")]
         if method == records_pb2.AUTHORIZATION_METHOD_DRAWN_SIGNATURE:
-            # Only a pad with no stroke at all is refused here (scripts that file requests sign with
-            # tiny images); the sign-off checks the stroke itself.
-            return [FieldProblem("authorization_evidence", label, "签名框是空白的，请群众在框内签名")] if _blank_png(evidence) else []
+            # The township checks the same pixels and cannot accept a matter on a blank or token mark.
+            problem = drawn_signature_problem(evidence)
+            return [FieldProblem("authorization_evidence", label, problem)] if problem else []
         what = "群众按的手印" if method == records_pb2.AUTHORIZATION_METHOD_FINGERPRINT else "群众签字的委托书"
         problem = photo_problem(evidence, what=what)
         return [FieldProblem("authorization_evidence", label, problem)] if problem else []

@@ -49,7 +49,7 @@ from shared.signing import Signer
 from tests.county_fixtures import County, county
 from tests.pg import PostgresCluster
 from tests.town_fixtures import MONDAY_9AM, OPERATOR, VillageDevice, township
-from tests.village_fixtures import PASSPHRASE, TINY_PNG, make_agent
+from tests.village_fixtures import PASSPHRASE, SIGNATURE_PNG, make_agent
 from town_center.bootstrap import TownApp, build_app as build_town, link_county
 from town_center.store import TownStore, open_town_store
 from town_center.store.migrations import TOWN_MIGRATIONS
@@ -485,7 +485,7 @@ def _request_form() -> RequestForm:
     item = next(i for i in load_catalog() if i.decided_by.value == "township")
     return RequestForm(applicant_name="李桂兰", id_number=with_check_char("43052419480312002"), phone="13907310001",
                        address="东山村三组 12 号", catalog_code=item.code, materials_brought=[m.id for m in item.materials],
-                       authorization_method="drawn_signature", authorization_evidence=TINY_PNG)
+                       authorization_method="drawn_signature", authorization_evidence=SIGNATURE_PNG)
 
 
 def test_a_laptop_database_made_before_migrations_is_stamped_and_keeps_working(

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.catalog import load_catalog
 from tests.process_fixtures import BIN, ConsoleClient, run, village
-from tests.village_fixtures import TINY_PNG, villager
+from tests.village_fixtures import SIGNATURE_PNG, villager
 
 REPO = Path(__file__).resolve().parents[2]
 TOWN_PASSWORD, COUNTY_PASSWORD = "演示窗口口令2026", "演示县级口令2026"
@@ -89,7 +89,7 @@ def test_the_start_command_runs_a_whole_county_a_matter_flows_through_it_and_ctr
         request = dict(villager(random.Random(3)), action="request", matter="MZ-001",
                        materials=[m.id for m in item.main_materials],
                        commitments={m.id: "2026-12-30" for m in item.auxiliary_materials},
-                       authorization="drawn_signature", evidence_b64=base64.b64encode(TINY_PNG).decode())
+                       authorization="drawn_signature", evidence_b64=base64.b64encode(SIGNATURE_PNG).decode())
         out = run([BIN / "village-agent", "batch", "--data", data], stdin=json.dumps(request, ensure_ascii=False) + "\n",
                   passphrase=DEMO_PASSPHRASE)
         matter_id = json.loads(out.stdout.splitlines()[0])["matter_id"]

@@ -18,7 +18,7 @@ from shared.domain.handling import matter_from_json_dict
 from shared.keys import enrollment_uri, load_key_file
 from shared.wire.v1 import records_pb2
 from tests.process_fixtures import BIN, ConsoleClient, Served, free_port, run, village
-from tests.village_fixtures import PASSPHRASE, TINY_PNG, villager
+from tests.village_fixtures import PASSPHRASE, SIGNATURE_PNG, villager
 
 # case → (kind, catalog item, the classify form, what happens after classifying). The 上报件 go round
 # three times: the county approves one, refuses one, and asks for materials on the third before approving.
@@ -43,7 +43,7 @@ def _request(code: str, rng: random.Random) -> str:
     item = load_catalog().item(code)
     return json.dumps(dict(villager(rng), action="request", matter=code, materials=[m.id for m in item.main_materials],
                            commitments={m.id: "2026-12-30" for m in item.auxiliary_materials},
-                           authorization="drawn_signature", evidence_b64=base64.b64encode(TINY_PNG).decode()),
+                           authorization="drawn_signature", evidence_b64=base64.b64encode(SIGNATURE_PNG).decode()),
                       ensure_ascii=False) + "\n"
 
 

@@ -91,7 +91,7 @@ def test_a_catalogue_published_by_the_township_is_verified_and_taken_up_by_a_run
     try:
         client.sync_once()
         town.services.approve(agent.signer.key_id, by="站长")
-        text = shipped_catalog_text().replace('version = "2025.1"', 'version = "2026.9"', 1)
+        text = shipped_catalog_text().replace('version = "2026.1"', 'version = "2026.9"', 1)
         text = text.replace('name = "最低生活保障申请"', 'name = "最低生活保障申请（新）"', 1)
         town.services.publish_catalog(text, by="站长")
         client.sync_once()

@@ -22,20 +22,20 @@ def app(tmp_path: Path) -> Iterator[TownApp]:
 
 
 def next_version(text: str, version: str) -> str:
-    return text.replace('version = "2025.1"', f'version = "{version}"', 1)
+    return text.replace('version = "2026.1"', f'version = "{version}"', 1)
 
 
 def test_a_published_catalogue_reaches_every_village_signed_by_the_township(app: TownApp) -> None:
     village = VillageDevice(app)
-    catalog = app.services.publish_catalog(next_version(shipped_catalog_text(), "2026.1"), by="站长")
+    catalog = app.services.publish_catalog(next_version(shipped_catalog_text(), "2026.5"), by="站长")
     envelopes, _ = app.store.read(village.signer.key_id, 0, 100)
     updates = [open_record(e).catalog_update for e in envelopes if open_record(e).WhichOneof("body") == "catalog_update"]
-    assert [u.version for u in updates] == ["2026.1"] and envelopes[-1].key_id == app.signer.key_id
+    assert [u.version for u in updates] == ["2026.5"] and envelopes[-1].key_id == app.signer.key_id
     assert len(parse_catalog(updates[0].catalog_toml.decode("utf-8"))) == len(catalog)
 
 
 def test_the_townships_handling_takes_up_the_new_catalogue(app: TownApp) -> None:
-    assert app.handling.catalog.version == "2025.1"
+    assert app.handling.catalog.version == "2026.1"
     app.services.publish_catalog(next_version(shipped_catalog_text(), "2026.2"), by="站长")
     assert app.handling.refresh_catalog() and app.handling.catalog.version == "2026.2"
     assert not app.handling.refresh_catalog()
@@ -50,7 +50,7 @@ def test_an_invalid_catalogue_is_refused_naming_the_problem_and_nothing_is_sent(
     village = VillageDevice(app)
     with pytest.raises(CatalogError, match="TOML"):
         app.services.publish_catalog("[[items]\ncode = ", by="站长")
-    assert catalogue_updates(app, village) == [] and app.handling.catalog.version == "2025.1"
+    assert catalogue_updates(app, village) == [] and app.handling.catalog.version == "2026.1"
 
 
 def test_a_version_can_be_published_only_once(app: TownApp) -> None:
@@ -73,7 +73,7 @@ def test_the_catalog_publish_command_names_the_bad_field_in_chinese_and_publishe
         home = tmp_path / "town"
         assert cli.main(["init", "--home", str(home)]) == 0
         bad = tmp_path / "bad.toml"
-        bad.write_text(shipped_catalog_text().replace('version = "2025.1"', 'version = ""', 1), encoding="utf-8")
+        bad.write_text(shipped_catalog_text().replace('version = "2026.1"', 'version = ""', 1), encoding="utf-8")
         assert cli.main(["catalog", "publish", str(bad), "--home", str(home), "--by", "站长"]) != 0
         assert "version" in capsys.readouterr().err
         good = tmp_path / "good.toml"

@@ -13,7 +13,7 @@ from shared.catalog import Catalog, IntakeOutcome, Tier, load_catalog
 from shared.clock import FakeClock
 from shared.domain.id_number import with_check_char
 from shared.wire.v1 import records_pb2
-from tests.village_fixtures import PASSPHRASE, TINY_PNG, make_agent
+from tests.village_fixtures import PASSPHRASE, SIGNATURE_PNG, make_agent
 from village_agent.bootstrap import open_agent
 from village_agent.domain import MatterStatus
 from village_agent.errors import FormError
@@ -166,5 +166,5 @@ def test_the_drawn_authorization_pad_must_not_be_blank(service) -> None:  # type
     with pytest.raises(FormError, match="空白"):
         service.file_request(form(materials_brought=complete, authorization_method="drawn_signature",
                                   authorization_evidence=blank_png()))
-    service.file_request(form(materials_brought=complete, authorization_method="drawn_signature", authorization_evidence=TINY_PNG))
+    service.file_request(form(materials_brought=complete, authorization_method="drawn_signature", authorization_evidence=SIGNATURE_PNG))
     assert service.store.count_matters() == 1

@@ -14,7 +14,7 @@ from shared.sealing import open_sealed
 from shared.signing import Signer
 from shared.wire.v1 import records_pb2
 from tests.unit.test_village_signature import signature_png
-from tests.village_fixtures import PASSPHRASE, TINY_PNG, make_agent
+from tests.village_fixtures import PASSPHRASE, SIGNATURE_PNG, make_agent
 from village_agent.bootstrap import open_agent
 from village_agent.domain import AppointmentStatus, MatterStatus
 from village_agent.errors import FormError, TransitionError
@@ -40,7 +40,7 @@ def form(item=TOWNSHIP_ITEM, **overrides: object) -> RequestForm:
         applicant_name="李桂兰", id_number=with_check_char("43052419480312002"), phone="13907310001",
         address="东山村三组 12 号", catalog_code=item.code, materials_brought=[m.id for m in item.main_materials],
         commitments={m.id: "2026-12-01" for m in item.auxiliary_materials},
-        authorization_method="drawn_signature", authorization_evidence=TINY_PNG)
+        authorization_method="drawn_signature", authorization_evidence=SIGNATURE_PNG)
     values.update(overrides)
     return RequestForm(**values)  # type: ignore[arg-type]
 
@@ -70,7 +70,7 @@ def test_personal_data_in_the_record_is_sealed_so_only_the_township_can_open_it(
     record = records_pb2.Record.FromString(payload)
     details = records_pb2.ApplicantDetails.FromString(open_sealed(township.seed(), record.request_filed.applicant.sealed_details))
     assert details.name == "李桂兰" and details.id_number == with_check_char("43052419480312002")
-    assert open_sealed(township.seed(), record.request_filed.authorization.sealed_evidence) == TINY_PNG
+    assert open_sealed(township.seed(), record.request_filed.authorization.sealed_evidence) == SIGNATURE_PNG
     assert record.request_filed.matter_id == filed.matter_id
 
 
@@ -218,7 +218,7 @@ def test_a_full_disk_refuses_the_record_in_chinese_and_leaves_nothing_half_writt
     event.listen(service.store.engine, "connect", cap)
     with pytest.raises(StoreError, match="磁盘空间不足"):
         for _ in range(50):  # the first few may still fit in free pages
-            service.file_request(form(authorization_evidence=TINY_PNG + bytes(200_000)))
+            service.file_request(form(authorization_evidence=SIGNATURE_PNG + bytes(200_000)))
     event.remove(service.store.engine, "connect", cap)
     service.store.engine.dispose()
     assert service.store.outbox_size() == service.store.tip().seq - tip.seq + outbox
@@ -243,3 +243,15 @@ def test_a_later_clock_note_does_not_replace_the_result_the_agent_reads_to_the_v
     state = apply(state, note)
     assert state is not None and state.status is MatterStatus.RESULT_READY
     assert state.message == "县级决定：不予批准（家庭收入超过当地低保标准）"
+
+
+def test_a_token_or_blank_drawn_authorization_is_refused_before_anything_is_signed(agent) -> None:  # type: ignore[no-untyped-def]
+    from tests.unit.test_village_signature import blank_png, dot_png
+    from tests.village_fixtures import TINY_PNG
+    service, _, _ = agent
+    before = service.store.tip().seq
+    for bad, why in ((TINY_PNG, "过小"), (blank_png(), "空白"), (dot_png(), "一点笔迹")):
+        with pytest.raises(FormError) as refused:
+            service.file_request(form(authorization_evidence=bad))
+        assert any(why in p.message for p in refused.value.problems)
+    assert service.store.tip().seq == before

@@ -17,7 +17,7 @@ from shared.clock import FakeClock, to_unix_ms
 from shared.domain.id_number import with_check_char
 from shared.wire.v1 import records_pb2
 from tests.unit.test_village_signature import data_url, fingerprint_photo_png, signature_png
-from tests.village_fixtures import PASSPHRASE, TINY_PNG, make_agent
+from tests.village_fixtures import PASSPHRASE, SIGNATURE_PNG, TINY_PNG, make_agent
 from village_agent.bootstrap import open_agent
 from village_agent.domain import MatterStatus
 from village_agent.services import AgentService, RequestForm
@@ -28,7 +28,7 @@ LOCAL = "http://127.0.0.1:8631"
 CATALOG = load_catalog()
 VILLAGE_ITEM = next(i for i in CATALOG if i.decided_by.value == "village")
 ID_NUMBER = with_check_char("43052419480312002")
-SIGNATURE = "data:image/png;base64," + base64.b64encode(TINY_PNG).decode()
+SIGNATURE = "data:image/png;base64," + base64.b64encode(SIGNATURE_PNG).decode()
 PAD_SIGNATURE = data_url(signature_png())   # a stroke across the sign-off pad
 
 
