@@ -32,12 +32,12 @@ OFFSET = int(os.environ.get("QUANCHENG_DEMO_PORT_OFFSET", "0"))
 SEEDED_MARK = ROOT / ".seeded"
 
 # Demo-only logins, printed openly; real accounts come from `staff add`.
-COUNTY_STAFF = (("chen", "县中心 陈主任", "director", "演示县级口令2026"),
-                ("liu", "县中心 刘科员", "operator", "演示科员口令2026"),
-                ("xzadmin", "县中心 管理员", "administrator", "演示县管理口令2026"))
-TOWN_STAFF = (("chuangkou", "窗口 王敏", "operator", "演示窗口口令2026"),
-              ("zhuren", "主任 赵刚", "director", "演示主任口令2026"),
-              ("admin", "管理员 周洁", "administrator", "演示管理员口令2026"))
+COUNTY_STAFF = (("chen", "县中心 陈主任", "director", "演示县级口令2026年春"),
+                ("liu", "县中心 刘科员", "operator", "演示科员口令2026年春"),
+                ("xzadmin", "县中心 管理员", "administrator", "演示县管理口令2026年春"))
+TOWN_STAFF = (("chuangkou", "窗口 王敏", "operator", "演示窗口口令2026年春"),
+              ("zhuren", "主任 赵刚", "director", "演示主任口令2026年春"),
+              ("admin", "管理员 周洁", "administrator", "演示管理员口令2026年春"))
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,15 @@ random 256-bit token; only its SHA-256 is stored. Time comes from the injected `
 
 Lock-out: failures are counted per login name *as typed* (lower-cased), whether or not such an
 account exists, so neither the message nor the lock-out behaviour reveals which accounts exist.
-While a name is locked, attempts are refused without checking the password and are not counted
-(otherwise an attacker could keep a colleague locked out indefinitely).
+Two locks, so that nobody can lock a colleague out at will:
+
+* per (login name, client address): `max_failures` in the window lock that pair only; the same
+  account from another computer is untouched;
+* per login name from every address together: `account_max_failures` lock the name, except from
+  the addresses the account signed in from lately (`login_success`), so the holder at their usual
+  desk still gets in while someone elsewhere hammers the account from many addresses.
+
+While locked, attempts are refused without checking the password and are not counted.
 """
 from __future__ import annotations
 
@@ -30,7 +37,7 @@ from shared.console.errors import (
 from shared.console.passwords import (
     DEFAULT_SCRYPT, ScryptParams, check_password_policy, hash_password, needs_rehash, verify_password,
 )
-from shared.console.store import login_failure, staff, staff_session
+from shared.console.store import login_failure, login_success, staff, staff_session
 from shared.domain.handling import Actor, Role
 
 __all__ = ["AuthPolicy", "StaffAccount", "ConsoleSession", "IssuedSession", "ConsoleAuth", "normalize_staff_id"]
@@ -39,6 +46,7 @@ _SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 _STAFF_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 _MAX_TOKEN_CHARS = 128
 _NAME_COLUMN_CHARS = 64
+_ADDRESS_COLUMN_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -47,14 +55,18 @@ class AuthPolicy:
 
     idle_timeout: dt.timedelta = dt.timedelta(minutes=30)
     absolute_timeout: dt.timedelta = dt.timedelta(hours=12)
-    max_failures: int = 5
+    max_failures: int = 5               # per (login name, client address)
     failure_window: dt.timedelta = dt.timedelta(minutes=15)
     lockout: dt.timedelta = dt.timedelta(minutes=15)
+    # Per login name from all addresses together; this lock passes by the addresses the account
+    # signed in from within `known_address_for`, so an attacker cannot lock a colleague out.
+    account_max_failures: int = 20
+    known_address_for: dt.timedelta = dt.timedelta(days=90)
 
     def __post_init__(self) -> None:
-        if self.max_failures < 1:
-            raise ValueError("max_failures must be at least 1")
-        for name in ("idle_timeout", "absolute_timeout", "failure_window", "lockout"):
+        if self.max_failures < 1 or self.account_max_failures < 1:
+            raise ValueError("max_failures and account_max_failures must be at least 1")
+        for name in ("idle_timeout", "absolute_timeout", "failure_window", "lockout", "known_address_for"):
             if getattr(self, name) <= dt.timedelta(0):
                 raise ValueError(f"{name} must be positive")
 
@@ -161,13 +173,13 @@ class ConsoleAuth:
         *,
         policy: AuthPolicy | None = None,
         kdf: ScryptParams = DEFAULT_SCRYPT,
-        max_concurrent_kdf: int = 4,
+        max_concurrent_kdf: int = 2,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.policy = policy or AuthPolicy()
         self.kdf = kdf
-        # Each scrypt run holds ~32 MiB: a burst of sign-ins must not exhaust a small server's memory.
+        # Each scrypt run holds ~128 MiB: a burst of sign-ins must not exhaust a small server's memory.
         self._kdf_slots = threading.BoundedSemaphore(max_concurrent_kdf)
         self._dummy_hash: str | None = None
 
@@ -177,7 +189,7 @@ class ConsoleAuth:
         sid = _check_staff_id(staff_id)
         name = _check_display_name(display_name)
         parsed_role = _parse_role(role)
-        check_password_policy(password, staff_id=sid)
+        check_password_policy(password, staff_id=sid, known=(name,))
         hashed = self._hash(password)
         now_ms = to_unix_ms(self.clock.now())
         try:
@@ -208,7 +220,9 @@ class ConsoleAuth:
     def set_password(self, staff_id: str, password: str) -> None:
         """Set a new password and end all the account's sessions (a reset often answers a suspected leak)."""
         sid = normalize_staff_id(staff_id)
-        check_password_policy(password, staff_id=sid)
+        with self.engine.connect() as conn:
+            display_name = conn.execute(select(staff.c.display_name).where(staff.c.staff_id == sid)).scalar()
+        check_password_policy(password, staff_id=sid, known=(display_name,) if display_name else ())
         hashed = self._hash(password)
         now_ms = to_unix_ms(self.clock.now())
         with self.engine.begin() as conn:
@@ -242,84 +256,127 @@ class ConsoleAuth:
 
     # ------------------------------------------------------------------ sign-in
 
-    def authenticate(self, staff_id: str, password: str) -> IssuedSession:
-        """Check the password and open a session, or raise `LoginRefusedError` (or a subclass)."""
+    def authenticate(self, staff_id: str, password: str, *, address: str = "") -> IssuedSession:
+        """Check the password and open a session, or raise `LoginRefusedError` (or a subclass).
+
+        `address` is the client's (see `shared.console.web.client_address`); failures are throttled
+        per (login name, address) and, with a higher bar, per login name from addresses the account
+        has not signed in from lately (see the module docstring)."""
         now = self.clock.now()
         now_ms = to_unix_ms(now)
         name = normalize_staff_id(staff_id)[:_NAME_COLUMN_CHARS]
+        addr = address[:_ADDRESS_COLUMN_CHARS]
         with self.engine.connect() as conn:
-            locked_until = self._active_lock(conn, name, now_ms)
+            known = self._known_address(conn, name, addr, now_ms)
+            pair_lock, account_lock = self._active_locks(conn, name, addr, now_ms)
             row = conn.execute(select(staff).where(staff.c.staff_id == name)).mappings().first()
-        if locked_until is not None:
-            raise self._locked_error(locked_until, now)
+        if pair_lock is not None:
+            raise self._locked_error(pair_lock, now)
+        if account_lock is not None and not known:
+            raise self._locked_error(account_lock, now, account=True)
         # Unknown names still pay for one KDF run, so timing does not tell them apart from real ones.
         ok = self._verify(password, row["password_hash"] if row is not None else self._dummy())
         if not ok or row is None:
-            self._record_failure(name, now)  # raises
+            self._record_failure(name, addr, now, known=known)  # raises
         assert row is not None
         if row["disabled"]:
             raise AccountDisabledError()
-        return self._open_session(row, password, now)
+        return self._open_session(row, password, now, addr)
 
-    def _active_lock(self, conn: Connection, name: str, now_ms: int) -> int | None:
-        return conn.execute(
+    def _known_address(self, conn: Connection, name: str, addr: str, now_ms: int) -> bool:
+        """Did this account sign in from this address lately? Only then does an account-wide lock pass it by."""
+        if not addr:
+            return False
+        return conn.execute(select(login_success.c.last_success_ms).where(
+            login_success.c.staff_id == name, login_success.c.client_address == addr,
+            login_success.c.last_success_ms > now_ms - _ms(self.policy.known_address_for),
+        )).first() is not None
+
+    def _active_locks(self, conn: Connection, name: str, addr: str, now_ms: int) -> tuple[int | None, int | None]:
+        pair = conn.execute(
             select(func.max(login_failure.c.locked_until_ms))
-            .where(login_failure.c.login_name == name, login_failure.c.locked_until_ms > now_ms)
+            .where(login_failure.c.login_name == name, login_failure.c.client_address == addr,
+                   login_failure.c.locked_until_ms > now_ms)
         ).scalar()
+        account = conn.execute(
+            select(func.max(login_failure.c.account_locked_until_ms))
+            .where(login_failure.c.login_name == name, login_failure.c.account_locked_until_ms > now_ms)
+        ).scalar()
+        return pair, account
 
-    def _record_failure(self, name: str, now: dt.datetime) -> NoReturn:
+    def _record_failure(self, name: str, addr: str, now: dt.datetime, *, known: bool) -> NoReturn:
         now_ms = to_unix_ms(now)
         window_ms = _ms(self.policy.failure_window)
+        lockout_ms = _ms(self.policy.lockout)
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 # Serialize the count-then-lock step per login name across processes; on SQLite the
                 # INSERT below already takes the database's write lock before anything is counted.
                 key = int.from_bytes(hashlib.sha256(b"console-login:" + name.encode()).digest()[:8], "big", signed=True)
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-            failure_id = conn.execute(
-                insert(login_failure).values(login_name=name, failed_at_ms=now_ms, locked_until_ms=None)
-            ).inserted_primary_key[0]
+            failure_id = conn.execute(insert(login_failure).values(
+                login_name=name, client_address=addr, failed_at_ms=now_ms, locked_until_ms=None,
+                account_locked_until_ms=None)).inserted_primary_key[0]
             # Rows older than window + lockout can no longer matter to any count or lock.
-            conn.execute(delete(login_failure).where(
-                login_failure.c.failed_at_ms < now_ms - window_ms - _ms(self.policy.lockout)))
-            last_lock = conn.execute(
-                select(func.max(login_failure.c.locked_until_ms)).where(login_failure.c.login_name == name)
-            ).scalar()
-            if last_lock is not None and last_lock > now_ms:
-                # Another process locked this name while we were checking the password.
-                locked_until: int | None = last_lock
-            else:
-                # Failures before the end of the previous lock were already punished; don't count them twice.
-                since = now_ms - window_ms if last_lock is None else max(now_ms - window_ms, last_lock - 1)
-                count = conn.execute(
-                    select(func.count()).select_from(login_failure)
-                    .where(login_failure.c.login_name == name, login_failure.c.failed_at_ms > since)
-                ).scalar_one()
-                locked_until = None
-                if count >= self.policy.max_failures:
-                    locked_until = now_ms + _ms(self.policy.lockout)
-                    conn.execute(update(login_failure).where(login_failure.c.failure_id == failure_id)
-                                 .values(locked_until_ms=locked_until))
-        if locked_until is not None:
-            raise self._locked_error(locked_until, now)
+            conn.execute(delete(login_failure).where(login_failure.c.failed_at_ms < now_ms - window_ms - lockout_ms))
+            this_name = login_failure.c.login_name == name
+            pair_until = self._lock_after_failure(
+                conn, failure_id, this_name & (login_failure.c.client_address == addr),
+                login_failure.c.locked_until_ms, self.policy.max_failures, now_ms)
+            account_until = self._lock_after_failure(
+                conn, failure_id, this_name, login_failure.c.account_locked_until_ms,
+                self.policy.account_max_failures, now_ms)
+        if pair_until is not None:
+            raise self._locked_error(pair_until, now)
+        if account_until is not None and not known:
+            raise self._locked_error(account_until, now, account=True)
         raise LoginRefusedError()
 
-    def _locked_error(self, locked_until_ms: int, now: dt.datetime) -> AccountLockedError:
-        unlock_at = from_unix_ms(locked_until_ms)
-        return AccountLockedError(
-            unlock_at,
-            f"登录失败次数过多，该账号已暂时锁定，请于北京时间 {format_unlock_time(unlock_at, now)} 后再试。",
-        )
+    def _lock_after_failure(self, conn: Connection, failure_id: int, scope: Any, lock_column: Any,
+                            max_failures: int, now_ms: int) -> int | None:
+        """The lock end in force for `scope` after the failure just recorded (setting one if this
+        failure reached `max_failures` in the window), or None."""
+        last_lock = conn.execute(select(func.max(lock_column)).where(scope)).scalar()
+        if last_lock is not None and last_lock > now_ms:
+            # Another process locked this scope while we were checking the password.
+            return int(last_lock)
+        # Failures before the end of the previous lock were already punished; don't count them twice.
+        window_ms = _ms(self.policy.failure_window)
+        since = now_ms - window_ms if last_lock is None else max(now_ms - window_ms, last_lock - 1)
+        count = conn.execute(select(func.count()).select_from(login_failure)
+                             .where(scope, login_failure.c.failed_at_ms > since)).scalar_one()
+        if count < max_failures:
+            return None
+        until = now_ms + _ms(self.policy.lockout)
+        conn.execute(update(login_failure).where(login_failure.c.failure_id == failure_id).values({lock_column.key: until}))
+        return until
 
-    def _open_session(self, row: Any, password: str, now: dt.datetime) -> IssuedSession:
+    def _locked_error(self, locked_until_ms: int, now: dt.datetime, *, account: bool = False) -> AccountLockedError:
+        unlock_at = from_unix_ms(locked_until_ms)
+        when = format_unlock_time(unlock_at, now)
+        if account:
+            return AccountLockedError(unlock_at, f"该账号近期在多处登录失败次数过多，已暂时锁定，请于北京时间 {when} 后再试；"
+                                                 "在平时登录用的电脑上仍可正常登录。")
+        return AccountLockedError(unlock_at, f"登录失败次数过多，该账号在这台电脑上已暂时锁定，请于北京时间 {when} 后再试。")
+
+    def _open_session(self, row: Any, password: str, now: dt.datetime, addr: str = "") -> IssuedSession:
         now_ms = to_unix_ms(now)
         token = secrets.token_urlsafe(32)          # 256 bits
         csrf = secrets.token_urlsafe(32)
         expires_ms = now_ms + _ms(self.policy.absolute_timeout)
         upgraded = self._hash(password) if needs_rehash(row["password_hash"], self.kdf) else None
         with self.engine.begin() as conn:
+            # Only this address's failures are forgiven: a sign-in elsewhere must not reset the
+            # account-wide count an attacker is building up.
             conn.execute(delete(login_failure).where(
-                login_failure.c.login_name == row["staff_id"], login_failure.c.locked_until_ms.is_(None)))
+                login_failure.c.login_name == row["staff_id"], login_failure.c.client_address == addr,
+                login_failure.c.locked_until_ms.is_(None), login_failure.c.account_locked_until_ms.is_(None)))
+            if addr:
+                conn.execute(delete(login_success).where(
+                    (login_success.c.staff_id == row["staff_id"]) & (login_success.c.client_address == addr)
+                    | (login_success.c.last_success_ms <= now_ms - _ms(self.policy.known_address_for))))
+                conn.execute(insert(login_success).values(staff_id=row["staff_id"], client_address=addr,
+                                                          last_success_ms=now_ms))
             if upgraded is not None:
                 conn.execute(update(staff).where(staff.c.staff_id == row["staff_id"]).values(password_hash=upgraded))
             self._purge_expired(conn, now_ms)

@@ -4,7 +4,7 @@ Hierarchy::
 
     ConsoleError (SharedError)
     ├── StaffInputError         a login name, display name or role given to an account action is invalid
-    │   └── PasswordPolicyError     a new password breaks the policy (e.g. shorter than 10 characters)
+    │   └── PasswordPolicyError     a new password breaks the policy (shorter than 12 characters, common, guessable)
     ├── StaffExistsError        `create_staff` names a login that is already taken
     ├── UnknownStaffError       an account action names a login that does not exist
     ├── LoginRefusedError       sign-in refused; the same text whether or not the account exists

@@ -10,7 +10,7 @@ from sqlalchemy import (
     BigInteger, Boolean, Column, Engine, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table,
 )
 
-__all__ = ["metadata", "staff", "staff_session", "login_failure", "create_console_tables"]
+__all__ = ["metadata", "staff", "staff_session", "login_failure", "login_success", "create_console_tables"]
 
 metadata = MetaData()
 
@@ -43,9 +43,21 @@ login_failure = Table(
     # so the lock-out reveals nothing about which accounts exist.
     Column("login_name", String(64), nullable=False),
     Column("failed_at_ms", BigInteger, nullable=False, index=True),
-    # Set on the failure that triggered a lock: the lock's end.
+    # Set on the failure that triggered a lock: the lock's end, for this login name from this address.
     Column("locked_until_ms", BigInteger, nullable=True),
+    # The client's address ("" when unknown, e.g. a command-line check).
+    Column("client_address", String(64), nullable=False, server_default=""),
+    # Set on the failure that triggered the account-wide lock (every address but the usual ones).
+    Column("account_locked_until_ms", BigInteger, nullable=True),
     Index("ix_login_failure_name_time", "login_name", "failed_at_ms"),
+)
+
+login_success = Table(
+    "login_success", metadata,
+    # Where an account signed in lately: the account-wide lock-out passes these addresses by.
+    Column("staff_id", String(64), ForeignKey("staff.staff_id", ondelete="CASCADE"), primary_key=True),
+    Column("client_address", String(64), primary_key=True),
+    Column("last_success_ms", BigInteger, nullable=False, index=True),
 )
 
 

@@ -21,7 +21,7 @@ from shared.domain.handling import Actor, Role
 
 FAST_KDF = ScryptParams(n=2**10, r=8, p=1)
 START = dt.datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
-PASSWORD = "青石镇窗口2026春"
+PASSWORD = "青石镇窗口2026春季值班"
 WRONG = "错误的密码错误的密码"
 
 EngineFactory = Callable[[], Engine]

@@ -180,9 +180,11 @@ def _town_0002_metadata(*, county_era: bool = True) -> MetaData:
     when `county_era` is False (the 3686c89 release)."""
     old = MetaData()
     for table in town_metadata.sorted_tables:
+        if table.name in TOWN_0004_TABLES:
+            continue
         if county_era or table.name not in COUNTY_ERA_TABLES:
             copy = table.to_metadata(old)
-            for column in [c for c in copy.columns if (copy.name, c.name) in TOWN_0003_COLUMNS]:
+            for column in [c for c in copy.columns if (copy.name, c.name) in TOWN_0003_COLUMNS | TOWN_0004_COLUMNS]:
                 copy._columns.remove(column)
             for index in [i for i in copy.indexes if i.name == "ix_town_matter_received"]:
                 copy.indexes.discard(index)
@@ -195,6 +197,22 @@ def _released_town_metadata() -> MetaData:
 
 
 TOWN_0003_COLUMNS = frozenset({("refusal_register", "refusal_kind"), ("refusal_register", "approved_by")})
+# What town_0004 added: sign-in throttled by login name and address together.
+TOWN_0004_COLUMNS = frozenset({("login_failure", "client_address"), ("login_failure", "account_locked_until_ms")})
+TOWN_0004_TABLES = frozenset({"login_success"})
+
+
+def _create_console_tables_before_0004(engine: Engine) -> None:
+    """The console's tables as `create_console_tables` made them before town_0004 (no address throttle)."""
+    from shared.console.store import metadata as console_metadata
+
+    old = MetaData()
+    for table in console_metadata.sorted_tables:
+        if table.name not in TOWN_0004_TABLES:
+            copy = table.to_metadata(old)
+            for column in [c for c in copy.columns if (copy.name, c.name) in TOWN_0004_COLUMNS]:
+                copy._columns.remove(column)
+    old.create_all(engine)
 
 
 def _open_as_released(url: str) -> TownStore:
@@ -267,7 +285,7 @@ def test_revision_town_0001_is_the_released_township_schema(new_url: UrlFactory,
     _migrate_to(at_0001, TOWN_MIGRATIONS, "town_0001")
     _released_town_metadata().create_all(released)
     DeadlineStore(released, WorkingCalendar()).create_schema()
-    create_console_tables(released)
+    _create_console_tables_before_0004(released)
     assert _tables(at_0001) - {"alembic_version"} == RELEASED_TOWN_TABLES
     assert _schema(at_0001) == _schema(released)
 
@@ -366,11 +384,12 @@ def test_a_township_of_the_county_era_made_before_migrations_is_stamped_then_upg
     engine = _engine(engines, url)
     _town_0002_metadata().create_all(engine)        # what open_town_store + create_schema + console did just before
     DeadlineStore(engine, WorkingCalendar()).create_schema()
-    create_console_tables(engine)
+    _create_console_tables_before_0004(engine)
     schema = _schema(engine)
     result = upgrade_to_head(engine, TOWN_MIGRATIONS)
-    assert result.stamped == "town_0002" and result.after == "town_0003" and _version(engine) == ["town_0003"]
-    assert set(_schema(engine)) == set(schema)
+    head = head_revision(TOWN_MIGRATIONS)
+    assert result.stamped == "town_0002" and result.after == head and _version(engine) == [head]
+    assert set(_schema(engine)) == set(schema) | TOWN_0004_TABLES
     again = upgrade_to_head(engine, TOWN_MIGRATIONS)
     assert again.before == again.after and again.stamped is None
 

@@ -28,7 +28,7 @@ from tests.e2e.conftest import CHROMIUM, VIEWPORT
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed: browser tests need Debian's chromium")
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "county-board"
-PASSWORD = "县政务中心2026冬"
+PASSWORD = "县政务中心2026冬季值班"
 # What the village device files for every applicant (tests.town_fixtures.VillageDevice.file).
 PERSONAL = ("测试村民", "13800001111", "110101199003070011")
 

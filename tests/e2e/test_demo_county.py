@@ -21,7 +21,7 @@ from tests.process_fixtures import BIN, ConsoleClient, run, village
 from tests.village_fixtures import SIGNATURE_PNG, villager
 
 REPO = Path(__file__).resolve().parents[2]
-TOWN_PASSWORD, COUNTY_PASSWORD = "演示窗口口令2026", "演示县级口令2026"
+TOWN_PASSWORD, COUNTY_PASSWORD = "演示窗口口令2026年春", "演示县级口令2026年春"
 DEMO_PASSPHRASE = "演示口令-仅供本机演示"
 
 

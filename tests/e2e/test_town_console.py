@@ -16,7 +16,7 @@ from tests.e2e.conftest import CHROMIUM, VIEWPORT
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed: browser tests need Debian's chromium")
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "town-console"
-PASSWORD = "青石镇窗口2026春"
+PASSWORD = "青石镇窗口2026春季值班"
 CODE = "HK7PM-3QW9X"
 
 

@@ -97,8 +97,8 @@ def test_an_approver_delegated_with_county_hub_staff_delegate_decides_and_the_to
     from shared.console import ScryptParams
 
     auth = open_console_auth(hub.app, kdf=ScryptParams(n=2**10, r=8, p=1))
-    auth.create_staff("chen", "陈主任", Role.DIRECTOR, "县政务中心2026冬")
-    auth.create_staff("liu", "刘芳", Role.OPERATOR, "县政务中心2026冬")
+    auth.create_staff("chen", "陈主任", Role.DIRECTOR, "县政务中心2026冬季值班")
+    auth.create_staff("liu", "刘芳", Role.OPERATOR, "县政务中心2026冬季值班")
     db = hub.app.store.engine.url.render_as_string(hide_password=False)
     assert county_hub(["staff", "delegate", "liu", "--by", "liu", "--home", str(tmp_path), "--db", db]) != 0
     assert "不是在用的中心主任账号" in capsys.readouterr().err

@@ -46,11 +46,11 @@ def _console_page(town: LinkedTownship, path: str) -> str:
 
     create_console_tables(town.app.store.engine)
     auth = ConsoleAuth(town.app.store.engine, town.app.clock, kdf=ScryptParams(n=2**10, r=8, p=1))
-    auth.create_staff("wang", "王芳", Role.OPERATOR, "青石镇窗口2026春")
+    auth.create_staff("wang", "王芳", Role.OPERATOR, "青石镇窗口2026春季值班")
     client = TestClient(create_console_app(town.app, auth), follow_redirects=False)
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
     assert token
-    client.post("/login", data={"staff_id": "wang", "password": "青石镇窗口2026春", "next": "/",
+    client.post("/login", data={"staff_id": "wang", "password": "青石镇窗口2026春季值班", "next": "/",
                                 "csrf_token": token.group(1)})
     response = client.get(path)
     assert response.status_code == 200, response.text

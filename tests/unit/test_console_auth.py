@@ -33,8 +33,8 @@ from shared.domain.handling import Actor, Role
 # Cheap scrypt for tests: the cost parameters are what production raises, the logic is the same.
 FAST_KDF = ScryptParams(n=2**10, r=8, p=1)
 START = dt.datetime(2026, 11, 23, 1, 0, tzinfo=UTC)   # 09:00 in Beijing
-PASSWORD = "青石镇窗口2026春"
-DIRECTOR_PASSWORD = "主任的口令很长很长1"
+PASSWORD = "青石镇窗口2026春季值班"
+DIRECTOR_PASSWORD = "主任的口令很长很长很长1"
 
 
 @pytest.fixture
@@ -172,12 +172,12 @@ def test_an_unknown_login_name_gets_exactly_the_same_message_as_a_wrong_password
     assert type(unknown.value) is type(wrong.value) and str(unknown.value) == str(wrong.value)
 
 
-def test_passwords_shorter_than_ten_characters_are_refused_in_chinese(auth: ConsoleAuth) -> None:
-    with pytest.raises(PasswordPolicyError, match="至少需要 10 个字符"):
-        auth.create_staff("zhaoliu", "赵六", Role.OPERATOR, "123456789")
-    with pytest.raises(PasswordPolicyError, match="至少需要 10 个字符"):
+def test_passwords_shorter_than_twelve_characters_are_refused_in_chinese(auth: ConsoleAuth) -> None:
+    with pytest.raises(PasswordPolicyError, match="至少需要 12 个字符"):
+        auth.create_staff("zhaoliu", "赵六", Role.OPERATOR, "k7#Vq2!mZp9")
+    with pytest.raises(PasswordPolicyError, match="至少需要 12 个字符"):
         auth.set_password("wangfang", "短密码")
-    auth.create_staff("zhaoliu", "赵六", Role.OPERATOR, "一二三四五六七八九十")  # ten Chinese characters are enough
+    auth.create_staff("zhaoliu", "赵六", Role.OPERATOR, "东山村西岭渡口老槐树下石桥")  # twelve unrelated Chinese characters are enough
 
 
 def test_a_login_name_can_be_taken_only_once(auth: ConsoleAuth) -> None:
@@ -224,11 +224,11 @@ def test_a_disabled_account_cannot_sign_in_and_loses_its_sessions(auth: ConsoleA
 
 def test_a_new_password_ends_the_old_sessions_and_replaces_the_old_password(auth: ConsoleAuth) -> None:
     issued = auth.authenticate("wangfang", PASSWORD)
-    auth.set_password("wangfang", "新的窗口密码新的窗口密码")
+    auth.set_password("wangfang", "换过的窗口密码秋季值班用")
     assert auth.resolve_session(issued.token) is None
     with pytest.raises(LoginRefusedError):
         auth.authenticate("wangfang", PASSWORD)
-    auth.authenticate("wangfang", "新的窗口密码新的窗口密码")
+    auth.authenticate("wangfang", "换过的窗口密码秋季值班用")
 
 
 # ------------------------------------------------------------------ lock-out
@@ -604,13 +604,13 @@ def run_staff(argv: list[str], auth: ConsoleAuth) -> int:
 def test_the_staff_commands_add_list_reset_and_disable_accounts(
     auth: ConsoleAuth, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv(STAFF_PASSWORD_ENV, "赵六的第一个密码赵六")
+    monkeypatch.setenv(STAFF_PASSWORD_ENV, "赵六的第一个密码用于值班")
     assert run_staff(["staff", "add", "zhaoliu", "--name", "赵六", "--role", "中心主任"], auth) == 0
     assert "已添加账号 zhaoliu（赵六，中心主任）" in capsys.readouterr().out
-    auth.authenticate("zhaoliu", "赵六的第一个密码赵六")
-    monkeypatch.setenv(STAFF_PASSWORD_ENV, "赵六的第二个密码赵六")
+    auth.authenticate("zhaoliu", "赵六的第一个密码用于值班")
+    monkeypatch.setenv(STAFF_PASSWORD_ENV, "赵六的第二个密码秋季启用")
     run_staff(["staff", "passwd", "zhaoliu"], auth)
-    auth.authenticate("zhaoliu", "赵六的第二个密码赵六")
+    auth.authenticate("zhaoliu", "赵六的第二个密码秋季启用")
     run_staff(["staff", "disable", "zhaoliu"], auth)
     capsys.readouterr()
     run_staff(["staff", "list"], auth)
@@ -622,7 +622,7 @@ def test_the_staff_command_refuses_a_short_password_before_touching_the_database
     auth: ConsoleAuth, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(STAFF_PASSWORD_ENV, "short")
-    with pytest.raises(PasswordPolicyError, match="至少需要 10 个字符"):
+    with pytest.raises(PasswordPolicyError, match="至少需要 12 个字符"):
         run_staff(["staff", "add", "zhaoliu", "--name", "赵六", "--role", "operator"], auth)
     assert [a.staff_id for a in auth.list_staff()] == ["lizhuren", "wangfang"]
 

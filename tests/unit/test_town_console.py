@@ -19,7 +19,7 @@ from town_center.console import create_console_app
 from village_agent.services import lookup_code_hash
 
 FAST_KDF = ScryptParams(n=2**10, r=8, p=1)
-PASSWORD = "青石镇窗口2026春"
+PASSWORD = "青石镇窗口2026春季值班"
 CODE = "AB3CD-EF4GH"
 
 
