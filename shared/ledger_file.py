@@ -62,11 +62,14 @@ class LedgerAppender:
                 os.truncate(path, intact)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as fh:
+            # Created owner-only from the first byte: whatever the umask, no other account can read
+            # the ledger (it names matters, villages and times).
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
                 fh.write(MAGIC)
                 fh.flush()
                 os.fsync(fh.fileno())
         self._fh = open(path, "ab")
+        os.fchmod(self._fh.fileno(), 0o600)   # a ledger carried over from an older export as well
 
     def append(self, envelopes: Iterable[envelope_pb2.Envelope]) -> int:
         """Append and fsync before returning. Returns how many envelopes were written."""
