@@ -1,0 +1,105 @@
+"""Issuing a document inside the transaction of the record that issues it: allocate the number,
+build the content, sign, render the PDF for the archive, store. Shared by the township and the
+county (`town_center.documents`, `hub.documents`)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection
+
+from shared.clock import to_unix_ms
+from shared.documents.adapters import sql
+from shared.documents.adapters.pdf import html_to_pdf
+from shared.documents.content import DocumentContent
+from shared.documents.drafts import DocumentDraft
+from shared.documents.errors import DocumentRenderError
+from shared.documents.kinds import IssuingTier
+from shared.documents.numbering import format_number, numbering_year
+from shared.documents.signed import IssuedDocument, Verification, issue, verify_document
+from shared.signing import Signer
+
+__all__ = ["IssuerSettings", "DocumentArchive", "ISSUER_META"]
+
+log = logging.getLogger("shared.documents.archive")
+
+# Store meta key holding the issuer's configured name, seal text and number prefix (JSON).
+ISSUER_META = "document_issuer"
+
+
+@dataclass(frozen=True)
+class IssuerSettings:
+    name: str            # 青石镇便民服务中心
+    seal_text: str       # the seal's text, e.g. 青石镇人民政府便民服务中心
+    prefix: str          # the number's issuer word: 青石镇便民中心〔2026〕受字第1号
+    verify_hint: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "seal_text": self.seal_text, "prefix": self.prefix,
+                           "verify_hint": self.verify_hint}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "IssuerSettings":
+        d = json.loads(text)
+        return cls(str(d["name"]), str(d["seal_text"]), str(d["prefix"]), str(d.get("verify_hint", "")))
+
+
+@dataclass
+class DocumentArchive:
+    tier: IssuingTier
+    signer: Signer
+    settings: Callable[[Connection], IssuerSettings]
+    # The PDF engine; None keeps documents without a PDF (rendered later by `archive_pdf`).
+    pdf: Callable[[str], bytes] | None = html_to_pdf
+    issued: list[str] = field(default_factory=list)
+
+    def issue_in(self, conn: Connection, draft: DocumentDraft, *, now: dt.datetime) -> IssuedDocument:
+        settings = self.settings(conn)
+        year = numbering_year(now)
+        seq = sql.allocate_seq(conn, year, draft.kind)
+        number = format_number(settings.prefix, year, draft.kind, seq)
+        content = DocumentContent(
+            kind=draft.kind, tier=self.tier, number=number, title=draft.title or draft.kind.title_zh,
+            issuer_name=settings.name, seal_text=settings.seal_text, issued_at_ms=to_unix_ms(now),
+            matter_id=draft.matter_id, addressee=draft.addressee, opening=draft.opening, lines=draft.lines,
+            list_heading=draft.list_heading, items=draft.items, paragraphs=draft.paragraphs, rights=draft.rights,
+            signatures=draft.signatures, footer_note=draft.footer_note, verify_hint=settings.verify_hint)
+        doc = issue(content, self.signer, pdf=self._pdf_or_none)
+        sql.save_document(conn, doc, kind=draft.kind, year=year, seq=seq, matter_id=draft.matter_id,
+                          title=content.title, issued_at_ms=content.issued_at_ms)
+        self.issued.append(number)
+        return doc
+
+    def _pdf_or_none(self, html: str) -> bytes | None:
+        if self.pdf is None:
+            return None
+        try:
+            return self.pdf(html)
+        except DocumentRenderError:
+            # The notice is issued and printable from the browser; the archive PDF follows later.
+            log.warning("a document was issued without its PDF")
+            return None
+
+    def load(self, conn: Connection, number: str) -> IssuedDocument:
+        return sql.load_document(conn, number)
+
+    def archive_pdf(self, conn: Connection, number: str) -> bytes:
+        """The archived PDF, rendered now from the signed HTML if it was not rendered at issue."""
+        doc = sql.load_document(conn, number)
+        if doc.pdf is not None:
+            return doc.pdf
+        if self.pdf is None:
+            raise DocumentRenderError("本机未配置 PDF 生成组件")
+        pdf = self.pdf(doc.html)
+        # Not under the signature (it was signed without one); its hash stays empty to say so.
+        sql.set_pdf(conn, number, pdf)
+        return pdf
+
+    def verify(self, conn: Connection, number: str, *, typed_hash: str = "",
+               extra_keys: dict[str, bytes] | None = None) -> Verification:
+        doc = sql.load_document(conn, number)
+        keys = {self.signer.key_id: self.signer.public_key, **(extra_keys or {})}
+        return verify_document(doc, keys, typed_hash=typed_hash)
