@@ -32,6 +32,7 @@ from village_agent.domain import AppointmentStatus, MatterState
 from village_agent.errors import FieldProblem, FormError, TransitionError, UnknownMatterError
 from village_agent.hop import hop_due
 from village_agent.notice import intake_notice_lines
+from shared.domain.lookup_code import ALPHABET as LOOKUP_ALPHABET, lookup_code_hash
 from shared.evidence_image import (
     MAX_EVIDENCE_BYTES, drawn_signature_problem, is_image, photo_problem,
 )
@@ -40,7 +41,6 @@ from village_agent.vault import Vault
 
 log = logging.getLogger("village_agent.services")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-LOOKUP_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read from paper by the elderly
 MAX_TOLERANCE_DAYS = 90
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}$")
@@ -112,10 +112,6 @@ class ApplicantView:
 def new_lookup_code() -> str:
     raw = "".join(secrets.choice(LOOKUP_ALPHABET) for _ in range(10))
     return f"{raw[:5]}-{raw[5:]}"
-
-
-def lookup_code_hash(code: str) -> bytes:
-    return hashlib.sha256(code.strip().upper().encode("ascii")).digest()
 
 
 def _is_image(data: bytes) -> bool:

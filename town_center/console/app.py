@@ -31,6 +31,7 @@ from shared.console.serve import ConsoleServer, start_console_server
 from shared.deadlines import ClockState, ClockStatus, SuspensionReason
 from shared.clock import from_unix_ms
 from shared.domain.figures import bar_chart_svg, figures_by, to_csv
+from shared.domain import lookup_code
 from shared.domain.handling import RefusalKind, Role, Stage
 from shared.domain.limits import Limit, LimitUnit
 from shared.errors import HandlingError
@@ -50,8 +51,6 @@ SESSION_COOKIE = "qc_town_session"
 STATIC_PATH = "/town-static"
 STAFF = (Role.OPERATOR, Role.DIRECTOR, Role.ADMINISTRATOR)
 HANDLERS = (Role.OPERATOR, Role.DIRECTOR)
-LOOKUP_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
-_CODE_RE = re.compile(f"^[{LOOKUP_ALPHABET}]{{5}}-?[{LOOKUP_ALPHABET}]{{5}}$")
 PUBLIC_NOT_FOUND = "未查到与该查询码对应的办件。请核对回执上的查询码（10 位字母数字，如 AB3CD-EF4GH）后重试。"
 RATING_ZH = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
 STATE_CLASS = {ClockState.ON_TIME: "on-time", ClockState.WARNING: "warning", ClockState.OVERDUE: "overdue",
@@ -93,16 +92,11 @@ def _lines(text: str) -> list[str]:
 
 
 def _normalise_code(raw: str) -> str | None:
-    code = re.sub(r"\s+", "", raw or "").upper()
-    if not _CODE_RE.match(code):
-        return None
-    return code if "-" in code else f"{code[:5]}-{code[5:]}"
+    return lookup_code.normalise(raw)
 
 
 def _lookup_hash(code: str) -> bytes:
-    from village_agent.services import lookup_code_hash
-
-    return lookup_code_hash(code)
+    return lookup_code.lookup_code_hash(code)
 
 
 def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool = False,
