@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian machine; safe to run again (does nothing new).
-#   bash ops/install.sh          the system's runtime packages
-#   bash ops/install.sh --test   plus what the test suite needs (PostgreSQL 15 server, test extras)
+#   bash ops/install.sh          a township or county server: runtime packages, the PostgreSQL driver
+#   bash ops/install.sh --test   plus what the test suite needs (PostgreSQL 15 server, promtool, test extras)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,11 +9,16 @@ want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
 apt_packages=()
+# Notice PDFs (WeasyPrint) on the township and county servers: Pango lays out the text, Noto CJK sets the Chinese.
+[[ -e /usr/lib/x86_64-linux-gnu/libpangoft2-1.0.so.0 || -e /usr/lib/aarch64-linux-gnu/libpangoft2-1.0.so.0 ]] \
+  || apt_packages+=(libpango-1.0-0 libpangoft2-1.0-0)
+[[ -d /usr/share/fonts/opentype/noto ]] || apt_packages+=(fonts-noto-cjk)
 if [[ $want_test == 1 ]]; then
   [[ -x /usr/lib/postgresql/15/bin/postgres ]] || apt_packages+=(postgresql-15)
   # Browser tests: Debian's Chromium, driven by Playwright; CJK fonts so Chinese renders in screenshots.
   [[ -x /usr/bin/chromium ]] || apt_packages+=(chromium)
-  [[ -d /usr/share/fonts/opentype/noto ]] || apt_packages+=(fonts-noto-cjk)
+  # promtool checks the shipped alert rules (ops/prometheus/) and the /metrics output.
+  command -v promtool >/dev/null || apt_packages+=(prometheus)
 fi
 if (( ${#apt_packages[@]} )); then
   if [[ $(id -u) == 0 ]]; then
@@ -33,8 +38,9 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi
 
-extras=""
-[[ $want_test == 1 ]] && extras="[test]"
+# The servers' database driver always: the guide's production path is a postgresql+psycopg:// URL.
+extras="[postgres]"
+[[ $want_test == 1 ]] && extras="[postgres,test]"
 stamp=".venv/.installed${extras}"
 fingerprint=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$fingerprint" ]]; then
@@ -45,6 +51,6 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$fingerprint" ]]; then
     echo "Python 依赖安装失败（见上方 pip 输出）" >&2
     exit 1
   fi
-  .venv/bin/python -c "import shared, village_agent, town_center, hub"
+  .venv/bin/python -c "import shared, village_agent, town_center, hub, psycopg"
   echo "$fingerprint" > "$stamp"
 fi

@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--from", dest="source", required=True, metavar="文件", help="backup 生成的备份文件")
     restore.add_argument("--force", action="store_true", help="SQLite：覆盖已有的数据库文件")
     restore.set_defaults(handler=_cmd_restore)
+
+    from town_center.documents import add_document_commands
+
+    add_document_commands(subparsers, _add_home, _db_url)
     return parser
 
 

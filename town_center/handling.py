@@ -37,6 +37,7 @@ from shared.errors import HandlingError
 from shared.sealing import open_sealed, seal_to
 from shared.signing import Signer
 from shared.wire.v1 import envelope_pb2, records_pb2
+from town_center.documents import TownDocuments
 from town_center.errors import ConcurrentEditError, UnknownMatter
 from town_center.store import TownStore
 from town_center.store.matter_tables import follow_up_call, matter_event, refusal_register, town_matter
@@ -195,6 +196,8 @@ class HandlingService:
         self.staff: StaffDirectory | None = None
         # The deadline watch's wake-up: a new or moved deadline may be due sooner than its next scan.
         self.on_clock_saved = on_clock_saved
+        # The written notices an action issues (受理/补办/退回/联办/上报 notices, 延期告知书, 不予许可决定书).
+        self.documents: TownDocuments | None = TownDocuments(self)
 
     def refresh_catalog(self) -> bool:
         """Take up a catalogue published (perhaps by another process) since this one was loaded."""
@@ -497,6 +500,9 @@ class HandlingService:
                 matter_id=row.matter_id, catalog_code=row.catalog_code, village_code=row.village_code,
                 operator_id=actor_label[:64], reason=reason, at_ms=now_ms, refusal_kind=after.refusal.value,
                 approved_by=after.refusal_approved_by[:64]))
+        if self.documents is not None:
+            # In the action's own transaction: a rolled-back action leaves no notice and no gap in the numbers.
+            self.documents.issue_for(conn, row, before, after, change, now=now, actor_label=actor_label)
 
     def _act(self, matter_id: str, actor: Actor, expected_version: int | None,
              transition: Callable[[HandledMatter, dt.datetime, Connection], tuple[HandledMatter, Change]],

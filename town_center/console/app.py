@@ -30,6 +30,7 @@ from shared.console.errors import ForbiddenError
 from shared.console.serve import ConsoleServer, start_console_server
 from shared.deadlines import ClockState, ClockStatus, SuspensionReason
 from shared.clock import from_unix_ms
+from shared.documents.adapters.web import install_document_routes
 from shared.domain.figures import bar_chart_svg, figures_by, to_csv
 from shared.domain import lookup_code
 from shared.domain.handling import RefusalKind, Role, Stage
@@ -568,6 +569,11 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
             return console.render(request, "public.html", {"title": "办件进度查询", "error": PUBLIC_NOT_FOUND},
                                   status_code=404)
         return console.render(request, "public.html", {"title": "办件进度查询", "found": found})
+
+    # ------------------------------------------------------------------ written documents (print, PDF, public verify)
+
+    if handling.documents is not None:
+        install_document_routes(web, console, handling.documents, staff_roles=HANDLERS, limiter=limiter)
 
     return web
 

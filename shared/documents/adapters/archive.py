@@ -22,12 +22,23 @@ from shared.documents.numbering import format_number, numbering_year
 from shared.documents.signed import IssuedDocument, Verification, issue, verify_document
 from shared.signing import Signer
 
-__all__ = ["IssuerSettings", "DocumentArchive", "ISSUER_META"]
+__all__ = ["DocumentListing", "IssuerSettings", "DocumentArchive", "ISSUER_META"]
 
 log = logging.getLogger("shared.documents.archive")
 
 # Store meta key holding the issuer's configured name, seal text and number prefix (JSON).
 ISSUER_META = "document_issuer"
+
+
+@dataclass(frozen=True)
+class DocumentListing:
+    """One line of a matter page's list of documents."""
+
+    number: str
+    title: str
+    issued_at: dt.datetime
+    check_code: str
+    has_pdf: bool
 
 
 @dataclass(frozen=True)

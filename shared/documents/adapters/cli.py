@@ -1,0 +1,104 @@
+"""`document verify` and `document issuer` for the township's and the county's CLIs: the same
+commands and messages at both tiers; each tier passes how to open its store and read its public key."""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from shared import cli_common
+from shared.documents.adapters import sql
+from shared.documents.adapters.archive import ISSUER_META, IssuerSettings
+from shared.documents.content import normalise_hash
+from shared.documents.errors import DocumentInvalid
+from shared.documents.numbering import parse_number
+from shared.documents.signed import verify_document
+from shared.errors import KeyFileError
+
+__all__ = ["add_document_commands", "public_key_of_key_file"]
+
+
+def public_key_of_key_file(path: Path) -> bytes:
+    """The public half of a tier's key file, readable without the passphrase (verifying needs no secret)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        key = base64.b64decode(doc["public_key"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise KeyFileError(f"无法读取密钥文件 {path} 中的公钥，请检查 --home 是否正确") from exc
+    if len(key) != 32:
+        raise KeyFileError(f"密钥文件 {path} 中的公钥长度不对")
+    return key
+
+
+def add_document_commands(subparsers: Any, *, tier_zh: str, add_home: Callable[[argparse.ArgumentParser], None],
+                          open_engine: Callable[[argparse.Namespace], tuple[Engine, Callable[[], None]]],
+                          public_key: Callable[[argparse.Namespace], bytes],
+                          set_meta: Callable[[argparse.Namespace, str, str], None], verify_hint: str) -> None:
+    documents = cli_common.add_command(subparsers, "document", f"{tier_zh}签发的文书：核验真伪，设置落款名称、印章文字和文号代字")
+    sub = documents.add_subparsers(dest="document_command", metavar="<操作>", required=True)
+    verify = cli_common.add_command(sub, "verify", "按文书编号核验一份文书：内容、打印件、存档 PDF 与本机关的电子签名是否一致")
+    add_home(verify)
+    verify.add_argument("number", metavar="文书编号", help="文书上印的编号，如 青石镇便民中心〔2026〕受字第12号")
+    verify.add_argument("--code", default="", metavar="校验码", help="文书上印的 16 位校验码或 64 位完整哈希（可选）")
+    verify.add_argument("--pdf", default=None, metavar="文件", help="核对一份 PDF 文件是否就是存档的那一份（可选）")
+
+    def run_verify(args: argparse.Namespace) -> int:
+        number = parse_number(args.number).text
+        typed = normalise_hash(args.code) if args.code else ""
+        pdf_bytes = None
+        if args.pdf:
+            try:
+                pdf_bytes = Path(args.pdf).read_bytes()
+            except OSError as exc:
+                raise DocumentInvalid(f"无法读取 PDF 文件 {args.pdf}") from exc
+        key = public_key(args)
+        from shared.signing import key_id_for
+
+        engine, close = open_engine(args)
+        try:
+            with engine.connect() as conn:
+                doc = sql.load_document(conn, number)
+        finally:
+            close()
+        result = verify_document(doc, {key_id_for(key): key}, typed_hash=typed)
+        problems = list(result.problems)
+        if pdf_bytes is not None and pdf_bytes != doc.pdf:
+            problems.append("所给的 PDF 文件与存档的 PDF 不是同一份（内容不同）")
+        print(f"文书：{result.title}　编号：{result.number}")
+        print(f"签发机关：{result.issuer_name}　签发日期：{result.issued_on_zh}")
+        for check in result.checks:
+            print(f"  ✓ {check}")
+        if pdf_bytes is not None and pdf_bytes == doc.pdf:
+            print("  ✓ 所给的 PDF 文件与存档 PDF 逐字节相同")
+        if problems:
+            for p in problems:
+                print(f"  ✗ {p}")
+            print("核验未通过：该文书不可信。")
+            return 1
+        print("核验通过：文书真实有效，与签发时一致。")
+        return 0
+
+    verify.set_defaults(handler=run_verify)
+
+    issuer = cli_common.add_command(sub, "issuer", "设置文书落款名称、印章文字和文号机关代字（此后签发的文书使用新设置）")
+    add_home(issuer)
+    issuer.add_argument("--name", required=True, metavar="名称", help="落款名称，如 青石镇便民服务中心")
+    issuer.add_argument("--seal", required=True, metavar="文字", help="印章文字，如 青石镇人民政府便民服务中心")
+    issuer.add_argument("--prefix", required=True, metavar="代字", help="文号机关代字，如 青石镇便民中心（文号：青石镇便民中心〔2026〕受字第1号）")
+
+    def run_issuer(args: argparse.Namespace) -> int:
+        name, seal, prefix = args.name.strip(), args.seal.strip(), args.prefix.strip()
+        if not name or not seal or not prefix:
+            raise DocumentInvalid("请填写文书落款名称、印章文字和文号机关代字")
+        if len(prefix) > 40 or any(ch in prefix for ch in "〔〕[]()（）"):
+            raise DocumentInvalid("文号机关代字不能超过 40 个字，且不能含括号")
+        set_meta(args, ISSUER_META, IssuerSettings(name[:60], seal[:60], prefix, verify_hint).to_json())
+        print(f"已设置：落款 {name}，印章文字 {seal}，文号如 {prefix}〔年份〕受字第1号。此后签发的文书使用新设置。")
+        return 0
+
+    issuer.set_defaults(handler=run_issuer)
