@@ -1,6 +1,8 @@
 """Wiring for the county process: the only place that builds the store, the core and the server."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import datetime as dt
 import logging
 import threading
@@ -30,6 +32,9 @@ from hub.errors import SetupError
 from hub.handling import COUNTY_HOP, CountyHandling
 from hub.store import HubStore, open_hub_store
 from hub.store.tables import county_matter
+
+if TYPE_CHECKING:
+    from shared.console.guard import WebSecurity   # the web stack only when a console runs
 
 __all__ = ["HubApp", "build_app", "init_home", "load_signer", "serve", "Background", "KEY_FILE_NAME", "DB_FILE_NAME",
            "PUBLIC_KEY_FILE_NAME", "default_db_url", "CALENDAR_META", "metric_sources"]
@@ -173,13 +178,14 @@ def metric_sources(app: HubApp) -> MetricSources:
 
 def serve(app: HubApp, address: str, *, ready: threading.Event | None = None, port_file: Path | None = None,
           notifier: Notifier | None = None, console_address: str | None = None, secure_cookies: bool = False,
-          tls: ServerTls | None = None, metrics_address: str | None = None) -> None:
+          tls: ServerTls | None = None, metrics_address: str | None = None, web_security: WebSecurity | None = None) -> None:
     """Run until SIGTERM or SIGINT (see `shared.serving.run_tier`); health reports NOT_SERVING while
     stopping. With `tls` the relay (and its health service) speaks TLS only; mutual TLS when it names
     a client CA. With `console_address` the tracking board, with `metrics_address` `/metrics`."""
     process = TierProcess(app.core, Background(app, notifier=notifier), "县政务服务中心已启动", "正在停止县政务服务中心…",
                           "县级跟踪看板已启动",
-                          console_starter("hub.console", app, console_address, secure_cookies=secure_cookies),
+                          console_starter("hub.console", app, console_address, secure_cookies=secure_cookies,
+                                          security=web_security),
                           metric_sources(app), app.close)
     run_tier(process, address, ready=ready, port_file=port_file, console_address=console_address,
              metrics_address=metrics_address, tls=tls)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from shared import cli_common
 from shared.console.cli import register_staff_commands
+from shared.console.serve import add_web_security_options
 
 DESCRIPTION = """县政务服务中心：接收乡镇上报件（核验乡镇与村两级签名），审批决定并下发，跟踪各乡镇办件时限与督办。
 
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--verbose", action="store_true", help="输出调试日志")
     cli_common.add_server_tls_options(serve)
     cli_common.add_observability_options(serve)
+    add_web_security_options(serve)
     serve.set_defaults(handler=_cmd_serve)
 
     townships = cli_common.add_command(subparsers, "townships", "管理乡镇接入密钥：查看、批准、吊销")
@@ -205,17 +207,22 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from hub.bootstrap import build_app, load_signer, serve
+    from shared.console.serve import web_security_from_args
+    from shared.serving import check_plaintext_allowed
 
     from shared.observability.logs import configure_logging
 
     configure_logging(verbose=args.verbose, fmt=args.log_format)
     metrics = cli_common.metrics_address(args)
     tls = cli_common.server_tls(args)   # before the passphrase: a wrong certificate path fails at once
+    console = None if args.console_listen in ("", "off") else args.console_listen
+    check_plaintext_allowed(args.listen, tls, console_address=console, secure_cookies=args.secure_cookies,
+                            insecure_plaintext=args.insecure_plaintext)
+    web_security = web_security_from_args(args, console)
     signer = load_signer(Path(args.home), cli_common.read_passphrase(args))
     app = build_app(_db_url(args), signer)
-    console = None if args.console_listen in ("", "off") else args.console_listen
     serve(app, args.listen, port_file=Path(args.port_file) if args.port_file else None, console_address=console,
-          secure_cookies=args.secure_cookies, tls=tls, metrics_address=metrics)
+          secure_cookies=args.secure_cookies, tls=tls, metrics_address=metrics, web_security=web_security)
     return 0
 
 

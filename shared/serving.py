@@ -21,7 +21,7 @@ from shared.observability.metrics import MetricSources, serve_metrics
 from shared.relay.server import RelayCore, build_server_with_health
 from shared.relay.tls import ServerTls, describe_link_security
 
-__all__ = ["TierProcess", "Startable", "run_tier", "console_starter"]
+__all__ = ["TierProcess", "Startable", "run_tier", "console_starter", "check_plaintext_allowed"]
 
 log = logging.getLogger("shared.serving")
 
@@ -47,18 +47,55 @@ class TierProcess:
     close: Callable[[], None]
 
 
-def console_starter(module_name: str, app: Any, address: str | None, *, secure_cookies: bool) -> Callable[[], Any] | None:
+def console_starter(module_name: str, app: Any, address: str | None, *, secure_cookies: bool,
+                    security: Any = None) -> Callable[[], Any] | None:
     """What starts a tier's console (`hub.console`, `town_center.console`: each offers the same three
-    functions); imported only when a console is wanted, so a headless server never loads the web stack."""
+    functions); imported only when a console is wanted, so a headless server never loads the web stack.
+    `security` is the console's `shared.console.guard.WebSecurity` (allowed host names, trusted
+    proxies); without it, only what the listen address itself allows."""
     if not address:
         return None
 
     def start() -> Any:
         console = importlib.import_module(module_name)
         web = console.create_console_app(app, console.open_console_auth(app), secure_cookies=secure_cookies)
-        return console.start_console_server(web, address)
+        return console.start_console_server(web, address, security=security)
 
     return start
+
+
+def _is_loopback_host(host: str) -> bool:
+    import ipaddress
+
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_plaintext_allowed(address: str, tls: ServerTls | None, *, console_address: str | None = None,
+                            secure_cookies: bool = False, insecure_plaintext: bool = False) -> None:
+    """Refuse (`WebSettingError`, Chinese) to serve plain text off loopback unless the operator said
+    `--insecure-plaintext`: the relay without TLS settings, or the console pages without HTTPS in
+    front of them (`--secure-cookies` says a TLS proxy is there). On loopback nothing leaves the machine."""
+    from shared.console.errors import WebSettingError
+
+    if insecure_plaintext:
+        return
+    host = address.rpartition(":")[0] if ":" in address else address
+    if tls is None and not _is_loopback_host(host):
+        raise WebSettingError(
+            f"拒绝启动：同步服务监听 {address}（不是本机地址），但没有配置 TLS 证书，记录将以明文在网络上传输。"
+            "请用 --tls-cert 和 --tls-key 启用 TLS；确属可信内网、需要明文时，请加 --insecure-plaintext。")
+    if console_address:
+        console_host = console_address.rpartition(":")[0] if ":" in console_address else console_address
+        if not secure_cookies and not _is_loopback_host(console_host):
+            raise WebSettingError(
+                f"拒绝启动：工作台网页监听 {console_address}（不是本机地址），但前面没有 HTTPS，登录密码将以明文传输。"
+                "请让网页只监听本机、由 HTTPS 反向代理对外提供并加 --secure-cookies；确需明文时，请加 --insecure-plaintext。")
 
 
 def _write_port_file(port_file: Path, port: int) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,25 @@ def make_agent(root: Path, township: Signer | None = None) -> Signer:
                township_name="青石镇", township_address="127.0.0.1:1", township_public_key=township.public_key,
                scrypt_n=2**14)
     return township
+
+
+def unlock_ui(client: Any, secret: str = PASSPHRASE) -> None:
+    """Unlock the village UI for `client` (a TestClient or an httpx.Client keeping cookies): every page
+    but the unlock page answers only after the agent's passphrase (or PIN) has been typed there."""
+    form = client.get("/unlock")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token is not None, f"no unlock form: HTTP {form.status_code}"
+    done = client.post("/unlock", data={"csrf_token": token.group(1), "secret": secret, "next": "/"},
+                       follow_redirects=False)
+    assert done.status_code == 303, f"unlock refused: HTTP {done.status_code}"
+
+
+def unlock_page(page: Any, base_url: str, secret: str = PASSPHRASE) -> None:
+    """Unlock the village UI in a Playwright page (the browser keeps the unlock cookie)."""
+    page.goto(f"{base_url}/unlock")
+    page.fill("#secret", secret)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}/")
 
 
 def villager(rng: random.Random) -> dict[str, str]:

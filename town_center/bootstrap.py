@@ -1,6 +1,8 @@
 """Wiring for the township process: the only place that builds the store, the core and the server."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import datetime as dt
 import logging
 import threading
@@ -35,6 +37,9 @@ from town_center.services import TownServices, published_catalog
 from town_center.supervision import SignedSupervisionRecorder
 from town_center.store import TownStore, open_town_store
 from town_center.store.matter_tables import town_matter
+
+if TYPE_CHECKING:
+    from shared.console.guard import WebSecurity   # the web stack only when a console runs
 
 __all__ = ["TownApp", "build_app", "init_home", "serve", "KEY_FILE_NAME", "DB_FILE_NAME", "LINK_KEY_FILE_NAME",
            "default_db_url", "link_county", "load_link_signer", "metric_sources"]
@@ -234,14 +239,15 @@ def metric_sources(app: TownApp) -> MetricSources:
 
 def serve(app: TownApp, address: str, *, ready: threading.Event | None = None, port_file: Path | None = None,
           notifier: Notifier | None = None, console_address: str | None = None, secure_cookies: bool = False,
-          tls: ServerTls | None = None, metrics_address: str | None = None) -> None:
+          tls: ServerTls | None = None, metrics_address: str | None = None, web_security: WebSecurity | None = None) -> None:
     """Run until SIGTERM or SIGINT (see `shared.serving.run_tier`): the relay for villages with its
     health service, the intake, the deadline watch and the county link beside it; with
     `console_address` the operator console, with `metrics_address` `/metrics`; with `tls` the relay
     (and its health service) speaks TLS only."""
     process = TierProcess(app.core, Background(app, notifier=notifier), "乡镇中心已启动", "正在停止乡镇中心…",
                           "乡镇工作台网页已启动",
-                          console_starter("town_center.console", app, console_address, secure_cookies=secure_cookies),
+                          console_starter("town_center.console", app, console_address, secure_cookies=secure_cookies,
+                                          security=web_security),
                           metric_sources(app), app.close)
     run_tier(process, address, ready=ready, port_file=port_file, console_address=console_address,
              metrics_address=metrics_address, tls=tls)

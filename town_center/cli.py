@@ -9,6 +9,7 @@ from pathlib import Path
 
 from shared import cli_common
 from shared.console.cli import register_staff_commands
+from shared.console.serve import add_web_security_options
 
 DESCRIPTION = """乡镇便民服务中心：接收并核验村代办员上报的签名记录，分类办理（即办/承诺/补办/退回/联办/上报），跟踪时限。
 
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--verbose", action="store_true", help="输出调试日志")
     cli_common.add_server_tls_options(serve)
     cli_common.add_observability_options(serve)
+    add_web_security_options(serve)
     serve.set_defaults(handler=_cmd_serve)
 
     agents = cli_common.add_command(subparsers, "agents", "管理村代办员设备密钥：查看、批准、吊销")
@@ -286,7 +288,9 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from shared.console.serve import web_security_from_args
     from shared.relay.server import RelayLimits
+    from shared.serving import check_plaintext_allowed
     from town_center.bootstrap import build_app, load_link_signer, load_signer, serve
 
     from shared.observability.logs import configure_logging
@@ -297,6 +301,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                          max_message_bytes=args.max_message_bytes,
                          claimed_time_tolerance_ms=args.clock_tolerance_minutes * 60_000)
     tls = cli_common.server_tls(args)   # before the passphrase: a wrong certificate path fails at once
+    console = None if args.console_listen in ("", "off") else args.console_listen
+    check_plaintext_allowed(args.listen, tls, console_address=console, secure_cookies=args.secure_cookies,
+                            insecure_plaintext=args.insecure_plaintext)
+    web_security = web_security_from_args(args, console)
     passphrase = cli_common.read_passphrase(args)
     signer = load_signer(Path(args.home), passphrase)
     app = build_app(_db_url(args), signer, limits=limits, link_signer=load_link_signer(Path(args.home), passphrase))
@@ -306,9 +314,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         except Exception:
             app.close()
             raise
-    console = None if args.console_listen in ("", "off") else args.console_listen
     serve(app, args.listen, port_file=Path(args.port_file) if args.port_file else None,
-          console_address=console, secure_cookies=args.secure_cookies, tls=tls, metrics_address=metrics)
+          console_address=console, secure_cookies=args.secure_cookies, tls=tls, metrics_address=metrics,
+          web_security=web_security)
     return 0
 
 

@@ -27,7 +27,8 @@ DESCRIPTION = """村代办员工具：离线登记全程代办事项（申请、
   village-agent init --agent-name 王芳 --village-code V001 --village-name 东山村 \\
       --township-code T01 --township-name 青石镇 --township-address 127.0.0.1:7001 \\
       --township-key quancheng:key:v1:…
-  village-agent serve                 在本机浏览器中使用（默认 http://127.0.0.1:8631）
+  village-agent serve                 在本机浏览器中使用（默认 http://127.0.0.1:8631，输入口令或 PIN 解锁）
+  village-agent unlock-pin            设置网页解锁 PIN（6–12 位数字），免去每次输入长口令
   village-agent catalog               查看服务事项目录：事项编码、名称和所需材料（含材料编号）
   village-agent catalog MZ-001        查看一个事项的全部材料、各环节时限、收费和依据
   village-agent request --name … --id-number … --phone … --address … --matter MZ-001 \\
@@ -167,7 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", metavar="地址", help="监听地址（默认 127.0.0.1，仅本机）")
     serve.add_argument("--port", type=_port, default=8631, metavar="端口", help="端口（默认 8631）")
     serve.add_argument("--offline", action="store_true", help="不在后台与乡镇同步（仅离线使用）")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="名称",
+                       help="网页还允许用此名称访问（可多次给出），例如本机在局域网中的名称；默认只认监听地址（本机为 127.0.0.1、localhost）")
+    serve.add_argument("--idle-minutes", type=_minutes, default=10, metavar="分钟",
+                       help="多少分钟无操作后网页自动锁定，须重新输入口令或 PIN（默认 10）")
     serve.set_defaults(handler=_cmd_serve)
+
+    pin = cli_common.add_command(subparsers, "unlock-pin", "设置或清除网页解锁 PIN（6–12 位数字，输入口令后设置；口令始终也可解锁）")
+    _add_data_option(pin)
+    pin.add_argument("--clear", action="store_true", help="清除已设置的 PIN（此后只能用口令解锁）")
+    pin.set_defaults(handler=_cmd_unlock_pin)
 
     backup = cli_common.add_command(subparsers, "backup", "把整个数据目录（数据库、加密的设备密钥、配置）加密备份到一个文件，可写到 U 盘；使用中也可备份")
     _add_data_option(backup)
@@ -385,6 +395,43 @@ def _port(text: str) -> int:
     return port
 
 
+def _minutes(text: str) -> int:
+    try:
+        minutes = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("分钟数应为 1–240 之间的整数") from None
+    if not 1 <= minutes <= 240:
+        raise argparse.ArgumentTypeError("分钟数应为 1–240 之间的整数")
+    return minutes
+
+
+def _cmd_unlock_pin(args: argparse.Namespace) -> int:
+    import getpass
+
+    from village_agent.config import Paths
+    from village_agent.ui.errors import PinError
+    from village_agent.ui.unlock import UnlockPin
+
+    service = _open(args)   # the passphrase first: only the agent sets the PIN
+    try:
+        pin = UnlockPin(Paths(data_root(args)).unlock_pin, service.signer)
+        if args.clear:
+            print("已清除解锁 PIN，此后请用代办员口令解锁网页。" if pin.clear() else "本机没有设置解锁 PIN。")
+            return 0
+        typed = os.environ.get("QUANCHENG_UNLOCK_PIN", "")
+        if not typed:
+            if not sys.stdin.isatty():
+                raise PinError("需要 PIN：请设置环境变量 QUANCHENG_UNLOCK_PIN，或在终端中交互输入。")
+            typed = getpass.getpass("请输入新的解锁 PIN（6–12 位数字）：")
+            if getpass.getpass("请再次输入：") != typed:
+                raise PinError("两次输入的 PIN 不一致")
+        pin.set(typed)
+    finally:
+        service.store.close()
+    print("已设置解锁 PIN。打开网页时输入 PIN 或代办员口令均可解锁；PIN 只在本机有效。")
+    return 0
+
+
 def _check_port_free(host: str, port: int) -> None:
     """Refuse a taken port before anything starts: uvicorn would only log an English line and exit."""
     import socket
@@ -416,7 +463,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     watch.start()
     try:
         return serve(service, host=args.host, port=args.port, sync_status=None if args.offline else reachability_probe(client),
-                     forfeit_status=forfeit_status_probe(watch))
+                     forfeit_status=forfeit_status_probe(watch), extra_hosts=tuple(args.allowed_host),
+                     idle_minutes=args.idle_minutes)
     finally:
         watch.stop()
         client.stop()

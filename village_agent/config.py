@@ -41,6 +41,11 @@ class Paths:
     def log(self) -> Path:
         return self.root / "agent.log"
 
+    @property
+    def unlock_pin(self) -> Path:
+        """The UI's unlock PIN verifier (`village_agent.ui.unlock.UnlockPin`); absent until a PIN is set."""
+        return self.root / "unlock.pin"
+
 
 @dataclass(frozen=True)
 class AgentConfig:

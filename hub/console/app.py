@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,12 +63,14 @@ class Pages:
         except Exception:  # noqa: BLE001 - a calendar problem must not hide the page; it is logged
             log.exception("calendar warning failed")
             warning = "工作日历无法读取，请联系系统管理员核对节假日安排。"
-        ctx = {"calendar_warning": warning, "now": self.now(), "notice": request.query_params.get("notice"), **context}
+        ctx = {"calendar_warning": warning, "now": self.now(), "notice": self.console.take_flash(request), **context}
         return self.console.render(request, name, ctx, status_code=status_code)
 
     def back(self, url: str, notice: str) -> RedirectResponse:
-        """Post/redirect/get: a reload after an action must not repeat it."""
-        return RedirectResponse(f"{url}?{urllib.parse.urlencode({'notice': notice})}", status_code=303)
+        """Post/redirect/get: a reload after an action must not repeat it. The notice waits
+        server-side for the next page, never in the URL (a link must not put words in the notice box)."""
+        self.console.flash(notice)
+        return RedirectResponse(url, status_code=303)
 
     def message(self, request: Request, text: str, status_code: int = 404) -> HTMLResponse:
         return self.render(request, "message.html", {"message": text, "status_code": status_code}, status_code=status_code)

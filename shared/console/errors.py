@@ -7,6 +7,8 @@ Hierarchy::
     │   └── PasswordPolicyError     a new password breaks the policy (shorter than 12 characters, common, guessable)
     ├── StaffExistsError        `create_staff` names a login that is already taken
     ├── UnknownStaffError       an account action names a login that does not exist
+    ├── WebSettingError         a web server's settings are refused: an allowed host name or trusted proxy
+    │                           that is not one, or plain text off loopback without --insecure-plaintext
     ├── LoginRefusedError       sign-in refused; the same text whether or not the account exists
     │   ├── AccountLockedError      too many failures for this login name; carries `unlock_at`
     │   └── AccountDisabledError    the password was right but the account has been disabled
@@ -29,7 +31,7 @@ from shared.errors import SharedError
 
 __all__ = [
     "ConsoleError", "StaffInputError", "PasswordPolicyError", "StaffExistsError", "UnknownStaffError",
-    "LoginRefusedError", "AccountLockedError", "AccountDisabledError", "ConsoleHTTPError", "NotSignedInError",
+    "WebSettingError", "LoginRefusedError", "AccountLockedError", "AccountDisabledError", "ConsoleHTTPError", "NotSignedInError",
     "ForbiddenError", "CsrfError", "OriginError", "RequestTooLargeError", "RateLimitedError",
     "LOGIN_REFUSED_ZH",
 ]
@@ -65,6 +67,12 @@ class UnknownStaffError(ConsoleError):
     def __init__(self, staff_id: str) -> None:
         super().__init__(f"没有登录名为“{staff_id}”的工作人员账号")
         self.staff_id = staff_id
+
+
+class WebSettingError(ConsoleError):
+    """Raised at start-up when a web server's settings are refused: an allowed host name or a trusted
+    proxy that is not one, or a server that would speak plain text off loopback without
+    `--insecure-plaintext`."""
 
 
 class LoginRefusedError(ConsoleError):

@@ -6,9 +6,9 @@ without a shared store. Memory is bounded: at most `max_clients` buckets are kep
 the least recently used bucket is dropped (a dropped client just starts again with a full bucket,
 which is what it would have after a long pause anyway).
 
-Keys are client addresses as the ASGI server reports them. Behind a reverse proxy, run uvicorn with
-`--proxy-headers --forwarded-allow-ips=<proxy>` so that address is the villager's, rather than
-trusting `X-Forwarded-For` here, which any client can forge.
+Keys are client addresses (`shared.console.web.client_address`): the socket's peer, or, only when
+that peer is a configured trusted proxy, the address it forwarded (`shared.console.guard`). An
+`X-Forwarded-For` from anyone else is ignored, so a client cannot choose its own bucket.
 """
 from __future__ import annotations
 

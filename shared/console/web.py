@@ -12,9 +12,13 @@ double-submit cookie instead. Any request whose `Origin` header names another si
 """
 from __future__ import annotations
 
+import contextvars
+import functools
 import hmac
 import re
 import secrets
+import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +41,7 @@ from shared.console.errors import (
     ConsoleHTTPError, CsrfError, ForbiddenError, LoginRefusedError, NotSignedInError, OriginError,
     RateLimitedError, RequestTooLargeError,
 )
+from shared.console.guard import SECURITY_HEADERS
 from shared.console.ratelimit import RateLimiter
 from shared.domain.handling import Role
 
@@ -57,6 +62,12 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+# The session of the request being handled, for `Console.flash` (set by `ConsoleMiddleware`;
+# FastAPI copies the context into the thread that runs a plain `def` handler).
+_CURRENT_SESSION: contextvars.ContextVar["ConsoleSession | None"] = contextvars.ContextVar("console_session", default=None)
+# A flash waits this long for the page after the redirect, then is dropped.
+FLASH_TTL_S = 300.0
+_MAX_FLASHES = 10_000
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -134,6 +145,34 @@ class Console:
     templates: Jinja2Templates
     login_limiter: RateLimiter | None = None
     _public: tuple[str, ...] = field(default=(), repr=False)
+    # Flash messages: the text shown once on the next page, held here by session, never in the URL
+    # (a `?notice=` link would let anyone put words in the official notice box).
+    _flashes: dict[str, tuple[str, float]] = field(default_factory=dict, repr=False)
+    _flash_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def flash(self, text: str) -> None:
+        """Keep `text` for the signed-in person's next page (post/redirect/get). No session: dropped."""
+        session = _CURRENT_SESSION.get()
+        if session is None or not text:
+            return
+        now = time.monotonic()
+        with self._flash_lock:
+            for key in [k for k, (_t, expires) in self._flashes.items() if expires <= now]:
+                del self._flashes[key]
+            while len(self._flashes) >= _MAX_FLASHES:
+                del self._flashes[next(iter(self._flashes))]
+            self._flashes[session.csrf_token] = (text, now + FLASH_TTL_S)
+
+    def take_flash(self, request: Request) -> str | None:
+        """The message kept for this session by `flash`, once; None if there is none."""
+        session: ConsoleSession | None = getattr(request.state, "console_session", None)
+        if session is None:
+            return None
+        with self._flash_lock:
+            kept = self._flashes.pop(session.csrf_token, None)
+        if kept is None or kept[1] <= time.monotonic():
+            return None
+        return kept[0]
 
     def render(self, request: Request, name: str, context: dict[str, Any] | None = None, *,
                status_code: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
@@ -223,6 +262,8 @@ def require_role(*roles: Role) -> Callable[[Request], ConsoleSession]:
 
 
 def client_address(request: Request) -> str:
+    """The client's address: the socket's peer, or behind a trusted proxy the address it forwarded
+    (`shared.console.guard.HostGuard` puts that into the scope; nothing here reads the headers)."""
     return request.client.host if request.client is not None else "unknown"
 
 
@@ -335,7 +376,11 @@ class ConsoleMiddleware:
                 await self._refuse(scope, receive, send, request, exc)
                 return
 
-        await self.app(scope, receive, self._with_headers(send, signed_in=session is not None))
+        reset = _CURRENT_SESSION.set(session)
+        try:
+            await self.app(scope, receive, self._with_headers(send, signed_in=session is not None))
+        finally:
+            _CURRENT_SESSION.reset(reset)
 
     async def _check_csrf(self, scope: Scope, receive: Receive, request: Request, session: ConsoleSession) -> Receive:
         header = request.headers.get(CSRF_HEADER)
@@ -381,10 +426,8 @@ class ConsoleMiddleware:
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers.setdefault("x-frame-options", "DENY")
-                headers.setdefault("content-security-policy", "frame-ancestors 'none'")
-                headers.setdefault("x-content-type-options", "nosniff")
-                headers.setdefault("referrer-policy", "same-origin")
+                for name, value in SECURITY_HEADERS:
+                    headers.setdefault(name, value)
                 if signed_in:
                     # Shared office PCs: after logout, Back must not show a cached page of personal data.
                     headers.setdefault("cache-control", "no-store")
@@ -446,7 +489,8 @@ def _add_routes(app: FastAPI, console: Console) -> None:
             return login_page(request, next_url=next_url, staff_id=staff_id, status_code=403,
                               error="登录页面已过期或安全校验失败，请重新输入后登录。")
         try:
-            issued = await run_in_threadpool(console.auth.authenticate, staff_id, password)
+            issued = await run_in_threadpool(functools.partial(
+                console.auth.authenticate, staff_id, password, address=client_address(request)))
         except LoginRefusedError as exc:
             return login_page(request, next_url=next_url, staff_id=staff_id, error=str(exc), status_code=401)
         old = request.cookies.get(settings.session_cookie)

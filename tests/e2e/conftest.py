@@ -37,8 +37,9 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUI]:
     root = tmp_path_factory.mktemp("village-ui") / "agent"
     make_agent(root)
     service = open_agent(root, PASSPHRASE)
-    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=0, access_log=False, log_config=None,
-                            log_level="warning", lifespan="off")
+    from shared.console.guard import uvicorn_options
+
+    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=0, **uvicorn_options())
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="village-ui", daemon=True)
     thread.start()
@@ -72,9 +73,12 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture()
 def page(browser, ui_server: RunningUI) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    from tests.village_fixtures import unlock_page
+
     context = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
     context.set_default_timeout(10_000)
     page = context.new_page()
+    unlock_page(page, ui_server.base_url)   # the agent types the passphrase first
     try:
         yield page
     finally:

@@ -6,13 +6,14 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+import httpx
 
 from shared.clock import FakeClock
 from shared.wire.v1 import records_pb2
 from tests.relay_fakes import free_port
-from tests.village_fixtures import PASSPHRASE, make_agent
+from tests.village_fixtures import PASSPHRASE, make_agent, unlock_ui
 from village_agent.bootstrap import open_agent
 from village_agent.domain import AppointmentStatus
 
@@ -37,9 +38,10 @@ def test_serve_forfeits_an_appointment_missed_while_it_was_not_running_without_a
         while time.monotonic() < deadline and "失约，请联系群众改约" not in page:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/appointments", timeout=2) as response:
-                    page = response.read().decode()
-            except OSError:
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=2, follow_redirects=True) as ui:
+                    unlock_ui(ui)   # the agent types the passphrase on the unlock page first
+                    page = ui.get("/appointments").text
+            except (OSError, httpx.HTTPError):
                 pass
             time.sleep(0.2)
         assert "失约，请联系群众改约" in page and "系统每 30 秒自动检查一次" in page

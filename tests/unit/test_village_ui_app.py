@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -17,7 +18,7 @@ from shared.clock import FakeClock, to_unix_ms
 from shared.domain.id_number import with_check_char
 from shared.wire.v1 import records_pb2
 from tests.unit.test_village_signature import data_url, fingerprint_photo_png, signature_png
-from tests.village_fixtures import PASSPHRASE, SIGNATURE_PNG, TINY_PNG, make_agent
+from tests.village_fixtures import unlock_ui, PASSPHRASE, SIGNATURE_PNG, TINY_PNG, make_agent
 from village_agent.bootstrap import open_agent
 from village_agent.domain import MatterStatus
 from village_agent.services import AgentService, RequestForm
@@ -25,6 +26,13 @@ from village_agent.ui.server import Reachability, create_app, deadline_badge
 
 NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)  # Monday 10:00 in Shanghai
 LOCAL = "http://127.0.0.1:8631"
+
+
+def unlocked(app: Any) -> TestClient:
+    """A client of the village UI that has typed the agent's passphrase on the unlock page."""
+    client = TestClient(app, base_url=LOCAL)
+    unlock_ui(client)
+    return client
 CATALOG = load_catalog()
 VILLAGE_ITEM = next(i for i in CATALOG if i.decided_by.value == "village")
 ID_NUMBER = with_check_char("43052419480312002")
@@ -42,7 +50,7 @@ def service(tmp_path: Path) -> Iterator[AgentService]:
 
 @pytest.fixture()
 def client(service: AgentService) -> TestClient:
-    return TestClient(create_app(service), base_url=LOCAL)
+    return unlocked(create_app(service))
 
 
 def csrf(client: TestClient) -> str:
@@ -108,7 +116,7 @@ def test_a_request_naming_a_foreign_host_is_refused_against_dns_rebinding(servic
 
 @pytest.mark.parametrize("host", ["127.0.0.1:8631", "localhost:8631", "[::1]:8631", "127.0.0.1"])
 def test_pages_answer_to_the_local_host_names(service, host: str) -> None:  # type: ignore[no-untyped-def]
-    client = TestClient(create_app(service), base_url=LOCAL)
+    client = unlocked(create_app(service))
     assert client.get("/", headers={"Host": host}).status_code == 200
 
 
@@ -213,7 +221,7 @@ def test_the_sync_page_says_honestly_when_no_relay_is_wired(client, service) -> 
 
 
 def test_the_sync_page_shows_what_the_relay_reports(service) -> None:  # type: ignore[no-untyped-def]
-    client = TestClient(create_app(service, sync_status=lambda: Reachability(False, "连接超时")), base_url=LOCAL)
+    client = unlocked(create_app(service, sync_status=lambda: Reachability(False, "连接超时")))
     page = client.get("/sync").text
     assert "无法连接" in page and "连接超时" in page and "从未同步" in page
 
@@ -233,7 +241,7 @@ def test_an_appointment_forfeited_by_the_background_check_shows_as_needing_a_reb
 
     service.make_appointment(scheduled_at=NOW + dt.timedelta(minutes=30), place="service_room", purpose="补交材料")
     watch = ForfeitWatch(service, interval_s=30)
-    client = TestClient(create_app(service, forfeit_status=forfeit_status_probe(watch)), base_url=LOCAL)
+    client = unlocked(create_app(service, forfeit_status=forfeit_status_probe(watch)))
     watch.check_once()
     page = client.get("/appointments").text
     assert "系统每 30 秒自动检查一次" in page and "2026-11-23 10:00" in page
@@ -248,8 +256,7 @@ def test_an_appointment_forfeited_by_the_background_check_shows_as_needing_a_reb
 def test_a_failing_background_forfeit_check_is_shown_on_the_appointments_page(service) -> None:  # type: ignore[no-untyped-def]
     from village_agent.ui.server import ForfeitCheck
 
-    client = TestClient(create_app(service, forfeit_status=lambda: ForfeitCheck(30, 0, "自动检查失约失败：磁盘空间已满")),
-                        base_url=LOCAL)
+    client = unlocked(create_app(service, forfeit_status=lambda: ForfeitCheck(30, 0, "自动检查失约失败：磁盘空间已满")))
     page = client.get("/appointments").text
     assert "自动检查失约失败：磁盘空间已满" in page and "系统每 30 秒自动检查一次" not in page
 

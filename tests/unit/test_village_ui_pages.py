@@ -7,6 +7,7 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -16,7 +17,7 @@ from shared.clock import FakeClock
 from shared.domain.id_number import with_check_char
 from shared.wire.v1 import records_pb2
 from tests.unit.test_village_signature import blank_png, data_url, dot_png, fingerprint_photo_png, signature_png
-from tests.village_fixtures import PASSPHRASE, make_agent
+from tests.village_fixtures import unlock_ui, PASSPHRASE, make_agent
 from village_agent.bootstrap import open_agent
 from village_agent.domain import MatterStatus
 from village_agent.services import AgentService
@@ -24,6 +25,13 @@ from village_agent.ui.server import Reachability, create_app
 
 NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)  # Monday 10:00 in Shanghai
 LOCAL = "http://127.0.0.1:8631"
+
+
+def unlocked(app: Any) -> TestClient:
+    """A client of the village UI that has typed the agent's passphrase on the unlock page."""
+    client = TestClient(app, base_url=LOCAL)
+    unlock_ui(client)
+    return client
 CATALOG = load_catalog()
 VILLAGE_ITEM = next(i for i in CATALOG if i.decided_by is Tier.VILLAGE)
 ITEM = next(i for i in CATALOG if i.decided_by is not Tier.VILLAGE
@@ -42,7 +50,7 @@ def service(tmp_path: Path) -> Iterator[AgentService]:
 
 @pytest.fixture()
 def client(service: AgentService) -> TestClient:
-    return TestClient(create_app(service), base_url=LOCAL)
+    return unlocked(create_app(service))
 
 
 def csrf(client: TestClient) -> str:
@@ -210,7 +218,7 @@ def test_an_appointment_names_its_matter_by_lookup_code(client, service) -> None
 def test_the_sync_page_shows_no_raw_grpc_error_text(service) -> None:  # type: ignore[no-untyped-def]
     raw = ("无法连接乡镇（UNAVAILABLE：failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:7001: "
            "Failed to connect to remote host: Connection refused）")
-    client = TestClient(create_app(service, sync_status=lambda: Reachability(False, raw)), base_url=LOCAL)
+    client = unlocked(create_app(service, sync_status=lambda: Reachability(False, raw)))
     text = visible_text(client.get("/sync").text)
     assert "无法连接乡镇" in text and "网络不通" in text
     assert "UNAVAILABLE" not in text and "failed to connect" not in text and "ipv4" not in text

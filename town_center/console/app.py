@@ -125,11 +125,13 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
         except Exception:  # noqa: BLE001 - a calendar problem must not hide the page; it is logged
             log.exception("calendar warning failed")
             warning = "工作日历无法读取，请联系系统管理员核对节假日安排。"
-        ctx = {"calendar_warning": warning, "now": now(), "notice": request.query_params.get("notice"), **context}
+        ctx = {"calendar_warning": warning, "now": now(), "notice": console.take_flash(request), **context}
         return console.render(request, name, ctx, status_code=status_code)
 
     def back(url: str, notice: str) -> RedirectResponse:
-        return RedirectResponse(f"{url}?{urllib.parse.urlencode({'notice': notice})}", status_code=303)
+        """Post/redirect/get; the notice waits server-side for the next page (never in the URL)."""
+        console.flash(notice)
+        return RedirectResponse(url, status_code=303)
 
     # ------------------------------------------------------------------ inbox
 

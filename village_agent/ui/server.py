@@ -1,9 +1,12 @@
 """The village agent's local web UI: server-rendered Chinese pages over `AgentService`.
 
 Local only, and defended as if it were not: a page in the agent's browser from any other site can
-still send POSTs to 127.0.0.1 (CSRF) or rebind its own domain name to 127.0.0.1 (DNS rebinding).
-So every request must carry a Host header naming this machine, every POST must carry the per-process
-CSRF token, and a foreign Origin is refused outright.
+still send POSTs to 127.0.0.1 (CSRF) or rebind its own domain name to 127.0.0.1 (DNS rebinding), and
+a UI bound beyond loopback is reachable from the LAN. So every request must carry a Host header
+naming this machine, every POST must carry the per-process CSRF token, a foreign Origin is refused
+outright, and nothing but the unlock page answers until the agent has typed the passphrase or PIN
+(`village_agent.ui.unlock`; the UI relocks when idle). Every answer carries the security headers
+of `shared.console.guard` (a strict Content-Security-Policy: scripts from /static only).
 
 Handlers are `async def` and call the service directly on the event loop: one agent, one laptop,
 so serialising every write through the loop costs nothing and keeps SQLite single-writer.
@@ -29,21 +32,26 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.catalog import IntakeOutcome, MaterialsAssessment
-from shared.clock import from_unix_ms, to_unix_ms
+from shared.clock import SystemClock, from_unix_ms, to_unix_ms
+from shared.console.guard import WebSecurity, uvicorn_options, with_security_headers
 from shared.errors import SharedError
 from shared.wire.v1 import records_pb2
+from village_agent.config import Paths
 from village_agent.domain import RATING_ZH, AppointmentStatus, MatterState, MatterStatus
 from village_agent.errors import AgentError, FieldProblem, FormError, StoreError, TransitionError, UnknownMatterError
 from village_agent.hop import VillageHop, village_hop
 from village_agent.receipt import build_receipt, format_due
 from village_agent.services import MAX_EVIDENCE_BYTES, PLACES, RATINGS, SHANGHAI, AgentService, Confirmation, RequestForm
 from village_agent.sync_text import plain_sync_text
+from village_agent.ui.errors import UnlockRefused
+from village_agent.ui.unlock import UNLOCK_COOKIE, UnlockGate, UnlockPin, UnlockPolicy
 
 log = logging.getLogger("village_agent.ui")
 
@@ -53,6 +61,10 @@ PAGE_SIZE = 50
 # A form holds at most one image (≤ 3 MB, base64 adds a third) plus short text fields.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+UNLOCK_PATH = "/unlock"
+LOCK_PATH = "/lock"
+# Reachable while locked: the unlock page itself and the stylesheet and script it uses.
+_OPEN_WHILE_LOCKED = (UNLOCK_PATH, "/static/")
 WARNING_WINDOW_MS = 24 * 3600 * 1000  # amber in the last day before the deadline, if the township has not said so already
 
 RATING_CHOICES = [(key, RATING_ZH[value]) for key, value in RATINGS.items()]
@@ -195,8 +207,10 @@ class LocalGuard:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = _host_only(headers.get("host", ""))
+        send = with_security_headers(send)
         if host not in self.allowed_hosts:
-            await _plain(403, "拒绝访问：本页面只能在本机通过 127.0.0.1 打开。")(scope, receive, send)
+            await _plain(403, "拒绝访问：网址中的服务器名称不是本机的名称。请在本机用 http://127.0.0.1 打开；"
+                              "如需用其他名称访问，请用 --allowed-host 添加。")(scope, receive, send)
             return
         origin = headers.get("origin")
         if origin is not None and scope["method"] not in ("GET", "HEAD"):
@@ -214,6 +228,45 @@ def _plain(status: int, message: str) -> Response:
     return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>错误</title><p>{message}</p>", status_code=status)
 
 
+def _safe_next(value: str) -> str:
+    """Only a path on this UI: the unlock form must not become an open redirect."""
+    if not value.startswith("/") or value.startswith("//") or "\\" in value or any(ord(ch) < 32 for ch in value):
+        return "/"
+    return value
+
+
+class UnlockGuard:
+    """Nothing but the unlock page (and its static files) answers without a live unlock session:
+    pages redirect to it, the JSON checklist gets 401, a form posted after the UI relocked is sent
+    to the unlock page too (nothing was saved; the agent unlocks and fills it in again)."""
+
+    def __init__(self, app: ASGIApp, gate: UnlockGate) -> None:
+        self.app = app
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path == UNLOCK_PATH or any(path.startswith(p) for p in _OPEN_WHILE_LOCKED if p.endswith("/")):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if self.gate.session_ok(request.cookies.get(UNLOCK_COOKIE)):
+            await self.app(scope, receive, send)
+            return
+        if path.startswith("/api/"):
+            response: Response = JSONResponse({"ok": False, "error": "界面已锁定，请先输入口令或 PIN 解锁。"}, status_code=401)
+        else:
+            here = path + (f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else "")
+            target = UNLOCK_PATH if scope["method"] not in ("GET", "HEAD") or here == "/" else \
+                f"{UNLOCK_PATH}?{urllib.parse.urlencode({'next': here})}"
+            response = RedirectResponse(target, status_code=303)
+        response.headers["Cache-Control"] = "no-store"
+        await response(scope, receive, send)
+
+
 # ---------------------------------------------------------------------------- the app
 
 
@@ -225,12 +278,21 @@ def _jinja() -> jinja2.Environment:
     return env
 
 
+def default_unlock_gate(service: AgentService, policy: UnlockPolicy | None = None) -> UnlockGate:
+    """The passphrase checked against this laptop's key file, or the agent's PIN if one was set."""
+    paths = Paths(service.store.path.parent)
+    # The real clock, not the service's: idleness is the agent's, whatever time the records are given.
+    return UnlockGate(paths.key, SystemClock(), pin=UnlockPin(paths.unlock_pin, service.signer), policy=policy)
+
+
 def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
                forfeit_status: ForfeitStatus | None = None,
-               allowed_hosts: frozenset[str] = LOCAL_HOSTS) -> FastAPI:
+               allowed_hosts: frozenset[str] = LOCAL_HOSTS, unlock: UnlockGate | None = None) -> FastAPI:
     """The UI over one open `AgentService`. `sync_status` is the relay's reachability probe and
-    `forfeit_status` the background forfeit check's, if either runs."""
+    `forfeit_status` the background forfeit check's, if either runs. `unlock` checks the passphrase
+    or PIN (by default against this laptop's own key file and PIN file)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    gate = unlock or default_unlock_gate(service)
     csrf_token = secrets.token_urlsafe(32)  # per process: a restart invalidates forms left open, which is fine
     env = _jinja()
     from shared.calendar import calendar_warning_zh
@@ -305,6 +367,45 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
         return message(request, "请求参数不正确。", 400)
+
+    # ------------------------------------------------------------ unlock
+
+    def unlock_page(request: Request, *, error: str = "", next_url: str = "/", status_code: int = 200) -> HTMLResponse:
+        html = env.get_template("unlock.html").render(
+            csrf_token=csrf_token, csrf_field=CSRF_FIELD, village_name=service.config.village_name,
+            agent_name=service.config.agent_name, error=error, next=next_url,
+            idle_minutes=int(gate.policy.idle_timeout.total_seconds() // 60),
+            pin_set=gate.pin is not None and gate.pin.is_set(), locked=request.query_params.get("locked") == "1")
+        return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+    @app.get(UNLOCK_PATH, response_class=HTMLResponse)
+    async def unlock_form(request: Request, next: str = "/") -> Response:  # noqa: A002 - the query name
+        if gate.session_ok(request.cookies.get(UNLOCK_COOKIE)):
+            return RedirectResponse(_safe_next(next), status_code=303)
+        return unlock_page(request, next_url=_safe_next(next))
+
+    @app.post(UNLOCK_PATH)
+    async def unlock_submit(request: Request) -> Response:
+        form = await read_form(request)
+        next_url = _safe_next(str(form.get("next", "/")))
+        secret = str(form.get("secret", ""))
+        address = request.client.host if request.client is not None else ""
+        try:
+            # A KDF run: off the event loop, so the pages stay responsive meanwhile.
+            token = await run_in_threadpool(gate.unlock, address, secret)
+        except UnlockRefused as exc:
+            return unlock_page(request, error=str(exc), next_url=next_url, status_code=401)
+        response = RedirectResponse(next_url, status_code=303)
+        response.set_cookie(UNLOCK_COOKIE, token, path="/", httponly=True, samesite="strict")
+        return response
+
+    @app.post(LOCK_PATH)
+    async def lock_now(request: Request) -> Response:
+        await read_form(request)
+        gate.lock(request.cookies.get(UNLOCK_COOKIE))
+        response = RedirectResponse(f"{UNLOCK_PATH}?locked=1", status_code=303)
+        response.delete_cookie(UNLOCK_COOKIE, path="/", httponly=True, samesite="strict")
+        return response
 
     # ------------------------------------------------------------ my matters
 
@@ -561,6 +662,8 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
                       township=service.config.township_name)
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    # Added last = outermost: the Host/Origin/size checks run before the unlock check.
+    app.add_middleware(UnlockGuard, gate=gate)
     app.add_middleware(LocalGuard, allowed_hosts=allowed_hosts)
     return app
 
@@ -753,17 +856,22 @@ def _allowed_actions(service: AgentService, state: MatterState) -> dict[str, boo
 
 
 def serve(service: AgentService, host: str = "127.0.0.1", port: int = 8631, *,
-          sync_status: SyncStatus | None = None, forfeit_status: ForfeitStatus | None = None) -> int:
-    """Run the UI until Ctrl-C. Access log off: URLs carry no personal data, but nothing is gained by logging them."""
+          sync_status: SyncStatus | None = None, forfeit_status: ForfeitStatus | None = None,
+          extra_hosts: tuple[str, ...] = (), idle_minutes: int | None = None) -> int:
+    """Run the UI until Ctrl-C. Access log off: URLs carry no personal data, but nothing is gained by logging them.
+    The Host allow-list is what the listen address allows (loopback names on loopback) plus `extra_hosts`."""
     import uvicorn
 
-    hosts = LOCAL_HOSTS | {host.strip("[]").lower()} if host not in ("0.0.0.0", "::") else LOCAL_HOSTS
-    app = create_app(service, sync_status=sync_status, forfeit_status=forfeit_status, allowed_hosts=frozenset(hosts))
-    config = uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None, log_level="warning",
-                            server_header=False, lifespan="off")
+    hosts = WebSecurity.for_address(f"{host}:{port}", extra_hosts=extra_hosts).allowed_hosts
+    gate = default_unlock_gate(service, UnlockPolicy(idle_timeout=dt.timedelta(minutes=idle_minutes))
+                               if idle_minutes is not None else None)
+    app = create_app(service, sync_status=sync_status, forfeit_status=forfeit_status, allowed_hosts=hosts, unlock=gate)
+    config = uvicorn.Config(app, host=host.strip("[]"), port=port, **uvicorn_options())
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host
     print(f"村代办员网页界面已启动：http://{shown}:{port}/  （按 Ctrl-C 退出）", flush=True)
+    print(f"打开后请输入代办员口令{'或解锁 PIN' if gate.pin is not None and gate.pin.is_set() else ''}解锁；"
+          f"{int(gate.policy.idle_timeout.total_seconds() // 60)} 分钟无操作自动锁定。", flush=True)
     try:
         server.run()
     except KeyboardInterrupt:

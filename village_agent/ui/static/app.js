@@ -3,6 +3,17 @@
 (function () {
   "use strict";
 
+  // ---- small behaviours kept out of the pages: the Content-Security-Policy allows no inline script
+  document.addEventListener("change", function (e) {
+    if (e.target.hasAttribute && e.target.hasAttribute("data-autosubmit") && e.target.form) e.target.form.submit();
+  });
+  document.addEventListener("click", function (e) {
+    var el = e.target.closest ? e.target.closest("[data-print],[data-back]") : null;
+    if (!el) return;
+    if (el.hasAttribute("data-print")) window.print();
+    else history.back();
+  });
+
   // ---- signature pads: draw with mouse/touch/pen, keep a PNG data URL in the hidden field
   // The same thresholds as the server's check (village_agent/signature.py): a pixel is ink when
   // visible and darker than paper; a signature needs some ink spread across the pad. The server
