@@ -209,7 +209,7 @@ def test_the_example_settings_are_for_postgresql_and_tls_files_under_etc(tmp_pat
         tls = [v for k, v in environment.items() if "_TLS_" in k]
         assert len(tls) == 2 and all(v.startswith("/etc/quancheng/tls/") for v in tls)
     assert set(env_file("village-agent.env")) == {"VILLAGE_AGENT_ARGS"}
-    # A shell can source them too (the guide's qc-town / qc-county do): quoted where they hold spaces.
+    # A shell can source them too (the guide's management shell does): quoted where they hold spaces.
     for name in ("county-hub.env", "town-center.env", "village-agent.env"):
         done = subprocess.run(["bash", "-c", f"set -ae; . {shlex.quote(str(OPS / 'examples' / name))}; env"],
                               capture_output=True, text=True, timeout=30)
@@ -241,11 +241,12 @@ def test_the_tls_tool_makes_a_ca_and_certificates_the_servers_and_clients_load(t
 # ---------------------------------------------------------------- the operations guide
 
 GUIDE = OPS / "运维指南.md"
+# The installed console scripts (pyproject.toml [project.scripts]): the guide names no other.
 _COMMANDS: dict[str, Parser] = {
-    "qc-county": hub.cli.build_parser, "county-hub": hub.cli.build_parser,
-    "qc-town": town_center.cli.build_parser, "town-center": town_center.cli.build_parser,
+    "county-hub": hub.cli.build_parser, "town-center": town_center.cli.build_parser,
     "village-agent": village_agent.cli.build_parser,
 }
+_SHORT = {"county-hub": "county", "town-center": "town"}
 
 
 def _guide_commands() -> list[tuple[str, list[str]]]:
@@ -288,7 +289,7 @@ def test_every_command_in_the_guide_is_a_real_command_with_real_options() -> Non
     for name, argv in commands:
         parser = ops.tls.build_parser if name == "ops.tls" else _COMMANDS[name]
         args = parse(parser, argv, f"运维指南: {name} {' '.join(argv)}")
-        seen.add((name.removeprefix("qc-"), args.command))
+        seen.add((_SHORT.get(name, name), args.command))
     for wanted in (("county", "init"), ("county", "townships"), ("town", "init"), ("town", "county"), ("town", "agents"),
                    ("town", "backup"), ("town", "restore"), ("village-agent", "init"), ("village-agent", "set-township-ca"),
                    ("village-agent", "backup"), ("village-agent", "restore"), ("ops.tls", "ca"), ("ops.tls", "cert")):
