@@ -22,6 +22,7 @@ from shared.catalog import (
 )
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.domain import id_number
+from shared.domain.personal_data import personal_data_problem
 from shared.envelope import SignedRecord
 from shared.sealing import seal_to
 from shared.signing import Signer
@@ -149,8 +150,16 @@ def materials_problem(item: CatalogItem, exc: CatalogError, brought: list[str] |
     return FieldProblem("materials_brought", "已带材料", "材料清单无法识别，请重新勾选")
 
 
-def _contains_id_number(text: str) -> bool:
-    return any(id_number.is_valid(m.decode()) for m in id_number.CANDIDATE_PATTERN.findall(text.encode()))
+def free_text_problems(*fields: tuple[str, str, str]) -> list[FieldProblem]:
+    """Free text is signed and stored in plain text at every tier: (field, label, text) carrying an ID or
+    mobile number is refused. Refused rather than sealed: the township, the county and the villager read
+    these words, and the applicant's own numbers are already sealed in the applicant details."""
+    problems = []
+    for name, label, text in fields:
+        problem = personal_data_problem(text, label)
+        if problem:
+            problems.append(FieldProblem(name, label, problem))
+    return problems
 
 
 class AgentService:
@@ -254,8 +263,8 @@ class AgentService:
         problems.extend(self._check_authorization(form))
         if len(form.note) > 200:
             problems.append(FieldProblem("note", "备注", "备注不超过 200 字"))
-        elif _contains_id_number(form.note):
-            problems.append(FieldProblem("note", "备注", "备注中不要填写身份证号码等个人信息"))
+        else:
+            problems.extend(free_text_problems(("note", "备注", form.note)))
         if problems:
             raise FormError(problems)
         assert assessment is not None
@@ -413,6 +422,8 @@ class AgentService:
         if unknown:
             raise FormError([FieldProblem("material_ids", "补充材料",
                                           f"“{item.name}”没有这些材料：{'、'.join(unknown)}（材料编号见 village-agent catalog {item.code}）")])
+        if problems := free_text_problems(("note", "备注", note)):
+            raise FormError(problems)
         record = records_pb2.Record()
         record.materials_added.matter_id = matter_id
         record.materials_added.material_ids.extend(ids)
@@ -430,6 +441,7 @@ class AgentService:
             problems.append(FieldProblem("place", "地点", "请选择地点：村便民服务室、申请人家中或乡镇便民服务中心"))
         if not purpose.strip():
             problems.append(FieldProblem("purpose", "事由", "请填写预约事由"))
+        problems.extend(free_text_problems(("purpose", "事由", purpose)))
         if matter_id:
             self.store.matter_state(matter_id)
         if problems:
@@ -455,6 +467,8 @@ class AgentService:
                 raise TransitionError(f"该预约{AppointmentStatus(row.status).label_zh}，不能再登记上门")
         if place not in PLACES:
             raise FormError([FieldProblem("place", "地点", "地点无效")])
+        if problems := free_text_problems(("outcome", "上门情况", outcome)):
+            raise FormError(problems)
         visit_id = str(uuid.uuid4())
         record = records_pb2.Record()
         body = record.visit_recorded
@@ -497,6 +511,8 @@ class AgentService:
         domain.check_can_withdraw(state)
         if not reason.strip():
             raise FormError([FieldProblem("reason", "撤回原因", "请填写撤回原因")])
+        if problems := free_text_problems(("reason", "撤回原因", reason)):
+            raise FormError(problems)
         record = records_pb2.Record()
         record.withdrawn.matter_id = matter_id
         record.withdrawn.reason = reason.strip()
@@ -508,6 +524,8 @@ class AgentService:
         domain.check_can_hand_over(state, decided_here)
         if not result_summary.strip():
             raise FormError([FieldProblem("result_summary", "办理结果", "请填写交付的办理结果")])
+        if problems := free_text_problems(("result_summary", "办理结果", result_summary)):
+            raise FormError(problems)
         record = records_pb2.Record()
         body = record.result_handed_over
         body.matter_id = matter_id
@@ -530,8 +548,8 @@ class AgentService:
             problems.append(FieldProblem("rating", "满意度评价", "请选择：非常满意、满意、基本满意、不满意、非常不满意"))
         if len(comment) > 300:
             problems.append(FieldProblem("comment", "意见建议", "意见建议不超过 300 字"))
-        elif _contains_id_number(comment):
-            problems.append(FieldProblem("comment", "意见建议", "意见建议中不要填写身份证号码等个人信息"))
+        else:
+            problems.extend(free_text_problems(("comment", "意见建议", comment)))
         problems.extend(self._check_confirmation(confirmation))
         if problems:
             raise FormError(problems)
@@ -572,6 +590,8 @@ class AgentService:
         domain.check_can_follow_up(state)
         if rating and rating not in RATINGS:
             raise FormError([FieldProblem("rating", "回访评价", "评价无效")])
+        if problems := free_text_problems(("outcome", "回访情况", outcome)):
+            raise FormError(problems)
         record = records_pb2.Record()
         body = record.follow_up_called
         body.matter_id = matter_id
