@@ -191,7 +191,7 @@ class Intake:
         if body.intake_outcome == records_pb2.INTAKE_OUTCOME_RETURN:
             text += f"；村级初审意见：应退回（{body.return_reason}）"
         conn.execute(insert(town_matter).values(
-            matter_id=body.matter_id, author_key_id=key_id, village_code=body.village_code or village,
+            matter_id=body.matter_id, author_key_id=key_id, village_code=village,  # the enrolled key's, never the record's claim (issue 15)
             catalog_code=body.catalog_code, stage=matter.stage.value, kind=None, owner="", version=matter.version,
             state_json=json.dumps(matter_to_json_dict(matter), ensure_ascii=False, separators=(",", ":")),
             lookup_code_hash=lookup, id_masked=body.applicant.id_number_masked[:32],

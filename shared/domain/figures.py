@@ -105,6 +105,19 @@ def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
+# A cell starting with one of these is a formula to Excel, WPS and LibreOffice (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(cell: object) -> object:
+    """A text cell that a spreadsheet would run as a formula, written as text: prefixed with an
+    apostrophe, which spreadsheets show as plain text. Numbers are left alone. Every CSV/xlsx export
+    writes its cells through this (a village code or a name comes from a device or a person)."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_PREFIXES):
+        return "'" + cell
+    return cell
+
+
 def to_csv(rows: Sequence[Figures], label: Callable[[str], str] = str) -> str:
     """CSV with a UTF-8 BOM so Excel on a township PC opens the Chinese headers correctly."""
     out = io.StringIO()
@@ -112,9 +125,10 @@ def to_csv(rows: Sequence[Figures], label: Callable[[str], str] = str) -> str:
     writer = csv.writer(out)
     writer.writerow(CSV_HEADER)
     for f in rows:
-        writer.writerow([label(f.key), f.received, f.completed, f.completed_on_time, f.overdue, f.returned,
-                         _num(f.average_hours), _pct(f.on_time_rate), f.rated, _num(f.satisfaction),
-                         f.bad_reviews, f.bad_reviews_followed_up])
+        cells = [label(f.key), f.received, f.completed, f.completed_on_time, f.overdue, f.returned,
+                 _num(f.average_hours), _pct(f.on_time_rate), f.rated, _num(f.satisfaction),
+                 f.bad_reviews, f.bad_reviews_followed_up]
+        writer.writerow([neutralise_formula(cell) for cell in cells])
     return out.getvalue()
 
 
