@@ -10,6 +10,9 @@ Invariants it keeps (DESIGN 4, 5, 10):
 * Failures back off exponentially with full jitter up to a cap (`shared.retry`).
 * Plain text by default (loopback); with `tls` a TLS channel, and a failed handshake is reported as
   `TlsHandshakeFailed` with a Chinese explanation (wrong CA, name, date, or a plain-text peer).
+* A refused call is told apart by its typed reason (`google.rpc.ErrorInfo` in the status details,
+  docs/wire-v1.md "Errors"): size → smaller batches, load → back off, auth or malformed → stop and
+  say why in Chinese. Staff never read raw gRPC details; they go to the log.
 """
 from __future__ import annotations
 
@@ -18,22 +21,25 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import replace, dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from shared.clock import Clock, to_unix_ms
 from shared.envelope import ChainTip, open_record
 from shared.errors import EnvelopeError
 from shared.relay.errors import PeerUnavailable, RelayError, SyncRefused, TlsHandshakeFailed
 from shared.relay.ports import Outbox, RecoveryLog
-from shared.relay.server import SERVICE_NAME, pull_signing_bytes, recover_signing_bytes
+from shared.relay.server import ERROR_DOMAIN, SERVICE_NAME, pull_signing_bytes, recover_signing_bytes
 from shared.relay.tls import ClientTls, handshake_problem_zh
 from shared.retry import Backoff, RetryPolicy
 from shared.signing import Signer
 from shared.wire.v1 import relay_pb2
 
-__all__ = ["ClientLimits", "SyncResult", "RelayClient", "channel_options", "is_size_refusal"]
+__all__ = ["ClientLimits", "SyncResult", "RelayClient", "channel_options", "is_size_refusal", "call_refusal",
+           "refusal_zh"]
 
 log = logging.getLogger("shared.relay.client")
 _T = TypeVar("_T")
@@ -54,8 +60,61 @@ _SIZE_REFUSAL_MARKERS = ("每批最多", "larger than max")
 
 
 def is_size_refusal(code: grpc.StatusCode | None, detail: str | None) -> bool:
-    """True when a RESOURCE_EXHAUSTED status says the batch or message was too large."""
+    """True when an untyped RESOURCE_EXHAUSTED status says the batch or message was too large (a
+    receiver older than typed refusals, or gRPC's own bound on a grossly oversized message)."""
     return code is grpc.StatusCode.RESOURCE_EXHAUSTED and any(m in (detail or "") for m in _SIZE_REFUSAL_MARKERS)
+
+
+_SIZE = {"BATCH_TOO_LARGE", "MESSAGE_TOO_LARGE"}
+_LOAD = {"OVERLOADED", "TOO_MANY_STREAMS", "ENROLLMENT_LIMIT", "INTERNAL", "IDLE"}
+
+
+def call_refusal(exc: grpc.RpcError) -> tuple[str, dict[str, str]]:
+    """The typed reason of a refused call ("BATCH_TOO_LARGE", "CLOCK_SKEW", …) and its metadata;
+    ("", {}) when the status carries none (network failures, gRPC's own refusals, older receivers)."""
+    try:
+        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - a status whose details do not parse is an untyped one
+        return "", {}
+    if status is None:
+        return "", {}
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            if info.domain == ERROR_DOMAIN:
+                return info.reason, dict(info.metadata)
+    return "", {}
+
+
+def refusal_zh(reason: str, metadata: dict[str, str], peer_label_zh: str) -> str:
+    """What the sender's staff read for a typed refusal: Chinese, without gRPC's own words."""
+    texts = {
+        "BATCH_TOO_LARGE": f"{peer_label_zh}要求每批不超过 {metadata.get('max_batch', '?')} 条记录",
+        "MESSAGE_TOO_LARGE": f"单次发送的数据超过{peer_label_zh}的大小上限",
+        "OVERLOADED": f"{peer_label_zh}繁忙，稍后自动重试",
+        "TOO_MANY_STREAMS": f"{peer_label_zh}同时处理的连接已满，稍后自动重试",
+        "ENROLLMENT_LIMIT": f"{peer_label_zh}待审批的设备登记已满，请联系工作人员先处理已有的登记",
+        "INTERNAL": f"{peer_label_zh}内部出错，稍后自动重试",
+        "IDLE": f"与{peer_label_zh}的连接长时间无数据，已断开，稍后自动重试",
+        "UNKNOWN_KEY": f"{peer_label_zh}不认识本机设备密钥，请先完成登记",
+        "BAD_SIGNATURE": f"{peer_label_zh}认为本机请求的签名无效，请联系信息化人员检查本机密钥",
+        "KEY_PENDING": f"本机设备密钥尚待{peer_label_zh}审批",
+        "KEY_REVOKED": f"本机设备密钥已被{peer_label_zh}吊销，请联系工作人员",
+        "NONCE_REPLAYED": f"{peer_label_zh}拒绝了重复的请求，稍后自动重试",
+        "CLOCK_SKEW": f"本机时间与{peer_label_zh}相差过大，已按服务器时间校正，稍后自动重试",
+        "MALFORMED": f"{peer_label_zh}认为本机发送的请求格式有误，请联系信息化人员",
+        "WRONG_ROLE": f"{peer_label_zh}不受理这类设备的登记，请检查本机设置的服务器地址",
+    }
+    return texts.get(reason, f"{peer_label_zh}拒绝了请求，请联系信息化人员")
+
+
+_CODE_ZH = {
+    grpc.StatusCode.UNAVAILABLE: "网络不通或服务器未启动",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "等待应答超时",
+    grpc.StatusCode.CANCELLED: "连接被中断",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "服务器繁忙",
+}
 
 
 @dataclass(frozen=True)
@@ -145,6 +204,9 @@ class RelayClient:
         self._channel_lock = threading.Lock()
         self.last_result: SyncResult | None = None
         self.last_error: str = ""
+        # The receiver's clock minus ours, learnt from a CLOCK_SKEW refusal: signed requests carry
+        # the receiver's time as best we know it (a laptop's clock may be far off).
+        self._clock_offset_ms = 0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -247,30 +309,69 @@ class RelayClient:
                 else:
                     self._enroll(channel, result)
             except grpc.RpcError as exc:
-                code = exc.code() if hasattr(exc, "code") else None
-                detail = exc.details() if hasattr(exc, "details") else str(exc)
-                if pushing and is_size_refusal(code, detail):
-                    if self.limits.batch_size <= 1:
-                        raise SyncRefused(f"单条记录超过{self.peer_label_zh}的大小上限，无法发送（{detail}）") from exc
-                    # The township's batch or message bound is lower than ours: halve and retry,
-                    # rather than resending the same oversized batch forever.
-                    self.limits = replace(self.limits, batch_size=max(1, self.limits.batch_size // 2))
-                    log.warning("township refused the batch size (%s); now sending %d per batch", detail, self.limits.batch_size)
-                    raise PeerUnavailable(f"{self.peer_label_zh}要求减小每批条数，改为每批 {self.limits.batch_size} 条后重试") from exc
-                if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    # Not a size refusal: the township is busy (its concurrent-stream bound is full).
-                    # Back off and retry with the same batch size.
-                    raise PeerUnavailable(f"{self.peer_label_zh}繁忙，稍后重试（{detail}）") from exc
-                self._raise_if_tls_failure(code, detail, exc)
-                if code in _RETRYABLE:
-                    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                        # A fresh channel next time: do not trust a connection that just timed out.
-                        self._drop_channel()
-                    raise PeerUnavailable(f"无法连接{self.peer_label_zh}（{code.name if code else '?'}：{detail}）") from exc
-                raise SyncRefused(f"{self.peer_label_zh}拒绝了请求（{code.name if code else '?'}：{detail}）") from exc
+                self._raise_for(exc, pushing=pushing)
             return result
         finally:
             lock.release()
+
+    def _raise_for(self, exc: grpc.RpcError, *, pushing: bool = False) -> None:
+        """Turn a failed call into `PeerUnavailable` (retry with backoff) or `SyncRefused` (staff must
+        act), with a Chinese message; a size refusal while pushing halves the batch first."""
+        code = exc.code() if hasattr(exc, "code") else None
+        detail = exc.details() if hasattr(exc, "details") else str(exc)
+        reason, metadata = call_refusal(exc)
+        log.info("call to %s refused: %s %s %s", self.target, code.name if code else "?", reason or "-", detail)
+        if pushing and (reason in _SIZE or (not reason and is_size_refusal(code, detail))):
+            if self.limits.batch_size <= 1:
+                raise SyncRefused(f"单条记录超过{self.peer_label_zh}的大小上限，无法发送，请联系信息化人员") from exc
+            # The receiver's batch or message bound is lower than ours: halve and retry, rather than
+            # resending the same oversized batch forever.
+            wanted = int(metadata.get("max_batch", "0") or 0)
+            smaller = min(wanted, self.limits.batch_size - 1) if wanted > 0 else self.limits.batch_size // 2
+            self.limits = replace(self.limits, batch_size=max(1, smaller))
+            log.warning("receiver refused the batch size (%s); now sending %d per batch", reason or detail, self.limits.batch_size)
+            raise PeerUnavailable(f"{self.peer_label_zh}要求减小每批条数，改为每批 {self.limits.batch_size} 条后重试") from exc
+        if reason == "CLOCK_SKEW":
+            server_ms = int(metadata.get("server_time_ms", "0") or 0)
+            if server_ms:
+                self._clock_offset_ms = server_ms - to_unix_ms(self.clock.now())
+            raise PeerUnavailable(refusal_zh(reason, metadata, self.peer_label_zh)) from exc
+        if reason in _LOAD or reason == "NONCE_REPLAYED":
+            raise PeerUnavailable(refusal_zh(reason, metadata, self.peer_label_zh)) from exc
+        if reason:
+            raise SyncRefused(refusal_zh(reason, metadata, self.peer_label_zh)) from exc
+        if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+            # Untyped and not about size: the receiver is busy. Same batch size, after a backoff.
+            raise PeerUnavailable(f"{self.peer_label_zh}繁忙，稍后自动重试") from exc
+        self._raise_if_tls_failure(code, detail, exc)
+        if code in _RETRYABLE:
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
+                # A fresh channel next time: do not trust a connection that just failed.
+                self._drop_channel()
+            why = _CODE_ZH.get(code, "通信出错") if code is not None else "通信出错"
+            raise PeerUnavailable(f"无法连接{self.peer_label_zh}（{why}），稍后自动重试") from exc
+        raise SyncRefused(f"{self.peer_label_zh}拒绝了请求，请联系信息化人员（详情见日志）") from exc
+
+    def _requested_at_ms(self) -> int:
+        return to_unix_ms(self.clock.now()) + self._clock_offset_ms
+
+    def _signed_call(self, call: Callable[[Any], _T], build: Callable[[bytes, int], Any]) -> _T:
+        """A Pull or Recover signed with a fresh nonce and the receiver's time as best known; on a
+        CLOCK_SKEW refusal, learn the receiver's time and sign once more."""
+        for attempt in range(2):
+            nonce = os.urandom(16)
+            try:
+                return call(build(nonce, self._requested_at_ms()))
+            except grpc.RpcError as exc:
+                reason, metadata = call_refusal(exc)
+                server_ms = int(metadata.get("server_time_ms", "0") or 0) if reason == "CLOCK_SKEW" else 0
+                if attempt == 0 and server_ms:
+                    self._clock_offset_ms = server_ms - to_unix_ms(self.clock.now())
+                    log.warning("receiver %s says our clock is %d s off; signing with its time", self.target,
+                                self._clock_offset_ms // 1000)
+                    continue
+                raise
+        raise AssertionError("unreachable")
 
     def _raise_if_tls_failure(self, code: grpc.StatusCode | None, detail: str | None, exc: grpc.RpcError) -> None:
         """gRPC reports a failed handshake as a bare UNAVAILABLE; say what is wrong, in Chinese."""
@@ -294,13 +395,7 @@ class RelayClient:
         try:
             self._recover_all(self._stub_channel(), result)
         except grpc.RpcError as exc:
-            code = exc.code() if hasattr(exc, "code") else None
-            detail = exc.details() if hasattr(exc, "details") else str(exc)
-            self._raise_if_tls_failure(code, detail, exc)
-            if code in _RETRYABLE:
-                self._drop_channel()
-                raise PeerUnavailable(f"无法连接{self.peer_label_zh}（{code.name if code else '?'}：{detail}）") from exc
-            raise SyncRefused(f"{self.peer_label_zh}拒绝了请求（{code.name if code else '?'}：{detail}）") from exc
+            self._raise_for(exc)
         finally:
             lock.release()
         return result
@@ -317,12 +412,17 @@ class RelayClient:
         for _ in range(10_000):   # bounded: at most this many pages per pass
             if self._stop.is_set():
                 return
-            nonce = os.urandom(16)
             limit = self.limits.pull_batch
-            request = relay_pb2.RecoverRequest(
-                key_id=self.signer.key_id, after_seq=after, max_records=limit, nonce=nonce,
-                signature=self.signer.sign(recover_signing_bytes(self.signer.key_id, after, limit, nonce)))
-            response = recover(request, timeout=self.limits.unary_deadline_s)
+            sent: list[bytes] = []
+
+            def build(nonce: bytes, at_ms: int) -> relay_pb2.RecoverRequest:
+                sent[:] = [nonce]
+                return relay_pb2.RecoverRequest(
+                    key_id=self.signer.key_id, after_seq=after, max_records=limit, nonce=nonce, requested_at_ms=at_ms,
+                    signature=self.signer.sign(recover_signing_bytes(self.signer.key_id, after, limit, nonce, at_ms)))
+
+            response = self._signed_call(lambda r: recover(r, timeout=self.limits.unary_deadline_s), build)
+            nonce = sent[0]
             if response.records:
                 tip = self._refused_on_error(recovery.append_recovered, list(response.records), list(response.receipts))
                 if tip.seq <= after:
@@ -405,12 +505,14 @@ class RelayClient:
         for _ in range(10_000):   # bounded: at most this many pages per pass
             if self._stop.is_set():
                 return
-            nonce = os.urandom(16)
             limit = self.limits.pull_batch
-            request = relay_pb2.PullRequest(
-                key_id=self.signer.key_id, after_cursor=cursor, max_records=limit, nonce=nonce,
-                signature=self.signer.sign(pull_signing_bytes(self.signer.key_id, cursor, limit, nonce)))
-            response = pull(request, timeout=self.limits.unary_deadline_s)
+
+            def build(nonce: bytes, at_ms: int) -> relay_pb2.PullRequest:
+                return relay_pb2.PullRequest(
+                    key_id=self.signer.key_id, after_cursor=cursor, max_records=limit, nonce=nonce, requested_at_ms=at_ms,
+                    signature=self.signer.sign(pull_signing_bytes(self.signer.key_id, cursor, limit, nonce, at_ms)))
+
+            response = self._signed_call(lambda r: pull(r, timeout=self.limits.unary_deadline_s), build)
             if response.records or response.next_cursor != cursor:
                 # apply_down verifies the township's signature on every record before applying any.
                 result.pulled += self.outbox.apply_down(list(response.records), response.next_cursor)

@@ -3,8 +3,10 @@
 Hierarchy::
 
     RelayError                  base of everything the relay raises (a `shared.errors.SharedError`)
-    ├── LimitExceeded           a request breaks an explicit bound (batch size, message size): RESOURCE_EXHAUSTED
-    ├── MalformedRequest        a request cannot be decoded or is inconsistent: INVALID_ARGUMENT
+    ├── CallRefused             the receiver refuses a whole call, with a `CallRefusal` reason (docs/wire-v1.md "Errors")
+    │   ├── LimitExceeded       a request breaks an explicit bound (batch size, message size): RESOURCE_EXHAUSTED
+    │   ├── MalformedRequest    a request cannot be decoded or is inconsistent: INVALID_ARGUMENT
+    │   └── EnrollmentLimit     too many enrollments wait for approval (in total or from one address)
     ├── StoreConflict           the author's chain moved under a concurrent write; the batch may be retried
     ├── KeyStoreError           the receiving store refused an operation on a key (wrong state, broken chain)
     │   └── UnknownKey          no key (or no unique one) matches the id or prefix an operator typed
@@ -18,8 +20,9 @@ Messages are Chinese: operators and agents read them.
 from __future__ import annotations
 
 from shared.errors import SharedError
+from shared.wire.v1 import relay_pb2
 
-__all__ = ["RelayError", "LimitExceeded", "MalformedRequest", "StoreConflict", "KeyStoreError", "UnknownKey", "PeerUnavailable", "SyncRefused",
+__all__ = ["RelayError", "CallRefused", "EnrollmentLimit", "LimitExceeded", "MalformedRequest", "StoreConflict", "KeyStoreError", "UnknownKey", "PeerUnavailable", "SyncRefused",
            "TlsHandshakeFailed", "TlsConfigError"]
 
 
@@ -27,12 +30,39 @@ class RelayError(SharedError):
     """Base of every error raised by `shared.relay`."""
 
 
-class LimitExceeded(RelayError):
-    """A request exceeds a configured bound; answered with RESOURCE_EXHAUSTED."""
+class CallRefused(RelayError):
+    """Raised by `RelayCore` when it refuses a whole call. `reason` is a `relay_pb2.CallRefusal`
+    value; `code` the gRPC status code; `metadata` the figures the client may act on (e.g.
+    `retry_after_ms`, `server_time_ms`). The message is Chinese: it is what the sender's staff read."""
+
+    default_reason: int = relay_pb2.CALL_REFUSAL_MALFORMED
+    default_code: str = "INVALID_ARGUMENT"
+
+    def __init__(self, message: str, *, reason: int | None = None, code: str | None = None,
+                 metadata: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.reason = self.default_reason if reason is None else reason
+        self.code = code or self.default_code
+        self.metadata = dict(metadata or {})
 
 
-class MalformedRequest(RelayError):
-    """A request cannot be decoded or contradicts itself; answered with INVALID_ARGUMENT."""
+class LimitExceeded(CallRefused):
+    """A request exceeds a configured bound; answered with RESOURCE_EXHAUSTED (BATCH_TOO_LARGE by default)."""
+
+    default_reason = relay_pb2.CALL_REFUSAL_BATCH_TOO_LARGE
+    default_code = "RESOURCE_EXHAUSTED"
+
+
+class MalformedRequest(CallRefused):
+    """A request cannot be decoded or contradicts itself; answered with INVALID_ARGUMENT (MALFORMED by
+    default; the auth refusals of Pull and Recover pass their own reason and code)."""
+
+
+class EnrollmentLimit(CallRefused):
+    """Raised by `RelayStore.enroll` when pending enrollments reach their bound; RESOURCE_EXHAUSTED."""
+
+    default_reason = relay_pb2.CALL_REFUSAL_ENROLLMENT_LIMIT
+    default_code = "RESOURCE_EXHAUSTED"
 
 
 class StoreConflict(RelayError):

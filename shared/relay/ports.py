@@ -5,6 +5,7 @@ Receiving side (township for villages, county for townships):
   every row as stored, duplicate or fork inside one transaction and never overwrites.
 * `KeyRegistry` — device keys and their status (pending, approved, revoked, quarantined).
 * `DownLog` — signed records waiting for a device, read by cursor.
+* `NonceLog` — nonces of signed Pull/Recover requests, remembered while they could be replayed.
 
 Sending side (village, later township): `Outbox` — the outbox table is the queue; `RecoveryLog` —
 a sender restored from a backup that must fetch its own later records back before it signs again.
@@ -23,8 +24,8 @@ from shared.keys import KnownKey
 from shared.wire.v1 import envelope_pb2, relay_pb2
 
 __all__ = [
-    "KeyState", "AgentKey", "EnrollmentInfo", "IngestRow", "Outcome", "StoreResult", "HeldRecord",
-    "IngestStore", "KeyRegistry", "DownLog", "Outbox", "RecoveryLog",
+    "KeyState", "AgentKey", "EnrollmentInfo", "EnrollmentBounds", "IngestRow", "Outcome", "StoreResult", "HeldRecord",
+    "IngestStore", "KeyRegistry", "DownLog", "NonceLog", "Outbox", "RecoveryLog",
 ]
 
 
@@ -68,6 +69,16 @@ class EnrollmentInfo:
 
 
 @dataclass(frozen=True)
+class EnrollmentBounds:
+    """How many enrollments may wait for approval (issue 15: an unauthenticated door must be bounded)."""
+
+    per_address: int = 5
+    total: int = 200
+    # A pending enrollment older than this is forgotten; a device still waiting enrols again.
+    expire_after_ms: int = 14 * 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
 class AgentKey:
     """A device key as the receiver holds it, with the tip of its ingest chain."""
 
@@ -84,6 +95,11 @@ class AgentKey:
     status_changed_at_ms: int = 0
     status_changed_by: str = ""
     status_reason: str = ""
+    # The peer address the enrollment came from ("" for keys registered out of band).
+    enrolled_from: str = ""
+    # The tip's claimed time, and the receipt time later claims are judged against (docs/wire-v1.md).
+    last_claimed_ms: int = 0
+    claim_floor_ms: int = 0
 
     def known(self) -> KnownKey:
         return KnownKey(self.key_id, self.public_key, approved=self.state is KeyState.APPROVED,
@@ -114,6 +130,7 @@ class Outcome(str, enum.Enum):
     DUPLICATE = "duplicate"    # same bytes already held: answer with the original receipt time
     FORK = "fork"              # different bytes for a held (author, seq): kept as evidence, author quarantined
     CONFLICT = "conflict"      # the chain tip or key status moved concurrently; nothing written for this row
+    QUARANTINED = "quarantined"  # a new seq after a fork earlier in the same batch: not written, author quarantined
 
 
 @dataclass(frozen=True)
@@ -141,13 +158,18 @@ class IngestStore(Protocol):
         ...
 
     def store_batch(self, author_key_id: str, expected_tip: ChainTip, rows: Sequence[IngestRow], *,
-                    receipt_time_ms: int) -> list[StoreResult]:
-        """In one transaction: rows at or below `expected_tip.seq` become DUPLICATE or FORK by
-        comparing hashes with what is held (a FORK keeps the row as evidence and quarantines the
-        author); rows above it must continue the chain from `expected_tip` and are inserted with
-        `receipt_time_ms`, but only if the author is still approved and its tip is still
-        `expected_tip` — otherwise they come back as CONFLICT and nothing of them is written.
-        Results are in the order of `rows`."""
+                    receipt_time_ms: int, claim_floor_ms: int | None = None) -> list[StoreResult]:
+        """In one transaction, rows classified in order exactly as if each came alone: a seq held
+        before, or earlier in `rows`, is DUPLICATE (same hash) or FORK (kept as evidence, author
+        quarantined); new seqs must continue the chain from `expected_tip` and are inserted with
+        `receipt_time_ms` (the tip's claimed time and `claim_floor_ms` move with them); after a FORK,
+        new seqs are QUARANTINED and not written. If the author is no longer approved at
+        `expected_tip`, every row comes back CONFLICT and nothing is written. Results are in the
+        order of `rows`."""
+        ...
+
+    def record_ids_taken(self, author_key_id: str, record_ids: Sequence[str]) -> set[str]:
+        """Which of `record_ids` the author has already used in a stored record."""
         ...
 
     def authored(self, author_key_id: str, after_seq: int, limit: int) -> list[HeldRecord]:
@@ -160,8 +182,10 @@ class KeyRegistry(Protocol):
     def lookup(self, key_id: str) -> KnownKey | None: ...
 
     def enroll(self, public_key: bytes, enrollment: envelope_pb2.Envelope, info: EnrollmentInfo, *,
-               now_ms: int) -> AgentKey:
-        """Register a self-signed enrollment as pending; a known key is returned unchanged."""
+               now_ms: int, from_address: str = "", bounds: EnrollmentBounds | None = None) -> AgentKey:
+        """Register a self-signed enrollment as pending; a known key is returned unchanged. With
+        `bounds`, stale pending enrollments are forgotten first and `EnrollmentLimit` is raised when
+        too many wait (in total or from `from_address`)."""
         ...
 
     def register_approved(self, public_key: bytes, info: EnrollmentInfo, *, by: str, now_ms: int) -> AgentKey:
@@ -185,6 +209,12 @@ class DownLog(Protocol):
     def read(self, key_id: str, after_cursor: int, limit: int) -> tuple[list[envelope_pb2.Envelope], int]:
         """Up to `limit` records for `key_id` after `after_cursor`, and the cursor of the last one
         (`after_cursor` when there are none)."""
+        ...
+
+
+class NonceLog(Protocol):
+    def remember_nonce(self, key_id: str, nonce: bytes, *, now_ms: int, expires_at_ms: int) -> bool:
+        """Keep (key, nonce) until `expires_at_ms`; False when it is already held (a replay)."""
         ...
 
 

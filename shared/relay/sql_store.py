@@ -14,14 +14,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, create_engine, delete, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from shared.envelope import GENESIS, ChainTip, sign_next
 from shared.keys import KnownKey, fingerprint
-from shared.relay.errors import KeyStoreError, UnknownKey
-from shared.relay.ports import AgentKey, EnrollmentInfo, HeldRecord, IngestRow, KeyState, Outcome, StoreResult
+from shared.relay.errors import EnrollmentLimit, KeyStoreError, UnknownKey
+from shared.relay.ports import AgentKey, EnrollmentBounds, EnrollmentInfo, HeldRecord, IngestRow, KeyState, Outcome, StoreResult
 from shared.relay.sql_tables import RelayTables
 from shared.signing import Signer, key_id_for
 from shared.sqlite import configure_sqlite
@@ -78,6 +78,10 @@ class TimeFlag:
 
 
 
+class _Rollback(Exception):
+    """Raised inside a batch's transaction to undo it; the batch comes back as CONFLICT."""
+
+
 def _agent(row: Any) -> AgentKey:
     return AgentKey(
         key_id=row.key_id, public_key=bytes(row.public_key), state=KeyState(row.state),
@@ -85,7 +89,8 @@ def _agent(row: Any) -> AgentKey:
         tip=ChainTip(int(row.tip_seq), bytes(row.tip_hash)), last_valid_seq=int(row.last_valid_seq),
         last_receipt_ms=int(row.last_receipt_ms), enrolled_at_ms=int(row.enrolled_at_ms),
         status_changed_at_ms=int(row.status_changed_at_ms), status_changed_by=row.status_changed_by,
-        status_reason=row.status_reason,
+        status_reason=row.status_reason, enrolled_from=row.enrolled_from or "",
+        last_claimed_ms=int(row.last_claimed_ms or 0), claim_floor_ms=int(row.claim_floor_ms or 0),
     )
 
 
@@ -116,51 +121,105 @@ class RelayStore:
         return None if row is None else _agent(row)
 
     def store_batch(self, author_key_id: str, expected_tip: ChainTip, rows: Sequence[IngestRow], *,
-                    receipt_time_ms: int) -> list[StoreResult]:
-        seen = [r for r in rows if r.seq <= expected_tip.seq]
-        new = [r for r in rows if r.seq > expected_tip.seq]
-        for i, r in enumerate(new):
-            if r.seq != expected_tip.seq + 1 + i:
-                raise self.store_error("新记录必须紧接链尾且连续")
-        results: dict[int, StoreResult] = {}
+                    receipt_time_ms: int, claim_floor_ms: int | None = None) -> list[StoreResult]:
+        """Classify `rows` in order, exactly as if each had come in a batch of its own (docs/wire-v1.md
+        "Ingest"): a seq held before or earlier in `rows` is a DUPLICATE (same hash) or a FORK (kept as
+        evidence, author quarantined); a new seq must continue the chain; once a fork is seen, new seqs
+        are QUARANTINED and not written. New rows are written only if the author is still approved at
+        `expected_tip` (compare-and-set); otherwise every row is CONFLICT and nothing is written."""
+        try:
+            return self._store_batch(author_key_id, expected_tip, rows, receipt_time_ms, claim_floor_ms)
+        except _Rollback:
+            return [StoreResult(x.seq, Outcome.CONFLICT, x.hash) for x in rows]
+
+    def _store_batch(self, author_key_id: str, expected_tip: ChainTip, rows: Sequence[IngestRow],
+                     receipt_time_ms: int, claim_floor_ms: int | None) -> list[StoreResult]:
+        held_seqs = [r.seq for r in rows if r.seq <= expected_tip.seq]
+        results: list[StoreResult] = []
         with self._tx() as conn:
-            if seen:
-                held = {int(s): (bytes(h), int(t)) for s, h, t in conn.execute(
+            held: dict[int, tuple[bytes, int]] = {}
+            if held_seqs:
+                held = {int(q): (bytes(h), int(t)) for q, h, t in conn.execute(
                     select(self.t.ingest_log.c.seq, self.t.ingest_log.c.hash, self.t.ingest_log.c.receipt_time_ms)
-                    .where(self.t.ingest_log.c.author_key_id == author_key_id, self.t.ingest_log.c.seq.in_([r.seq for r in seen])))}
-                for r in seen:
-                    if r.seq not in held:
-                        results[id(r)] = StoreResult(r.seq, Outcome.CONFLICT, r.hash)
-                    elif held[r.seq][0] == r.hash:
-                        results[id(r)] = StoreResult(r.seq, Outcome.DUPLICATE, r.hash, held[r.seq][1])
+                    .where(self.t.ingest_log.c.author_key_id == author_key_id,
+                           self.t.ingest_log.c.seq.in_(sorted(set(held_seqs)))))}
+            new: list[IngestRow] = []
+            forks: list[tuple[IngestRow, bytes]] = []
+            quarantined = False
+            for r in rows:
+                if r.seq <= expected_tip.seq and r.seq not in held:
+                    # The tip says it is held but it is not: the store moved under us; retry the batch.
+                    return [StoreResult(x.seq, Outcome.CONFLICT, x.hash) for x in rows]
+                if r.seq in held:
+                    held_hash, held_time = held[r.seq]
+                    if held_hash == r.hash:
+                        results.append(StoreResult(r.seq, Outcome.DUPLICATE, r.hash, held_time))
                     else:
-                        self._record_fork(conn, r, held[r.seq][0], receipt_time_ms)
-                        results[id(r)] = StoreResult(r.seq, Outcome.FORK, r.hash)
+                        forks.append((r, held_hash))
+                        quarantined = True
+                        results.append(StoreResult(r.seq, Outcome.FORK, r.hash))
+                    continue
+                if quarantined:
+                    results.append(StoreResult(r.seq, Outcome.QUARANTINED, r.hash))
+                    continue
+                if r.seq != expected_tip.seq + 1 + len(new):
+                    raise self.store_error("新记录必须紧接链尾且连续")
+                new.append(r)
+                held[r.seq] = (r.hash, receipt_time_ms)
+                results.append(StoreResult(r.seq, Outcome.STORED, r.hash, receipt_time_ms))
             if new:
                 last = new[-1]
+                values: dict[str, Any] = {"tip_seq": last.seq, "tip_hash": last.hash, "last_receipt_ms": receipt_time_ms,
+                                          "last_claimed_ms": last.claimed_time_ms}
+                if claim_floor_ms is not None:
+                    values["claim_floor_ms"] = claim_floor_ms
                 moved = conn.execute(
                     update(self.t.agent_key)
                     .where(self.t.agent_key.c.key_id == author_key_id, self.t.agent_key.c.state == KeyState.APPROVED.value,
                            self.t.agent_key.c.tip_seq == expected_tip.seq)
-                    .values(tip_seq=last.seq, tip_hash=last.hash, last_receipt_ms=receipt_time_ms)).rowcount
+                    .values(**values)).rowcount
                 if moved != 1:
-                    for r in new:
-                        results[id(r)] = StoreResult(r.seq, Outcome.CONFLICT, r.hash)
-                else:
+                    return [StoreResult(x.seq, Outcome.CONFLICT, x.hash) for x in rows]
+                try:
                     conn.execute(insert(self.t.ingest_log), [{
                         "author_key_id": author_key_id, "seq": r.seq, "record_id": r.record_id[:64], "hash": r.hash,
                         "payload": r.payload, "signature": r.signature, "body_kind": r.body_kind[:40],
                         "claimed_time_ms": r.claimed_time_ms, "receipt_time_ms": receipt_time_ms} for r in new])
-                    flags = [{"author_key_id": author_key_id, "seq": r.seq, "claimed_time_ms": r.claimed_time_ms,
-                              "receipt_time_ms": receipt_time_ms, "reason": r.claimed_time_flag}
-                             for r in new if r.claimed_time_flag]
-                    if flags:
-                        conn.execute(insert(self.t.claimed_time_flag), flags)
-                    for r in new:
-                        if r.rotation is not None:
-                            self._rotate(conn, author_key_id, r, receipt_time_ms)
-                        results[id(r)] = StoreResult(r.seq, Outcome.STORED, r.hash, receipt_time_ms)
-        return [results[id(r)] for r in rows]
+                except IntegrityError as exc:
+                    # Another process wrote these seqs between our compare-and-set and insert (PostgreSQL
+                    # without a lock on the key row): nothing of ours stays; the caller retries.
+                    raise _Rollback() from exc
+                flags = [{"author_key_id": author_key_id, "seq": r.seq, "claimed_time_ms": r.claimed_time_ms,
+                          "receipt_time_ms": receipt_time_ms, "reason": r.claimed_time_flag}
+                         for r in new if r.claimed_time_flag]
+                if flags:
+                    conn.execute(insert(self.t.claimed_time_flag), flags)
+                for r in new:
+                    if r.rotation is not None:
+                        self._rotate(conn, author_key_id, r, receipt_time_ms)
+            # After the new rows: their compare-and-set needs the author still approved.
+            for r, held_hash in forks:
+                self._record_fork(conn, r, held_hash, receipt_time_ms)
+        return results
+
+    def record_ids_taken(self, author_key_id: str, record_ids: Sequence[str]) -> set[str]:
+        if not record_ids:
+            return set()
+        il = self.t.ingest_log
+        with self.engine.connect() as conn:
+            return {str(r) for r in conn.execute(select(il.c.record_id).where(
+                il.c.author_key_id == author_key_id, il.c.record_id.in_(sorted(set(record_ids)))))}
+
+    def remember_nonce(self, key_id: str, nonce: bytes, *, now_ms: int, expires_at_ms: int) -> bool:
+        rn = self.t.request_nonce
+        try:
+            with self._tx() as conn:
+                # Forget what can no longer be replayed; the expiry index keeps this a range delete.
+                conn.execute(delete(rn).where(rn.c.expires_at_ms < now_ms))
+                conn.execute(insert(rn).values(key_id=key_id, nonce=bytes(nonce), expires_at_ms=expires_at_ms))
+        except IntegrityError:
+            return False
+        return True
 
     def authored(self, author_key_id: str, after_seq: int, limit: int) -> list[HeldRecord]:
         il = self.t.ingest_log
@@ -179,8 +238,9 @@ class RelayStore:
             conn.execute(insert(self.t.fork_evidence).values(
                 author_key_id=r.author_key_id, seq=r.seq, held_hash=held_hash, hash=r.hash, payload=r.payload,
                 signature=r.signature, detected_at_ms=now_ms))
+        # Only an approved key becomes quarantined: a revoked one stays revoked (nothing more is taken anyway).
         conn.execute(update(self.t.agent_key).where(self.t.agent_key.c.key_id == r.author_key_id,
-                                             self.t.agent_key.c.state != KeyState.QUARANTINED.value)
+                                             self.t.agent_key.c.state == KeyState.APPROVED.value)
                      .values(state=KeyState.QUARANTINED.value, status_changed_at_ms=now_ms,
                              status_changed_by="system", status_reason=f"序号 {r.seq} 出现分叉"))
         log.warning("fork: key %s seq %d held %s got %s; key quarantined", r.author_key_id, r.seq,
@@ -209,22 +269,48 @@ class RelayStore:
         return None if agent is None else agent.known()
 
     def enroll(self, public_key: bytes, enrollment: envelope_pb2.Envelope, info: EnrollmentInfo, *,
-               now_ms: int) -> AgentKey:
+               now_ms: int, from_address: str = "", bounds: EnrollmentBounds | None = None) -> AgentKey:
         key_id = key_id_for(public_key)
+        ak = self.t.agent_key
         try:
             with self._tx() as conn:
-                if conn.execute(select(self.t.agent_key.c.key_id).where(self.t.agent_key.c.key_id == key_id)).first() is None:
-                    conn.execute(insert(self.t.agent_key).values(
+                if conn.execute(select(ak.c.key_id).where(ak.c.key_id == key_id)).first() is None:
+                    if bounds is not None:
+                        self._bound_pending(conn, bounds, from_address, now_ms)
+                    conn.execute(insert(ak).values(
                         key_id=key_id, public_key=public_key, state=KeyState.PENDING.value, role=info.role,
                         holder_name=info.holder_name, village_code=info.village_code, township_code=info.township_code,
                         fingerprint=info.fingerprint or fingerprint(public_key),
                         enrollment_envelope=enrollment.SerializeToString(), enrolled_at_ms=now_ms,
-                        tip_seq=0, tip_hash=GENESIS.hash, status_changed_at_ms=now_ms))
+                        tip_seq=0, tip_hash=GENESIS.hash, status_changed_at_ms=now_ms, enrolled_from=from_address[:64]))
         except IntegrityError:
             pass  # a concurrent enrollment of the same key won; it is the same key
         agent = self.author(key_id)
         assert agent is not None
         return agent
+
+    def _bound_pending(self, conn: Connection, bounds: EnrollmentBounds, from_address: str, now_ms: int) -> None:
+        ak = self.t.agent_key
+        pending = ak.c.state == KeyState.PENDING.value
+        stale = conn.execute(delete(ak).where(pending, ak.c.enrolled_at_ms < now_ms - bounds.expire_after_ms)).rowcount
+        if stale:
+            log.info("expired %d pending enrollment(s) older than %d days", stale, bounds.expire_after_ms // 86_400_000)
+        total = int(conn.execute(select(func.count()).select_from(ak).where(pending)).scalar() or 0)
+        if total >= bounds.total:
+            raise EnrollmentLimit(f"待审批的设备登记已达 {bounds.total} 个上限，请等工作人员处理后再登记")
+        if from_address:
+            here = int(conn.execute(select(func.count()).select_from(ak)
+                                    .where(pending, ak.c.enrolled_from == from_address[:64])).scalar() or 0)
+            if here >= bounds.per_address:
+                raise EnrollmentLimit(f"同一地址待审批的设备登记已达 {bounds.per_address} 个上限，请等工作人员处理后再登记")
+
+    def expire_pending(self, *, now_ms: int, expire_after_ms: int) -> int:
+        """Delete pending enrollments older than `expire_after_ms`; returns how many went. A device
+        still waiting simply enrols again (its Enroll poll re-registers it)."""
+        ak = self.t.agent_key
+        with self._tx() as conn:
+            return int(conn.execute(delete(ak).where(ak.c.state == KeyState.PENDING.value,
+                                                     ak.c.enrolled_at_ms < now_ms - expire_after_ms)).rowcount)
 
     def register_approved(self, public_key: bytes, info: EnrollmentInfo, *, by: str, now_ms: int) -> AgentKey:
         key_id = key_id_for(public_key)

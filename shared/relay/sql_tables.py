@@ -1,5 +1,6 @@
 """The receiving side's relay tables (device keys, the append-only ingest log, fork evidence,
-claimed-time flags, the down-log) and a small key/value table, built on a caller's `MetaData`.
+claimed-time flags, the down-log, the nonces of signed requests) and a small key/value table, built
+on a caller's `MetaData`.
 
 The township (for its villages) and the county (for its townships) each build them on their own
 `MetaData`, so one `create_all` makes a tier's relay and handling tables together and one
@@ -26,6 +27,7 @@ class RelayTables:
     claimed_time_flag: Table
     down_log: Table
     meta: Table
+    request_nonce: Table
 
 
 def relay_tables(metadata: MetaData, *, meta_table_name: str) -> RelayTables:
@@ -50,6 +52,13 @@ def relay_tables(metadata: MetaData, *, meta_table_name: str) -> RelayTables:
         Column("status_changed_by", String(64), nullable=False, default=""),
         Column("status_reason", String(200), nullable=False, default=""),
         Column("rotated_from", String(32), nullable=True),
+        # The peer address an enrollment came from: pending enrollments are bounded per address.
+        Column("enrolled_from", String(64), nullable=False, server_default=""),
+        # The chain tip's claimed time, and the receipt time claims are judged against (docs/wire-v1.md
+        # "Claimed time"): both move with the tip in the same compare-and-set.
+        Column("last_claimed_ms", BigInteger, nullable=False, server_default="0"),
+        Column("claim_floor_ms", BigInteger, nullable=False, server_default="0"),
+        Index("ix_agent_key_state", "state", "enrolled_at_ms"),
     )
 
     ingest_log = Table(
@@ -65,6 +74,8 @@ def relay_tables(metadata: MetaData, *, meta_table_name: str) -> RelayTables:
         # The township's receipt time: what the signed receipt says, and the start of the township's hop clock.
         Column("receipt_time_ms", BigInteger, nullable=False),
         Index("ix_ingest_receipt_time", "receipt_time_ms"),
+        # A record id is unique per author: looked up for every new record of a batch.
+        Index("ix_ingest_record_id", "author_key_id", "record_id"),
     )
 
     fork_evidence = Table(
@@ -105,4 +116,13 @@ def relay_tables(metadata: MetaData, *, meta_table_name: str) -> RelayTables:
         Column("key", String(64), primary_key=True),
         Column("value", Text, nullable=False),
     )
-    return RelayTables(metadata, agent_key, ingest_log, fork_evidence, claimed_time_flag, down_log, meta)
+    # Nonces of signed Pull/Recover requests, kept until the request could no longer be accepted
+    # (its time window has passed), so a captured request cannot be replayed.
+    request_nonce = Table(
+        "request_nonce", metadata,
+        Column("key_id", String(32), primary_key=True),
+        Column("nonce", LargeBinary(64), primary_key=True),
+        Column("expires_at_ms", BigInteger, nullable=False),
+        Index("ix_request_nonce_expiry", "expires_at_ms"),
+    )
+    return RelayTables(metadata, agent_key, ingest_log, fork_evidence, claimed_time_flag, down_log, meta, request_nonce)

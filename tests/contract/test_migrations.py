@@ -179,7 +179,7 @@ def _town_0002_metadata(*, county_era: bool = True) -> MetaData:
     refusal's kind and approver, the inbox's receipt-time index); without the county era's tables too
     when `county_era` is False (the 3686c89 release)."""
     old = MetaData()
-    for table in town_metadata.sorted_tables:
+    for table in _without_relay_contract(town_metadata).sorted_tables:
         if table.name in TOWN_0004_TABLES:
             continue
         if county_era or table.name not in COUNTY_ERA_TABLES:
@@ -188,6 +188,43 @@ def _town_0002_metadata(*, county_era: bool = True) -> MetaData:
                 copy._columns.remove(column)
             for index in [i for i in copy.indexes if i.name == "ix_town_matter_received"]:
                 copy.indexes.discard(index)
+    return old
+
+
+# What the relay-contract revisions (town_0006, hub_0005) added to the relay tables.
+RELAY_CONTRACT_TABLES = frozenset({"request_nonce"})
+RELAY_CONTRACT_COLUMNS = frozenset({("agent_key", "enrolled_from"), ("agent_key", "last_claimed_ms"),
+                                    ("agent_key", "claim_floor_ms")})
+RELAY_CONTRACT_INDEXES = frozenset({"ix_agent_key_state", "ix_ingest_record_id"})
+
+
+def _add_relay_contract(engine: Engine) -> None:
+    """Today's relay code reads what the relay-contract revisions added; a test that runs it on an
+    older schema adds those first (the revisions skip what is there)."""
+    from shared.relay.sql_tables import relay_tables
+
+    contract = relay_tables(MetaData(), meta_table_name="unused_meta")
+    with engine.begin() as conn:
+        present = {c["name"] for c in inspect(conn).get_columns("agent_key")}
+        for table, column in sorted(RELAY_CONTRACT_COLUMNS):
+            if column not in present:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} "
+                                  f"{'VARCHAR(64)' if column == 'enrolled_from' else 'BIGINT'} NOT NULL DEFAULT "
+                                  f"{chr(39) * 2 if column == 'enrolled_from' else '0'}"))
+    contract.request_nonce.create(engine, checkfirst=True)
+
+
+def _without_relay_contract(models: MetaData) -> MetaData:
+    """`models` as they were before the relay-contract revisions."""
+    old = MetaData()
+    for table in models.sorted_tables:
+        if table.name in RELAY_CONTRACT_TABLES:
+            continue
+        copy = table.to_metadata(old)
+        for column in [c for c in copy.columns if (copy.name, c.name) in RELAY_CONTRACT_COLUMNS]:
+            copy._columns.remove(column)
+        for index in [i for i in copy.indexes if i.name in RELAY_CONTRACT_INDEXES]:
+            copy.indexes.discard(index)
     return old
 
 
@@ -219,6 +256,7 @@ def _open_as_released(url: str) -> TownStore:
     """What `open_town_store` did before migrations: `create_all` of the released tables."""
     engine = relay_engine(url)
     _released_town_metadata().create_all(engine)
+    _add_relay_contract(engine)
     return TownStore(engine)
 
 
@@ -302,6 +340,7 @@ def test_a_township_at_town_0001_with_matters_upgrades_keeps_every_row_and_works
     def open_at_0001(db_url: str) -> TownStore:
         engine = relay_engine(db_url)
         _migrate_to(engine, TOWN_MIGRATIONS, "town_0001")
+        _add_relay_contract(engine)
         return TownStore(engine)
 
     with monkeypatch.context() as patched:
@@ -389,7 +428,7 @@ def test_a_township_of_the_county_era_made_before_migrations_is_stamped_then_upg
     result = upgrade_to_head(engine, TOWN_MIGRATIONS)
     head = head_revision(TOWN_MIGRATIONS)
     assert result.stamped == "town_0002" and result.after == head and _version(engine) == [head]
-    assert set(_schema(engine)) == set(schema) | TOWN_0004_TABLES
+    assert set(_schema(engine)) == set(schema) | TOWN_0004_TABLES | RELAY_CONTRACT_TABLES
     again = upgrade_to_head(engine, TOWN_MIGRATIONS)
     assert again.before == again.after and again.stamped is None
 

@@ -23,7 +23,7 @@ import pytest
 from shared.backup import backup_database, restore_database
 from shared.calendar import WorkingCalendar
 from shared.chain import verify_chain
-from shared.clock import FakeClock
+from shared.clock import FakeClock, to_unix_ms
 from shared.errors import BackupError
 from shared.keys import InMemoryKeyDirectory
 from shared.relay.client import RelayClient
@@ -228,11 +228,11 @@ def test_recovery_pages_through_a_township_that_sends_two_records_at_a_time_and_
                                           signature=Signer.generate().sign(b"x"))
         with pytest.raises(grpc.RpcError) as refused:
             recover(forged, timeout=5)
-        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT and "签名无效" in refused.value.details()
-        nonce = os.urandom(16)
+        assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED and "签名无效" in refused.value.details()
+        nonce, at_ms = os.urandom(16), to_unix_ms(clock.now())
         page = recover(relay_pb2.RecoverRequest(
-            key_id=old.signer.key_id, after_seq=1, max_records=10, nonce=nonce,
-            signature=old.signer.sign(recover_signing_bytes(old.signer.key_id, 1, 10, nonce))), timeout=5)
+            key_id=old.signer.key_id, after_seq=1, max_records=10, nonce=nonce, requested_at_ms=at_ms,
+            signature=old.signer.sign(recover_signing_bytes(old.signer.key_id, 1, 10, nonce, at_ms))), timeout=5)
         assert len(page.records) == len(page.receipts) == 2 and page.more and page.tip_seq == 6
         channel.close()
 

@@ -108,11 +108,13 @@ def test_a_county_decision_applies_exactly_once_even_when_the_same_pull_is_repla
     after, history = outbox.pull_cursor(), _events(town, matter_id)
     assert after > before and [a for a, _ in history].count("county_decision") == 1
 
-    # The same pull again (a retried pass, or a second township process that read the old cursor):
-    # the county serves the page again, and the township keeps it only once.
-    nonce = os.urandom(16)
+    # The same pull again (a retried pass, or a second township process that read the old cursor; each
+    # signs afresh, since a replayed request is refused): the county serves the page again, and the
+    # township keeps it only once.
+    nonce, at_ms = os.urandom(16), to_unix_ms(hub.app.clock.now())
     request = relay_pb2.PullRequest(key_id=link.key_id, after_cursor=before, max_records=200, nonce=nonce,
-                                    signature=link.sign(pull_signing_bytes(link.key_id, before, 200, nonce)))
+                                    requested_at_ms=at_ms,
+                                    signature=link.sign(pull_signing_bytes(link.key_id, before, 200, nonce, at_ms)))
     with grpc.insecure_channel(hub.address) as channel:
         pull = channel.unary_unary(f"/{SERVICE_NAME}/Pull", request_serializer=relay_pb2.PullRequest.SerializeToString,
                                    response_deserializer=relay_pb2.PullResponse.FromString)

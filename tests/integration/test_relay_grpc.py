@@ -16,7 +16,7 @@ import pytest
 
 from shared.clock import FakeClock, to_unix_ms
 from shared.envelope import GENESIS, ChainTip, open_receipt, sign_next
-from shared.relay.client import ClientLimits, RelayClient, channel_options
+from shared.relay.client import ClientLimits, RelayClient, call_refusal, channel_options
 from shared.relay.errors import PeerUnavailable
 from shared.relay.ports import EnrollmentInfo, KeyState
 from shared.relay.server import RelayLimits, pull_signing_bytes
@@ -371,29 +371,30 @@ def test_a_client_whose_batches_exceed_the_township_message_size_halves_them_and
 
 
 def test_a_township_refusing_streams_over_its_concurrency_bound_does_not_shrink_the_clients_batch(tmp_path: Path) -> None:
-    # max_concurrent_streams=1 admits 1 + 4 RPCs at once (`build_server`); five held streams fill it.
-    h = Harness(tmp_path, RelayLimits(max_batch=500, max_concurrent_streams=1))
+    # Two authenticated streams (two devices that pushed a signed record and wait) fill a bound of two:
+    # a third device is refused with the typed load reason, not a size one.
+    h = Harness(tmp_path, RelayLimits(max_batch=500, max_concurrent_streams=2))
     release = threading.Event()
     call = h.channel.stream_stream(PUSH, request_serializer=relay_pb2.PushRequest.SerializeToString,
                                    response_deserializer=relay_pb2.PushResponse.FromString)
 
-    def hold() -> Iterator[relay_pb2.PushRequest]:
-        yield relay_pb2.PushRequest()   # answered, so the stream is admitted before the client tries
+    def hold(signer: Signer) -> Iterator[relay_pb2.PushRequest]:
+        yield relay_pb2.PushRequest(envelopes=[sign_next(signer, note_record(1), GENESIS, to_unix_ms(START)).envelope])
         release.wait(20)
 
-    held = [call(hold(), timeout=20) for _ in range(5)]
+    held = [call(hold(h.agent(f"V{i}")), timeout=20) for i in range(2)]
     try:
         for stream in held:
-            next(stream)
+            assert len(next(stream).receipts) == 1
         agent = h.agent()
         outbox = _queued_outbox(h, agent, tmp_path / "v.sqlite", 120)
         client = RelayClient(f"127.0.0.1:{h.port}", outbox, agent, h.clock, limits=ClientLimits(batch_size=200, window=1))
         for _ in range(3):
-            with pytest.raises(PeerUnavailable, match="繁忙") as busy:
+            with pytest.raises(PeerUnavailable, match="连接已满") as busy:
                 client.sync_once()
             assert isinstance(busy.value.__cause__, grpc.RpcError)
             assert busy.value.__cause__.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert "Concurrent RPC limit" in busy.value.__cause__.details()
+            assert call_refusal(busy.value.__cause__) == ("TOO_MANY_STREAMS", {"retry_after_ms": "2000", "scope": "server"})
             assert client.limits.batch_size == 200
         assert outbox.pending_count() == 120
         release.set()
@@ -405,7 +406,7 @@ def test_a_township_refusing_streams_over_its_concurrency_bound_does_not_shrink_
                 result = client.sync_once()
                 break
             except PeerUnavailable as exc:
-                assert "繁忙" in str(exc)
+                assert "连接已满" in str(exc)
                 release.wait(0.05)
         assert result is not None and result.drained and result.confirmed == 120
         assert client.limits.batch_size == 200 and outbox.pending_count() == 0
@@ -423,8 +424,10 @@ def test_a_pull_request_with_a_bad_signature_is_refused(harness: Harness) -> Non
                                        response_deserializer=relay_pb2.PullResponse.FromString)
     nonce = os.urandom(16)
     other = Signer.generate()
-    request = relay_pb2.PullRequest(key_id=agent.key_id, after_cursor=0, max_records=10, nonce=nonce,
-                                    signature=other.sign(pull_signing_bytes(agent.key_id, 0, 10, nonce)))
+    at_ms = harness._now_ms()
+    request = relay_pb2.PullRequest(key_id=agent.key_id, after_cursor=0, max_records=10, nonce=nonce, requested_at_ms=at_ms,
+                                    signature=other.sign(pull_signing_bytes(agent.key_id, 0, 10, nonce, at_ms)))
     with pytest.raises(grpc.RpcError) as refused:
         pull(request, timeout=5)
-    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert call_refusal(refused.value) == ("BAD_SIGNATURE", {})

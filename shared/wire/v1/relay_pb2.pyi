@@ -30,6 +30,28 @@ class RefusalReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REFUSAL_REASON_FORK: _ClassVar[RefusalReason]
     REFUSAL_REASON_QUARANTINED: _ClassVar[RefusalReason]
     REFUSAL_REASON_GAP: _ClassVar[RefusalReason]
+    REFUSAL_REASON_BAD_RECORD_ID: _ClassVar[RefusalReason]
+    REFUSAL_REASON_RECORD_ID_REUSED: _ClassVar[RefusalReason]
+    REFUSAL_REASON_BUSY: _ClassVar[RefusalReason]
+
+class CallRefusal(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CALL_REFUSAL_UNSPECIFIED: _ClassVar[CallRefusal]
+    CALL_REFUSAL_BATCH_TOO_LARGE: _ClassVar[CallRefusal]
+    CALL_REFUSAL_MESSAGE_TOO_LARGE: _ClassVar[CallRefusal]
+    CALL_REFUSAL_OVERLOADED: _ClassVar[CallRefusal]
+    CALL_REFUSAL_TOO_MANY_STREAMS: _ClassVar[CallRefusal]
+    CALL_REFUSAL_ENROLLMENT_LIMIT: _ClassVar[CallRefusal]
+    CALL_REFUSAL_INTERNAL: _ClassVar[CallRefusal]
+    CALL_REFUSAL_UNKNOWN_KEY: _ClassVar[CallRefusal]
+    CALL_REFUSAL_BAD_SIGNATURE: _ClassVar[CallRefusal]
+    CALL_REFUSAL_KEY_PENDING: _ClassVar[CallRefusal]
+    CALL_REFUSAL_KEY_REVOKED: _ClassVar[CallRefusal]
+    CALL_REFUSAL_NONCE_REPLAYED: _ClassVar[CallRefusal]
+    CALL_REFUSAL_CLOCK_SKEW: _ClassVar[CallRefusal]
+    CALL_REFUSAL_MALFORMED: _ClassVar[CallRefusal]
+    CALL_REFUSAL_WRONG_ROLE: _ClassVar[CallRefusal]
+    CALL_REFUSAL_IDLE: _ClassVar[CallRefusal]
 KEY_STATUS_UNSPECIFIED: KeyStatus
 KEY_STATUS_PENDING: KeyStatus
 KEY_STATUS_APPROVED: KeyStatus
@@ -46,6 +68,25 @@ REFUSAL_REASON_BAD_PREV_HASH: RefusalReason
 REFUSAL_REASON_FORK: RefusalReason
 REFUSAL_REASON_QUARANTINED: RefusalReason
 REFUSAL_REASON_GAP: RefusalReason
+REFUSAL_REASON_BAD_RECORD_ID: RefusalReason
+REFUSAL_REASON_RECORD_ID_REUSED: RefusalReason
+REFUSAL_REASON_BUSY: RefusalReason
+CALL_REFUSAL_UNSPECIFIED: CallRefusal
+CALL_REFUSAL_BATCH_TOO_LARGE: CallRefusal
+CALL_REFUSAL_MESSAGE_TOO_LARGE: CallRefusal
+CALL_REFUSAL_OVERLOADED: CallRefusal
+CALL_REFUSAL_TOO_MANY_STREAMS: CallRefusal
+CALL_REFUSAL_ENROLLMENT_LIMIT: CallRefusal
+CALL_REFUSAL_INTERNAL: CallRefusal
+CALL_REFUSAL_UNKNOWN_KEY: CallRefusal
+CALL_REFUSAL_BAD_SIGNATURE: CallRefusal
+CALL_REFUSAL_KEY_PENDING: CallRefusal
+CALL_REFUSAL_KEY_REVOKED: CallRefusal
+CALL_REFUSAL_NONCE_REPLAYED: CallRefusal
+CALL_REFUSAL_CLOCK_SKEW: CallRefusal
+CALL_REFUSAL_MALFORMED: CallRefusal
+CALL_REFUSAL_WRONG_ROLE: CallRefusal
+CALL_REFUSAL_IDLE: CallRefusal
 
 class EnrollRequest(_message.Message):
     __slots__ = ("enrollment",)
@@ -106,18 +147,20 @@ class PushResponse(_message.Message):
     def __init__(self, receipts: _Optional[_Iterable[_Union[_envelope_pb2.Envelope, _Mapping]]] = ..., refusals: _Optional[_Iterable[_Union[Refusal, _Mapping]]] = ..., gap: _Optional[_Union[GapRequest, _Mapping]] = ...) -> None: ...
 
 class PullRequest(_message.Message):
-    __slots__ = ("key_id", "after_cursor", "max_records", "nonce", "signature")
+    __slots__ = ("key_id", "after_cursor", "max_records", "nonce", "signature", "requested_at_ms")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_CURSOR_FIELD_NUMBER: _ClassVar[int]
     MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     after_cursor: int
     max_records: int
     nonce: bytes
     signature: bytes
-    def __init__(self, key_id: _Optional[str] = ..., after_cursor: _Optional[int] = ..., max_records: _Optional[int] = ..., nonce: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    requested_at_ms: int
+    def __init__(self, key_id: _Optional[str] = ..., after_cursor: _Optional[int] = ..., max_records: _Optional[int] = ..., nonce: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., requested_at_ms: _Optional[int] = ...) -> None: ...
 
 class PullResponse(_message.Message):
     __slots__ = ("records", "next_cursor", "more")
@@ -130,18 +173,20 @@ class PullResponse(_message.Message):
     def __init__(self, records: _Optional[_Iterable[_Union[_envelope_pb2.Envelope, _Mapping]]] = ..., next_cursor: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class RecoverRequest(_message.Message):
-    __slots__ = ("key_id", "after_seq", "max_records", "nonce", "signature")
+    __slots__ = ("key_id", "after_seq", "max_records", "nonce", "signature", "requested_at_ms")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     MAX_RECORDS_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     after_seq: int
     max_records: int
     nonce: bytes
     signature: bytes
-    def __init__(self, key_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., max_records: _Optional[int] = ..., nonce: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    requested_at_ms: int
+    def __init__(self, key_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., max_records: _Optional[int] = ..., nonce: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., requested_at_ms: _Optional[int] = ...) -> None: ...
 
 class RecoverResponse(_message.Message):
     __slots__ = ("records", "receipts", "more", "tip_seq", "tip_hash", "receiver_key_id", "tip_signature", "status")
