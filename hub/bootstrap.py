@@ -30,6 +30,7 @@ from shared.sqlite import reader_engine
 from shared.wire.v1 import records_pb2
 from hub.errors import SetupError
 from hub.handling import COUNTY_HOP, CountyHandling
+from hub.matter_names import CountyMatterNames
 from hub.store import HubStore, open_hub_store
 from hub.store.tables import county_matter
 
@@ -143,7 +144,8 @@ class Background:
     def __init__(self, app: HubApp, *, notifier: Notifier | None = None, intake_every_s: float = 0.5,
                  scan_every_s: float = 30.0) -> None:
         self.app = app
-        relay = OutboxRelay(app.deadlines, notifier or LogNotifier(), LogSupervisionRecorder(), owner=process_tag())
+        relay = OutboxRelay(app.deadlines, notifier or LogNotifier(), LogSupervisionRecorder(), owner=process_tag(),
+                            names=CountyMatterNames(app.store.engine, lambda: app.handling.catalog))
         self.watch = DeadlineWatch(app.deadlines, app.clock, relay=relay, scan_every_after=dt.timedelta(seconds=scan_every_s))
         app.handling.on_saved = self.watch.wake
         self._every = intake_every_s

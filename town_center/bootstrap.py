@@ -34,6 +34,7 @@ from town_center.errors import SetupError
 from town_center.handling import COUNTY_HOP, TOWNSHIP_HOP, HandlingService
 from town_center.intake import Intake
 from town_center.services import TownServices, published_catalog
+from town_center.matter_names import TownMatterNames
 from town_center.supervision import SignedSupervisionRecorder
 from town_center.store import TownStore, open_town_store
 from town_center.store.matter_tables import town_matter
@@ -170,7 +171,8 @@ class Background:
                  scan_every_s: float = 30.0) -> None:
         self.app = app
         relay = OutboxRelay(app.deadlines, notifier or LogNotifier(),
-                            SignedSupervisionRecorder(app.services, app.handling.audience_for), owner=process_tag())
+                            SignedSupervisionRecorder(app.services, app.handling.audience_for), owner=process_tag(),
+                            names=TownMatterNames(app.store.engine, lambda: app.handling.catalog))
         self.watch = DeadlineWatch(app.deadlines, app.clock, relay=relay,
                                    scan_every_after=dt.timedelta(seconds=scan_every_s))
         self.county_client = app.county_link.make_client() if app.county_link is not None else None

@@ -11,7 +11,13 @@
   duplicates (delivery is at-least-once; the key makes the effect once).
 
 Personal data: an applicant's mobile number is needed to send an SMS, so it is stored in the outbox
-row and sent to the gateway, but never logged (`mask_phone`) and never put in an error message.
+row and sent to the gateway, but never logged (`mask_phone`) and never put in an error message; once
+the gateway has taken (or finally refused) the message the number leaves the row (`OutboxPort.forget_recipient`).
+
+What people read names a matter as people know it, never by its internal id: `MatterNames` is the port
+through which each tier supplies a matter's title (the catalogue item, the village or township) and,
+where the tier knows it, the lookup code; hops are named in Chinese (`HOP_ZH`). The relay words each
+notice with the names at the moment it is delivered, so a notice queued before a restart reads the same.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Protocol
 
@@ -60,6 +66,11 @@ __all__ = [
     "result_ready_sms",
     "extension_notice_sms",
     "mask_phone",
+    "MatterName",
+    "MatterNames",
+    "HOP_ZH",
+    "hop_zh",
+    "worded",
 ]
 
 log = logging.getLogger("shared.deadline_watch.notify")
@@ -117,6 +128,45 @@ class Notification:
         """For logs: the recipient masked when it is an applicant's number."""
         who = mask_phone(self.recipient) if self.audience is Audience.APPLICANT else self.recipient
         return f"{self.kind.value} to {self.audience.value}:{who} key={self.idempotency_key}"
+
+
+# The hop keys the tiers save clocks under, as people call them (town_center.handling, hub.handling).
+HOP_ZH = {
+    "village": "村级报送",
+    "acceptance": "乡镇受理",
+    "township": "乡镇办理",
+    "county": "县级办理",
+    "delivery": "送达",
+}
+
+
+def hop_zh(hop: str) -> str:
+    return HOP_ZH.get(hop, "办理")
+
+
+@dataclass(frozen=True)
+class MatterName:
+    """How people know a matter: its title (the catalogue item's name), where it comes from, and the
+    lookup code on the villager's receipt where this tier knows it."""
+
+    title: str
+    place: str = ""          # the village (at the township) or the township (at the county)
+    lookup_code: str = ""
+
+    def text_zh(self) -> str:
+        where = f"{self.place}的" if self.place else ""
+        code = f"（查询码 {self.lookup_code}）" if self.lookup_code else ""
+        return f"{where}“{self.title}”{code}"
+
+
+class MatterNames(Protocol):
+    """The port through which a tier names its matters in notices. None when it does not know the matter."""
+
+    def matter_name(self, matter_id: str) -> MatterName | None: ...
+
+
+def _matter_text(name: MatterName | None) -> str:
+    return name.text_zh() if name is not None else "一件办件"
 
 
 def mask_phone(phone: str) -> str:
@@ -325,6 +375,10 @@ class OutboxPort(Protocol):
 
     def mark_rejected(self, item_id: int, *, owner: str, now: dt.datetime, reason: str) -> None: ...
 
+    def forget_recipient(self, item_id: int) -> None:
+        """Blank an applicant's mobile number in a row that is sent or finally refused."""
+        ...
+
 
 @dataclass
 class DrainReport:
@@ -352,8 +406,10 @@ class OutboxRelay:
         lease_after: dt.timedelta = dt.timedelta(minutes=2),
         retry_backoff: Backoff = Backoff(base_after=30.0, cap_after=3600.0),
         rng: random.Random | None = None,
+        names: MatterNames | None = None,
     ) -> None:
         self._outbox = outbox
+        self._names = names
         self._notifier = notifier
         self._supervision = supervision or LogSupervisionRecorder()
         self._owner = owner
@@ -376,7 +432,7 @@ class OutboxRelay:
         return report
 
     def _deliver(self, item: OutboxItem, now: dt.datetime) -> DrainReport:
-        n = item.notification
+        n = worded(item.notification, self._names)
         try:
             if n.audience is Audience.SUPERVISION:
                 self._supervision.record_supervision(n)
@@ -385,6 +441,7 @@ class OutboxRelay:
         except DeliveryRejectedError as exc:
             log.error("通知被拒收，不再重试：%s：%s", n.safe_repr(), exc.reason)
             self._outbox.mark_rejected(item.id, owner=self._owner, now=now, reason=exc.reason)
+            self._forget(item)
             return DrainReport(rejected=1)
         except NotificationError as exc:
             retry_at = now + dt.timedelta(seconds=self._retry_backoff.delay_after(item.attempts, self._rng))
@@ -398,7 +455,12 @@ class OutboxRelay:
             self._outbox.mark_retry(item.id, owner=self._owner, now=now, retry_at=retry_at, reason=reason)
             return DrainReport(retried=1)
         self._outbox.mark_sent(item.id, owner=self._owner, now=now)
+        self._forget(item)
         return DrainReport(sent=1)
+
+    def _forget(self, item: OutboxItem) -> None:
+        if item.notification.audience is Audience.APPLICANT:
+            self._outbox.forget_recipient(item.id)
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,23 +476,20 @@ def deadline_notifications(
     due_at: dt.datetime,
     responsible: str | None,
     supervise_working_days: int = 3,
+    name: MatterName | None = None,
 ) -> list[Notification]:
-    """The staff notice for a fired level, and for 督办 also the supervision record."""
-    due_text = format_instant_zh(due_at)
-    data = {"matter_id": matter_id, "hop": hop, "level": level.value, "due_at": due_at.isoformat()}
+    """The staff notice for a fired level, and for 督办 also the supervision record. The matter is
+    named by `name` (or as "一件办件" until the relay words it with the tier's `MatterNames`)."""
+    data = {"matter_id": matter_id, "hop": hop, "level": level.value, "due_at": due_at.isoformat(),
+            "supervise_working_days": str(supervise_working_days)}
     staff = responsible or "office"
     base_key = f"deadline:{matter_id}:{hop}:{level.value}"
+    text = _deadline_text(level, hop, due_at, supervise_working_days, name)
     if level is ClockState.WARNING:
-        text = f"【临期预警】办件 {matter_id}（{hop} 环节）将于 {due_text} 到期，请抓紧办理。"
         return [Notification(base_key, NotificationKind.DEADLINE_WARNING, Audience.STAFF, staff, text, data)]
     if level is ClockState.OVERDUE:
-        text = f"【超期提醒】办件 {matter_id}（{hop} 环节）已超过办理期限（{due_text}），请尽快办结并说明超期原因。"
         return [Notification(base_key, NotificationKind.DEADLINE_OVERDUE, Audience.STAFF, staff, text, data)]
     if level is ClockState.SUPERVISE:
-        text = (
-            f"【督办】办件 {matter_id}（{hop} 环节）已超期{supervise_working_days}个工作日（期限 {due_text}），"
-            "请立即处理、说明原因，并与申请人联系。"
-        )
         return [
             Notification(base_key + ":staff", NotificationKind.DEADLINE_SUPERVISE, Audience.STAFF, staff, text, data),
             Notification(
@@ -440,35 +499,84 @@ def deadline_notifications(
     raise ValueError(f"no notification for level {level}")
 
 
-def result_ready_sms(*, matter_id: str, phone: str, pickup_place_zh: str, key: str | None = None) -> Notification:
+def _deadline_text(level: ClockState, hop: str, due_at: dt.datetime, supervise_working_days: int,
+                   name: MatterName | None) -> str:
+    what, due_text = f"{_matter_text(name)}（{hop_zh(hop)}环节）", format_instant_zh(due_at)
+    if level is ClockState.WARNING:
+        return f"【临期预警】{what}将于 {due_text} 到期，请抓紧办理。"
+    if level is ClockState.OVERDUE:
+        return f"【超期提醒】{what}已超过办理期限（{due_text}），请尽快办结并说明超期原因。"
+    return (f"【督办】{what}已超期{supervise_working_days}个工作日（期限 {due_text}），"
+            "请立即处理、说明原因，并与申请人联系。")
+
+
+def _result_ready_text(name: MatterName | None, pickup_place_zh: str) -> str:
+    # An applicant is told the title only: the village and lookup code are on the receipt they hold.
+    what = f"“{name.title}”" if name is not None else "事项"
+    return f"您委托办理的{what}已办结，请携带身份证件到{pickup_place_zh}领取结果并签收确认。"
+
+
+def _extension_text(name: MatterName | None, new_due_at: dt.datetime) -> str:
+    what = f"“{name.title}”" if name is not None else "事项"
+    return (f"您委托办理的{what}经批准延期办理，办理期限延至 {format_instant_zh(new_due_at)}，"
+            "书面延期告知书将送达您本人。")
+
+
+def result_ready_sms(*, matter_id: str, phone: str, pickup_place_zh: str, key: str | None = None,
+                     name: MatterName | None = None) -> Notification:
     """The applicant's SMS when the result is ready to collect. Enqueue it in the transaction that
     records the result (`DeadlineStore.enqueue_notification(..., conn=...)`)."""
-    text = f"您委托办理的事项（办件编号 {matter_id}）已办结，请携带身份证件到{pickup_place_zh}领取结果并签收确认。"
     return Notification(
         key or f"result-ready:{matter_id}",
         NotificationKind.RESULT_READY,
         Audience.APPLICANT,
         phone,
-        text,
-        {"matter_id": matter_id},
+        _result_ready_text(name, pickup_place_zh),
+        {"matter_id": matter_id, "pickup_place": pickup_place_zh},
     )
 
 
 def extension_notice_sms(
-    *, matter_id: str, hop: str, phone: str, new_due_at: dt.datetime, extension_index: int
+    *, matter_id: str, hop: str, phone: str, new_due_at: dt.datetime, extension_index: int,
+    name: MatterName | None = None,
 ) -> Notification:
     """An SMS telling the applicant of an approved extension (the written notice itself is a
     document; this tells them it exists)."""
-    text = (
-        f"您委托办理的事项（办件编号 {matter_id}）经批准延期办理，办理期限延至 {format_instant_zh(new_due_at)}，"
-        "书面延期告知书将送达您本人。"
-    )
     return Notification(
         f"extension:{matter_id}:{hop}:{extension_index}",
         NotificationKind.EXTENSION_NOTICE,
         Audience.APPLICANT,
         phone,
-        text,
+        _extension_text(name, new_due_at),
         {"matter_id": matter_id, "hop": hop, "due_at": new_due_at.isoformat()},
     )
+
+
+def worded(notification: Notification, names: MatterNames | None) -> Notification:
+    """The notification as people should read it: its matter named through `names`. A notification
+    whose data cannot be worded again (another kind, or missing fields) is returned as queued."""
+    matter_id = notification.data.get("matter_id", "")
+    if names is None or not matter_id:
+        return notification
+    try:
+        name = names.matter_name(matter_id)
+    except Exception:  # noqa: BLE001 - a failing lookup must not stop the notice; it goes as queued
+        log.exception("办件名称查询出错，通知按原文发送：%s", notification.safe_repr())
+        return notification
+    if name is None:
+        return notification
+    data, kind = notification.data, notification.kind
+    try:
+        if kind in (NotificationKind.DEADLINE_WARNING, NotificationKind.DEADLINE_OVERDUE, NotificationKind.DEADLINE_SUPERVISE):
+            text = _deadline_text(ClockState(data["level"]), data.get("hop", ""), dt.datetime.fromisoformat(data["due_at"]),
+                                  int(data.get("supervise_working_days", "3")), name)
+        elif kind is NotificationKind.RESULT_READY and "pickup_place" in data:
+            text = _result_ready_text(name, data["pickup_place"])
+        elif kind is NotificationKind.EXTENSION_NOTICE and "due_at" in data:
+            text = _extension_text(name, dt.datetime.fromisoformat(data["due_at"]))
+        else:
+            return notification
+    except (KeyError, ValueError):
+        return notification
+    return replace(notification, text_zh=text)
 

@@ -61,7 +61,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shared.calendar import WorkingCalendar
 from shared.deadline_watch.errors import DeadlineStoreError
-from shared.deadline_watch.notify import Notification, OutboxItem, deadline_notifications
+from shared.deadline_watch.notify import Notification, OutboxItem, deadline_notifications, mask_phone
 from shared.deadlines import ClockState, ClockStatus, Deadlines, HopClock, Thresholds
 
 __all__ = [
@@ -886,6 +886,27 @@ class DeadlineStore:
                 .values(status="rejected", next_attempt_at_ms=None, lease_owner=owner[:96], last_error=reason[:200])
             ),
         )
+
+    def forget_recipient(self, item_id: int) -> None:
+        """An applicant's mobile number leaves a row once the gateway took (or finally refused) it: the
+        row keeps the masked number for the record. SQLite zeroes the freed bytes (secure_delete) so
+        the old row cannot be read back from the file."""
+        o = notification_outbox
+
+        def work(c: Connection) -> None:
+            if c.dialect.name == "sqlite":
+                c.exec_driver_sql("PRAGMA secure_delete=ON")
+            row = c.execute(select(o.c.payload_json).where(o.c.id == item_id, o.c.status.in_(("sent", "rejected")))).first()
+            if row is None:
+                return
+            payload = json.loads(row.payload_json)
+            if payload.get("audience") != "applicant":
+                return
+            payload["recipient"] = mask_phone(str(payload.get("recipient", "")))
+            c.execute(update(o).where(o.c.id == item_id).values(
+                payload_json=json.dumps(payload, ensure_ascii=False, separators=(",", ":"))))
+
+        self._run(None, work)
 
     def next_notification_at(self) -> dt.datetime | None:
         o = notification_outbox
