@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shared import cli_common
+from shared.api.cli import add_token_commands
 from shared.console.cli import register_staff_commands
 from shared.console.serve import add_web_security_options
 
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
             undelegate.set_defaults(handler=_cmd_undelegate)
             for action_parser in group.choices.values():
                 _add_home(action_parser)
+    add_token_commands(staff, _open_auth, decorate=_add_home)
 
     backup = cli_common.add_command(subparsers, "backup", "备份县级数据库：SQLite 用在线备份（服务运行中也可备份），PostgreSQL 用 pg_dump（自定义格式）")
     _add_home(backup)

@@ -32,6 +32,7 @@ from shared.signing import Signer, is_valid
 from shared.wire.v1 import records_pb2
 from shared.wire_views import KIND_TO_WIRE, due_ms, hop_view, limit_to_wire, stage_to_wire, suspension_to_wire
 from hub.acts import Act, offered, permission_zh, state_zh
+from hub.documents import CountyDocuments
 from hub.dossier import Dossier, filing_of, material_names, read_dossier
 from hub.errors import ConcurrentEditError, NotPermitted, UnknownMatter
 from hub.store import HubStore
@@ -41,7 +42,7 @@ from hub.store.tables import (
 )
 
 __all__ = ["CountyHandling", "COUNTY_HOP", "Outcome", "CountyMatterView", "TrackedView", "MatterHistory", "RefusalEntry",
-           "UNKNOWN_MATTER_ZH"]
+           "UNKNOWN_MATTER_ZH", "notice_status"]
 
 log = logging.getLogger("hub.handling")
 
@@ -150,6 +151,8 @@ class CountyHandling:
         self.catalog = catalog
         self.on_saved = on_saved
         self._dossiers_checked = False
+        # The written documents an act issues (不予许可决定书, 补办件通知书, 延期告知书, 督办通知).
+        self.documents: CountyDocuments | None = CountyDocuments(self)
 
     @property
     def calendar(self):  # type: ignore[no-untyped-def]
@@ -716,10 +719,30 @@ class CountyHandling:
                 township_code=target.township_code, hop_tier=hop_tier, level=int(body.level),
                 overdue_working_days=overdue_working_days, message=body.message, issued_at_ms=now_ms,
                 issued_by=actor.staff_id[:64], down_cursor=cursor))
+            if self.documents is not None:
+                self.documents.issue_supervision_in(
+                    conn, matter_id=matter_id, township_key_id=target.township_key_id, message=body.message,
+                    hop_tier=hop_tier, overdue_working_days=overdue_working_days, issued_by=actor.staff_id,
+                    now=from_unix_ms(now_ms))
             if self._has_matter(conn, matter_id):
                 self._event(conn, matter_id, now_ms, actor.staff_id, "supervision", f"县级督办：{body.message}")
         log.info("督办 %s issued for %s by %s", notice_id, matter_id, actor.staff_id)
         return notice_id
+
+    def overdue_working_days(self, t: "TrackedView") -> int:
+        """How many working days a township hop is past its due date (0 when it is not)."""
+        if t.township_due_at is None:
+            return 0
+        calendar = self.calendar
+        return max(0, calendar.working_days_between(calendar.local_date(t.township_due_at),
+                                                    calendar.local_date(self.clock.now())))
+
+    def supervise_overdue(self, matter_id: str, message: str, *, actor: Actor) -> str:
+        """督办 from the overdue list (the console's 超期统计 and the API): the notice says how many
+        working days the township hop is late. Returns the notice's id."""
+        late = next((t for t in self.tracked(overdue_only=True) if t.matter_id == matter_id), None)
+        return self.issue_supervision(matter_id, message, actor=actor,
+                                      overdue_working_days=self.overdue_working_days(late) if late is not None else 0)
 
     # ================================================================== the write path
 
@@ -758,6 +781,9 @@ class CountyHandling:
             self._publish(conn, self._status(after, now, message or text, row_code=row.village_code,
                                              catalog_code=row.catalog_code),
                           row.township_key_id, row.township_code, sign_ms)
+        if self.documents is not None:
+            # In the act's own transaction: a rolled-back act leaves no document and no gap in the numbers.
+            self.documents.issue_for(conn, row, before, after, action, now=now)
 
     def _publish(self, conn: Connection, record: records_pb2.Record, township_key_id: str, township_code: str,
                  now_ms: int) -> int:
@@ -969,6 +995,15 @@ class CountyHandling:
     def counts(self) -> dict[str, int]:
         with self.store.engine.connect() as conn:
             return {s: int(n) for s, n in conn.execute(select(county_matter.c.stage, func.count()).group_by(county_matter.c.stage))}
+
+
+def notice_status(row: dict[str, Any]) -> tuple[str, str]:
+    """(data value, Chinese label) of the furthest step a 督办 notice reached (a row of `notices()`)."""
+    if row.get("acknowledged_at_ms"):
+        return "acknowledged", "已回复"
+    if row.get("received_at_ms"):
+        return "received", "已送达"
+    return "issued", "已签发"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shared import cli_common
+from shared.api.cli import add_token_commands
 from shared.console.cli import register_staff_commands
 from shared.console.serve import add_web_security_options
 
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         if isinstance(group, argparse._SubParsersAction):
             for action_parser in group.choices.values():
                 _add_home(action_parser)
+    add_token_commands(staff, _open_auth, decorate=_add_home)
     catalog = cli_common.add_command(subparsers, "catalog", "服务事项目录：校验并发布新版本到本乡镇各村")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", metavar="<操作>", required=True)
     publish = cli_common.add_command(catalog_sub, "publish", "校验目录文件，签名后下发到各村代办员（版本号须与已发布的不同）")

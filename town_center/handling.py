@@ -579,6 +579,53 @@ class HandlingService:
         allowed = allowed_kinds(self.catalog.item(matter.catalog_code), self.tier)
         return [k for k in MatterKind if k in allowed]
 
+    def actions_for(self, matter: HandledMatter, role: Role) -> frozenset[str]:
+        """The actions staff in `role` may take on the matter now, by name (the console's forms and the
+        API's `POST /matters/{ref}/{action}`); the actions themselves still check everything."""
+        if role is Role.ADMINISTRATOR:   # separation of duties: the administrator runs accounts, not cases
+            return frozenset()
+        m, stage = matter, matter.stage
+        clock = m.clock
+        clock_status = clock.status if clock is not None else None
+        kinds = self.allowed_kinds(m) if stage is Stage.RECEIVED else []
+        decides = self.may_decide(m)
+        item = self.catalog.item(m.catalog_code) if m.catalog_code in self.catalog else None
+        major = item is not None and item.major
+        allowed: set[str] = set()
+        if stage is Stage.RECEIVED and kinds and m.pending_refusal is None:
+            allowed.add("classify")
+        if major and m.pending_refusal is None and role is not Role.DIRECTOR and (
+                (stage is Stage.RECEIVED and MatterKind.RETURNED in kinds) or (stage is Stage.IN_PROGRESS and decides)):
+            allowed.add("request_refusal")
+        if m.pending_refusal is not None and role is Role.DIRECTOR:
+            allowed.add("decide_refusal")
+        if stage is Stage.WAITING_MATERIALS:
+            allowed.add("materials_completed")
+        if stage in (Stage.IN_PROGRESS, Stage.ESCALATING, Stage.ESCALATED):
+            allowed.add("request_materials")
+        if stage in (Stage.IN_PROGRESS, Stage.ESCALATING):
+            allowed.add("resume" if clock_status is ClockStatus.SUSPENDED else "suspend")
+        if stage in (Stage.IN_PROGRESS, Stage.WAITING_MATERIALS, Stage.ESCALATING) and m.pending_extension is None \
+                and clock is not None:
+            allowed.add("request_extension")
+        if m.pending_extension is not None and role is Role.DIRECTOR:
+            allowed.add("decide_extension")
+        if clock is not None and clock.unnotified_extensions:
+            allowed.add("extension_notified")
+        if not m.is_final and stage not in (Stage.RESULT_READY, Stage.HANDED_OVER) and m.owner:
+            allowed.add("hand_over")
+        if stage is Stage.IN_PROGRESS and decides and m.pending_refusal is None:
+            allowed.add("record_result")
+        if stage is Stage.ESCALATING and m.escalation_sent_at is None and clock_status is not ClockStatus.SUSPENDED:
+            allowed.add("escalate")
+        return frozenset(allowed)
+
+    def matter_id_for_lookup_hash(self, code_hash: bytes) -> str | None:
+        """The matter a receipt's lookup code names (by the code's hash, as the village filed it)."""
+        with self.store.engine.connect() as conn:
+            return conn.execute(select(town_matter.c.matter_id)
+                                .where(town_matter.c.lookup_code_hash == code_hash)).scalar()
+
     def classify(self, matter_id: str, kind: MatterKind, *, actor: Actor, expected_version: int | None = None,
                  missing_materials: Sequence[str] = (), return_reason: str = "", promised_limit: Limit | None = None,
                  lead_window: str = "", departments: Sequence[str] = (),

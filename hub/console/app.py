@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from shared.console import Console, ConsoleAuth, ScryptParams, create_console_tables, install_console
 from shared.console.passwords import DEFAULT_SCRYPT
 from shared.domain.handling import Role
+from hub.api import create_hub_api
 from hub.bootstrap import HubApp
 from hub.console.formatting import BEIJING, STATE_CLASS, bj, ms_bj
 
@@ -32,6 +33,7 @@ HERE = Path(__file__).parent
 SESSION_COOKIE = "qc_county_session"
 CONSOLE_NAME = "县政务服务中心"
 STATIC_PATH = "/county-static"
+API_PATH = "/api"
 STAFF = (Role.OPERATOR, Role.APPROVER, Role.DIRECTOR, Role.ADMINISTRATOR)
 # Casework (督办, and the acts `hub.acts` allows each role: deciding is a director's or a delegated
 # approver's); the administrator runs accounts and keys, not cases (separation of duties).
@@ -104,7 +106,7 @@ def create_console_app(app: HubApp, auth: ConsoleAuth, *, secure_cookies: bool =
 
     web = FastAPI(title=console_name, docs_url=None, redoc_url=None, openapi_url=None)
     console = install_console(web, auth, templates_dir=HERE / "templates", console_name=console_name,
-                              public_paths=(STATIC_PATH,), session_cookie=SESSION_COOKIE,
+                              public_paths=(STATIC_PATH, API_PATH), session_cookie=SESSION_COOKIE,
                               secure_cookies=secure_cookies, trusted_origins=trusted_origins)
     web.mount(STATIC_PATH, StaticFiles(directory=str(HERE / "static")), name="county_static")
     env = console.templates.env
@@ -117,4 +119,7 @@ def create_console_app(app: HubApp, auth: ConsoleAuth, *, secure_cookies: bool =
     refusals.add_routes(web, pages)
     townships.add_routes(web, pages)
     calendar_page.add_routes(web, pages)
+    # The JSON API beside the pages: bearer tokens only (the middleware lets it through unsigned-in,
+    # the API checks its own token), the same services and role rule; see README "JSON 接口".
+    web.mount(API_PATH, create_hub_api(app, auth))
     return web

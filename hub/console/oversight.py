@@ -15,32 +15,18 @@ from shared.errors import HandlingError
 from hub.console.app import HANDLERS, STAFF, Pages, read_form
 from hub.console.formatting import limit_basis_zh, wire_stage_zh
 from hub.errors import UnknownMatter
-from hub.handling import TrackedView
+from hub.handling import notice_status
 
 __all__ = ["add_routes", "notice_status"]
 
 DEFAULT_MESSAGE = "该办件已超过乡镇办结时限，请说明超期原因并尽快办结，同时告知申请人办理进度。"
 
 
-def notice_status(row: dict[str, Any]) -> tuple[str, str]:
-    """(data value, Chinese label) of the furthest step a notice reached."""
-    if row.get("acknowledged_at_ms"):
-        return "acknowledged", "已回复"
-    if row.get("received_at_ms"):
-        return "received", "已送达"
-    return "issued", "已签发"
-
-
 def add_routes(web: FastAPI, pages: Pages) -> None:
     app = pages.app
     handling = app.handling
 
-    def overdue_days(t: TrackedView) -> int:
-        if t.township_due_at is None:
-            return 0
-        calendar = app.deadlines.calendar
-        return max(0, calendar.working_days_between(calendar.local_date(t.township_due_at),
-                                                    calendar.local_date(pages.now())))
+    overdue_days = handling.overdue_working_days
 
     def overdue_context(drafts: dict[str, str] | None = None) -> dict[str, Any]:
         by_township, by_kind = handling.overdue_counts()
@@ -65,9 +51,7 @@ def add_routes(web: FastAPI, pages: Pages) -> None:
         return pages.render(request, "overdue.html", {**overdue_context(), "can_supervise": staff.role in HANDLERS})
 
     def supervise(matter_id: str, message: str, staff: ConsoleSession) -> str:
-        late = next((t for t in handling.tracked(overdue_only=True) if t.matter_id == matter_id), None)
-        handling.issue_supervision(matter_id, message, actor=staff.actor,
-                                   overdue_working_days=overdue_days(late) if late is not None else 0)
+        handling.supervise_overdue(matter_id, message, actor=staff.actor)
         return "已签发督办通知，乡镇下次同步时送达"
 
     @web.post("/overdue/{matter_id}/supervise", response_class=HTMLResponse)

@@ -36,7 +36,9 @@ from shared.domain import lookup_code
 from shared.domain.handling import RefusalKind, Role, Stage
 from shared.domain.limits import Limit, LimitUnit
 from shared.errors import HandlingError
+from town_center.api import create_town_api
 from town_center.bootstrap import TownApp
+from town_center.front_desk.console import install_front_desk
 from town_center.handling import COUNTY_HOP
 from town_center.errors import ConcurrentEditError, UnknownMatter
 from town_center.store.matter_tables import follow_up_call, town_matter
@@ -50,6 +52,7 @@ HERE = Path(__file__).parent
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 SESSION_COOKIE = "qc_town_session"
 STATIC_PATH = "/town-static"
+API_PATH = "/api"
 STAFF = (Role.OPERATOR, Role.DIRECTOR, Role.ADMINISTRATOR)
 HANDLERS = (Role.OPERATOR, Role.DIRECTOR)
 PUBLIC_NOT_FOUND = "未查到与该查询码对应的办件。请核对回执上的查询码（10 位字母数字，如 AB3CD-EF4GH）后重试。"
@@ -105,7 +108,7 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
                        trusted_origins: tuple[str, ...] = ()) -> FastAPI:
     web = FastAPI(title=console_name, docs_url=None, redoc_url=None, openapi_url=None)
     console = install_console(web, auth, templates_dir=HERE / "templates", console_name=console_name,
-                              public_paths=("/public", STATIC_PATH), session_cookie=SESSION_COOKIE,
+                              public_paths=("/public", STATIC_PATH, API_PATH), session_cookie=SESSION_COOKIE,
                               secure_cookies=secure_cookies, trusted_origins=trusted_origins)
     web.mount(STATIC_PATH, StaticFiles(directory=str(HERE / "static")), name="town_static")
     env = console.templates.env
@@ -113,6 +116,9 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
     env.globals.update(town_static=STATIC_PATH, state_class=STATE_CLASS, rating_zh=RATING_ZH)
     handling = app.handling
     handling.staff = _ConsoleStaff(auth)
+    # The JSON API beside the pages: bearer tokens only (the middleware lets it through unsigned-in,
+    # the API checks its own token), the same services and role rule; see README "JSON 接口".
+    web.mount(API_PATH, create_town_api(app, auth))
     limiter = public_limiter if public_limiter is not None else RateLimiter(capacity=10, refill_per_second=1 / 30, clock=app.clock)
 
     def now() -> dt.datetime:
@@ -179,41 +185,12 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
             except UnknownMatter:
                 applicant = None
         stage = m.stage
-        clock_status = clock.status if clock is not None else None
         # A refused classification re-renders its form (below) with the fields it had, so nothing typed is lost.
         kinds = handling.allowed_kinds(m) if stage is Stage.RECEIVED or failed_action == "classify" else []
-        decides = handling.may_decide(m)
         major = item is not None and item.major
-        allowed: set[str] = set()
-        if stage is Stage.RECEIVED and kinds and m.pending_refusal is None:
-            allowed.add("classify")
-        if major and m.pending_refusal is None and staff.role is not Role.DIRECTOR and (
-                (stage is Stage.RECEIVED and MatterKind.RETURNED in kinds) or (stage is Stage.IN_PROGRESS and decides)):
-            allowed.add("request_refusal")
-        if m.pending_refusal is not None and staff.role is Role.DIRECTOR:
-            allowed.add("decide_refusal")
-        if stage is Stage.WAITING_MATERIALS:
-            allowed.add("materials_completed")
-        if stage in (Stage.IN_PROGRESS, Stage.ESCALATING, Stage.ESCALATED):
-            allowed.add("request_materials")
-        if stage in (Stage.IN_PROGRESS, Stage.ESCALATING):
-            allowed.add("resume" if clock_status is ClockStatus.SUSPENDED else "suspend")
-        if stage in (Stage.IN_PROGRESS, Stage.WAITING_MATERIALS, Stage.ESCALATING) and m.pending_extension is None \
-                and clock is not None:
-            allowed.add("request_extension")
-        if m.pending_extension is not None and staff.role is Role.DIRECTOR:
-            allowed.add("decide_extension")
-        if clock is not None and clock.unnotified_extensions:
-            allowed.add("extension_notified")
-        if not m.is_final and stage not in (Stage.RESULT_READY, Stage.HANDED_OVER) and m.owner:
-            allowed.add("hand_over")
-        if stage is Stage.IN_PROGRESS and decides and m.pending_refusal is None:
-            allowed.add("record_result")
-        if stage is Stage.ESCALATING and m.escalation_sent_at is None and clock_status is not ClockStatus.SUSPENDED:
-            allowed.add("escalate")
-        if staff.role is Role.ADMINISTRATOR:
-            allowed = set()
-        elif failed_action in TYPED_ACTIONS:
+        # The API offers the same list (`HandlingService.actions_for`): one rule for both faces.
+        allowed = set(handling.actions_for(m, staff.role))
+        if staff.role is not Role.ADMINISTRATOR and failed_action in TYPED_ACTIONS:
             # The matter moved on under the operator (or the action was refused): the form stays on
             # screen with what was typed, so nothing is lost; the page says why it was not saved.
             allowed.add(failed_action)
@@ -233,6 +210,7 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
             "version": m.version, "rating": page.rating,
             "kind_default": item.typical_kind.value if item and item.typical_kind in kinds else "",
             "linked": app.county_link is not None,
+            "first_asked": app.front_desk.window.first_asked(matter_id) if app.front_desk is not None else None,
             **county_hop(matter_id, m.kind),
         }
 
@@ -542,6 +520,9 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
         except (HandlingError, ValueError) as exc:
             return back("/follow-ups", str(exc) if isinstance(exc, HandlingError) else "回访评价填写有误")
         return back("/follow-ups", "已记录回访结果")
+
+    if app.front_desk is not None:   # the front desk's pages: window intake, registers, appointments, AB posts
+        install_front_desk(web, app.front_desk, render=render, back=back, auth=auth, bj=bj)
 
     # ------------------------------------------------------------------ 政务公开
 
