@@ -7,6 +7,9 @@
   dumped with `pg_dump --format=custom` and restored with `pg_restore` into an *empty* database only.
   Connection parameters go to the tools through `PG*` environment variables, never on the command
   line (where `ps` shows them to every user of the machine).
+* `backup_store_encrypted` / `restore_store_encrypted`: a township's or county's database backup
+  (either of the above) sealed like the laptop's, under the tier's passphrase: a copied backup file
+  reveals nothing without it. Every backup file is created 0600, whatever the umask.
 * `write_encrypted_backup` / `read_encrypted_backup`: a folder's files in one file under a passphrase
   (the village laptop's backup, carried on a USB stick). Format `quancheng-backup/1`::
 
@@ -51,7 +54,7 @@ from shared.errors import BackupError
 __all__ = [
     "BackupError", "BackupInfo", "BACKUP_FORMAT", "sqlite_online_backup", "sqlite_path_of", "is_sqlite_url",
     "backup_database", "restore_database", "write_encrypted_backup", "read_encrypted_backup", "find_pg_tool",
-    "pg_environment",
+    "pg_environment", "backup_store_encrypted", "restore_store_encrypted",
 ]
 
 BACKUP_FORMAT = "quancheng-backup/1"
@@ -92,10 +95,14 @@ def _part_file(out: Path) -> Iterator[Path]:
     """Write beside `out` under a temporary name; rename into place only when complete."""
     part = out.with_name(f".{out.name}.part")
     part.unlink(missing_ok=True)
+    # Created owner-only before any byte is written: a backup holds everything the database does.
+    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.chmod(part, 0o600)
     try:
         yield part
         with open(part, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(part, 0o600)   # whatever a tool writing into it did
         os.replace(part, out)
         _fsync_dir(out.parent)
     except BaseException:
@@ -306,6 +313,35 @@ def restore_database(url: str, src: Path, *, force: bool = False) -> None:
         raise BackupError(f"目标数据库 {database} 不是空的；请恢复到新建的空数据库")
     _run_pg([str(tool), "--no-password", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
              "-d", database, str(src)], env, "数据库恢复（pg_restore）")
+
+
+def backup_store_encrypted(url: str, out: Path, passphrase: str, *, kind: str, info: Mapping[str, str] | None = None,
+                           scrypt_n: int = DEFAULT_SCRYPT_N) -> int:
+    """`backup_database` of the store at `url`, sealed under `passphrase` into the new file `out`
+    (0600); returns its size. The plain dump exists only in a private temporary folder beside `out`
+    while it is sealed."""
+    _refuse_existing(out)
+    name = "database.sqlite" if is_sqlite_url(url) else "database.pgdump"
+    with tempfile.TemporaryDirectory(prefix=".qc-backup-", dir=out.parent) as tmp:
+        os.chmod(tmp, 0o700)
+        dump = Path(tmp) / name
+        backup_database(url, dump)
+        return write_encrypted_backup(out, [(name, dump)], passphrase, kind=kind, info=info, scrypt_n=scrypt_n)
+
+
+def restore_store_encrypted(url: str, src: Path, passphrase: str, *, kind: str, force: bool = False) -> BackupInfo:
+    """Restore a `backup_store_encrypted` file into the store at `url` (as `restore_database` does).
+    A wrong passphrase or a tampered file: `BackupError`, and the store is not touched."""
+    parent = Path(tempfile.gettempdir()) if is_sqlite_url(url) is False else sqlite_path_of(url).resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".qc-restore-", dir=parent) as tmp:
+        os.chmod(tmp, 0o700)
+        folder = Path(tmp) / "backup"
+        info = read_encrypted_backup(src, passphrase, folder, kind=kind)
+        if len(info.files) != 1:
+            raise BackupError("备份内容不符：应只含一个数据库文件")
+        restore_database(url, folder / info.files[0], force=force)
+    return info
 
 
 # ---------------------------------------------------------------- encrypted archive

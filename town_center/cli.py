@@ -32,6 +32,7 @@ DESCRIPTION = """乡镇便民服务中心：接收并核验村代办员上报的
   town-center ledger-verify 台账.qclog"""
 
 HOME_ENV = "QUANCHENG_TOWN_HOME"
+BACKUP_KIND = "town-center"
 # The systemd units' environment file sets both, so admin commands find the same data.
 DB_ENV = "QUANCHENG_TOWN_DB"
 
@@ -133,14 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
     cli_common.add_passphrase_option(status)
     status.set_defaults(handler=_cmd_county_status)
 
-    backup = cli_common.add_command(subparsers, "backup", "备份乡镇数据库：SQLite 用在线备份（服务运行中也可备份），PostgreSQL 用 pg_dump（自定义格式）")
+    backup = cli_common.add_command(subparsers, "backup", "备份乡镇数据库并用口令加密（文件权限 600）：SQLite 用在线备份（服务运行中也可备份），PostgreSQL 用 pg_dump（自定义格式）")
     _add_home(backup)
+    cli_common.add_passphrase_option(backup)
     backup.add_argument("--out", required=True, metavar="文件", help="备份文件路径（已存在时不会覆盖）")
+    backup.add_argument("--backup-passphrase-file", metavar="文件", help="用另一个口令加密备份（从此文件读取）；默认使用乡镇口令")
     backup.set_defaults(handler=_cmd_backup)
     restore = cli_common.add_command(subparsers, "restore", "从备份恢复乡镇数据库（请先停止服务）：SQLite 仅当数据库文件不存在或加 --force；PostgreSQL 仅恢复到空数据库")
     _add_home(restore)
     restore.add_argument("--from", dest="source", required=True, metavar="文件", help="backup 生成的备份文件")
     restore.add_argument("--force", action="store_true", help="SQLite：覆盖已有的数据库文件")
+    cli_common.add_passphrase_option(restore)
+    restore.add_argument("--backup-passphrase-file", metavar="文件", help="备份是用另一个口令加密的：从此文件读取该口令")
     restore.set_defaults(handler=_cmd_restore)
 
     from town_center.documents import add_document_commands
@@ -149,22 +154,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _backup_passphrase(args: argparse.Namespace, *, check_home: bool) -> str:
+    """The passphrase a backup is sealed under: `--backup-passphrase-file`, else the township's own
+    (checked against its key when `check_home` and the key is in --home, so a typo cannot seal a
+    backup nobody can open)."""
+    if args.backup_passphrase_file:
+        return Path(args.backup_passphrase_file).read_text(encoding="utf-8").rstrip("\r\n")
+    passphrase = cli_common.read_passphrase(args)
+    from town_center.bootstrap import KEY_FILE_NAME, load_signer
+
+    if check_home and (Path(args.home) / KEY_FILE_NAME).exists():
+        load_signer(Path(args.home), passphrase)
+    return passphrase
+
+
 def _cmd_backup(args: argparse.Namespace) -> int:
-    from shared.backup import backup_database
+    from shared.backup import backup_store_encrypted
     from town_center.bootstrap import KEY_FILE_NAME, LINK_KEY_FILE_NAME
 
-    size = backup_database(_db_url(args), Path(args.out))
-    print(f"已备份乡镇数据库到 {args.out}（{size} 字节）。")
+    passphrase = _backup_passphrase(args, check_home=True)
+    size = backup_store_encrypted(_db_url(args), Path(args.out), passphrase, kind=BACKUP_KIND, info={"tier": "township"})
+    print(f"已备份乡镇数据库到 {args.out}（{size} 字节，已用{'指定的备份' if args.backup_passphrase_file else '乡镇'}口令加密，仅本用户可读）。")
     print(f"注意：乡镇密钥文件 {KEY_FILE_NAME}、{LINK_KEY_FILE_NAME} 不在数据库备份中，请另行妥善保管（已用口令加密）。")
     return 0
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
-    from shared.backup import restore_database
+    from shared.backup import MAGIC, restore_database, restore_store_encrypted
 
     if args.db is None:
         Path(args.home).mkdir(parents=True, exist_ok=True)
-    restore_database(_db_url(args), Path(args.source), force=args.force)
+    source = Path(args.source)
+    with open(source, "rb") as fh:
+        sealed = fh.read(len(MAGIC)) == MAGIC
+    if sealed:
+        restore_store_encrypted(_db_url(args), source, _backup_passphrase(args, check_home=False), kind=BACKUP_KIND,
+                                force=args.force)
+    else:
+        # A backup from before backups were sealed: restored as it is.
+        restore_database(_db_url(args), source, force=args.force)
     print(f"已恢复乡镇数据库 {_db_url(args).split('@')[-1]}。")
     print("注意：备份之后各村上报的记录会在各村下次上报时按缺口重发；备份之后本乡镇签发的记录不在其中，请核对后再启动服务。")
     return 0
@@ -383,6 +411,9 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Whatever the caller's umask: the data folder, database, WAL, exports and backups hold personal
+    # data and keys, so everything this process creates is the owner's alone (0600 files, 0700 folders).
+    os.umask(0o077)
     return cli_common.run(_main, argv)
 
 

@@ -508,6 +508,9 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Whatever the caller's umask: the data folder, database, WAL, log and backups hold personal
+    # data and the device key, so everything this process creates is the owner's alone (0600/0700).
+    os.umask(0o077)
     return cli_common.run(_main, argv)
 
 

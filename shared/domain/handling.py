@@ -353,8 +353,12 @@ class HandledMatter:
         return self._next(stage=next_stage, clock=clock, missing_materials=())
 
     def materials_requested(self, *, actor: Actor, at: dt.datetime, missing_materials: tuple[str, ...]) -> "HandledMatter":
-        """More materials turned out to be needed mid-way (or the county asked): the clock is suspended."""
+        """More materials turned out to be needed mid-way (or the county asked): the clock is suspended.
+        Below the county only the matter's 首问责任人 or the director may ask, as for every other act on
+        it; at the county asking is a decision (需补正), and `hub.acts` says who may take it."""
         self._require_stage({Stage.IN_PROGRESS, Stage.ESCALATING, Stage.ESCALATED}, "要求补正材料")
+        if self.tier is not Tier.COUNTY:
+            self._require_responsible(actor, "要求补正材料")
         _refuse_personal_data(*(("补正材料", m) for m in missing_materials))
         if not missing_materials:
             raise HandlingError("须一次性书面告知所缺的全部材料")

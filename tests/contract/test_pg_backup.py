@@ -84,7 +84,8 @@ def test_town_center_backs_up_and_restores_a_postgresql_database_from_the_comman
         postgres_cluster: PostgresCluster, tmp_path: Path) -> None:
     source = postgres_cluster.create_database(f"town_{uuid.uuid4().hex[:10]}")
     signer, held = _township_with_rows(source)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    # The dump is sealed under a passphrase (a township's backups are encrypted like the laptop's).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")} | {"QUANCHENG_PASSPHRASE": "乡镇备份口令-pg-2026"}
     out = tmp_path / "town.dump"
     done = subprocess.run([str(BIN / "town-center"), "backup", "--db", source, "--out", str(out)],
                           capture_output=True, text=True, timeout=120, env=env)
