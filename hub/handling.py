@@ -26,6 +26,7 @@ from shared.domain.handling import (
     Actor, HandledMatter, RefusalKind, Role, Stage, matter_from_json_dict, matter_to_json_dict,
 )
 from shared.domain.limits import Limit
+from shared.domain.personal_data import refuse_personal_data
 from shared.errors import HandlingError, SharedError
 from shared.sealing import open_sealed
 from shared.signing import Signer, is_valid
@@ -508,6 +509,7 @@ class CountyHandling:
         The director's act, or a delegated approver's; refusing a major matter is the director's alone."""
         if outcome not in Outcome.LABELS_ZH:
             raise HandlingError("请选择决定：批准、不予批准或需补正材料")
+        refuse_personal_data(("决定理由", reason), *(("补正材料", m) for m in missing))
         act = Act(outcome)
 
         def transition(conn: Connection, row: Any, m: HandledMatter, item: CatalogItem | None, now: dt.datetime) -> _Step:
@@ -681,6 +683,7 @@ class CountyHandling:
         """Record that the applicant was told of the extension in writing, and how."""
         if not how.strip():
             raise HandlingError("请写明书面告知的方式（如：延期告知书经乡镇转交申请人签收）")
+        refuse_personal_data(("告知方式", how))
 
         def transition(conn: Connection, row: Any, m: HandledMatter, item: CatalogItem | None, now: dt.datetime) -> _Step:
             after = m.applicant_notified_of_extension(at=now)
@@ -696,6 +699,7 @@ class CountyHandling:
             raise NotPermitted(refusal)
         if not message.strip():
             raise HandlingError("请填写督办内容")
+        refuse_personal_data(("督办内容", message))
         now_ms = to_unix_ms(self.clock.now())
         notice_id = uuid.uuid4().hex
         with self.store.engine.begin() as conn:

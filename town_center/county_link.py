@@ -29,6 +29,7 @@ from shared.deadline_watch.calendar_follower import CalendarFollower, stamp_key
 from shared.deadlines import HopClock, StopReason, SuspensionReason
 from shared.domain.handling import Stage
 from shared.domain.limits import Limit, LimitUnit
+from shared.domain.personal_data import refuse_personal_data
 from shared.errors import CalendarError, DeadlineError, HandlingError
 from shared.relay.client import ClientLimits, RelayClient
 from shared.relay.ports import KeyState
@@ -418,6 +419,7 @@ class CountyLink:
         """Answer a county 督办 notice with an explanation, signed up the chain."""
         if not explanation.strip():
             raise HandlingError("请写明情况说明")
+        refuse_personal_data(("情况说明", explanation))
         now_ms = to_unix_ms(self.clock.now())
         with self.store.engine.begin() as conn:
             self.store.lock_own_tip(conn, self.handling.signer.key_id)

@@ -32,6 +32,7 @@ from shared.domain.handling import (
 )
 from shared.domain.figures import MatterFacts, draw_follow_up_sample
 from shared.domain.limits import Limit
+from shared.domain.personal_data import refuse_personal_data
 from shared.evidence_image import drawn_signature_problem, is_image, photo_problem
 from shared.errors import HandlingError
 from shared.sealing import open_sealed, seal_to
@@ -1025,6 +1026,7 @@ class HandlingService:
     def record_follow_up(self, matter_id: str, *, actor: Actor, reached: bool, rating: int, outcome: str) -> None:
         if rating not in (0, 1, 2, 3, 4, 5):
             raise HandlingError("回访评价应为 非常满意 至 非常不满意 五级之一")
+        refuse_personal_data(("回访情况", outcome))
         now_ms = to_unix_ms(self.clock.now())
         with self.store.engine.begin() as conn:
             self.store.lock_own_tip(conn, self.signer.key_id)

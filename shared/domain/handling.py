@@ -17,7 +17,7 @@ from shared.calendar import WorkingCalendar
 from shared.deadlines import HopClock, StopReason, SuspensionReason, format_instant_zh
 from shared.domain.authority import allowed_kinds, authority_refusal_zh, may_decide, tracks_only
 from shared.domain.limits import Limit, LimitUnit
-from shared.domain.personal_data import personal_data_problem
+from shared.domain.personal_data import refuse_personal_data
 from shared.errors import DeadlineError, HandlingError
 
 IMMEDIATE_LIMIT = Limit.minutes(30)  # 即办件: handled on the spot, normally within 30 minutes (004, 002)
@@ -31,10 +31,7 @@ MIN_PROMISE = Limit.working_days(1)
 def _refuse_personal_data(*fields: tuple[str, str]) -> None:
     """Staff's free text is signed and stored in plain text at every tier: (label, text) carrying an ID or
     mobile number is refused; the applicant's own numbers travel only sealed."""
-    for label, text in fields:
-        problem = personal_data_problem(text, label)
-        if problem:
-            raise HandlingError(problem)
+    refuse_personal_data(*fields)
 
 
 class Role(str, enum.Enum):
@@ -42,11 +39,12 @@ class Role(str, enum.Enum):
     DIRECTOR = "director"        # 中心主任
     ADMINISTRATOR = "administrator"
     APPROVER = "approver"        # 受委托审批人: a county staff member the director delegated decisions to
+    SUPERVISOR = "supervisor"    # 督查: checks overdue matters daily, sees who rated whom, calls villagers back
 
     @property
     def label_zh(self) -> str:
         return {"operator": "窗口工作人员", "director": "中心主任", "administrator": "系统管理员",
-                "approver": "受委托审批人"}[self.value]
+                "approver": "受委托审批人", "supervisor": "督查"}[self.value]
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,10 @@ import unicodedata
 from dataclasses import dataclass
 
 from shared.domain import id_number
+from shared.errors import HandlingError
 
-__all__ = ["PersonalDataKind", "Found", "find_personal_data", "contains_personal_data", "personal_data_problem"]
+__all__ = ["PersonalDataKind", "Found", "find_personal_data", "contains_personal_data", "personal_data_problem",
+           "refuse_personal_data"]
 
 
 class PersonalDataKind(enum.Enum):
@@ -89,3 +91,12 @@ def personal_data_problem(text: str, field_zh: str) -> str | None:
     what = "和".join(k.label_zh for k in kinds)
     return (f"“{field_zh}”中不能填写{what}：这段文字会以明文签名保存并上报，"
             "申请人的证件号码和联系电话已在申请人信息中加密保存，请删去后再提交")
+
+
+def refuse_personal_data(*fields: tuple[str, str]) -> None:
+    """Raise `HandlingError` (the message of `personal_data_problem`) for the first (label, text) that
+    carries an ID or mobile number: staff's reasons, opinions and notes at the township and county."""
+    for label, text in fields:
+        problem = personal_data_problem(text, label)
+        if problem:
+            raise HandlingError(problem)
