@@ -259,3 +259,21 @@ def test_the_openapi_document_validates_and_every_operation_is_described_in_chin
             "/supervision"} <= set(spec["paths"])
     assert spec["servers"] == [{"url": "/api"}]
     assert _CJK.search(spec["info"]["description"])
+
+
+def test_a_handover_goes_to_an_active_colleague_from_the_colleagues_list(
+        township_server: Township, capsys: pytest.CaptureFixture[str]) -> None:
+    matter_id = township_server.village.file("MZ-003")
+    with township_server.api(township_server.token("wang", capsys)) as api:
+        version = api.post(f"/matters/{matter_id}/classify", json={"expected_version": 0, "kind": "promised"}
+                           ).json()["matter"]["version"]
+        colleagues = {c["staff_id"]: c["display_name"] for c in api.get("/colleagues").json()}
+        assert colleagues == {"wang": "王芳", "li": "李强", "zhao": "赵主任"}    # never the administrator
+        _assert_error(api.post(f"/matters/{matter_id}/hand_over", json={
+            "expected_version": version, "to_staff": "admin", "reason": "请假"}), 422, "refused")
+        handed = api.post(f"/matters/{matter_id}/hand_over", json={"expected_version": version, "to_staff": "li",
+                                                                   "reason": "请假"})
+        assert handed.status_code == 200, handed.text
+        assert handed.json()["matter"]["owner_name"] == "李强"
+        assert handed.json()["matter"]["events"][-1]["actor"] == "王芳"
+    assert township_server.town.handling.page(matter_id).matter.owner == "li"

@@ -154,6 +154,12 @@ def create_town_api(app: TownApp, auth: ConsoleAuth) -> FastAPI:
     def matter(ref: str, who: ApiCaller = Depends(require(*STAFF))) -> MatterDetailOut:
         return detail(resolve(ref), who)
 
+    @api.get("/colleagues", tags=["办件"], summary="可交接的同事", response_model=list[Me],
+             description="AB 岗交接时可以接手的本中心在岗工作人员（`hand_over` 的 `to_staff` 取其登录名）。")
+    def colleagues(who: ApiCaller = Depends(require(*STAFF))) -> list[Me]:
+        return [Me(staff_id=a.staff_id, display_name=a.display_name, role=a.role, role_zh=a.role.label_zh)
+                for a in auth.list_staff(include_disabled=False) if a.role is not Role.ADMINISTRATOR]
+
     # ------------------------------------------------------------------ matters: actions
 
     handler = Depends(require(*HANDLERS))
