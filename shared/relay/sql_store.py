@@ -208,7 +208,7 @@ class RelayStore:
         il = self.t.ingest_log
         with self.engine.connect() as conn:
             return {str(r) for r in conn.execute(select(il.c.record_id).where(
-                il.c.author_key_id == author_key_id, il.c.record_id.in_(sorted(set(record_ids)))))}
+                il.c.author_key_id == author_key_id, il.c.record_id.in_(sorted(set(record_ids))))).scalars()}
 
     def remember_nonce(self, key_id: str, nonce: bytes, *, now_ms: int, expires_at_ms: int) -> bool:
         rn = self.t.request_nonce
