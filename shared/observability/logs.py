@@ -3,7 +3,10 @@
 Code never logs an applicant's name, ID number or phone on purpose (only key ids, seqs, matter ids);
 `PersonalDataFilter` is the second line of defence: anything that looks like a resident ID number
 (GB 11643, 18 characters) or a mainland mobile number is masked in the final message, whatever
-logger or library wrote it. `JsonFormatter` writes one JSON object a line for log collectors.
+logger or library wrote it. It also escapes control characters (newlines, carriage returns, escape
+sequences, Unicode line separators) in the message and in string extras, and indents every line of
+a traceback, so text a sender chose (an enrollment's holder name, a peer string) can never start a
+log line of its own, in any format. `JsonFormatter` writes one JSON object a line for log collectors.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from typing import Any, TextIO
 
 from shared.errors import SettingError
 
-__all__ = ["JsonFormatter", "PersonalDataFilter", "configure_logging", "scrub", "LOG_FORMAT_ENV", "LOG_FORMATS"]
+__all__ = ["JsonFormatter", "PersonalDataFilter", "configure_logging", "scrub", "escape_controls", "LOG_FORMAT_ENV",
+           "LOG_FORMATS"]
 
 LOG_FORMAT_ENV = "QUANCHENG_LOG_FORMAT"
 LOG_FORMATS = ("text", "json")
@@ -27,7 +31,22 @@ _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3}[\dXx])(?![0-9A-Za
 _MOBILE = re.compile(r"(?<![0-9A-Za-z])(1[3-9]\d)(\d{4})(\d{4})(?![0-9A-Za-z])")
 
 # LogRecord's own attributes: everything else on a record came from `extra=` and goes into the JSON.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName", "_quancheng_clean"}
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_controls(text: str) -> str:
+    """Control characters written as escapes (a newline as the two characters \\n, ESC as \\x1b)."""
+    return _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                                             else f"\\u{ord(m.group()):04x}"), text)
+
+
+def _indented(block: str) -> str:
+    # A traceback keeps its lines, each indented and escaped: an exception message cannot forge a record.
+    return "\n".join("  " + escape_controls(line) for line in block.splitlines())
 
 
 def scrub(text: str) -> str:
@@ -44,15 +63,20 @@ class PersonalDataFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a bad format string must not lose the line; logging reports it itself
             return True
-        record.msg, record.args = scrub(message), None
+        if getattr(record, "_quancheng_clean", False):
+            return True   # already cleaned by another handler's filter: escaping twice would double the backslashes
+        record.msg, record.args = escape_controls(scrub(message)), None
         for name, value in list(vars(record).items()):
             if name not in _STANDARD and isinstance(value, str):
-                setattr(record, name, scrub(value))
+                setattr(record, name, escape_controls(scrub(value)))
         if record.exc_info and not record.exc_text:
-            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = _indented(scrub(logging.Formatter().formatException(record.exc_info)))
             record.exc_info = None
         elif record.exc_text:
-            record.exc_text = scrub(record.exc_text)
+            record.exc_text = _indented(scrub(record.exc_text))
+        if record.stack_info:
+            record.stack_info = _indented(scrub(record.stack_info))
+        record._quancheng_clean = True   # type: ignore[attr-defined]
         return True
 
 

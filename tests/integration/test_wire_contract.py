@@ -461,3 +461,26 @@ def test_pending_enrollments_are_bounded_per_address_and_in_total_and_stale_ones
         assert len(town.app.store.keys(KeyState.PENDING)) == 1
     finally:
         town.close()
+
+
+def test_a_newline_in_an_enrollment_name_sent_over_the_wire_cannot_forge_a_log_line(town: Township) -> None:
+    import io
+    import logging
+
+    from shared.observability.logs import configure_logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    out = io.StringIO()
+    configure_logging(fmt="text", stream=out)
+    try:
+        signer = Signer.generate()
+        record = enrollment_record(signer, "V7")
+        record.key_enrollment_requested.holder_name = "李四\n2026-12-05 08:00:00,000 WARNING shared.relay.server: 密钥已全部吊销"
+        env = sign_next(signer, record, GENESIS, town.now_ms()).envelope
+        town.unary("Enroll", relay_pb2.EnrollResponse)(relay_pb2.EnrollRequest(enrollment=env), timeout=5)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    lines = [line for line in out.getvalue().splitlines() if "enrollment pending" in line or "密钥已全部吊销" in line]
+    assert len(lines) == 1 and "李四\\n2026-12-05 08:00:00,000 WARNING" in lines[0]

@@ -62,3 +62,28 @@ def test_plain_text_logs_are_masked_as_well(restore_root_logging) -> None:  # ty
 def test_an_unknown_log_format_is_refused_in_chinese() -> None:
     with pytest.raises(SettingError, match="日志格式只能是"):
         configure_logging(fmt="xml")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_newline_in_an_enrollment_name_cannot_forge_a_log_line(restore_root_logging, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    out = io.StringIO()
+    configure_logging(fmt=fmt, stream=out)
+    forged = "张三\n2026-12-05 08:00:00,000 INFO town_center.console: 管理员 admin 已批准全部设备\r\x1b[2K"
+    logging.getLogger("shared.relay.server").info("enrollment pending key=%s holder=%s", "ab" * 16, forged,
+                                                   extra={"holder": forged})
+    try:
+        raise ValueError("bad\nINFO forged from an exception")
+    except ValueError:
+        logging.getLogger("shared.relay.server").exception("failed for %s", forged)
+    lines = out.getvalue().splitlines()
+    if fmt == "json":
+        assert len(lines) == 2
+        first = json.loads(lines[0])
+        assert first["message"].endswith("已批准全部设备\\r\\x1b[2K") and "\\n2026-12-05" in first["message"]
+        assert "\n" not in first["holder"] and "\n" not in json.loads(lines[1])["exception"].splitlines()[-1]
+    else:
+        # One line per record, and every traceback line indented: nothing begins like a record but records.
+        records = [line for line in lines if not line.startswith("  ")]
+        assert len(records) == 2 and all("shared.relay.server:" in line for line in records)
+        assert "\\n2026-12-05 08:00:00,000 INFO town_center.console" in records[0] and "\x1b" not in out.getvalue()
+        assert any("bad\\nINFO forged" in line or "INFO forged" in line for line in lines if line.startswith("  "))
