@@ -17,8 +17,10 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from shared.bulk import insert_rows
 from shared.catalog import Tier
 from shared.clock import from_unix_ms, to_unix_ms
+from shared.domain.front_desk import WINDOW_VILLAGE_CODE
 from shared.domain.handling import HandledMatter, Stage, matter_to_json_dict
 from shared.errors import HandlingError
 from shared.wire.v1 import envelope_pb2, records_pb2
@@ -34,7 +36,8 @@ __all__ = ["Intake", "RATING_ZH"]
 log = logging.getLogger("town_center.intake")
 
 RATING_ZH = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
-_BATCH = 500
+# Records folded per transaction: the write lock is held tens of milliseconds at a time.
+_BATCH = 250
 _FORWARDED = frozenset({"result_handed_over", "signed_off", "withdrawn"})
 
 
@@ -46,7 +49,11 @@ class Intake:
         self._lock = threading.Lock()
 
     def run_once(self) -> int:
-        """Apply every stored record not yet applied; returns how many were applied."""
+        """Apply every stored record not yet applied; returns how many were applied.
+
+        Each transaction folds at most `_BATCH` records of one author, so the write lock is held
+        for tens of milliseconds at a time and relay writers waiting in line go between batches
+        (shared.sqlite: writers of a file queue first come, first served)."""
         applied = 0
         with self._lock:
             with self.store.engine.connect() as conn:
@@ -81,22 +88,49 @@ class Intake:
             rows = conn.execute(select(ingest_log.c.seq, ingest_log.c.payload, ingest_log.c.signature, ingest_log.c.receipt_time_ms)
                                 .where(ingest_log.c.author_key_id == key_id, ingest_log.c.seq > position)
                                 .order_by(ingest_log.c.seq).limit(_BATCH)).all()
+            filings: list[tuple[int, records_pb2.Record, int]] = []
             for r in rows:
                 record = records_pb2.Record()
                 record.ParseFromString(bytes(r.payload))  # verified before it was stored
-                try:
-                    # A savepoint per record: one that cannot apply is rolled back alone and noted,
-                    # so it never holds back the device's later records.
-                    with conn.begin_nested():
-                        envelope = envelope_pb2.Envelope(payload=bytes(r.payload), signature=bytes(r.signature), key_id=key_id)
-                        self._apply(conn, key_id, village, record, int(r.receipt_time_ms), envelope)
-                except Exception as exc:  # noqa: BLE001 - see above; the log names the record, not its content
-                    log.warning("record %s/%d not applied: %s", key_id[:8], int(r.seq), exc.__class__.__name__)
-                    self._note_failure(conn, record, int(r.receipt_time_ms), key_id)
+                if record.HasField("request_filed"):
+                    # Filings make new matters: gathered and written a table at a time (most records are these).
+                    filings.append((int(r.seq), record, int(r.receipt_time_ms)))
+                else:
+                    self._file_all(conn, key_id, village, filings)
+                    filings = []
+                    envelope = envelope_pb2.Envelope(payload=bytes(r.payload), signature=bytes(r.signature), key_id=key_id)
+                    self._apply_one(conn, key_id, village, int(r.seq), record, int(r.receipt_time_ms), envelope)
                 position = int(r.seq)
+            self._file_all(conn, key_id, village, filings)
             if rows:
                 conn.execute(update(intake_cursor).where(intake_cursor.c.author_key_id == key_id).values(seq=position))
         return len(rows), position
+
+    def _apply_one(self, conn: Connection, key_id: str, village: str, seq: int, record: records_pb2.Record,
+                   receipt_ms: int, envelope: envelope_pb2.Envelope) -> None:
+        try:
+            # A savepoint per record: one that cannot apply is rolled back alone and noted,
+            # so it never holds back the device's later records.
+            with conn.begin_nested():
+                self._apply(conn, key_id, village, record, receipt_ms, envelope)
+        except Exception as exc:  # noqa: BLE001 - see above; the log names the record, not its content
+            log.warning("record %s/%d not applied: %s", key_id[:8], seq, exc.__class__.__name__)
+            self._note_failure(conn, record, receipt_ms, key_id)
+
+    def _file_all(self, conn: Connection, key_id: str, village: str, filings: list[tuple[int, records_pb2.Record, int]]) -> None:
+        """New matters from consecutive filings: checked together, then one insert per table. If
+        the batch cannot be written as a whole, each filing is applied on its own (and noted when
+        it fails), exactly as any other record."""
+        if not filings:
+            return
+        try:
+            with conn.begin_nested():
+                self._filed_batch(conn, key_id, village, [(record, receipt_ms) for _seq, record, receipt_ms in filings])
+            return
+        except Exception as exc:  # noqa: BLE001 - retried one by one below, which notes what fails
+            log.info("filings of %s applied one by one after %s", key_id[:8], exc.__class__.__name__)
+        for seq, record, receipt_ms in filings:
+            self._apply_one(conn, key_id, village, seq, record, receipt_ms, envelope_pb2.Envelope())
 
     # ------------------------------------------------------------------ one record
 
@@ -166,54 +200,93 @@ class Intake:
                                                  text_zh=text, version=0))
 
     def _filed(self, conn: Connection, key_id: str, village: str, record: records_pb2.Record, receipt_ms: int) -> None:
-        body = record.request_filed
-        if not body.matter_id or len(body.matter_id) > 64 or len(body.catalog_code) > 32 or len(body.village_code) > 32:
-            log.warning("filing from %s refused: missing or over-long identifiers", key_id[:8])
+        self._filed_batch(conn, key_id, village, [(record, receipt_ms)])
+
+    def _filed_batch(self, conn: Connection, key_id: str, village: str,
+                     filings: list[tuple[records_pb2.Record, int]]) -> None:
+        """New matters, their first history line and their acceptance and 报送 clocks. A filing
+        with missing or over-long identifiers, or for a matter already held, makes nothing; a
+        lookup code already used by another matter is dropped (it would reveal that matter)."""
+        usable: list[tuple[records_pb2.Record, int]] = []
+        for record, receipt_ms in filings:
+            body = record.request_filed
+            if not body.matter_id or len(body.matter_id) > 64 or len(body.catalog_code) > 32 or len(body.village_code) > 32:
+                log.warning("filing from %s refused: missing or over-long identifiers", key_id[:8])
+                continue
+            usable.append((record, receipt_ms))
+        if not usable:
             return
-        if conn.execute(select(town_matter.c.matter_id).where(town_matter.c.matter_id == body.matter_id)).first():
-            log.warning("matter %s filed twice (second by %s); kept the first", body.matter_id, key_id)
-            return
-        received_at = from_unix_ms(receipt_ms)
+        ids = [r.request_filed.matter_id for r, _ in usable]
+        held = {m for (m,) in conn.execute(select(town_matter.c.matter_id).where(town_matter.c.matter_id.in_(set(ids))))}
+        lookups = {bytes(r.request_filed.lookup_code_hash) for r, _ in usable} - {b""}
+        taken = ({bytes(h) for (h,) in conn.execute(select(town_matter.c.lookup_code_hash)
+                                                      .where(town_matter.c.lookup_code_hash.in_(lookups)))}
+                 if lookups else set())
         catalog = self.handling.catalog
-        item = catalog.item(body.catalog_code) if body.catalog_code in catalog else None
-        matter = HandledMatter.received(body.matter_id, body.catalog_code, Tier.TOWNSHIP, received_at, item)
-        lookup = bytes(body.lookup_code_hash) or None
-        if lookup is not None and conn.execute(select(town_matter.c.matter_id)
-                                               .where(town_matter.c.lookup_code_hash == lookup)).first():
-            lookup = None  # a colliding code would reveal another matter; this one gets no public lookup
-        door = body.door_to_door
-        text = "村代办员报送代办申请" + ("（上门服务收件）" if door else "")
-        if matter.stage is Stage.VILLAGE_OWN:
-            text = "村代办员报备村级自办事项（由村便民服务室办理，乡镇跟踪进度）" + ("（上门服务）" if door else "")
-        if body.intake_outcome == records_pb2.INTAKE_OUTCOME_ACCEPT_WITH_TOLERANCE:
-            text += "，容缺受理：" + "、".join(f"{_material_name(item, t.material_id)}（承诺 {t.supply_by_date} 前补交）"
-                                          for t in body.tolerated_missing)
-        if body.intake_outcome == records_pb2.INTAKE_OUTCOME_RETURN:
-            text += f"；村级初审意见：应退回（{body.return_reason}）"
-        conn.execute(insert(town_matter).values(
-            matter_id=body.matter_id, author_key_id=key_id, village_code=village,  # the enrolled key's, never the record's claim (issue 15)
-            catalog_code=body.catalog_code, stage=matter.stage.value, kind=None, owner="", version=matter.version,
-            state_json=json.dumps(matter_to_json_dict(matter), ensure_ascii=False, separators=(",", ":")),
-            lookup_code_hash=lookup, id_masked=body.applicant.id_number_masked[:32],
-            id_lookup_hash=bytes(body.applicant.id_lookup_hash) or None,
-            sealed_details=bytes(body.applicant.sealed_details) or None, door_to_door=door,
-            elderly_or_disabled=body.applicant.elderly_or_disabled,
-            materials_json=json.dumps(list(body.materials_brought), ensure_ascii=False),
-            tolerated_json=json.dumps([t.material_id for t in body.tolerated_missing], ensure_ascii=False),
-            intake_note=body.note[:500], received_at_ms=receipt_ms, claimed_filed_at_ms=record.header.claimed_time_ms,
-            updated_at_ms=receipt_ms))
-        conn.execute(insert(matter_event).values(matter_id=body.matter_id, at_ms=receipt_ms, actor=f"village:{key_id[:8]}",
-                                                 action="filed", text_zh=text, version=matter.version))
         deadlines = self.handling.deadlines
-        if matter.acceptance_clock is not None:
-            deadlines.save_clock(body.matter_id, ACCEPTANCE_HOP, matter.acceptance_clock, now=received_at, conn=conn)
-            due = matter.acceptance_clock.due_at(deadlines.calendar)
-            if due is not None:
-                conn.execute(update(town_matter).where(town_matter.c.matter_id == body.matter_id)
-                             .values(due_at_ms=to_unix_ms(due)))
-        village = _village_clock(item, record.header.claimed_time_ms, received_at)
-        if village is not None:
-            deadlines.save_clock(body.matter_id, VILLAGE_HOP, village, now=received_at, conn=conn)
+        matters: list[dict[str, Any]] = []
+        events: list[tuple[Any, ...]] = []
+        clocks: list[tuple[str, str, HopClock, dt.datetime]] = []
+        for record, receipt_ms in usable:
+            body = record.request_filed
+            if body.matter_id in held:
+                log.warning("matter %s filed twice (second by %s); kept the first", body.matter_id, key_id)
+                continue
+            held.add(body.matter_id)
+            received_at = from_unix_ms(receipt_ms)
+            item = catalog.item(body.catalog_code) if body.catalog_code in catalog else None
+            matter = HandledMatter.received(body.matter_id, body.catalog_code, Tier.TOWNSHIP, received_at, item)
+            lookup = bytes(body.lookup_code_hash) or None
+            if lookup is not None and lookup in taken:
+                lookup = None  # a colliding code would reveal another matter; this one gets no public lookup
+            elif lookup is not None:
+                taken.add(lookup)
+            if matter.acceptance_clock is not None:
+                clocks.append((body.matter_id, ACCEPTANCE_HOP, matter.acceptance_clock, received_at))
+            village_clock = _village_clock(item, record.header.claimed_time_ms, received_at)
+            if village_clock is not None:
+                clocks.append((body.matter_id, VILLAGE_HOP, village_clock, received_at))
+            matters.append(dict(
+                matter_id=body.matter_id, author_key_id=key_id, village_code=village,  # the enrolled key's, never the record's claim (issue 15)
+                catalog_code=body.catalog_code, stage=matter.stage.value, kind=None, owner="", version=matter.version,
+                state_json=json.dumps(matter_to_json_dict(matter), ensure_ascii=False, separators=(",", ":")),
+                lookup_code_hash=lookup, id_masked=body.applicant.id_number_masked[:32],
+                id_lookup_hash=bytes(body.applicant.id_lookup_hash) or None,
+                sealed_details=bytes(body.applicant.sealed_details) or None, door_to_door=body.door_to_door,
+                elderly_or_disabled=body.applicant.elderly_or_disabled,
+                materials_json=json.dumps(list(body.materials_brought), ensure_ascii=False),
+                tolerated_json=json.dumps([t.material_id for t in body.tolerated_missing], ensure_ascii=False),
+                intake_note=body.note[:500], received_at_ms=receipt_ms, claimed_filed_at_ms=record.header.claimed_time_ms,
+                due_at_ms=None, updated_at_ms=receipt_ms, completed_at_ms=None, worst_state=0, rating=0,
+                rating_comment="", signed_off_at_ms=None))
+            events.append((body.matter_id, receipt_ms, f"village:{key_id[:8]}", "filed",
+                           _filed_text(body, matter, item, walk_in=village == WINDOW_VILLAGE_CODE),
+                           matter.version))
+        if not matters:
+            return
+        # The acceptance clock's due instant is copied onto the matter row (the inbox filters on it).
+        dues = deadlines.insert_clocks(clocks, conn=conn)
+        for m in matters:
+            m["due_at_ms"] = dues.get((m["matter_id"], ACCEPTANCE_HOP))
+        columns = tuple(matters[0])
+        insert_rows(conn, town_matter, columns, [tuple(m[c] for c in columns) for m in matters])
+        insert_rows(conn, matter_event, ("matter_id", "at_ms", "actor", "action", "text_zh", "version"), events)
+
+
+def _filed_text(body: records_pb2.RequestFiled, matter: HandledMatter, item: CatalogItem | None, *,
+                walk_in: bool = False) -> str:
+    door = body.door_to_door
+    text = "村代办员报送代办申请" + ("（上门服务收件）" if door else "")
+    if walk_in:   # signed by the township window's own key (town_center.front_desk.window), not a village's claim
+        text = "乡镇便民服务中心窗口现场登记，窗口签名（申请人签名已采集）"
+    if matter.stage is Stage.VILLAGE_OWN:
+        text = "村代办员报备村级自办事项（由村便民服务室办理，乡镇跟踪进度）" + ("（上门服务）" if door else "")
+    if body.intake_outcome == records_pb2.INTAKE_OUTCOME_ACCEPT_WITH_TOLERANCE:
+        text += "，容缺受理：" + "、".join(f"{_material_name(item, t.material_id)}（承诺 {t.supply_by_date} 前补交）"
+                                      for t in body.tolerated_missing)
+    if body.intake_outcome == records_pb2.INTAKE_OUTCOME_RETURN:
+        text += f"；村级初审意见：应退回（{body.return_reason}）"
+    return text
 
 
 def _matter_id_of(record: records_pb2.Record, kind: str | None) -> str:

@@ -13,6 +13,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.catalog import MatterKind
+from shared.deadlines import SuspensionReason
 from shared.clock import FakeClock, to_unix_ms
 from shared.observability.metrics import metrics_registry
 from shared.relay.ports import KeyState
@@ -101,3 +102,42 @@ def test_a_scrape_reads_while_a_writer_holds_the_sqlite_write_lock(tmp_path: Pat
             assert _samples(town)[("quancheng_peer_keys", (("state", "approved"),))] == 1
     finally:
         town.close()
+
+
+def test_kept_clock_counts_equal_a_scan_of_every_clock_as_clocks_start_stop_suspend_and_time_passes(app: TownApp) -> None:
+    village = VillageDevice(app)
+    deadlines = app.deadlines
+
+    def agree() -> dict[tuple[str, str], int]:
+        now = app.clock.now()
+        kept, scanned = deadlines.clock_counts(now), deadlines.clock_counts_scanned(now)
+        assert kept == scanned
+        return kept
+
+    promised = [village.file("MZ-003") for _ in range(3)]        # acceptance clocks start at filing
+    agree()
+    for matter_id in promised:
+        app.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)   # the township hop starts
+    waiting = village.file("YB-001")
+    app.handling.classify(waiting, MatterKind.SUPPLEMENT, actor=OPERATOR, missing_materials=["户口簿"])
+    assert agree()[(TOWNSHIP_HOP, "on_time")] == 3
+    app.handling.suspend(promised[0], SuspensionReason.EXPERT_REVIEW, "专家评审", actor=OPERATOR)
+    assert agree()[(TOWNSHIP_HOP, "suspended")] == 1
+    row = deadlines.load(promised[1], TOWNSHIP_HOP)
+    assert row is not None and row.warn_at and row.due_at and row.escalate_at
+    _clock(app).set(row.warn_at)                                   # time alone moves two clocks to warning
+    assert agree()[(TOWNSHIP_HOP, "warning")] == 2
+    app.handling.resume(promised[0], actor=OPERATOR)
+    agree()
+    _clock(app).set(row.due_at + dt.timedelta(milliseconds=1))
+    agree()
+    assert deadlines.advance_phases(app.clock.now()) >= 2          # what the deadline watch does each scan
+    assert deadlines.fold_counts() > 0
+    assert agree()[(TOWNSHIP_HOP, "overdue")] >= 2
+    app.handling.record_result(promised[1], actor=OPERATOR, approved=True, summary="已办结")   # a clock stops
+    _clock(app).set(row.escalate_at)
+    counts = agree()
+    assert counts[(TOWNSHIP_HOP, "supervise")] >= 1
+    deadlines.fold_counts()
+    assert agree() == counts
+    assert _clocks(app, "supervise") == counts[(TOWNSHIP_HOP, "supervise")]
