@@ -428,8 +428,14 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
 
     @web.get("/agents", response_class=HTMLResponse)
     def agents(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
+        listed = app.services.list_agents()
+        # A village code held by more than one pending or approved key: a look-alike enrollment, or a
+        # second laptop, either way an operator must look before approving (issue 15).
+        live = [a.info.village_code for a in listed if a.info.village_code and a.state.value in ("pending", "approved")]
         return render(request, "agents.html", {
-            "title": "代办员设备", "nav_here": "agents", "agents": app.services.list_agents(),
+            "title": "代办员设备", "nav_here": "agents", "agents": listed,
+            "clashes": {code for code in live if live.count(code) > 1},
+            "pending_days": app.core.limits.enrollment.expire_after_ms // 86_400_000,
             "can_manage": staff.role in (Role.ADMINISTRATOR, Role.DIRECTOR), "ms": lambda v: bj(from_unix_ms(v)) if v else "—",
         })
 
@@ -439,6 +445,12 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
         raw = await request.form()
         try:
             if what == "approve":
+                # The operator types the fingerprint's last group as read out by the agent: a look-alike
+                # name cannot be approved by a click.
+                typed = str(raw.get("fingerprint_check", "")).strip()
+                target = next((a for a in app.services.list_agents() if a.key_id == key_id), None)
+                if target is None or not typed or target.info.fingerprint.split()[-1:] != [typed]:
+                    return back("/agents", "指纹核对不符：请与代办员电话逐组核对，输入指纹最后一组五位数字后再批准")
                 agent = await run_in_threadpool(lambda: app.services.approve(key_id, by=staff.staff_id))
                 notice = f"已批准 {agent.info.village_code} {agent.info.holder_name} 的设备密钥"
             elif what == "revoke":
