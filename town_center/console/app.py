@@ -38,6 +38,8 @@ from shared.domain.limits import Limit, LimitUnit
 from shared.errors import HandlingError
 from town_center.api import create_town_api
 from town_center.bootstrap import TownApp
+from town_center.console.evaluation_pages import PUBLIC_EVALUATE_PATH, install_evaluation_pages
+from town_center.evaluation import Evaluations
 from town_center.front_desk.console import install_front_desk
 from town_center.handling import COUNTY_HOP
 from town_center.errors import ConcurrentEditError, UnknownMatter
@@ -108,7 +110,7 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
                        trusted_origins: tuple[str, ...] = ()) -> FastAPI:
     web = FastAPI(title=console_name, docs_url=None, redoc_url=None, openapi_url=None)
     console = install_console(web, auth, templates_dir=HERE / "templates", console_name=console_name,
-                              public_paths=("/public", STATIC_PATH, API_PATH), session_cookie=SESSION_COOKIE,
+                              public_paths=("/public", STATIC_PATH, API_PATH, PUBLIC_EVALUATE_PATH), session_cookie=SESSION_COOKIE,
                               secure_cookies=secure_cookies, trusted_origins=trusted_origins)
     web.mount(STATIC_PATH, StaticFiles(directory=str(HERE / "static")), name="town_static")
     env = console.templates.env
@@ -535,6 +537,13 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
 
     if app.front_desk is not None:   # the front desk's pages: window intake, registers, appointments, AB posts
         install_front_desk(web, app.front_desk, render=render, back=back, auth=auth, bj=bj)
+
+    # ------------------------------------------------------------------ 好差评 (pages in evaluation_pages.py)
+
+    evaluations = Evaluations(handling)
+    web.state.evaluations = evaluations
+    install_evaluation_pages(web, evaluations, auth, render=render, render_public=console.render, back=back,
+                             limiter=limiter)
 
     # ------------------------------------------------------------------ 政务公开
 

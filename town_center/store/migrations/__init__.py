@@ -32,9 +32,11 @@ def _models() -> Sequence[MetaData]:
     from shared.deadline_watch.store import metadata as deadline_metadata
     from shared.documents.adapters.sql import metadata as document_metadata
     from town_center.store import matter_tables as _matter_tables  # noqa: F401 - registers the handling tables
+    from town_center.store.evaluation_tables import metadata as evaluation_metadata
     from town_center.store.tables import metadata
 
-    return (metadata, deadline_metadata, console_metadata, document_metadata, api_metadata)
+    return (metadata, deadline_metadata, console_metadata, document_metadata, api_metadata,
+            evaluation_metadata)
 
 
 TOWN_MIGRATIONS = StoreMigrations("town", "乡镇数据库", Path(__file__).resolve().parent, _detect, _models)
