@@ -5,6 +5,7 @@ and the 回访 list with its five findings. Installed by `create_console_app`.""
 from __future__ import annotations
 
 import datetime as dt
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,8 @@ from shared.console.errors import ForbiddenError
 from shared.domain.evaluation import BadReason, Channel, EvaluationError, FollowUpFindings, Level, rating_from_form
 from shared.domain.handling import Role
 from shared.errors import HandlingError
+from shared.domain.figures import bar_chart_svg
+from town_center.assessment import COLUMNS, DIMENSIONS, Assessment, parse_period, report_xlsx
 from town_center.evaluation import CONFIDENTIAL_ROLES, Evaluations
 from town_center.store.evaluation_tables import evaluation, follow_up_finding
 from town_center.store.matter_tables import follow_up_call, town_matter
@@ -33,6 +36,7 @@ Back = Callable[[str, str], RedirectResponse]
 
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def month_bounds(month: str, now: dt.datetime) -> tuple[str, dt.datetime, dt.datetime]:
@@ -164,6 +168,53 @@ def install_evaluation_pages(web: FastAPI, evaluations: Evaluations, auth: Conso
         except (EvaluationError, HandlingError) as exc:
             return back("/evaluations/follow-ups", str(exc))
         return back("/evaluations/follow-ups", "已登记回访")
+
+    # ------------------------------------------------------------------ assessment 考核
+
+    assessment = Assessment(evaluations)
+
+    def report_for(period: str, by: str) -> Any:
+        today = evaluations.clock.now().astimezone(BEIJING).date()
+        return assessment.report(parse_period(period, today), by)
+
+    def chart_of(report: Any) -> str:
+        return bar_chart_svg([(r.label, r.score or 0) for r in report.rows], title=f"考核得分（{DIMENSIONS[report.by]}）",
+                             unit="分")
+
+    @web.get("/assessment", response_class=HTMLResponse)
+    def assessment_page(request: Request, period: str = "", by: str = "village",
+                        staff: ConsoleSession = Depends(require_role(*EVALUATION_STAFF))) -> HTMLResponse:
+        try:
+            report = report_for(period, by)
+        except EvaluationError as exc:
+            report = report_for("", by)
+            return render(request, "assessment.html", {
+                **common(), "nav_here": "assessment", "title": "考核统计", "report": report, "chart": chart_of(report),
+                "columns": COLUMNS, "dimensions": DIMENSIONS, "period_text": period, "error": str(exc)}, status_code=400)
+        return render(request, "assessment.html", {
+            **common(), "nav_here": "assessment", "title": "考核统计", "report": report, "chart": chart_of(report),
+            "columns": COLUMNS, "dimensions": DIMENSIONS, "period_text": report.period.label_key})
+
+    @web.get("/assessment/print", response_class=HTMLResponse)
+    def assessment_print(request: Request, period: str = "", by: str = "village",
+                         staff: ConsoleSession = Depends(require_role(*EVALUATION_STAFF))) -> HTMLResponse:
+        try:
+            report = report_for(period, by)
+        except EvaluationError as exc:
+            return render(request, "message.html", {"message": str(exc), "status_code": 400}, status_code=400)
+        return render(request, "assessment_print.html", {"title": report.title, "report": report,
+                                                         "chart": chart_of(report), "columns": COLUMNS})
+
+    @web.get("/assessment.xlsx")
+    def assessment_xlsx(period: str = "", by: str = "village",
+                        staff: ConsoleSession = Depends(require_role(*EVALUATION_STAFF))) -> Response:
+        try:
+            report = report_for(period, by)
+        except EvaluationError as exc:
+            return Response(str(exc), status_code=400, media_type="text/plain; charset=utf-8")
+        name = urllib.parse.quote(f"{report.title}.xlsx")
+        return Response(report_xlsx(report), media_type=XLSX_TYPE, headers={
+            "content-disposition": f"attachment; filename=assessment-{report.by}.xlsx; filename*=UTF-8''{name}"})
 
     @web.get("/evaluations/{evaluation_id}", response_class=HTMLResponse)
     def evaluation_page(request: Request, evaluation_id: str,
