@@ -255,6 +255,8 @@ def _create_console_tables_before_0004(engine: Engine) -> None:
 # What the clock-count revisions (town_0007, hub_0006) added to the deadline tables.
 CLOCK_COUNT_TABLES = frozenset({"hop_clock_count", "hop_clock_count_change"})
 CLOCK_COUNT_COLUMNS = frozenset({("hop_deadline", "phase"), ("hop_deadline", "phase_until_ms")})
+# What town_0008 (and hub_0007) added: the JSON API's per-staff tokens.
+API_TOKEN_TABLES = frozenset({"api_token"})
 
 
 def _create_deadline_tables_before_clock_counts(engine: Engine) -> None:
@@ -450,7 +452,8 @@ def test_a_township_of_the_county_era_made_before_migrations_is_stamped_then_upg
     result = upgrade_to_head(engine, TOWN_MIGRATIONS)
     head = head_revision(TOWN_MIGRATIONS)
     assert result.stamped == "town_0002" and result.after == head and _version(engine) == [head]
-    assert set(_schema(engine)) == set(schema) | TOWN_0004_TABLES | CLOCK_COUNT_TABLES | RELAY_CONTRACT_TABLES
+    assert set(_schema(engine)) == set(schema) | TOWN_0004_TABLES | CLOCK_COUNT_TABLES | RELAY_CONTRACT_TABLES \
+        | API_TOKEN_TABLES
     again = upgrade_to_head(engine, TOWN_MIGRATIONS)
     assert again.before == again.after and again.stamped is None
 
