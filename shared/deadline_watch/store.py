@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -1141,6 +1142,23 @@ class DeadlineStore:
                 payload_json=json.dumps(payload, ensure_ascii=False, separators=(",", ":"))))
 
         self._run(None, work)
+        self._truncate_wal()
+
+    def _truncate_wal(self) -> None:
+        """The row as queued (with the number) lives on in the SQLite write-ahead log until that is
+        checkpointed and cut back: done here on a connection of its own, waiting at most a few seconds
+        for readers. Best effort: when busy, the next forgotten number tries again."""
+        if self._engine.dialect.name != "sqlite" or not self._engine.url.database:
+            return
+        try:
+            with sqlite3.connect(self._engine.url.database, timeout=3) as raw:
+                busy = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            raw.close()
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint after forgetting a number failed: %s", exc.__class__.__name__)
+            return
+        if busy:
+            log.info("WAL checkpoint after forgetting a number was busy; retried with the next one")
 
     def next_notification_at(self) -> dt.datetime | None:
         o = notification_outbox
