@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from shared.deadlines import ClockState, ClockStatus
+from shared.deadlines import ClockState, ClockStatus, SuspensionReason
 from shared.domain.handling import Role, Stage
 from hub.acts import Act
 from hub.handling import CountyMatterView
@@ -98,7 +98,8 @@ class ReasonIn(Versioned):
 
 
 class SuspendIn(Versioned):
-    reason: str = Field(description="事由：hearing 听证、tendering 招标、testing 检验检测检疫、appraisal 鉴定、expert_review 专家评审")
+    reason: SuspensionReason = Field(description="事由：hearing 听证、tendering 招标、testing 检验检测检疫、appraisal 鉴定、"
+                                                 "expert_review 专家评审（现场勘查、等待补正材料不能中止县级计时）")
     note: str = Field(max_length=300, description="具体事项和预计所需时间（须告知申请人）")
 
 

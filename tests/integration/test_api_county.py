@@ -158,3 +158,23 @@ def test_the_county_openapi_document_validates_and_every_operation_is_described_
         assert _CJK.search(op.get("summary", "")), f"{method.upper()} {path} has no Chinese summary"
     assert {"/matters/{matter_id}/decide", "/overdue", "/notices", "/refusals", "/townships/{key_id}/approve"} <= set(spec["paths"])
     assert unauthenticated.status_code == 401 and unauthenticated.json()["code"] == "token_missing"
+
+
+def test_the_county_clock_is_suspended_and_resumed_through_the_api_only_for_a_step_the_rules_do_not_count(
+        servers: Servers, town: LinkedTownship, hub: County, clock: FakeClock, capsys: pytest.CaptureFixture[str]) -> None:
+    matter_id = _escalated_through_the_api(servers, town, hub, clock, capsys)
+    with servers.api("county", servers.token("county", "chen", capsys)) as county:
+        version = county.get(f"/matters/{matter_id}").json()["version"]
+        inspection = county.post(f"/matters/{matter_id}/suspend", json={
+            "expected_version": version, "reason": "site_inspection", "note": "现场勘查约需 3 个工作日"})
+        assert inspection.status_code == 422 and inspection.json()["code"] == "refused"
+        assert inspection.json()["message"].startswith("只有听证")
+        suspended = county.post(f"/matters/{matter_id}/suspend", json={
+            "expected_version": version, "reason": "appraisal", "note": "房屋安全鉴定，约需 10 个工作日"})
+        assert suspended.status_code == 200, suspended.text
+        assert suspended.json()["message"] == "县级已中止计时（鉴定），已签名告知乡镇"
+        assert suspended.json()["matter"]["clock_status"] == "suspended"
+        assert "resume" in suspended.json()["matter"]["allowed_acts"]
+        resumed = county.post(f"/matters/{matter_id}/resume",
+                              json={"expected_version": suspended.json()["matter"]["version"]})
+        assert resumed.status_code == 200 and resumed.json()["matter"]["clock_status"] == "running"
