@@ -304,10 +304,11 @@ class RelayClient:
                     pushing = True
                 self._push_all(channel, result)
                 pushing = False
-                if not any(r.reason in _NEEDS_ENROLLMENT for r in result.refusals):
-                    self._pull_all(channel, result)
-                else:
+                if any(r.reason in _NEEDS_ENROLLMENT for r in result.refusals):
                     self._enroll(channel, result)
+                elif result.key_status != relay_pb2.KEY_STATUS_REVOKED:
+                    # A revoked key gets nothing down (docs/wire-v1.md §5): the refusals already say why.
+                    self._pull_all(channel, result)
             except grpc.RpcError as exc:
                 self._raise_for(exc, pushing=pushing)
             return result
