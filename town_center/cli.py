@@ -29,7 +29,10 @@ DESCRIPTION = """乡镇便民服务中心：接收并核验村代办员上报的
   town-center backup --home 乡镇数据 --out /备份/乡镇-20261201.bak
   town-center restore --home 新数据目录 --from /备份/乡镇-20261201.bak
   town-center keygen --key-file 中心密钥.key
-  town-center ledger-verify 台账.qclog"""
+  town-center ledger-verify 台账.qclog
+  town-center evaluation sms --home 乡镇数据 --from 13800001111 --text "ABCDE-FGHJK 1"
+  town-center evaluation feed --home 乡镇数据 --after 0 --format json --out 好差评-1.json
+  town-center evaluation report --home 乡镇数据 --period 2026-Q4 --by operator --out 考核-2026Q4.xlsx"""
 
 HOME_ENV = "QUANCHENG_TOWN_HOME"
 BACKUP_KIND = "town-center"
@@ -151,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     from town_center.documents import add_document_commands
 
     add_document_commands(subparsers, _add_home, _db_url)
+    from town_center.evaluation_cli import add_evaluation_commands
+
+    add_evaluation_commands(subparsers, _add_home, _app)
     return parser
 
 

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, replace
 
 from shared.domain.lookup_code import ALPHABET
+from shared.errors import SharedError
 
 __all__ = [
     "EvaluationError", "Level", "BadReason", "Channel", "RectificationState", "Rating", "Rectification",
@@ -26,9 +27,10 @@ __all__ = [
 ]
 
 
-class EvaluationError(ValueError):
-    """Raised when a rating, a token, an SMS reply or a step of the 差评 loop breaks the rules; the
-    message is the Chinese sentence shown to the villager or the staff member."""
+class EvaluationError(SharedError, ValueError):
+    """Raised when a rating, a token, an SMS reply, a setting or a step of the 差评 loop breaks the
+    rules; the message is the Chinese sentence shown to the villager or the staff member (the CLI
+    prints it as a `SharedError`)."""
 
 
 class Level(enum.IntEnum):
@@ -353,9 +355,10 @@ class ScoreWeights:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> "ScoreWeights":
         try:
-            return cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})  # type: ignore[call-overload]
+            values = {k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__}  # type: ignore[call-overload]
         except (TypeError, ValueError):
             raise EvaluationError("考核权重应为整数") from None
+        return cls(**values)
 
     def as_dict(self) -> dict[str, int]:
         return {k: int(getattr(self, k)) for k in self.__dataclass_fields__}
