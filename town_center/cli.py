@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_common.add_passphrase_option(approve)
     approve.add_argument("key_id", metavar="密钥标识", help="密钥标识或其唯一前缀")
     approve.add_argument("--by", required=True, metavar="操作员", help="批准人（记入审计）")
+    approve.add_argument("--fingerprint", default="", metavar="指纹",
+                         help="代办员念出的指纹（整串或最后一组五位数字）；给出时与登记的指纹不符则不批准")
     approve.set_defaults(handler=_cmd_agents_approve)
     revoke = cli_common.add_command(agent_sub, "revoke", "吊销设备密钥：此刻之后收到的记录一律拒收，此前已收的记录仍然有效")
     _add_home(revoke)
@@ -368,7 +370,8 @@ def _cmd_agents_list(args: argparse.Namespace) -> int:
 
     store = open_town_store(_db_url(args))
     try:
-        agents = store.keys(KeyState(args.state) if args.state else None)
+        everyone = store.keys()
+        agents = [a for a in everyone if not args.state or a.state is KeyState(args.state)]
         forks = store.forks()
         flagged = {f.author_key_id for f in store.time_flags()}
     finally:
@@ -376,6 +379,8 @@ def _cmd_agents_list(args: argparse.Namespace) -> int:
     if not agents:
         print("没有符合条件的设备密钥。")
         return 0
+    live = [a.info.village_code for a in everyone if a.info.village_code and a.state.value in ("pending", "approved")]
+    clashes = {code for code in live if live.count(code) > 1}
     print(f"{'密钥标识':<34}{'状态':<14}{'村':<10}{'持有人':<10}{'已收序号':>8}  登记时间          指纹")
     for a in agents:
         print(f"{a.key_id:<36}{a.state.label_zh:<12}{a.info.village_code:<10}{a.info.holder_name:<10}"
@@ -388,12 +393,21 @@ def _cmd_agents_list(args: argparse.Namespace) -> int:
                 print(f"    └ 分叉证据：序号 {f.seq}，已收 {f.held_hash.hex()[:12]}…，新到 {f.hash.hex()[:12]}…（{_fmt_ms(f.detected_at_ms)}）")
         if a.key_id in flagged:
             print("    └ 注意：该设备的声称时间存在异常（设备时钟可能不准）")
+        if a.info.village_code in clashes and a.state.value in ("pending", "approved"):
+            print(f"    └ 注意：村代码 {a.info.village_code} 还有其他待审批或已批准的设备，请核对指纹后再批准")
     return 0
 
 
 def _cmd_agents_approve(args: argparse.Namespace) -> int:
     app = _app(args)
     try:
+        typed = "".join(args.fingerprint.split())
+        if typed:
+            matches = [a for a in app.store.keys() if a.key_id.startswith(args.key_id)]
+            held = "".join(matches[0].info.fingerprint.split()) if len(matches) == 1 else ""
+            if not held or not (held == typed or (len(typed) == 5 and held.endswith(typed))):
+                print("指纹核对不符，未批准：请与代办员电话逐组核对指纹")
+                return 1
         agent = app.services.approve(args.key_id, by=args.by)
     finally:
         app.close()

@@ -52,3 +52,28 @@ def test_a_pending_enrollment_from_another_village_is_not_flagged(web, town: Tow
     page = client_for(web, "admin").get("/agents").text
     assert "待审批的登记（1）" in page and "村代码重复" not in page and "已有其他设备" not in page
     assert re.search(r'name="fingerprint_check"[^>]*pattern="\[0-9\]\{5\}"', page)
+
+
+def test_the_cli_flags_a_village_code_clash_and_refuses_a_wrong_fingerprint(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from tests.relay_fakes import PASSPHRASE, init_town
+    from town_center.bootstrap import build_app, load_signer
+    from town_center.cli import main as town_center
+
+    home = tmp_path / "town"
+    init_town(home)
+    db = f"sqlite:///{home / 'town.db'}"
+    app = build_app(db, load_signer(home, PASSPHRASE))
+    try:
+        first, look_alike = _enrol(app, "V001", "代办员甲"), _enrol(app, "V001", "代办员甲")
+    finally:
+        app.close()
+    capsys.readouterr()
+    assert town_center(["agents", "list", "--home", str(home), "--db", db]) == 0
+    assert capsys.readouterr().out.count("村代码 V001 还有其他待审批或已批准的设备") == 2
+    held = fingerprint(look_alike.public_key)
+    wrong = "00000" if not held.endswith("00000") else "11111"
+    args = ["agents", "approve", look_alike.key_id, "--home", str(home), "--db", db, "--by", "赵主任",
+            "--passphrase-file", str(home / "pass")]
+    assert town_center([*args, "--fingerprint", wrong]) == 1 and "指纹核对不符" in capsys.readouterr().out
+    assert town_center([*args, "--fingerprint", held.split()[-1]]) == 0 and held in capsys.readouterr().out
+    assert first.key_id != look_alike.key_id
