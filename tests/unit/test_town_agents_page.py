@@ -77,3 +77,14 @@ def test_the_cli_flags_a_village_code_clash_and_refuses_a_wrong_fingerprint(tmp_
     assert town_center([*args, "--fingerprint", wrong]) == 1 and "指纹核对不符" in capsys.readouterr().out
     assert town_center([*args, "--fingerprint", held.split()[-1]]) == 0 and held in capsys.readouterr().out
     assert first.key_id != look_alike.key_id
+
+
+def test_a_pending_enrollment_older_than_the_expiry_leaves_the_page(web, town: TownApp) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    import datetime as dt
+
+    _enrol(town, "V003", "赵六")
+    client = client_for(web, "admin")
+    assert "待审批的登记（1）" in client.get("/agents").text
+    town.clock.advance(dt.timedelta(days=15))  # type: ignore[attr-defined]
+    page = client_for(web, "admin").get("/agents").text      # signed in again: the session has expired too
+    assert "代办员设备" in page and "待审批的登记" not in page and town.store.keys(KeyState.PENDING) == []

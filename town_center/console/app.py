@@ -430,6 +430,10 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
 
     @web.get("/agents", response_class=HTMLResponse)
     def agents(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
+        from shared.clock import to_unix_ms
+
+        # Stale pending enrollments leave the page as well as the bound (docs/wire-v1.md §3).
+        app.store.expire_pending(now_ms=to_unix_ms(app.clock.now()), expire_after_ms=app.core.limits.enrollment.expire_after_ms)
         listed = app.services.list_agents()
         # A village code held by more than one pending or approved key: a look-alike enrollment, or a
         # second laptop, either way an operator must look before approving (issue 15).
