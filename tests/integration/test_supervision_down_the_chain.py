@@ -1,5 +1,6 @@
-"""A matter overdue 3 working days fires 督办 once; it travels down as a record signed by the
-township, the village verifies and applies it, and a retry publishes nothing twice."""
+"""A village leg (送达: the agent hands the result over) overdue 3 working days fires 督办 once; it
+travels down as a record signed by the township, the village verifies and applies it, and a retry
+publishes nothing twice. (The township's own legs go to its staff instead: tests/integration/test_oversight.py.)"""
 from __future__ import annotations
 
 import datetime as dt
@@ -24,7 +25,7 @@ from village_agent.sync import village_outbox
 RECEIVED = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)  # Monday 10:00 Shanghai
 
 
-def test_a_supervision_notice_reaches_the_village_signed_by_the_township_exactly_once(tmp_path: Path) -> None:
+def test_a_supervision_notice_on_the_village_leg_reaches_the_village_signed_by_the_township_exactly_once(tmp_path: Path) -> None:
     township = Signer.generate()
     make_agent(tmp_path / "agent", township)
     clock = FakeClock(RECEIVED)
@@ -37,8 +38,8 @@ def test_a_supervision_notice_reaches_the_village_signed_by_the_township_exactly
     engine = make_engine(f"sqlite:///{tmp_path / 'deadlines.db'}")
     create_schema(engine)
     deadlines = DeadlineStore(engine, calendar)
-    deadlines.save_clock(matter_id, "township", HopClock.received(RECEIVED, Limit.working_days(2), Limit.working_days(5)),
-                         now=RECEIVED, responsible="op-a")
+    deadlines.save_clock(matter_id, "delivery", HopClock.received(RECEIVED, Limit.working_days(2), Limit.working_days(5)),
+                         now=RECEIVED, responsible=f"village:{agent.signer.key_id[:20]}")
     recorder = SignedSupervisionRecorder(services, lambda m: [agent.signer.key_id] if m == matter_id else [])
     relay = OutboxRelay(deadlines, LogNotifier(), recorder, owner="test")
 
@@ -67,7 +68,7 @@ def test_the_recorder_publishes_a_repeated_notice_only_once(tmp_path: Path) -> N
     town_store = open_town_store(str(tmp_path / "town.db"))
     services = TownServices(town_store, township, FakeClock(RECEIVED))
     recorder = SignedSupervisionRecorder(services, lambda m: ["k" * 32])
-    notice = [n for n in deadline_notifications(matter_id="m-1", hop="township", level=ClockState.SUPERVISE,
+    notice = [n for n in deadline_notifications(matter_id="m-1", hop="delivery", level=ClockState.SUPERVISE,
                                                 due_at=RECEIVED, responsible="op-a") if n.audience.value == "supervision"][0]
     recorder.record_supervision(notice)
     recorder.record_supervision(notice)

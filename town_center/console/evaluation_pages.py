@@ -22,6 +22,7 @@ from shared.errors import HandlingError
 from shared.domain.figures import bar_chart_svg
 from town_center.assessment import COLUMNS, DIMENSIONS, Assessment, parse_period, report_xlsx
 from town_center.evaluation import CONFIDENTIAL_ROLES, Evaluations
+from town_center.supervision import Cause, Oversight
 from town_center.store.evaluation_tables import evaluation, follow_up_finding
 from town_center.store.matter_tables import follow_up_call, town_matter
 
@@ -215,6 +216,54 @@ def install_evaluation_pages(web: FastAPI, evaluations: Evaluations, auth: Conso
         name = urllib.parse.quote(f"{report.title}.xlsx")
         return Response(report_xlsx(report), media_type=XLSX_TYPE, headers={
             "content-disposition": f"attachment; filename=assessment-{report.by}.xlsx; filename*=UTF-8''{name}"})
+
+    # ------------------------------------------------------------------ 督查: the daily overdue list
+
+    oversight = Oversight(evaluations.handling)
+
+    @web.get("/oversight", response_class=HTMLResponse)
+    def oversight_page(request: Request, staff: ConsoleSession = Depends(require_role(*EVALUATION_STAFF))) -> HTMLResponse:
+        items = oversight.daily()
+        can_contact = staff.role in CONFIDENTIAL_ROLES
+        applicants: dict[str, str] = {}
+        if can_contact:   # the supervisor calls the applicant: name and number, for the ones to call
+            for it in items:
+                if it.needs_contact:
+                    details = evaluations.handling.applicant(it.matter_id)
+                    applicants[it.matter_id] = f"{details.name} {details.phone}" if details is not None else ""
+        return render(request, "oversight.html", {
+            **common(), "nav_here": "oversight", "title": "督查", "items": items, "causes": list(Cause),
+            "notices": oversight.notices_for(staff.actor), "is_supervisor": staff.role is Role.SUPERVISOR,
+            "can_contact": can_contact, "applicants": applicants})
+
+    @web.post("/oversight/notices/{notice_id}/read")
+    async def oversight_read(request: Request, notice_id: str,
+                             staff: ConsoleSession = Depends(require_role(*EVALUATION_STAFF))) -> Response:
+        try:
+            await run_in_threadpool(lambda: oversight.mark_read(notice_id, actor=staff.actor))
+        except EvaluationError as exc:
+            return back("/oversight", str(exc))
+        return back("/oversight", "已阅")
+
+    @web.post("/oversight/{hop}/{matter_id}/{what}")
+    async def oversight_record(request: Request, hop: str, matter_id: str, what: str,
+                               staff: ConsoleSession = Depends(require_role(*EVALUATION_STAFF))) -> Response:
+        raw = await request.form()
+        try:
+            if what == "cause":
+                await run_in_threadpool(lambda: oversight.record_cause(
+                    matter_id, str(raw.get("cause", "")), str(raw.get("solution", "")), actor=staff.actor, hop=hop))
+                notice = "已登记超期原因和解决方案"
+            elif what == "contact":
+                await run_in_threadpool(lambda: oversight.record_contact(
+                    matter_id, reached=raw.get("reached") == "yes", outcome=str(raw.get("outcome", "")),
+                    actor=staff.actor, hop=hop))
+                notice = "已登记联系申请人的情况"
+            else:
+                return render(request, "message.html", {"message": "未知的操作", "status_code": 404}, status_code=404)
+        except EvaluationError as exc:
+            return back("/oversight", str(exc))
+        return back("/oversight", notice)
 
     @web.get("/evaluations/{evaluation_id}", response_class=HTMLResponse)
     def evaluation_page(request: Request, evaluation_id: str,
