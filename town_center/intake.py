@@ -314,7 +314,8 @@ def _village_transition(m: HandledMatter, record: records_pb2.Record, kind: str 
         body = record.signed_off
         after = m.signed_off(at=now)
         rating = int(body.rating)
-        text = f"申请人签收确认，评价：{RATING_ZH.get(rating, '未评价')}" + (f"（{body.comment}）" if body.comment else "")
+        # The agent typed this rating on his laptop: 代为录入, counted apart from the villager's own (docs/evaluation.md).
+        text = f"申请人签收确认，代办员代为录入评价：{RATING_ZH.get(rating, '未评价')}" + (f"（{body.comment}）" if body.comment else "")
         return after, Change("signed_off", text), {
             "rating": rating, "rating_comment": body.comment[:500], "signed_off_at_ms": to_unix_ms(now)}
     if kind == "follow_up_called":

@@ -271,7 +271,11 @@ def test_the_director_draws_the_weekly_follow_up_sample_and_an_operator_records_
     assert "已抽取本周" in director.get(drawn.headers["location"]).text
     again = director.post("/follow-ups/draw", data={"csrf_token": csrf(director)})
     assert "已经抽取过" in director.get(again.headers["location"]).text
-    operator = client_for(web, "wang")
+    handler = client_for(web, "wang")   # classified it: may not call back about his own case
+    refused = handler.post(f"/follow-ups/{done}", data={"csrf_token": csrf(handler), "reached": "yes", "rating": "1",
+                                                        "outcome": "很好"})
+    assert "不能回访自己经办的办件" in handler.get(refused.headers["location"]).text
+    operator = client_for(web, "li")
     assert "待回访" in operator.get("/follow-ups").text
     assert operator.post("/follow-ups/draw", data={"csrf_token": csrf(operator)}).status_code == 403
     response = operator.post(f"/follow-ups/{done}", data={"csrf_token": csrf(operator), "reached": "yes", "rating": "2",

@@ -40,6 +40,7 @@ from town_center.api import create_town_api
 from town_center.bootstrap import TownApp
 from town_center.console.evaluation_pages import PUBLIC_EVALUATE_PATH, install_evaluation_pages
 from town_center.evaluation import Evaluations
+from shared.domain.evaluation import EvaluationError, may_record_follow_up
 from town_center.front_desk.console import install_front_desk
 from town_center.handling import COUNTY_HOP
 from town_center.errors import ConcurrentEditError, UnknownMatter
@@ -531,12 +532,15 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
                         staff: ConsoleSession = Depends(require_role(*HANDLERS))) -> Response:
         raw = await request.form()
         try:
+            # Nobody calls back about his own case (003 服务回访制度); the same rule as the 回访登记 page.
+            may_record_follow_up(staff.staff_id, await run_in_threadpool(evaluations.handled_by, matter_id))
             rating = int(str(raw.get("rating", "0")) or 0)
             await run_in_threadpool(lambda: handling.record_follow_up(
                 matter_id, actor=staff.actor, reached=raw.get("reached") == "yes", rating=rating,
                 outcome=str(raw.get("outcome", ""))))
-        except (HandlingError, ValueError) as exc:
-            return back("/follow-ups", str(exc) if isinstance(exc, HandlingError) else "回访评价填写有误")
+        except (HandlingError, ValueError, UnknownMatter) as exc:
+            known = isinstance(exc, (HandlingError, EvaluationError, UnknownMatter))
+            return back("/follow-ups", str(exc) if known else "回访评价填写有误")
         return back("/follow-ups", "已记录回访结果")
 
     if app.front_desk is not None:   # the front desk's pages: window intake, registers, appointments, AB posts
