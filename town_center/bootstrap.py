@@ -31,6 +31,7 @@ from shared.sqlite import reader_engine
 from shared.signing import key_id_for
 from town_center.county_link import COUNTY_CALENDAR_META, LINK_META, CountyLink, LinkSettings
 from town_center.errors import SetupError
+from town_center.front_desk.service import FrontDesk, RegisterNames, build_front_desk, supervision_audience
 from town_center.handling import COUNTY_HOP, TOWNSHIP_HOP, HandlingService
 from town_center.intake import Intake
 from town_center.services import TownServices, published_catalog
@@ -65,6 +66,7 @@ class TownApp:
     clock: Clock
     calendar_follower: CalendarFollower
     county_link: CountyLink | None = None
+    front_desk: FrontDesk | None = None   # window intake, registers, appointments, AB posts (town_center.front_desk)
 
     def close(self) -> None:
         self.core.close()
@@ -107,8 +109,10 @@ def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits
     if settings_text and link_signer is not None:
         link = CountyLink(store, handling, link_signer, LinkSettings.from_json(settings_text), clock, follower)
         handling.up = link
-    return TownApp(store, signer, core, TownServices(store, signer, clock), deadlines, handling,
+    town = TownApp(store, signer, core, TownServices(store, signer, clock), deadlines, handling,
                    Intake(handling), clock, follower, link)
+    town.front_desk = build_front_desk(handling, town.intake, clock, township_code=link.township_code if link else "")
+    return town
 
 
 def link_county(db_url: str, link_signer: Signer, *, address: str, county_public_key: bytes, township_code: str,
@@ -171,8 +175,8 @@ class Background:
                  scan_every_s: float = 30.0) -> None:
         self.app = app
         relay = OutboxRelay(app.deadlines, notifier or LogNotifier(),
-                            SignedSupervisionRecorder(app.services, app.handling.audience_for), owner=process_tag(),
-                            names=TownMatterNames(app.store.engine, lambda: app.handling.catalog))
+                            SignedSupervisionRecorder(app.services, supervision_audience(app.handling.audience_for)), owner=process_tag(),
+                            names=RegisterNames(TownMatterNames(app.store.engine, lambda: app.handling.catalog)))
         self.watch = DeadlineWatch(app.deadlines, app.clock, relay=relay,
                                    scan_every_after=dt.timedelta(seconds=scan_every_s))
         self.county_client = app.county_link.make_client() if app.county_link is not None else None

@@ -243,7 +243,8 @@ class Intake:
                 taken.add(lookup)
             if matter.acceptance_clock is not None:
                 clocks.append((body.matter_id, ACCEPTANCE_HOP, matter.acceptance_clock, received_at))
-            village_clock = _village_clock(item, record.header.claimed_time_ms, received_at)
+            walk_in = village == WINDOW_VILLAGE_CODE   # the township window's own filing: no village leg
+            village_clock = None if walk_in else _village_clock(item, record.header.claimed_time_ms, received_at)
             if village_clock is not None:
                 clocks.append((body.matter_id, VILLAGE_HOP, village_clock, received_at))
             matters.append(dict(
@@ -256,11 +257,11 @@ class Intake:
                 elderly_or_disabled=body.applicant.elderly_or_disabled,
                 materials_json=json.dumps(list(body.materials_brought), ensure_ascii=False),
                 tolerated_json=json.dumps([t.material_id for t in body.tolerated_missing], ensure_ascii=False),
-                intake_note=body.note[:500], received_at_ms=receipt_ms, claimed_filed_at_ms=record.header.claimed_time_ms,
+                intake_note=body.note[:500], received_at_ms=receipt_ms, claimed_filed_at_ms=0 if walk_in else record.header.claimed_time_ms,
                 due_at_ms=None, updated_at_ms=receipt_ms, completed_at_ms=None, worst_state=0, rating=0,
                 rating_comment="", signed_off_at_ms=None))
             events.append((body.matter_id, receipt_ms, f"village:{key_id[:8]}", "filed",
-                           _filed_text(body, matter, item, walk_in=village == WINDOW_VILLAGE_CODE),
+                           _filed_text(body, matter, item, walk_in=walk_in),
                            matter.version))
         if not matters:
             return

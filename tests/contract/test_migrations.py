@@ -237,6 +237,10 @@ TOWN_0003_COLUMNS = frozenset({("refusal_register", "refusal_kind"), ("refusal_r
 # What town_0004 added: sign-in throttled by login name and address together.
 TOWN_0004_COLUMNS = frozenset({("login_failure", "client_address"), ("login_failure", "account_locked_until_ms")})
 TOWN_0004_TABLES = frozenset({"login_success"})
+# What town_0005 (and hub_0004) added: the written documents' numbering and archive.
+DOCUMENT_TABLES = frozenset({"document_sequence", "issued_document"})
+# town_0010: the front desk (window intake, registers, appointments, AB posts, the queue).
+FRONT_DESK_TABLES = frozenset({"window_intake", "desk_case", "desk_event", "appointment", "post", "absence", "queue_ticket"})
 
 
 def _create_console_tables_before_0004(engine: Engine) -> None:
@@ -453,7 +457,7 @@ def test_a_township_of_the_county_era_made_before_migrations_is_stamped_then_upg
     head = head_revision(TOWN_MIGRATIONS)
     assert result.stamped == "town_0002" and result.after == head and _version(engine) == [head]
     assert set(_schema(engine)) == set(schema) | TOWN_0004_TABLES | CLOCK_COUNT_TABLES | RELAY_CONTRACT_TABLES \
-        | API_TOKEN_TABLES
+        | DOCUMENT_TABLES | API_TOKEN_TABLES | FRONT_DESK_TABLES
     again = upgrade_to_head(engine, TOWN_MIGRATIONS)
     assert again.before == again.after and again.stamped is None
 
