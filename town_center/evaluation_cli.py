@@ -13,6 +13,7 @@ from typing import Any
 
 from shared import cli_common
 from shared.domain.evaluation import EvaluationError, ScoreWeights
+from shared.domain.figures import neutralise_formula
 
 __all__ = ["add_evaluation_commands", "feed_csv", "FEED_FIELDS"]
 
@@ -27,8 +28,9 @@ def feed_csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(out, fieldnames=FEED_FIELDS, extrasaction="ignore")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: ("" if r.get(k) is None else str(r[k]).lower() if isinstance(r.get(k), bool) else r[k])
-                         for k in FEED_FIELDS})
+        # Reasons and rectification notes are typed by people: a leading = + - @ is text, never a formula.
+        writer.writerow({k: neutralise_formula("" if r.get(k) is None else str(r[k]).lower() if isinstance(r.get(k), bool)
+                                               else r[k]) for k in FEED_FIELDS})
     return out.getvalue()
 
 

@@ -60,3 +60,14 @@ def test_every_formula_prefix_is_neutralised_and_plain_cells_are_kept(prefix: st
     assert neutralise_formula("东山村") == "东山村" and neutralise_formula(3) == 3
     row = Figures(key=f"{prefix}HYPERLINK(\"http://x\")")
     assert _csv_rows(to_csv([row]))[1][0].startswith("'")
+
+
+def test_the_provincial_feed_csv_writes_typed_text_starting_with_a_formula_prefix_as_text() -> None:
+    from town_center.evaluation_cli import FEED_FIELDS, feed_csv
+
+    row = {k: "" for k in FEED_FIELDS} | {"cursor": 7, "reason": "=HYPERLINK(\"http://x\")", "rectification": "-已整改",
+                                         "valid": True}
+    [header, cells] = _csv_rows(feed_csv([row]))
+    got = dict(zip(header, cells))
+    assert got["reason"] == "'=HYPERLINK(\"http://x\")" and got["rectification"] == "'-已整改"
+    assert got["cursor"] == "7" and got["valid"] == "true"
