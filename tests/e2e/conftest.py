@@ -75,7 +75,9 @@ def browser() -> Iterator[object]:
 def page(browser, ui_server: RunningUI) -> Iterator[object]:  # type: ignore[no-untyped-def]
     from tests.village_fixtures import unlock_page
 
-    context = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
+    # bypass_csp: these tests poll the page with string predicates (an eval the pages' CSP forbids);
+    # the CSP itself is checked without it in test_village_unlock.py.
+    context = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai", bypass_csp=True)
     context.set_default_timeout(10_000)
     page = context.new_page()
     unlock_page(page, ui_server.base_url)   # the agent types the passphrase first
