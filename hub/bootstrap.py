@@ -16,7 +16,7 @@ from shared.errors import CalendarOverrideError
 from shared.deadline_watch.calendar_follower import CalendarFollower, stamp_key
 from shared.catalog import Catalog, load_catalog
 from shared.clock import Clock, SystemClock, to_unix_ms
-from shared.deadline_watch.notify import LogNotifier, LogSupervisionRecorder, Notifier, OutboxRelay
+from shared.deadline_watch.notify import LogNotifier, Notifier, OutboxRelay
 from shared.deadline_watch.scheduler import DeadlineWatch, process_tag
 from shared.deadline_watch.store import DeadlineStore
 from shared.envelope import GENESIS
@@ -144,7 +144,11 @@ class Background:
     def __init__(self, app: HubApp, *, notifier: Notifier | None = None, intake_every_s: float = 0.5,
                  scan_every_s: float = 30.0) -> None:
         self.app = app
-        relay = OutboxRelay(app.deadlines, notifier or LogNotifier(), LogSupervisionRecorder(), owner=process_tag(),
+        from hub.evaluation import CountyStaffSupervisionRecorder
+
+        # The county's own 督办 reaches its staff (`/staff-notices`), not only the log.
+        relay = OutboxRelay(app.deadlines, notifier or LogNotifier(), CountyStaffSupervisionRecorder(app.store.engine, app.clock),
+                            owner=process_tag(),
                             names=CountyMatterNames(app.store.engine, lambda: app.handling.catalog))
         self.watch = DeadlineWatch(app.deadlines, app.clock, relay=relay, scan_every_after=dt.timedelta(seconds=scan_every_s))
         app.handling.on_saved = self.watch.wake

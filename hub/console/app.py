@@ -119,6 +119,9 @@ def create_console_app(app: HubApp, auth: ConsoleAuth, *, secure_cookies: bool =
     refusals.add_routes(web, pages)
     townships.add_routes(web, pages)
     calendar_page.add_routes(web, pages)
+    from hub import evaluation
+
+    evaluation.add_routes(web, pages)   # the county's own 督办 for its staff
     # The JSON API beside the pages: bearer tokens only (the middleware lets it through unsigned-in,
     # the API checks its own token), the same services and role rule; see README "JSON 接口".
     web.mount(API_PATH, create_hub_api(app, auth))

@@ -26,13 +26,14 @@ def _detect(tables: set[str]) -> str | None:
 
 
 def _models() -> Sequence[MetaData]:
+    from hub.evaluation import metadata as evaluation_metadata
     from hub.store.tables import metadata
     from shared.api.tokens import metadata as api_metadata
     from shared.console.store import metadata as console_metadata
     from shared.deadline_watch.store import metadata as deadline_metadata
     from shared.documents.adapters.sql import metadata as document_metadata
 
-    return (metadata, deadline_metadata, console_metadata, document_metadata, api_metadata)
+    return (metadata, deadline_metadata, console_metadata, document_metadata, api_metadata, evaluation_metadata)
 
 
 HUB_MIGRATIONS = StoreMigrations("hub", "县级数据库", Path(__file__).resolve().parent, _detect, _models)

@@ -1,0 +1,64 @@
+"""The county's own 督办 reaches the county's staff: the deadline watch's SUPERVISE notice on the
+county hop becomes a notice on `/staff-notices` (the responsible person's first), once however often
+it is retried, until someone reads it."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from hub.bootstrap import build_app
+from hub.console import create_console_app
+from hub.evaluation import CountyStaffSupervisionRecorder
+from shared.calendar import WorkingCalendar
+from shared.clock import FakeClock
+from shared.console import ConsoleAuth, ScryptParams, create_console_tables
+from shared.deadline_watch.notify import Audience, deadline_notifications
+from shared.deadlines import ClockState
+from shared.domain.handling import Role
+from shared.signing import Signer
+
+AT = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.timezone.utc)
+PASSWORD = "县政务服务中心2026冬季值班"
+
+
+def test_a_county_hop_supervision_notice_is_kept_for_the_countys_staff_until_read(tmp_path: Path) -> None:
+    clock = FakeClock(AT)
+    app = build_app(f"sqlite:///{tmp_path / 'county.db'}", Signer.generate(), clock=clock, calendar=WorkingCalendar())
+    try:
+        create_console_tables(app.store.engine)
+        auth = ConsoleAuth(app.store.engine, clock, kdf=ScryptParams(n=2**10, r=8, p=1))
+        auth.create_staff("chen", "陈审批", Role.OPERATOR, PASSWORD)
+        auth.create_staff("sun", "孙督查", Role.SUPERVISOR, PASSWORD)
+        (notice,) = [n for n in deadline_notifications(matter_id="m-1", hop="county", level=ClockState.SUPERVISE,
+                                                       due_at=AT, responsible="chen") if n.audience is Audience.SUPERVISION]
+        recorder = CountyStaffSupervisionRecorder(app.store.engine, clock)
+        recorder.record_supervision(notice)
+        recorder.record_supervision(notice)          # a retry after a crash
+        (kept,) = recorder.open_notices()
+        assert kept["responsible"] == "chen" and kept["message"] == notice.text_zh
+
+        web = create_console_app(app, auth)
+
+        def signed_in(staff_id: str) -> TestClient:
+            client = TestClient(web, follow_redirects=False)
+            token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+            assert token
+            client.post("/login", data={"staff_id": staff_id, "password": PASSWORD, "next": "/", "csrf_token": token.group(1)})
+            return client
+
+        supervisor = signed_in("sun")
+        page = supervisor.get("/staff-notices")
+        assert page.status_code == 200 and "陈审批" in page.text and notice.text_zh in page.text
+        operator = signed_in("chen")
+        mine = operator.get("/staff-notices").text
+        assert "（您）" in mine
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', mine)
+        assert csrf
+        done = operator.post(f"/staff-notices/{kept['notice_id']}/read", data={"csrf_token": csrf.group(1)})
+        assert done.status_code == 303 and recorder.open_notices() == []
+        assert "没有待阅的督办提醒" in supervisor.get("/staff-notices").text
+    finally:
+        app.close()
