@@ -212,6 +212,8 @@ class Background:
                     self.app.calendar_follower.refresh()   # folded by another township process
                     if self.app.intake.run_once():
                         self.watch.wake()
+                    if self.app.front_desk is not None:
+                        self.app.front_desk.start_due_absences()   # 顶岗 registered ahead begins on its first day
                     if self.app.county_link is not None and self.app.county_link.fold():
                         self.watch.wake()
                         self.app.county_link.wake()

@@ -332,6 +332,20 @@ def test_an_absence_moves_everything_a_holds_to_b_at_once_and_back_on_return(app
     assert desk.covering_today() == []
 
 
+def test_an_absence_registered_ahead_moves_nothing_until_its_first_day(app: TownApp, desk: FrontDesk) -> None:
+    matter_id = VillageDevice(app).file("MZ-001")
+    app.handling.classify(matter_id, MatterKind.REPORTED, actor=OPERATOR)
+    tomorrow = dt.date(2026, 11, 24)
+    ahead = desk.register_absence("wang", from_date=tomorrow, to_date=tomorrow, reason="外出学习", covered_by="li",
+                                  actor=DIRECTOR)
+    assert ahead.handover == [] and app.handling.page(matter_id).matter.owner == "wang"
+    assert desk.start_due_absences() == 0 and desk.covering_today() == []
+    _advance(app, days=1)
+    assert desk.start_due_absences() == 1 and desk.start_due_absences() == 0
+    assert app.handling.page(matter_id).matter.owner == "li"
+    assert [h["what"] for h in desk.absence(ahead.absence_id).handover] == ["matter"]
+
+
 # ---------------------------------------------------------------- the queue of the day
 
 def test_the_windows_queue_serves_the_elderly_first_then_by_appointment_time_and_arrival(app: TownApp, desk: FrontDesk) -> None:

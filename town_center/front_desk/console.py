@@ -84,6 +84,7 @@ def install_front_desk(web: FastAPI, desk: FrontDesk, *, render: Callable[..., H
 
     @web.get("/front-desk", response_class=HTMLResponse)
     def overview(request: Request, staff: ConsoleSession = Depends(require_role(*HANDLERS, Role.ADMINISTRATOR))) -> HTMLResponse:
+        desk.start_due_absences()
         return render(request, "front_desk.html", {
             "title": "窗口前台", "nav_here": "front-desk", "queue": desk.queue(include_called=True),
             "appointments": desk.appointments(), "covering": desk.covering_today(), "names": staff_names(),
@@ -327,6 +328,7 @@ def install_front_desk(web: FastAPI, desk: FrontDesk, *, render: Callable[..., H
 
     @web.get("/front-desk/posts", response_class=HTMLResponse)
     def posts(request: Request, staff: ConsoleSession = Depends(require_role(*HANDLERS, Role.ADMINISTRATOR))) -> HTMLResponse:
+        desk.start_due_absences()
         return render(request, "desk_posts.html", {
             "title": "AB 岗与顶岗", "nav_here": "front-desk", "posts": desk.posts(), "absences": desk.absences(),
             "covering": desk.covering_today(), "colleagues": colleagues(), "names": staff_names(),

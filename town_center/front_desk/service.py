@@ -42,6 +42,8 @@ __all__ = ["FrontDesk", "CaseView", "AppointmentView", "AbsenceView", "TicketVie
            "may_see_identity", "DeskEvent"]
 
 log = logging.getLogger("town_center.front_desk")
+# An absence registered ahead whose holdings have not moved yet (its handover list is written when they do).
+_NOT_YET = ""
 
 _OPEN_MATTER_STAGES = (Stage.RECEIVED, Stage.IN_PROGRESS, Stage.WAITING_MATERIALS, Stage.ESCALATING, Stage.ESCALATED)
 
@@ -603,15 +605,40 @@ class FrontDesk:
             absence_id = int(conn.execute(insert(absence).values(
                 staff_id=staff_id, covered_by=covered_by, from_date=from_date.isoformat(), to_date=to_date.isoformat(),
                 reason=reason.strip(), registered_by=actor.staff_id, registered_at_ms=to_unix_ms(now),
-                handover_json="[]")).inserted_primary_key[0])
-        moved = self._move_holdings(staff_id, covered_by, f"顶岗：{staff_id} 离岗（{reason.strip()}），由 {covered_by} 顶岗",
-                                    actor) if from_date <= self.today() else []
+                handover_json=_NOT_YET)).inserted_primary_key[0])
+            self._event(conn, f"absence:{absence_id}", actor.staff_id, "absence",
+                        f"登记离岗 {from_date}～{to_date}，{covered_by} 顶岗", now)
+        if from_date <= self.today():
+            self._hand_over_for(absence_id, actor)
+        return self.absence(absence_id)
+
+    def start_due_absences(self) -> int:
+        """Absences registered ahead whose first day has come: A's holdings move to B now (the
+        background loop calls this; the pages too). Returns how many absences started."""
+        today = self.today().isoformat()
+        with self.store.engine.connect() as conn:
+            due = conn.execute(select(absence.c.absence_id, absence.c.staff_id).where(
+                absence.c.handover_json == _NOT_YET, absence.c.from_date <= today,
+                absence.c.returned_at_ms.is_(None))).all()
+        for r in due:
+            self._hand_over_for(int(r.absence_id), Actor(r.staff_id, Role.OPERATOR))
+        return len(due)
+
+    def _hand_over_for(self, absence_id: int, actor: Actor) -> None:
+        with self.store.engine.begin() as conn:
+            # Claimed first, so two processes never move the same absence twice.
+            claimed = conn.execute(update(absence).where(absence.c.absence_id == absence_id,
+                                                         absence.c.handover_json == _NOT_YET)
+                                   .values(handover_json="[]")).rowcount
+        if not claimed:
+            return
+        view = self.absence(absence_id)
+        a = view.absence
+        moved = self._move_holdings(a.staff_id, a.covered_by, f"顶岗：{a.staff_id} 离岗（{a.reason}），由 {a.covered_by} 顶岗", actor)
         with self.store.engine.begin() as conn:
             conn.execute(update(absence).where(absence.c.absence_id == absence_id)
                          .values(handover_json=json.dumps(moved, ensure_ascii=False)))
-            self._event(conn, f"absence:{absence_id}", actor.staff_id, "absence",
-                        f"登记离岗 {from_date}～{to_date}，{covered_by} 顶岗，移交 {len(moved)} 项", now)
-        return self.absence(absence_id)
+            self._event(conn, f"absence:{absence_id}", actor.staff_id, "handover", f"顶岗开始，移交 {len(moved)} 项", self._now())
 
     def _move_holdings(self, from_staff: str, to_staff: str, reason: str, actor: Actor,
                        only: Sequence[dict[str, str]] | None = None) -> list[dict[str, str]]:
@@ -676,14 +703,14 @@ class FrontDesk:
         with self.store.engine.connect() as conn:
             for r, a in self._absences(conn):
                 if int(r.absence_id) == absence_id:
-                    return AbsenceView(absence_id, a, r.registered_by, json.loads(r.handover_json),
+                    return AbsenceView(absence_id, a, r.registered_by, json.loads(r.handover_json or "[]"),
                                        from_unix_ms(int(r.returned_at_ms)) if r.returned_at_ms else None)
         raise UnknownEntry("找不到该离岗登记")
 
     def absences(self) -> list[AbsenceView]:
         with self.store.engine.connect() as conn:
             pairs = self._absences(conn)
-        return [AbsenceView(int(r.absence_id), a, r.registered_by, json.loads(r.handover_json),
+        return [AbsenceView(int(r.absence_id), a, r.registered_by, json.loads(r.handover_json or "[]"),
                             from_unix_ms(int(r.returned_at_ms)) if r.returned_at_ms else None) for r, a in reversed(pairs)]
 
     def covering_today(self) -> list[Absence]:
