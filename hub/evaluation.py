@@ -7,8 +7,10 @@ where it stays until someone reads it. Idempotent on the notification's key, so 
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -20,9 +22,13 @@ from starlette.concurrency import run_in_threadpool
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.console import ConsoleSession, require_role
 from shared.deadline_watch.notify import Notification
+from shared.domain.evaluation import EvaluationError, Period, parse_period
+from shared.domain.figures import bar_chart_svg
 from shared.domain.handling import Role
+from shared.wire.v1 import records_pb2
 
-__all__ = ["metadata", "county_staff_notice", "CountyStaffSupervisionRecorder", "add_routes", "NOTICE_ROLES"]
+__all__ = ["metadata", "county_staff_notice", "CountyStaffSupervisionRecorder", "add_routes", "NOTICE_ROLES",
+           "TownshipFigures", "township_comparison", "add_comparison_routes"]
 
 log = logging.getLogger("hub.evaluation")
 
@@ -82,7 +88,9 @@ class CountyStaffSupervisionRecorder:
 
 
 def add_routes(web: FastAPI, pages: Any) -> None:
-    """`/staff-notices`: the county's own 督办 for its staff, newest first, until read."""
+    """`/staff-notices`: the county's own 督办 for its staff, newest first, until read; and
+    `/township-assessment` (`add_comparison_routes`)."""
+    add_comparison_routes(web, pages)
     recorder = CountyStaffSupervisionRecorder(pages.app.store.engine, pages.app.clock)
 
     @web.get("/staff-notices", response_class=HTMLResponse)
@@ -102,3 +110,82 @@ def add_routes(web: FastAPI, pages: Any) -> None:
                    staff: ConsoleSession = Depends(require_role(*NOTICE_ROLES))) -> Response:
         done = await run_in_threadpool(recorder.mark_read, notice_id, by=staff.staff_id)
         return pages.back("/staff-notices", "已阅" if done else "该提醒已由他人阅处")
+
+
+# ---------------------------------------------------------------- every township side by side
+
+
+@dataclass
+class TownshipFigures:
+    """One township's timeliness over a period, per hop, as its signed status updates report it."""
+
+    township_code: str
+    township_name: str
+    hop: str                  # "township" or "county"
+    received: int = 0
+    completed: int = 0
+    on_time: int = 0
+    overdue: int = 0
+    hours: list[float] = field(default_factory=list)
+
+    @property
+    def on_time_rate_text(self) -> str:
+        return f"{self.on_time / self.completed * 100:.1f}%" if self.completed else ""
+
+    @property
+    def average_hours_text(self) -> str:
+        return f"{sum(self.hours) / len(self.hours):.1f}" if self.hours else ""
+
+
+_HOP_OF_TIER = {records_pb2.TIER_TOWNSHIP: "township", records_pb2.TIER_COUNTY: "county"}
+HOP_ZH = {"township": "乡镇办理", "county": "县级办理"}
+
+
+def township_comparison(handling: Any, period: Period, names: dict[str, str], *, now: dt.datetime) -> list[TownshipFigures]:
+    """Per township and hop (each on its own clock, as the township signed it): received, completed,
+    on time, overdue (late when done, or open past its deadline at the period's end), average working
+    hours. The townships' ratings stay at the townships (their evaluators are confidential there)."""
+    calendar = handling.calendar
+    start, end = period.start_at, period.end_at
+    cut_ms = to_unix_ms(min(end, now))
+    table: dict[tuple[str, str], TownshipFigures] = {}
+    for t in handling.tracked():
+        for h in t.hops:
+            hop = _HOP_OF_TIER.get(int(h.get("tier", 0)))
+            if hop is None or not h.get("started_at_ms"):
+                continue
+            key = (t.township_code, hop)
+            row = table.setdefault(key, TownshipFigures(t.township_code, names.get(t.township_code) or "未登记名称的乡镇", hop))
+            started, due, stopped = int(h["started_at_ms"]), int(h.get("due_at_ms") or 0), int(h.get("stopped_at_ms") or 0)
+            if to_unix_ms(start) <= started < to_unix_ms(end):
+                row.received += 1
+            if stopped and to_unix_ms(start) <= stopped < to_unix_ms(end):
+                row.completed += 1
+                late = bool(due) and stopped > due
+                row.on_time += not late
+                row.overdue += late
+                row.hours.append(calendar.office_time_between(from_unix_ms(started), from_unix_ms(stopped)).total_seconds() / 3600)
+            elif (not stopped or stopped >= cut_ms) and started < cut_ms and due and due < cut_ms:
+                row.overdue += 1
+    return sorted(table.values(), key=lambda r: (r.hop != "township", r.township_name))
+
+
+def add_comparison_routes(web: FastAPI, pages: Any) -> None:
+    """`/township-assessment`: every township side by side for a month, quarter, year or day range."""
+
+    @web.get("/township-assessment", response_class=HTMLResponse)
+    def comparison(request: Request, period: str = "",
+                   staff: ConsoleSession = Depends(require_role(*NOTICE_ROLES))) -> HTMLResponse:
+        today = pages.app.handling.calendar.local_date(pages.now())
+        error = None
+        try:
+            chosen = parse_period(period, today)
+        except EvaluationError as exc:
+            error, chosen = str(exc), parse_period("", today)
+        rows = township_comparison(pages.app.handling, chosen, pages.township_names(), now=pages.now())
+        chart = bar_chart_svg([(r.township_name, float(r.on_time_rate_text.rstrip("%") or 0)) for r in rows
+                               if r.hop == "township"], title="乡镇按时办结率", unit="%")
+        return pages.render(request, "township_assessment.html", {
+            "title": "乡镇考核对比", "nav_here": "township-assessment", "rows": rows, "period": chosen, "hop_zh": HOP_ZH,
+            "chart": chart, "error": error, "period_text": period or chosen.label_key},
+            status_code=400 if error else 200)

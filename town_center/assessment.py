@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,14 +20,16 @@ from shared.catalog import MatterKind
 from shared.clock import from_unix_ms, to_unix_ms
 from shared.deadlines import HopClock
 from shared.deadline_watch.store import hop_deadline
-from shared.domain.evaluation import EvaluationError, Level, RectificationState, ScoreInputs, assessment_score
+from shared.domain.evaluation import (
+    EvaluationError, Level, Period, PeriodError, RectificationState, ScoreInputs, assessment_score, parse_period,
+)
 from town_center.evaluation import Evaluations
 from town_center.handling import ACCEPTANCE_HOP, COUNTY_HOP, DELIVERY_HOP, TOWNSHIP_HOP, VILLAGE_HOP
 from town_center.store.evaluation_tables import evaluation, follow_up_finding
 from town_center.store.matter_tables import town_matter
 from town_center.store.tables import agent_key
 
-__all__ = ["Period", "parse_period", "Assessment", "AssessmentRow", "AssessmentReport", "DIMENSIONS", "HOPS", "COLUMNS",
+__all__ = ["Period", "PeriodError", "parse_period", "Assessment", "AssessmentRow", "AssessmentReport", "DIMENSIONS", "HOPS", "COLUMNS",
            "report_xlsx"]
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
@@ -44,63 +45,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("差评率", "bad_rate_text"), ("差评已办结", "bad_closed"), ("回访件数", "followed_up"), ("回访满意", "follow_up_good"),
     ("考核得分", "score_text"),
 )
-
-
-class PeriodError(EvaluationError):
-    """Raised when a report period is not a month, quarter, year or day range the page understands."""
-
-
-@dataclass(frozen=True)
-class Period:
-    start: dt.date          # first day, Beijing
-    end: dt.date            # the day after the last
-    label: str
-
-    @property
-    def start_at(self) -> dt.datetime:
-        return dt.datetime.combine(self.start, dt.time(), BEIJING)
-
-    @property
-    def end_at(self) -> dt.datetime:
-        return dt.datetime.combine(self.end, dt.time(), BEIJING)
-
-    @property
-    def key(self) -> str:
-        return self.label_key
-
-    label_key: str = ""
-
-
-def _month_start(year: int, month: int) -> dt.date:
-    return dt.date(year + (month - 1) // 12, (month - 1) % 12 + 1, 1)
-
-
-def parse_period(text: str, today: dt.date) -> Period:
-    """"2026-11" (a month), "2026-Q4" (a quarter), "2026" (a year), "2026-11-02~2026-11-20" (days,
-    both included); empty: this month."""
-    t = (text or "").strip().upper().replace("至", "~").replace("..", "~")
-    if not t:
-        t = today.strftime("%Y-%m")
-    try:
-        if m := re.fullmatch(r"(\d{4})-(\d{1,2})", t):
-            y, mo = int(m.group(1)), int(m.group(2))
-            return Period(_month_start(y, mo), _month_start(y, mo + 1), f"{y}年{mo}月", f"{y}-{mo:02d}")
-        if m := re.fullmatch(r"(\d{4})-?Q([1-4])", t):
-            y, q = int(m.group(1)), int(m.group(2))
-            return Period(_month_start(y, 3 * q - 2), _month_start(y, 3 * q + 1), f"{y}年第{q}季度", f"{y}-Q{q}")
-        if m := re.fullmatch(r"(\d{4})", t):
-            y = int(m.group(1))
-            return Period(dt.date(y, 1, 1), dt.date(y + 1, 1, 1), f"{y}年", f"{y}")
-        if m := re.fullmatch(r"(\d{4}-\d{2}-\d{2})\s*~\s*(\d{4}-\d{2}-\d{2})", t):
-            a, b = dt.date.fromisoformat(m.group(1)), dt.date.fromisoformat(m.group(2))
-            if b < a:
-                raise PeriodError("统计期间的结束日期早于开始日期")
-            return Period(a, b + dt.timedelta(days=1), f"{a:%Y年%m月%d日}至{b:%Y年%m月%d日}", f"{a}~{b}")
-    except ValueError as exc:
-        if isinstance(exc, PeriodError):
-            raise
-        raise PeriodError("统计期间有误：请写成 2026-11（月）、2026-Q4（季度）、2026（年）或 2026-11-02~2026-11-20") from None
-    raise PeriodError("统计期间有误：请写成 2026-11（月）、2026-Q4（季度）、2026（年）或 2026-11-02~2026-11-20")
 
 
 @dataclass

@@ -23,7 +23,7 @@ __all__ = [
     "EvaluationError", "Level", "BadReason", "Channel", "RectificationState", "Rating", "Rectification",
     "FollowUpFindings", "ScoreWeights", "ScoreInputs", "SmsReply", "TOKEN_RANDOM_BYTES", "DEFAULT_RECTIFY_WORKING_DAYS",
     "new_token", "normalise_token", "token_digest", "parse_sms_reply", "rating_from_form", "assessment_score",
-    "mask_phone", "may_record_follow_up", "SMS_HELP",
+    "mask_phone", "may_record_follow_up", "SMS_HELP", "Period", "PeriodError", "parse_period",
 ]
 
 
@@ -332,6 +332,65 @@ def may_record_follow_up(caller_id: str, handled_by: set[str]) -> None:
     """Nobody calls back the villager about his own case: the 回访 checks on him."""
     if caller_id in handled_by:
         raise EvaluationError("不能回访自己经办的办件，请由其他同事或督查人员回访")
+
+
+# ---------------------------------------------------------------- report periods (月报, 季度, 年度)
+
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+
+
+class PeriodError(EvaluationError):
+    """Raised when a report period is not a month, quarter, year or day range the page understands."""
+
+
+@dataclass(frozen=True)
+class Period:
+    start: dt.date          # first day, Beijing
+    end: dt.date            # the day after the last
+    label: str              # 2026年第4季度
+    label_key: str = ""     # 2026-Q4: what a link or a command line gives back
+
+    @property
+    def start_at(self) -> dt.datetime:
+        return dt.datetime.combine(self.start, dt.time(), BEIJING)
+
+    @property
+    def end_at(self) -> dt.datetime:
+        return dt.datetime.combine(self.end, dt.time(), BEIJING)
+
+
+def _month_start(year: int, month: int) -> dt.date:
+    return dt.date(year + (month - 1) // 12, (month - 1) % 12 + 1, 1)
+
+
+def parse_period(text: str, today: dt.date) -> Period:
+    """"2026-11" (a month), "2026-Q4" (a quarter), "2026" (a year), "2026-11-02~2026-11-20" (days,
+    both included); empty: this month."""
+    t = (text or "").strip().upper().replace("至", "~").replace("..", "~")
+    if not t:
+        t = today.strftime("%Y-%m")
+    try:
+        if m := re.fullmatch(r"(\d{4})-(\d{1,2})", t):
+            y, mo = int(m.group(1)), int(m.group(2))
+            if not 1 <= mo <= 12:
+                raise PeriodError("月份应为 1 到 12")
+            return Period(_month_start(y, mo), _month_start(y, mo + 1), f"{y}年{mo}月", f"{y}-{mo:02d}")
+        if m := re.fullmatch(r"(\d{4})-?Q([1-4])", t):
+            y, q = int(m.group(1)), int(m.group(2))
+            return Period(_month_start(y, 3 * q - 2), _month_start(y, 3 * q + 1), f"{y}年第{q}季度", f"{y}-Q{q}")
+        if m := re.fullmatch(r"(\d{4})", t):
+            y = int(m.group(1))
+            return Period(dt.date(y, 1, 1), dt.date(y + 1, 1, 1), f"{y}年", f"{y}")
+        if m := re.fullmatch(r"(\d{4}-\d{2}-\d{2})\s*~\s*(\d{4}-\d{2}-\d{2})", t):
+            a, b = dt.date.fromisoformat(m.group(1)), dt.date.fromisoformat(m.group(2))
+            if b < a:
+                raise PeriodError("统计期间的结束日期早于开始日期")
+            return Period(a, b + dt.timedelta(days=1), f"{a:%Y年%m月%d日}至{b:%Y年%m月%d日}", f"{a}~{b}")
+    except ValueError as exc:
+        if isinstance(exc, PeriodError):
+            raise
+        raise PeriodError("统计期间有误：请写成 2026-11（月）、2026-Q4（季度）、2026（年）或 2026-11-02~2026-11-20") from None
+    raise PeriodError("统计期间有误：请写成 2026-11（月）、2026-Q4（季度）、2026（年）或 2026-11-02~2026-11-20")
 
 
 # ---------------------------------------------------------------- the 百分制 score (004 评比办法)

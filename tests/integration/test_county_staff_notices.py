@@ -60,5 +60,43 @@ def test_a_county_hop_supervision_notice_is_kept_for_the_countys_staff_until_rea
         done = operator.post(f"/staff-notices/{kept['notice_id']}/read", data={"csrf_token": csrf.group(1)})
         assert done.status_code == 303 and recorder.open_notices() == []
         assert "没有待阅的督办提醒" in supervisor.get("/staff-notices").text
+        comparison = supervisor.get("/township-assessment", params={"period": "2026-Q4"})
+        assert comparison.status_code == 200 and "2026年第4季度" in comparison.text
+        assert supervisor.get("/township-assessment", params={"period": "2026-13"}).status_code == 400
     finally:
         app.close()
+
+
+def test_the_county_sees_every_township_side_by_side_for_a_month(tmp_path: Path) -> None:
+    from hub.evaluation import township_comparison
+    from shared.catalog import MatterKind
+    from shared.domain.evaluation import parse_period
+    from tests.county_fixtures import county, linked_township
+    from tests.town_fixtures import MONDAY_9AM, OPERATOR, VillageDevice
+
+    clock = FakeClock(MONDAY_9AM)
+    hub = county(f"sqlite:///{tmp_path / 'county.db'}", clock)
+    east = linked_township(tmp_path / "east.db", clock, hub, code="T01", name="青山镇")
+    west = linked_township(tmp_path / "west.db", clock, hub, code="T02", name="白水乡")
+    try:
+        done = VillageDevice(east.app).file("MZ-003")
+        east.app.handling.classify(done, MatterKind.IMMEDIATE, actor=OPERATOR)
+        clock.advance(dt.timedelta(minutes=20))
+        east.app.handling.record_result(done, approved=True, summary="已发放", actor=OPERATOR)
+        late = VillageDevice(west.app, village_code="V201").file("MZ-003")
+        west.app.handling.classify(late, MatterKind.IMMEDIATE, actor=OPERATOR)
+        clock.advance(dt.timedelta(days=1))
+        for t in (east, west):
+            t.sync()
+        hub.app.handling.run_once()
+        rows = township_comparison(hub.app.handling, parse_period("2026-11", clock.now().date()),
+                                   {"T01": "青山镇", "T02": "白水乡"}, now=clock.now())
+        got = {(r.township_name, r.hop): (r.received, r.completed, r.on_time, r.overdue) for r in rows}
+        assert got == {("白水乡", "township"): (1, 0, 0, 1), ("青山镇", "township"): (1, 1, 1, 0)}
+        assert township_comparison(hub.app.handling, parse_period("2026-10", clock.now().date()), {},
+                                   now=clock.now())[0].received == 0
+    finally:
+        for t in (east, west):
+            t.client.stop()
+            t.app.close()
+        hub.close()
