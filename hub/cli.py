@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     cli_common.add_passphrase_option(restore)
     restore.add_argument("--backup-passphrase-file", metavar="文件", help="备份是用另一个口令加密的：从此文件读取该口令")
     restore.set_defaults(handler=_cmd_restore)
+
+    from hub.documents import add_document_commands
+
+    add_document_commands(subparsers, _add_home, _db_url)
     return parser
 
 

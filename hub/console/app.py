@@ -23,6 +23,8 @@ from shared.domain.handling import Role
 from hub.api import create_hub_api
 from hub.bootstrap import HubApp
 from hub.console.formatting import BEIJING, STATE_CLASS, bj, ms_bj
+from shared.console import RateLimiter
+from shared.documents.adapters.web import VERIFY_PATH, install_document_routes
 
 __all__ = ["create_console_app", "open_console_auth", "Pages", "SESSION_COOKIE", "CONSOLE_NAME", "STAFF", "HANDLERS",
            "KEY_MANAGERS"]
@@ -106,7 +108,7 @@ def create_console_app(app: HubApp, auth: ConsoleAuth, *, secure_cookies: bool =
 
     web = FastAPI(title=console_name, docs_url=None, redoc_url=None, openapi_url=None)
     console = install_console(web, auth, templates_dir=HERE / "templates", console_name=console_name,
-                              public_paths=(STATIC_PATH, API_PATH), session_cookie=SESSION_COOKIE,
+                              public_paths=(STATIC_PATH, API_PATH, VERIFY_PATH), session_cookie=SESSION_COOKIE,
                               secure_cookies=secure_cookies, trusted_origins=trusted_origins)
     web.mount(STATIC_PATH, StaticFiles(directory=str(HERE / "static")), name="county_static")
     env = console.templates.env
@@ -122,6 +124,10 @@ def create_console_app(app: HubApp, auth: ConsoleAuth, *, secure_cookies: bool =
     from hub import evaluation
 
     evaluation.add_routes(web, pages)   # the county's own 督办 for its staff
+    if app.handling.documents is not None:
+        # Written documents: print view, archived PDF, and the public verify page (by number and check code).
+        install_document_routes(web, console, app.handling.documents, staff_roles=HANDLERS,
+                                limiter=RateLimiter(capacity=10, refill_per_second=1 / 30, clock=app.clock))
     # The JSON API beside the pages: bearer tokens only (the middleware lets it through unsigned-in,
     # the API checks its own token), the same services and role rule; see README "JSON 接口".
     web.mount(API_PATH, create_hub_api(app, auth))

@@ -288,6 +288,7 @@ def _open_as_released(url: str) -> TownStore:
 
 def _file_and_handle(app: TownApp, village: VillageDevice) -> list[str]:
     """Real rows through the real code: matters filed, classified, a sign-off; clocks and history."""
+    app.handling.documents = None   # the releases these databases stand for issued no written documents (town_0005)
     first = village.file("MZ-003")
     app.handling.classify(first, MatterKind.PROMISED, actor=OPERATOR)
     second = village.file("MZ-001")

@@ -379,7 +379,8 @@ def test_a_county_database_at_hub_0001_upgrades_keeps_its_matters_and_the_board_
     # What the released county had: no register, no delegations, no flags — and the revision said so.
     engine = create_engine(url)
     with engine.begin() as conn:
-        for table in ("county_dossier", "county_refusal", "county_delegation"):
+        # (hub_0004's written-document tables came later still.)
+        for table in ("county_dossier", "county_refusal", "county_delegation", "issued_document", "document_sequence"):
             conn.execute(text(f"DROP TABLE {table}"))
         conn.execute(text("UPDATE alembic_version SET version_num = 'hub_0001'"))
     engine.dispose()

@@ -1,0 +1,173 @@
+"""The county's written documents: issued in the transaction of the county act that decides them
+(`CountyHandling._commit` and `issue_supervision` call in here), numbered without gaps, signed with
+the county key, rendered to HTML (A4 print view) and PDF (the archive), listed on the county's
+matter page and verified by number and hash (`/public/verify`, `county-hub document verify`).
+
+- 不予批准 (a director's, or a delegated approver's approved by the director) → 不予（行政）许可决定书;
+- 需补正材料 → 补办件通知书 (一次性告知, the county clock waits);
+- an approved extension → 延期告知书 (003 第七条: the applicant is told in writing; the township hands it on);
+- 督办 → 督办通知 to the township responsible.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine, select
+
+from shared.catalog import CatalogItem
+from shared.clock import from_unix_ms
+from shared.console.store import staff as staff_table
+from shared.documents.adapters.archive import ISSUER_META, DocumentArchive, DocumentListing, IssuerSettings
+from shared.documents.adapters.sql import documents_of_matter
+from shared.documents.content import instant_zh, short_hash
+from shared.documents.drafts import (
+    DocumentDraft, NoticeFacts, extension_draft, refusal_draft, supervision_draft, supplement_draft,
+)
+from shared.documents.kinds import IssuingTier
+from shared.documents.signed import IssuedDocument, Verification
+from shared.domain.handling import HandledMatter
+from shared.sealing import open_sealed
+from shared.wire.v1 import records_pb2
+from hub.store.tables import county_matter, township_key, tracked_matter
+
+if TYPE_CHECKING:
+    from hub.handling import CountyHandling
+
+__all__ = ["CountyDocuments", "add_document_commands", "VERIFY_HINT"]
+
+VERIFY_HINT = "核验真伪：在县政务服务中心“文书核验”页（/public/verify）输入文书编号和校验码"
+_HOP_ZH = {"township": "乡镇办理环节", "county": "县级审批环节", "village": "村级报送环节"}
+
+
+class CountyDocuments:
+    def __init__(self, handling: "CountyHandling") -> None:
+        self.handling = handling
+        self.archive = DocumentArchive(IssuingTier.COUNTY, handling.signer, self.settings)
+
+    def settings(self, conn: Connection | None = None) -> IssuerSettings:
+        store = self.handling.store
+        text = store.get_meta_in(conn, ISSUER_META) if conn is not None else store.get_meta(ISSUER_META)
+        if text:
+            return IssuerSettings.from_json(text)
+        return IssuerSettings("县政务服务中心", "县人民政府政务服务中心", "县政务中心", VERIFY_HINT)
+
+    # ------------------------------------------------------------------ issuing (inside the act's transaction)
+
+    def issue_for(self, conn: Connection, row: Any, before: HandledMatter, after: HandledMatter, action: str, *,
+                  now: dt.datetime) -> list[IssuedDocument]:
+        return [self.archive.issue_in(conn, d, now=now) for d in self._drafts(conn, row, before, after, action)]
+
+    def _drafts(self, conn: Connection, row: Any, before: HandledMatter, after: HandledMatter,
+                action: str) -> list[DocumentDraft]:
+        if action in ("refuse", "approve_refusal") and after.approved is False:
+            pending = before.pending_refusal
+            decided_by = pending.requested_by if action == "approve_refusal" and pending is not None else after.owner
+            return [refusal_draft(self._facts(conn, row, after), after.result_summary,
+                                  decided_by=self._name(conn, decided_by),
+                                  approved_by=self._name(conn, after.refusal_approved_by))]
+        if action == "needs_materials" and after.missing_materials:
+            return [supplement_draft(self._facts(conn, row, after), after.missing_materials, during_handling=True)]
+        if action in ("extend", "approve_extension") and after.clock is not None and after.clock.extensions \
+                and (before.clock is None or len(before.clock.extensions) < len(after.clock.extensions)):
+            ext = after.clock.extensions[-1]
+            due = after.clock.due_at(self.handling.calendar)
+            return [extension_draft(self._facts(conn, row, after), reason=ext.reason,
+                                    old_zh=ext.previous_limit.describe_zh(), new_zh=ext.new_limit.describe_zh(),
+                                    statutory_zh=after.clock.statutory.describe_zh(),
+                                    due_on=instant_zh(due) if due else "", approved_by=self._name(conn, ext.approver),
+                                    tier_zh="县级")]
+        return []
+
+    def issue_supervision_in(self, conn: Connection, *, matter_id: str, township_key_id: str, message: str,
+                             hop_tier: str, overdue_working_days: int, issued_by: str, now: dt.datetime) -> IssuedDocument:
+        township = conn.execute(select(township_key.c.holder_name).where(township_key.c.key_id == township_key_id)).scalar()
+        code = conn.execute(select(county_matter.c.catalog_code).where(county_matter.c.matter_id == matter_id)).scalar() \
+            or conn.execute(select(tracked_matter.c.catalog_code).where(tracked_matter.c.matter_id == matter_id)).scalar()
+        item = self._item(str(code or ""))
+        draft = supervision_draft(matter_id, township_name=f"{township}便民服务中心" if township else "乡镇便民服务中心",
+                                  matter_name=item.name if item is not None else "所办事项", message=message,
+                                  hop_zh=_HOP_ZH.get(hop_tier, "乡镇办理环节"),
+                                  overdue_working_days=overdue_working_days, issued_by=self._name(conn, issued_by))
+        return self.archive.issue_in(conn, draft, now=now)
+
+    def _item(self, code: str) -> CatalogItem | None:
+        catalog = self.handling.catalog
+        return catalog.item(code) if code in catalog else None
+
+    def _facts(self, conn: Connection, row: Any, m: HandledMatter) -> NoticeFacts:
+        item = self._item(row.catalog_code)
+        name = ""
+        if row.sealed_applicant:
+            try:
+                name = records_pb2.ApplicantDetails.FromString(
+                    open_sealed(self.handling.signer.seed(), bytes(row.sealed_applicant))).name
+            except Exception:  # noqa: BLE001 - sealed to another county key: the notice says 申请人
+                name = ""
+        township = conn.execute(select(township_key.c.holder_name)
+                                .where(township_key.c.key_id == row.township_key_id)).scalar()
+        return NoticeFacts(
+            matter_id=m.matter_id, applicant_name=name, matter_name=item.name if item is not None else "所申请事项",
+            received_on=instant_zh(from_unix_ms(int(row.township_received_at_ms))),
+            via=f"经{township}便民服务中心上报县政务服务中心" if township else "经乡镇便民服务中心上报县政务服务中心",
+            handler=self._name(conn, m.owner), fee=item.fee if item is not None else "",
+            legal_basis=item.legal_basis if item is not None else "", category=item.category if item is not None else "",
+            extra_not_counted=tuple(f"{p.what}（依据：{p.basis}）" for p in item.not_counted) if item is not None else ())
+
+    def _name(self, conn: Connection, staff_id: str) -> str:
+        if not staff_id:
+            return ""
+        name = conn.execute(select(staff_table.c.display_name).where(staff_table.c.staff_id == staff_id)).scalar()
+        return str(name) if name else "县政务服务中心工作人员"
+
+    # ------------------------------------------------------------------ reading, printing, verifying
+
+    def of_matter(self, matter_id: str) -> list[DocumentListing]:
+        with self.handling.store.engine.connect() as conn:
+            rows = documents_of_matter(conn, matter_id)
+        return [DocumentListing(r.number, r.title, from_unix_ms(int(r.issued_at_ms)), short_hash(r.content_hash),
+                                bool(r.pdf_sha256)) for r in rows]
+
+    def load(self, number: str) -> IssuedDocument:
+        with self.handling.store.engine.connect() as conn:
+            return self.archive.load(conn, number)
+
+    def pdf(self, number: str) -> bytes:
+        with self.handling.store.engine.begin() as conn:
+            return self.archive.archive_pdf(conn, number)
+
+    def verify(self, number: str, *, typed_hash: str = "") -> Verification:
+        with self.handling.store.engine.connect() as conn:
+            return self.archive.verify(conn, number, typed_hash=typed_hash)
+
+
+def add_document_commands(subparsers: Any, add_home: Callable[[argparse.ArgumentParser], None],
+                          db_url: Callable[[argparse.Namespace], str]) -> None:
+    """`county-hub document verify|issuer`."""
+    from shared.documents.adapters.cli import add_document_commands as add, public_key_of_key_file
+
+    def open_engine(args: argparse.Namespace) -> tuple[Engine, Callable[[], None]]:
+        from hub.store import open_hub_store
+
+        store = open_hub_store(db_url(args))
+        return store.engine, store.close
+
+    def set_meta(args: argparse.Namespace, key: str, value: str) -> None:
+        from hub.store import open_hub_store
+
+        store = open_hub_store(db_url(args))
+        try:
+            store.set_meta(key, value)
+        finally:
+            store.close()
+
+    def public_key(args: argparse.Namespace) -> bytes:
+        from hub.bootstrap import KEY_FILE_NAME
+
+        return public_key_of_key_file(Path(args.home) / KEY_FILE_NAME)
+
+    add(subparsers, tier_zh="县级", add_home=add_home, open_engine=open_engine, public_key=public_key,
+        set_meta=set_meta, verify_hint=VERIFY_HINT)
