@@ -32,7 +32,7 @@ from shared.errors import HandlingError
 
 __all__ = [
     "CaseKind", "Complexity", "Channel", "CaseStage", "answer_limit", "answer_clock", "answered_clock",
-    "check_case_text", "register_no", "hop_name", "AppointmentState", "FORFEIT_AFTER", "forfeit_problem",
+    "register_no", "hop_name", "AppointmentState", "FORFEIT_AFTER", "forfeit_problem",
     "change_problem", "is_late", "arrival_problem", "Absence", "absence_problem", "covering", "QueueEntry",
     "queue_order", "consultation_notice_lines", "Feedback", "WINDOW_VILLAGE_CODE", "staff_text_problem",
 ]
@@ -40,7 +40,6 @@ __all__ = [
 FORFEIT_AFTER = dt.timedelta(minutes=30)   # 003 预约服务制度 第七条
 # Walk-ins registered at the township window are filed under this "village" (its own signing key).
 WINDOW_VILLAGE_CODE = "乡镇窗口"
-MAX_TEXT = 2000
 
 
 class CaseKind(str, enum.Enum):
@@ -131,15 +130,9 @@ def answered_clock(clock: HopClock, at: dt.datetime) -> HopClock:
     return clock.stop(max(at, clock.last_event_at), StopReason.DONE)
 
 
-def check_case_text(**fields: str) -> None:
-    """Free text a register keeps: not empty where required and not too long; the staff's own
-    notes (answers, subjects) may not carry ID or mobile numbers (they are shown to colleagues)."""
-    for label, text in fields.items():
-        if len(text) > MAX_TEXT:
-            raise HandlingError(f"{label}不超过 {MAX_TEXT} 字")
-
-
 def staff_text_problem(label: str, text: str) -> str | None:
+    """Staff's notes in a register (subjects, answers, reasons) are shown to colleagues: an ID or mobile
+    number in them is refused, as in the handling domain."""
     return personal_data_problem(text, label)
 
 

@@ -16,7 +16,6 @@ from shared.clock import FakeClock
 from shared.deadlines import ClockState, ClockStatus
 from shared.domain.front_desk import AppointmentState, CaseKind, CaseStage, Channel, Complexity, Feedback, hop_name
 from shared.domain.handling import Actor, Role, Stage
-from shared.wire.v1 import records_pb2
 from hub.handling import Outcome
 from tests.county_fixtures import County, LinkedTownship, advance, clock, hub, town  # noqa: F401 - fixtures
 from tests.front_desk_fixtures import pad_signature, photo_of_form, walk_in_form

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import Clock, from_unix_ms, to_unix_ms
-from shared.deadlines import ClockState, HopClock
+from shared.deadlines import ClockState
 from shared.domain.front_desk import (
     Absence, AppointmentState, CaseKind, CaseStage, Channel, Complexity, Feedback, QueueEntry, absence_problem,
     answer_clock, answered_clock, arrival_problem, change_problem, consultation_notice_lines, covering,
@@ -162,6 +162,11 @@ class FrontDesk:
             rows = conn.execute(select(desk_event).where(desk_event.c.subject_id == subject_id)
                                 .order_by(desk_event.c.event_id)).all()
         return tuple(DeskEvent(from_unix_ms(int(r.at_ms)), r.actor, r.text_zh) for r in rows)
+
+    def _name(self, staff_id: str) -> str:
+        """A colleague by name in history lines and handover reasons (their login when not known)."""
+        name = self.staff.active_name(staff_id) if self.staff is not None else None
+        return name or staff_id
 
     def _active(self, staff_id: str) -> bool:
         return self.staff is None or self.staff.active_name(staff_id) is not None
@@ -489,12 +494,12 @@ class FrontDesk:
         self._staff_text(原因=reason.strip())
         if new_at is None:
             return self._move_appointment(appointment_id, expected_version, actor, "cancelled",
-                                          f"经 {approver} 批准取消预约，已告知申请人；原因：{reason.strip()}",
+                                          f"经 {self._name(approver)} 批准取消预约，已告知申请人；原因：{reason.strip()}",
                                           {"state": AppointmentState.CANCELLED.value})
         if new_at <= self._now() or not self.handling.calendar.is_working_day(self.handling.calendar.local_date(new_at)):
             raise FrontDeskError("新的预约时间须晚于现在，且在工作日")
         return self._move_appointment(appointment_id, expected_version, actor, "changed",
-                                      f"经 {approver} 批准改约至 {_bj(new_at)}，已告知申请人；原因：{reason.strip()}",
+                                      f"经 {self._name(approver)} 批准改约至 {_bj(new_at)}，已告知申请人；原因：{reason.strip()}",
                                       {"scheduled_at_ms": to_unix_ms(new_at), "state": AppointmentState.CONFIRMED.value,
                                        "contact_failed_at_ms": None})
 
@@ -607,7 +612,7 @@ class FrontDesk:
                 reason=reason.strip(), registered_by=actor.staff_id, registered_at_ms=to_unix_ms(now),
                 handover_json=_NOT_YET)).inserted_primary_key[0])
             self._event(conn, f"absence:{absence_id}", actor.staff_id, "absence",
-                        f"登记离岗 {from_date}～{to_date}，{covered_by} 顶岗", now)
+                        f"登记离岗 {from_date}～{to_date}，{self._name(covered_by)} 顶岗", now)
         if from_date <= self.today():
             self._hand_over_for(absence_id, actor)
         return self.absence(absence_id)
@@ -634,7 +639,8 @@ class FrontDesk:
             return
         view = self.absence(absence_id)
         a = view.absence
-        moved = self._move_holdings(a.staff_id, a.covered_by, f"顶岗：{a.staff_id} 离岗（{a.reason}），由 {a.covered_by} 顶岗", actor)
+        reason = f"顶岗：{self._name(a.staff_id)} 离岗（{a.reason}），由 {self._name(a.covered_by)} 顶岗"
+        moved = self._move_holdings(a.staff_id, a.covered_by, reason, actor)
         with self.store.engine.begin() as conn:
             conn.execute(update(absence).where(absence.c.absence_id == absence_id)
                          .values(handover_json=json.dumps(moved, ensure_ascii=False)))
@@ -691,7 +697,7 @@ class FrontDesk:
         a = view.absence
         if actor.role is not Role.DIRECTOR and actor.staff_id not in (a.staff_id, a.covered_by):
             raise FrontDeskError("返岗须由本人、顶岗人或中心主任登记")
-        back = self._move_holdings(a.covered_by, a.staff_id, f"返岗：{a.staff_id} 返岗，{a.covered_by} 交回顶岗期间的工作",
+        back = self._move_holdings(a.covered_by, a.staff_id, f"返岗：{self._name(a.staff_id)} 返岗，{self._name(a.covered_by)} 交回顶岗期间的工作",
                                    actor, only=view.handover)
         now = self._now()
         with self.store.engine.begin() as conn:
