@@ -211,3 +211,23 @@ def test_an_absence_moves_the_operators_matter_to_the_backup_and_the_page_says_w
     director.screenshot(path=str(shots / "06-absence-covering.png"), full_page=True)
     director.goto(f"{base}/matters/{console_server.village_matter}")
     assert director.locator("#owner").inner_text().startswith("li")
+
+
+def test_the_windows_queue_calls_the_elderly_first(console_server: RunningConsole, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    base = console_server.base_url
+    page = new_page()
+    sign_in(page, base, "wang")
+    page.goto(f"{base}/front-desk")
+    for name, elderly in (("先到的村民", False), ("拄拐的老人", True)):
+        ticket = page.locator("#take-ticket")
+        ticket.locator("input[name=applicant_name]").fill(name)
+        if elderly:
+            ticket.locator("input[name=elderly_or_disabled]").check()
+        ticket.locator("button[type=submit]").click()
+        page.wait_for_selector("div.notice[role=status]")
+    rows = page.locator("#queue tbody tr")
+    assert "拄拐的老人" in rows.nth(0).inner_text() and "先到的村民" in rows.nth(1).inner_text()
+    page.screenshot(path=str(shots / "07-queue.png"), full_page=True)
+    page.click("#call-next")
+    page.wait_for_selector("div.notice[role=status]")
+    assert "拄拐的老人 到窗口办理" in page.locator("div.notice[role=status]").inner_text()
