@@ -299,9 +299,8 @@ class Evaluations:
                 conn.execute(insert(follow_up_call).values(
                     matter_id=row.matter_id, week_start=(today - dt.timedelta(days=today.weekday())).isoformat(),
                     drawn_at_ms=at_ms, caller_id="", rating=0, outcome=""))
-        what = f"收到{channel.label_zh}" + ("（差评，待指定整改责任人）" if rating.level.is_bad else "")
-        conn.execute(insert(matter_event).values(matter_id=row.matter_id, at_ms=at_ms, actor="evaluation",
-                                                 action="evaluation", text_zh=what, version=0))
+        # No line in the matter's history: every operator reads it beside the applicant's details, and
+        # a rating must lead nobody to the evaluator (docs/evaluation.md, confidentiality).
         return evaluation_id
 
     def import_agent_entered(self) -> int:
@@ -425,18 +424,16 @@ class Evaluations:
                 raise EvaluationError("该差评已指定整改责任人")
             return Rectification.assign(owner_id=owner_id, due_at=due, by=actor.staff_id, at=now)
 
-        return self._move(evaluation_id, change, actor, "已指定整改责任人")
+        return self._move(evaluation_id, change)
 
     def record_fix(self, evaluation_id: str, text: str, *, actor: Actor) -> Rectification:
         now = self.clock.now()
-        return self._move(evaluation_id, lambda r, cur: self._need(cur).record_fix(text, by=actor.staff_id, at=now),
-                          actor, "已登记整改情况")
+        return self._move(evaluation_id, lambda r, cur: self._need(cur).record_fix(text, by=actor.staff_id, at=now))
 
     def close(self, evaluation_id: str, *, actor: Actor) -> Rectification:
         self._require(actor.role, CONFIDENTIAL_ROLES, "差评办结须由中心主任或督查人员确认")
         now = self.clock.now()
-        return self._move(evaluation_id, lambda r, cur: self._need(cur).close(by=actor.staff_id, at=now),
-                          actor, "差评整改已办结")
+        return self._move(evaluation_id, lambda r, cur: self._need(cur).close(by=actor.staff_id, at=now))
 
     def invalidate(self, evaluation_id: str, reason: str, *, actor: Actor) -> Rectification:
         """复核: only the director's decision marks a 差评 invalid (malicious); the reason is kept."""
@@ -448,7 +445,7 @@ class Evaluations:
             base = current or Rectification(owner_id="", due_at=now, assigned_by="", assigned_at=now)
             return base.invalidate(reason, by=actor.staff_id, by_director=actor.role is Role.DIRECTOR, at=now)
 
-        return self._move(evaluation_id, change, actor, "复核认定为无效评价", invalidates=True)
+        return self._move(evaluation_id, change, invalidates=True)
 
     @staticmethod
     def _need(current: Rectification | None) -> Rectification:
@@ -456,9 +453,8 @@ class Evaluations:
             raise EvaluationError("该差评尚未指定整改责任人")
         return current
 
-    def _move(self, evaluation_id: str, change: Callable[[Any, Rectification | None], Rectification], actor: Actor,
-              text: str, *, invalidates: bool = False) -> Rectification:
-        now_ms = to_unix_ms(self.clock.now())
+    def _move(self, evaluation_id: str, change: Callable[[Any, Rectification | None], Rectification], *,
+              invalidates: bool = False) -> Rectification:
 
         def write(conn: Connection) -> Rectification:
             r = conn.execute(select(evaluation).where(evaluation.c.evaluation_id == evaluation_id).with_for_update()).first()
@@ -471,8 +467,6 @@ class Evaluations:
             if invalidates:
                 values["valid"] = False
             conn.execute(update(evaluation).where(evaluation.c.evaluation_id == evaluation_id).values(**values))
-            conn.execute(insert(matter_event).values(matter_id=r.matter_id, at_ms=now_ms, actor=actor.staff_id[:64],
-                                                     action="evaluation", text_zh=text, version=0))
             return after
 
         return self._write(write)
@@ -512,10 +506,9 @@ class Evaluations:
         now = self.clock.now()
         now_ms = to_unix_ms(now)
         sat = int(findings.satisfaction) if findings.satisfaction is not None else 0
-        problems = "、".join(findings.problems_zh)
-        outcome = (f"满意程度：{findings.satisfaction.label_zh}" if findings.satisfaction else "未接通") \
-            + (f"；发现问题：{problems}" if problems else "") + (f"；建议：{findings.suggestion}" if findings.suggestion else "")
-        # The handling service keeps the call itself (and signs it into the township chain).
+        # The handling service keeps the call itself (and signs it into the township chain); what the
+        # villager said stays in the findings, which only the 回访 and 好差评 pages show.
+        outcome = "已回访，记录见回访登记" if findings.reached else ""
         self.handling.record_follow_up(matter_id, actor=actor, reached=findings.reached, rating=sat, outcome=outcome)
 
         def write(conn: Connection) -> None:

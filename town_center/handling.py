@@ -583,7 +583,7 @@ class HandlingService:
     def actions_for(self, matter: HandledMatter, role: Role) -> frozenset[str]:
         """The actions staff in `role` may take on the matter now, by name (the console's forms and the
         API's `POST /matters/{ref}/{action}`); the actions themselves still check everything."""
-        if role is Role.ADMINISTRATOR:   # separation of duties: the administrator runs accounts, not cases
+        if role in (Role.ADMINISTRATOR, Role.SUPERVISOR):   # separation of duties: accounts, or oversight (督查), not cases
             return frozenset()
         m, stage = matter, matter.stage
         clock = m.clock

@@ -315,8 +315,9 @@ def _village_transition(m: HandledMatter, record: records_pb2.Record, kind: str 
         body = record.signed_off
         after = m.signed_off(at=now)
         rating = int(body.rating)
-        # The agent typed this rating on his laptop: 代为录入, counted apart from the villager's own (docs/evaluation.md).
-        text = f"申请人签收确认，代办员代为录入评价：{RATING_ZH.get(rating, '未评价')}" + (f"（{body.comment}）" if body.comment else "")
+        # The agent typed this rating on his laptop: 代为录入, counted apart from the villager's own; the
+        # history every operator reads does not say what it was (docs/evaluation.md, confidentiality).
+        text = "申请人签收确认" + ("（代办员代为录入了评价，评价内容仅中心主任和督查可见）" if rating else "")
         return after, Change("signed_off", text), {
             "rating": rating, "rating_comment": body.comment[:500], "signed_off_at_ms": to_unix_ms(now)}
     if kind == "follow_up_called":

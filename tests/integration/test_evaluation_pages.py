@@ -16,6 +16,7 @@ import pytest
 from shared.catalog import MatterKind
 from shared.console import ConsoleAuth, RateLimiter, ScryptParams, create_console_tables
 from shared.domain.handling import Role
+from shared.wire.v1 import records_pb2
 from tests.town_fixtures import OPERATOR, VillageDevice, township
 from town_center.bootstrap import TownApp
 from town_center.console import create_console_app, start_console_server
@@ -31,6 +32,7 @@ class Running:
     town: TownApp
     matter_id: str
     evaluations: object
+    village: VillageDevice
 
 
 @pytest.fixture
@@ -42,12 +44,13 @@ def running(tmp_path: Path) -> Iterator[Running]:
     auth.create_staff("zhao", "赵主任", Role.DIRECTOR, PASSWORD)
     auth.create_staff("qian", "钱督查", Role.SUPERVISOR, PASSWORD)
     web = create_console_app(town, auth, public_limiter=RateLimiter(capacity=20, refill_per_second=1, clock=town.clock))
-    matter_id = VillageDevice(town).file("MZ-003", lookup_hash=lookup_code_hash(CODE), phone="13800001111")
+    village = VillageDevice(town)
+    matter_id = village.file("MZ-003", lookup_hash=lookup_code_hash(CODE), phone="13800001111")
     town.handling.classify(matter_id, MatterKind.IMMEDIATE, actor=OPERATOR)
     town.handling.record_result(matter_id, approved=True, summary="已发放临时救助金", actor=OPERATOR)
     server = start_console_server(web, "127.0.0.1:0")
     try:
-        yield Running(f"http://127.0.0.1:{server.port}", town, matter_id, web.state.evaluations)
+        yield Running(f"http://127.0.0.1:{server.port}", town, matter_id, web.state.evaluations, village)
     finally:
         server.stop()
         town.close()
@@ -124,3 +127,16 @@ def test_the_rated_operator_cannot_see_who_rated_but_the_director_and_supervisor
     assert assigned.status_code == 303
     tasks = operator.get("/evaluations").text
     assert "等太久" in tasks and "登记整改" in tasks and running.matter_id not in tasks
+
+
+def test_the_laptop_rating_shows_on_the_matter_page_only_to_the_director_and_the_supervisor_who_cannot_act(running: Running) -> None:
+    running.village.village_record("result_handed_over", running.matter_id)
+    running.village.village_record("signed_off", running.matter_id, rating=records_pb2.RATING_VERY_DISSATISFIED,
+                                   comment="窗口态度差")
+    operator = signed_in(running.base, "wang").get(f"/matters/{running.matter_id}").text
+    assert "窗口态度差" not in operator and "非常不满意" not in operator and "代为录入" in operator
+    director = signed_in(running.base, "zhao").get(f"/matters/{running.matter_id}").text
+    assert "非常不满意" in director and "窗口态度差" in director
+    supervisor = signed_in(running.base, "qian").get(f"/matters/{running.matter_id}")
+    assert supervisor.status_code == 200 and "窗口态度差" in supervisor.text
+    assert 'name="expected_version"' not in supervisor.text    # 督查 reads matters, takes no action on them

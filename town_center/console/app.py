@@ -56,7 +56,8 @@ BEIJING = dt.timezone(dt.timedelta(hours=8))
 SESSION_COOKIE = "qc_town_session"
 STATIC_PATH = "/town-static"
 API_PATH = "/api"
-STAFF = (Role.OPERATOR, Role.DIRECTOR, Role.ADMINISTRATOR)
+# 督查 reads matters (to check the overdue ones and call applicants) but takes no action on them.
+STAFF = (Role.OPERATOR, Role.DIRECTOR, Role.ADMINISTRATOR, Role.SUPERVISOR)
 HANDLERS = (Role.OPERATOR, Role.DIRECTOR)
 PUBLIC_NOT_FOUND = "未查到与该查询码对应的办件。请核对回执上的查询码（10 位字母数字，如 AB3CD-EF4GH）后重试。"
 RATING_ZH = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
@@ -210,7 +211,8 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
             "promise_default": item.hop(m.tier).promised if item is not None and item.decided_by is m.tier else None,
             "units": [LimitUnit.WORKING_DAYS, LimitUnit.NATURAL_DAYS, LimitUnit.OFFICE_MINUTES],
             "form": form or {"missing_materials": missing_default}, "failed_action": failed_action,
-            "version": m.version, "rating": page.rating,
+            # The rating beside the applicant's details: only for those who may see who rated (docs/evaluation.md).
+            "version": m.version, "rating": page.rating if staff.role in (Role.DIRECTOR, Role.SUPERVISOR) else 0,
             "kind_default": item.typical_kind.value if item and item.typical_kind in kinds else "",
             "linked": app.county_link is not None,
             "first_asked": app.front_desk.window.first_asked(matter_id) if app.front_desk is not None else None,
