@@ -189,7 +189,10 @@ class Background:
         app.handling.on_clock_saved = saved
         self._every = intake_every_s
         self.quiet_s = 0.5
-        self.max_defer_s = 15.0
+        # During pushes the intake still runs every second: it folds at most 250 records per
+        # transaction and writers of the file queue first come, first served (docs/performance.md),
+        # so pushes in flight go between its batches and matters show within seconds of receipt.
+        self.max_defer_s = 1.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._intake_loop, name="town-intake", daemon=True)
 
@@ -203,8 +206,8 @@ class Background:
         last_pass = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
-            # Villages pushing: receipts first. The projection catches up when the burst ends, and at
-            # least every `max_defer_s` so operators never wait long for a new matter.
+            # Villages pushing: receipts first; the projection runs beside them at least every
+            # `max_defer_s`, so operators never wait long for a new matter.
             busy = now - self.app.core.last_push_monotonic < self.quiet_s
             if not busy or now - last_pass >= self.max_defer_s:
                 try:
