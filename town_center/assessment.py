@@ -1,8 +1,8 @@
 """Assessment reports (004 评比办法; 000 月报) for any period — a month, a quarter, a year or a range
 of days — per village, agent, operator, matter type and kind, and per hop on each hop's own clock:
 received, completed, on time, overdue, average working hours, satisfaction (the villager's own
-ratings; 代为录入 apart), 差评 rate and closure, 回访 results, and the 百分制 score under the county's
-weights. Exported as .xlsx (openpyxl, with a chart) and shown as a printable page.
+ratings; 代为录入 apart), 差评 rate and closure, 回访 results, complaints registered at the front desk
+about the staff member or the matter, and the 百分制 score under the county's weights. Exported as .xlsx (openpyxl, with a chart) and shown as a printable page.
 See `docs/evaluation.md`.
 """
 from __future__ import annotations
@@ -23,7 +23,9 @@ from shared.deadline_watch.store import hop_deadline
 from shared.domain.evaluation import (
     EvaluationError, Level, Period, PeriodError, RectificationState, ScoreInputs, assessment_score, parse_period,
 )
+from shared.domain.front_desk import CaseKind
 from town_center.evaluation import Evaluations
+from town_center.front_desk.tables import desk_case
 from town_center.handling import ACCEPTANCE_HOP, COUNTY_HOP, DELIVERY_HOP, TOWNSHIP_HOP, VILLAGE_HOP
 from town_center.store.evaluation_tables import evaluation, follow_up_finding
 from town_center.store.matter_tables import town_matter
@@ -43,7 +45,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("超期件数", "overdue"), ("平均用时（工作小时）", "average_hours_text"), ("群众评价件数", "rated"),
     ("满意度（百分制）", "satisfaction_text"), ("代为录入件数", "agent_entered"), ("差评件数", "bad"),
     ("差评率", "bad_rate_text"), ("差评已办结", "bad_closed"), ("回访件数", "followed_up"), ("回访满意", "follow_up_good"),
-    ("考核得分", "score_text"),
+    ("投诉件数", "complaints"), ("考核得分", "score_text"),
 )
 
 
@@ -61,6 +63,7 @@ class AssessmentRow:
     bad_closed: int = 0
     followed_up: int = 0
     follow_up_good: int = 0
+    complaints: int = 0
     score: float | None = None
     _hours: list[float] = field(default_factory=list, repr=False)
     _scores: list[int] = field(default_factory=list, repr=False)
@@ -171,6 +174,9 @@ class Assessment:
                                                           evaluation.c.rated_at_ms < end_ms)).all()
             finds = conn.execute(select(follow_up_finding).where(follow_up_finding.c.recorded_at_ms >= start_ms,
                                                                  follow_up_finding.c.recorded_at_ms < end_ms)).all()
+            complaints = conn.execute(select(desk_case.c.linked_matter_id, desk_case.c.linked_staff_id).where(
+                desk_case.c.kind == CaseKind.COMPLAINT.value, desk_case.c.received_at_ms >= start_ms,
+                desk_case.c.received_at_ms < end_ms)).all()
 
         def in_period(at: dt.datetime | None) -> bool:
             return at is not None and period.start_at <= at < period.end_at
@@ -211,6 +217,13 @@ class Assessment:
                 g.followed_up += 1
                 g.follow_up_good += bool(f.reached and f.attitude_ok and f.efficiency_ok and f.by_the_rules_ok
                                          and f.integrity_ok and 0 < int(f.satisfaction) <= 3)
+        for c in complaints:
+            # 投诉来访登记表 names whom or what it is about: the staff member, else the matter.
+            if by == "operator" and c.linked_staff_id:
+                row(c.linked_staff_id).complaints += 1
+            elif c.linked_matter_id:
+                for k in key_of(c.linked_matter_id):
+                    row(k).complaints += 1
         weights = self.evaluations.settings().weights
         for g in rows.values():
             g.score = assessment_score(ScoreInputs(g.on_time_rate, g.satisfaction, g.bad_rate, g.closure,

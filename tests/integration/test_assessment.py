@@ -19,6 +19,7 @@ from openpyxl import load_workbook
 from shared.catalog import MatterKind
 from shared.console import ConsoleAuth, ScryptParams, create_console_tables
 from shared.domain.evaluation import EvaluationError, Level, Rating
+from shared.domain.front_desk import CaseKind, Channel
 from shared.domain.handling import Role
 from shared.domain.limits import Limit, LimitUnit
 from shared.wire.v1 import records_pb2
@@ -58,6 +59,9 @@ def build_the_two_months(town: TownApp) -> tuple[str, str]:
     evaluations.rate_with_token(evaluations.issue_token(promised, by="wang"), Rating(Level.SATISFIED))
     village.village_record("result_handed_over", promised)
     village.village_record("signed_off", promised, rating=records_pb2.RATING_VERY_DISSATISFIED)
+    assert town.front_desk is not None
+    town.front_desk.register_case(CaseKind.COMPLAINT, actor=OPERATOR, channel=Channel.PHONE, subject="临时救助办理",
+                                  content="窗口说话不耐烦", anonymous=True, linked_matter_id=promised)
     return promised, late
 
 
@@ -71,6 +75,7 @@ def test_monthly_figures_across_a_month_boundary_and_the_national_day_holiday(to
     assert (oct_.received, oct_.completed, oct_.on_time, oct_.overdue) == (0, 1, 1, 1)
     assert oct_.average_hours == pytest.approx(3.0)     # 16:00–17:30 on 30 Sept, 08:30–10:00 on 8 Oct
     assert (oct_.rated, oct_.satisfaction, oct_.agent_entered, oct_.bad) == (1, 80, 1, 0)
+    assert (sep.complaints, oct_.complaints) == (0, 1)
     (quarter,) = assessment.report(parse_period("2026-Q3", today), "village").rows
     assert quarter.received == 2 and parse_period("2026-Q4", today).start == dt.date(2026, 10, 1)
     hops = {r.key: r for r in assessment.report(parse_period("2026-10", today), "hop").rows}

@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.exc import IntegrityError
 
 from shared.catalog import MatterKind
@@ -508,9 +508,11 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
 
     @web.get("/follow-ups", response_class=HTMLResponse)
     def follow_ups(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
+        # The applicant's rating is shown only to those who may see who rated (docs/evaluation.md).
+        rating = town_matter.c.rating if staff.role in (Role.DIRECTOR, Role.SUPERVISOR) else literal(0)
         with app.store.engine.connect() as conn:
             rows = conn.execute(select(follow_up_call, town_matter.c.catalog_code, town_matter.c.village_code,
-                                       town_matter.c.rating.label("matter_rating"))
+                                       rating.label("matter_rating"))
                                 .join(town_matter, town_matter.c.matter_id == follow_up_call.c.matter_id)
                                 .order_by(follow_up_call.c.week_start.desc(), follow_up_call.c.matter_id)).all()
         catalog = handling.catalog
