@@ -127,3 +127,56 @@ def test_only_one_sync_pass_runs_per_destination(tmp_path: Path) -> None:
     with lock:   # as if `a` were mid-pass
         assert b.sync_once().skipped and a.sync_once().skipped
     outbox.close()
+
+
+class _Call:
+    """A stand-in for a gRPC server context: records that the admission cancelled it."""
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+def test_stream_admission_evicts_per_address_and_per_key_and_times_out_idle_streams() -> None:
+    from shared.relay.server import StreamAdmission
+
+    now = [0.0]
+    admission = StreamAdmission(RelayLimits(max_concurrent_streams=4, max_unauthenticated_per_address=2, max_streams_per_key=1,
+                                            first_message_after_ms=1_000, idle_after_ms=5_000), now=lambda: now[0])
+    try:
+        calls = [_Call() for _ in range(3)]
+        streams = [admission.open(c, "10.0.0.1") for c in calls]   # type: ignore[arg-type]
+        assert calls[0].cancelled and not calls[1].cancelled and not calls[2].cancelled   # oldest of the address
+        other = _Call()
+        honest = admission.open(other, "10.0.0.2")   # type: ignore[arg-type]
+        assert honest is not None and not other.cancelled
+        admission.authenticated(honest, "k1")
+        again = _Call()
+        newer = admission.open(again, "10.0.0.2")    # type: ignore[arg-type]
+        assert newer is not None
+        admission.authenticated(newer, "k1")           # the same key reconnects: its stale stream goes
+        assert other.cancelled and not again.cancelled
+        # Full of authenticated streams: a new one evicts the oldest unauthenticated one, never an authenticated one.
+        for s, k in ((streams[1], "k2"), (streams[2], "k3")):
+            admission.authenticated(s, k)  # type: ignore[arg-type]
+        late = _Call()
+        assert admission.open(late, "10.0.0.3") is not None and admission.counts()["streams"] == 4   # type: ignore[arg-type]
+        last = _Call()
+        assert admission.open(last, "10.0.0.4") is not None and late.cancelled   # type: ignore[arg-type]
+        for s in (streams[1], streams[2], newer):
+            admission.phase(s, "waiting")  # type: ignore[arg-type]
+        now[0] = 2.0
+        assert admission.sweep() == 1 and last.cancelled      # no first message within 1 s
+        admission.phase(newer, "working")
+        now[0] = 8.0
+        assert admission.sweep() == 2 and not again.cancelled  # idle 5 s after a message; a working stream is not
+        full = StreamAdmission(RelayLimits(max_concurrent_streams=1), now=lambda: now[0])
+        only = full.open(_Call(), "10.0.0.5")   # type: ignore[arg-type]
+        assert only is not None
+        full.authenticated(only, "k9")
+        assert full.open(_Call(), "10.0.0.6") is None and full.counts()["refused"] == 1   # type: ignore[arg-type]
+        full.close()
+    finally:
+        admission.close()
