@@ -96,10 +96,12 @@ class WebSecurity:
     extra_hosts: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     _networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(default=(), init=False, repr=False)
+    _allowed: frozenset[str] = field(default=frozenset(), init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_hosts", tuple(_check_host_name(h) for h in self.extra_hosts))
         object.__setattr__(self, "_networks", tuple(_network(p) for p in self.trusted_proxies))
+        object.__setattr__(self, "_allowed", self._derive_allowed_hosts())
 
     @classmethod
     def for_address(cls, address: str, *, extra_hosts: Iterable[str] = (),
@@ -111,6 +113,9 @@ class WebSecurity:
 
     @property
     def allowed_hosts(self) -> frozenset[str]:
+        return self._allowed
+
+    def _derive_allowed_hosts(self) -> frozenset[str]:
         names = set(self.extra_hosts)
         listen = self.listen_host.strip("[]").lower()
         if listen in _WILDCARDS:
