@@ -131,3 +131,18 @@ def test_a_booking_at_a_bad_time_is_refused_in_chinese_and_lists_nothing(town: T
         "csrf_token": csrf, "applicant_name": "钱阿姨", "phone": "13900003333", "catalog_code": "MZ-001",
         "date": "下周一", "time": "上午"})
     assert "请填写日期" in client.get("/front-desk/appointments").text
+
+
+def test_a_complaint_about_a_matter_is_registered_from_its_page_and_links_back(town: TownApp, web) -> None:  # type: ignore[no-untyped-def]
+    from tests.town_fixtures import VillageDevice
+
+    matter_id = VillageDevice(town).file("MZ-001")
+    client, csrf = signed_in(web, "wang")
+    link = re.search(r'href="([^"]+)" id="complain-about-matter"', client.get(f"/matters/{matter_id}").text)
+    assert link
+    form = client.get(link.group(1).replace("&amp;", "&")).text
+    assert f'name="linked_matter_id" value="{matter_id}"' in form
+    response = client.post("/front-desk/cases", data={
+        "csrf_token": csrf, "kind": "complaint", "channel": "visit", "complexity": "complex", "person_name": "赵六",
+        "subject": "低保迟迟不办", "content": "已过承诺时限", "handler": "wang", "linked_matter_id": matter_id})
+    assert f'href="/matters/{matter_id}"' in client.get(response.headers["location"]).text
