@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import threading
 import uuid
@@ -47,6 +48,8 @@ from town_center.front_desk.tables import window_intake
 from town_center.handling import HandlingService
 from town_center.intake import Intake
 from town_center.store import TownStore
+
+log = logging.getLogger("town_center.front_desk.window")
 
 __all__ = ["WindowIntake", "WalkInForm", "WalkInReceipt", "FirstAsked", "window_signer", "WINDOW_VILLAGE_CODE",
            "WINDOW_HOLDER_NAME"]
@@ -277,7 +280,7 @@ class WindowIntake:
             with self.store.engine.begin() as conn:
                 conn.execute(delete(window_intake).where(window_intake.c.matter_id == matter_id))
             raise
-        self.intake.run_once()
+        self._fold()
         return WalkInReceipt(matter_id, code, item.name, assessment.outcome.label_zh, notice, self.clock.now())
 
     def _sign_and_store(self, record: records_pb2.Record) -> int:
@@ -358,7 +361,15 @@ class WindowIntake:
         body.confirmation_method = records_pb2.AUTHORIZATION_METHOD_DRAWN_SIGNATURE
         body.evidence_sha256 = hashlib.sha256(signature_png).digest()
         self._sign_and_store(signed)
-        self.intake.run_once()
+        self._fold()
+
+    def _fold(self) -> None:
+        """Fold the window's new record into its matter now. It is stored and signed already: if the fold
+        fails here, the background intake folds it on its next pass (the receipt is still given)."""
+        try:
+            self.intake.run_once()
+        except Exception:  # noqa: BLE001 - see above; the log keeps the cause
+            log.exception("walk-in folded later by the background intake")
 
 
 def _new_lookup_code() -> str:
