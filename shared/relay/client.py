@@ -49,13 +49,11 @@ _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, gr
               grpc.StatusCode.ABORTED}
 _NEEDS_ENROLLMENT = {relay_pb2.REFUSAL_REASON_UNKNOWN_KEY, relay_pb2.REFUSAL_REASON_KEY_PENDING}
 
-# RESOURCE_EXHAUSTED means two different things, told apart by the status message:
-# * a size refusal: the township's batch bound (`RelayCore.push` raises LimitExceeded
-#   "每批最多 N 条记录，本批 M 条") or a max-message-length bound, reported by gRPC itself as
-#   "Received/Sent message larger than max (x vs. y)" on either side. Smaller batches fix it.
-# * anything else, notably gRPC's own "Concurrent RPC limit exceeded!" when the township's
-#   `maximum_concurrent_rpcs` is full. That is load, not size: retry with backoff and keep the batch
-#   size, or a reconnect storm shrinks every village's batches to one record for good.
+# A typed refusal (docs/wire-v1.md §9) says whether RESOURCE_EXHAUSTED is about size or load. Without
+# one (a receiver older than typed refusals, or gRPC's own bound on a grossly oversized message, reported
+# as "Received/Sent message larger than max (x vs. y)"), the status text is all there is: size markers
+# mean smaller batches; anything else is load — retry with backoff and keep the batch size, or a
+# reconnect storm would shrink every village's batches to one record for good.
 _SIZE_REFUSAL_MARKERS = ("每批最多", "larger than max")
 
 
