@@ -151,3 +151,18 @@ def intake_notice_lines(assessment: MaterialsAssessment, commitments: Mapping[st
     lines.append(f"收费标准：{item.fee}")
     lines.append(f"办理依据：{item.legal_basis}")
     return tuple(lines)
+
+
+# What the villager authorizes (代理服务委托书, 004 全程代理): the same words are shown before signing
+# and printed on the numbered 委托书, so the villager signs exactly what is printed.
+AUTHORIZED_POWERS_ZH = ("代为填写申请、核对并提交申请材料、报送乡镇便民服务中心（需县级审批的由乡镇上报县政务服务中心）、"
+                        "按一次性告知代为补正材料、查询并告知办理进度、领取办理结果并交付委托人")
+
+
+def authorization_text(*, applicant_name: str, matter_name: str, agent_name: str, village_name: str,
+                       from_date_zh: str) -> str:
+    """The authorization the villager agrees to: the matter, the powers given, the period, the agent."""
+    who = applicant_name or "委托人"
+    return (f"本人{who}委托{village_name}便民服务室代办员{agent_name}，代为办理“{matter_name}”。"
+            f"委托权限：{AUTHORIZED_POWERS_ZH}。委托期限：自{from_date_zh}起，至该事项办结、办理结果交付本人并签收之日止。"
+            "代办员不得超越上述权限，不收取任何费用；本人可随时撤回委托。")

@@ -15,11 +15,21 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Connection, select
+
 from shared.catalog import CatalogError, IntakeOutcome, Tier, assess_materials
+from shared.documents.adapters import sql
+from shared.documents.adapters.archive import DocumentArchive, IssuerSettings
+from shared.documents.content import Line
+from shared.documents.drafts import DocumentDraft
+from shared.documents.errors import DocumentInvalid
+from shared.documents.kinds import DocumentKind, IssuingTier
+from shared.documents.signed import IssuedDocument, Verification
 from shared.clock import from_unix_ms
 from shared.wire.v1 import records_pb2
 from village_agent.hop import hop_due
-from village_agent.notice import intake_notice_lines
+from village_agent.domain import RATING_ZH, MatterStatus
+from village_agent.notice import AUTHORIZED_POWERS_ZH, authorization_text, intake_notice_lines
 from village_agent.services import AgentService
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -145,3 +155,134 @@ def format_due(due_at_ms: int) -> str:
 
 def now_local(service: AgentService) -> dt.datetime:
     return service.clock.now().astimezone(SHANGHAI)
+
+
+# ============================================================== numbered, signed documents (文书)
+#
+# The laptop's documents are numbered and signed like the township's (`shared.documents`): the first
+# print allocates the number in the transaction that stores the signed content, and every reprint
+# serves those stored bytes. Their content comes from the signed filing record and the matter's state,
+# never from today's catalogue alone.
+
+PRINTABLE = {
+    "receipt": DocumentKind.COLLECTION_RECEIPT,
+    "notice": DocumentKind.ONE_TIME_NOTICE,
+    "application": DocumentKind.APPLICATION_FORM,
+    "authorization": DocumentKind.AUTHORIZATION,
+    "handover": DocumentKind.HANDOVER,
+}
+_METHOD_ZH = {
+    records_pb2.AUTHORIZATION_METHOD_DRAWN_SIGNATURE: "委托人在代办员电脑上现场手写签名",
+    records_pb2.AUTHORIZATION_METHOD_PHOTO_OF_FORM: "委托人在纸质委托书上签字（已拍照留存）",
+    records_pb2.AUTHORIZATION_METHOD_WITNESS: "委托人不能书写，由代办员以外的见证人见证",
+    records_pb2.AUTHORIZATION_METHOD_FINGERPRINT: "委托人在纸质委托书上按手印（已拍照留存）",
+}
+
+
+class VillageDocuments:
+    """The laptop's printable documents for one agent service (browser print; no PDF on the laptop)."""
+
+    def __init__(self, service: AgentService) -> None:
+        self.service = service
+        self.archive = DocumentArchive(IssuingTier.VILLAGE, service.signer, self._settings, pdf=None)
+
+    def _settings(self, conn: Connection) -> IssuerSettings:
+        village = self.service.config.village_name
+        return IssuerSettings(f"{village}便民服务室", f"{village}村民委员会便民服务室", f"{village}代办",
+                              f"本文书已由本村代办员电脑签名留存；办理进度凭查询码在{self.service.config.township_name}"
+                              "便民服务中心“办件进度查询”页面查询")
+
+    def issue_or_load(self, what: str, matter_id: str) -> IssuedDocument:
+        """The matter's document of this kind: the stored first print, or issued now (numbered and signed)."""
+        kind = PRINTABLE.get(what)
+        if kind is None:
+            raise DocumentInvalid("没有这种文书")
+        d = sql.issued_document
+        with self.service.store.engine.begin() as conn:
+            number = conn.execute(select(d.c.number).where(d.c.matter_id == matter_id, d.c.kind == kind.code)
+                                  .order_by(d.c.issued_at_ms).limit(1)).scalar()
+            if number is not None:
+                return self.archive.load(conn, number)
+            draft = self._draft(kind, matter_id)
+            return self.archive.issue_in(conn, draft, now=self.service.clock.now())
+
+    def load(self, number: str) -> IssuedDocument:
+        with self.service.store.engine.connect() as conn:
+            return self.archive.load(conn, number)
+
+    def verify(self, number: str, *, typed_hash: str = "") -> Verification:
+        with self.service.store.engine.connect() as conn:
+            return self.archive.verify(conn, number, typed_hash=typed_hash)
+
+    # ------------------------------------------------------------------ content from the records
+
+    def _draft(self, kind: DocumentKind, matter_id: str) -> DocumentDraft:
+        service = self.service
+        view = build_receipt(service, matter_id)
+        body = service.store.filing_record(matter_id).request_filed
+        state = service.store.matter_state(matter_id)
+        applicant = service.applicant(matter_id)
+        name = view.applicant_name or "申请人"
+        common = (Line("申请事项", view.matter_name), Line("申请人", name), Line("收件时间", view.filed_at),
+                  Line("代办员", view.agent_name))
+        if kind is DocumentKind.COLLECTION_RECEIPT:
+            return DocumentDraft(kind, matter_id, name, title=view.title,
+                                 opening=f"你的“{view.matter_name}”申请材料已由本村代办员代为收件，记录如下。",
+                                 lines=(Line("查询码", view.lookup_code), *common,
+                                        Line("身份证号（脱敏）", view.id_masked or "—"), Line("去向", view.route_zh),
+                                        *self._material_lines(body)),
+                                 paragraphs=(view.lookup_hint,),
+                                 signatures=(Line("代办员签字", ""), Line("申请人签字（或按手印）", "")))
+        if kind is DocumentKind.ONE_TIME_NOTICE:
+            return DocumentDraft(kind, matter_id, name, opening=f"关于你申请的“{view.matter_name}”，现将所需材料、办理程序、"
+                                 "时限、收费和依据一次性书面告知如下。", lines=common, items=view.notice_lines,
+                                 signatures=(Line("申请人确认已知悉（签字或按手印）", ""),))
+        if kind is DocumentKind.APPLICATION_FORM:
+            lines = [*common, Line("身份证号（脱敏）", view.id_masked or "—")]
+            if applicant is not None:
+                lines += [Line("联系电话", applicant.phone), Line("住址", applicant.address)]
+            lines += [Line("收件方式", "上门服务" if body.door_to_door else f"{view.village_name}便民服务室"),
+                      *self._material_lines(body)]
+            return DocumentDraft(kind, matter_id, name, opening="本人申请由村代办员代为办理下列事项，所填情况属实。",
+                                 lines=tuple(lines), signatures=(Line("申请人签字（或按手印）", ""), Line("代办员签字", "")))
+        if kind is DocumentKind.AUTHORIZATION:
+            auth = body.authorization
+            lines = [Line("委托事项", view.matter_name), Line("委托人", name), Line("受托人（代办员）", view.agent_name),
+                     Line("委托权限", AUTHORIZED_POWERS_ZH),
+                     Line("委托期限", f"自{view.filed_at[:11]}起至该事项办结、结果交付并签收之日止"),
+                     Line("委托方式", _METHOD_ZH.get(auth.method, "未注明"))]
+            if auth.evidence_sha256:
+                lines.append(Line("签名凭证校验值", bytes(auth.evidence_sha256).hex()[:32].upper()))
+            return DocumentDraft(kind, matter_id, name, lines=tuple(lines),
+                                 opening=authorization_text(applicant_name=view.applicant_name, matter_name=view.matter_name,
+                                                            agent_name=view.agent_name, village_name=view.village_name,
+                                                            from_date_zh=view.filed_at[:11]),
+                                 signatures=(Line("委托人签名（或按手印）", ""),
+                                             Line("见证人签名（委托人不能书写时；见证人不得为代办员本人）", ""),
+                                             Line("受托人（代办员）签名", "")))
+        if state.status not in (MatterStatus.HANDED_OVER, MatterStatus.SIGNED_OFF):
+            raise DocumentInvalid("办理结果尚未交付，不能打印交付签收单")
+        lines = [*common, Line("办理结果", state.message or "—"), Line("办理状态", state.status.label_zh)]
+        if state.rating:
+            lines.append(Line("满意度评价", RATING_ZH.get(state.rating, "—")))
+        return DocumentDraft(kind, matter_id, name, lines=tuple(lines),
+                             opening=f"你申请的“{view.matter_name}”已办结，办理结果及材料已由代办员交付，请核对后签收。",
+                             paragraphs=("签收后本次代办服务结束。对服务有意见的，可向乡镇便民服务中心反映。",),
+                             signatures=(Line("申请人签收（签字或按手印）", ""), Line("代办员签字", "")))
+
+    def _material_lines(self, body: records_pb2.RequestFiled) -> tuple[Line, ...]:
+        """Exactly what the filing record says of each material: brought, 不适用, 容缺 (with its date), missing."""
+        catalog = self.service.catalog
+        item = catalog.item(body.catalog_code) if body.catalog_code in catalog else None
+        names = {m.id: m.name for m in item.materials} if item is not None else {}
+
+        def named(ids: object) -> str:
+            return "、".join(names.get(str(i), str(i)) for i in ids) or "无"  # type: ignore[attr-defined]
+
+        brought, na = list(body.materials_brought), list(body.materials_not_applicable)
+        tolerated = [f"{names.get(t.material_id, t.material_id)}（承诺{t.supply_by_date}前补交）" for t in body.tolerated_missing]
+        accounted = set(brought) | set(na) | {t.material_id for t in body.tolerated_missing}
+        missing = [m for m in (item.materials if item is not None else ()) if m.id not in accounted]
+        return (Line("已收材料", named(brought)), Line("不适用的材料", named(na)),
+                Line("容缺材料", "、".join(tolerated) or "无"),
+                Line("尚缺材料", "、".join(m.name for m in missing) or "无"))

@@ -1,6 +1,7 @@
 """The village laptop's schema migrations (Alembic environment in this package; see `shared.migrations`).
 
-Revisions: ``village_0001`` the baseline (the laptop's schema, unchanged since the first release).
+Revisions: ``village_0001`` the baseline (the laptop's schema, unchanged since the first release);
+``village_0002`` the written documents' numbering and archive.
 """
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ def _detect(tables: set[str]) -> str | None:
 
 
 def _models() -> Sequence[MetaData]:
+    from shared.documents.adapters.sql import metadata as document_metadata
     from village_agent.store import metadata
 
-    return (metadata,)
+    return (metadata, document_metadata)
 
 
 VILLAGE_MIGRATIONS = StoreMigrations("village", "本机数据库", Path(__file__).resolve().parent, _detect, _models)

@@ -47,7 +47,7 @@ from village_agent.config import Paths
 from village_agent.domain import RATING_ZH, AppointmentStatus, MatterState, MatterStatus
 from village_agent.errors import AgentError, FieldProblem, FormError, StoreError, TransitionError, UnknownMatterError
 from village_agent.hop import VillageHop, village_hop
-from village_agent.receipt import build_receipt, format_due
+from village_agent.receipt import VillageDocuments, build_receipt, format_due
 from village_agent.services import MAX_EVIDENCE_BYTES, PLACES, RATINGS, SHANGHAI, AgentService, Confirmation, RequestForm
 from village_agent.sync_text import plain_sync_text
 from village_agent.ui.errors import UnlockRefused
@@ -544,6 +544,42 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
         view = build_receipt(service, matter_id)
         state = service.store.matter_state(matter_id)
         return render(request, "receipt.html", r=view, state=state)
+
+    # ------------------------------------------------------------ numbered documents (printed from this browser)
+
+    documents = VillageDocuments(service)
+
+    @app.get("/matters/{matter_ref}/documents/{what}")
+    async def print_document(request: Request, matter_ref: str, what: str) -> Response:
+        """The first print numbers and signs the document; every later print is the same bytes."""
+        from shared.documents.adapters.web import document_url
+        from shared.documents.errors import DocumentError
+
+        matter_id = service.resolve_matter(matter_ref)
+        try:
+            doc = await run_in_threadpool(documents.issue_or_load, what, matter_id)
+        except DocumentError as exc:
+            return message(request, str(exc), 409)
+        return RedirectResponse(document_url(doc.number), status_code=303)
+
+    @app.get("/documents/{number}", response_class=HTMLResponse)
+    async def stored_document(request: Request, number: str) -> Response:
+        from shared.documents.errors import DocumentNotFound
+
+        try:
+            doc = documents.load(number)
+        except DocumentNotFound as exc:
+            return message(request, str(exc), 404)
+        return Response(doc.html.encode("utf-8"), media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-store"})
+
+    @app.get("/document-static/{name}")
+    async def document_asset(name: str) -> Response:
+        from shared.documents.adapters.web import ASSETS, TEMPLATES
+
+        if name not in ASSETS:
+            return Response("找不到该文件", status_code=404, media_type="text/plain; charset=utf-8")
+        return Response((TEMPLATES / name).read_bytes(), media_type=ASSETS[name])
 
     # ------------------------------------------------------------ sign-off
 

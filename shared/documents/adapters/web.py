@@ -20,12 +20,13 @@ from shared.documents.errors import DocumentError, DocumentInvalid, DocumentNotF
 from shared.documents.numbering import parse_number
 from shared.documents.signed import IssuedDocument, Verification
 
-__all__ = ["DocumentService", "install_document_routes", "document_url", "CONSOLE_TEMPLATES"]
+__all__ = ["DocumentService", "install_document_routes", "document_url", "CONSOLE_TEMPLATES", "VERIFY_PATH", "TEMPLATES",
+           "ASSETS"]
 
 CONSOLE_TEMPLATES = Path(__file__).resolve().parent.parent / "console_templates"
 VERIFY_PATH = "/public/verify"
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-_ASSETS = {"document.css": "text/css; charset=utf-8", "print.js": "text/javascript; charset=utf-8"}
+ASSETS = {"document.css": "text/css; charset=utf-8", "print.js": "text/javascript; charset=utf-8"}
 
 
 class DocumentService(Protocol):
@@ -56,9 +57,9 @@ def install_document_routes(web: FastAPI, console: Console, documents: DocumentS
     @web.get("/document-static/{name}")
     def asset(name: str, staff: ConsoleSession = Depends(require_role(*staff_roles))) -> Response:
         """The print view's stylesheet and print button (the consoles' CSP refuses inline ones)."""
-        if name not in _ASSETS:
+        if name not in ASSETS:
             return Response("找不到该文件", status_code=404, media_type="text/plain; charset=utf-8")
-        return Response((TEMPLATES / name).read_bytes(), media_type=_ASSETS[name], headers={"Cache-Control": "no-cache"})
+        return Response((TEMPLATES / name).read_bytes(), media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
 
     @web.get("/documents/{number}", response_class=HTMLResponse)
     def print_view(request: Request, number: str,
