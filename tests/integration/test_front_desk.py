@@ -1,4 +1,4 @@
-"""The township's front desk on a real SQLite store with a fake clock and the real deadline engine:
+"""The township's front desk on real SQLite and PostgreSQL stores with a fake clock and the real deadline engine:
 walk-ins made into matters by the window's signed filing (and on to the county and a sign-off at the
 window), complaints, petitions and consultations with their answer clocks, appointments, absences
 with 顶岗, and the queue of the day."""
@@ -40,9 +40,14 @@ class Colleagues:
         return self.names.get(staff_id)
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[TownApp]:
-    town_app = township(f"sqlite:///{tmp_path / 'town.db'}")
+@pytest.fixture(params=["sqlite", "postgres"])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TownApp]:
+    """The front desk's registers, clocks and handovers on both stores the township runs on."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_cluster").create_database()
+    else:
+        url = f"sqlite:///{tmp_path / 'town.db'}"
+    town_app = township(url)
     town_app.handling.staff = Colleagues()
     yield town_app
     town_app.close()
