@@ -134,3 +134,14 @@ def test_the_ui_prints_a_numbered_document_and_reprints_the_same_bytes(service: 
     assert client.get("/document-static/document.css").status_code == 200
     refused = client.get(f"/matters/{filed.matter_id}/documents/handover")
     assert refused.status_code == 409 and "尚未交付" in refused.text
+
+
+def test_the_new_request_page_shows_the_authorization_text_before_the_villager_signs(service: AgentService) -> None:
+    from starlette.testclient import TestClient
+
+    from village_agent.ui.server import create_app
+
+    client = TestClient(create_app(service), base_url="http://127.0.0.1:8631")
+    unlock_ui(client)
+    page = client.get("/matters/new").text
+    assert "委托东山村便民服务室代办员王芳" in page and "委托权限" in page and "委托期限" in page

@@ -47,6 +47,7 @@ from village_agent.config import Paths
 from village_agent.domain import RATING_ZH, AppointmentStatus, MatterState, MatterStatus
 from village_agent.errors import AgentError, FieldProblem, FormError, StoreError, TransitionError, UnknownMatterError
 from village_agent.hop import VillageHop, village_hop
+from village_agent.notice import authorization_text
 from village_agent.receipt import VillageDocuments, build_receipt, format_due
 from village_agent.services import MAX_EVIDENCE_BYTES, PLACES, RATINGS, SHANGHAI, AgentService, Confirmation, RequestForm
 from village_agent.sync_text import plain_sync_text
@@ -295,6 +296,8 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
     gate = unlock or default_unlock_gate(service)
     csrf_token = secrets.token_urlsafe(32)  # per process: a restart invalidates forms left open, which is fine
     env = _jinja()
+    # The 委托书's words, shown before the villager signs (the printed 委托书 carries the same).
+    env.globals["authorization_text"] = authorization_text
     from shared.calendar import calendar_warning_zh
 
     calendar = service.calendar
