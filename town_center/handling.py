@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.catalog import Catalog, CatalogItem, MatterKind, Tier
@@ -100,6 +100,9 @@ class Inbox:
     total: int
     page: int
     page_size: int
+    # Where the next page starts (keyset: receipt time and matter id of this page's last row), or ""
+    # on the last page: `inbox_page(after=...)` reads it from the index without skipping rows.
+    next_after: str = ""
 
     @property
     def pages(self) -> int:
@@ -161,6 +164,14 @@ class Change:
     refusal: bool = False   # 不予受理 / 不予批准: registered for audit (否定报备) with the decision
     up: list[records_pb2.Record] = field(default_factory=list)        # to the county, when linked
     county_clock: HopClock | None = None                               # the replica of the county's hop
+
+
+def _inbox_cursor(after: str) -> tuple[int, str] | None:
+    """An inbox keyset cursor ("receipt ms:matter id"); anything else (a hand-edited URL) is no cursor."""
+    at, _, matter_id = (after or "").partition(":")
+    if not at.isdigit() or not matter_id or len(matter_id) > 64:
+        return None
+    return int(at), matter_id
 
 
 def _summary(row: Any, matter: HandledMatter, catalog: Catalog, now: dt.datetime, store: DeadlineStore) -> MatterSummary:
@@ -232,26 +243,38 @@ class HandlingService:
         return self.inbox_page(village_code=village_code, stages=stages, owner=owner, page=1, page_size=limit).items
 
     def inbox_page(self, *, village_code: str | None = None, stages: Sequence[Stage] | None = None,
-                   owner: str | None = None, page: int = 1, page_size: int = 100) -> Inbox:
+                   owner: str | None = None, page: int = 1, page_size: int = 100, after: str = "") -> Inbox:
         """A page of the inbox, newest first; elderly or disabled applicants' matters first within the page
-        (the operator sees them first without losing the order of arrival)."""
+        (the operator sees them first without losing the order of arrival).
+
+        Pages are in (receipt time, matter id) order, newest first, so matters received in the same
+        millisecond still have one place each. With `after` (a page's `next_after`) the page starts
+        right after that row, read from the index (keyset paging: as cheap deep in the inbox as at
+        its top); without it, `page` counts pages from the top."""
         page = max(1, page)
+        m = town_matter.c
         conditions = []
         if village_code:
-            conditions.append(town_matter.c.village_code == village_code)
+            conditions.append(m.village_code == village_code)
         if stages:
-            conditions.append(town_matter.c.stage.in_([s.value for s in stages]))
+            conditions.append(m.stage.in_([s.value for s in stages]))
         if owner:
-            conditions.append(town_matter.c.owner == owner)
-        query = (select(town_matter).where(*conditions).order_by(town_matter.c.received_at_ms.desc())
-                 .limit(page_size).offset((page - 1) * page_size))
+            conditions.append(m.owner == owner)
+        keyset = _inbox_cursor(after)
+        query = select(town_matter).where(*conditions).order_by(m.received_at_ms.desc(), m.matter_id.desc()).limit(page_size)
+        if keyset is not None:
+            at_ms, matter_id = keyset
+            query = query.where(or_(m.received_at_ms < at_ms, and_(m.received_at_ms == at_ms, m.matter_id < matter_id)))
+        else:
+            query = query.offset((page - 1) * page_size)
         now = self.clock.now()
         with self.store.engine.connect() as conn:
             rows = conn.execute(query).all()
             total = int(conn.execute(select(func.count()).select_from(town_matter).where(*conditions)).scalar_one())
         items = [_summary(r, self.decode(r), self.catalog, now, self.deadlines) for r in rows]
         items.sort(key=lambda m: not m.elderly_or_disabled)   # stable: arrival order kept within each group
-        return Inbox(items=items, total=total, page=page, page_size=page_size)
+        next_after = f"{int(rows[-1].received_at_ms)}:{rows[-1].matter_id}" if len(rows) == page_size else ""
+        return Inbox(items=items, total=total, page=page, page_size=page_size, next_after=next_after)
 
     def villages(self) -> list[str]:
         with self.store.engine.connect() as conn:
