@@ -243,7 +243,13 @@ class RelayCore:
                     self._refuse(response, key_id, _seq_of(env), relay_pb2.REFUSAL_REASON_KEY_PENDING,
                                  f"设备密钥尚待{self.tier_label_zh}审批", session)
                 return
-            if self._try_author(key_id, author, group, response, session):
+            # A scratch response per attempt: a retried attempt must not repeat the refusals of the last.
+            attempt = relay_pb2.PushResponse()
+            if self._try_author(key_id, author, group, attempt, session):
+                response.receipts.extend(attempt.receipts)
+                response.refusals.extend(attempt.refusals)
+                if attempt.HasField("gap") and not response.HasField("gap"):
+                    response.gap.CopyFrom(attempt.gap)
                 return
         for env in group:
             self._refuse(response, key_id, _seq_of(env), relay_pb2.REFUSAL_REASON_BUSY,
