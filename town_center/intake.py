@@ -159,9 +159,10 @@ class Intake:
             after, change, extra = _village_transition(matter, record, kind, now, item)
             if village == WINDOW_VILLAGE_CODE and kind in ("result_handed_over", "signed_off"):
                 # The township window handed the result over and the applicant signed and rated there in person.
+                # Like the village's, the history every operator reads does not say what the rating was.
                 change.text_zh = ("窗口已将结果当面交付申请人" if kind == "result_handed_over" else
-                                  f"申请人在窗口签收确认并评价：{RATING_ZH.get(int(record.signed_off.rating), '未评价')}"
-                                  + (f"（{record.signed_off.comment}）" if record.signed_off.comment else ""))
+                                  "申请人在窗口签收确认" + ("（申请人已评价，评价内容仅中心主任和督查可见）"
+                                                      if record.signed_off.rating else ""))
         except HandlingError as exc:
             self._note(conn, matter_id, receipt_ms, actor, "not_applied", f"村代办员记录未能应用：{exc}")
             return

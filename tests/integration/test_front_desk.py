@@ -176,7 +176,8 @@ def test_a_walk_in_for_a_township_matter_is_promised_decided_and_signed_off_at_t
     desk.window.sign_off(matter_id, signature_png=pad_signature(), rating=2, comment="", actor=BACKUP)
     page = app.handling.page(matter_id)
     assert page.matter.stage is Stage.SIGNED_OFF and page.rating == 2
-    assert [e.text_zh for e in page.events][-2:] == ["窗口已将结果当面交付申请人", "申请人在窗口签收确认并评价：满意"]
+    assert [e.text_zh for e in page.events][-2:] == ["窗口已将结果当面交付申请人",
+                                                     "申请人在窗口签收确认（申请人已评价，评价内容仅中心主任和督查可见）"]
     assert page.matter.delivery_clock is not None and page.matter.delivery_clock.stop_at is not None
 
 
