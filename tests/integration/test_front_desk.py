@@ -152,10 +152,10 @@ def test_a_walk_in_escalated_reaches_the_county_verified_and_is_signed_off_at_th
     town.sync()
     assert app.handling.page(matter_id).matter.stage is Stage.RESULT_READY
     with pytest.raises(FrontDeskError, match="签名"):
-        desk.window.sign_off(matter_id, signature_png=b"", rating=2, comment="", actor=OPERATOR)
-    desk.window.sign_off(matter_id, signature_png=pad_signature(), rating=1, comment="窗口办事快", actor=OPERATOR)
+        desk.window.sign_off(matter_id, signature_png=b"", comment="", actor=OPERATOR)
+    desk.window.sign_off(matter_id, signature_png=pad_signature(), comment="结果已当面领取", actor=OPERATOR)
     page = app.handling.page(matter_id)
-    assert page.matter.stage is Stage.SIGNED_OFF and page.rating == 1
+    assert page.matter.stage is Stage.SIGNED_OFF and page.rating == 0   # the applicant rates on their own
     # The villager's own sign-off goes on to the county as the village's does.
     town.sync()
     hub.app.handling.run_once()
@@ -166,25 +166,24 @@ def test_a_walk_in_for_a_township_matter_is_promised_decided_and_signed_off_at_t
     receipt = desk.window.register(walk_in_form(app.handling.catalog, "MZ-003"), operator=OPERATOR, operator_name="王芳")
     matter_id = receipt.matter_id
     with pytest.raises(FrontDeskError, match="结果办出后"):
-        desk.window.sign_off(matter_id, signature_png=pad_signature(), rating=1, comment="", actor=OPERATOR)
+        desk.window.sign_off(matter_id, signature_png=pad_signature(), comment="", actor=OPERATOR)
     promised = app.handling.classify(matter_id, MatterKind.PROMISED, actor=BACKUP)
     assert promised.clock is not None and promised.written_promise
     _advance(app, hours=2)
     ready = app.handling.record_result(matter_id, approved=True, summary="准予临时救助 800 元", actor=BACKUP)
     assert ready.stage is Stage.RESULT_READY and ready.delivery_clock is not None
     _advance(app, hours=1)
-    desk.window.sign_off(matter_id, signature_png=pad_signature(), rating=2, comment="", actor=BACKUP)
+    desk.window.sign_off(matter_id, signature_png=pad_signature(), comment="", actor=BACKUP)
     page = app.handling.page(matter_id)
-    assert page.matter.stage is Stage.SIGNED_OFF and page.rating == 2
-    assert [e.text_zh for e in page.events][-2:] == ["窗口已将结果当面交付申请人",
-                                                     "申请人在窗口签收确认（申请人已评价，评价内容仅中心主任和督查可见）"]
+    assert page.matter.stage is Stage.SIGNED_OFF
+    assert [e.text_zh for e in page.events][-2:] == ["窗口已将结果当面交付申请人", "申请人在窗口签收确认"]
     assert page.matter.delivery_clock is not None and page.matter.delivery_clock.stop_at is not None
 
 
 def test_a_matter_filed_by_a_village_cannot_be_signed_off_at_the_window(app: TownApp, desk: FrontDesk) -> None:
     matter_id = VillageDevice(app).file("MZ-001")
     with pytest.raises(FrontDeskError, match="村代办员"):
-        desk.window.sign_off(matter_id, signature_png=pad_signature(), rating=1, comment="", actor=OPERATOR)
+        desk.window.sign_off(matter_id, signature_png=pad_signature(), comment="", actor=OPERATOR)
     assert desk.window.first_asked(matter_id) is None
 
 

@@ -169,14 +169,12 @@ def install_front_desk(web: FastAPI, desk: FrontDesk, *, render: Callable[..., H
     async def sign_off(request: Request, matter_id: str, staff: ConsoleSession = Depends(require_role(*HANDLERS))) -> Response:
         form = await form_of(request)
         try:
-            rating = int(text(form, "rating") or 0)
             await run_in_threadpool(lambda: desk.window.sign_off(
-                matter_id, signature_png=_data_url_png(text(form, "signature")), rating=rating,
-                comment=text(form, "comment"), actor=staff.actor))
-        except (HandlingError, ValueError) as exc:
-            return back(f"/front-desk/walk-ins/{matter_id}/sign-off",
-                        str(exc) if isinstance(exc, HandlingError) else "请选择评价")
-        return back(f"/matters/{matter_id}", "申请人已签收确认并评价，本件办结")
+                matter_id, signature_png=_data_url_png(text(form, "signature")), comment=text(form, "comment"),
+                actor=staff.actor))
+        except HandlingError as exc:
+            return back(f"/front-desk/walk-ins/{matter_id}/sign-off", str(exc))
+        return back(f"/matters/{matter_id}", "申请人已签收确认，本件办结；请申请人扫描交付签收单上的二维码评价")
 
     # ------------------------------------------------------------------ the register
 

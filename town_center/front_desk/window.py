@@ -326,16 +326,18 @@ class WindowIntake:
         doc = json.loads(open_sealed(self.township.seed(), bytes(sealed)))
         return {"name": doc.get("representative_name", ""), "relation": doc.get("relation", "")}
 
-    def sign_off(self, matter_id: str, *, signature_png: bytes, rating: int, comment: str, actor: Actor) -> None:
-        """The result handed over at the window and the applicant's signed confirmation with a rating:
-        signed by the window as the village agent's hand-over and the villager's sign-off are."""
+    def sign_off(self, matter_id: str, *, signature_png: bytes, comment: str, actor: Actor, rating: int = 0) -> None:
+        """The result handed over at the window and the applicant's signed confirmation: signed by the
+        window as the village agent's hand-over and the villager's sign-off are. The console passes no
+        rating: the applicant rates on their own (the 交付签收单's QR code, docs/evaluation.md), since the
+        operator rated must not collect it; `rating` stays for a window evaluator device's reading."""
         if not self.is_walk_in(matter_id):
             raise FrontDeskError("本件不是窗口现场登记的办件，结果由村代办员交付并请群众签收")
         page = self.handling.page(matter_id)
         if page.matter.stage is not Stage.RESULT_READY:
             raise FrontDeskError(f"本件当前为“{page.matter.stage.label_zh}”，结果办出后才能交付签收")
-        if rating not in _RATINGS:
-            raise FrontDeskError("请申请人选择评价：非常满意、满意、基本满意、不满意或非常不满意")
+        if rating != 0 and rating not in _RATINGS:
+            raise FrontDeskError("评价应为非常满意、满意、基本满意、不满意或非常不满意")
         if not signature_png or len(signature_png) > MAX_IMAGE_BYTES or not is_image(signature_png):
             raise FrontDeskError("请申请人在签名板上签名确认领取")
         problem = drawn_signature_problem(signature_png)
