@@ -171,7 +171,7 @@ def _print_summary() -> None:
     print("乡镇工作台演示登录（两个乡镇相同）：")
     for staff_id, name, _role, password in TOWN_STAFF:
         print(f"    {name}：登录名 {staff_id}  密码 {password}")
-    print(f"设备口令（演示用）：{DEMO_PASSPHRASE}    数据目录 {ROOT}/   日志 {ROOT / 'logs'}/")
+    print(f"设备口令（演示用，也用于解锁村代办员网页）：{DEMO_PASSPHRASE}    数据目录 {ROOT}/   日志 {ROOT / 'logs'}/")
     print("全部服务已启动。按 Ctrl-C 停止。", flush=True)
 
 
