@@ -241,6 +241,8 @@ TOWN_0004_TABLES = frozenset({"login_success"})
 DOCUMENT_TABLES = frozenset({"document_sequence", "issued_document"})
 # town_0010: the front desk (window intake, registers, appointments, AB posts, the queue).
 FRONT_DESK_TABLES = frozenset({"window_intake", "desk_case", "desk_event", "appointment", "post", "absence", "queue_ticket"})
+# town_0009: 好差评 and 督查 (evaluations, tokens, 回访 findings, overdue records, staff notices).
+EVALUATION_TABLES = frozenset({"evaluation", "evaluation_token", "follow_up_finding", "overdue_record", "staff_notice"})
 
 
 def _create_console_tables_before_0004(engine: Engine) -> None:
@@ -458,7 +460,7 @@ def test_a_township_of_the_county_era_made_before_migrations_is_stamped_then_upg
     head = head_revision(TOWN_MIGRATIONS)
     assert result.stamped == "town_0002" and result.after == head and _version(engine) == [head]
     assert set(_schema(engine)) == set(schema) | TOWN_0004_TABLES | CLOCK_COUNT_TABLES | RELAY_CONTRACT_TABLES \
-        | DOCUMENT_TABLES | API_TOKEN_TABLES | FRONT_DESK_TABLES
+        | DOCUMENT_TABLES | API_TOKEN_TABLES | FRONT_DESK_TABLES | EVALUATION_TABLES
     again = upgrade_to_head(engine, TOWN_MIGRATIONS)
     assert again.before == again.after and again.stamped is None
 
