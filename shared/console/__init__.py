@@ -4,6 +4,8 @@
 * `create_console_tables` (`store`): the `staff`, `staff_session` and `login_failure` tables.
 * `install_console`, `current_staff`, `require_role`, `rate_limit` (`web`): FastAPI integration.
 * `RateLimiter` (`ratelimit`): per-client token buckets for public pages.
+* `WebSecurity`, `HostGuard` (`guard`): the Host allow-list, trusted proxies and security headers that
+  `start_console_server` (`serve`) puts in front of every console; the village UI uses the same rules.
 * `register_staff_commands` (`cli`): `staff add|list|disable|enable|passwd` for a tier's CLI.
 * Templates `base.html` (blocks `title`, `nav`, `content`), `login.html`, `forbidden.html`,
   `message.html` and `static/console.css`.
@@ -34,9 +36,10 @@ from shared.console.cli import register_staff_commands
 from shared.console.errors import (
     AccountDisabledError, AccountLockedError, ConsoleError, ConsoleHTTPError, CsrfError, ForbiddenError,
     LoginRefusedError, NotSignedInError, OriginError, PasswordPolicyError, RateLimitedError, RequestTooLargeError,
-    StaffExistsError, StaffInputError, UnknownStaffError,
+    StaffExistsError, StaffInputError, UnknownStaffError, WebSettingError,
 )
 from shared.console.passwords import DEFAULT_SCRYPT, ScryptParams
+from shared.console.guard import HostGuard, WebSecurity
 from shared.console.ratelimit import RateLimiter
 from shared.console.store import create_console_tables
 from shared.console.web import (
@@ -46,9 +49,9 @@ from shared.console.web import (
 
 __all__ = [
     "AuthPolicy", "ConsoleAuth", "ConsoleSession", "IssuedSession", "StaffAccount", "DEFAULT_SCRYPT", "ScryptParams",
-    "RateLimiter", "register_staff_commands", "create_console_tables", "Console", "ConsoleSettings", "client_address", "current_staff",
+    "RateLimiter", "HostGuard", "WebSecurity", "register_staff_commands", "create_console_tables", "Console", "ConsoleSettings", "client_address", "current_staff",
     "install_console", "make_jinja_env", "make_templates", "mount_console_static", "rate_limit", "require_role",
     "ConsoleError", "StaffInputError", "PasswordPolicyError", "StaffExistsError", "UnknownStaffError",
     "LoginRefusedError", "AccountLockedError", "AccountDisabledError", "ConsoleHTTPError", "NotSignedInError",
-    "ForbiddenError", "CsrfError", "OriginError", "RequestTooLargeError", "RateLimitedError",
+    "ForbiddenError", "CsrfError", "OriginError", "RequestTooLargeError", "RateLimitedError", "WebSettingError",
 ]
