@@ -4,7 +4,8 @@ lookup, at 1k, 10k and 100k matters of one growing township (bench.seed_township
     .venv/bin/python -m bench.bench_pages [--sizes 1000,10000,100000] [--repeats 20]
 
 Each figure is the p95 of `--repeats` calls of what the page's route asks the handling service
-(`inbox_page` with the route's page size and `villages()`; the lookup's indexed read), beside the
+(`inbox_page` with the route's page size and `villages()`, by page number and by keyset cursor;
+the lookup's indexed read), beside the
 same at the smallest size, so growth is visible. Goal (issue 20): p95 < 300 ms per page.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from bench.seed_township import open_township, seed
 from shared.domain.handling import Stage
 from town_center.store.matter_tables import town_matter
 
-PAGE_SIZE = 50
+PAGE_SIZE = 100   # the console's INBOX_PAGE_SIZE
 
 
 def p95(fn: Callable[[], object], repeats: int) -> float:
@@ -54,6 +55,8 @@ def main() -> None:
                     one_hash = conn.execute(select(town_matter.c.lookup_code_hash)
                                             .where(town_matter.c.lookup_code_hash.is_not(None)).limit(1)).scalar()
                 last_page = max(1, -(-size // PAGE_SIZE))
+                # A cursor halfway down the inbox, as following "next page" links would reach it.
+                middle = h.inbox_page(page=max(1, last_page // 2), page_size=PAGE_SIZE).next_after
 
                 def lookup() -> object:
                     with app.store.engine.connect() as conn:
@@ -63,6 +66,8 @@ def main() -> None:
                 pages = {
                     "inbox, first page": lambda: (h.inbox_page(page=1, page_size=PAGE_SIZE), h.villages()),
                     "inbox, last page": lambda: (h.inbox_page(page=last_page, page_size=PAGE_SIZE), h.villages()),
+                    "inbox, keyset page halfway down": lambda: (h.inbox_page(after=middle, page_size=PAGE_SIZE),
+                                                                h.villages()),
                     "inbox, one village": lambda: (h.inbox_page(village_code=code, page=1, page_size=PAGE_SIZE), h.villages()),
                     "inbox, waiting to be accepted": lambda: (h.inbox_page(stages=[Stage.RECEIVED], page=1,
                                                                            page_size=PAGE_SIZE), h.villages()),
