@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,9 +36,17 @@ class Staff:
         return self.names.get(staff_id)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'town.db'}"
+    cluster = request.getfixturevalue("postgres_cluster")
+    return str(cluster.create_database(f"town_{uuid.uuid4().hex[:10]}"))
+
+
 @pytest.fixture
-def town(tmp_path: Path) -> Iterator[TownApp]:
-    app = township(f"sqlite:///{tmp_path / 'town.db'}")
+def town(db_url: str) -> Iterator[TownApp]:
+    app = township(db_url)
     app.handling.staff = Staff()
     yield app
     app.close()
@@ -204,3 +214,25 @@ def test_the_provincial_feed_has_no_personal_data_and_resumes_from_its_cursor(to
     moved, cursor2 = evaluations.feed(cursor)
     assert [(r["evaluation_ref"], r["rectification"]) for r in moved] == [(bad.evaluation_id, "open")]
     assert cursor2 > cursor
+
+
+def test_ratings_arriving_at_once_get_distinct_feed_cursors_in_commit_order(town: TownApp, evaluations: Evaluations) -> None:
+    village = VillageDevice(town)
+    codes = ["AB3CD-EF4GH", "HK7PM-3QW9X", "JK2MN-PQ3RS", "TU4VW-XY5Z2", "CD6EF-GH7JK", "MN8PQ-RS9TU"]
+    tokens = [evaluations.issue_token(done_matter(town, village, code=c), by="wang") for c in codes]
+    errors: list[BaseException] = []
+
+    def rate(token: str) -> None:
+        try:
+            Evaluations(town.handling).rate_with_token(token, Rating(Level.SATISFIED))
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=rate, args=(t,)) for t in tokens]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    rows, cursor = evaluations.feed(0)
+    assert [r["cursor"] for r in rows] == list(range(1, len(codes) + 1)) and cursor == len(codes)
