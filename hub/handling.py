@@ -730,6 +730,8 @@ class CountyHandling:
                     now=from_unix_ms(now_ms))
             if self._has_matter(conn, matter_id):
                 self._event(conn, matter_id, now_ms, actor.staff_id, "supervision", f"县级督办：{body.message}")
+        if self.documents is not None:
+            self.documents.after_commit()
         log.info("督办 %s issued for %s by %s", notice_id, matter_id, actor.staff_id)
         return notice_id
 
@@ -826,6 +828,8 @@ class CountyHandling:
         return record
 
     def _saved(self) -> None:
+        if self.documents is not None:
+            self.documents.after_commit()
         if self.on_saved is not None:
             try:
                 self.on_saved()

@@ -158,9 +158,13 @@ class TownDocuments:
         with self.handling.store.engine.begin() as conn:
             return self.archive.archive_pdf(conn, number)
 
-    def verify(self, number: str, *, typed_hash: str = "") -> Verification:
+    def verify(self, number: str, *, typed_hash: str = "", deep: bool = False) -> Verification:
         with self.handling.store.engine.connect() as conn:
-            return self.archive.verify(conn, number, typed_hash=typed_hash)
+            return self.archive.verify(conn, number, typed_hash=typed_hash, deep=deep)
+
+    def after_commit(self) -> None:
+        """Archive the PDFs of the notices the action just committed (outside its transaction)."""
+        self.archive.archive_pending(self.handling.store.engine)
 
 
 def add_document_commands(subparsers: Any, add_home: Callable[[argparse.ArgumentParser], None],

@@ -549,6 +549,8 @@ class HandlingService:
         return after
 
     def _saved(self) -> None:
+        if self.documents is not None:
+            self.documents.after_commit()
         if self.on_clock_saved is not None:
             try:
                 self.on_clock_saved()

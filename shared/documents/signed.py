@@ -11,7 +11,7 @@ from shared.documents.content import DocumentContent, canonical_json, content_fr
 from shared.documents.render import html_sha256, render_html
 from shared.signing import Signer, is_valid, key_id_for
 
-__all__ = ["IssuedDocument", "issue", "statement", "verify_document", "Verification"]
+__all__ = ["IssuedDocument", "issue", "statement", "verify_document", "Verification", "with_pdf_check"]
 
 _STATEMENT_TAG = b"quancheng-document/v1\n"
 
@@ -104,8 +104,25 @@ def verify_document(doc: IssuedDocument, public_keys: dict[str, bytes], *, typed
         else:
             checks.append("存档 PDF 与签发时相同")
     elif doc.pdf is not None:
-        checks.append("存档 PDF 系签发后据打印件补生成，不在签名范围内")
+        checks.append("存档 PDF 由签名的打印件生成")
     if typed_hash and not doc.content_hash.startswith(typed_hash.lower()):
         problems.append("您输入的校验码与该编号的文书不符")
     return Verification(doc.number, tuple(problems), title, issuer, issued_on, tuple(checks))
 
+
+
+def with_pdf_check(result: Verification, doc: IssuedDocument, render_pdf: Callable[[str], bytes]) -> Verification:
+    """The archived PDF is the signed HTML laid out again (the layout is deterministic), byte for byte."""
+    from dataclasses import replace
+
+    from shared.documents.errors import DocumentRenderError
+
+    if doc.pdf is None:
+        return result
+    try:
+        same = render_pdf(doc.html) == doc.pdf
+    except DocumentRenderError:
+        return replace(result, checks=(*result.checks, "本机无法生成 PDF，未比对存档 PDF"))
+    if same:
+        return replace(result, checks=(*result.checks, "存档 PDF 与签名的打印件重新生成的 PDF 逐字节相同"))
+    return replace(result, problems=(*result.problems, "存档的 PDF 与签名的打印件不一致（PDF 被改动过）"))

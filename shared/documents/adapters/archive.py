@@ -7,19 +7,20 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable
+import threading
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from shared.clock import to_unix_ms
 from shared.documents.adapters import sql
 from shared.documents.adapters.pdf import html_to_pdf
 from shared.documents.content import DocumentContent
 from shared.documents.drafts import DocumentDraft
-from shared.documents.errors import DocumentRenderError
+from shared.documents.errors import DocumentNotFound, DocumentRenderError
 from shared.documents.kinds import IssuingTier
 from shared.documents.numbering import format_number, numbering_year
-from shared.documents.signed import IssuedDocument, Verification, issue, verify_document
+from shared.documents.signed import IssuedDocument, Verification, issue, verify_document, with_pdf_check
 from shared.signing import Signer
 
 __all__ = ["DocumentListing", "IssuerSettings", "DocumentArchive", "ISSUER_META"]
@@ -66,6 +67,7 @@ class DocumentArchive:
     # The PDF engine; None keeps documents without a PDF (rendered later by `archive_pdf`).
     pdf: Callable[[str], bytes] | None = html_to_pdf
     issued: list[str] = field(default_factory=list)
+    _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def issue_in(self, conn: Connection, draft: DocumentDraft, *, now: dt.datetime) -> IssuedDocument:
         settings = self.settings(conn)
@@ -78,21 +80,39 @@ class DocumentArchive:
             matter_id=draft.matter_id, addressee=draft.addressee, opening=draft.opening, lines=draft.lines,
             list_heading=draft.list_heading, items=draft.items, paragraphs=draft.paragraphs, rights=draft.rights,
             signatures=draft.signatures, footer_note=draft.footer_note, verify_hint=settings.verify_hint)
-        doc = issue(content, self.signer, pdf=self._pdf_or_none)
+        # The PDF is laid out after the transaction commits (`archive_pending`): WeasyPrint takes about half
+        # a second for an A4 page of Chinese, too long to hold the database's write lock.
+        doc = issue(content, self.signer)
         sql.save_document(conn, doc, kind=draft.kind, year=year, seq=seq, matter_id=draft.matter_id,
                           title=content.title, issued_at_ms=content.issued_at_ms)
         self.issued.append(number)
+        pending = getattr(self._local, "pending", None)
+        if pending is None:
+            pending = self._local.pending = []
+        pending.append(number)
         return doc
 
-    def _pdf_or_none(self, html: str) -> bytes | None:
+    def archive_pending(self, engine: Engine) -> None:
+        """Render and store the PDFs of the documents this thread issued in transactions now committed
+        (a rolled-back one's number no longer exists and is skipped). A PDF that cannot be made now is
+        made when first asked for (`archive_pdf`)."""
+        pending = getattr(self._local, "pending", None) or []
+        self._local.pending = []
         if self.pdf is None:
-            return None
-        try:
-            return self.pdf(html)
-        except DocumentRenderError:
-            # The notice is issued and printable from the browser; the archive PDF follows later.
-            log.warning("a document was issued without its PDF")
-            return None
+            return
+        for number in pending:
+            try:
+                with engine.connect() as conn:
+                    doc = sql.load_document(conn, number)
+                if doc.pdf is not None:
+                    continue
+                pdf = self.pdf(doc.html)
+                with engine.begin() as conn:
+                    sql.set_pdf(conn, number, pdf)
+            except DocumentNotFound:
+                continue
+            except Exception:  # noqa: BLE001 - the notice is issued and printable; the PDF follows on demand
+                log.exception("archive PDF of %s not made now", number)
 
     def load(self, conn: Connection, number: str) -> IssuedDocument:
         return sql.load_document(conn, number)
@@ -105,12 +125,14 @@ class DocumentArchive:
         if self.pdf is None:
             raise DocumentRenderError("本机未配置 PDF 生成组件")
         pdf = self.pdf(doc.html)
-        # Not under the signature (it was signed without one); its hash stays empty to say so.
         sql.set_pdf(conn, number, pdf)
         return pdf
 
-    def verify(self, conn: Connection, number: str, *, typed_hash: str = "",
-               extra_keys: dict[str, bytes] | None = None) -> Verification:
+    def verify(self, conn: Connection, number: str, *, typed_hash: str = "", deep: bool = False) -> Verification:
+        """`deep` also lays the signed HTML out again and compares it with the archived PDF (half a
+        second: for the CLI and tests, not the public page)."""
         doc = sql.load_document(conn, number)
-        keys = {self.signer.key_id: self.signer.public_key, **(extra_keys or {})}
-        return verify_document(doc, keys, typed_hash=typed_hash)
+        result = verify_document(doc, {self.signer.key_id: self.signer.public_key}, typed_hash=typed_hash)
+        if deep and doc.pdf is not None and self.pdf is not None:
+            result = with_pdf_check(result, doc, self.pdf)
+        return result

@@ -17,7 +17,7 @@ from shared.documents.adapters.archive import ISSUER_META, IssuerSettings
 from shared.documents.content import normalise_hash
 from shared.documents.errors import DocumentInvalid
 from shared.documents.numbering import parse_number
-from shared.documents.signed import verify_document
+from shared.documents.signed import verify_document, with_pdf_check
 from shared.errors import KeyFileError
 
 __all__ = ["add_document_commands", "public_key_of_key_file"]
@@ -66,6 +66,10 @@ def add_document_commands(subparsers: Any, *, tier_zh: str, add_home: Callable[[
         finally:
             close()
         result = verify_document(doc, {key_id_for(key): key}, typed_hash=typed)
+        if doc.pdf is not None:
+            from shared.documents.adapters.pdf import html_to_pdf
+
+            result = with_pdf_check(result, doc, html_to_pdf)
         problems = list(result.problems)
         if pdf_bytes is not None and pdf_bytes != doc.pdf:
             problems.append("所给的 PDF 文件与存档的 PDF 不是同一份（内容不同）")
