@@ -135,7 +135,7 @@ def test_township_and_county_backups_are_sealed_owner_only_and_need_the_passphra
     assert_owner_only(target)
 
 
-def test_a_laptops_data_folder_is_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+def test_a_laptops_data_folder_and_ledger_export_are_owner_only_whatever_the_umask(tmp_path: Path) -> None:
     from shared.signing import Signer
     from shared.keys import enrollment_uri
 
@@ -145,6 +145,10 @@ def test_a_laptops_data_folder_is_owner_only_whatever_the_umask(tmp_path: Path) 
                "--township-address", "127.0.0.1:1", "--township-key", enrollment_uri(Signer.generate().public_key))
     assert done.returncode == 0, done.stderr
     assert run("village-agent", "list", "--data", str(root)).returncode == 0
+    ledger = tmp_path / "台账导出.qclog"
+    exported = run("village-agent", "export", "--data", str(root), "--out", str(ledger))
+    assert exported.returncode == 0, exported.stderr
+    assert stat.S_IMODE(ledger.stat().st_mode) == 0o600   # the ledger export was 0644 under this umask
     assert_owner_only(root)
 
 
