@@ -64,6 +64,7 @@ def is_size_refusal(code: grpc.StatusCode | None, detail: str | None) -> bool:
 
 
 _SIZE = {"BATCH_TOO_LARGE", "MESSAGE_TOO_LARGE"}
+_MAX_RETRY_AFTER_S = 600.0
 _LOAD = {"OVERLOADED", "TOO_MANY_STREAMS", "ENROLLMENT_LIMIT", "INTERNAL", "IDLE"}
 
 
@@ -251,7 +252,9 @@ class RelayClient:
                 result = self.sync_once()
             except RelayError as exc:
                 self.last_error = str(exc)
-                delay = self.backoff.next_delay()
+                # The receiver's own "retry after" when it gave one (load), capped so a busy answer
+                # never silences the laptop for long.
+                delay = max(self.backoff.next_delay(), min(getattr(exc, "retry_after_s", 0.0), _MAX_RETRY_AFTER_S))
                 log.info("sync to %s failed (%s); retry in %.2fs", self.target, exc, delay)
                 self._stop.wait(delay)
                 continue
@@ -336,7 +339,9 @@ class RelayClient:
                 self._clock_offset_ms = server_ms - to_unix_ms(self.clock.now())
             raise PeerUnavailable(refusal_zh(reason, metadata, self.peer_label_zh)) from exc
         if reason in _LOAD or reason == "NONCE_REPLAYED":
-            raise PeerUnavailable(refusal_zh(reason, metadata, self.peer_label_zh)) from exc
+            raw = metadata.get("retry_after_ms", "")
+            raise PeerUnavailable(refusal_zh(reason, metadata, self.peer_label_zh),
+                                  retry_after_s=int(raw) / 1000 if raw.isdigit() else 0.0) from exc
         if reason:
             raise SyncRefused(refusal_zh(reason, metadata, self.peer_label_zh)) from exc
         if code is grpc.StatusCode.RESOURCE_EXHAUSTED:

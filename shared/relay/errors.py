@@ -78,7 +78,12 @@ class UnknownKey(KeyStoreError):
 
 
 class PeerUnavailable(RelayError):
-    """The destination could not be reached or did not answer within the deadline."""
+    """The destination could not be reached, did not answer within the deadline, or said it is busy
+    (then `retry_after_s` is how long it asked the sender to wait; 0 when it did not say)."""
+
+    def __init__(self, message: str, *, retry_after_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class SyncRefused(RelayError):

@@ -395,6 +395,7 @@ def test_a_township_refusing_streams_over_its_concurrency_bound_does_not_shrink_
             assert isinstance(busy.value.__cause__, grpc.RpcError)
             assert busy.value.__cause__.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
             assert call_refusal(busy.value.__cause__) == ("TOO_MANY_STREAMS", {"retry_after_ms": "2000", "scope": "server"})
+            assert busy.value.retry_after_s == 2.0     # the run loop waits at least this long
             assert client.limits.batch_size == 200
         assert outbox.pending_count() == 120
         release.set()
