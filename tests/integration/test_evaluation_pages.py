@@ -140,3 +140,27 @@ def test_the_laptop_rating_shows_on_the_matter_page_only_to_the_director_and_the
     supervisor = signed_in(running.base, "qian").get(f"/matters/{running.matter_id}")
     assert supervisor.status_code == 200 and "窗口态度差" in supervisor.text
     assert 'name="expected_version"' not in supervisor.text    # 督查 reads matters, takes no action on them
+
+
+def test_a_bad_review_is_called_back_with_the_five_findings_by_someone_who_did_not_handle_it(running: Running) -> None:
+    assert rate_from_qr(running, level="4", reason="quality", comment="材料要了三次").status_code == 200
+    handler = signed_in(running.base, "wang")
+    own = handler.get("/evaluations/follow-ups").text
+    assert "本人经办，须由他人回访" in own and "13800001111" not in own
+    supervisor = signed_in(running.base, "qian")
+    listing = supervisor.get("/evaluations/follow-ups").text
+    assert "差评" in listing and "测试村民 13800001111" in listing
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', listing)
+    assert csrf
+    answer = supervisor.post(f"/evaluations/follow-ups/{running.matter_id}", data={
+        "csrf_token": csrf.group(1), "reached": "yes", "rules": "problem", "satisfaction": "3",
+        "suggestion": "希望一次讲清楚要带的材料"})
+    assert answer.status_code == 303
+    done = supervisor.get("/evaluations/follow-ups").text
+    assert "已回访" in done and 'action="/evaluations/follow-ups/' + running.matter_id not in done
+    from sqlalchemy import select
+    from town_center.store.evaluation_tables import follow_up_finding
+    with running.town.store.engine.connect() as conn:
+        found = conn.execute(select(follow_up_finding)).one()
+    assert (found.by_the_rules_ok, found.attitude_ok, found.satisfaction, found.recorded_by) == (False, True, 3, "qian")
+    assert found.suggestion == "希望一次讲清楚要带的材料" and found.evaluation_id is not None

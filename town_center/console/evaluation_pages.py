@@ -142,7 +142,7 @@ def install_evaluation_pages(web: FastAPI, evaluations: Evaluations, auth: Conso
                           "name": catalog.item(r.catalog_code).name if r.catalog_code in catalog else "服务事项",
                           "bad": r.matter_id in bad, "own": own, "who": who, "done": done})
         return render(request, "evaluation_follow_ups.html", {
-            **common(), "title": "回访登记", "items": items, "checks": FINDING_CHECKS,
+            **common(), "nav_here": "follow-ups", "title": "回访登记", "items": items, "checks": FINDING_CHECKS,
             "can_draw": staff.role in CONFIDENTIAL_ROLES})
 
     @web.post("/evaluations/follow-ups/draw")
