@@ -372,11 +372,7 @@ class ConsoleAuth:
                 login_failure.c.login_name == row["staff_id"], login_failure.c.client_address == addr,
                 login_failure.c.locked_until_ms.is_(None), login_failure.c.account_locked_until_ms.is_(None)))
             if addr:
-                conn.execute(delete(login_success).where(
-                    (login_success.c.staff_id == row["staff_id"]) & (login_success.c.client_address == addr)
-                    | (login_success.c.last_success_ms <= now_ms - _ms(self.policy.known_address_for))))
-                conn.execute(insert(login_success).values(staff_id=row["staff_id"], client_address=addr,
-                                                          last_success_ms=now_ms))
+                self._remember_address(conn, row["staff_id"], addr, now_ms)
             if upgraded is not None:
                 conn.execute(update(staff).where(staff.c.staff_id == row["staff_id"]).values(password_hash=upgraded))
             self._purge_expired(conn, now_ms)
@@ -390,6 +386,19 @@ class ConsoleAuth:
             expires_at=from_unix_ms(min(expires_ms, now_ms + _ms(self.policy.idle_timeout))),
         )
         return IssuedSession(token=token, session=session)
+
+    def _remember_address(self, conn: Connection, staff_id: str, addr: str, now_ms: int) -> None:
+        """Where this account signed in: the account-wide lock passes the address by from now on."""
+        conn.execute(delete(login_success).where(
+            login_success.c.last_success_ms <= now_ms - _ms(self.policy.known_address_for)))
+        seen = login_success.c.staff_id == staff_id, login_success.c.client_address == addr
+        if conn.execute(update(login_success).where(*seen).values(last_success_ms=now_ms)).rowcount:
+            return
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(login_success).values(staff_id=staff_id, client_address=addr, last_success_ms=now_ms))
+        except IntegrityError:
+            pass   # a sign-in from the same address at the same moment (a double click) recorded it already
 
     # ------------------------------------------------------------------ sessions
 

@@ -203,3 +203,25 @@ def test_expired_sessions_and_old_failures_are_purged(auth: ConsoleAuth, clock: 
     with auth.engine.connect() as conn:
         names = conn.execute(select(login_failure.c.login_name)).scalars().all()
     assert names == ["someone-else"]
+
+
+def test_lock_out_is_by_address_and_account_and_spares_the_holders_usual_address(
+        new_engine: EngineFactory, clock: FakeClock) -> None:
+    desk, other = ConsoleAuth(new_engine(), clock, kdf=FAST_KDF), ConsoleAuth(new_engine(), clock, kdf=FAST_KDF)
+    desk.create_staff("wangfang", "王芳", Role.OPERATOR, PASSWORD)
+    desk.authenticate("wangfang", PASSWORD, address="10.1.1.1")          # the usual desk
+    for _ in range(5):
+        with pytest.raises(LoginRefusedError):
+            other.authenticate("wangfang", WRONG, address="10.9.9.9")
+    with pytest.raises(AccountLockedError, match="这台电脑"):
+        other.authenticate("wangfang", PASSWORD, address="10.9.9.9")
+    desk.authenticate("wangfang", PASSWORD, address="10.1.1.1")
+    for n in range(20):   # spread over many addresses: the account-wide bar (20 in the window)
+        with pytest.raises(LoginRefusedError):
+            other.authenticate("wangfang", WRONG, address=f"10.8.{n}.1")
+    with pytest.raises(AccountLockedError, match="多处登录失败"):
+        other.authenticate("wangfang", PASSWORD, address="10.7.7.7")
+    desk.authenticate("wangfang", PASSWORD, address="10.1.1.1")          # the holder still gets in
+    desk.authenticate("wangfang", PASSWORD, address="10.1.1.1")          # and again (remembered once)
+    clock.advance(dt.timedelta(minutes=16))
+    other.authenticate("wangfang", PASSWORD, address="10.7.7.7")
