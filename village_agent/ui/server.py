@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.catalog import IntakeOutcome, MaterialsAssessment
 from shared.clock import SystemClock, from_unix_ms, to_unix_ms
-from shared.console.guard import WebSecurity, uvicorn_options, with_security_headers
+from shared.console.guard import WebSecurity, is_loopback_address, uvicorn_options, with_security_headers
 from shared.errors import SharedError
 from shared.wire.v1 import records_pb2
 from village_agent.config import Paths
@@ -909,6 +909,9 @@ def serve(service: AgentService, host: str = "127.0.0.1", port: int = 8631, *,
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host
     print(f"村代办员网页界面已启动：http://{shown}:{port}/  （按 Ctrl-C 退出）", flush=True)
+    if not is_loopback_address(host):
+        print("注意：网页监听的不是本机地址，局域网中的其他电脑也能打开解锁页；网页不加密，口令和群众信息会以明文在局域网传输。"
+              "如无必要，请去掉 --host，只在本机使用。", flush=True)
     print(f"打开后请输入代办员口令{'或解锁 PIN' if gate.pin is not None and gate.pin.is_set() else ''}解锁；"
           f"{int(gate.policy.idle_timeout.total_seconds() // 60)} 分钟无操作自动锁定。", flush=True)
     try:
