@@ -18,11 +18,13 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "evaluate"
 PHONE = {"width": 390, "height": 844}
 CODE = "HK7PM-3QW9X"
+PASSWORD = "青石镇窗口2026春季值班"
 
 
 @dataclass
 class Running:
     url: str
+    base: str
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,10 @@ def rating_link(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     town = township(f"sqlite:///{root / 'town.db'}")
     create_console_tables(town.store.engine)
     auth = ConsoleAuth(town.store.engine, town.clock, kdf=ScryptParams(n=2**10, r=8, p=1))
+    from shared.domain.handling import Role
+
+    auth.create_staff("zhao", "赵主任", Role.DIRECTOR, PASSWORD)
+    auth.create_staff("wang", "王芳", Role.OPERATOR, PASSWORD)
     web = create_console_app(town, auth, console_name="青石镇便民服务中心")
     matter_id = VillageDevice(town).file("MZ-003", lookup_hash=lookup_code_hash(CODE))
     town.handling.classify(matter_id, MatterKind.IMMEDIATE, actor=OPERATOR)
@@ -44,7 +50,7 @@ def rating_link(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     server = start_console_server(web, "127.0.0.1:0")
     try:
         link = web.state.evaluations.evaluation_link(matter_id, f"http://127.0.0.1:{server.port}", by="wang", code=CODE)
-        yield Running(link.url)
+        yield Running(link.url, f"http://127.0.0.1:{server.port}")
     finally:
         server.stop()
         town.close()
@@ -82,5 +88,32 @@ def test_a_villager_rates_on_a_phone_from_the_qr_link(browser, rating_link: Runn
         thanks = page.locator("#thanks").inner_text()
         assert "非常不满意" in thanks and "回访" in thanks
         page.screenshot(path=str(ARTIFACTS / "3-thanks.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_the_director_sees_who_rated_and_the_rated_operator_only_his_figures(browser, rating_link: Running) -> None:  # type: ignore[no-untyped-def]
+    """Runs after the villager's rating above (same module server)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN", timezone_id="Asia/Shanghai")
+    context.set_default_timeout(10_000)
+    try:
+        for staff_id, shot in (("zhao", "4-director-evaluations.png"), ("wang", "5-operator-own-figures.png")):
+            page = context.new_page()
+            page.goto(f"{rating_link.base}/login")
+            page.fill("input[name=staff_id]", staff_id)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{rating_link.base}/")
+            page.goto(f"{rating_link.base}/evaluations")
+            text = page.locator("main").inner_text()
+            assert ("测试村民" in text) is (staff_id == "zhao")
+            page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
+            if staff_id == "zhao":
+                page.goto(f"{rating_link.base}/assessment")
+                assert page.locator("#assessment").is_visible()
+                page.screenshot(path=str(ARTIFACTS / "6-assessment.png"), full_page=True)
+            page.click("form.topbar-logout button")
+            page.close()
     finally:
         context.close()
