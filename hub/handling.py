@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from shared.catalog import Catalog, CatalogItem, MatterKind, Tier
 from shared.clock import Clock, from_unix_ms, to_unix_ms
-from shared.deadline_watch.store import DeadlineStore
+from shared.deadline_watch.store import DeadlineStore, hop_deadline
 from shared.deadlines import ClockState, ClockStatus, SuspensionReason, Thresholds
 from shared.domain.handling import (
     Actor, HandledMatter, RefusalKind, Role, Stage, matter_from_json_dict, matter_to_json_dict,
@@ -60,6 +60,16 @@ class Outcome:
     REFUSE = Act.REFUSE.value
     NEEDS_MATERIALS = Act.NEEDS_MATERIALS.value
     LABELS_ZH = {"approve": "批准", "refuse": "不予批准", "needs_materials": "需补正材料"}
+
+
+@dataclass(frozen=True)
+class BoardPage:
+    """A page of the county board: its matters, the board's totals over every page (all, running,
+    warning, overdue, elderly) and the cursor of the next page ("" on the last)."""
+
+    views: list["CountyMatterView"]
+    totals: dict[str, int]
+    next_after: str
 
 
 @dataclass(frozen=True)
@@ -329,6 +339,8 @@ class CountyHandling:
         self.deadlines.save_clock(matter.matter_id, COUNTY_HOP, matter.clock, now=received_at, responsible=None, conn=conn)
         self._event(conn, matter.matter_id, receipt_ms, f"township:{code}", "received",
                     f"收到乡镇上报（两级签名已核验），县级开始计时：{body.summary}")
+        if self.documents is not None:
+            self.documents.issue_accepted_in(conn, matter, now=received_at)
         self._publish(conn, self._clock_record(matter, records_pb2.CLOCK_CHANGE_STARTED, received_at, "县级已受理上报"),
                       key_id, code, receipt_ms)
         self._publish(conn, self._status(matter, received_at, "县级已受理上报，开始计时", row_code=village_code,
@@ -862,7 +874,7 @@ class CountyHandling:
             return {k: n for k, n in conn.execute(select(township_key.c.key_id, township_key.c.holder_name))}
 
     def escalated(self, *, township_code: str | None = None, open_only: bool = False) -> list[CountyMatterView]:
-        query = select(county_matter).order_by(county_matter.c.received_at_ms.desc())
+        query = select(county_matter).order_by(county_matter.c.received_at_ms.desc(), county_matter.c.matter_id.desc())
         if township_code:
             query = query.where(county_matter.c.township_code == township_code)
         if open_only:
@@ -878,6 +890,50 @@ class CountyHandling:
         # first within each group, as received.
         views.sort(key=lambda v: not v.elderly_or_disabled)
         return views
+
+    def escalated_page(self, *, township_code: str | None = None, open_only: bool = False, after: str = "",
+                       page_size: int = 100) -> "BoardPage":
+        """One page of the board, newest first by (county receipt time, matter id), and the board's
+        totals; `after` is a page's `next_after` (keyset paging: a page deep in a county of a million
+        matters reads as little as the first). Elderly or disabled applicants first within the page."""
+        m, d, h = county_matter.c, county_dossier.c, hop_deadline.c
+        conditions = []
+        if township_code:
+            conditions.append(m.township_code == township_code)
+        if open_only:
+            conditions.append(m.stage.in_([Stage.IN_PROGRESS.value, Stage.WAITING_MATERIALS.value]))
+        query = select(county_matter).where(*conditions).order_by(m.received_at_ms.desc(), m.matter_id.desc()).limit(page_size)
+        at, _, last_id = (after or "").partition(":")
+        if at.isdigit() and last_id and len(last_id) <= 64:
+            query = query.where(or_(m.received_at_ms < int(at), and_(m.received_at_ms == int(at), m.matter_id < last_id)))
+        now = self.clock.now()
+        now_ms = to_unix_ms(now)
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            hops = self._township_hops(conn, [r.matter_id for r in rows])
+            flags = self._flags(conn, [r.matter_id for r in rows])
+            total = int(conn.execute(select(func.count()).select_from(county_matter).where(*conditions)).scalar_one())
+            elderly = int(conn.execute(select(func.count()).select_from(county_matter.join(
+                county_dossier, d.matter_id == m.matter_id)).where(d.elderly_or_disabled.is_(True), *conditions)).scalar_one())
+            if conditions:
+                running = county_matter.join(hop_deadline, (h.matter_id == m.matter_id) & (h.hop == COUNTY_HOP))
+                base = select(func.count()).select_from(running).where(h.status == ClockStatus.RUNNING.value, *conditions)
+                counts = {
+                    "running": int(conn.execute(base).scalar_one()),
+                    "warning": int(conn.execute(base.where(h.warn_at_ms <= now_ms, h.due_at_ms >= now_ms)).scalar_one()),
+                    "overdue": int(conn.execute(base.where(h.due_at_ms < now_ms)).scalar_one()),
+                }
+            else:
+                # The whole county: the open-clock counts kept as clocks change (no scan of every clock).
+                kept = self.deadlines.clock_counts(now, conn=conn)
+                by_state = {state: kept.get((COUNTY_HOP, state), 0) for state in ("on_time", "warning", "overdue", "supervise")}
+                counts = {"running": sum(by_state.values()), "warning": by_state["warning"],
+                          "overdue": by_state["overdue"] + by_state["supervise"]}
+        names = self.township_names()
+        views = [self._view(r, now, names, hops, flags) for r in rows]
+        views.sort(key=lambda v: not v.elderly_or_disabled)   # stable: newest first within each group
+        next_after = f"{int(rows[-1].received_at_ms)}:{rows[-1].matter_id}" if len(rows) == page_size else ""
+        return BoardPage(views, {"all": total, "elderly": elderly, **counts}, next_after)
 
     def _flags(self, conn: Connection, matter_ids: list[str]) -> dict[str, tuple[bool, bool]]:
         out: dict[str, tuple[bool, bool]] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shared.catalog import Tier
 from shared.console import ConsoleSession, require_role
-from shared.deadlines import ClockState, ClockStatus, SuspensionReason
+from shared.deadlines import ClockStatus, SuspensionReason
 from shared.domain.handling import Role
 from shared.errors import DeadlineError, HandlingError, SharedError
 from hub.acts import DECISIONS, Act, permission_zh
@@ -25,9 +26,12 @@ from hub.console.formatting import county_hop, limit_basis_zh, township_hop
 from hub.errors import ConcurrentEditError, NotPermitted, UnknownMatter
 from hub.handling import CountyHandling, CountyMatterView, Outcome
 
-__all__ = ["add_routes", "split_lines", "actor_zh", "ACTIONS"]
+__all__ = ["add_routes", "split_lines", "actor_zh", "ACTIONS", "BOARD_PAGE_SIZE"]
 
 log = logging.getLogger("hub.console.board")
+
+# Matters per board page: the page reads only these (keyset paging, see CountyHandling.escalated_page).
+BOARD_PAGE_SIZE = 100
 
 
 def split_lines(text: str) -> list[str]:
@@ -152,20 +156,19 @@ def add_routes(web: FastAPI, pages: Pages) -> None:
     handling = app.handling
 
     @web.get("/", response_class=HTMLResponse)
-    def board(request: Request, township: str = "", open_only: str = Query("", alias="open"),
+    def board(request: Request, township: str = "", open_only: str = Query("", alias="open"), after: str = "",
               staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
         names = pages.township_names()
-        views = handling.escalated(township_code=township or None, open_only=bool(open_only))
-        for v in views:
+        page = handling.escalated_page(township_code=township or None, open_only=bool(open_only), after=after,
+                                       page_size=BOARD_PAGE_SIZE)
+        for v in page.views:
             names.setdefault(v.township_code, v.township_name)
-        running = [v for v in views if v.clock_status is ClockStatus.RUNNING]
-        totals = {"all": len(views), "running": len(running),
-                  "warning": sum(1 for v in running if v.state is ClockState.WARNING),
-                  "overdue": sum(1 for v in running if v.state in (ClockState.OVERDUE, ClockState.SUPERVISE)),
-                  "elderly": sum(1 for v in views if v.elderly_or_disabled)}
+        query = {k: v for k, v in (("township", township), ("open", "1" if open_only else "")) if v}
         return pages.render(request, "board.html", {
-            "title": "上报件看板", "nav_here": "board", "rows": [_row(v, handling) for v in views], "townships": names,
-            "township": township, "open": bool(open_only), "totals": totals, "outcomes": Outcome.LABELS_ZH,
+            "title": "上报件看板", "nav_here": "board", "rows": [_row(v, handling) for v in page.views], "townships": names,
+            "township": township, "open": bool(open_only), "totals": page.totals, "outcomes": Outcome.LABELS_ZH,
+            "paged": bool(after), "first_url": "?" + urllib.parse.urlencode(query),
+            "next_url": "?" + urllib.parse.urlencode({**query, "after": page.next_after}) if page.next_after else "",
         })
 
     def matter_context(matter_id: str, staff: ConsoleSession, form: dict[str, str] | None = None,

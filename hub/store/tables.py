@@ -59,6 +59,9 @@ county_matter = Table(
     Column("rating", Integer, nullable=False, default=0),
     Column("updated_at_ms", BigInteger, nullable=False),
     Index("ix_county_matter_township", "township_code", "stage"),
+    # The board's keyset pages, newest first, over the county and over one township.
+    Index("ix_county_matter_received", "received_at_ms", "matter_id"),
+    Index("ix_county_matter_township_received", "township_code", "received_at_ms", "matter_id"),
 )
 
 county_event = Table(
