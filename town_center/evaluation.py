@@ -50,9 +50,11 @@ class EvaluationSettings:
 
     rectify_working_days: int = DEFAULT_RECTIFY_WORKING_DAYS
     weights: ScoreWeights = ScoreWeights()
+    public_url: str = ""     # where villagers reach this township's /evaluate page (printed as the QR code)
 
     def to_json(self) -> str:
-        return json.dumps({"rectify_working_days": self.rectify_working_days, "weights": self.weights.as_dict()})
+        return json.dumps({"rectify_working_days": self.rectify_working_days, "weights": self.weights.as_dict(),
+                           "public_url": self.public_url})
 
     @classmethod
     def from_json(cls, text: str | None) -> "EvaluationSettings":
@@ -60,7 +62,7 @@ class EvaluationSettings:
             return cls()
         data = json.loads(text)
         return cls(int(data.get("rectify_working_days", DEFAULT_RECTIFY_WORKING_DAYS)),
-                   ScoreWeights.from_dict(data.get("weights", {})))
+                   ScoreWeights.from_dict(data.get("weights", {})), str(data.get("public_url", "")))
 
 
 @dataclass(frozen=True)
@@ -158,12 +160,17 @@ class Evaluations:
     def settings(self) -> EvaluationSettings:
         return EvaluationSettings.from_json(self.store.get_meta(SETTINGS_META))
 
-    def configure(self, *, rectify_working_days: int | None = None, weights: ScoreWeights | None = None) -> EvaluationSettings:
+    def configure(self, *, rectify_working_days: int | None = None, weights: ScoreWeights | None = None,
+                  public_url: str | None = None) -> EvaluationSettings:
         current = self.settings()
         days = current.rectify_working_days if rectify_working_days is None else rectify_working_days
         if not 1 <= days <= 30:
             raise EvaluationError("整改期限应为 1 到 30 个工作日")
-        settings = EvaluationSettings(days, weights or current.weights)
+        url = current.public_url if public_url is None else public_url.strip().rstrip("/")
+        parts = urllib.parse.urlsplit(url)
+        if url and (parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment):
+            raise EvaluationError("评价网址应为村民手机能打开的乡镇网址，如 https://qingshi.example.cn")
+        settings = EvaluationSettings(days, weights or current.weights, url)
         self.store.set_meta(SETTINGS_META, settings.to_json())
         return settings
 
@@ -197,9 +204,14 @@ class Evaluations:
                 continue   # two tokens collided (2^-50) or two prints raced: draw again
         raise EvaluationError("评价码生成失败，请重试")
 
-    def evaluation_link(self, matter_id: str, base_url: str, *, by: str, code: str | None = None) -> EvaluationLink:
-        """The URL and QR code printed on the 交付签收单: the township's public `/evaluate` page with the
-        token (and the 查询码 when the printer knows it). Issues a new token."""
+    def evaluation_link(self, matter_id: str, base_url: str | None = None, *, by: str,
+                        code: str | None = None) -> EvaluationLink:
+        """The URL and QR code printed on the 交付签收单: the township's public `/evaluate` page (at
+        `base_url`, else the configured public address) with the token, and the 查询码 when the printer
+        knows it. Issues a new token."""
+        base_url = base_url or self.settings().public_url
+        if not base_url:
+            raise EvaluationError("尚未设置村民评价网址：请运行 town-center evaluation settings --public-url 乡镇网址")
         token = self.issue_token(matter_id, by=by)
         query = {"t": token}
         written = lookup_code.normalise(code or "")

@@ -64,10 +64,12 @@ def add_evaluation_commands(subparsers: Any, add_home: Callable[[argparse.Argume
     report.add_argument("--out", required=True, metavar="文件", help="导出的 .xlsx 文件路径（已存在时不会覆盖）")
     report.set_defaults(handler=lambda args: _report(args, open_app))
 
-    settings = command("settings", "查看或设置差评整改期限（工作日）和考核权重（合计 100 分）")
+    settings = command("settings", "查看或设置差评整改期限（工作日）、考核权重（合计 100 分）和村民评价网址")
     settings.add_argument("--rectify-days", type=int, default=None, metavar="天数", help="差评整改期限，1 到 30 个工作日")
     settings.add_argument("--weights", default=None, metavar="权重",
                           help="如 on_time=40,satisfaction=30,no_bad_reviews=10,bad_reviews_closed=10,follow_up_good=10")
+    settings.add_argument("--public-url", default=None, metavar="网址",
+                          help="村民扫码评价打开的乡镇网址（签收单二维码），如 https://qingshi.example.cn")
     settings.set_defaults(handler=lambda args: _settings(args, open_app))
 
 
@@ -146,12 +148,14 @@ def _settings(args: argparse.Namespace, open_app: Callable[[argparse.Namespace],
     app = open_app(args)
     try:
         evaluations = _evaluations(app)
-        settings = evaluations.configure(rectify_working_days=args.rectify_days, weights=weights) \
-            if (args.rectify_days is not None or weights is not None) else evaluations.settings()
+        changed = args.rectify_days is not None or weights is not None or args.public_url is not None
+        settings = evaluations.configure(rectify_working_days=args.rectify_days, weights=weights,
+                                         public_url=args.public_url) if changed else evaluations.settings()
     finally:
         app.close()
     w = settings.weights
     print(f"差评整改期限：{settings.rectify_working_days} 个工作日")
+    print(f"村民评价网址：{settings.public_url or '（尚未设置）'}")
     print(f"考核权重：按时办结 {w.on_time}，群众满意度 {w.satisfaction}，无差评 {w.no_bad_reviews}，"
           f"差评整改办结 {w.bad_reviews_closed}，回访满意 {w.follow_up_good}")
     sys.stdout.flush()

@@ -99,6 +99,11 @@ def test_the_link_carries_the_token_and_a_qr_code_of_itself(town: TownApp, evalu
     assert link.url == f"https://qingshi.example.cn/evaluate?t={link.token}&c={CODE}"
     assert link.qr_svg.startswith("<?xml") and "<svg" in link.qr_svg
     evaluations.rate_with_token(link.token, Rating(Level.VERY_SATISFIED))
+    other = done_matter(town, VillageDevice(town), code="AB3CD-EF4GH")
+    with pytest.raises(EvaluationError, match="评价网址"):
+        evaluations.evaluation_link(other, by="wang")
+    evaluations.configure(public_url="https://qingshi.example.cn/")
+    assert evaluations.evaluation_link(other, by="wang").url.startswith("https://qingshi.example.cn/evaluate?t=")
 
 
 def test_an_sms_reply_rates_by_token_or_by_lookup_code_only_from_the_applicants_phone(town: TownApp, evaluations: Evaluations) -> None:

@@ -65,5 +65,8 @@ def test_the_gateway_hook_the_feed_and_the_report_from_the_command_line(
     capsys.readouterr()
     assert cli.main(["evaluation", "settings", *base, "--weights", "on_time=90"]) == 2
     assert "合计 100 分" in capsys.readouterr().err
-    assert cli.main(["evaluation", "settings", *base, "--rectify-days", "10"]) == 0
-    assert "10 个工作日" in capsys.readouterr().out
+    assert cli.main(["evaluation", "settings", *base, "--public-url", "ftp://x"]) == 2
+    assert "评价网址" in capsys.readouterr().err
+    assert cli.main(["evaluation", "settings", *base, "--rectify-days", "10", "--public-url", "https://qingshi.example.cn/"]) == 0
+    out = capsys.readouterr().out
+    assert "10 个工作日" in out and "https://qingshi.example.cn" in out
