@@ -6,7 +6,8 @@ matter page and verified by number and hash (`/public/verify`, `county-hub docum
 - 不予批准 (a director's, or a delegated approver's approved by the director) → 不予（行政）许可决定书;
 - 需补正材料 → 补办件通知书 (一次性告知, the county clock waits);
 - an approved extension → 延期告知书 (003 第七条: the applicant is told in writing; the township hands it on);
-- 督办 → 督办通知 to the township responsible.
+- 督办 → 督办通知 to the township responsible;
+- a 上报 taken in → 受理通知书 (the county's limit, due date and the periods not counted).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from shared.documents.adapters.sql import documents_of_matter
 from shared.documents.content import instant_zh, short_hash
 from shared.documents.drafts import (
     DocumentDraft, NoticeFacts, extension_draft, refusal_draft, supervision_draft, supplement_draft,
+    upper_acceptance_draft,
 )
 from shared.documents.kinds import IssuingTier
 from shared.documents.signed import IssuedDocument, Verification
@@ -81,6 +83,17 @@ class CountyDocuments:
                                     due_on=instant_zh(due) if due else "", approved_by=self._name(conn, ext.approver),
                                     tier_zh="县级")]
         return []
+
+    def issue_accepted_in(self, conn: Connection, matter: HandledMatter, *, now: dt.datetime) -> IssuedDocument:
+        """受理通知书 when the county takes a 上报 in, in the intake's transaction."""
+        row = conn.execute(select(county_matter).where(county_matter.c.matter_id == matter.matter_id)).one()
+        clock = matter.clock
+        due = clock.due_at(self.handling.calendar) if clock is not None and clock.start_at is not None else None
+        draft = upper_acceptance_draft(self._facts(conn, row, matter), accepted_on=instant_zh(now),
+                                       limit_zh=clock.limit.describe_zh() if clock else "",
+                                       statutory_zh=clock.statutory.describe_zh() if clock else "",
+                                       due_on=instant_zh(due) if due else "")
+        return self.archive.issue_in(conn, draft, now=now)
 
     def issue_supervision_in(self, conn: Connection, *, matter_id: str, township_key_id: str, message: str,
                              hop_tier: str, overdue_working_days: int, issued_by: str, now: dt.datetime) -> IssuedDocument:

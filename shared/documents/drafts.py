@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from shared.documents.content import RECONSIDERATION_RIGHTS, Line
 from shared.documents.kinds import DocumentKind
 
-__all__ = ["DocumentDraft", "NoticeFacts", "STATUTORY_NOT_COUNTED", "acceptance_draft", "supplement_draft",
+__all__ = ["DocumentDraft", "NoticeFacts", "STATUTORY_NOT_COUNTED", "acceptance_draft", "upper_acceptance_draft",
+           "supplement_draft",
            "returned_draft", "extension_draft", "refusal_draft", "supervision_draft", "refusal_title"]
 
 # 003 第八条: the only periods not counted without a further legal basis; the 受理通知书 must state them.
@@ -116,6 +117,23 @@ def acceptance_draft(f: NoticeFacts, kind: DocumentKind, *, limit_zh: str = "", 
     return DocumentDraft(kind, f.matter_id, f.addressee, opening=opening, lines=tuple(lines),
                          list_heading="下列时间不计入办理时限：" if not_counted else "", items=not_counted,
                          paragraphs=tuple(paragraphs) + ("办理进度可凭代办收件回执上的查询码查询，或向村代办员询问。",))
+
+
+def upper_acceptance_draft(f: NoticeFacts, *, accepted_on: str, limit_zh: str, statutory_zh: str,
+                           due_on: str) -> DocumentDraft:
+    """受理通知书 of the deciding tier (the county taking in a 上报件): its own limit, due date and the
+    periods not counted; the township hands it on to the applicant."""
+    lines = list(f.common_lines()) + [Line("县级受理时间", accepted_on), Line("承诺办理时限", limit_zh),
+                                      Line("法定办理时限", statutory_zh)]
+    if due_on:
+        lines.append(Line("承诺办结日期", due_on))
+    if f.legal_basis:
+        lines.append(Line("办理依据", f.legal_basis))
+    return DocumentDraft(DocumentKind.ACCEPTANCE, f.matter_id, f.addressee,
+                         opening=f"{_you(f)}，县政务服务中心已于{accepted_on}受理，将在承诺时限内作出决定，"
+                                 "决定由乡镇便民服务中心转交。",
+                         lines=tuple(lines), list_heading="下列时间不计入办理时限：",
+                         items=STATUTORY_NOT_COUNTED + f.extra_not_counted, paragraphs=(SITE_INSPECTION_NOTE,))
 
 
 def supplement_draft(f: NoticeFacts, missing: tuple[str, ...], *, during_handling: bool) -> DocumentDraft:

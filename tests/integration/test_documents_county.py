@@ -66,13 +66,24 @@ def test_a_county_refusal_is_a_written_decision_with_the_reason_and_the_right_to
     matter_id = _escalate(town, hub, VillageDevice(town.app), clock)
     hub.app.handling.decide(matter_id, Outcome.REFUSE, actor=DIRECTOR, reason="家庭财产状况不符合救助条件")
     docs = _docs(hub, matter_id)
-    [(title, doc)] = docs.items()
+    [(title, doc)] = [(t, d) for t, d in docs.items() if t != "受理通知书"]
     assert title in ("不予许可决定书", "不予行政许可决定书") and doc.number == "县政务中心〔2026〕不许字第1号"
     text = pdf_text(doc.pdf)
     for needed in (title, doc.number, "测试村民", "家庭财产状况不符合救助条件", "陈主任", "经青山镇便民服务中心上报",
                    "六十日内", "行政复议", "六个月内", "行政诉讼", "县政务服务中心", short_hash(doc.content_hash)):
         assert needed in text, needed
     assert render_html(doc.content) == doc.html            # a reprint from the signed content is the first print
+
+
+def test_the_county_taking_a_report_in_issues_its_acceptance_notice_with_its_due_date_and_the_periods_not_counted(
+        town: LinkedTownship, hub: County, clock: FakeClock) -> None:
+    matter_id = _escalate(town, hub, VillageDevice(town.app), clock)
+    doc = _docs(hub, matter_id)["受理通知书"]
+    assert doc.number == "县政务中心〔2026〕受字第1号"
+    text = pdf_text(doc.pdf)
+    for needed in ("受理通知书", "县级受理时间", "承诺办结日期", "听证、招标、拍卖", "补正材料的时间不计入办理时限", "测试村民",
+                   "经青山镇便民服务中心上报"):
+        assert needed in text, needed
 
 
 def test_a_request_for_materials_an_extension_and_a_supervision_each_issue_their_document(
@@ -86,7 +97,7 @@ def test_a_request_for_materials_an_extension_and_a_supervision_each_issue_their
     supplement = _docs(hub, first)["补办件通知书"]
     assert "村委会出具的困难证明" in pdf_text(supplement.pdf) and "一次性" in pdf_text(supplement.pdf)
     docs = _docs(hub, second)
-    assert set(docs) == {"延期告知书", "督办通知"}
+    assert set(docs) == {"受理通知书", "延期告知书", "督办通知"}
     extension = pdf_text(docs["延期告知书"].pdf)
     for needed in ("延期告知书", "需组织专家评审家庭困难程度", "8个工作日", "延长后办结日期", "县级办理时限"):
         assert needed in extension, needed
@@ -100,7 +111,7 @@ def test_county_hub_document_verify_accepts_the_genuine_decision_and_refuses_it_
         tmp_path: Path, town: LinkedTownship, hub: County, clock: FakeClock, capsys: pytest.CaptureFixture[str]) -> None:
     matter_id = _escalate(town, hub, VillageDevice(town.app), clock)
     hub.app.handling.decide(matter_id, Outcome.REFUSE, actor=DIRECTOR, reason="不符合条件")
-    [doc] = _docs(hub, matter_id).values()
+    [doc] = [d for t, d in _docs(hub, matter_id).items() if t != "受理通知书"]
     home = tmp_path / "county-home"
     home.mkdir()
     save_key_file(home / "county.key", hub.app.signer, "passphrase-for-tests-2026", scrypt_n=2**10)
