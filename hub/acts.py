@@ -68,7 +68,8 @@ def permission_zh(act: Act, role: Role, item: CatalogItem | None) -> str:
     if role is Role.ADMINISTRATOR:
         return "系统管理员负责账号和密钥，不办理办件"
     if act is Act.SUPERVISE:
-        return "" if role in CASE_STAFF else f"{role.label_zh}不能签发督办"
+        # The county's 督查 tracks every township: 督办 is its work (000 项目审批督促检查制度).
+        return "" if role in CASE_STAFF or role is Role.SUPERVISOR else f"{role.label_zh}不能签发督办"
     if act in _AUTHORITY_ACTS:
         if item is None:
             return "服务事项目录中已没有该事项，县级无法作出决定，请先更新服务事项目录"

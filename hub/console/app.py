@@ -36,7 +36,8 @@ SESSION_COOKIE = "qc_county_session"
 CONSOLE_NAME = "县政务服务中心"
 STATIC_PATH = "/county-static"
 API_PATH = "/api"
-STAFF = (Role.OPERATOR, Role.APPROVER, Role.DIRECTOR, Role.ADMINISTRATOR)
+# 督查 reads every matter and issues 督办 (hub.acts), but decides nothing.
+STAFF = (Role.OPERATOR, Role.APPROVER, Role.DIRECTOR, Role.ADMINISTRATOR, Role.SUPERVISOR)
 # Casework (督办, and the acts `hub.acts` allows each role: deciding is a director's or a delegated
 # approver's); the administrator runs accounts and keys, not cases (separation of duties).
 HANDLERS = (Role.OPERATOR, Role.APPROVER, Role.DIRECTOR)

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from shared.catalog import Tier
 from shared.clock import from_unix_ms
 from shared.console import ConsoleSession, require_role
+from shared.domain.handling import Role
 from shared.errors import HandlingError
 from hub.console.app import HANDLERS, STAFF, Pages, read_form
 from hub.console.formatting import limit_basis_zh, wire_stage_zh
@@ -19,6 +20,8 @@ from hub.handling import notice_status
 
 __all__ = ["add_routes", "notice_status"]
 
+# Who issues 督办 from the overdue list: case staff and the county's 督查.
+SUPERVISING = (*HANDLERS, Role.SUPERVISOR)
 DEFAULT_MESSAGE = "该办件已超过乡镇办结时限，请说明超期原因并尽快办结，同时告知申请人办理进度。"
 
 
@@ -48,7 +51,7 @@ def add_routes(web: FastAPI, pages: Pages) -> None:
 
     @web.get("/overdue", response_class=HTMLResponse)
     def overdue(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
-        return pages.render(request, "overdue.html", {**overdue_context(), "can_supervise": staff.role in HANDLERS})
+        return pages.render(request, "overdue.html", {**overdue_context(), "can_supervise": staff.role in SUPERVISING})
 
     def supervise(matter_id: str, message: str, staff: ConsoleSession) -> str:
         handling.supervise_overdue(matter_id, message, actor=staff.actor)
@@ -56,7 +59,7 @@ def add_routes(web: FastAPI, pages: Pages) -> None:
 
     @web.post("/overdue/{matter_id}/supervise", response_class=HTMLResponse)
     async def supervise_overdue(request: Request, matter_id: str,
-                                staff: ConsoleSession = Depends(require_role(*HANDLERS))) -> Response:
+                                staff: ConsoleSession = Depends(require_role(*SUPERVISING))) -> Response:
         form = await read_form(request)
         message = form.get("message", "")
         try:

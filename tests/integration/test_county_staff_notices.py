@@ -100,3 +100,42 @@ def test_the_county_sees_every_township_side_by_side_for_a_month(tmp_path: Path)
             t.client.stop()
             t.app.close()
         hub.close()
+
+
+def test_the_countys_supervisor_reads_the_board_and_issues_supervision_but_decides_nothing(tmp_path: Path) -> None:
+    from hub.acts import Act, permission_zh
+    from shared.catalog import MatterKind, load_catalog
+    from tests.county_fixtures import county, linked_township
+    from tests.town_fixtures import MONDAY_9AM, OPERATOR, VillageDevice
+
+    item = load_catalog().item("MZ-006")   # a 上报件 the county decides
+    assert permission_zh(Act.SUPERVISE, Role.SUPERVISOR, item) == ""
+    assert "不能作出" in permission_zh(Act.APPROVE, Role.SUPERVISOR, item)
+    clock = FakeClock(MONDAY_9AM)
+    hub = county(f"sqlite:///{tmp_path / 'county.db'}", clock)
+    town = linked_township(tmp_path / "town.db", clock, hub)
+    try:
+        late = VillageDevice(town.app).file("MZ-003")
+        town.app.handling.classify(late, MatterKind.IMMEDIATE, actor=OPERATOR)
+        clock.advance(dt.timedelta(days=2))
+        town.sync()
+        hub.app.handling.run_once()
+        create_console_tables(hub.app.store.engine)
+        auth = ConsoleAuth(hub.app.store.engine, clock, kdf=ScryptParams(n=2**10, r=8, p=1))
+        auth.create_staff("sun", "孙督查", Role.SUPERVISOR, PASSWORD)
+        client = TestClient(create_console_app(hub.app, auth), follow_redirects=False)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+        assert token
+        client.post("/login", data={"staff_id": "sun", "password": PASSWORD, "next": "/", "csrf_token": token.group(1)})
+        assert client.get("/").status_code == 200
+        overdue = client.get("/overdue").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', overdue)
+        assert csrf and late in overdue
+        answer = client.post(f"/overdue/{late}/supervise", data={"csrf_token": csrf.group(1),
+                                                                  "message": "请说明超期原因并尽快办结"})
+        assert answer.status_code == 303
+        assert [n["matter_id"] for n in hub.app.handling.notices()] == [late]
+    finally:
+        town.client.stop()
+        town.app.close()
+        hub.close()
