@@ -21,7 +21,7 @@ from shared.clock import from_unix_ms, to_unix_ms
 from shared.deadlines import HopClock
 from shared.deadline_watch.store import hop_deadline
 from shared.domain.evaluation import (
-    EvaluationError, Level, Period, PeriodError, RectificationState, ScoreInputs, assessment_score, parse_period,
+    Level, Period, PeriodError, RectificationState, ScoreInputs, assessment_score, parse_period,
 )
 from shared.domain.front_desk import CaseKind
 from town_center.evaluation import Evaluations

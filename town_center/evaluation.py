@@ -6,18 +6,17 @@ checks roles, saves. See `docs/evaluation.md`.
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import io
 import json
 import secrets
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import from_unix_ms, to_unix_ms
