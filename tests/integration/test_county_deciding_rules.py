@@ -349,11 +349,10 @@ def test_the_decision_maker_reads_the_authorization_materials_by_name_the_note_a
     assert d.authorization is not None and d.authorization.method_zh == "申请人在代办员电脑上现场手写签名"
     assert hub.app.handling.authorization_image(elderly) == (SIGNATURE, "image/png")
 
-    # Sealed to the township only: the county says so rather than show nothing.
+    # Sealed to the township by the laptop: the township reseals it to the county with the 上报.
     other = hub.app.handling.history(plain).dossier
-    assert other is not None and other.authorization is not None and not other.authorization.has_image
-    assert "未转交县级" in other.authorization.unavailable_zh
-    assert hub.app.handling.authorization_image(plain) is None
+    assert other is not None and other.authorization is not None and other.authorization.has_image
+    assert hub.app.handling.authorization_image(plain) == (SIGNATURE, "image/png")
 
 
 def test_a_county_database_at_hub_0001_upgrades_keeps_its_matters_and_the_board_flags_them_from_their_escalations(
@@ -376,13 +375,15 @@ def test_a_county_database_at_hub_0001_upgrades_keeps_its_matters_and_the_board_
         township.app.close()
         signer = first.app.signer
         first.close()
-    # What the released county had: no register, no delegations, no flags — and the revision said so.
+    # What the released county had: no register, no delegations, no flags — every later revision undone.
+    from alembic import command
+
+    from hub.store.migrations import HUB_MIGRATIONS
+    from shared.migrations import alembic_config
     engine = create_engine(url)
     with engine.begin() as conn:
-        # (hub_0004's written-document tables came later still.)
-        for table in ("county_dossier", "county_refusal", "county_delegation", "issued_document", "document_sequence"):
-            conn.execute(text(f"DROP TABLE {table}"))
-        conn.execute(text("UPDATE alembic_version SET version_num = 'hub_0001'"))
+        command.downgrade(alembic_config(HUB_MIGRATIONS, conn), "hub_0001")
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "hub_0001"
     engine.dispose()
 
     again = build_app(url, signer, clock=clock, calendar=WorkingCalendar())
