@@ -142,7 +142,7 @@ class CountyDocuments:
         with self.handling.store.engine.connect() as conn:
             rows = documents_of_matter(conn, matter_id)
         return [DocumentListing(r.number, r.title, from_unix_ms(int(r.issued_at_ms)), short_hash(r.content_hash),
-                                bool(r.pdf_sha256)) for r in rows]
+                                bool(r.has_pdf)) for r in rows]
 
     def load(self, number: str) -> IssuedDocument:
         with self.handling.store.engine.connect() as conn:

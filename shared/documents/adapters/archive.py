@@ -1,6 +1,6 @@
 """Issuing a document inside the transaction of the record that issues it: allocate the number,
-build the content, sign, render the PDF for the archive, store. Shared by the township and the
-county (`town_center.documents`, `hub.documents`)."""
+build the content, sign, store; the archive PDF is laid out once that transaction has committed.
+Shared by the township and the county (`town_center.documents`, `hub.documents`) and the laptop."""
 from __future__ import annotations
 
 import datetime as dt
@@ -66,7 +66,6 @@ class DocumentArchive:
     settings: Callable[[Connection], IssuerSettings]
     # The PDF engine; None keeps documents without a PDF (rendered later by `archive_pdf`).
     pdf: Callable[[str], bytes] | None = html_to_pdf
-    issued: list[str] = field(default_factory=list)
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def issue_in(self, conn: Connection, draft: DocumentDraft, *, now: dt.datetime) -> IssuedDocument:
@@ -85,11 +84,11 @@ class DocumentArchive:
         doc = issue(content, self.signer)
         sql.save_document(conn, doc, kind=draft.kind, year=year, seq=seq, matter_id=draft.matter_id,
                           title=content.title, issued_at_ms=content.issued_at_ms)
-        self.issued.append(number)
-        pending = getattr(self._local, "pending", None)
-        if pending is None:
-            pending = self._local.pending = []
-        pending.append(number)
+        if self.pdf is not None:
+            pending = getattr(self._local, "pending", None)
+            if pending is None:
+                pending = self._local.pending = []
+            pending.append(number)
         return doc
 
     def archive_pending(self, engine: Engine) -> None:

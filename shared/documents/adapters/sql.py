@@ -104,5 +104,5 @@ def documents_of_matter(conn: Connection, matter_id: str) -> list[Any]:
     """The matter's documents, oldest first, without their bodies (for the matter page's list)."""
     d = issued_document
     return list(conn.execute(select(d.c.number, d.c.kind, d.c.title, d.c.issued_at_ms, d.c.content_hash,
-                                    d.c.pdf_sha256).where(d.c.matter_id == matter_id)
+                                    d.c.pdf.is_not(None).label("has_pdf")).where(d.c.matter_id == matter_id)
                              .order_by(d.c.issued_at_ms, d.c.number)).all())
