@@ -38,9 +38,10 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi
 
-# The servers' database driver always: the guide's production path is a postgresql+psycopg:// URL.
-extras="[postgres]"
-[[ $want_test == 1 ]] && extras="[postgres,test]"
+# The servers' database driver and the notices' PDF engine always: the guide's production path is a
+# postgresql+psycopg:// URL, and township and county archive every notice as a PDF.
+extras="[postgres,pdf]"
+[[ $want_test == 1 ]] && extras="[postgres,pdf,test]"
 stamp=".venv/.installed${extras}"
 fingerprint=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$fingerprint" ]]; then
