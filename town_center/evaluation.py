@@ -26,6 +26,7 @@ from shared.domain.evaluation import (
     RectificationState, ScoreWeights, mask_phone, may_record_follow_up, new_token, normalise_token, parse_sms_reply,
     token_digest, TOKEN_RANDOM_BYTES,
 )
+from shared.domain.figures import draw_follow_up_sample
 from shared.domain.handling import Actor, Role, Stage
 from town_center.errors import UnknownMatter
 from town_center.handling import HandlingService
@@ -485,18 +486,39 @@ class Evaluations:
     # ------------------------------------------------------------------ 回访
 
     def draw_follow_ups(self) -> tuple[int, str]:
-        """This week's 回访 sample (the handling service's draw) plus every valid 差评 a villager gave
-        that is not drawn yet: real-name 差评 are called back 100%."""
-        count, week = self.handling.draw_follow_ups()
-        now_ms = to_unix_ms(self.clock.now())
-        with self.store.engine.begin() as conn:
+        """This week's 回访 draw (003 服务回访制度): a random sample of the completed matters not drawn
+        before (as `HandlingService.draw_follow_ups` draws it, same key, same sample), once a week, plus
+        every valid 差评 a villager gave that is not on the list yet (real-name 差评 are called back
+        100%; they join the list the moment they arrive, so they do not count as this week's draw).
+        Returns (how many were added, the week's Monday)."""
+        now = self.clock.now()
+        now_ms = to_unix_ms(now)
+        today = self.handling.calendar.local_date(now)
+        week = (today - dt.timedelta(days=today.weekday())).isoformat()
+        with self.store.engine.connect() as conn:
             drawn = set(conn.execute(select(follow_up_call.c.matter_id)).scalars())
-            bad = [m for m in conn.execute(select(evaluation.c.matter_id).where(
-                evaluation.c.level >= 4, evaluation.c.valid.is_(True))).scalars() if m not in drawn]
-            for matter_id in dict.fromkeys(bad):
-                conn.execute(insert(follow_up_call).values(matter_id=matter_id, week_start=week, drawn_at_ms=now_ms,
-                                                           caller_id="", rating=0, outcome=""))
-        return count + len(set(bad)), week
+            this_week = set(conn.execute(select(follow_up_call.c.matter_id)
+                                         .where(follow_up_call.c.week_start == week)).scalars())
+            bad = list(dict.fromkeys(conn.execute(select(evaluation.c.matter_id).where(
+                evaluation.c.level >= 4, evaluation.c.valid.is_(True), evaluation.c.by_villager.is_(True))).scalars()))
+        sample: list[str] = []
+        if not this_week - set(bad):
+            completed = [m for m in self.handling.matter_facts()
+                         if m.completed_at is not None and m.matter_id not in drawn and m.matter_id not in bad]
+            secret = hashlib.sha256(b"quancheng-follow-up|" + self.handling.signer.seed()).digest()
+            sample = [m.matter_id for m in draw_follow_up_sample(completed, week_start=today - dt.timedelta(days=today.weekday()),
+                                                                  secret=secret)]
+        new = [m for m in dict.fromkeys([*sample, *bad]) if m not in drawn]
+        if not new:
+            return 0, week
+        try:
+            with self.store.engine.begin() as conn:
+                conn.execute(insert(follow_up_call), [
+                    {"matter_id": m, "week_start": week, "drawn_at_ms": now_ms, "caller_id": "", "rating": 0,
+                     "outcome": ""} for m in new])
+        except IntegrityError:
+            return 0, week   # another director or 督查 drew at the same moment
+        return len(new), week
 
     def handled_by(self, matter_id: str) -> set[str]:
         """Staff who worked on the matter (its owner and every staff action in its history)."""

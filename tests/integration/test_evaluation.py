@@ -241,3 +241,19 @@ def test_ratings_arriving_at_once_get_distinct_feed_cursors_in_commit_order(town
     assert errors == []
     rows, cursor = evaluations.feed(0)
     assert [r["cursor"] for r in rows] == list(range(1, len(codes) + 1)) and cursor == len(codes)
+
+
+def test_a_bad_review_joins_the_call_back_list_at_once_and_the_weekly_sample_is_still_drawn(town: TownApp, evaluations: Evaluations) -> None:
+    village = VillageDevice(town)
+    codes = ["AB3CD-EF4GH", "HK7PM-3QW9X", "JK2MN-PQ3RS", "TU4VW-XY5Z2"]
+    matters = [done_matter(town, village, code=c) for c in codes]
+    evaluations.rate_with_token(evaluations.issue_token(matters[0], by="wang"),
+                                Rating(Level.DISSATISFIED, BadReason.EFFICIENCY))
+    from sqlalchemy import select
+    from town_center.store.matter_tables import follow_up_call
+    with town.store.engine.connect() as conn:
+        listed = set(conn.execute(select(follow_up_call.c.matter_id)).scalars())
+    assert listed == {matters[0]}
+    count, week = evaluations.draw_follow_ups()
+    assert (count, week) == (3, "2026-11-23")          # the sample of the other three, at least 3
+    assert evaluations.draw_follow_ups() == (0, "2026-11-23")

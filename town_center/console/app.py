@@ -524,7 +524,8 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
     @web.post("/follow-ups/draw")
     async def follow_up_draw(request: Request, staff: ConsoleSession = Depends(require_role(Role.DIRECTOR))) -> Response:
         try:
-            count, week = await run_in_threadpool(handling.draw_follow_ups)
+            # The one draw (sample plus every 差评), whichever 回访 page asks for it.
+            count, week = await run_in_threadpool(evaluations.draw_follow_ups)
         except IntegrityError:
             return back("/follow-ups", "本周样本正在由他人抽取，请刷新页面查看")
         if not count:
