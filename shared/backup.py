@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from shared.errors import BackupError
+from shared.os_errors import os_error_zh
 
 __all__ = [
     "BackupError", "BackupInfo", "BACKUP_FORMAT", "sqlite_online_backup", "sqlite_path_of", "is_sqlite_url",
@@ -258,7 +259,7 @@ def _run_pg(argv: list[str], env: dict[str, str], what: str) -> subprocess.Compl
     except subprocess.TimeoutExpired as exc:
         raise BackupError(f"{what}超时（{PG_TIMEOUT_S // 3600} 小时）") from exc
     except OSError as exc:
-        raise BackupError(f"无法运行 {argv[0]}：{exc.strerror}") from exc
+        raise BackupError(f"无法运行 {argv[0]}：{os_error_zh(exc)}") from exc
     if done.returncode != 0:
         raise BackupError(f"{what}失败：{(done.stderr or done.stdout).strip()[-800:]}")
     return done
@@ -507,7 +508,7 @@ def read_encrypted_backup(src: Path, passphrase: str, dest: Path, *, kind: str) 
             # e.g. the target on another file system: nothing half-restored may stay behind.
             for name in os.listdir(dest) if dest.exists() else []:
                 (dest / name).unlink(missing_ok=True)
-            raise BackupError(f"恢复失败：{exc.strerror or exc}") from exc
+            raise BackupError(f"恢复失败：{os_error_zh(exc)}") from exc
         finally:
             shutil.rmtree(work, ignore_errors=True)
     info = doc.get("info")

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from shared.errors import KeyFileError
 from shared.signing import Signer, key_id_for
+from shared.os_errors import os_error_zh
 
 KEY_FILE_FORMAT = "quancheng-device-key/1"
 # scrypt n=2**15 takes ~0.1 s and 32 MiB: slow enough to hurt guessing, fast on a cheap laptop.
@@ -143,7 +144,7 @@ def check_private_file_mode(path: Path, what: str = "密钥文件") -> None:
     except FileNotFoundError as exc:
         raise KeyFileError(f"找不到{what}：{path}") from exc
     except OSError as exc:
-        raise KeyFileError(f"无法读取{what}：{path}（{exc.strerror}）") from exc
+        raise KeyFileError(f"无法读取{what}：{path}（{os_error_zh(exc)}）") from exc
     if mode & 0o077:
         raise KeyFileError(f"{what} {path} 的权限过宽（{mode & 0o777:o}，同组或其他用户可以访问），拒绝使用。"
                            f"请只让本用户可读写：chmod 600 {path}")
@@ -156,7 +157,7 @@ def load_key_file(path: Path, passphrase: str) -> Signer:
     except FileNotFoundError as exc:
         raise KeyFileError(f"找不到密钥文件：{path}") from exc
     except OSError as exc:
-        raise KeyFileError(f"无法读取密钥文件：{path}（{exc.strerror}）") from exc
+        raise KeyFileError(f"无法读取密钥文件：{path}（{os_error_zh(exc)}）") from exc
     return decrypt_key(data, passphrase)
 
 

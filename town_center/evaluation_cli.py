@@ -14,6 +14,7 @@ from typing import Any
 from shared import cli_common
 from shared.domain.evaluation import EvaluationError, ScoreWeights
 from shared.domain.figures import neutralise_formula
+from shared.os_errors import os_error_zh
 
 __all__ = ["add_evaluation_commands", "feed_csv", "FEED_FIELDS"]
 
@@ -87,7 +88,7 @@ def _write_new(path: str, data: bytes) -> None:
     except FileExistsError:
         raise EvaluationError(f"文件 {target} 已存在，请换一个文件名") from None
     except OSError as exc:
-        raise EvaluationError(f"无法写入文件 {target}：{exc.strerror or exc.__class__.__name__}") from None
+        raise EvaluationError(f"无法写入文件 {target}：{os_error_zh(exc)}") from None
 
 
 def _sms(args: argparse.Namespace, open_app: Callable[[argparse.Namespace], Any]) -> int:

@@ -23,6 +23,7 @@ from shared.clock import Clock, to_unix_ms
 from shared.deadline_watch.store import DeadlineStore
 from shared.relay.server import RelayStats
 from shared.relay.sql_store import PeerSync
+from shared.os_errors import os_error_zh
 
 __all__ = ["MetricSources", "OutboxDepth", "TierCollector", "metrics_registry", "MetricsServer", "serve_metrics"]
 
@@ -166,7 +167,7 @@ class MetricsServer:
         try:
             self._server, self._thread = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
         except OSError as exc:
-            raise RuntimeError(f"监控端口 {address} 无法监听：{exc.strerror or exc}") from exc
+            raise RuntimeError(f"监控端口 {address} 无法监听：{os_error_zh(exc)}") from exc
         self.host = host
         self.port = int(self._server.server_address[1])
 

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from shared.errors import KeyFileError
 from shared.keys import check_private_file_mode
 from shared.relay.errors import TlsConfigError
+from shared.os_errors import os_error_zh
 
 __all__ = ["ServerTls", "ClientTls", "read_ca_file", "check_ca_pem", "handshake_problem_zh", "describe_link_security"]
 
@@ -37,7 +38,7 @@ def _read(path: Path, what: str) -> bytes:
     except PermissionError as exc:
         raise TlsConfigError(f"无法读取{what} {path}：权限不足（运行服务的用户须能读取此文件）") from exc
     except OSError as exc:
-        raise TlsConfigError(f"无法读取{what} {path}（{exc.strerror or exc.__class__.__name__}）") from exc
+        raise TlsConfigError(f"无法读取{what} {path}（{os_error_zh(exc)}）") from exc
     if not data.strip():
         raise TlsConfigError(f"{what} {path} 是空文件")
     return data
