@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.clock import from_unix_ms, to_unix_ms
 from shared.domain import lookup_code
+from shared.domain.personal_data import contains_personal_data
 from shared.domain.evaluation import (
     DEFAULT_RECTIFY_WORKING_DAYS, BadReason, Channel, EvaluationError, FollowUpFindings, Level, Rating, Rectification,
     RectificationState, ScoreWeights, mask_phone, may_record_follow_up, new_token, normalise_token, parse_sms_reply,
@@ -329,7 +330,11 @@ class Evaluations:
                 continue
             # The laptop's form asks no reason; a 差评 entered for the villager is marked “其他” and the
             # comment keeps what the agent wrote.
-            rating = Rating(level, BadReason.OTHER if level.is_bad else None, (r.rating_comment or "")[:300])
+            comment = (r.rating_comment or "")[:300]
+            if contains_personal_data(comment):
+                # Another laptop client may not refuse numbers as ours does: the rating counts, the text does not.
+                comment = "（意见中含证件号码或手机号，未保存）"
+            rating = Rating(level, BadReason.OTHER if level.is_bad else None, comment)
             at_ms = int(r.signed_off_at_ms or r.updated_at_ms)
 
             def write(conn: Connection, r: Any = r, rating: Rating = rating, at_ms: int = at_ms) -> None:

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, replace
 
 from shared.domain.lookup_code import ALPHABET
+from shared.domain.personal_data import contains_personal_data, personal_data_problem
 from shared.errors import SharedError
 
 __all__ = [
@@ -110,6 +111,9 @@ class Rating:
             object.__setattr__(self, "reason", None)   # a reason only belongs to a 差评
         if len(self.comment) > 300:
             raise EvaluationError("意见最多 300 字，请删减后再提交")
+        if contains_personal_data(self.comment):
+            # The comment is read by staff and kept in the record: the villager's numbers stay sealed.
+            raise EvaluationError("意见里请不要写身份证号或手机号，我们已有您的联系方式，请删去后再提交")
 
 
 def rating_from_form(level: str, reason: str = "", comment: str = "") -> Rating:
@@ -270,6 +274,7 @@ class Rectification:
             raise EvaluationError("整改情况只能由整改责任人登记")
         if len(text.strip()) < 4:
             raise EvaluationError("请写明整改了什么（至少 4 个字）")
+        _refuse_numbers(text, "整改情况")
         return replace(self, state=RectificationState.FIXED, fix_text=text.strip()[:1000], fixed_by=by, fixed_at=at)
 
     def followed_up(self, *, by: str, at: dt.datetime) -> "Rectification":
@@ -290,6 +295,7 @@ class Rectification:
             raise EvaluationError(f"该差评已{self.state.label_zh}，不能再复核")
         if len(reason.strip()) < 6:
             raise EvaluationError("请写明复核认定为恶意差评的事实和理由（至少 6 个字）")
+        _refuse_numbers(reason, "复核理由")
         return replace(self, state=RectificationState.INVALIDATED, review_reason=reason.strip()[:1000],
                        reviewed_by=by, reviewed_at=at)
 
@@ -314,6 +320,7 @@ class FollowUpFindings:
             raise EvaluationError("回访接通后请记录服务对象的满意程度")
         if len(self.suggestion) > 1000:
             raise EvaluationError("意见建议最多 1000 字")
+        _refuse_numbers(self.suggestion, "意见建议")
 
     @property
     def problems_zh(self) -> list[str]:
@@ -444,3 +451,9 @@ def assessment_score(inputs: ScoreInputs, weights: ScoreWeights) -> float:
              + part(inputs.bad_review_closure, weights.bad_reviews_closed)
              + part(inputs.follow_up_good_rate, weights.follow_up_good))
     return round(total, 1)
+
+
+def _refuse_numbers(text: str, field_zh: str) -> None:
+    problem = personal_data_problem(text, field_zh)
+    if problem:
+        raise EvaluationError(problem)

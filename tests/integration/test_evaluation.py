@@ -207,7 +207,7 @@ def test_the_provincial_feed_has_no_personal_data_and_resumes_from_its_cursor(to
     second = done_matter(town, village, code="HK7PM-3QW9X")
     evaluations.rate_with_token(evaluations.issue_token(first, by="wang"), Rating(Level.VERY_SATISFIED))
     evaluations.rate_with_token(evaluations.issue_token(second, by="wang"),
-                                Rating(Level.DISSATISFIED, BadReason.EFFICIENCY, "电话13800001111"))
+                                Rating(Level.DISSATISFIED, BadReason.EFFICIENCY, "办理太慢，跑了三趟"))
     rows, cursor = evaluations.feed(0)
     assert [r["level"] for r in rows] == [1, 4] and rows[1]["rectification"] == "pending"
     text = json.dumps(rows, ensure_ascii=False)

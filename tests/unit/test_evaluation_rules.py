@@ -84,3 +84,16 @@ def test_the_score_uses_the_countys_weights_and_full_points_for_what_did_not_ari
     with pytest.raises(EvaluationError, match="合计 100"):
         ScoreWeights(on_time=50)
     assert mask_phone("+86 138-0000-1111") == "138****1111" and mask_phone("") == ""
+
+
+def test_no_id_or_mobile_number_goes_into_a_comment_a_fix_a_review_or_a_suggestion() -> None:
+    with pytest.raises(EvaluationError, match="不要写身份证号或手机号"):
+        rating_from_form("2", comment="有事请打 139 0731 0001")
+    rect = Rectification.assign(owner_id="wang", due_at=AT + dt.timedelta(days=7), by="zhao", at=AT)
+    with pytest.raises(EvaluationError, match="整改情况"):
+        rect.record_fix("已电话致歉，对方号码13907310001", by="wang", at=AT)
+    with pytest.raises(EvaluationError, match="复核理由"):
+        rect.invalidate("评价人身份证号43052419480312002X与申请人不符", by="zhao", by_director=True, at=AT)
+    with pytest.raises(EvaluationError, match="意见建议"):
+        FollowUpFindings(reached=True, satisfaction=Level(2), suggestion="回电13907310001")
+    assert rating_from_form("2", comment="办得很快，谢谢").comment == "办得很快，谢谢"
