@@ -70,8 +70,8 @@ class RelayLimits:
     # Push streams open at once (each holds a worker thread): beyond it the oldest unauthenticated
     # stream is evicted, or, when all are authenticated, the new one is refused (TOO_MANY_STREAMS).
     max_concurrent_streams: int = 64
-    # Streams that have not yet sent a validly signed batch, per peer address; the oldest is evicted.
-    max_unauthenticated_per_address: int = 8
+    # Streams that have sent nothing yet, per peer address; the oldest is evicted.
+    max_unauthenticated_per_address: int = 16
     # Streams of one device key; the oldest is evicted (a reconnecting device wins over its stale stream).
     max_streams_per_key: int = 2
     # Enroll, Pull and Recover running at once; beyond it OVERLOADED with retry_after_ms.
@@ -324,7 +324,14 @@ class RelayCore:
         if not rows:
             return True
         assert author is not None
-        rows = self._drop_reused_ids(key_id, author, rows, new_ids, response, session)
+        taken = self.ingest.record_ids_taken(key_id, list(new_ids)) if new_ids else set()
+        if taken:
+            current = self.ingest.author(key_id)
+            if current is not None and current.tip != author.tip:
+                # Another stream of this device stored links since the tip was read (a reconnect while
+                # the old stream still ran): these ids are probably those links; classify again.
+                return False
+        rows = self._drop_reused_ids(key_id, author, rows, taken, response, session)
         if not rows:
             return True
         results = self.ingest.store_batch(key_id, author.tip, rows, receipt_time_ms=now_ms, claim_floor_ms=floor)
@@ -361,11 +368,10 @@ class RelayCore:
         self.stats.add_batch(stored=stored, duplicates=duplicates, receipts=len(to_sign))
         return True
 
-    def _drop_reused_ids(self, key_id: str, author: AgentKey, rows: list[IngestRow], new_ids: Mapping[str, int],
+    def _drop_reused_ids(self, key_id: str, author: AgentKey, rows: list[IngestRow], taken: set[str],
                          response: relay_pb2.PushResponse, session: PushSession) -> list[IngestRow]:
         """Refuse a new link whose record id the author already used in a stored record, and every
         new link after it (they no longer continue a chain this receiver will hold)."""
-        taken = self.ingest.record_ids_taken(key_id, list(new_ids)) if new_ids else set()
         if not taken:
             return rows
         kept: list[IngestRow] = []
@@ -670,9 +676,11 @@ class StreamAdmission:
         stream = _Stream(context, address, now, now)
         victims: list[_Stream] = []
         with self._lock:
-            same = [s for s in self._streams if not s.key_id and s.address == address]
-            if len(same) >= self.limits.max_unauthenticated_per_address:
-                victims.append(same[0])
+            # Only a stream that has not sent anything yet is evicted for its address: one whose first
+            # batch is being verified is a device at work (many villages may share one NAT address).
+            silent = [s for s in self._streams if not s.key_id and s.address == address and s.phase == "first"]
+            if len(silent) >= self.limits.max_unauthenticated_per_address:
+                victims.append(silent[0])
             elif len(self._streams) >= self.limits.max_concurrent_streams:
                 unauthenticated = [s for s in self._streams if not s.key_id]
                 if not unauthenticated:

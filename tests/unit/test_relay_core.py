@@ -180,3 +180,43 @@ def test_stream_admission_evicts_per_address_and_per_key_and_times_out_idle_stre
         full.close()
     finally:
         admission.close()
+
+
+def test_a_resend_on_a_second_stream_racing_the_first_is_receipted_as_duplicates_not_refused_as_reused_ids(
+        core: RelayCore) -> None:
+    s = agent(core)
+    batch = envs(s, [to_unix_ms(NOW)] * 5)
+    stale = core.ingest.author(s.key_id)
+    reads = {"n": 0}
+    real_author = core.ingest.author
+
+    def author_read_before_the_other_stream_stored(key_id: str):  # type: ignore[no-untyped-def]
+        # The second stream read the tip just before the first stream committed the same records.
+        reads["n"] += 1
+        return stale if reads["n"] == 1 else real_author(key_id)
+
+    core.push(batch, PushSession())                       # the first stream stores them
+    core.ingest.author = author_read_before_the_other_stream_stored  # type: ignore[method-assign]
+    try:
+        again = core.push(batch, PushSession())           # the reconnect's resend, classified on a stale tip
+    finally:
+        core.ingest.author = real_author  # type: ignore[method-assign]
+    from shared.wire.v1 import envelope_pb2
+    receipted = [envelope_pb2.Receipt.FromString(r.payload).seq for r in again.receipts]
+    assert receipted == [1, 2, 3, 4, 5] and not again.refusals
+
+
+def test_a_stream_whose_first_batch_is_being_verified_is_not_evicted_for_its_address() -> None:
+    from shared.relay.server import StreamAdmission
+
+    admission = StreamAdmission(RelayLimits(max_concurrent_streams=10, max_unauthenticated_per_address=1), now=lambda: 0.0)
+    try:
+        working_call, newcomer = _Call(), _Call()
+        working = admission.open(working_call, "10.0.0.9")   # type: ignore[arg-type]
+        admission.phase(working, "working")                    # type: ignore[arg-type]
+        assert admission.open(newcomer, "10.0.0.9") is not None and not working_call.cancelled   # type: ignore[arg-type]
+        third = _Call()
+        admission.open(third, "10.0.0.9")                      # type: ignore[arg-type]
+        assert newcomer.cancelled and not working_call.cancelled   # the silent one makes room
+    finally:
+        admission.close()
