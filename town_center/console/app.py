@@ -146,17 +146,20 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
     # ------------------------------------------------------------------ inbox
 
     @web.get("/", response_class=HTMLResponse)
-    def inbox(request: Request, village: str = "", stage: str = "", mine: str = "", page: str = "1",
+    def inbox(request: Request, village: str = "", stage: str = "", mine: str = "", page: str = "1", after: str = "",
               staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
         stages = [Stage(stage)] if stage in {s.value for s in Stage} else None
         number = int(page) if page.isdigit() and int(page) > 0 else 1
-        box = handling.inbox_page(village_code=village or None, stages=stages,
-                                  owner=staff.staff_id if mine else None, page=number, page_size=INBOX_PAGE_SIZE)
+        # "下一页" carries the keyset cursor (cheap however deep); other page links count from the top.
+        box = handling.inbox_page(village_code=village or None, stages=stages, owner=staff.staff_id if mine else None,
+                                  page=number, page_size=INBOX_PAGE_SIZE, after=after[:120])
         query = {k: v for k, v in (("village", village), ("stage", stage), ("mine", mine)) if v}
         return render(request, "inbox.html", {
             "title": "收件箱", "nav_here": "inbox", "items": box.items, "box": box, "villages": handling.villages(),
             "stages": list(Stage), "village": village, "stage": stage, "mine": bool(mine),
             "page_url": lambda n: "?" + urllib.parse.urlencode({**query, "page": n}),
+            "next_url": "?" + urllib.parse.urlencode({**query, "page": number + 1, "after": box.next_after})
+            if box.next_after else "",
         })
 
     # ------------------------------------------------------------------ matter page
