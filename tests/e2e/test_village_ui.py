@@ -18,6 +18,7 @@ ID_NUMBER = "43052419480312002X"
 
 
 def draw_signature(page, canvas_selector: str) -> None:  # type: ignore[no-untyped-def]
+    page.locator(canvas_selector).scroll_into_view_if_needed()   # the mouse only reaches what is on screen
     box = page.locator(canvas_selector).bounding_box()
     assert box is not None
     x, y = box["x"] + 40, box["y"] + box["height"] / 2
@@ -62,6 +63,8 @@ def test_an_agent_files_a_request_prints_the_receipt_hands_over_and_gets_it_sign
     # The villager signs the authorization on the screen.
     page.check("input[name=authorization][value=drawn_signature]")
     draw_signature(page, ".auth-panel[data-method=drawn_signature] canvas")
+    agreed = page.locator("#authorization-text").inner_text()
+    assert "本人李桂兰委托" in agreed and "所选事项" not in agreed      # the villager hears what she agrees to
     signature = page.locator(".auth-panel[data-method=drawn_signature] input[name=signature_data]").input_value()
     assert signature.startswith("data:image/png;base64,")
     page.screenshot(path=str(artifacts / "02-new-request-signed.png"), full_page=True)

@@ -134,6 +134,21 @@
   var assessError = document.getElementById("assess-error");
   var seq = 0;
 
+  // ---- the 委托书 text names the applicant and the matter being agreed to, as they are typed and chosen
+  var authText = document.getElementById("authorization-text");
+  var nameInput = form.querySelector("input[name=name]");
+  function fillAuthorization() {
+    if (!authText || !authText.dataset.template) return;
+    var chosen = select && select.selectedOptions.length ? select.selectedOptions[0].dataset.name : "";
+    var who = nameInput && nameInput.value.trim() ? nameInput.value.trim() : "委托人";
+    authText.textContent = authText.dataset.template
+      .replace("本人委托人委托", "本人" + who + "委托")
+      .replace("“所选事项”", "“" + (chosen || "所选事项") + "”");
+  }
+  if (select) select.addEventListener("change", fillAuthorization);
+  if (nameInput) nameInput.addEventListener("input", fillAuthorization);
+  fillAuthorization();
+
   function currentSet() {
     var code = select.value;
     var found = null;
