@@ -341,8 +341,6 @@ class CountyHandling:
                     f"收到乡镇上报（两级签名已核验），县级开始计时：{body.summary}")
         if self.documents is not None:
             self.documents.issue_accepted_in(conn, matter, now=received_at)
-        if self.documents is not None:
-            self.documents.issue_accepted_in(conn, matter, now=received_at)
         self._publish(conn, self._clock_record(matter, records_pb2.CLOCK_CHANGE_STARTED, received_at, "县级已受理上报"),
                       key_id, code, receipt_ms)
         self._publish(conn, self._status(matter, received_at, "县级已受理上报，开始计时", row_code=village_code,
