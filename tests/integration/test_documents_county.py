@@ -80,6 +80,7 @@ def test_the_county_taking_a_report_in_issues_its_acceptance_notice_with_its_due
     matter_id = _escalate(town, hub, VillageDevice(town.app), clock)
     doc = _docs(hub, matter_id)["受理通知书"]
     assert doc.number == "县政务中心〔2026〕受字第1号"
+    assert [d.title for d in hub.app.handling.documents.of_matter(matter_id)] == ["受理通知书"]   # once, not twice
     text = pdf_text(doc.pdf)
     for needed in ("受理通知书", "县级受理时间", "承诺办结日期", "听证、招标、拍卖", "补正材料的时间不计入办理时限", "测试村民",
                    "经青山镇便民服务中心上报"):
