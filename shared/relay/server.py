@@ -70,8 +70,9 @@ class RelayLimits:
     # Push streams open at once (each holds a worker thread): beyond it the oldest unauthenticated
     # stream is evicted, or, when all are authenticated, the new one is refused (TOO_MANY_STREAMS).
     max_concurrent_streams: int = 64
-    # Streams that have sent nothing yet, per peer address; the oldest is evicted.
-    max_unauthenticated_per_address: int = 16
+    # Streams that have sent nothing yet, per peer address (below the total, so one host never holds every
+    # slot; high enough for many villages behind one NAT address); the oldest is evicted.
+    max_unauthenticated_per_address: int = 48
     # Streams of one device key; the oldest is evicted (a reconnecting device wins over its stale stream).
     max_streams_per_key: int = 2
     # Enroll, Pull and Recover running at once; beyond it OVERLOADED with retry_after_ms.
@@ -683,10 +684,16 @@ class StreamAdmission:
                 victims.append(silent[0])
             elif len(self._streams) >= self.limits.max_concurrent_streams:
                 unauthenticated = [s for s in self._streams if not s.key_id]
-                if not unauthenticated:
+                # A device that has sent its batch and sits waiting holds a slot a working one needs: the
+                # longest idle one gives way (it reconnects when it has more); one mid-batch never does.
+                idle = sorted((s for s in self._streams if s.key_id and s.phase == "waiting"), key=lambda s: s.since)
+                if unauthenticated:
+                    victims.append(unauthenticated[0])
+                elif idle:
+                    victims.append(idle[0])
+                else:
                     self.refused += 1
                     return None
-                victims.append(unauthenticated[0])
             for victim in victims:
                 self._drop(victim, "evicted")
             self._streams.append(stream)

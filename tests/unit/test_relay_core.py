@@ -220,3 +220,21 @@ def test_a_stream_whose_first_batch_is_being_verified_is_not_evicted_for_its_add
         assert newcomer.cancelled and not working_call.cancelled   # the silent one makes room
     finally:
         admission.close()
+
+
+def test_when_every_slot_is_taken_a_device_idle_after_its_batch_gives_way_but_one_mid_batch_does_not() -> None:
+    from shared.relay.server import StreamAdmission
+
+    now = [0.0]
+    admission = StreamAdmission(RelayLimits(max_concurrent_streams=2), now=lambda: now[0])
+    try:
+        busy_call, idle_call = _Call(), _Call()
+        busy, idle = admission.open(busy_call, "10.0.1.1"), admission.open(idle_call, "10.0.1.2")  # type: ignore[arg-type]
+        admission.authenticated(busy, "k1")   # type: ignore[arg-type]
+        admission.authenticated(idle, "k2")   # type: ignore[arg-type]
+        admission.phase(busy, "working")      # type: ignore[arg-type]
+        admission.phase(idle, "waiting")      # type: ignore[arg-type]
+        assert admission.open(_Call(), "10.0.1.3") is not None   # type: ignore[arg-type]
+        assert idle_call.cancelled and not busy_call.cancelled
+    finally:
+        admission.close()
