@@ -5,6 +5,8 @@ without it the browser tests are skipped, saying why.
 """
 from __future__ import annotations
 
+import re
+
 import threading
 import time
 from collections.abc import Iterator
@@ -91,3 +93,29 @@ def page(browser, ui_server: RunningUI) -> Iterator[object]:  # type: ignore[no-
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture()
+def new_page(browser):  # type: ignore[no-untyped-def]
+    """Fresh browser contexts (the cheap laptop's screen, Chinese locale, Beijing time), closed afterwards."""
+    contexts = []
+
+    def make():  # type: ignore[no-untyped-def]
+        context = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for c in contexts:
+        c.close()
+
+
+def console_sign_in(page, base: str, staff_id: str, password: str) -> None:  # type: ignore[no-untyped-def]
+    """Sign in on a township console as a person does: the inbox sends to the login page and back."""
+    page.goto(f"{base}/")
+    page.wait_for_url(re.compile(r"/login"))
+    page.fill("input[name=staff_id]", staff_id)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import CHROMIUM, VIEWPORT
+from tests.e2e.conftest import CHROMIUM
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed: browser tests need Debian's chromium")
 
@@ -117,21 +117,6 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBoard]:
             t.client.stop()
             t.app.close()
         hub.close()
-
-
-@pytest.fixture()
-def new_page(browser) -> Iterator[Callable[[], object]]:  # type: ignore[no-untyped-def]
-    contexts = []
-
-    def make():  # type: ignore[no-untyped-def]
-        context = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for c in contexts:
-        c.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pypdf
 import pytest
 from sqlalchemy import update
 
-from tests.e2e.conftest import CHROMIUM, VIEWPORT
+from tests.e2e.conftest import CHROMIUM, console_sign_in
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed: browser tests need Debian's chromium")
 
@@ -54,21 +54,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         town.close()
 
 
-@pytest.fixture()
-def new_page(browser):  # type: ignore[no-untyped-def]
-    contexts = []
-
-    def make():  # type: ignore[no-untyped-def]
-        context = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for c in contexts:
-        c.close()
-
-
 @pytest.fixture(scope="module")
 def shots() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -78,12 +63,7 @@ def shots() -> Path:
 def test_the_notice_is_listed_on_the_matter_page_and_prints_on_a4(server: Running, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
     base = server.base_url
     page = new_page()
-    page.goto(f"{base}/")
-    page.wait_for_url(re.compile(r"/login"))
-    page.fill("input[name=staff_id]", "wang")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    console_sign_in(page, base, "wang", PASSWORD)
     page.goto(f"{base}/matters/{server.matter_id}")
     listing = page.locator("#document-list")
     assert "承诺件受理通知书" in listing.inner_text() and "〔2026〕诺字第1号" in listing.inner_text()

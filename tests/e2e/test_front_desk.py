@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import CHROMIUM, VIEWPORT
+from tests.e2e.conftest import CHROMIUM, console_sign_in
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed: browser tests need Debian's chromium")
 
@@ -54,21 +54,6 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
         town.close()
 
 
-@pytest.fixture()
-def new_page(browser):  # type: ignore[no-untyped-def]
-    contexts = []
-
-    def make():  # type: ignore[no-untyped-def]
-        context = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for c in contexts:
-        c.close()
-
-
 @pytest.fixture(scope="module")
 def shots() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -76,12 +61,7 @@ def shots() -> Path:
 
 
 def sign_in(page, base: str, staff_id: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{base}/")
-    page.wait_for_url(re.compile(r"/login"))
-    page.fill("input[name=staff_id]", staff_id)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    console_sign_in(page, base, staff_id, PASSWORD)
 
 
 def draw_signature(page) -> None:  # type: ignore[no-untyped-def]
