@@ -292,7 +292,8 @@ def test_an_unknown_login_name_is_locked_with_the_same_message_as_a_real_account
 
 def test_the_lock_of_one_name_does_not_touch_another(auth: ConsoleAuth) -> None:
     fail(auth, "wangfang", 5)
-    auth.authenticate("lizhuren", DIRECTOR_PASSWORD)
+    issued = auth.authenticate("lizhuren", DIRECTOR_PASSWORD)
+    assert issued.session.staff_id == "lizhuren" and issued.token
 
 
 def test_two_console_auth_instances_on_one_database_share_the_failure_count(

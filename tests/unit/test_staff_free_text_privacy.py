@@ -53,4 +53,5 @@ def test_staff_free_text_carrying_an_id_or_mobile_number_is_refused(case: str, n
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_same_transition_with_plain_words_goes_through(case: str) -> None:
-    CASES[case]("本人到场核实")
+    after = CASES[case]("本人到场核实")
+    assert "本人到场核实" in repr(after)   # the words are kept on the matter as typed
