@@ -10,6 +10,7 @@ import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -371,16 +372,25 @@ def test_a_client_whose_batches_exceed_the_township_message_size_halves_them_and
 
 
 def test_a_township_refusing_streams_over_its_concurrency_bound_does_not_shrink_the_clients_batch(tmp_path: Path) -> None:
-    # Two authenticated streams (two devices that pushed a signed record and wait) fill a bound of two:
-    # a third device is refused with the typed load reason, not a size one.
+    # Two authenticated streams, each mid-way through its second batch (a device at work is never
+    # evicted), fill a bound of two: a third device is refused with the typed load reason, not a size one.
     h = Harness(tmp_path, RelayLimits(max_batch=500, max_concurrent_streams=2))
     release = threading.Event()
     call = h.channel.stream_stream(PUSH, request_serializer=relay_pb2.PushRequest.SerializeToString,
                                    response_deserializer=relay_pb2.PushResponse.FromString)
+    storing = h.app.core.push
+
+    def slow_second_batch(envelopes: Any, session: Any) -> Any:
+        if session.verified_keys:     # a held device's second batch: the township is still storing it
+            release.wait(20)
+        return storing(envelopes, session)
+
+    h.app.core.push = slow_second_batch  # type: ignore[method-assign]
 
     def hold(signer: Signer) -> Iterator[relay_pb2.PushRequest]:
-        yield relay_pb2.PushRequest(envelopes=[sign_next(signer, note_record(1), GENESIS, to_unix_ms(START)).envelope])
-        release.wait(20)
+        first = sign_next(signer, note_record(1), GENESIS, to_unix_ms(START))
+        yield relay_pb2.PushRequest(envelopes=[first.envelope])
+        yield relay_pb2.PushRequest(envelopes=[sign_next(signer, note_record(2), first.tip, to_unix_ms(START)).envelope])
 
     held = [call(hold(h.agent(f"V{i}")), timeout=20) for i in range(2)]
     try:
