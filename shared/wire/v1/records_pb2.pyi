@@ -230,7 +230,7 @@ class Audience(_message.Message):
     def __init__(self, key_ids: _Optional[_Iterable[str]] = ..., village_code: _Optional[str] = ..., township_code: _Optional[str] = ...) -> None: ...
 
 class Record(_message.Message):
-    __slots__ = ("header", "audience", "request_filed", "materials_added", "appointment_made", "appointment_forfeited", "visit_recorded", "withdrawn", "result_handed_over", "signed_off", "follow_up_called", "matter_classified", "hop_clock_changed", "ownership_transferred", "status_update", "result_ready", "escalation", "decision", "supervision_notice", "supervision_acknowledged", "catalog_update", "extension_requested", "extension_refused", "village_records_forwarded", "calendar_update", "key_enrollment_requested", "key_approved", "key_rotated", "key_revoked")
+    __slots__ = ("header", "audience", "request_filed", "materials_added", "appointment_made", "appointment_forfeited", "visit_recorded", "withdrawn", "result_handed_over", "signed_off", "follow_up_called", "matter_classified", "hop_clock_changed", "ownership_transferred", "status_update", "result_ready", "escalation", "decision", "supervision_notice", "supervision_acknowledged", "catalog_update", "extension_requested", "extension_refused", "village_records_forwarded", "calendar_update", "document_issued", "key_enrollment_requested", "key_approved", "key_rotated", "key_revoked")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     AUDIENCE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FILED_FIELD_NUMBER: _ClassVar[int]
@@ -256,6 +256,7 @@ class Record(_message.Message):
     EXTENSION_REFUSED_FIELD_NUMBER: _ClassVar[int]
     VILLAGE_RECORDS_FORWARDED_FIELD_NUMBER: _ClassVar[int]
     CALENDAR_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_ISSUED_FIELD_NUMBER: _ClassVar[int]
     KEY_ENROLLMENT_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     KEY_APPROVED_FIELD_NUMBER: _ClassVar[int]
     KEY_ROTATED_FIELD_NUMBER: _ClassVar[int]
@@ -285,11 +286,12 @@ class Record(_message.Message):
     extension_refused: ExtensionRefused
     village_records_forwarded: VillageRecordsForwarded
     calendar_update: CalendarUpdate
+    document_issued: DocumentIssued
     key_enrollment_requested: KeyEnrollmentRequested
     key_approved: KeyApproved
     key_rotated: KeyRotated
     key_revoked: KeyRevoked
-    def __init__(self, header: _Optional[_Union[_envelope_pb2.RecordHeader, _Mapping]] = ..., audience: _Optional[_Union[Audience, _Mapping]] = ..., request_filed: _Optional[_Union[RequestFiled, _Mapping]] = ..., materials_added: _Optional[_Union[MaterialsAdded, _Mapping]] = ..., appointment_made: _Optional[_Union[AppointmentMade, _Mapping]] = ..., appointment_forfeited: _Optional[_Union[AppointmentForfeited, _Mapping]] = ..., visit_recorded: _Optional[_Union[VisitRecorded, _Mapping]] = ..., withdrawn: _Optional[_Union[Withdrawn, _Mapping]] = ..., result_handed_over: _Optional[_Union[ResultHandedOver, _Mapping]] = ..., signed_off: _Optional[_Union[SignedOff, _Mapping]] = ..., follow_up_called: _Optional[_Union[FollowUpCalled, _Mapping]] = ..., matter_classified: _Optional[_Union[MatterClassified, _Mapping]] = ..., hop_clock_changed: _Optional[_Union[HopClockChanged, _Mapping]] = ..., ownership_transferred: _Optional[_Union[OwnershipTransferred, _Mapping]] = ..., status_update: _Optional[_Union[StatusUpdate, _Mapping]] = ..., result_ready: _Optional[_Union[ResultReady, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ..., supervision_notice: _Optional[_Union[SupervisionNotice, _Mapping]] = ..., supervision_acknowledged: _Optional[_Union[SupervisionAcknowledged, _Mapping]] = ..., catalog_update: _Optional[_Union[CatalogUpdate, _Mapping]] = ..., extension_requested: _Optional[_Union[ExtensionRequested, _Mapping]] = ..., extension_refused: _Optional[_Union[ExtensionRefused, _Mapping]] = ..., village_records_forwarded: _Optional[_Union[VillageRecordsForwarded, _Mapping]] = ..., calendar_update: _Optional[_Union[CalendarUpdate, _Mapping]] = ..., key_enrollment_requested: _Optional[_Union[KeyEnrollmentRequested, _Mapping]] = ..., key_approved: _Optional[_Union[KeyApproved, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., key_revoked: _Optional[_Union[KeyRevoked, _Mapping]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_envelope_pb2.RecordHeader, _Mapping]] = ..., audience: _Optional[_Union[Audience, _Mapping]] = ..., request_filed: _Optional[_Union[RequestFiled, _Mapping]] = ..., materials_added: _Optional[_Union[MaterialsAdded, _Mapping]] = ..., appointment_made: _Optional[_Union[AppointmentMade, _Mapping]] = ..., appointment_forfeited: _Optional[_Union[AppointmentForfeited, _Mapping]] = ..., visit_recorded: _Optional[_Union[VisitRecorded, _Mapping]] = ..., withdrawn: _Optional[_Union[Withdrawn, _Mapping]] = ..., result_handed_over: _Optional[_Union[ResultHandedOver, _Mapping]] = ..., signed_off: _Optional[_Union[SignedOff, _Mapping]] = ..., follow_up_called: _Optional[_Union[FollowUpCalled, _Mapping]] = ..., matter_classified: _Optional[_Union[MatterClassified, _Mapping]] = ..., hop_clock_changed: _Optional[_Union[HopClockChanged, _Mapping]] = ..., ownership_transferred: _Optional[_Union[OwnershipTransferred, _Mapping]] = ..., status_update: _Optional[_Union[StatusUpdate, _Mapping]] = ..., result_ready: _Optional[_Union[ResultReady, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ..., supervision_notice: _Optional[_Union[SupervisionNotice, _Mapping]] = ..., supervision_acknowledged: _Optional[_Union[SupervisionAcknowledged, _Mapping]] = ..., catalog_update: _Optional[_Union[CatalogUpdate, _Mapping]] = ..., extension_requested: _Optional[_Union[ExtensionRequested, _Mapping]] = ..., extension_refused: _Optional[_Union[ExtensionRefused, _Mapping]] = ..., village_records_forwarded: _Optional[_Union[VillageRecordsForwarded, _Mapping]] = ..., calendar_update: _Optional[_Union[CalendarUpdate, _Mapping]] = ..., document_issued: _Optional[_Union[DocumentIssued, _Mapping]] = ..., key_enrollment_requested: _Optional[_Union[KeyEnrollmentRequested, _Mapping]] = ..., key_approved: _Optional[_Union[KeyApproved, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., key_revoked: _Optional[_Union[KeyRevoked, _Mapping]] = ...) -> None: ...
 
 class ApplicantDetails(_message.Message):
     __slots__ = ("name", "id_number", "phone", "address")
@@ -778,3 +780,19 @@ class KeyRevoked(_message.Message):
     revoked_by: str
     last_valid_seq: int
     def __init__(self, key_id: _Optional[str] = ..., effective_at_ms: _Optional[int] = ..., reason: _Optional[str] = ..., revoked_by: _Optional[str] = ..., last_valid_seq: _Optional[int] = ...) -> None: ...
+
+class DocumentIssued(_message.Message):
+    __slots__ = ("number", "kind", "matter_id", "content_sha256", "html_sha256", "issued_at_ms")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MATTER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    HTML_SHA256_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    number: str
+    kind: str
+    matter_id: str
+    content_sha256: bytes
+    html_sha256: bytes
+    issued_at_ms: int
+    def __init__(self, number: _Optional[str] = ..., kind: _Optional[str] = ..., matter_id: _Optional[str] = ..., content_sha256: _Optional[bytes] = ..., html_sha256: _Optional[bytes] = ..., issued_at_ms: _Optional[int] = ...) -> None: ...
