@@ -50,7 +50,6 @@ log = logging.getLogger("hub.handling")
 COUNTY_HOP = "county"
 _BATCH = 500
 _SYSTEM = Actor("county-system", Role.DIRECTOR)
-RATING_ZH = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
 # Never the id: a page, a notice or a log line shown to staff names the matter by what it is.
 UNKNOWN_MATTER_ZH = "找不到县级办件：链接可能有误，或该件尚未上报到县级"
 
@@ -413,9 +412,10 @@ class CountyHandling:
                 after, text = matter.handed_over(), "代办员已将县级决定结果交付申请人"
             elif kind == "signed_off":
                 after = matter.signed_off()
-                rating = int(record.signed_off.rating)
-                text = f"申请人签收确认，评价：{RATING_ZH.get(rating, '未评价')}，本件办结"
-                extra = {"signed_off_at_ms": receipt_ms, "rating": rating}
+                # The villager's rating is confidential at the township (docs/evaluation.md): the
+                # county's history and row keep only that the matter was signed off.
+                text = "申请人签收确认，本件办结"
+                extra = {"signed_off_at_ms": receipt_ms}
             elif kind == "withdrawn":
                 after, text = matter.withdrawn(at=now), f"申请人撤回：{record.withdrawn.reason}"
             else:

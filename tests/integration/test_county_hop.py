@@ -74,7 +74,10 @@ def test_a_reported_matter_goes_up_is_decided_and_its_sign_off_closes_it_at_both
     hub.app.handling.run_once()
     assert town.app.handling.page(matter_id).matter.stage is Stage.SIGNED_OFF
     county_after = hub.app.handling.history(matter_id)
-    assert county_after.matter.stage is Stage.SIGNED_OFF and county_after.view.rating == records_pb2.RATING_VERY_SATISFIED
+    assert county_after.matter.stage is Stage.SIGNED_OFF
+    # The villager's rating stays confidential at the township: neither the county's row nor its history has it.
+    assert county_after.view.rating == 0
+    assert not [e for e in county_after.events if "满意" in e[3] or "评价" in e[3]]
 
 
 def test_after_the_laptop_key_rotates_the_sign_off_it_signs_still_closes_the_matter_at_the_county(
