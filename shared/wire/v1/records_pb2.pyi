@@ -408,30 +408,43 @@ class AppointmentMade(_message.Message):
     def __init__(self, appointment_id: _Optional[str] = ..., matter_id: _Optional[str] = ..., scheduled_at_ms: _Optional[int] = ..., place: _Optional[_Union[VisitPlace, str]] = ..., sealed_place_detail: _Optional[bytes] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class AppointmentForfeited(_message.Message):
-    __slots__ = ("appointment_id", "forfeited_at_ms", "rebook_contact_needed")
+    __slots__ = ("appointment_id", "forfeited_at_ms", "rebook_contact_needed", "contact")
+    class ContactAttempt(_message.Message):
+        __slots__ = ("attempted_at_ms", "method", "outcome")
+        ATTEMPTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+        METHOD_FIELD_NUMBER: _ClassVar[int]
+        OUTCOME_FIELD_NUMBER: _ClassVar[int]
+        attempted_at_ms: int
+        method: str
+        outcome: str
+        def __init__(self, attempted_at_ms: _Optional[int] = ..., method: _Optional[str] = ..., outcome: _Optional[str] = ...) -> None: ...
     APPOINTMENT_ID_FIELD_NUMBER: _ClassVar[int]
     FORFEITED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     REBOOK_CONTACT_NEEDED_FIELD_NUMBER: _ClassVar[int]
+    CONTACT_FIELD_NUMBER: _ClassVar[int]
     appointment_id: str
     forfeited_at_ms: int
     rebook_contact_needed: bool
-    def __init__(self, appointment_id: _Optional[str] = ..., forfeited_at_ms: _Optional[int] = ..., rebook_contact_needed: _Optional[bool] = ...) -> None: ...
+    contact: AppointmentForfeited.ContactAttempt
+    def __init__(self, appointment_id: _Optional[str] = ..., forfeited_at_ms: _Optional[int] = ..., rebook_contact_needed: _Optional[bool] = ..., contact: _Optional[_Union[AppointmentForfeited.ContactAttempt, _Mapping]] = ...) -> None: ...
 
 class VisitRecorded(_message.Message):
-    __slots__ = ("visit_id", "appointment_id", "matter_id", "visited_at_ms", "place", "outcome")
+    __slots__ = ("visit_id", "appointment_id", "matter_id", "visited_at_ms", "place", "outcome", "late_reason")
     VISIT_ID_FIELD_NUMBER: _ClassVar[int]
     APPOINTMENT_ID_FIELD_NUMBER: _ClassVar[int]
     MATTER_ID_FIELD_NUMBER: _ClassVar[int]
     VISITED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     PLACE_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    LATE_REASON_FIELD_NUMBER: _ClassVar[int]
     visit_id: str
     appointment_id: str
     matter_id: str
     visited_at_ms: int
     place: VisitPlace
     outcome: str
-    def __init__(self, visit_id: _Optional[str] = ..., appointment_id: _Optional[str] = ..., matter_id: _Optional[str] = ..., visited_at_ms: _Optional[int] = ..., place: _Optional[_Union[VisitPlace, str]] = ..., outcome: _Optional[str] = ...) -> None: ...
+    late_reason: str
+    def __init__(self, visit_id: _Optional[str] = ..., appointment_id: _Optional[str] = ..., matter_id: _Optional[str] = ..., visited_at_ms: _Optional[int] = ..., place: _Optional[_Union[VisitPlace, str]] = ..., outcome: _Optional[str] = ..., late_reason: _Optional[str] = ...) -> None: ...
 
 class Withdrawn(_message.Message):
     __slots__ = ("matter_id", "reason")
