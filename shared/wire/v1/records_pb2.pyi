@@ -230,7 +230,7 @@ class Audience(_message.Message):
     def __init__(self, key_ids: _Optional[_Iterable[str]] = ..., village_code: _Optional[str] = ..., township_code: _Optional[str] = ...) -> None: ...
 
 class Record(_message.Message):
-    __slots__ = ("header", "audience", "request_filed", "materials_added", "appointment_made", "appointment_forfeited", "visit_recorded", "withdrawn", "result_handed_over", "signed_off", "follow_up_called", "matter_classified", "hop_clock_changed", "ownership_transferred", "status_update", "result_ready", "escalation", "decision", "supervision_notice", "supervision_acknowledged", "catalog_update", "extension_requested", "extension_refused", "village_records_forwarded", "calendar_update", "document_issued", "key_enrollment_requested", "key_approved", "key_rotated", "key_revoked")
+    __slots__ = ("header", "audience", "request_filed", "materials_added", "appointment_made", "appointment_forfeited", "visit_recorded", "withdrawn", "result_handed_over", "signed_off", "follow_up_called", "matter_classified", "hop_clock_changed", "ownership_transferred", "status_update", "result_ready", "escalation", "decision", "supervision_notice", "supervision_acknowledged", "catalog_update", "extension_requested", "extension_refused", "village_records_forwarded", "calendar_update", "document_issued", "evaluation_figures", "assessment_settings", "agent_figures", "key_enrollment_requested", "key_approved", "key_rotated", "key_revoked")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     AUDIENCE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FILED_FIELD_NUMBER: _ClassVar[int]
@@ -257,6 +257,9 @@ class Record(_message.Message):
     VILLAGE_RECORDS_FORWARDED_FIELD_NUMBER: _ClassVar[int]
     CALENDAR_UPDATE_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_ISSUED_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_FIGURES_FIELD_NUMBER: _ClassVar[int]
+    ASSESSMENT_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIGURES_FIELD_NUMBER: _ClassVar[int]
     KEY_ENROLLMENT_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     KEY_APPROVED_FIELD_NUMBER: _ClassVar[int]
     KEY_ROTATED_FIELD_NUMBER: _ClassVar[int]
@@ -287,11 +290,14 @@ class Record(_message.Message):
     village_records_forwarded: VillageRecordsForwarded
     calendar_update: CalendarUpdate
     document_issued: DocumentIssued
+    evaluation_figures: EvaluationFigures
+    assessment_settings: AssessmentSettings
+    agent_figures: AgentFigures
     key_enrollment_requested: KeyEnrollmentRequested
     key_approved: KeyApproved
     key_rotated: KeyRotated
     key_revoked: KeyRevoked
-    def __init__(self, header: _Optional[_Union[_envelope_pb2.RecordHeader, _Mapping]] = ..., audience: _Optional[_Union[Audience, _Mapping]] = ..., request_filed: _Optional[_Union[RequestFiled, _Mapping]] = ..., materials_added: _Optional[_Union[MaterialsAdded, _Mapping]] = ..., appointment_made: _Optional[_Union[AppointmentMade, _Mapping]] = ..., appointment_forfeited: _Optional[_Union[AppointmentForfeited, _Mapping]] = ..., visit_recorded: _Optional[_Union[VisitRecorded, _Mapping]] = ..., withdrawn: _Optional[_Union[Withdrawn, _Mapping]] = ..., result_handed_over: _Optional[_Union[ResultHandedOver, _Mapping]] = ..., signed_off: _Optional[_Union[SignedOff, _Mapping]] = ..., follow_up_called: _Optional[_Union[FollowUpCalled, _Mapping]] = ..., matter_classified: _Optional[_Union[MatterClassified, _Mapping]] = ..., hop_clock_changed: _Optional[_Union[HopClockChanged, _Mapping]] = ..., ownership_transferred: _Optional[_Union[OwnershipTransferred, _Mapping]] = ..., status_update: _Optional[_Union[StatusUpdate, _Mapping]] = ..., result_ready: _Optional[_Union[ResultReady, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ..., supervision_notice: _Optional[_Union[SupervisionNotice, _Mapping]] = ..., supervision_acknowledged: _Optional[_Union[SupervisionAcknowledged, _Mapping]] = ..., catalog_update: _Optional[_Union[CatalogUpdate, _Mapping]] = ..., extension_requested: _Optional[_Union[ExtensionRequested, _Mapping]] = ..., extension_refused: _Optional[_Union[ExtensionRefused, _Mapping]] = ..., village_records_forwarded: _Optional[_Union[VillageRecordsForwarded, _Mapping]] = ..., calendar_update: _Optional[_Union[CalendarUpdate, _Mapping]] = ..., document_issued: _Optional[_Union[DocumentIssued, _Mapping]] = ..., key_enrollment_requested: _Optional[_Union[KeyEnrollmentRequested, _Mapping]] = ..., key_approved: _Optional[_Union[KeyApproved, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., key_revoked: _Optional[_Union[KeyRevoked, _Mapping]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[_envelope_pb2.RecordHeader, _Mapping]] = ..., audience: _Optional[_Union[Audience, _Mapping]] = ..., request_filed: _Optional[_Union[RequestFiled, _Mapping]] = ..., materials_added: _Optional[_Union[MaterialsAdded, _Mapping]] = ..., appointment_made: _Optional[_Union[AppointmentMade, _Mapping]] = ..., appointment_forfeited: _Optional[_Union[AppointmentForfeited, _Mapping]] = ..., visit_recorded: _Optional[_Union[VisitRecorded, _Mapping]] = ..., withdrawn: _Optional[_Union[Withdrawn, _Mapping]] = ..., result_handed_over: _Optional[_Union[ResultHandedOver, _Mapping]] = ..., signed_off: _Optional[_Union[SignedOff, _Mapping]] = ..., follow_up_called: _Optional[_Union[FollowUpCalled, _Mapping]] = ..., matter_classified: _Optional[_Union[MatterClassified, _Mapping]] = ..., hop_clock_changed: _Optional[_Union[HopClockChanged, _Mapping]] = ..., ownership_transferred: _Optional[_Union[OwnershipTransferred, _Mapping]] = ..., status_update: _Optional[_Union[StatusUpdate, _Mapping]] = ..., result_ready: _Optional[_Union[ResultReady, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ..., supervision_notice: _Optional[_Union[SupervisionNotice, _Mapping]] = ..., supervision_acknowledged: _Optional[_Union[SupervisionAcknowledged, _Mapping]] = ..., catalog_update: _Optional[_Union[CatalogUpdate, _Mapping]] = ..., extension_requested: _Optional[_Union[ExtensionRequested, _Mapping]] = ..., extension_refused: _Optional[_Union[ExtensionRefused, _Mapping]] = ..., village_records_forwarded: _Optional[_Union[VillageRecordsForwarded, _Mapping]] = ..., calendar_update: _Optional[_Union[CalendarUpdate, _Mapping]] = ..., document_issued: _Optional[_Union[DocumentIssued, _Mapping]] = ..., evaluation_figures: _Optional[_Union[EvaluationFigures, _Mapping]] = ..., assessment_settings: _Optional[_Union[AssessmentSettings, _Mapping]] = ..., agent_figures: _Optional[_Union[AgentFigures, _Mapping]] = ..., key_enrollment_requested: _Optional[_Union[KeyEnrollmentRequested, _Mapping]] = ..., key_approved: _Optional[_Union[KeyApproved, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., key_revoked: _Optional[_Union[KeyRevoked, _Mapping]] = ...) -> None: ...
 
 class ApplicantDetails(_message.Message):
     __slots__ = ("name", "id_number", "phone", "address")
@@ -739,6 +745,110 @@ class CalendarUpdate(_message.Message):
     set_by: str
     set_at_ms: int
     def __init__(self, override_toml: _Optional[bytes] = ..., set_by: _Optional[str] = ..., set_at_ms: _Optional[int] = ...) -> None: ...
+
+class EvaluationFigures(_message.Message):
+    __slots__ = ("month", "computed_at_ms", "cells")
+    MONTH_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    CELLS_FIELD_NUMBER: _ClassVar[int]
+    month: str
+    computed_at_ms: int
+    cells: _containers.RepeatedCompositeFieldContainer[EvaluationFiguresCell]
+    def __init__(self, month: _Optional[str] = ..., computed_at_ms: _Optional[int] = ..., cells: _Optional[_Iterable[_Union[EvaluationFiguresCell, _Mapping]]] = ...) -> None: ...
+
+class EvaluationFiguresCell(_message.Message):
+    __slots__ = ("village_code", "kind", "rated", "satisfaction_points", "agent_entered", "bad", "bad_closed", "followed_up", "follow_up_good", "complaints", "complaints_upheld")
+    VILLAGE_CODE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    RATED_FIELD_NUMBER: _ClassVar[int]
+    SATISFACTION_POINTS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ENTERED_FIELD_NUMBER: _ClassVar[int]
+    BAD_FIELD_NUMBER: _ClassVar[int]
+    BAD_CLOSED_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWED_UP_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_UP_GOOD_FIELD_NUMBER: _ClassVar[int]
+    COMPLAINTS_FIELD_NUMBER: _ClassVar[int]
+    COMPLAINTS_UPHELD_FIELD_NUMBER: _ClassVar[int]
+    village_code: str
+    kind: MatterKind
+    rated: int
+    satisfaction_points: int
+    agent_entered: int
+    bad: int
+    bad_closed: int
+    followed_up: int
+    follow_up_good: int
+    complaints: int
+    complaints_upheld: int
+    def __init__(self, village_code: _Optional[str] = ..., kind: _Optional[_Union[MatterKind, str]] = ..., rated: _Optional[int] = ..., satisfaction_points: _Optional[int] = ..., agent_entered: _Optional[int] = ..., bad: _Optional[int] = ..., bad_closed: _Optional[int] = ..., followed_up: _Optional[int] = ..., follow_up_good: _Optional[int] = ..., complaints: _Optional[int] = ..., complaints_upheld: _Optional[int] = ...) -> None: ...
+
+class AssessmentWeights(_message.Message):
+    __slots__ = ("on_time", "satisfaction", "no_bad_reviews", "bad_reviews_closed", "follow_up_good", "no_complaints")
+    ON_TIME_FIELD_NUMBER: _ClassVar[int]
+    SATISFACTION_FIELD_NUMBER: _ClassVar[int]
+    NO_BAD_REVIEWS_FIELD_NUMBER: _ClassVar[int]
+    BAD_REVIEWS_CLOSED_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_UP_GOOD_FIELD_NUMBER: _ClassVar[int]
+    NO_COMPLAINTS_FIELD_NUMBER: _ClassVar[int]
+    on_time: int
+    satisfaction: int
+    no_bad_reviews: int
+    bad_reviews_closed: int
+    follow_up_good: int
+    no_complaints: int
+    def __init__(self, on_time: _Optional[int] = ..., satisfaction: _Optional[int] = ..., no_bad_reviews: _Optional[int] = ..., bad_reviews_closed: _Optional[int] = ..., follow_up_good: _Optional[int] = ..., no_complaints: _Optional[int] = ...) -> None: ...
+
+class AssessmentSettings(_message.Message):
+    __slots__ = ("rectify_working_days", "weights", "follow_up_sample_percent", "complaint_deduction", "set_by", "set_at_ms")
+    RECTIFY_WORKING_DAYS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_UP_SAMPLE_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    COMPLAINT_DEDUCTION_FIELD_NUMBER: _ClassVar[int]
+    SET_BY_FIELD_NUMBER: _ClassVar[int]
+    SET_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    rectify_working_days: int
+    weights: AssessmentWeights
+    follow_up_sample_percent: int
+    complaint_deduction: int
+    set_by: str
+    set_at_ms: int
+    def __init__(self, rectify_working_days: _Optional[int] = ..., weights: _Optional[_Union[AssessmentWeights, _Mapping]] = ..., follow_up_sample_percent: _Optional[int] = ..., complaint_deduction: _Optional[int] = ..., set_by: _Optional[str] = ..., set_at_ms: _Optional[int] = ...) -> None: ...
+
+class AgentFigures(_message.Message):
+    __slots__ = ("computed_at_ms", "months", "bad_reviews")
+    COMPUTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    MONTHS_FIELD_NUMBER: _ClassVar[int]
+    BAD_REVIEWS_FIELD_NUMBER: _ClassVar[int]
+    computed_at_ms: int
+    months: _containers.RepeatedCompositeFieldContainer[AgentFiguresMonth]
+    bad_reviews: _containers.RepeatedCompositeFieldContainer[AgentBadReview]
+    def __init__(self, computed_at_ms: _Optional[int] = ..., months: _Optional[_Iterable[_Union[AgentFiguresMonth, _Mapping]]] = ..., bad_reviews: _Optional[_Iterable[_Union[AgentBadReview, _Mapping]]] = ...) -> None: ...
+
+class AgentFiguresMonth(_message.Message):
+    __slots__ = ("month", "level_counts", "agent_entered", "satisfaction_points")
+    MONTH_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ENTERED_FIELD_NUMBER: _ClassVar[int]
+    SATISFACTION_POINTS_FIELD_NUMBER: _ClassVar[int]
+    month: str
+    level_counts: _containers.RepeatedScalarFieldContainer[int]
+    agent_entered: int
+    satisfaction_points: int
+    def __init__(self, month: _Optional[str] = ..., level_counts: _Optional[_Iterable[int]] = ..., agent_entered: _Optional[int] = ..., satisfaction_points: _Optional[int] = ...) -> None: ...
+
+class AgentBadReview(_message.Message):
+    __slots__ = ("month", "catalog_code", "reason", "rectification", "due_at_ms")
+    MONTH_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RECTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    month: str
+    catalog_code: str
+    reason: str
+    rectification: str
+    due_at_ms: int
+    def __init__(self, month: _Optional[str] = ..., catalog_code: _Optional[str] = ..., reason: _Optional[str] = ..., rectification: _Optional[str] = ..., due_at_ms: _Optional[int] = ...) -> None: ...
 
 class KeyEnrollmentRequested(_message.Message):
     __slots__ = ("public_key", "role", "holder_name", "village_code", "township_code", "fingerprint")
