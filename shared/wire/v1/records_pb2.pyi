@@ -757,7 +757,7 @@ class EvaluationFigures(_message.Message):
     def __init__(self, month: _Optional[str] = ..., computed_at_ms: _Optional[int] = ..., cells: _Optional[_Iterable[_Union[EvaluationFiguresCell, _Mapping]]] = ...) -> None: ...
 
 class EvaluationFiguresCell(_message.Message):
-    __slots__ = ("village_code", "kind", "rated", "satisfaction_points", "agent_entered", "bad", "bad_closed", "followed_up", "follow_up_good", "complaints", "complaints_upheld")
+    __slots__ = ("village_code", "kind", "rated", "satisfaction_points", "agent_entered", "bad", "bad_closed", "followed_up", "follow_up_good", "complaints", "complaints_answered_late")
     VILLAGE_CODE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     RATED_FIELD_NUMBER: _ClassVar[int]
@@ -768,7 +768,7 @@ class EvaluationFiguresCell(_message.Message):
     FOLLOWED_UP_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_UP_GOOD_FIELD_NUMBER: _ClassVar[int]
     COMPLAINTS_FIELD_NUMBER: _ClassVar[int]
-    COMPLAINTS_UPHELD_FIELD_NUMBER: _ClassVar[int]
+    COMPLAINTS_ANSWERED_LATE_FIELD_NUMBER: _ClassVar[int]
     village_code: str
     kind: MatterKind
     rated: int
@@ -779,24 +779,22 @@ class EvaluationFiguresCell(_message.Message):
     followed_up: int
     follow_up_good: int
     complaints: int
-    complaints_upheld: int
-    def __init__(self, village_code: _Optional[str] = ..., kind: _Optional[_Union[MatterKind, str]] = ..., rated: _Optional[int] = ..., satisfaction_points: _Optional[int] = ..., agent_entered: _Optional[int] = ..., bad: _Optional[int] = ..., bad_closed: _Optional[int] = ..., followed_up: _Optional[int] = ..., follow_up_good: _Optional[int] = ..., complaints: _Optional[int] = ..., complaints_upheld: _Optional[int] = ...) -> None: ...
+    complaints_answered_late: int
+    def __init__(self, village_code: _Optional[str] = ..., kind: _Optional[_Union[MatterKind, str]] = ..., rated: _Optional[int] = ..., satisfaction_points: _Optional[int] = ..., agent_entered: _Optional[int] = ..., bad: _Optional[int] = ..., bad_closed: _Optional[int] = ..., followed_up: _Optional[int] = ..., follow_up_good: _Optional[int] = ..., complaints: _Optional[int] = ..., complaints_answered_late: _Optional[int] = ...) -> None: ...
 
 class AssessmentWeights(_message.Message):
-    __slots__ = ("on_time", "satisfaction", "no_bad_reviews", "bad_reviews_closed", "follow_up_good", "no_complaints")
+    __slots__ = ("on_time", "satisfaction", "no_bad_reviews", "bad_reviews_closed", "follow_up_good")
     ON_TIME_FIELD_NUMBER: _ClassVar[int]
     SATISFACTION_FIELD_NUMBER: _ClassVar[int]
     NO_BAD_REVIEWS_FIELD_NUMBER: _ClassVar[int]
     BAD_REVIEWS_CLOSED_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_UP_GOOD_FIELD_NUMBER: _ClassVar[int]
-    NO_COMPLAINTS_FIELD_NUMBER: _ClassVar[int]
     on_time: int
     satisfaction: int
     no_bad_reviews: int
     bad_reviews_closed: int
     follow_up_good: int
-    no_complaints: int
-    def __init__(self, on_time: _Optional[int] = ..., satisfaction: _Optional[int] = ..., no_bad_reviews: _Optional[int] = ..., bad_reviews_closed: _Optional[int] = ..., follow_up_good: _Optional[int] = ..., no_complaints: _Optional[int] = ...) -> None: ...
+    def __init__(self, on_time: _Optional[int] = ..., satisfaction: _Optional[int] = ..., no_bad_reviews: _Optional[int] = ..., bad_reviews_closed: _Optional[int] = ..., follow_up_good: _Optional[int] = ...) -> None: ...
 
 class AssessmentSettings(_message.Message):
     __slots__ = ("rectify_working_days", "weights", "follow_up_sample_percent", "complaint_deduction", "set_by", "set_at_ms")
