@@ -184,7 +184,8 @@ def metric_sources(app: HubApp) -> MetricSources:
 
 def serve(app: HubApp, address: str, *, ready: threading.Event | None = None, port_file: Path | None = None,
           notifier: Notifier | None = None, console_address: str | None = None, secure_cookies: bool = False,
-          tls: ServerTls | None = None, metrics_address: str | None = None, web_security: WebSecurity | None = None) -> None:
+          tls: ServerTls | None = None, metrics_address: str | None = None, web_security: WebSecurity | None = None,
+          metrics_hosts: tuple[str, ...] = ()) -> None:
     """Run until SIGTERM or SIGINT (see `shared.serving.run_tier`); health reports NOT_SERVING while
     stopping. With `tls` the relay (and its health service) speaks TLS only; mutual TLS when it names
     a client CA. With `console_address` the tracking board, with `metrics_address` `/metrics`."""
@@ -194,4 +195,4 @@ def serve(app: HubApp, address: str, *, ready: threading.Event | None = None, po
                                           security=web_security),
                           metric_sources(app), app.close)
     run_tier(process, address, ready=ready, port_file=port_file, console_address=console_address,
-             metrics_address=metrics_address, tls=tls)
+             metrics_address=metrics_address, tls=tls, metrics_hosts=metrics_hosts)

@@ -257,7 +257,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     signer = load_signer(Path(args.home), cli_common.read_passphrase(args))
     app = build_app(_db_url(args), signer)
     serve(app, args.listen, port_file=Path(args.port_file) if args.port_file else None, console_address=console,
-          secure_cookies=args.secure_cookies, tls=tls, metrics_address=metrics, web_security=web_security)
+          secure_cookies=args.secure_cookies, tls=tls, metrics_address=metrics, web_security=web_security,
+          metrics_hosts=tuple(args.allowed_host))
     return 0
 
 

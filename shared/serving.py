@@ -107,8 +107,9 @@ def _write_port_file(port_file: Path, port: int) -> None:
 def run_tier(process: TierProcess, address: str, *, ready: threading.Event | None = None,
              port_file: Path | None = None, console_address: str | None = None, metrics_address: str | None = None,
              tls: ServerTls | None = None, grace_s: float = 5.0, health_drain_s: float = 0.5,
-             stop_event: threading.Event | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or `stop_event`, for callers off the main thread)."""
+             stop_event: threading.Event | None = None, metrics_hosts: tuple[str, ...] = ()) -> None:
+    """Run until SIGTERM/SIGINT (or `stop_event`, for callers off the main thread). `metrics_hosts`:
+    the names besides its listen address `/metrics` answers to (`--allowed-host`)."""
     server, port, health = build_server_with_health(process.core, address, tls=tls)
     server.start()
     process.background.start()
@@ -126,7 +127,7 @@ def run_tier(process: TierProcess, address: str, *, ready: threading.Event | Non
         else:
             console_host = console_address.rsplit(":", 1)[0]
             print(f"{process.console_zh}：http://{console_host}:{console_server.port}/", flush=True)
-    metrics_server = serve_metrics(process.metrics, metrics_address)
+    metrics_server = serve_metrics(process.metrics, metrics_address, extra_hosts=metrics_hosts)
     if port_file is not None:
         _write_port_file(port_file, port)
     stopping = stop_event or threading.Event()

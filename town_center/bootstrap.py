@@ -250,7 +250,8 @@ def metric_sources(app: TownApp) -> MetricSources:
 
 def serve(app: TownApp, address: str, *, ready: threading.Event | None = None, port_file: Path | None = None,
           notifier: Notifier | None = None, console_address: str | None = None, secure_cookies: bool = False,
-          tls: ServerTls | None = None, metrics_address: str | None = None, web_security: WebSecurity | None = None) -> None:
+          tls: ServerTls | None = None, metrics_address: str | None = None, web_security: WebSecurity | None = None,
+          metrics_hosts: tuple[str, ...] = ()) -> None:
     """Run until SIGTERM or SIGINT (see `shared.serving.run_tier`): the relay for villages with its
     health service, the intake, the deadline watch and the county link beside it; with
     `console_address` the operator console, with `metrics_address` `/metrics`; with `tls` the relay
@@ -261,4 +262,4 @@ def serve(app: TownApp, address: str, *, ready: threading.Event | None = None, p
                                           security=web_security),
                           metric_sources(app), app.close)
     run_tier(process, address, ready=ready, port_file=port_file, console_address=console_address,
-             metrics_address=metrics_address, tls=tls)
+             metrics_address=metrics_address, tls=tls, metrics_hosts=metrics_hosts)

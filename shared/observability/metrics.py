@@ -10,16 +10,21 @@ Labels carry key ids, place codes, hop names and states, never a person's name o
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import start_http_server
+from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from shared.clock import Clock, to_unix_ms
+from shared.console.guard import FOREIGN_HOST_ZH, SECURITY_HEADERS, WebSecurity
 from shared.deadline_watch.store import DeadlineStore
 from shared.relay.server import RelayStats
 from shared.relay.sql_store import PeerSync
@@ -158,16 +163,56 @@ def metrics_registry(sources: MetricSources) -> CollectorRegistry:
     return registry
 
 
-class MetricsServer:
-    """`/metrics` on its own port (plain HTTP; bind it to loopback or a management network)."""
+class _HostAllowList:
+    """WSGI in front of the exposition app: the consoles' Host allow-list (`WebSecurity.host_allowed`,
+    see `shared.console.guard`), so a page elsewhere that rebinds its name to this port reads nothing."""
 
-    def __init__(self, registry: CollectorRegistry, address: str, *, on_stop: Callable[[], None] | None = None) -> None:
+    def __init__(self, app: Any, security: WebSecurity) -> None:
+        self.app = app
+        self.security = security
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not self.security.host_allowed(environ.get("HTTP_HOST")):
+            body = FOREIGN_HOST_ZH.encode("utf-8")
+            start_response("400 Bad Request", [("Content-Type", "text/plain; charset=utf-8"),
+                                               ("Content-Length", str(len(body))), ("Cache-Control", "no-store"),
+                                               *SECURITY_HEADERS])
+            return [body]
+        return self.app(environ, start_response)  # type: ignore[no-any-return]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        """Scrapes are not logged: one line every 15 s per Prometheus says nothing."""
+
+
+def _listen(host: str, port: int, app: Any) -> WSGIServer:
+    """`prometheus_client.start_http_server` without its app: the same threading WSGI server, with the
+    Host check in front of the exposition app from the first request on."""
+    family, *_rest, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+
+    class Server(ThreadingWSGIServer):
+        address_family = family
+
+    return make_server(str(sockaddr[0]), port, app, Server, handler_class=_QuietHandler)
+
+
+class MetricsServer:
+    """`/metrics` on its own port (plain HTTP; bind it to loopback or a management network). A request
+    naming a host other than the listen address's own names (and `extra_hosts`, the administrator's
+    `--allowed-host` names) is refused with 400, as the consoles refuse it."""
+
+    def __init__(self, registry: CollectorRegistry, address: str, *, on_stop: Callable[[], None] | None = None,
+                 extra_hosts: Iterable[str] = ()) -> None:
         self._on_stop = on_stop
         host, _, port = address.rpartition(":")   # checked by `cli_common.metrics_address` on the way in
+        security = WebSecurity.for_address(address, extra_hosts=extra_hosts)
         try:
-            self._server, self._thread = start_http_server(int(port), addr=host.strip("[]"), registry=registry)
+            self._server = _listen(host.strip("[]"), int(port), _HostAllowList(make_wsgi_app(registry), security))
         except OSError as exc:
             raise RuntimeError(f"监控端口 {address} 无法监听：{os_error_zh(exc)}") from exc
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-web", daemon=True)
+        self._thread.start()
         self.host = host
         self.port = int(self._server.server_address[1])
 
@@ -179,12 +224,14 @@ class MetricsServer:
             self._on_stop()
 
 
-def serve_metrics(sources: MetricSources, address: str | None) -> MetricsServer | None:
-    """Start `/metrics` when an address is given; a port that is taken is reported, not fatal."""
+def serve_metrics(sources: MetricSources, address: str | None, *,
+                  extra_hosts: Iterable[str] = ()) -> MetricsServer | None:
+    """Start `/metrics` when an address is given; a port that is taken is reported, not fatal.
+    `extra_hosts`: further names Prometheus may scrape this port by (the serve command's `--allowed-host`)."""
     if not address or address == "off":
         return None
     try:
-        server = MetricsServer(metrics_registry(sources), address, on_stop=sources.close)
+        server = MetricsServer(metrics_registry(sources), address, on_stop=sources.close, extra_hosts=extra_hosts)
     except RuntimeError as exc:
         sources.close()
         log.error("metrics not started: %s", exc)
