@@ -179,15 +179,25 @@ def visit(service: AgentService, p: dict[str, Any]) -> dict[str, Any]:
     matter_id = _matter(service, p) if (_text(p, "code") or _text(p, "matter_id")) else ""
     visit_id, signed = service.record_visit(appointment_id=_appointment_id(service, _text(p, "appointment_id")),
                                             matter_id=matter_id, place=_text(p, "place", "applicant_home") or "applicant_home",
-                                            outcome=_text(p, "outcome"))
+                                            outcome=_text(p, "outcome"), late_reason=_text(p, "late_reason"))
     return {"visit_id": visit_id, "seq": signed.seq, "text": "已登记上门服务。"}
 
 
 def forfeit(service: AgentService, p: dict[str, Any]) -> dict[str, Any]:
-    done = service.forfeit_due_appointments()
-    text = (f"已把 {len(done)} 个超时 30 分钟未履约的预约标记为失约，请电话联系群众改约。" if done
-            else "没有需要标记为失约的预约。")
-    return {"forfeited": done, "text": text}
+    """预约服务制度 第七条: one appointment, with the failed contact attempt it rests on."""
+    appointment_id = _appointment_id(service, _text(p, "appointment_id"))
+    if not appointment_id:
+        raise FormError([FieldProblem("appointment_id", "预约号", "请填写要标记失约的预约号")])
+    contact_at = None
+    if _text(p, "contact_at"):
+        try:
+            contact_at = _parse_local_time(_text(p, "contact_at"))
+        except FormError:
+            raise FormError([FieldProblem("contact_at", "联系时间", "时间格式应为 2026-12-01T10:15")]) from None
+    signed = service.forfeit_appointment(appointment_id, contact_at=contact_at, method=_text(p, "method"),
+                                         outcome=_text(p, "outcome"))
+    return {"forfeited": [appointment_id], "seq": signed.seq,
+            "text": "已登记联系情况，预约已标记为失约，请与群众另约时间。"}
 
 
 def withdraw(service: AgentService, p: dict[str, Any]) -> dict[str, Any]:

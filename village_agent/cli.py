@@ -72,7 +72,7 @@ _ACTION_ARGS: dict[str, tuple[str, list[tuple[str, str, str, dict[str, Any]]]]] 
         _CODE, ("--materials", "materials", "补充的材料编号，逗号分隔", {}),
         ("--note", "note", "备注", {}),
     ]),
-    "appointment": ("预约办理或上门服务（超过约定时间 30 分钟未履约即视为失约）", [
+    "appointment": ("预约办理或上门服务（超过约定时间 30 分钟未到、经联系仍无法到场的，视为失约）", [
         ("--at", "at", "预约时间，如 2026-12-01T09:30（北京时间）", {}),
         ("--place", "place", "地点：service_room / applicant_home / township_center", {}),
         ("--purpose", "purpose", "事由", {}), ("--code", "code", "相关事项的查询码（可选）", {}),
@@ -82,8 +82,14 @@ _ACTION_ARGS: dict[str, tuple[str, list[tuple[str, str, str, dict[str, Any]]]]] 
         ("--appointment", "appointment_id", "预约号（登记预约时显示，可选）", {}), ("--code", "code", "相关事项的查询码（可选）", {}),
         ("--place", "place", "地点（默认 applicant_home）", {"default": "applicant_home"}),
         ("--outcome", "outcome", "上门情况", {}),
+        ("--late-reason", "late_reason", "超过约定时间 30 分钟或预约已失约时，写明原因", {}),
     ]),
-    "forfeit": ("把超过约定时间 30 分钟仍未履约的预约标记为失约", []),
+    "forfeit": ("超过约定时间 30 分钟、经联系仍无法到场的预约标记为失约（须登记联系情况）", [
+        ("--appointment", "appointment_id", "预约号（登记预约时显示）", {}),
+        ("--contact-at", "contact_at", "联系群众的时间，如 2026-12-01T10:15（北京时间）", {}),
+        ("--method", "method", "联系方式：phone（电话）/ home_visit（上门寻找）/ via_relative（托亲友、邻居转告）/ message（短信或微信留言）", {}),
+        ("--outcome", "outcome", "联系结果，如：电话无人接听", {}),
+    ]),
     "withdraw": ("撤回事项", [_CODE, ("--reason", "reason", "撤回原因", {})]),
     "handover": ("向群众交付办理结果", [
         _CODE, ("--result", "result", "办理结果", {}),
@@ -449,7 +455,6 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from village_agent.forfeit_watch import ForfeitWatch, forfeit_status_probe
     from village_agent.sync import reachability_probe, relay_client
     from village_agent.ui.server import serve
 
@@ -458,15 +463,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     client = relay_client(service)
     if not args.offline:
         client.start()  # background sync whenever the township is reachable; the outbox is the queue
-    # 预约服务制度: missed appointments are forfeited automatically, offline too (checks at once, then periodically).
-    watch = ForfeitWatch(service)
-    watch.start()
     try:
         return serve(service, host=args.host, port=args.port, sync_status=None if args.offline else reachability_probe(client),
-                     forfeit_status=forfeit_status_probe(watch), extra_hosts=tuple(args.allowed_host),
+                     extra_hosts=tuple(args.allowed_host),
                      idle_minutes=args.idle_minutes)
     finally:
-        watch.stop()
         client.stop()
         service.store.close()
 

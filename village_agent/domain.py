@@ -250,9 +250,46 @@ class AppointmentStatus(str, enum.Enum):
         return {"scheduled": "已预约", "kept": "已履约", "forfeited": "已失约（需联系改约）"}[self.value]
 
 
+# How the agent tried to reach the villager (the key travels in the signed forfeit; the label is shown).
+CONTACT_METHODS = {"phone": "电话", "home_visit": "上门寻找", "via_relative": "托亲友、邻居转告", "message": "短信或微信留言"}
+
+
 def forfeits_at_ms(scheduled_at_ms: int) -> int:
     return scheduled_at_ms + APPOINTMENT_GRACE_MS
 
 
-def is_forfeit_due(status: AppointmentStatus, scheduled_at_ms: int, now_ms: int) -> bool:
-    return status is AppointmentStatus.SCHEDULED and now_ms >= forfeits_at_ms(scheduled_at_ms)
+def is_late(scheduled_at_ms: int, now_ms: int) -> bool:
+    """More than the 30-minute grace past the agreed time."""
+    return now_ms > forfeits_at_ms(scheduled_at_ms)
+
+
+def forfeit_problem(status: AppointmentStatus, scheduled_at_ms: int, now_ms: int, *, contact_at_ms: int | None,
+                    method: str, outcome: str) -> str | None:
+    """Why the appointment may not be forfeited now (None: it may). 预约服务制度 第七条 needs both: 30
+    minutes past the time AND a contact attempt after the time that failed ("经联系仍无法到场"), told by
+    when, how and what came of it. The same rule as the township window's (`shared.domain.front_desk`)."""
+    if status is not AppointmentStatus.SCHEDULED:
+        return f"该预约{status.label_zh}，不能再标记失约"
+    if not is_late(scheduled_at_ms, now_ms):
+        return "超过约定时间 30 分钟仍未到场，才能标记失约"
+    if contact_at_ms is None:
+        return "请填写联系群众的时间：须先联系群众，经联系仍无法到场的，才能标记失约"
+    if contact_at_ms < scheduled_at_ms:
+        return "联系时间须在约定时间之后：约定时间过后仍未到场，再联系群众"
+    if contact_at_ms > now_ms + 60_000:
+        return "联系时间不能晚于现在"
+    if method not in CONTACT_METHODS:
+        return "请选择联系方式：电话、上门寻找、托亲友邻居转告或短信微信留言"
+    if not outcome.strip():
+        return "请写明联系结果（如：电话无人接听、外出务工今天回不来）"
+    return None
+
+
+def visit_problem(status: AppointmentStatus, scheduled_at_ms: int, now_ms: int, late_reason: str) -> str | None:
+    """A visit or late arrival is always recorded: one more than 30 minutes late, or after the
+    appointment was forfeited, only with its reason. Only a kept appointment takes no second visit."""
+    if status is AppointmentStatus.KEPT:
+        return f"该预约{status.label_zh}，不能再登记上门"
+    if (status is AppointmentStatus.FORFEITED or is_late(scheduled_at_ms, now_ms)) and not late_reason.strip():
+        return "已超过约定时间 30 分钟（或预约已标记失约），仍可登记服务，但须写明原因"
+    return None

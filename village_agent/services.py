@@ -460,14 +460,17 @@ class AgentService:
         return appointment_id, self._append(record, appointment_blob=blob)
 
     def record_visit(self, *, appointment_id: str = "", matter_id: str = "", place: str = "applicant_home",
-                     outcome: str = "") -> tuple[str, SignedRecord]:
+                     outcome: str = "", late_reason: str = "") -> tuple[str, SignedRecord]:
+        """A visit, or the villager come to the service room. Always recorded: more than 30 minutes late,
+        or after the appointment was forfeited, with the reason (`domain.visit_problem`)."""
         if appointment_id:
             row = self.store.appointment_row(appointment_id)
-            if row.status != AppointmentStatus.SCHEDULED.value:
-                raise TransitionError(f"该预约{AppointmentStatus(row.status).label_zh}，不能再登记上门")
+            problem = domain.visit_problem(AppointmentStatus(row.status), row.scheduled_at_ms, self._now_ms(), late_reason)
+            if problem:
+                raise FormError([FieldProblem("late_reason", "迟到原因", problem)])
         if place not in PLACES:
             raise FormError([FieldProblem("place", "地点", "地点无效")])
-        if problems := free_text_problems(("outcome", "上门情况", outcome)):
+        if problems := free_text_problems(("outcome", "上门情况", outcome), ("late_reason", "迟到原因", late_reason)):
             raise FormError(problems)
         visit_id = str(uuid.uuid4())
         record = records_pb2.Record()
@@ -478,33 +481,38 @@ class AgentService:
         body.visited_at_ms = self._now_ms()
         body.place = PLACES[place]
         body.outcome = outcome.strip()
+        body.late_reason = late_reason.strip()
         return visit_id, self._append(record)
 
-    def forfeit_due_appointments(self) -> list[str]:
-        """预约服务制度: mark every appointment 30 minutes past its time and not kept as forfeited.
-
-        The one code path for the button, `village-agent forfeit` and the background check
-        (`village_agent.forfeit_watch`). Safe to run at any time and from several places at once:
-        an appointment already kept or forfeited, even a moment ago by another thread or process,
-        is refused by the store inside the write transaction and skipped, so each is forfeited once.
-        """
+    def appointments_awaiting_contact(self) -> list[str]:
+        """Appointments more than 30 minutes past their time and not kept: the agent is to call the
+        villager; only a failed contact lets them be forfeited (`forfeit_appointment`)."""
         now_ms = self._now_ms()
-        forfeited = []
-        due = self.store.appointments(status=AppointmentStatus.SCHEDULED,
-                                      scheduled_through_ms=now_ms - domain.APPOINTMENT_GRACE_MS)
-        for row in due:
-            if not domain.is_forfeit_due(AppointmentStatus(row.status), row.scheduled_at_ms, now_ms):
-                continue
-            record = records_pb2.Record()
-            record.appointment_forfeited.appointment_id = row.appointment_id
-            record.appointment_forfeited.forfeited_at_ms = domain.forfeits_at_ms(row.scheduled_at_ms)
-            record.appointment_forfeited.rebook_contact_needed = True
-            try:
-                self._append(record)
-            except TransitionError:
-                continue   # kept or forfeited since we read the table
-            forfeited.append(row.appointment_id)
-        return forfeited
+        return [row.appointment_id for row in self.store.appointments(status=AppointmentStatus.SCHEDULED)
+                if domain.is_late(row.scheduled_at_ms, now_ms)]
+
+    def forfeit_appointment(self, appointment_id: str, *, contact_at: dt.datetime | None, method: str,
+                            outcome: str) -> SignedRecord:
+        """预约服务制度 第七条: forfeit one appointment, 30 minutes late AND a contact attempt after the
+        time failed. The attempt (when, how, outcome) is signed into the forfeit, so the township sees
+        what it rests on. A visit racing the forfeit: the store lets exactly one through."""
+        row = self.store.appointment_row(appointment_id)
+        contact_at_ms = to_unix_ms(contact_at) if contact_at is not None else None
+        problem = domain.forfeit_problem(AppointmentStatus(row.status), row.scheduled_at_ms, self._now_ms(),
+                                         contact_at_ms=contact_at_ms, method=method, outcome=outcome)
+        if problem:
+            raise FormError([FieldProblem("contact", "联系情况", problem)])
+        if problems := free_text_problems(("outcome", "联系结果", outcome)):
+            raise FormError(problems)
+        record = records_pb2.Record()
+        body = record.appointment_forfeited
+        body.appointment_id = appointment_id
+        body.forfeited_at_ms = self._now_ms()
+        body.rebook_contact_needed = True
+        body.contact.attempted_at_ms = contact_at_ms or 0
+        body.contact.method = method
+        body.contact.outcome = outcome.strip()[:200]
+        return self._append(record)
 
     def withdraw(self, matter_id: str, reason: str) -> SignedRecord:
         state = self.store.matter_state(matter_id)

@@ -265,7 +265,9 @@ class AgentStore:
         status = conn.execute(select(appointment.c.status).where(appointment.c.appointment_id == appointment_id)).scalar()
         if status is None:
             raise UnknownMatterError("本机没有这个预约，请核对预约号")
-        if status != AppointmentStatus.SCHEDULED.value:
+        # A visit after a forfeit is still recorded (with its reason, checked by the service); a kept
+        # appointment takes nothing more, and a forfeit needs one still open.
+        if status == AppointmentStatus.KEPT.value or (kind == "appointment_forfeited" and status != AppointmentStatus.SCHEDULED.value):
             raise TransitionError(f"该预约{AppointmentStatus(status).label_zh}，不能再登记")
 
     def _project_appointment(self, conn: Connection, record: records_pb2.Record, blob: bytes | None) -> None:

@@ -175,21 +175,71 @@ def test_rebuilding_from_the_ledger_gives_back_every_matter_exactly(agent) -> No
     assert {i: service.store.matter_state(i) for i in ids} == before
 
 
-def test_an_appointment_not_kept_thirty_minutes_after_its_time_is_forfeited(agent) -> None:  # type: ignore[no-untyped-def]
+def _forfeits(service) -> list[records_pb2.AppointmentForfeited]:  # type: ignore[no-untyped-def]
+    bodies = [records_pb2.Record.FromString(r.envelope.payload) for r in service.store.ledger_rows()]
+    return [b.appointment_forfeited for b in bodies if b.WhichOneof("body") == "appointment_forfeited"]
+
+
+def test_an_appointment_is_forfeited_only_thirty_minutes_late_and_after_a_failed_contact_signed_into_the_record(agent) -> None:  # type: ignore[no-untyped-def]
     service, _, clock = agent
-    kept_id, _ = service.make_appointment(scheduled_at=NOW + dt.timedelta(hours=1), place="applicant_home", purpose="上门核对材料",
-                                          place_detail="东山村三组 12 号")
-    missed_id, _ = service.make_appointment(scheduled_at=NOW + dt.timedelta(hours=2), place="service_room", purpose="补交材料")
-    clock.advance(dt.timedelta(hours=1, minutes=5))
-    service.record_visit(appointment_id=kept_id, outcome="已上门核对")
+    at = NOW + dt.timedelta(hours=1)
+    missed_id, _ = service.make_appointment(scheduled_at=at, place="service_room", purpose="补交材料")
     clock.advance(dt.timedelta(hours=1, minutes=20))
-    assert service.forfeit_due_appointments() == []  # 2h25m: still within the 30-minute grace
-    clock.advance(dt.timedelta(minutes=10))
-    assert service.forfeit_due_appointments() == [missed_id]
+    assert service.appointments_awaiting_contact() == []   # 20 minutes late: still within the grace
+    with pytest.raises(FormError, match="30 分钟"):
+        service.forfeit_appointment(missed_id, contact_at=clock.now(), method="phone", outcome="无人接听")
+    clock.advance(dt.timedelta(minutes=15))
+    assert service.appointments_awaiting_contact() == [missed_id]
+    # nothing forfeits by itself any more: without a recorded contact attempt it is refused in Chinese
+    with pytest.raises(FormError, match="须先联系群众"):
+        service.forfeit_appointment(missed_id, contact_at=None, method="phone", outcome="无人接听")
+    with pytest.raises(FormError, match="约定时间之后"):
+        service.forfeit_appointment(missed_id, contact_at=at - dt.timedelta(minutes=5), method="phone", outcome="无人接听")
+    with pytest.raises(FormError, match="联系方式"):
+        service.forfeit_appointment(missed_id, contact_at=clock.now(), method="telepathy", outcome="无人接听")
+    with pytest.raises(FormError, match="联系结果"):
+        service.forfeit_appointment(missed_id, contact_at=clock.now(), method="phone", outcome=" ")
+    with pytest.raises(FormError):
+        service.forfeit_appointment(missed_id, contact_at=clock.now(), method="phone", outcome="打 13812345678 无人接")
+    assert _forfeits(service) == [] and service.store.appointment_row(missed_id).status == AppointmentStatus.SCHEDULED.value
+    called_at = at + dt.timedelta(minutes=32)
+    service.forfeit_appointment(missed_id, contact_at=called_at, method="phone", outcome="电话无人接听")
+    [forfeit] = _forfeits(service)
+    assert forfeit.appointment_id == missed_id and forfeit.rebook_contact_needed
+    assert (forfeit.contact.attempted_at_ms, forfeit.contact.method, forfeit.contact.outcome) == (
+        to_unix_ms(called_at), "phone", "电话无人接听")
+    assert service.store.appointment_row(missed_id).status == AppointmentStatus.FORFEITED.value
+    with pytest.raises(FormError, match="不能再标记失约"):
+        service.forfeit_appointment(missed_id, contact_at=called_at, method="phone", outcome="电话无人接听")
+
+
+def test_a_late_visit_or_one_after_the_forfeit_is_still_recorded_with_its_reason(agent) -> None:  # type: ignore[no-untyped-def]
+    service, _, clock = agent
+    on_time_id, _ = service.make_appointment(scheduled_at=NOW + dt.timedelta(hours=1), place="applicant_home", purpose="上门核对材料",
+                                             place_detail="东山村三组 12 号")
+    late_id, _ = service.make_appointment(scheduled_at=NOW + dt.timedelta(hours=1), place="service_room", purpose="补交材料")
+    forfeited_id, _ = service.make_appointment(scheduled_at=NOW + dt.timedelta(hours=1), place="service_room", purpose="领证")
+    clock.advance(dt.timedelta(hours=1, minutes=5))
+    service.record_visit(appointment_id=on_time_id, outcome="已上门核对")      # on time: no reason asked
+    clock.advance(dt.timedelta(minutes=40))
+    with pytest.raises(FormError, match="须写明原因"):
+        service.record_visit(appointment_id=late_id, outcome="已收材料")
+    service.record_visit(appointment_id=late_id, outcome="已收材料", late_reason="路上拖拉机坏了")
+    service.forfeit_appointment(forfeited_id, contact_at=clock.now(), method="via_relative", outcome="邻居说去县城了")
+    clock.advance(dt.timedelta(hours=2))
+    with pytest.raises(FormError, match="须写明原因"):
+        service.record_visit(appointment_id=forfeited_id, outcome="已领证")
+    service.record_visit(appointment_id=forfeited_id, outcome="已领证", late_reason="从县城回来后自己来了")
     statuses = {r.appointment_id: r.status for r in service.store.appointments()}
-    assert statuses == {kept_id: AppointmentStatus.KEPT.value, missed_id: AppointmentStatus.FORFEITED.value}
-    with pytest.raises(TransitionError):
-        service.record_visit(appointment_id=missed_id)
+    assert set(statuses.values()) == {AppointmentStatus.KEPT.value}
+    bodies = [records_pb2.Record.FromString(r.envelope.payload) for r in service.store.ledger_rows()]
+    reasons = [b.visit_recorded.late_reason for b in bodies if b.WhichOneof("body") == "visit_recorded"]
+    assert reasons == ["", "路上拖拉机坏了", "从县城回来后自己来了"]
+    with pytest.raises(FormError, match="已履约"):
+        service.record_visit(appointment_id=late_id, outcome="又来了", late_reason="再来一次")
+    # the projection rebuilt from the ledger agrees: a visit after a forfeit leaves the appointment kept
+    service.store.rebuild_projections()
+    assert {r.appointment_id: r.status for r in service.store.appointments()} == statuses
 
 
 def test_an_appointment_in_the_past_or_at_an_unknown_place_is_refused(agent) -> None:  # type: ignore[no-untyped-def]

@@ -20,7 +20,7 @@ from shared.wire.v1 import records_pb2
 from tests.unit.test_village_signature import data_url, fingerprint_photo_png, signature_png
 from tests.village_fixtures import unlock_ui, PASSPHRASE, SIGNATURE_PNG, TINY_PNG, make_agent
 from village_agent.bootstrap import open_agent
-from village_agent.domain import MatterStatus
+from village_agent.domain import AppointmentStatus, MatterStatus
 from village_agent.services import AgentService, RequestForm
 from village_agent.ui.server import Reachability, create_app, deadline_badge
 
@@ -226,39 +226,39 @@ def test_the_sync_page_shows_what_the_relay_reports(service) -> None:  # type: i
     assert "无法连接" in page and "连接超时" in page and "从未同步" in page
 
 
-def test_a_forfeited_appointment_is_flagged_for_rebooking(client, service) -> None:  # type: ignore[no-untyped-def]
+def test_a_missed_appointment_asks_for_a_contact_and_is_forfeited_only_with_a_failed_one(client, service) -> None:  # type: ignore[no-untyped-def]
     token = csrf(client)
     made = client.post("/appointments", data={"csrf_token": token, "scheduled_at": "2026-11-23T10:30", "place": "applicant_home",
                                               "purpose": "上门核对材料"}, follow_redirects=False)
     assert made.status_code == 303
-    service.clock.advance(dt.timedelta(hours=1))  # type: ignore[attr-defined]
-    client.post("/appointments/forfeit", data={"csrf_token": token})
-    assert "失约，请联系群众改约" in client.get("/appointments").text
-
-
-def test_an_appointment_forfeited_by_the_background_check_shows_as_needing_a_rebook_call(service) -> None:  # type: ignore[no-untyped-def]
-    from village_agent.forfeit_watch import ForfeitWatch, forfeit_status_probe
-
-    service.make_appointment(scheduled_at=NOW + dt.timedelta(minutes=30), place="service_room", purpose="补交材料")
-    watch = ForfeitWatch(service, interval_s=30)
-    client = unlocked(create_app(service, forfeit_status=forfeit_status_probe(watch)))
-    watch.check_once()
+    [row] = service.store.appointments()
+    service.clock.advance(dt.timedelta(hours=1, minutes=5))  # type: ignore[attr-defined]   # 11:05, 35 minutes late
     page = client.get("/appointments").text
-    assert "系统每 30 秒自动检查一次" in page and "2026-11-23 10:00" in page
-    assert "失约，请联系群众改约" not in page and 'id="rebook-needed"' not in page
-    service.clock.advance(dt.timedelta(hours=1))  # type: ignore[attr-defined]
-    assert len(watch.check_once()) == 1   # nobody pressed 检查失约
-    page = client.get("/appointments").text
-    assert "失约，请联系群众改约" in page and "有 1 个预约已失约，请电话联系群众改约" in page
-    assert "上次检查：2026-11-23 11:00" in page
+    assert "已超时 30 分钟，请联系群众" in page and "有 1 个预约已超过约定时间 30 分钟，请联系群众" in page
+    assert "失约，请联系群众改约" not in page   # nothing forfeits by itself
+    refused = client.post(f"/appointments/{row.appointment_id}/forfeit",
+                          data={"csrf_token": token, "contact_at": "2026-11-23 11:02", "method": "", "outcome": "无人接听"})
+    assert refused.status_code == 422 and "请选择联系方式" in refused.text and "本次未保存" in refused.text
+    assert "无人接听" in refused.text   # what was typed is kept
+    assert service.store.appointment_row(row.appointment_id).status == AppointmentStatus.SCHEDULED.value
+    done = client.post(f"/appointments/{row.appointment_id}/forfeit", follow_redirects=False,
+                       data={"csrf_token": token, "contact_at": "2026-11-23 11:02", "method": "phone", "outcome": "电话无人接听"})
+    assert done.status_code == 303
+    assert "失约，请联系群众改约" in client.get("/appointments?done=forfeit").text
 
 
-def test_a_failing_background_forfeit_check_is_shown_on_the_appointments_page(service) -> None:  # type: ignore[no-untyped-def]
-    from village_agent.ui.server import ForfeitCheck
-
-    client = unlocked(create_app(service, forfeit_status=lambda: ForfeitCheck(30, 0, "自动检查失约失败：磁盘空间已满")))
-    page = client.get("/appointments").text
-    assert "自动检查失约失败：磁盘空间已满" in page and "系统每 30 秒自动检查一次" not in page
+def test_a_late_visit_is_refused_without_a_reason_and_recorded_with_one(client, service) -> None:  # type: ignore[no-untyped-def]
+    token = csrf(client)
+    client.post("/appointments", data={"csrf_token": token, "scheduled_at": "2026-11-23T10:30", "place": "service_room",
+                                       "purpose": "补交材料"})
+    [row] = service.store.appointments()
+    service.clock.advance(dt.timedelta(hours=2))  # type: ignore[attr-defined]
+    refused = client.post(f"/appointments/{row.appointment_id}/visit", data={"csrf_token": token, "outcome": "已收材料"})
+    assert refused.status_code == 422 and "须写明原因" in refused.text and "已收材料" in refused.text
+    ok = client.post(f"/appointments/{row.appointment_id}/visit", follow_redirects=False,
+                     data={"csrf_token": token, "outcome": "已收材料", "late_reason": "赶集回来晚了"})
+    assert ok.status_code == 303
+    assert service.store.appointment_row(row.appointment_id).status == AppointmentStatus.KEPT.value
 
 
 def test_an_appointment_without_a_time_is_refused_beside_the_field(client, service) -> None:  # type: ignore[no-untyped-def]

@@ -44,6 +44,7 @@ from shared.console.guard import WebSecurity, is_loopback_address, uvicorn_optio
 from shared.errors import SharedError
 from shared.wire.v1 import records_pb2
 from village_agent.config import Paths
+from village_agent import domain
 from village_agent.domain import RATING_ZH, AppointmentStatus, MatterState, MatterStatus
 from village_agent.errors import AgentError, FieldProblem, FormError, StoreError, TransitionError, UnknownMatterError
 from village_agent.hop import VillageHop, village_hop
@@ -91,7 +92,7 @@ KIND_ZH = {
 DONE_ZH = {
     "materials": "已登记补充材料。", "handover": "已交付办理结果，请群众签收评价。", "withdraw": "事项已撤回。",
     "signoff": "群众已签收并评价，本次代办服务结束。", "appointment": "已登记预约。", "visit": "已登记上门服务。",
-    "forfeit": "已检查预约，超时 30 分钟未履约的已标记为失约。",
+    "forfeit": "已登记联系情况，预约已标记为失约，请与群众另约时间。",
 }
 
 
@@ -136,22 +137,6 @@ def sync_panel(service: AgentService, sync_status: SyncStatus | None) -> SyncPan
         state = Reachability(None, "无法获取同步状态")
     zh = {True: "可以连接", False: "无法连接", None: "未知"}[state.reachable]
     return SyncPanel(waiting, last, state.reachable, zh, plain_sync_text(state.detail))
-
-
-# ---------------------------------------------------------------------------- forfeit check port
-
-
-@dataclass(frozen=True)
-class ForfeitCheck:
-    """What the background forfeit check reports: when it last looked (service clock) and any error."""
-
-    interval_s: float
-    last_checked_ms: int = 0
-    error: str = ""
-
-
-# `village_agent.forfeit_watch.forfeit_status_probe` provides one; without it the page keeps the button only.
-ForfeitStatus = Callable[[], ForfeitCheck]
 
 
 # ---------------------------------------------------------------------------- deadline colour
@@ -287,10 +272,9 @@ def default_unlock_gate(service: AgentService, policy: UnlockPolicy | None = Non
 
 
 def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
-               forfeit_status: ForfeitStatus | None = None,
                allowed_hosts: frozenset[str] = LOCAL_HOSTS, unlock: UnlockGate | None = None) -> FastAPI:
-    """The UI over one open `AgentService`. `sync_status` is the relay's reachability probe and
-    `forfeit_status` the background forfeit check's, if either runs. `unlock` checks the passphrase
+    """The UI over one open `AgentService`. `sync_status` is the relay's reachability probe, if it
+    runs. `unlock` checks the passphrase
     or PIN (by default against this laptop's own key file and PIN file)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     gate = unlock or default_unlock_gate(service)
@@ -632,28 +616,26 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
         return _render_appointments(request, values=prefill, problems=[])
 
     def _render_appointments(request: Request, *, values: dict[str, str], problems: list[FieldProblem],
-                             status_code: int = 200) -> HTMLResponse:
+                             status_code: int = 200, row_values: dict[str, str] | None = None,
+                             row_problems: list[FieldProblem] | None = None, row_id: str = "") -> HTMLResponse:
         now = now_ms()
         rows = []
         for row in service.store.appointments():
             status = AppointmentStatus(row.status)
-            overdue = status is AppointmentStatus.SCHEDULED and now >= row.scheduled_at_ms + 30 * 60 * 1000
+            late = domain.is_late(row.scheduled_at_ms, now)
             rows.append({"id": row.appointment_id, "at": row.scheduled_at_ms, "place": PLACE_ZH_BY_ENUM.get(row.place, "其他"),
                          "purpose": row.purpose, "status": status, "status_zh": status.label_zh,
-                         "matter_id": row.matter_id or "", "overdue": overdue,
+                         "matter_id": row.matter_id or "", "late": late,
+                         "overdue": status is AppointmentStatus.SCHEDULED and late,
                          "matter_code": service.store.lookup_code_of(row.matter_id) if row.matter_id else ""})
         by_field = {}
         for p in problems:
             by_field.setdefault(p.field, p.message)
-        check = None
-        if forfeit_status is not None:
-            try:
-                check = forfeit_status()
-            except Exception:  # a broken probe must not take the page down
-                log.exception("forfeit status probe failed")
-                check = ForfeitCheck(0, error="无法获取自动检查失约的状态")
         return render(request, "appointments.html", status_code=status_code, rows=rows, places=PLACE_ZH,
-                      values=values, errors=by_field, problems=problems, check=check,
+                      values=values, errors=by_field, problems=problems, contact_methods=domain.CONTACT_METHODS,
+                      row_id=row_id, row_values=row_values or {}, row_problems=row_problems or [],
+                      now_local=dt.datetime.fromtimestamp(now / 1000, SHANGHAI).strftime("%Y-%m-%d %H:%M"),
+                      overdue_count=sum(1 for r in rows if r["overdue"]),
                       rebook_count=sum(1 for r in rows if r["status"] is AppointmentStatus.FORFEITED))
 
     @app.post("/appointments")
@@ -678,19 +660,38 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
             return _render_appointments(request, values=values, problems=exc.problems, status_code=422)
         return RedirectResponse("/appointments?done=appointment", status_code=303)
 
-    @app.post("/appointments/forfeit")
-    async def forfeit(request: Request) -> Response:
-        await read_form(request)
-        service.forfeit_due_appointments()
+    @app.post("/appointments/{appointment_id}/forfeit")
+    async def forfeit(request: Request, appointment_id: str) -> Response:
+        """预约服务制度 第七条: forfeited only with the failed contact attempt (when, how, outcome)."""
+        form = await read_form(request)
+        values = {k: str(form.get(k, ""))[:200] for k in ("contact_at", "method", "outcome")}
+        service.store.appointment_row(appointment_id)   # unknown: the not-found page
+        try:
+            contact_at = None
+            if values["contact_at"].strip():
+                try:
+                    contact_at = dt.datetime.fromisoformat(values["contact_at"].strip())
+                except ValueError:
+                    raise FormError([FieldProblem("contact", "联系时间", "联系时间格式应为 年-月-日 时:分，如 2026-12-01 10:15")]) from None
+                contact_at = contact_at if contact_at.tzinfo else contact_at.replace(tzinfo=SHANGHAI)
+            service.forfeit_appointment(appointment_id, contact_at=contact_at, method=values["method"], outcome=values["outcome"])
+        except FormError as exc:
+            return _render_appointments(request, values={}, problems=[], status_code=422, row_id=appointment_id,
+                                        row_values=values, row_problems=exc.problems)
         return RedirectResponse("/appointments?done=forfeit", status_code=303)
 
     @app.post("/appointments/{appointment_id}/visit")
     async def visit(request: Request, appointment_id: str) -> Response:
         form = await read_form(request)
+        values = {k: str(form.get(k, ""))[:200] for k in ("outcome", "late_reason")}
         row = service.store.appointment_row(appointment_id)
         place = {v: k for k, v in PLACES.items()}.get(row.place, "applicant_home")
-        service.record_visit(appointment_id=appointment_id, matter_id=row.matter_id or "", place=place,
-                             outcome=str(form.get("outcome", "")))
+        try:
+            service.record_visit(appointment_id=appointment_id, matter_id=row.matter_id or "", place=place,
+                                 outcome=values["outcome"], late_reason=values["late_reason"])
+        except FormError as exc:
+            return _render_appointments(request, values={}, problems=[], status_code=422, row_id=appointment_id,
+                                        row_values=values, row_problems=exc.problems)
         return RedirectResponse("/appointments?done=visit", status_code=303)
 
     # ------------------------------------------------------------ sync
@@ -895,7 +896,7 @@ def _allowed_actions(service: AgentService, state: MatterState) -> dict[str, boo
 
 
 def serve(service: AgentService, host: str = "127.0.0.1", port: int = 8631, *,
-          sync_status: SyncStatus | None = None, forfeit_status: ForfeitStatus | None = None,
+          sync_status: SyncStatus | None = None,
           extra_hosts: tuple[str, ...] = (), idle_minutes: int | None = None) -> int:
     """Run the UI until Ctrl-C. Access log off: URLs carry no personal data, but nothing is gained by logging them.
     The Host allow-list is what the listen address allows (loopback names on loopback) plus `extra_hosts`."""
@@ -904,7 +905,7 @@ def serve(service: AgentService, host: str = "127.0.0.1", port: int = 8631, *,
     hosts = WebSecurity.for_address(f"{host}:{port}", extra_hosts=extra_hosts).allowed_hosts
     gate = default_unlock_gate(service, UnlockPolicy(idle_timeout=dt.timedelta(minutes=idle_minutes))
                                if idle_minutes is not None else None)
-    app = create_app(service, sync_status=sync_status, forfeit_status=forfeit_status, allowed_hosts=hosts, unlock=gate)
+    app = create_app(service, sync_status=sync_status, allowed_hosts=hosts, unlock=gate)
     config = uvicorn.Config(app, host=host.strip("[]"), port=port, **uvicorn_options())
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host
