@@ -92,6 +92,7 @@ class NotificationKind(str, Enum):
     DEADLINE_SUPERVISE = "deadline_supervise"
     RESULT_READY = "result_ready"
     EXTENSION_NOTICE = "extension_notice"
+    APPOINTMENT_NOTICE = "appointment_notice"  # a window appointment changed or cancelled (town_center.front_desk)
 
 
 @dataclass(frozen=True)

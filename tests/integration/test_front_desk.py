@@ -5,6 +5,7 @@ with 顶岗, and the queue of the day."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 
 from shared.catalog import MatterKind
 from shared.clock import FakeClock
+from shared.deadline_watch.tables import notification_outbox
 from shared.deadlines import ClockState, ClockStatus
 from shared.domain.front_desk import AppointmentState, CaseKind, CaseStage, Channel, Complexity, Feedback, hop_name
 from shared.domain.handling import Actor, Role, Stage
@@ -324,6 +326,34 @@ def test_changing_or_cancelling_an_appointment_needs_approval_and_the_applicant_
     with pytest.raises(FrontDeskError, match="工作日"):
         desk.book(actor=OPERATOR, applicant_name="钱阿姨", phone="13900003333", catalog_code="MZ-001",
                   scheduled_at=dt.datetime(2026, 11, 28, 9, 30, tzinfo=BJ))
+
+
+def _applicant_sms(app: TownApp) -> list[dict[str, object]]:
+    with app.store.engine.connect() as conn:
+        rows = conn.execute(select(notification_outbox.c.payload_json).where(
+            notification_outbox.c.audience == "applicant").order_by(notification_outbox.c.id)).all()
+    return [json.loads(r.payload_json) for r in rows]
+
+
+def test_an_appointment_changed_or_cancelled_sends_the_applicant_an_sms_to_their_own_number(app: TownApp, desk: FrontDesk) -> None:
+    at = dt.datetime(2026, 11, 24, 9, 30, tzinfo=BJ)
+    booking = desk.book(actor=OPERATOR, applicant_name="钱阿姨", phone="13900003333", catalog_code="MZ-001", scheduled_at=at)
+    with pytest.raises(FrontDeskError, match="告知"):
+        desk.change_appointment(booking.appointment_id, new_at=None, reason="窗口停电", approved_by="zhao",
+                                applicant_told=False, actor=OPERATOR)
+    assert _applicant_sms(app) == []   # a refused change says nothing
+    desk.change_appointment(booking.appointment_id, new_at=at + dt.timedelta(days=1), reason="窗口停电",
+                            approved_by="zhao", applicant_told=True, actor=OPERATOR)
+    desk.change_appointment(booking.appointment_id, new_at=None, reason="系统升级停办一天", approved_by="zhao",
+                            applicant_told=True, actor=OPERATOR)
+    changed, cancelled = _applicant_sms(app)
+    item = app.handling.catalog.item("MZ-001").name
+    assert changed["recipient"] == cancelled["recipient"] == "13900003333" and changed["kind"] == "appointment_notice"
+    assert "2026-11-24 09:30" in changed["text"] and "2026-11-25 09:30" in changed["text"] and item in changed["text"]
+    assert "已取消" in cancelled["text"] and "系统升级停办一天" in cancelled["text"]
+    for sms in (changed, cancelled):
+        assert "钱阿姨" not in sms["text"] and booking.appointment_id not in sms["text"]
+    assert "并发短信" in desk.appointment(booking.appointment_id).events[-1].text_zh
 
 
 # ---------------------------------------------------------------- AB posts and 顶岗

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import Clock, from_unix_ms, to_unix_ms
+from shared.deadline_watch.notify import Audience, Notification, NotificationKind
 from shared.deadlines import ClockState
 from shared.domain.front_desk import (
     Absence, AppointmentState, CaseKind, CaseStage, Channel, Complexity, Feedback, QueueEntry, absence_problem,
@@ -429,7 +430,8 @@ class FrontDesk:
         return [self._appointment_view(r) for r in rows]
 
     def _move_appointment(self, appointment_id: str, expected_version: int | None, actor: Actor, action: str,
-                          text: str, values: dict[str, Any]) -> AppointmentView:
+                          text: str, values: dict[str, Any], *,
+                          sms: "Callable[[Any], Notification | None] | None" = None) -> AppointmentView:
         now = self._now()
         with self.store.engine.begin() as conn:
             row = conn.execute(select(appointment).where(appointment.c.appointment_id == appointment_id).with_for_update()).first()
@@ -443,6 +445,11 @@ class FrontDesk:
             if moved != 1:
                 raise StaleEntry("该预约刚被其他人修改过，您的操作未保存，请刷新页面后重做")
             self._event(conn, appointment_id, actor.staff_id, action, text, now)
+            # The applicant's SMS goes in the same transaction as the change, so it is sent exactly when
+            # the change is kept (the outbox relay delivers it and then forgets the number).
+            notice = sms(row) if sms is not None else None
+            if notice is not None:
+                self.deadlines.enqueue_notification(notice, now=now, conn=conn)
         return self.appointment(appointment_id)
 
     def contact_attempt(self, appointment_id: str, *, reached: bool, note: str, actor: Actor,
@@ -492,16 +499,39 @@ class FrontDesk:
         if problem:
             raise FrontDeskError(problem)
         self._staff_text(原因=reason.strip())
+        sms = self._appointment_sms(view, new_at, reason.strip())
         if new_at is None:
             return self._move_appointment(appointment_id, expected_version, actor, "cancelled",
-                                          f"经 {self._name(approver)} 批准取消预约，已告知申请人；原因：{reason.strip()}",
-                                          {"state": AppointmentState.CANCELLED.value})
+                                          f"经 {self._name(approver)} 批准取消预约，已告知申请人（并发短信）；原因：{reason.strip()}",
+                                          {"state": AppointmentState.CANCELLED.value}, sms=sms)
         if new_at <= self._now() or not self.handling.calendar.is_working_day(self.handling.calendar.local_date(new_at)):
             raise FrontDeskError("新的预约时间须晚于现在，且在工作日")
         return self._move_appointment(appointment_id, expected_version, actor, "changed",
-                                      f"经 {self._name(approver)} 批准改约至 {_bj(new_at)}，已告知申请人；原因：{reason.strip()}",
+                                      f"经 {self._name(approver)} 批准改约至 {_bj(new_at)}，已告知申请人（并发短信）；原因：{reason.strip()}",
                                       {"scheduled_at_ms": to_unix_ms(new_at), "state": AppointmentState.CONFIRMED.value,
-                                       "contact_failed_at_ms": None})
+                                       "contact_failed_at_ms": None}, sms=sms)
+
+    def _appointment_sms(self, view: AppointmentView, new_at: dt.datetime | None,
+                         reason: str) -> "Callable[[Any], Notification | None]":
+        """The applicant's SMS for a change or cancellation, to the number they gave when booking. It
+        names the matter and the times only: no name, no ID (the reason is staff text already refused
+        when it carries an ID or mobile number)."""
+        def build(row: Any) -> Notification | None:
+            if row.sealed_phone is None:
+                return None
+            phone = open_sealed(self.township.seed(), bytes(row.sealed_phone)).decode()
+            what = f"“{view.catalog_name}”"
+            if new_at is None:
+                text = (f"您预约于 {_bj(view.scheduled_at)} 到乡镇便民服务中心窗口办理{what}，经批准已取消，原因：{reason}。"
+                        "如需办理，请重新预约或直接到窗口。")
+            else:
+                text = (f"您预约到乡镇便民服务中心窗口办理{what}的时间，经批准由 {_bj(view.scheduled_at)} 改为 "
+                        f"{_bj(new_at)}，原因：{reason}。请按新时间带齐材料到窗口办理。")
+            return Notification(f"appointment:{row.appointment_id}:{int(row.version) + 1}", NotificationKind.APPOINTMENT_NOTICE,
+                                Audience.APPLICANT, phone, text,
+                                {"appointment_at": (new_at or view.scheduled_at).isoformat(),
+                                 "change": "cancelled" if new_at is None else "changed"})
+        return build
 
     # ================================================================== the queue of the day
 
