@@ -163,6 +163,15 @@ class SyncResult:
         return self.drained and not self.skipped
 
 
+class _EndedAfterProgress(Exception):
+    """A Push stream the receiver cancelled after receipts on it were confirmed (internal to the client)."""
+
+    def __init__(self, progress: int, code_name: str) -> None:
+        super().__init__(code_name)
+        self.progress = progress
+        self.code_name = code_name
+
+
 _flights_guard = threading.Lock()
 _flights: dict[str, threading.Lock] = {}
 
@@ -465,7 +474,26 @@ class RelayClient:
             batches = [relay_pb2.PushRequest(envelopes=pending[i:i + lim.batch_size])
                        for i in range(0, len(pending), lim.batch_size)]
             progress = 0
-            for response in push(iter(batches), timeout=lim.push_deadline_s):
+            try:
+                progress = self._push_stream(push, batches, result)
+            except _EndedAfterProgress as ended:
+                # The receiver ended the stream after answering (an idle device gives way when every
+                # slot is taken): what was receipted is kept; the rest goes on a new stream at once.
+                result.confirmed += ended.progress
+                log.info("push stream to %s ended after %d confirmed (%s); continuing", self.target, ended.progress,
+                         ended.code_name)
+                continue
+            result.confirmed += progress
+            if progress == 0:
+                return   # refused or stuck: the run loop backs off
+
+    def _push_stream(self, push: Callable[..., Any], batches: list[relay_pb2.PushRequest], result: SyncResult) -> int:
+        """One Push stream; returns how many rows left the outbox. A stream cancelled by the receiver
+        after some receipts arrived raises `_EndedAfterProgress` (not a failure); any other failure
+        raises the gRPC error."""
+        progress = 0
+        try:
+            for response in push(iter(batches), timeout=self.limits.push_deadline_s):
                 if response.receipts:
                     progress += self.outbox.confirm(list(response.receipts), now_ms=to_unix_ms(self.clock.now()))
                 if response.gap.from_seq and response.gap.author_key_id == self.signer.key_id:
@@ -480,9 +508,12 @@ class RelayClient:
                         result.key_status = _KEY_STATUS_OF_REFUSAL.get(r.reason, result.key_status)
                     for r in response.refusals[:3]:
                         log.warning("record seq %d refused: %s (%s)", r.seq, relay_pb2.RefusalReason.Name(r.reason), r.message)
-            result.confirmed += progress
-            if progress == 0:
-                return   # refused or stuck: the run loop backs off
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            if progress and code is grpc.StatusCode.CANCELLED:
+                raise _EndedAfterProgress(progress, code.name) from exc
+            raise
+        return progress
 
     def _enroll(self, channel: grpc.Channel, result: SyncResult) -> None:
         first = self.outbox.pending(1)

@@ -67,8 +67,9 @@ class RelayLimits:
 
     max_message_bytes: int = 4 * 1024 * 1024
     max_batch: int = 500
-    # Push streams open at once (each holds a worker thread): beyond it the oldest unauthenticated
-    # stream is evicted, or, when all are authenticated, the new one is refused (TOO_MANY_STREAMS).
+    # Push streams open at once (each holds a worker thread): beyond it the oldest stream that has not
+    # proved a key (silent, or being answered after an unverified batch) is evicted, else the longest
+    # idle device between batches; when every stream is mid-batch the new one is refused (TOO_MANY_STREAMS).
     max_concurrent_streams: int = 64
     # Streams that have sent nothing yet, per peer address (below the total, so one host never holds every
     # slot; high enough for many villages behind one NAT address); the oldest is evicted.
@@ -635,7 +636,9 @@ class _Stream:
     address: str
     opened_at: float
     since: float                   # when the current phase began (monotonic seconds)
-    phase: str = "first"           # "first" (no message yet), "waiting" (for the next), "working"
+    # "first" (no message yet), "working" (a batch being handled), "answering" (its response being
+    # sent), "waiting" (answered, for the next message)
+    phase: str = "first"
     key_id: str = ""               # set once a batch of this stream verified under a key
     ended: bool = False
     why_ended: str = ""
@@ -644,8 +647,9 @@ class _Stream:
 class StreamAdmission:
     """Which Push streams may hold a worker thread, and for how long (DESIGN invariant 10).
 
-    * at most `max_concurrent_streams` at once; beyond it the oldest *unauthenticated* stream is
-      evicted, and only when every stream is authenticated is the new one refused (TOO_MANY_STREAMS);
+    * at most `max_concurrent_streams` at once; beyond it the oldest stream that has sent nothing is
+      evicted, else the longest idle authenticated one between batches; a stream mid-batch never is,
+      and when every stream is mid-batch the new one is refused (TOO_MANY_STREAMS);
     * per peer address at most `max_unauthenticated_per_address` streams that have not yet sent a
       validly signed batch (the oldest is evicted), so one host's idle streams cannot crowd others out;
     * per key at most `max_streams_per_key` (the oldest is evicted: a device that reconnects wins over
@@ -683,12 +687,17 @@ class StreamAdmission:
             if len(silent) >= self.limits.max_unauthenticated_per_address:
                 victims.append(silent[0])
             elif len(self._streams) >= self.limits.max_concurrent_streams:
-                unauthenticated = [s for s in self._streams if not s.key_id]
-                # A device that has sent its batch and sits waiting holds a slot a working one needs: the
-                # longest idle one gives way (it reconnects when it has more); one mid-batch never does.
+                # Never a stream mid-batch, authenticated or not: its batch may already be stored, and
+                # cancelling it loses the receipts, so the device sends it again and is cut off again
+                # while newcomers keep arriving (the reconnect storm's livelock, docs/performance.md).
+                # First the oldest stream that has sent nothing; then a device that has been answered
+                # and sits waiting (the longest idle one; it reconnects when it has more).
+                # An unauthenticated stream being answered stored nothing (nothing on it verified), so
+                # it gives way too: a sender that never reads its answer cannot pin a slot.
+                unproven = [s for s in self._streams if not s.key_id and s.phase in ("first", "answering")]
                 idle = sorted((s for s in self._streams if s.key_id and s.phase == "waiting"), key=lambda s: s.since)
-                if unauthenticated:
-                    victims.append(unauthenticated[0])
+                if unproven:
+                    victims.append(unproven[0])
                 elif idle:
                     victims.append(idle[0])
                 else:
@@ -752,12 +761,13 @@ class StreamAdmission:
     def sweep(self) -> int:
         """Cancel every stream past its phase's bound; returns how many."""
         lim = self.limits
-        bound = {"first": lim.first_message_after_ms, "waiting": lim.idle_after_ms, "working": lim.stalled_after_ms}
+        bound = {"first": lim.first_message_after_ms, "waiting": lim.idle_after_ms, "working": lim.stalled_after_ms,
+                 "answering": lim.stalled_after_ms}
         now = self._now()
         with self._lock:
             late = [s for s in self._streams if (now - s.since) * 1000 > bound[s.phase]]
             for s in late:
-                self._drop(s, "idle" if s.phase != "working" else "stalled")
+                self._drop(s, "idle" if s.phase in ("first", "waiting") else "stalled")
                 self.timed_out += 1
         self._cancel(late)
         return len(late)
@@ -887,6 +897,7 @@ def relay_handlers(core: RelayCore) -> grpc.GenericRpcHandler:
                 first = not stream.key_id
                 if session.verified_keys and first:
                     admission.authenticated(stream, sorted(session.verified_keys)[0])
+                admission.phase(stream, "answering")
                 yield response.SerializeToString()
                 if not session.verified_keys:
                     # Nothing in the first batch verified under an enrolled key: answered, and the

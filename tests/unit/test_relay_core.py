@@ -238,3 +238,23 @@ def test_when_every_slot_is_taken_a_device_idle_after_its_batch_gives_way_but_on
         assert idle_call.cancelled and not busy_call.cancelled
     finally:
         admission.close()
+
+
+def test_at_the_stream_cap_a_first_batch_being_stored_is_never_evicted_but_an_unproven_stream_being_answered_is() -> None:
+    from shared.relay.server import StreamAdmission
+
+    admission = StreamAdmission(RelayLimits(max_concurrent_streams=2), now=lambda: 0.0)
+    try:
+        storing_call, answering_call = _Call(), _Call()
+        storing = admission.open(storing_call, "10.0.2.1")       # type: ignore[arg-type]
+        answering = admission.open(answering_call, "10.0.2.2")   # type: ignore[arg-type]
+        admission.phase(storing, "working")                       # type: ignore[arg-type]
+        admission.phase(answering, "answering")                   # type: ignore[arg-type]  # nothing on it verified
+        newcomer = admission.open(_Call(), "10.0.2.3")            # type: ignore[arg-type]
+        assert newcomer is not None and answering_call.cancelled and not storing_call.cancelled
+        admission.phase(newcomer, "working")                      # type: ignore[arg-type]
+        # Both slots mid-batch (their records may already be stored): the next one is refused, not let in.
+        assert admission.open(_Call(), "10.0.2.4") is None        # type: ignore[arg-type]
+        assert not storing_call.cancelled and admission.counts()["refused"] == 1
+    finally:
+        admission.close()
