@@ -8,10 +8,12 @@ from collections.abc import Sequence
 
 from shared.catalog import FILE_ITEM, Catalog, parse_catalog
 from shared.clock import Clock, to_unix_ms
+from shared.domain.personal_data import personal_data_problem
 from shared.errors import CatalogError
 from shared.relay.ports import AgentKey, KeyState
 from shared.signing import Signer
 from shared.wire.v1 import records_pb2
+from town_center.errors import StoreError
 from town_center.store import TownStore
 
 __all__ = ["TownServices", "CATALOG_TEXT_META", "CATALOG_VERSION_META", "published_catalog"]
@@ -51,6 +53,11 @@ class TownServices:
         return agent
 
     def revoke(self, key_id: str, *, by: str, reason: str) -> AgentKey:
+        """Raises `StoreError` (Chinese) when the reason carries an ID or mobile number: it is signed
+        in clear into the key_revoked record every village receives."""
+        problem = personal_data_problem(reason, "吊销原因")
+        if problem:
+            raise StoreError(problem)
         now_ms = self._now_ms()
         agent = self.store.revoke(key_id, by=by, reason=reason, now_ms=now_ms)
         record = records_pb2.Record()

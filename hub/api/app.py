@@ -262,7 +262,7 @@ def create_hub_api(app: HubApp, auth: ConsoleAuth) -> FastAPI:
     @api.post("/townships/{key_id}/revoke", tags=["乡镇接入"], summary="吊销乡镇接入密钥", response_model=KeyOut,
               description="此后收到的该密钥记录一律拒收。")
     def revoke_township(key_id: str, body: RevokeIn, who: ApiCaller = keys) -> KeyOut:
-        return KeyOut.of(app.store.revoke(key_id, by=who.staff_id, reason=body.reason.strip()[:200],
+        return KeyOut.of(app.store.revoke(key_id, by=who.staff_id, reason=body.checked_reason(),
                                           now_ms=to_unix_ms(app.clock.now())))
 
     return api

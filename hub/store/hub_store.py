@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, update
 
+from shared.domain.personal_data import personal_data_problem
 from shared.migrations import upgrade_to_head
+from shared.relay.ports import AgentKey
 from shared.relay.sql_store import RelayStore, relay_engine
 from shared.wire.v1 import envelope_pb2
 from hub.errors import StoreError, UnknownTownship
@@ -31,6 +33,14 @@ class HubStore(RelayStore):
                     supervision_notice.c.township_key_id == key_id, supervision_notice.c.down_cursor <= after_cursor,
                     supervision_notice.c.received_at_ms.is_(None)).values(received_at_ms=self._now_ms()))
         return super().read(key_id, after_cursor, limit)
+
+    def revoke(self, key_id: str, *, by: str, reason: str, now_ms: int) -> AgentKey:
+        """Raises `StoreError` (Chinese) when the reason carries an ID or mobile number, like every other
+        free text the county keeps in clear (console, API and CLI all revoke through here)."""
+        problem = personal_data_problem(reason, "吊销原因")
+        if problem:
+            raise StoreError(problem)
+        return super().revoke(key_id, by=by, reason=reason, now_ms=now_ms)
 
 
 def open_hub_store(url: str, *, now_ms=None) -> HubStore:  # type: ignore[no-untyped-def]

@@ -5,10 +5,12 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
+from shared.api.errors import Unprocessable
 from shared.api.tokens import ApiCaller
 from shared.clock import from_unix_ms
 from shared.domain.figures import Figures
 from shared.domain.handling import Role
+from shared.domain.personal_data import personal_data_problem
 from shared.domain.limits import Limit, LimitUnit
 from shared.relay.ports import AgentKey, KeyState
 
@@ -76,7 +78,19 @@ class KeyOut(BaseModel):
 
 
 class RevokeIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=200, description="吊销原因（必填），如：笔记本丢失、服务器失窃")
+    reason: str = Field(min_length=1, max_length=200,
+                        description="吊销原因（必填），如：笔记本丢失、服务器失窃；不得含身份证号、手机号")
+
+    def checked_reason(self) -> str:
+        """The reason, stripped; `Unprocessable` when it is blank or carries an ID or mobile number (it is
+        kept and signed in clear)."""
+        reason = self.reason.strip()
+        if not reason:
+            raise Unprocessable("refused", "吊销密钥须写明原因")
+        problem = personal_data_problem(reason, "吊销原因")
+        if problem:
+            raise Unprocessable("personal_data", problem)
+        return reason
 
 
 class FiguresOut(BaseModel):

@@ -336,7 +336,7 @@ def create_town_api(app: TownApp, auth: ConsoleAuth) -> FastAPI:
     @api.post("/agents/{key_id}/revoke", tags=["代办员设备"], summary="吊销设备密钥", response_model=KeyOut,
               description="此后收到的该设备记录一律拒收；此前已收的记录仍然有效。")
     def revoke_agent(key_id: str, body: RevokeIn, who: ApiCaller = Depends(require(*AGENT_MANAGERS))) -> KeyOut:
-        return KeyOut.of(app.services.revoke(key_id, by=who.staff_id, reason=body.reason.strip()))
+        return KeyOut.of(app.services.revoke(key_id, by=who.staff_id, reason=body.checked_reason()))
 
     # ------------------------------------------------------------------ figures
 
