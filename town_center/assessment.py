@@ -227,7 +227,7 @@ class Assessment:
         weights = self.evaluations.settings().weights
         for g in rows.values():
             g.score = assessment_score(ScoreInputs(g.on_time_rate, g.satisfaction, g.bad_rate, g.closure,
-                                                   g.follow_up_good_rate), weights)
+                                                   g.follow_up_good_rate, g.complaints), weights)
         order = list(HOPS) if by == "hop" else sorted(rows, key=lambda k: rows[k].label)
         return AssessmentReport(period, by, [rows[k] for k in order if k in rows], weights.as_dict())
 
@@ -324,7 +324,7 @@ def report_xlsx(report: AssessmentReport, *, township_name: str = "") -> bytes:
     weights = wb.create_sheet("考核权重")
     weights.append(["项目", "分值"])
     names = {"on_time": "按时办结", "satisfaction": "群众满意度", "no_bad_reviews": "无差评",
-             "bad_reviews_closed": "差评整改办结", "follow_up_good": "回访满意"}
+             "bad_reviews_closed": "差评整改办结", "follow_up_good": "回访满意", "complaint_deduction": "每件投诉扣分"}
     for k, v in report.weights.items():
         weights.append([names.get(k, k), v])
     out = io.BytesIO()

@@ -405,18 +405,25 @@ def parse_period(text: str, today: dt.date) -> Period:
 
 @dataclass(frozen=True)
 class ScoreWeights:
-    """Points out of 100 per part; the county configures them (004: 考核打分细则由各乡镇另行制定)."""
+    """Points out of 100 per part; the county configures them (004: 考核打分细则由各乡镇另行制定).
+    `complaint_deduction` is outside the 100: 004 scores from a 基本分 of 100 with 扣分, and a matter
+    with a 群众投诉 fails its 工作实绩 condition, so each 投诉 takes that many points off the total."""
 
     on_time: int = 40
     satisfaction: int = 30
     no_bad_reviews: int = 10
     bad_reviews_closed: int = 10
     follow_up_good: int = 10
+    complaint_deduction: int = 5
+
+    PARTS = ("on_time", "satisfaction", "no_bad_reviews", "bad_reviews_closed", "follow_up_good")
 
     def __post_init__(self) -> None:
-        parts = (self.on_time, self.satisfaction, self.no_bad_reviews, self.bad_reviews_closed, self.follow_up_good)
+        parts = [getattr(self, k) for k in self.PARTS]
         if any(p < 0 for p in parts) or sum(parts) != 100:
             raise EvaluationError(f"考核权重须为非负整数且合计 100 分（现为 {sum(parts)} 分）")
+        if not 0 <= self.complaint_deduction <= 20:
+            raise EvaluationError("每件投诉扣分应为 0 到 20 分")
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> "ScoreWeights":
@@ -437,11 +444,13 @@ class ScoreInputs:
     bad_review_rate: float | None    # 0..1 of villager ratings
     bad_review_closure: float | None # 0..1 of 差评 closed or invalidated
     follow_up_good_rate: float | None
+    complaints: int = 0               # 投诉 registered about the group in the period
 
 
 def assessment_score(inputs: ScoreInputs, weights: ScoreWeights) -> float:
     """The 百分制 score. A part with nothing to measure (no 差评 to close, nobody called back) gets its
-    full points: nobody loses marks for work that did not arise."""
+    full points: nobody loses marks for work that did not arise. Each 投诉 then takes
+    `complaint_deduction` points off (004 评比办法: 基本分 100, 扣分; never below 0)."""
     def part(value: float | None, points: int) -> float:
         return points * (1.0 if value is None else max(0.0, min(1.0, value)))
 
@@ -450,7 +459,7 @@ def assessment_score(inputs: ScoreInputs, weights: ScoreWeights) -> float:
              + part(None if inputs.bad_review_rate is None else 1 - inputs.bad_review_rate, weights.no_bad_reviews)
              + part(inputs.bad_review_closure, weights.bad_reviews_closed)
              + part(inputs.follow_up_good_rate, weights.follow_up_good))
-    return round(total, 1)
+    return round(max(0.0, total - weights.complaint_deduction * max(0, inputs.complaints)), 1)
 
 
 def _refuse_numbers(text: str, field_zh: str) -> None:

@@ -119,12 +119,13 @@ def test_an_invalidated_bad_review_counts_nowhere_and_the_score_follows_the_coun
     assessment = Assessment(evaluations)
     period = parse_period("2026-10", dt.date(2026, 10, 8))
     before = assessment.report(period, "operator").rows[0]
-    # on time 1/1 → 40, satisfaction 80 → 24, no 差评 → 10, nothing to close or call back → 10 + 10
-    assert before.label == "王芳" and before.score == pytest.approx(94.0)
+    # on time 1/1 → 40, satisfaction 80 → 24, no 差评 → 10, nothing to close or call back → 10 + 10;
+    # the 投诉 about the matter takes 5 off (004: 基本分 100, 扣分)
+    assert before.label == "王芳" and before.complaints == 1 and before.score == pytest.approx(94.0 - 5)
     from shared.domain.evaluation import ScoreWeights
     evaluations.configure(weights=ScoreWeights(on_time=20, satisfaction=50, no_bad_reviews=10, bad_reviews_closed=10,
-                                               follow_up_good=10))
-    assert assessment.report(period, "operator").rows[0].score == pytest.approx(20 + 40 + 30)
+                                               follow_up_good=10, complaint_deduction=12))
+    assert assessment.report(period, "operator").rows[0].score == pytest.approx(20 + 40 + 30 - 12)
     workbook = load_workbook(io.BytesIO(report_xlsx(assessment.report(period, "operator"))))
     assert [list(r) for r in workbook["考核权重"].iter_rows(min_row=2, values_only=True)][1] == ["群众满意度", 50]
     assert list(rows_as_table(assessment.report(period, "operator")))[1][0] == "王芳"

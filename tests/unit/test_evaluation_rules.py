@@ -86,6 +86,16 @@ def test_the_score_uses_the_countys_weights_and_full_points_for_what_did_not_ari
     assert mask_phone("+86 138-0000-1111") == "138****1111" and mask_phone("") == ""
 
 
+def test_each_complaint_takes_the_countys_deduction_off_the_score_never_below_zero() -> None:
+    # 004 评比办法: 基本分 100 with 扣分; a matter with a 群众投诉 fails the 工作实绩 condition.
+    full = ScoreInputs(1.0, 100, 0.0, None, None, complaints=2)
+    assert assessment_score(full, ScoreWeights()) == pytest.approx(100 - 2 * 5)
+    assert assessment_score(full, ScoreWeights(complaint_deduction=0)) == 100
+    assert assessment_score(ScoreInputs(0.0, 0, 1.0, 0.0, 0.0, complaints=3), ScoreWeights()) == 0
+    with pytest.raises(EvaluationError, match="投诉扣分"):
+        ScoreWeights(complaint_deduction=21)
+
+
 def test_no_id_or_mobile_number_goes_into_a_comment_a_fix_a_review_or_a_suggestion() -> None:
     with pytest.raises(EvaluationError, match="不要写身份证号或手机号"):
         rating_from_form("2", comment="有事请打 139 0731 0001")
