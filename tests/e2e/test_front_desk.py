@@ -211,3 +211,49 @@ def test_the_windows_queue_calls_the_elderly_first(console_server: RunningConsol
     page.click("#call-next")
     page.wait_for_selector("div.notice[role=status]")
     assert "拄拐的老人 到窗口办理" in page.locator("div.notice[role=status]").inner_text()
+
+
+def test_a_walk_in_signed_off_at_the_window_gets_a_slip_whose_qr_link_the_applicant_rates_through(  # type: ignore[no-untyped-def]
+        console_server: RunningConsole, new_page, shots: Path) -> None:
+    from shared.catalog import MatterKind
+    from shared.domain.handling import Actor, Role
+    from tests.front_desk_fixtures import walk_in_form
+    from town_center.evaluation import Evaluations
+
+    base = console_server.base_url
+    town = console_server.town
+    # The public address printed in the QR is this very server, so the browser can follow it.
+    Evaluations(town.handling).configure(public_url=base)   # type: ignore[attr-defined]
+    li = Actor("li", Role.OPERATOR)
+    matter_id = town.front_desk.window.register(walk_in_form(town.handling.catalog, "MZ-003"),  # type: ignore[attr-defined]
+                                                operator=li, operator_name="李强").matter_id
+    town.handling.classify(matter_id, MatterKind.PROMISED, actor=li)   # type: ignore[attr-defined]
+    town.handling.record_result(matter_id, approved=True, summary="准予临时救助 800 元", actor=li)  # type: ignore[attr-defined]
+
+    page = new_page()
+    sign_in(page, base, "li")
+    page.goto(f"{base}/front-desk/walk-ins/{matter_id}/sign-off")
+    page.locator("#sign-off-form .sigpad canvas").scroll_into_view_if_needed()
+    draw_signature(page)
+    page.click("#confirm-sign-off")
+    page.wait_for_selector("#hand-over-slip")
+    slip = page.locator("#hand-over-slip")
+    assert "交付签收单" in slip.inner_text() and "准予临时救助 800 元" in slip.inner_text()
+    assert slip.locator("#evaluation-qr svg").count() == 1
+    box = slip.locator("#evaluation-qr svg").bounding_box()
+    assert box is not None and box["width"] > 100 and box["height"] > 100   # big enough to scan
+    url = page.locator("#evaluation-url").inner_text()
+    token = page.locator("#evaluation-token").inner_text()
+    page.screenshot(path=str(shots / "08-walk-in-slip-with-qr.png"), full_page=True)
+
+    phone = new_page()                 # the applicant's own phone: no console session
+    phone.goto(url)
+    assert phone.locator("input[name=t]").input_value() == token
+    phone.locator("input[name=level][value='1']").check()
+    phone.locator("textarea[name=comment]").fill("窗口办得快")
+    phone.locator("#rate-form button[type=submit]").click()
+    phone.wait_for_selector("#thanks")
+    assert "非常满意" in phone.locator("#thanks").inner_text()
+    phone.screenshot(path=str(shots / "09-walk-in-rated.png"), full_page=True)
+    rated = [r for r in Evaluations(town.handling).views(role=Role.DIRECTOR) if r.matter_id == matter_id]  # type: ignore[attr-defined]
+    assert [(r.level.value, r.channel.value) for r in rated] == [(1, "qr")]

@@ -146,3 +146,42 @@ def test_a_complaint_about_a_matter_is_registered_from_its_page_and_links_back(t
         "csrf_token": csrf, "kind": "complaint", "channel": "visit", "complexity": "complex", "person_name": "赵六",
         "subject": "低保迟迟不办", "content": "已过承诺时限", "handler": "wang", "linked_matter_id": matter_id})
     assert f'href="/matters/{matter_id}"' in client.get(response.headers["location"]).text
+
+
+def test_a_walk_ins_hand_over_slip_carries_the_evaluation_qr_and_the_applicant_rates_through_the_public_page(  # type: ignore[no-untyped-def]
+        town: TownApp, web) -> None:
+    from shared.catalog import MatterKind
+    from shared.domain.handling import Actor
+    from tests.front_desk_fixtures import walk_in_form
+
+    web.state.evaluations.configure(public_url="https://qingshi.example.cn")
+    desk = town.front_desk
+    assert desk is not None
+    matter_id = desk.window.register(walk_in_form(town.handling.catalog, "MZ-003"), operator=Actor("wang", Role.OPERATOR),
+                                     operator_name="王芳").matter_id
+    town.handling.classify(matter_id, MatterKind.PROMISED, actor=Actor("li", Role.OPERATOR))
+    town.handling.record_result(matter_id, approved=True, summary="准予临时救助 800 元", actor=Actor("li", Role.OPERATOR))
+    client, csrf = signed_in(web, "li")
+    done = client.post(f"/front-desk/walk-ins/{matter_id}/sign-off", data={
+        "csrf_token": csrf, "comment": "", "signature": "data:image/png;base64," + base64.b64encode(pad_signature()).decode()})
+    assert done.status_code == 303 and done.headers["location"].endswith(f"/front-desk/walk-ins/{matter_id}/slip")
+    slip = client.get(done.headers["location"]).text
+    assert "交付签收单" in slip and "准予临时救助 800 元" in slip and "<svg" in slip and "李强" in slip
+    url = re.search(r'id="evaluation-url">([^<]+)<', slip).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+    token = re.search(r'id="evaluation-token">([^<]+)<', slip).group(1)  # type: ignore[union-attr]
+    assert url.startswith("https://qingshi.example.cn/evaluate?t=") and token.replace("-", "") in url.replace("-", "")
+    assert matter_id not in re.sub(r'href="[^"]*"', "", slip)   # the slip names the matter, never by its id
+
+    # The applicant, on their own phone, opens the public page the QR points at and rates.
+    villager = TestClient(web, follow_redirects=False)
+    form = villager.get("/evaluate?" + url.split("?", 1)[1]).text
+    assert token in form
+    rated = villager.post("/evaluate", data={"t": token, "c": "", "level": "2", "reason": "", "comment": "办得快"})
+    assert rated.status_code == 200 and "满意" in rated.text
+    [row] = [r for r in web.state.evaluations.views(role=Role.DIRECTOR) if r.matter_id == matter_id]
+    assert (row.level.value, row.comment, row.channel.value) == (2, "办得快", "qr")
+    again = villager.post("/evaluate", data={"t": token, "c": "", "level": "5", "reason": "", "comment": ""})
+    assert again.status_code == 400   # 一次一评
+    # a village's matter gets no window slip
+    village_matter = __import__("tests.town_fixtures", fromlist=["VillageDevice"]).VillageDevice(town).file("MZ-001")
+    assert client.get(f"/front-desk/walk-ins/{village_matter}/slip").status_code == 409

@@ -18,10 +18,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from shared.console import ConsoleAuth, ConsoleSession, require_role
+from shared.domain.evaluation import EvaluationError
 from shared.domain.front_desk import AppointmentState, CaseKind, CaseStage, Channel, Complexity, Feedback
 from shared.domain.handling import Role
 from shared.errors import HandlingError
-from town_center.front_desk.errors import UnknownEntry
+from town_center.errors import TownCenterError
+from town_center.front_desk.errors import FrontDeskError, UnknownEntry
 from town_center.front_desk.service import FrontDesk, may_see_identity
 from town_center.front_desk.window import WalkInForm
 
@@ -174,7 +176,27 @@ def install_front_desk(web: FastAPI, desk: FrontDesk, *, render: Callable[..., H
                 actor=staff.actor))
         except HandlingError as exc:
             return back(f"/front-desk/walk-ins/{matter_id}/sign-off", str(exc))
-        return back(f"/matters/{matter_id}", "申请人已签收确认，本件办结；请申请人扫描交付签收单上的二维码评价")
+        return back(f"/front-desk/walk-ins/{matter_id}/slip",
+                    "申请人已签收确认，本件办结；请打印交付签收单交给申请人，由申请人扫描二维码评价")
+
+    @web.get("/front-desk/walk-ins/{matter_id}/slip", response_class=HTMLResponse)
+    def hand_over_slip(request: Request, matter_id: str, staff: ConsoleSession = Depends(require_role(*HANDLERS))) -> HTMLResponse:
+        """The walk-in's 交付签收单 with the evaluation QR code: the applicant rates through the public page
+        exactly as a villager does with a relayed matter's slip (docs/evaluation.md). Each print issues a
+        fresh token, which replaces the one printed before."""
+        evaluations = getattr(request.app.state, "evaluations", None)
+        try:
+            if not desk.window.is_walk_in(matter_id):
+                raise FrontDeskError("本件由村代办员报送，交付签收单由代办员打印")
+            page = desk.handling.page(matter_id)
+            if evaluations is None:
+                raise FrontDeskError("本中心未启用好差评，无法生成评价二维码")
+            link = evaluations.evaluation_link(matter_id, by=staff.staff_id)
+        except (HandlingError, EvaluationError, TownCenterError) as exc:
+            return render(request, "message.html", {"message": str(exc), "status_code": 409}, status_code=409)
+        return render(request, "walk_in_slip.html", {"title": "交付签收单", "nav_here": "front-desk", "p": page,
+                                                     "link": link, "operator": staff.display_name,
+                                                     "printed_at": desk.clock.now()})
 
     # ------------------------------------------------------------------ the register
 
