@@ -43,6 +43,12 @@ CONTACT_AFTER_WORKING_DAYS = 3     # 000 第四条: 连续延期三个工作日 
 
 _TIERS = {"village": records_pb2.TIER_VILLAGE, "township": records_pb2.TIER_TOWNSHIP, "county": records_pb2.TIER_COUNTY}
 
+def is_register_entry(subject_id: str) -> bool:
+    """A front-desk register number (投诉〔2026〕7号) rather than a matter id (as
+    `town_center.front_desk.service.is_register_no`, without importing the front desk here)."""
+    return "〔" in subject_id
+
+
 # Which devices must hear about a matter (its filing agent, and anyone the township adds).
 AudienceFor = Callable[[str], Sequence[str]]
 
@@ -56,7 +62,9 @@ class SignedSupervisionRecorder:
     def record_supervision(self, notification: Notification) -> None:
         matter_id = notification.data.get("matter_id", "")
         hop = notification.data.get("hop", "")
-        if hop in TOWNSHIP_LEGS:
+        if hop in TOWNSHIP_LEGS or is_register_entry(matter_id):
+            # A front-desk register entry (投诉、信访 answer clocks) is the township's own leg too: its
+            # 督办 reaches the handler and every 督查 (docs/front-desk.md).
             self._to_staff(notification, matter_id, hop)
             audience = [INTERNAL_AUDIENCE]
         else:
@@ -223,9 +231,13 @@ class Oversight:
         with self.store.engine.connect() as conn:
             codes = dict(conn.execute(select(town_matter.c.matter_id, town_matter.c.catalog_code).where(
                 town_matter.c.matter_id.in_({r.matter_id for r in rows}))).all()) if rows else {}
+        def name(matter_id: str) -> str:
+            if is_register_entry(matter_id):
+                return f"{matter_id}（窗口前台登记簿）"   # staff find a complaint or petition by its number
+            return catalog.item(codes[matter_id]).name if codes.get(matter_id) in catalog else "办件"
+
         return [{"notice_id": r.notice_id, "matter_id": r.matter_id, "message": r.message, "owner_id": r.owner_id,
-                 "issued_at": from_unix_ms(int(r.issued_at_ms)),
-                 "catalog_name": catalog.item(codes[r.matter_id]).name if codes.get(r.matter_id) in catalog else "办件"}
+                 "issued_at": from_unix_ms(int(r.issued_at_ms)), "catalog_name": name(r.matter_id)}
                 for r in rows]
 
     def mark_read(self, notice_id: str, *, actor: Actor) -> None:

@@ -259,6 +259,29 @@ def test_a_register_entrys_supervision_stays_in_the_township_and_notices_name_it
     assert name is not None and "信访〔2026〕2号" in name.text_zh()
 
 
+def test_a_register_entrys_supervision_reaches_the_handler_and_every_supervisor_as_a_staff_notice(app: TownApp, desk: FrontDesk) -> None:
+    from shared.deadline_watch.notify import LogNotifier, OutboxRelay
+    from town_center.matter_names import TownMatterNames
+    from town_center.supervision import Oversight, SignedSupervisionRecorder
+
+    case = desk.register_case(CaseKind.PETITION, actor=OPERATOR, channel=Channel.VISIT, subject="村道硬化补偿",
+                              content="补偿款未到位", person_name="孙七", handler="li")
+    relay = OutboxRelay(app.deadlines, LogNotifier(),
+                        SignedSupervisionRecorder(app.services, supervision_audience(app.handling.audience_for)), owner="test",
+                        names=RegisterNames(TownMatterNames(app.store.engine, lambda: app.handling.catalog)))
+    _advance(app, days=10)             # three working days to answer, then three more late: 督办
+    assert (case.register_no, hop_name(CaseKind.PETITION), ClockState.SUPERVISE) in _fire(app)
+    relay.drain(app.clock.now())
+    relay.drain(app.clock.now())       # a second drain records nothing twice
+    oversight = Oversight(app.handling)
+    [seen] = oversight.notices_for(Actor("sun", Role.SUPERVISOR))
+    assert seen["matter_id"] == case.register_no and seen["owner_id"] == "li"
+    assert seen["catalog_name"] == f"{case.register_no}（窗口前台登记簿）" and "督办" in seen["message"]
+    assert case.register_no in seen["message"] and "〔" not in seen["message"].replace(case.register_no, "")
+    assert [n["notice_id"] for n in oversight.notices_for(BACKUP)] == [seen["notice_id"]]   # li, the handler
+    assert oversight.notices_for(OPERATOR) == []                                              # wang only registered it
+
+
 # ---------------------------------------------------------------- petitions 信访 and consultations 咨询
 
 def test_a_petition_is_answered_within_three_working_days_a_leader_reception_within_a_week(app: TownApp, desk: FrontDesk) -> None:
