@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     set_cmd.add_argument("--by", required=True, metavar="操作员", help="上传人（记入审计）")
     set_cmd.set_defaults(handler=_cmd_calendar_set)
 
+    from hub.evaluation import add_evaluation_commands
+    add_evaluation_commands(subparsers, _add_home, _open_app)
+
     staff = register_staff_commands(subparsers, _open_auth)
     for group in staff._actions:
         if isinstance(group, argparse._SubParsersAction):
@@ -296,6 +299,12 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
         store.close()
     print(f"已吊销乡镇接入密钥 {key.key_id}：序号 {key.last_valid_seq} 及以前的记录仍有效，此后的记录将被拒收。")
     return 0
+
+
+def _open_app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from hub.bootstrap import build_app, load_signer
+
+    return build_app(_db_url(args), load_signer(Path(args.home), cli_common.read_passphrase(args)))
 
 
 def _cmd_calendar_set(args: argparse.Namespace) -> int:

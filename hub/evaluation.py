@@ -9,26 +9,32 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
+import json
 import logging
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import BigInteger, Column, Engine, Index, MetaData, String, Table, Text, insert, select, update
+from sqlalchemy import BigInteger, Column, Connection, Engine, Index, MetaData, String, Table, Text, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.console import ConsoleSession, require_role
 from shared.deadline_watch.notify import Notification
-from shared.domain.evaluation import EvaluationError, Period, parse_period
+from shared.domain.evaluation import (
+    DEFAULT_RECTIFY_WORKING_DAYS, EvaluationError, Period, ScoreInputs, ScoreWeights, assessment_score, parse_period,
+)
 from shared.domain.figures import bar_chart_svg
 from shared.domain.handling import Role
 from shared.wire.v1 import records_pb2
 
-__all__ = ["metadata", "county_staff_notice", "CountyStaffSupervisionRecorder", "add_routes", "NOTICE_ROLES",
-           "TownshipFigures", "township_comparison", "add_comparison_routes"]
+__all__ = ["metadata", "county_staff_notice", "township_evaluation_figures", "CountyStaffSupervisionRecorder", "add_routes",
+           "NOTICE_ROLES", "TownshipFigures", "township_comparison", "add_comparison_routes", "keep_evaluation_figures",
+           "CountySettings", "county_settings", "set_county_settings", "comparison_xlsx", "SETTINGS_META"]
 
 log = logging.getLogger("hub.evaluation")
 
@@ -47,7 +53,21 @@ county_staff_notice = Table(
     Index("ix_county_staff_notice_open", "read_at_ms", "issued_at_ms"),
 )
 
+# The 好差评 figures each township signs up per month (`EvaluationFigures`): the latest per township and
+# month, the cells as received (per village and kind; counts only, no evaluator or matter).
+township_evaluation_figures = Table(
+    "township_evaluation_figures", metadata,
+    Column("township_code", String(32), primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("cells_json", Text, nullable=False),
+    Column("computed_at_ms", BigInteger, nullable=False),
+    Column("received_at_ms", BigInteger, nullable=False),
+)
+
 NOTICE_ROLES = (Role.OPERATOR, Role.APPROVER, Role.DIRECTOR, Role.SUPERVISOR)
+SETTINGS_META = "assessment_settings"
+_CELL_FIELDS = ("rated", "satisfaction_points", "agent_entered", "bad", "bad_closed", "followed_up", "follow_up_good",
+                "complaints", "complaints_answered_late")
 
 
 class CountyStaffSupervisionRecorder:
@@ -112,12 +132,90 @@ def add_routes(web: FastAPI, pages: Any) -> None:
         return pages.back("/staff-notices", "已阅" if done else "该提醒已由他人阅处")
 
 
+# ---------------------------------------------------------------- what the townships send up
+
+
+def keep_evaluation_figures(conn: Connection, township_code: str, body: records_pb2.EvaluationFigures, receipt_ms: int) -> None:
+    """Keep one township's figures for one month (a later computation replaces an earlier one: a 差评
+    rated in a month may be closed later). Raises `EvaluationError` on a malformed month."""
+    month = body.month
+    if len(month) != 7 or month[4] != "-" or not (month[:4] + month[5:]).isdigit() or not 1 <= int(month[5:]) <= 12:
+        raise EvaluationError("乡镇上报的评价统计月份有误")
+    if not township_code:
+        raise EvaluationError("评价统计来自未登记乡镇代码的接入密钥")
+    cells = [{"village_code": c.village_code[:32], "kind": int(c.kind), **{k: int(getattr(c, k)) for k in _CELL_FIELDS}}
+             for c in body.cells]
+    values = {"cells_json": json.dumps(cells, ensure_ascii=False), "computed_at_ms": int(body.computed_at_ms),
+              "received_at_ms": receipt_ms}
+    t = township_evaluation_figures
+    held = conn.execute(select(t.c.computed_at_ms).where(t.c.township_code == township_code, t.c.month == month)).first()
+    if held is None:
+        conn.execute(insert(t).values(township_code=township_code, month=month, **values))
+    elif int(held.computed_at_ms) <= int(body.computed_at_ms):
+        conn.execute(update(t).where(t.c.township_code == township_code, t.c.month == month).values(**values))
+
+
+# ---------------------------------------------------------------- the county's settings for every township
+
+
+@dataclass(frozen=True)
+class CountySettings:
+    rectify_working_days: int = DEFAULT_RECTIFY_WORKING_DAYS
+    weights: ScoreWeights = ScoreWeights()
+    follow_up_percent: int = 10
+    set_by: str = ""
+    set_at_ms: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps({"rectify_working_days": self.rectify_working_days, "weights": self.weights.as_dict(),
+                           "follow_up_percent": self.follow_up_percent, "set_by": self.set_by,
+                           "set_at_ms": self.set_at_ms}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "CountySettings":
+        if not text:
+            return cls()
+        d = json.loads(text)
+        return cls(int(d["rectify_working_days"]), ScoreWeights.from_dict(d["weights"]), int(d["follow_up_percent"]),
+                   str(d.get("set_by", "")), int(d.get("set_at_ms", 0)))
+
+
+def county_settings(store: Any) -> CountySettings:
+    return CountySettings.from_json(store.get_meta(SETTINGS_META))
+
+
+def set_county_settings(app: Any, *, by: str, rectify_working_days: int | None = None, weights: ScoreWeights | None = None,
+                        follow_up_percent: int | None = None) -> CountySettings:
+    """Check and keep the county's 整改 deadline, score weights and 回访 sample rate, and (signed, in the
+    same transaction) send them down to every township, which uses them from then on
+    (`docs/evaluation.md`). Raises `EvaluationError` in Chinese before anything is kept or sent."""
+    from town_center.evaluation import EvaluationSettings, check_county_values
+
+    if not by.strip():
+        raise EvaluationError("请写明设置人")
+    current = county_settings(app.store)
+    now_ms = to_unix_ms(app.clock.now())
+    days = current.rectify_working_days if rectify_working_days is None else rectify_working_days
+    percent = current.follow_up_percent if follow_up_percent is None else follow_up_percent
+    check_county_values(days, percent)
+    settings = CountySettings(days, weights or current.weights, percent, by.strip()[:64], now_ms)
+    record = EvaluationSettings(days, settings.weights, "", percent).to_wire(set_by=settings.set_by, set_at_ms=now_ms)
+    with app.store.engine.begin() as conn:
+        app.store.lock_own_tip(conn, app.signer.key_id)
+        app.store.set_meta_in(conn, SETTINGS_META, settings.to_json())
+        app.store.publish_in(conn, app.signer, record, ["*"], now_ms=now_ms)
+    log.info("assessment settings saved by %s and sent to every township", settings.set_by)
+    return settings
+
+
 # ---------------------------------------------------------------- every township side by side
 
 
 @dataclass
 class TownshipFigures:
-    """One township's timeliness over a period, per hop, as its signed status updates report it."""
+    """One township's timeliness over a period, per hop, as its signed status updates report it; on
+    the township hop also its 好差评 figures as it signed them up per month, and the 百分制 score under
+    the county's weights."""
 
     township_code: str
     township_name: str
@@ -127,6 +225,17 @@ class TownshipFigures:
     on_time: int = 0
     overdue: int = 0
     hours: list[float] = field(default_factory=list)
+    rated: int = 0
+    satisfaction_points: int = 0
+    agent_entered: int = 0
+    bad: int = 0
+    bad_closed: int = 0
+    followed_up: int = 0
+    follow_up_good: int = 0
+    complaints: int = 0
+    complaints_answered_late: int = 0
+    has_evaluation: bool = False
+    score: float | None = None
 
     @property
     def on_time_rate_text(self) -> str:
@@ -136,15 +245,73 @@ class TownshipFigures:
     def average_hours_text(self) -> str:
         return f"{sum(self.hours) / len(self.hours):.1f}" if self.hours else ""
 
+    @property
+    def satisfaction(self) -> float | None:
+        return self.satisfaction_points / self.rated if self.rated else None
+
+    @property
+    def satisfaction_text(self) -> str:
+        return "" if self.satisfaction is None else f"{self.satisfaction:.1f}"
+
+    @property
+    def bad_rate_text(self) -> str:
+        return f"{self.bad / self.rated * 100:.1f}%" if self.rated else ""
+
+    @property
+    def closure_text(self) -> str:
+        return f"{self.bad_closed / self.bad * 100:.1f}%" if self.bad else ""
+
+    @property
+    def follow_up_text(self) -> str:
+        return f"{self.follow_up_good}/{self.followed_up}" if self.followed_up else ""
+
+    @property
+    def score_text(self) -> str:
+        return "" if self.score is None else f"{self.score:.1f}"
+
+    def add_cell(self, cell: dict[str, int]) -> None:
+        self.has_evaluation = True
+        for k in _CELL_FIELDS:
+            setattr(self, k, getattr(self, k) + int(cell.get(k, 0)))
+
+    def score_with(self, weights: ScoreWeights) -> float:
+        return assessment_score(ScoreInputs(
+            self.on_time / self.completed if self.completed else None, self.satisfaction,
+            self.bad / self.rated if self.rated else None, self.bad_closed / self.bad if self.bad else None,
+            self.follow_up_good / self.followed_up if self.followed_up else None, self.complaints), weights)
+
+
+# (header, attribute) in the order the page and the workbook show them.
+COMPARISON_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("受理件数", "received"), ("办结件数", "completed"), ("按时办结", "on_time"), ("按时办结率", "on_time_rate_text"),
+    ("超期件数", "overdue"), ("平均用时（工作小时）", "average_hours_text"), ("群众评价件数", "rated"),
+    ("满意度（百分制）", "satisfaction_text"), ("代为录入件数", "agent_entered"), ("差评件数", "bad"),
+    ("差评率", "bad_rate_text"), ("差评办结率", "closure_text"), ("回访满意/回访件数", "follow_up_text"),
+    ("投诉件数", "complaints"), ("投诉超期答复", "complaints_answered_late"), ("考核得分", "score_text"),
+)
 
 _HOP_OF_TIER = {records_pb2.TIER_TOWNSHIP: "township", records_pb2.TIER_COUNTY: "county"}
 HOP_ZH = {"township": "乡镇办理", "county": "县级办理"}
 
 
-def township_comparison(handling: Any, period: Period, names: dict[str, str], *, now: dt.datetime) -> list[TownshipFigures]:
+def _months_of(period: Period) -> list[str] | None:
+    """The months a period covers, or None when it starts or ends inside a month (figures come by month)."""
+    if period.start.day != 1 or period.end.day != 1:
+        return None
+    months, d = [], period.start
+    while d < period.end:
+        months.append(f"{d:%Y-%m}")
+        d = dt.date(d.year + d.month // 12, d.month % 12 + 1, 1)
+    return months
+
+
+def township_comparison(handling: Any, period: Period, names: dict[str, str], *, now: dt.datetime,
+                        engine: Engine | None = None, weights: ScoreWeights | None = None) -> list[TownshipFigures]:
     """Per township and hop (each on its own clock, as the township signed it): received, completed,
     on time, overdue (late when done, or open past its deadline at the period's end), average working
-    hours. The townships' ratings stay at the townships (their evaluators are confidential there)."""
+    hours; on the township hop, with `engine`, the 好差评 figures the township signed up for the
+    period's months and the 百分制 score under the county's `weights`. Evaluators stay at the township:
+    only counts come up."""
     calendar = handling.calendar
     start, end = period.start_at, period.end_at
     cut_ms = to_unix_ms(min(end, now))
@@ -167,25 +334,144 @@ def township_comparison(handling: Any, period: Period, names: dict[str, str], *,
                 row.hours.append(calendar.office_time_between(from_unix_ms(started), from_unix_ms(stopped)).total_seconds() / 3600)
             elif (not stopped or stopped >= cut_ms) and started < cut_ms and due and due < cut_ms:
                 row.overdue += 1
+    months = _months_of(period)
+    if engine is not None and months:
+        t = township_evaluation_figures
+        with engine.connect() as conn:
+            held = conn.execute(select(t.c.township_code, t.c.cells_json).where(t.c.month.in_(months))).all()
+        for code, cells_json in held:
+            row = table.setdefault((code, "township"), TownshipFigures(code, names.get(code) or "未登记名称的乡镇", "township"))
+            for cell in json.loads(cells_json):
+                row.add_cell(cell)
+    if weights is not None and months:
+        for row in table.values():
+            if row.hop == "township":
+                row.score = row.score_with(weights)
     return sorted(table.values(), key=lambda r: (r.hop != "township", r.township_name))
 
 
-def add_comparison_routes(web: FastAPI, pages: Any) -> None:
-    """`/township-assessment`: every township side by side for a month, quarter, year or day range."""
+def comparison_xlsx(rows: list[TownshipFigures], period: Period, weights: ScoreWeights) -> bytes:
+    """The comparison as an .xlsx workbook (openpyxl): the cells the page shows, a chart of the scores
+    and the weights used."""
+    from openpyxl import Workbook
+    from openpyxl.chart import BarChart, Reference
+    from openpyxl.styles import Font
 
-    @web.get("/township-assessment", response_class=HTMLResponse)
-    def comparison(request: Request, period: str = "",
-                   staff: ConsoleSession = Depends(require_role(*NOTICE_ROLES))) -> HTMLResponse:
+    from town_center.assessment import _safe
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "乡镇考核对比"
+    ws.append([f"{period.label}乡镇考核对比"])
+    ws["A1"].font = Font(bold=True, size=14)
+    ws.append(["乡镇", "环节", *[h for h, _ in COMPARISON_COLUMNS]])
+    for cell in ws[2]:
+        cell.font = Font(bold=True)
+    for r in rows:
+        ws.append([_safe(r.township_name), HOP_ZH[r.hop], *[_safe(getattr(r, a)) for _, a in COMPARISON_COLUMNS]])
+    ws.column_dimensions["A"].width = 20
+    scored = [(i, r) for i, r in enumerate(rows, start=3) if r.score is not None]
+    if scored:
+        col = len(COMPARISON_COLUMNS) + 4
+        ws.cell(row=2, column=col, value="得分（图表用）")
+        for i, r in scored:
+            ws.cell(row=i, column=col, value=r.score)
+        ws.column_dimensions[ws.cell(row=2, column=col).column_letter].hidden = True
+        chart = BarChart()
+        chart.type, chart.title, chart.y_axis.title = "bar", "乡镇考核得分", "分"
+        chart.add_data(Reference(ws, min_col=col, min_row=2, max_row=2 + len(rows)), titles_from_data=True)
+        chart.set_categories(Reference(ws, min_col=1, min_row=3, max_row=2 + len(rows)))
+        ws.add_chart(chart, f"A{len(rows) + 5}")
+    sheet = wb.create_sheet("考核权重")
+    sheet.append(["项目", "分值"])
+    for k, v in weights.as_dict().items():
+        sheet.append([WEIGHT_NAMES_ZH.get(k, k), v])
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+WEIGHT_NAMES_ZH = {"on_time": "按时办结", "satisfaction": "群众满意度", "no_bad_reviews": "无差评",
+                   "bad_reviews_closed": "差评整改办结", "follow_up_good": "回访满意", "complaint_deduction": "每件投诉扣分"}
+
+
+def add_comparison_routes(web: FastAPI, pages: Any) -> None:
+    """`/township-assessment` (and `.xlsx`): every township side by side for a month, quarter, year or day range."""
+
+    def rows_for(period: str) -> tuple[list[TownshipFigures], Period, str | None, ScoreWeights]:
         today = pages.app.handling.calendar.local_date(pages.now())
         error = None
         try:
             chosen = parse_period(period, today)
         except EvaluationError as exc:
             error, chosen = str(exc), parse_period("", today)
-        rows = township_comparison(pages.app.handling, chosen, pages.township_names(), now=pages.now())
-        chart = bar_chart_svg([(r.township_name, float(r.on_time_rate_text.rstrip("%") or 0)) for r in rows
-                               if r.hop == "township"], title="乡镇按时办结率", unit="%")
+        weights = county_settings(pages.app.store).weights
+        rows = township_comparison(pages.app.handling, chosen, pages.township_names(), now=pages.now(),
+                                   engine=pages.app.store.engine, weights=weights)
+        return rows, chosen, error, weights
+
+    @web.get("/township-assessment", response_class=HTMLResponse)
+    def comparison(request: Request, period: str = "",
+                   staff: ConsoleSession = Depends(require_role(*NOTICE_ROLES))) -> HTMLResponse:
+        rows, chosen, error, weights = rows_for(period)
+        chart = bar_chart_svg([(r.township_name, r.score or 0.0) for r in rows if r.hop == "township"],
+                              title="乡镇考核得分", unit="分")
+        settings = county_settings(pages.app.store)
         return pages.render(request, "township_assessment.html", {
             "title": "乡镇考核对比", "nav_here": "township-assessment", "rows": rows, "period": chosen, "hop_zh": HOP_ZH,
-            "chart": chart, "error": error, "period_text": period or chosen.label_key},
+            "chart": chart, "error": error, "period_text": period or chosen.label_key, "columns": COMPARISON_COLUMNS,
+            "by_month": _months_of(chosen) is not None, "settings": settings, "weight_names": WEIGHT_NAMES_ZH},
             status_code=400 if error else 200)
+
+    @web.get("/township-assessment.xlsx")
+    def comparison_workbook(period: str = "", staff: ConsoleSession = Depends(require_role(*NOTICE_ROLES))) -> Response:
+        rows, chosen, error, weights = rows_for(period)
+        if error:
+            return Response(error, status_code=400, media_type="text/plain; charset=utf-8")
+        name = urllib.parse.quote(f"乡镇考核对比-{chosen.label_key}.xlsx")
+        return Response(comparison_xlsx(rows, chosen, weights),
+                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"})
+
+
+def add_evaluation_commands(subparsers: Any, add_home: Any, open_app: Any) -> None:
+    """`county-hub evaluation settings`: the county's 整改 deadline, score weights and 回访 sample rate
+    for every township (shown when given nothing to change)."""
+    from shared import cli_common
+    from town_center.evaluation_cli import parse_weights
+
+    group = cli_common.add_command(subparsers, "evaluation", "好差评考核：设置各乡镇统一的整改期限、考核权重和回访抽样比例")
+    sub = group.add_subparsers(dest="evaluation_command", metavar="<操作>", required=True)
+    settings = cli_common.add_command(sub, "settings", "查看或设置并下发各乡镇：差评整改期限、考核权重、每件投诉扣分、回访抽样比例")
+    add_home(settings)
+    cli_common.add_passphrase_option(settings)
+    settings.add_argument("--rectify-days", type=int, default=None, metavar="天数", help="差评整改期限，1 到 30 个工作日")
+    settings.add_argument("--weights", default=None, metavar="权重",
+                          help="如 on_time=40,satisfaction=30,no_bad_reviews=10,bad_reviews_closed=10,follow_up_good=10,"
+                               "complaint_deduction=5（前五项合计 100 分）")
+    settings.add_argument("--follow-up-percent", type=int, default=None, metavar="比例", help="每周回访随机抽样比例，1 到 100")
+    settings.add_argument("--by", default="", metavar="设置人", help="设置人（记入审计并随设置下发）")
+
+    def run(args: Any) -> int:
+        weights = parse_weights(args.weights) if args.weights else None
+        changed = args.rectify_days is not None or weights is not None or args.follow_up_percent is not None
+        if changed and not args.by.strip():
+            raise EvaluationError("修改设置时请用 --by 写明设置人")
+        app = open_app(args)
+        try:
+            current = (set_county_settings(app, by=args.by, rectify_working_days=args.rectify_days, weights=weights,
+                                           follow_up_percent=args.follow_up_percent)
+                       if changed else county_settings(app.store))
+        finally:
+            app.close()
+        w = current.weights
+        if changed:
+            print("已保存并下发各乡镇（各乡镇下次与县级同步时生效）。")
+        print(f"差评整改期限：{current.rectify_working_days} 个工作日")
+        print(f"回访抽样比例：{current.follow_up_percent}%")
+        print(f"考核权重：按时办结 {w.on_time}，群众满意度 {w.satisfaction}，无差评 {w.no_bad_reviews}，"
+              f"差评整改办结 {w.bad_reviews_closed}，回访满意 {w.follow_up_good}；每件投诉扣 {w.complaint_deduction} 分")
+        print(f"设置人：{current.set_by or '尚未设置（各乡镇暂用本乡镇的设置）'}")
+        return 0
+
+    settings.set_defaults(handler=run)

@@ -188,6 +188,8 @@ class Background:
 
         app.handling.on_clock_saved = saved
         self._every = intake_every_s
+        from town_center.evaluation_figures import FiguresPublisher
+        self.figures = FiguresPublisher(app)
         self.quiet_s = 0.5
         # During pushes the intake still runs every second: it folds at most 250 records per
         # transaction and writers of the file queue first come, first served (docs/performance.md),
@@ -220,6 +222,8 @@ class Background:
                     if self.app.county_link is not None and self.app.county_link.fold():
                         self.watch.wake()
                         self.app.county_link.wake()
+                    # 好差评 counts up to the county and to each agent's laptop, at most every 15 minutes.
+                    self.figures.run_due()
                 except Exception:  # noqa: BLE001 - a failed pass is retried on the next tick; the log keeps the cause
                     log.exception("intake pass failed")
                 last_pass = time.monotonic()

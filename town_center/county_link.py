@@ -297,6 +297,26 @@ class CountyLink:
         if kind == "calendar_update":
             self._take_calendar(record.calendar_update, mark)
             return
+        if kind == "document_issued":
+            # A county notice for one of our matters (the township hands it on): kept by its hashes, so
+            # `town-center document verify` and /public/verify can check a paper of it.
+            from shared.documents.adapters.sql import save_received
+            from shared.documents.chain import received_from_record
+
+            try:
+                received = received_from_record(record.document_issued, issuer_name="",
+                                                author_key_id=record.header.author_key_id, seq=int(record.header.seq))
+            except ValueError:
+                received = None
+                log.warning("county document record without a number or with malformed hashes, not kept")
+            with self.store.engine.begin() as conn:
+                mark(conn)
+                if received is not None:
+                    save_received(conn, received, received_at_ms=to_unix_ms(self.clock.now()))
+            return
+        if kind == "assessment_settings":
+            self._take_assessment_settings(record.assessment_settings, mark)
+            return
         if kind == "status_update" and record.status_update.stage == records_pb2.STAGE_RETURNED:
             # The county did not take the escalation in (e.g. a village signature failed its check, or
             # the catalogues disagree): its hop never ran. The matter comes back to the township, whose
@@ -389,6 +409,27 @@ class CountyLink:
         if self.calendar_follower is not None:
             self.calendar_follower.take_up(text)
         log.info("county calendar override taken up (years %s, set by %s)", sorted(overrides), body.set_by)
+
+    def _take_assessment_settings(self, body: records_pb2.AssessmentSettings, mark) -> None:  # type: ignore[no-untyped-def]
+        """The county's 整改 deadline, score weights and 回访 sample rate replace the township's own
+        (`docs/evaluation.md`); unusable ones are noted and the settings in force stay."""
+        from shared.domain.evaluation import EvaluationError
+        from town_center.evaluation import take_county_settings_in
+
+        try:
+            with self.store.engine.begin() as conn:
+                mark(conn)
+                take_county_settings_in(self.store, conn, body)
+        except _AlreadyFolded:
+            return
+        except EvaluationError as exc:
+            # Signed by the county but out of range here: folded once, the settings in force stay.
+            try:
+                with self.store.engine.begin() as conn:
+                    mark(conn)
+            except _AlreadyFolded:
+                return
+            log.warning("county assessment settings not taken: %s", exc)
 
     def _receive_notice(self, body: records_pb2.SupervisionNotice, inbox_id: int) -> None:
         now_ms = to_unix_ms(self.clock.now())

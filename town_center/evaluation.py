@@ -13,7 +13,7 @@ import json
 import secrets
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -29,15 +29,20 @@ from shared.domain.evaluation import (
 )
 from shared.domain.figures import draw_follow_up_sample
 from shared.domain.handling import Actor, Role, Stage
+from shared.wire.v1 import records_pb2
 from town_center.errors import UnknownMatter
 from town_center.handling import HandlingService
 from town_center.store.evaluation_tables import evaluation, evaluation_token, follow_up_finding
 from town_center.store.matter_tables import follow_up_call, matter_event, town_matter
 
-__all__ = ["Evaluations", "EvaluationSettings", "EvaluationLink", "EvaluationView", "OwnFigures", "RatedMatter",
+__all__ = ["Evaluations", "EvaluationSettings", "check_county_values", "COUNTY_SETTINGS_META",
+           "take_county_settings_in", "EvaluationLink", "EvaluationView", "OwnFigures", "RatedMatter",
            "SETTINGS_META", "CONFIDENTIAL_ROLES", "evaluation_qr_svg"]
 
 SETTINGS_META = "evaluation_settings"
+# The county's assessment settings as last received (signed `assessment_settings`, folded by the county link).
+COUNTY_SETTINGS_META = "county_assessment_settings"
+DEFAULT_FOLLOW_UP_PERCENT = 10
 # Who sees the evaluator (003 服务评价制度 第八条: the evaluator is kept confidential).
 CONFIDENTIAL_ROLES = frozenset({Role.DIRECTOR, Role.SUPERVISOR})
 # A token is printed once the result exists: on the 交付签收单 the agent hands over.
@@ -47,15 +52,23 @@ _RETRIES = 5
 
 @dataclass(frozen=True)
 class EvaluationSettings:
-    """The county's settings for its townships (kept in the township's meta; `town-center evaluation settings`)."""
+    """The 整改 deadline, the score weights and the 回访 sample rate are the county's settings: a
+    township's own values (`town-center evaluation settings`) count only until the county's first
+    signed `assessment_settings` arrives (`county_set_by` then names who set them there). The public
+    address is the township's own."""
 
     rectify_working_days: int = DEFAULT_RECTIFY_WORKING_DAYS
     weights: ScoreWeights = ScoreWeights()
     public_url: str = ""     # where villagers reach this township's /evaluate page (printed as the QR code)
+    follow_up_percent: int = DEFAULT_FOLLOW_UP_PERCENT
+    county_set_by: str = ""
+    county_set_at_ms: int = 0
 
     def to_json(self) -> str:
         return json.dumps({"rectify_working_days": self.rectify_working_days, "weights": self.weights.as_dict(),
-                           "public_url": self.public_url})
+                           "public_url": self.public_url, "follow_up_percent": self.follow_up_percent,
+                           "county_set_by": self.county_set_by, "county_set_at_ms": self.county_set_at_ms},
+                          ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str | None) -> "EvaluationSettings":
@@ -63,7 +76,55 @@ class EvaluationSettings:
             return cls()
         data = json.loads(text)
         return cls(int(data.get("rectify_working_days", DEFAULT_RECTIFY_WORKING_DAYS)),
-                   ScoreWeights.from_dict(data.get("weights", {})), str(data.get("public_url", "")))
+                   ScoreWeights.from_dict(data.get("weights", {})), str(data.get("public_url", "")),
+                   int(data.get("follow_up_percent", DEFAULT_FOLLOW_UP_PERCENT)), str(data.get("county_set_by", "")),
+                   int(data.get("county_set_at_ms", 0)))
+
+    @property
+    def from_county(self) -> bool:
+        return bool(self.county_set_at_ms)
+
+    @classmethod
+    def from_wire(cls, body: records_pb2.AssessmentSettings) -> "EvaluationSettings":
+        """The county's signed settings, checked as strictly as a township's own (raises `EvaluationError`)."""
+        w = body.weights
+        weights = ScoreWeights(on_time=w.on_time, satisfaction=w.satisfaction, no_bad_reviews=w.no_bad_reviews,
+                               bad_reviews_closed=w.bad_reviews_closed, follow_up_good=w.follow_up_good,
+                               complaint_deduction=body.complaint_deduction)
+        check_county_values(int(body.rectify_working_days), int(body.follow_up_sample_percent))
+        return cls(int(body.rectify_working_days), weights, "", int(body.follow_up_sample_percent),
+                   body.set_by[:64] or "county", int(body.set_at_ms) or 1)
+
+    def to_wire(self, *, set_by: str, set_at_ms: int) -> records_pb2.Record:
+        """The county's settings as the signed record it sends down to every township."""
+        record = records_pb2.Record()
+        body = record.assessment_settings
+        body.rectify_working_days, body.follow_up_sample_percent = self.rectify_working_days, self.follow_up_percent
+        body.complaint_deduction = self.weights.complaint_deduction
+        for k in ScoreWeights.PARTS:
+            setattr(body.weights, k, getattr(self.weights, k))
+        body.set_by, body.set_at_ms = set_by[:64], set_at_ms
+        return record
+
+
+def take_county_settings_in(store: Any, conn: Connection, body: records_pb2.AssessmentSettings) -> EvaluationSettings:
+    """Keep the county's signed settings (folded in `conn` by the county link); raises
+    `EvaluationError` when they break the rules, so nothing unusable replaces the settings in force.
+    An older record than the one kept (set earlier at the county) changes nothing."""
+    settings = EvaluationSettings.from_wire(body)
+    kept = store.get_meta_in(conn, COUNTY_SETTINGS_META)
+    if kept and EvaluationSettings.from_json(kept).county_set_at_ms > settings.county_set_at_ms:
+        return EvaluationSettings.from_json(kept)
+    store.set_meta_in(conn, COUNTY_SETTINGS_META, settings.to_json())
+    return settings
+
+
+def check_county_values(rectify_working_days: int, follow_up_percent: int) -> None:
+    """Raises `EvaluationError` when a 整改 deadline or a 回访 sample rate is out of range."""
+    if not 1 <= rectify_working_days <= 30:
+        raise EvaluationError("整改期限应为 1 到 30 个工作日")
+    if not 1 <= follow_up_percent <= 100:
+        raise EvaluationError("回访抽样比例应为 1% 到 100%")
 
 
 @dataclass(frozen=True)
@@ -159,21 +220,31 @@ class Evaluations:
     # ------------------------------------------------------------------ settings
 
     def settings(self) -> EvaluationSettings:
-        return EvaluationSettings.from_json(self.store.get_meta(SETTINGS_META))
+        """The settings in force: the county's once it has sent any, else the township's own."""
+        own = EvaluationSettings.from_json(self.store.get_meta(SETTINGS_META))
+        county = self.store.get_meta(COUNTY_SETTINGS_META)
+        if not county:
+            return own
+        return replace(EvaluationSettings.from_json(county), public_url=own.public_url)
 
     def configure(self, *, rectify_working_days: int | None = None, weights: ScoreWeights | None = None,
-                  public_url: str | None = None) -> EvaluationSettings:
-        current = self.settings()
-        days = current.rectify_working_days if rectify_working_days is None else rectify_working_days
-        if not 1 <= days <= 30:
-            raise EvaluationError("整改期限应为 1 到 30 个工作日")
-        url = current.public_url if public_url is None else public_url.strip().rstrip("/")
+                  public_url: str | None = None, follow_up_percent: int | None = None) -> EvaluationSettings:
+        own = EvaluationSettings.from_json(self.store.get_meta(SETTINGS_META))
+        in_force = self.settings()
+        if in_force.from_county and (rectify_working_days is not None or weights is not None
+                                     or follow_up_percent is not None):
+            raise EvaluationError(f"整改期限、考核权重和回访抽样比例已由县级统一设置（{in_force.county_set_by}，"
+                                  f"{from_unix_ms(in_force.county_set_at_ms):%Y-%m-%d %H:%M}），乡镇不能修改；"
+                                  "如需调整请联系县级")
+        days = own.rectify_working_days if rectify_working_days is None else rectify_working_days
+        percent = own.follow_up_percent if follow_up_percent is None else follow_up_percent
+        check_county_values(days, percent)
+        url = own.public_url if public_url is None else public_url.strip().rstrip("/")
         parts = urllib.parse.urlsplit(url)
         if url and (parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment):
             raise EvaluationError("评价网址应为村民手机能打开的乡镇网址，如 https://qingshi.example.cn")
-        settings = EvaluationSettings(days, weights or current.weights, url)
-        self.store.set_meta(SETTINGS_META, settings.to_json())
-        return settings
+        self.store.set_meta(SETTINGS_META, EvaluationSettings(days, weights or own.weights, url, percent).to_json())
+        return self.settings()
 
     # ------------------------------------------------------------------ tokens
 
@@ -512,7 +583,8 @@ class Evaluations:
                          if m.completed_at is not None and m.matter_id not in drawn and m.matter_id not in bad]
             secret = hashlib.sha256(b"quancheng-follow-up|" + self.handling.signer.seed()).digest()
             sample = [m.matter_id for m in draw_follow_up_sample(completed, week_start=today - dt.timedelta(days=today.weekday()),
-                                                                  secret=secret)]
+                                                                  secret=secret,
+                                                                  fraction=self.settings().follow_up_percent / 100)]
         new = [m for m in dict.fromkeys([*sample, *bad]) if m not in drawn]
         if not new:
             return 0, week

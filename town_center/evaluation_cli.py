@@ -16,7 +16,7 @@ from shared.domain.evaluation import EvaluationError, ScoreWeights
 from shared.domain.figures import neutralise_formula
 from shared.os_errors import os_error_zh
 
-__all__ = ["add_evaluation_commands", "feed_csv", "FEED_FIELDS"]
+__all__ = ["add_evaluation_commands", "feed_csv", "FEED_FIELDS", "parse_weights"]
 
 FEED_FIELDS = ("cursor", "evaluation_ref", "matter_code", "tier", "channel", "entered_by_agent", "level", "level_zh", "bad",
                "reason", "rated_at", "valid", "rectification", "rectified_at", "closed_at")
@@ -69,6 +69,8 @@ def add_evaluation_commands(subparsers: Any, add_home: Callable[[argparse.Argume
     settings.add_argument("--rectify-days", type=int, default=None, metavar="天数", help="差评整改期限，1 到 30 个工作日")
     settings.add_argument("--weights", default=None, metavar="权重",
                           help="如 on_time=40,satisfaction=30,no_bad_reviews=10,bad_reviews_closed=10,follow_up_good=10")
+    settings.add_argument("--follow-up-percent", type=int, default=None, metavar="比例",
+                          help="每周回访随机抽样比例，1 到 100（县级下发设置后以县级为准）")
     settings.add_argument("--public-url", default=None, metavar="网址",
                           help="村民扫码评价打开的乡镇网址（签收单二维码），如 https://qingshi.example.cn")
     settings.set_defaults(handler=lambda args: _settings(args, open_app))
@@ -135,29 +137,37 @@ def _report(args: argparse.Namespace, open_app: Callable[[argparse.Namespace], A
     return 0
 
 
+def parse_weights(text: str) -> ScoreWeights:
+    """`on_time=40,satisfaction=30,...` as typed on a command line; raises `EvaluationError`."""
+    try:
+        pairs = {k.strip(): v.strip() for k, v in (part.split("=", 1) for part in text.split(",") if part.strip())}
+    except ValueError:
+        raise EvaluationError("权重格式应为 名称=分值，用逗号分隔") from None
+    unknown = set(pairs) - set(ScoreWeights.__dataclass_fields__)
+    if unknown:
+        raise EvaluationError("不认识的权重名称：" + "、".join(sorted(unknown)))
+    return ScoreWeights.from_dict(dict(pairs))
+
+
 def _settings(args: argparse.Namespace, open_app: Callable[[argparse.Namespace], Any]) -> int:
-    weights = None
-    if args.weights:
-        try:
-            pairs = dict(part.split("=", 1) for part in args.weights.split(",") if part.strip())
-        except ValueError:
-            raise EvaluationError("权重格式应为 名称=分值，用逗号分隔") from None
-        unknown = set(pairs) - set(ScoreWeights.__dataclass_fields__)
-        if unknown:
-            raise EvaluationError("不认识的权重名称：" + "、".join(sorted(unknown)))
-        weights = ScoreWeights.from_dict({k.strip(): v.strip() for k, v in pairs.items()})
+    weights = parse_weights(args.weights) if args.weights else None
     app = open_app(args)
     try:
         evaluations = _evaluations(app)
-        changed = args.rectify_days is not None or weights is not None or args.public_url is not None
+        changed = (args.rectify_days is not None or weights is not None or args.public_url is not None
+                   or args.follow_up_percent is not None)
         settings = evaluations.configure(rectify_working_days=args.rectify_days, weights=weights,
-                                         public_url=args.public_url) if changed else evaluations.settings()
+                                         public_url=args.public_url, follow_up_percent=args.follow_up_percent) \
+            if changed else evaluations.settings()
     finally:
         app.close()
     w = settings.weights
     print(f"差评整改期限：{settings.rectify_working_days} 个工作日")
+    print(f"回访抽样比例：{settings.follow_up_percent}%")
     print(f"村民评价网址：{settings.public_url or '（尚未设置）'}")
     print(f"考核权重：按时办结 {w.on_time}，群众满意度 {w.satisfaction}，无差评 {w.no_bad_reviews}，"
-          f"差评整改办结 {w.bad_reviews_closed}，回访满意 {w.follow_up_good}")
+          f"差评整改办结 {w.bad_reviews_closed}，回访满意 {w.follow_up_good}；每件投诉扣 {w.complaint_deduction} 分")
+    print("以上整改期限、权重和抽样比例由县级统一设置并下发" if settings.from_county
+          else "县级尚未下发考核设置，暂用本乡镇的设置")
     sys.stdout.flush()
     return 0
