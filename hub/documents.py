@@ -14,22 +14,24 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, select
 
 from shared.catalog import CatalogItem
 from shared.clock import from_unix_ms
 from shared.console.store import staff as staff_table
 from shared.documents.adapters.archive import ISSUER_META, DocumentArchive, DocumentListing, IssuerSettings
-from shared.documents.adapters.sql import documents_of_matter
+from shared.clock import to_unix_ms
+from shared.documents.adapters.sql import documents_of_matter, load_received, save_received
+from shared.documents.chain import ReceivedDocument, document_record, received_from_record, received_verification
+from shared.documents.errors import DocumentNotFound
 from shared.documents.content import instant_zh, short_hash
 from shared.documents.drafts import (
     DocumentDraft, NoticeFacts, extension_draft, refusal_draft, supervision_draft, supplement_draft,
     upper_acceptance_draft,
 )
-from shared.documents.kinds import IssuingTier
+from shared.documents.kinds import DocumentKind, IssuingTier
 from shared.documents.signed import IssuedDocument, Verification
 from shared.domain.handling import HandledMatter
 from shared.sealing import open_sealed
@@ -61,7 +63,19 @@ class CountyDocuments:
 
     def issue_for(self, conn: Connection, row: Any, before: HandledMatter, after: HandledMatter, action: str, *,
                   now: dt.datetime) -> list[IssuedDocument]:
-        return [self.archive.issue_in(conn, d, now=now) for d in self._drafts(conn, row, before, after, action)]
+        drafts = self._drafts(conn, row, before, after, action)
+        issued = [self.archive.issue_in(conn, d, now=now) for d in drafts]
+        for draft, doc in zip(drafts, issued):
+            self._sign_into_chain(conn, doc, draft.kind, draft.matter_id, row.township_key_id, row.township_code, now)
+        return issued
+
+    def _sign_into_chain(self, conn: Connection, doc: IssuedDocument, kind: DocumentKind, matter_id: str,
+                         township_key_id: str, township_code: str, now: dt.datetime) -> None:
+        """The document as a record of the county's chain to the township concerned, in the transaction
+        that allocated its number: the township that hands a county notice on can check it (docs/wire-v1.md
+        "Written documents")."""
+        record = document_record(doc, kind=kind, matter_id=matter_id, issued_at_ms=to_unix_ms(now))
+        self.handling._publish(conn, record, township_key_id, township_code, to_unix_ms(now))
 
     def _drafts(self, conn: Connection, row: Any, before: HandledMatter, after: HandledMatter,
                 action: str) -> list[DocumentDraft]:
@@ -93,7 +107,9 @@ class CountyDocuments:
                                        limit_zh=clock.limit.describe_zh() if clock else "",
                                        statutory_zh=clock.statutory.describe_zh() if clock else "",
                                        due_on=instant_zh(due) if due else "")
-        return self.archive.issue_in(conn, draft, now=now)
+        doc = self.archive.issue_in(conn, draft, now=now)
+        self._sign_into_chain(conn, doc, draft.kind, draft.matter_id, row.township_key_id, row.township_code, now)
+        return doc
 
     def issue_supervision_in(self, conn: Connection, *, matter_id: str, township_key_id: str, message: str,
                              hop_tier: str, overdue_working_days: int, issued_by: str, now: dt.datetime) -> IssuedDocument:
@@ -105,7 +121,10 @@ class CountyDocuments:
                                   matter_name=item.name if item is not None else "所办事项", message=message,
                                   hop_zh=_HOP_ZH.get(hop_tier, "乡镇办理环节"),
                                   overdue_working_days=overdue_working_days, issued_by=self._name(conn, issued_by))
-        return self.archive.issue_in(conn, draft, now=now)
+        doc = self.archive.issue_in(conn, draft, now=now)
+        code = conn.execute(select(township_key.c.township_code).where(township_key.c.key_id == township_key_id)).scalar()
+        self._sign_into_chain(conn, doc, draft.kind, matter_id, township_key_id, str(code or ""), now)
+        return doc
 
     def _item(self, code: str) -> CatalogItem | None:
         catalog = self.handling.catalog
@@ -153,38 +172,40 @@ class CountyDocuments:
             return self.archive.archive_pdf(conn, number)
 
     def verify(self, number: str, *, typed_hash: str = "", deep: bool = False) -> Verification:
+        """A county document from its archive; otherwise a township's, against what that township signed
+        into its chain up (`received`)."""
         with self.handling.store.engine.connect() as conn:
-            return self.archive.verify(conn, number, typed_hash=typed_hash, deep=deep)
+            try:
+                return self.archive.verify(conn, number, typed_hash=typed_hash, deep=deep)
+            except DocumentNotFound:
+                return received_verification(self.received(conn, number), typed_hash=typed_hash)
+
+    def received(self, conn: Connection, number: str) -> list[ReceivedDocument]:
+        return load_received(conn, number, received_issuers(self.handling.store, conn))
+
+    def take_in(self, conn: Connection, body: records_pb2.DocumentIssued, *, township_key_id: str, seq: int,
+                received_at_ms: int) -> None:
+        """A township's `DocumentIssued`, kept where its verification finds it (the county intake)."""
+        # A malformed one raises ValueError: the intake notes it on the matter and goes on.
+        save_received(conn, received_from_record(body, issuer_name="", author_key_id=township_key_id, seq=seq),
+                      received_at_ms=received_at_ms)
 
     def after_commit(self) -> None:
         """Archive the PDFs of the notices the action just committed (outside its transaction)."""
         self.archive.archive_pending(self.handling.store.engine)
 
 
+def received_issuers(store: Any, conn: Connection) -> dict[str, str]:
+    """Who signed the documents the county receives, by name: its townships' centers."""
+    return {k: f"{n}便民服务中心" for k, n in conn.execute(select(township_key.c.key_id, township_key.c.holder_name))}
+
+
 def add_document_commands(subparsers: Any, add_home: Callable[[argparse.ArgumentParser], None],
                           db_url: Callable[[argparse.Namespace], str]) -> None:
     """`county-hub document verify|issuer`."""
-    from shared.documents.adapters.cli import add_document_commands as add, public_key_of_key_file
+    from hub.bootstrap import KEY_FILE_NAME
+    from hub.store import open_hub_store
+    from shared.documents.adapters.cli import add_document_commands as add
 
-    def open_engine(args: argparse.Namespace) -> tuple[Engine, Callable[[], None]]:
-        from hub.store import open_hub_store
-
-        store = open_hub_store(db_url(args))
-        return store.engine, store.close
-
-    def set_meta(args: argparse.Namespace, key: str, value: str) -> None:
-        from hub.store import open_hub_store
-
-        store = open_hub_store(db_url(args))
-        try:
-            store.set_meta(key, value)
-        finally:
-            store.close()
-
-    def public_key(args: argparse.Namespace) -> bytes:
-        from hub.bootstrap import KEY_FILE_NAME
-
-        return public_key_of_key_file(Path(args.home) / KEY_FILE_NAME)
-
-    add(subparsers, tier_zh="县级", add_home=add_home, open_engine=open_engine, public_key=public_key,
-        set_meta=set_meta, verify_hint=VERIFY_HINT)
+    add(subparsers, tier_zh="县级", add_home=add_home, db_url=db_url, open_store=open_hub_store,
+        key_file_name=KEY_FILE_NAME, verify_hint=VERIFY_HINT, received_issuers=received_issuers)

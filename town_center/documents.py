@@ -15,16 +15,17 @@ import argparse
 import datetime as dt
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, select
 
 from shared.catalog import CatalogItem, MatterKind, Tier
-from shared.clock import from_unix_ms
+from shared.clock import from_unix_ms, to_unix_ms
 from shared.console.store import staff as staff_table
 from shared.documents.adapters.archive import ISSUER_META, DocumentArchive, DocumentListing, IssuerSettings
-from shared.documents.adapters.sql import documents_of_matter
+from shared.documents.adapters.sql import documents_of_matter, load_received, save_received
+from shared.documents.chain import ReceivedDocument, document_record, received_from_record, received_verification
+from shared.documents.errors import DocumentNotFound
 from shared.documents.content import instant_zh, short_hash
 from shared.documents.drafts import (
     DocumentDraft, NoticeFacts, acceptance_draft, extension_draft, refusal_draft, returned_draft, supplement_draft,
@@ -32,6 +33,7 @@ from shared.documents.drafts import (
 from shared.documents.kinds import DocumentKind, IssuingTier
 from shared.documents.signed import IssuedDocument, Verification
 from shared.domain.handling import HandledMatter, RefusalKind
+from shared.wire.v1 import records_pb2
 from town_center.store.tables import agent_key
 
 if TYPE_CHECKING:
@@ -77,7 +79,28 @@ class TownDocuments:
                   *, now: dt.datetime, actor_label: str) -> list[IssuedDocument]:
         drafts = self._drafts(conn, row, before, after, change)
         # Listed on the matter page from the archive (not as history lines: the history is the actions').
-        return [self.archive.issue_in(conn, draft, now=now) for draft in drafts]
+        issued = [self.archive.issue_in(conn, draft, now=now) for draft in drafts]
+        for draft, doc in zip(drafts, issued):
+            self.sign_into_chains(conn, doc, draft.kind, draft.matter_id, now=now, village_code=row.village_code)
+        return issued
+
+    def sign_into_chains(self, conn: Connection, doc: IssuedDocument, kind: DocumentKind, matter_id: str, *,
+                         now: dt.datetime, village_code: str) -> None:
+        """The document as a record of the township's own chain and, when linked, of its chain up to
+        the county, in the transaction that allocated its number (docs/wire-v1.md "Written documents")."""
+        from town_center.handling import INTERNAL_AUDIENCE
+
+        handling = self.handling
+        issued_ms = to_unix_ms(now)
+        # As `HandlingService.commit_in`: signed at the township's present, so its chain's times never step back.
+        sign_ms = max(issued_ms, to_unix_ms(handling.clock.now()))
+        handling.store.publish_in(conn, handling.signer, document_record(doc, kind=kind, matter_id=matter_id,
+                                                                         issued_at_ms=issued_ms),
+                                  [INTERNAL_AUDIENCE], now_ms=sign_ms)
+        if handling.up is not None:
+            up = document_record(doc, kind=kind, matter_id=matter_id, issued_at_ms=issued_ms)
+            up.audience.township_code, up.audience.village_code = handling.up.township_code, village_code
+            handling.up.append_in(conn, up, now_ms=sign_ms)
 
     def _drafts(self, conn: Connection, row: Any, before: HandledMatter, after: HandledMatter,
                 change: "Change") -> list[DocumentDraft]:
@@ -159,38 +182,46 @@ class TownDocuments:
             return self.archive.archive_pdf(conn, number)
 
     def verify(self, number: str, *, typed_hash: str = "", deep: bool = False) -> Verification:
+        """A township document from its archive; otherwise a laptop's or the county's, against what its
+        issuer signed into its chain (`received`)."""
         with self.handling.store.engine.connect() as conn:
-            return self.archive.verify(conn, number, typed_hash=typed_hash, deep=deep)
+            try:
+                return self.archive.verify(conn, number, typed_hash=typed_hash, deep=deep)
+            except DocumentNotFound:
+                return received_verification(self.received(conn, number), typed_hash=typed_hash)
+
+    def received(self, conn: Connection, number: str) -> list[ReceivedDocument]:
+        return load_received(conn, number, received_issuers(self.handling.store, conn))
+
+    def take_in(self, conn: Connection, body: records_pb2.DocumentIssued, *, key_id: str, seq: int,
+                received_at_ms: int) -> None:
+        """A laptop's `DocumentIssued` (the intake), kept where verification finds it."""
+        save_received(conn, received_from_record(body, issuer_name="", author_key_id=key_id, seq=seq),
+                      received_at_ms=received_at_ms)
 
     def after_commit(self) -> None:
         """Archive the PDFs of the notices the action just committed (outside its transaction)."""
         self.archive.archive_pending(self.handling.store.engine)
 
 
+def received_issuers(store: Any, conn: Connection) -> dict[str, str]:
+    """Who signed the documents the township receives, by name: its villages' agents and the county."""
+    from town_center.county_link import LINK_META
+
+    names = {k: f"村代办员{n}" if n else "村代办员电脑"
+             for k, n in conn.execute(select(agent_key.c.key_id, agent_key.c.holder_name))}
+    link = store.get_meta_in(conn, LINK_META)
+    if link:
+        names[str(json.loads(link).get("county_key_id", ""))] = "县政务服务中心"
+    return names
+
+
 def add_document_commands(subparsers: Any, add_home: Callable[[argparse.ArgumentParser], None],
                           db_url: Callable[[argparse.Namespace], str]) -> None:
     """`town-center document verify|issuer`."""
-    from shared.documents.adapters.cli import add_document_commands as add, public_key_of_key_file
+    from shared.documents.adapters.cli import add_document_commands as add
+    from town_center.bootstrap import KEY_FILE_NAME
+    from town_center.store import open_town_store
 
-    def open_engine(args: argparse.Namespace) -> tuple[Engine, Callable[[], None]]:
-        from town_center.store import open_town_store
-
-        store = open_town_store(db_url(args))
-        return store.engine, store.close
-
-    def set_meta(args: argparse.Namespace, key: str, value: str) -> None:
-        from town_center.store import open_town_store
-
-        store = open_town_store(db_url(args))
-        try:
-            store.set_meta(key, value)
-        finally:
-            store.close()
-
-    def public_key(args: argparse.Namespace) -> bytes:
-        from town_center.bootstrap import KEY_FILE_NAME
-
-        return public_key_of_key_file(Path(args.home) / KEY_FILE_NAME)
-
-    add(subparsers, tier_zh="本乡镇", add_home=add_home, open_engine=open_engine, public_key=public_key,
-        set_meta=set_meta, verify_hint=VERIFY_HINT)
+    add(subparsers, tier_zh="本乡镇", add_home=add_home, db_url=db_url, open_store=open_town_store,
+        key_file_name=KEY_FILE_NAME, verify_hint=VERIFY_HINT, received_issuers=received_issuers)

@@ -95,6 +95,9 @@ class Intake:
                 if record.HasField("request_filed"):
                     # Filings make new matters: gathered and written a table at a time (most records are these).
                     filings.append((int(r.seq), record, int(r.receipt_time_ms)))
+                elif record.HasField("document_issued"):
+                    # A receipt or form the laptop printed: kept by its hashes for `document verify` (no matter change).
+                    self._document(conn, key_id, int(r.seq), record, int(r.receipt_time_ms))
                 else:
                     self._file_all(conn, key_id, village, filings)
                     filings = []
@@ -116,6 +119,16 @@ class Intake:
         except Exception as exc:  # noqa: BLE001 - see above; the log names the record, not its content
             log.warning("record %s/%d not applied: %s", key_id[:8], seq, exc.__class__.__name__)
             self._note_failure(conn, record, receipt_ms, key_id)
+
+    def _document(self, conn: Connection, key_id: str, seq: int, record: records_pb2.Record, receipt_ms: int) -> None:
+        documents = self.handling.documents
+        if documents is None:
+            return
+        try:
+            with conn.begin_nested():
+                documents.take_in(conn, record.document_issued, key_id=key_id, seq=seq, received_at_ms=receipt_ms)
+        except Exception as exc:  # noqa: BLE001 - as `_apply_one`: noted, never holding back the device's later records
+            log.warning("record %s/%d not applied: %s", key_id[:8], seq, exc.__class__.__name__)
 
     def _file_all(self, conn: Connection, key_id: str, village: str, filings: list[tuple[int, records_pb2.Record, int]]) -> None:
         """New matters from consecutive filings: checked together, then one insert per table. If

@@ -239,6 +239,7 @@ TOWN_0004_COLUMNS = frozenset({("login_failure", "client_address"), ("login_fail
 TOWN_0004_TABLES = frozenset({"login_success"})
 # What town_0005 (and hub_0004) added: the written documents' numbering and archive.
 DOCUMENT_TABLES = frozenset({"document_sequence", "issued_document"})
+RECEIVED_DOCUMENT_TABLES = frozenset({"received_document"})
 # town_0010: the front desk (window intake, registers, appointments, AB posts, the queue).
 FRONT_DESK_TABLES = frozenset({"window_intake", "desk_case", "desk_event", "appointment", "post", "absence", "queue_ticket"})
 # town_0009: 好差评 and 督查 (evaluations, tokens, 回访 findings, overdue records, staff notices).
@@ -460,7 +461,7 @@ def test_a_township_of_the_county_era_made_before_migrations_is_stamped_then_upg
     head = head_revision(TOWN_MIGRATIONS)
     assert result.stamped == "town_0002" and result.after == head and _version(engine) == [head]
     assert set(_schema(engine)) == set(schema) | TOWN_0004_TABLES | CLOCK_COUNT_TABLES | RELAY_CONTRACT_TABLES \
-        | DOCUMENT_TABLES | API_TOKEN_TABLES | FRONT_DESK_TABLES | EVALUATION_TABLES
+        | DOCUMENT_TABLES | API_TOKEN_TABLES | FRONT_DESK_TABLES | EVALUATION_TABLES | RECEIVED_DOCUMENT_TABLES
     again = upgrade_to_head(engine, TOWN_MIGRATIONS)
     assert again.before == again.after and again.stamped is None
 

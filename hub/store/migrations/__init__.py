@@ -32,8 +32,10 @@ def _models() -> Sequence[MetaData]:
     from shared.console.store import metadata as console_metadata
     from shared.deadline_watch.store import metadata as deadline_metadata
     from shared.documents.adapters.sql import metadata as document_metadata
+    from shared.documents.adapters.sql import received_metadata
 
-    return (metadata, deadline_metadata, console_metadata, document_metadata, api_metadata, evaluation_metadata)
+    return (metadata, deadline_metadata, console_metadata, document_metadata, api_metadata, evaluation_metadata,
+            received_metadata)
 
 
 HUB_MIGRATIONS = StoreMigrations("hub", "县级数据库", Path(__file__).resolve().parent, _detect, _models)

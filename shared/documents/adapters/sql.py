@@ -8,7 +8,7 @@ action rolls its increment back with it, so the sequence has no gaps.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger, Column, Connection, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, String, Table, Text,
@@ -20,8 +20,12 @@ from shared.documents.errors import DocumentNotFound
 from shared.documents.kinds import DocumentKind
 from shared.documents.signed import IssuedDocument
 
+if TYPE_CHECKING:
+    from shared.documents.chain import ReceivedDocument
+
 __all__ = ["metadata", "document_sequence", "issued_document", "allocate_seq", "save_document", "load_document",
-           "documents_of_matter", "set_pdf", "DocumentRow"]
+           "documents_of_matter", "set_pdf", "DocumentRow", "received_metadata", "received_document", "save_received",
+           "load_received"]
 
 metadata = MetaData()
 
@@ -52,6 +56,25 @@ issued_document = Table(
     Column("pdf_sha256", String(64), nullable=False, default=""),
     UniqueConstraint("year", "kind", "seq", name="uq_issued_document_seq"),
     Index("ix_issued_document_matter", "matter_id", "issued_at_ms"),
+)
+
+# Documents another tier signed into its chain (`DocumentIssued`): the county keeps the townships',
+# the township the laptops'. Their own `MetaData`: the laptop receives none and must not create it.
+received_metadata = MetaData()
+
+received_document = Table(
+    "received_document", received_metadata,
+    Column("author_key_id", String(64), nullable=False),
+    Column("number", String(96), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("matter_id", String(64), nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("html_sha256", String(64), nullable=False),
+    Column("issued_at_ms", BigInteger, nullable=False),
+    Column("received_at_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("author_key_id", "number", name="pk_received_document"),
+    Index("ix_received_document_number", "number"),
 )
 
 DocumentRow = Any
@@ -98,6 +121,30 @@ def load_document(conn: Connection, number: str) -> IssuedDocument:
     if row is None:
         raise DocumentNotFound("没有找到该编号的文书，请核对文书右上方的编号")
     return _to_issued(row)
+
+
+def save_received(conn: Connection, doc: "ReceivedDocument", *, received_at_ms: int) -> None:
+    """Keep a received document; the same record received again (a resend) changes nothing."""
+    exists = conn.execute(select(received_document.c.seq).where(
+        received_document.c.author_key_id == doc.author_key_id, received_document.c.number == doc.number)).first()
+    if exists is not None:
+        return
+    conn.execute(insert(received_document).values(
+        author_key_id=doc.author_key_id[:64], number=doc.number[:96], seq=doc.seq, kind=doc.kind[:24],
+        matter_id=doc.matter_id[:64], content_sha256=doc.content_sha256, html_sha256=doc.html_sha256,
+        issued_at_ms=doc.issued_at_ms, received_at_ms=received_at_ms))
+
+
+def load_received(conn: Connection, number: str, issuer_names: dict[str, str]) -> list["ReceivedDocument"]:
+    """Every received document carrying this number (two issuers may share a prefix), oldest first;
+    `issuer_names` names each signing key's holder."""
+    from shared.documents.chain import ReceivedDocument
+
+    r = received_document
+    rows = conn.execute(select(r).where(r.c.number == number).order_by(r.c.issued_at_ms, r.c.author_key_id)).all()
+    return [ReceivedDocument(row.number, row.kind, row.matter_id, row.content_sha256, row.html_sha256,
+                             int(row.issued_at_ms), issuer_names.get(row.author_key_id, "下级签发机关"),
+                             row.author_key_id, int(row.seq)) for row in rows]
 
 
 def documents_of_matter(conn: Connection, matter_id: str) -> list[Any]:
