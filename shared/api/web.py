@@ -28,6 +28,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.api.errors import ApiError, Forbidden, NotAuthenticated
 from shared.api.tokens import ApiCaller, ApiTokens
+from shared.console.errors import ConsoleHTTPError, RateLimitedError
+from shared.console.ratelimit import RateLimiter
+from shared.console.web import api_error_code, client_address
 from shared.domain.handling import Role
 
 __all__ = ["create_api_app", "caller", "require", "ErrorBody", "FieldProblem", "ERROR_RESPONSES", "ErrorMapping",
@@ -90,6 +93,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "找不到所指的办件、密钥或通知"},
     409: {"model": ErrorBody, "description": "办件刚被他人修改（版本号不符），或当前状态不允许此操作"},
     422: {"model": ErrorBody, "description": "请求内容有误，或办理规则不允许此操作"},
+    429: {"model": ErrorBody, "description": "同一地址无效令牌的请求过于频繁，请按 Retry-After 头所示的秒数稍后再试"},
 }
 
 
@@ -106,11 +110,20 @@ def _error(status: int, code: str, message: str, fields: list[dict[str, str]] | 
 
 
 def caller(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_BEARER)) -> ApiCaller:
-    """FastAPI dependency: the staff member whose bearer token this call carries, or 401."""
+    """FastAPI dependency: the staff member whose bearer token this call carries, or 401; 429 once one
+    client address has sent too many tokens that are not live (see `create_api_app`)."""
     if credentials is None:
         raise NotAuthenticated("token_missing", "请在请求头 Authorization 中以 Bearer 方式附上接口令牌")
     tokens: ApiTokens = request.app.state.api_tokens
-    return tokens.resolve(credentials.credentials)
+    try:
+        return tokens.resolve(credentials.credentials)
+    except NotAuthenticated:
+        limiter: RateLimiter | None = request.app.state.api_failures
+        if limiter is not None:
+            decision = limiter.check(client_address(request))
+            if not decision.allowed:
+                raise RateLimitedError(int(limiter.retry_after_header(decision))) from None
+        raise
 
 
 def require(*roles: Role) -> Callable[..., ApiCaller]:
@@ -152,18 +165,38 @@ class _NoStore:
 
 
 def create_api_app(*, title: str, description: str, tokens: ApiTokens, errors: Sequence[ErrorMapping] = (),
-                   tags: Sequence[dict[str, str]] = (), version: str = "1.0") -> FastAPI:
+                   tags: Sequence[dict[str, str]] = (), version: str = "1.0",
+                   failure_limiter: RateLimiter | None | bool = True) -> FastAPI:
     """A FastAPI app for a tier's JSON API, to be mounted at `/api` in its console server; its OpenAPI
-    document is at `/api/openapi.json`. `errors` maps the tier's service errors to API errors."""
+    document is at `/api/openapi.json`. `errors` maps the tier's service errors to API errors.
+
+    `failure_limiter` (default: 20 at once per client address, one more every 3 s, as the console's
+    sign-in) counts calls whose token is not live: beyond it they get 429 until it refills. A live token
+    is never refused by it, so one script with a stale token cannot shut out its office's other callers;
+    guessing is hopeless anyway (256-bit tokens), the limit keeps a flood of bad tokens off the database."""
     api = FastAPI(title=title, description=description, version=version, openapi_url="/openapi.json",
                   docs_url=None, redoc_url=None, openapi_tags=list(tags), responses=ERROR_RESPONSES)
     api.state.api_tokens = tokens
+    if failure_limiter is True:
+        failure_limiter = RateLimiter(capacity=20, refill_per_second=1 / 3, clock=tokens.clock)
+    # Not `or None`: an empty RateLimiter has len() 0, so it is falsy.
+    api.state.api_failures = failure_limiter if isinstance(failure_limiter, RateLimiter) else None
 
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
         return _error(exc.status_code, exc.code, exc.message)
 
     api.add_exception_handler(ApiError, api_error)
+
+    async def console_refusal(request: Request, exc: Exception) -> JSONResponse:
+        # The console's own refusals (a rate limit above all) raised inside an API route or dependency.
+        assert isinstance(exc, ConsoleHTTPError)
+        response = _error(exc.status_code, api_error_code(exc), exc.message)
+        if isinstance(exc, RateLimitedError):
+            response.headers["retry-after"] = str(exc.retry_after_s)
+        return response
+
+    api.add_exception_handler(ConsoleHTTPError, console_refusal)
 
     for exc_class, status, code in errors:
         api.add_exception_handler(exc_class, _service_error(status, code))

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -174,7 +175,7 @@ class HostGuard:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            await _refuse(send, 400, FOREIGN_HOST_ZH)
+            await _refuse(send, 400, FOREIGN_HOST_ZH, as_json=_is_api_path(scope.get("path", "")))
             return
         client = scope.get("client")
         if client is not None and self.security.trusted_proxies:
@@ -200,10 +201,20 @@ def with_security_headers(send: Send) -> Send:
     return wrapped
 
 
-async def _refuse(send: Send, status: int, text_zh: str) -> None:
-    body = (f"<!doctype html><html lang=zh-CN><meta charset=utf-8><title>拒绝访问</title>"
-            f"<p>{text_zh}</p></html>").encode("utf-8")
-    headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+def _is_api_path(path: str) -> bool:
+    """The JSON API the consoles mount at `/api` (`shared.api`): its refusals are `{"code", "message"}` JSON."""
+    return path == "/api" or path.startswith("/api/")
+
+
+async def _refuse(send: Send, status: int, text_zh: str, *, as_json: bool = False) -> None:
+    if as_json:
+        body = json.dumps({"code": "foreign_host", "message": text_zh}, ensure_ascii=False).encode("utf-8")
+        content_type = b"application/json"
+    else:
+        body = (f"<!doctype html><html lang=zh-CN><meta charset=utf-8><title>拒绝访问</title>"
+                f"<p>{text_zh}</p></html>").encode("utf-8")
+        content_type = b"text/html; charset=utf-8"
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
                (b"cache-control", b"no-store")]
     headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS]
     await send({"type": "http.response.start", "status": status, "headers": headers})

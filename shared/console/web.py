@@ -49,7 +49,7 @@ __all__ = [
     "SESSION_COOKIE", "LOGIN_CSRF_COOKIE", "CSRF_FIELD", "CSRF_HEADER", "STATIC_PATH", "STATIC_ROUTE_NAME",
     "TEMPLATES_DIR", "STATIC_DIR", "ConsoleSettings", "Console", "install_console", "current_staff",
     "require_role", "rate_limit", "client_address", "make_jinja_env", "make_templates", "mount_console_static",
-    "console_context",
+    "console_context", "api_error_code",
 ]
 
 SESSION_COOKIE = "qc_console_session"
@@ -181,6 +181,11 @@ class Console:
     def is_public(self, route_path: str) -> bool:
         return any(route_path == p or route_path.startswith(p.rstrip("/") + "/") for p in self._public)
 
+    def is_api(self, request: Request) -> bool:
+        """A call to the JSON API mounted at `api_prefix`: its refusals answer `{"code", "message"}`."""
+        route = _route_path(request.scope)
+        return route.startswith(self.settings.api_prefix) or route == self.settings.api_prefix.rstrip("/")
+
     def wants_html(self, request: Request) -> bool:
         """Pages get HTML (and a redirect to the login form); API callers get JSON and plain status codes."""
         if _route_path(request.scope).startswith(self.settings.api_prefix):
@@ -202,11 +207,28 @@ class Console:
                 here = _route_path(request.scope) + (f"?{request.url.query}" if request.url.query else "")
                 target += "?" + urllib.parse.urlencode({"next": here})
             return RedirectResponse(_root(request) + target, status_code=303)
+        if self.is_api(request):
+            headers["cache-control"] = "no-store"
+            return JSONResponse({"code": api_error_code(exc), "message": exc.message}, status_code=exc.status_code,
+                                headers=headers)
         if not self.wants_html(request):
             return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
         template = "forbidden.html" if exc.status_code == 403 else "message.html"
         return self.render(request, template, {"message": exc.message, "status_code": exc.status_code},
                            status_code=exc.status_code, headers=headers)
+
+
+# The JSON API's `code` for each refusal the console's middleware and dependencies make (the API's
+# error body is `{"code", "message"}`, see `shared.api.web`), most specific class first.
+_API_CODES: tuple[tuple[type[ConsoleHTTPError], str], ...] = (
+    (OriginError, "foreign_origin"), (CsrfError, "csrf_failed"), (RateLimitedError, "rate_limited"),
+    (RequestTooLargeError, "too_large"), (NotSignedInError, "not_signed_in"), (ForbiddenError, "forbidden"),
+)
+
+
+def api_error_code(exc: ConsoleHTTPError) -> str:
+    """The API error `code` for a console refusal (`refused` for one not listed)."""
+    return next((code for cls, code in _API_CODES if isinstance(exc, cls)), "refused")
 
 
 def _root(request: Request) -> str:
@@ -573,6 +595,10 @@ def install_console(
         status = int(getattr(exc, "status_code", 404))
         message = {404: "找不到该页面：链接可能有误，或该办件、记录已不存在。",
                    405: "该页面不支持这种操作，请从页面上的按钮进入。"}.get(status, "请求无法处理，请返回重试。")
+        if console.is_api(request):
+            code = {404: "not_found", 405: "method_not_allowed"}.get(status, "bad_request")
+            return JSONResponse({"code": code, "message": message}, status_code=status,
+                                headers={"cache-control": "no-store"})
         if not console.wants_html(request):
             return JSONResponse({"detail": message}, status_code=status)
         return console.render(request, "message.html", {"message": message, "status_code": status},

@@ -380,7 +380,8 @@ def test_pages_redirect_to_the_login_form_without_a_session(client: TestClient) 
 
 def test_the_api_answers_401_in_chinese_without_a_session(client: TestClient) -> None:
     response = client.get("/api/whoami")
-    assert response.status_code == 401 and response.json() == {"detail": "请先登录。"}
+    # The JSON API's error body (`shared.api.web`), not FastAPI's `{"detail": …}`.
+    assert response.status_code == 401 and response.json() == {"code": "not_signed_in", "message": "请先登录。"}
 
 
 def test_the_login_page_is_chinese_and_uses_the_shared_stylesheet(client: TestClient) -> None:
