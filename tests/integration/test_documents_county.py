@@ -126,3 +126,44 @@ def test_county_hub_document_verify_accepts_the_genuine_decision_and_refuses_it_
     assert county_hub(args) == 1
     out = capsys.readouterr().out
     assert "核验未通过" in out and "内容被改动过" in out
+
+
+def test_the_county_verifies_a_township_notice_by_its_check_code_html_or_pdf_against_what_the_township_signed(
+        tmp_path: Path, town: LinkedTownship, hub: County, clock: FakeClock, capsys: pytest.CaptureFixture[str]) -> None:
+    matter_id = _escalate(town, hub, VillageDevice(town.app), clock)
+    town_docs = town.app.handling.documents
+    assert town_docs is not None
+    [listing] = [d for d in town_docs.of_matter(matter_id) if d.title == "上报件通知书"]
+    doc = town_docs.load(listing.number)
+    pdf = town_docs.pdf(listing.number)
+    county_docs = hub.app.handling.documents
+    assert county_docs is not None
+    # The township's notice reached the county as a record of its signed chain, not as its content.
+    assert county_docs.verify(doc.number, typed_hash=doc.content_hash[:16]).genuine
+    assert "便民服务中心" in county_docs.verify(doc.number, typed_hash=doc.content_hash[:16]).issuer_name
+    assert not county_docs.verify(doc.number, typed_hash="0" * 16).genuine
+    home = tmp_path / "county-home"
+    home.mkdir()
+    save_key_file(home / "county.key", hub.app.signer, "passphrase-for-tests-2026", scrypt_n=2**10)
+    db = hub.app.store.engine.url.render_as_string(hide_password=False)
+    html_file, pdf_file = tmp_path / "notice.html", tmp_path / "notice.pdf"
+    html_file.write_bytes(doc.html.encode("utf-8"))
+    pdf_file.write_bytes(pdf)
+    args = ["document", "verify", doc.number, "--home", str(home), "--db", db]
+    assert county_hub([*args, "--html", str(html_file), "--pdf", str(pdf_file)]) == 0
+    out = capsys.readouterr().out
+    assert "核验通过" in out and "上报件通知书" in out and "逐字节相同" in out
+    # A tampered paper: the HTML altered, the PDF laid out from altered HTML, a PDF with a line appended.
+    html_file.write_bytes(doc.html.replace("上报", "退回").encode("utf-8"))
+    assert county_hub([*args, "--html", str(html_file)]) == 1
+    assert "不是同一份" in capsys.readouterr().out
+    from shared.documents.adapters.pdf import html_to_pdf
+
+    pdf_file.write_bytes(html_to_pdf(doc.html.replace("上报", "退回")))
+    assert county_hub([*args, "--pdf", str(pdf_file)]) == 1
+    assert "核验未通过" in capsys.readouterr().out
+    pdf_file.write_bytes(pdf + b"%% appended\n")
+    assert county_hub([*args, "--pdf", str(pdf_file)]) == 1
+    assert "被改动过" in capsys.readouterr().out
+    assert county_hub(args) == 1   # nothing to compare: the record alone proves only that the number exists
+    assert "请提供文书上印的校验码" in capsys.readouterr().out
