@@ -74,7 +74,7 @@ def verify_received(doc: ReceivedDocument, *, typed_hash: str = "", html: bytes 
     again to compare the pages). Nothing brought is itself a problem: the record alone proves only
     that a document of this number exists."""
     problems: list[str] = []
-    checks = [f"{doc.issuer_name}已将该文书电子签名并报送至本机关（签名链第{doc.seq}条）"]
+    checks = [f"{doc.issuer_name}已对该文书电子签名，签名记录已送达本机关（其签名链第{doc.seq}条）"]
     if typed_hash:
         if doc.content_sha256.startswith(typed_hash.lower()):
             checks.append("校验码与签发机关签名的内容哈希相符")
