@@ -51,6 +51,9 @@ def add_evaluation_commands(subparsers: Any, add_home: Callable[[argparse.Argume
     sms.add_argument("--text", required=True, metavar="内容", help="短信内容，如“ABCDE-FGHJK 1”")
     sms.set_defaults(handler=lambda args: _sms(args, open_app))
 
+    secret = command("sms-secret", "生成短信网关调用评价接口（POST /public/sms-reply）的口令：只显示一次，旧口令随即失效")
+    secret.set_defaults(handler=lambda args: _sms_secret(args, open_app))
+
     feed = command("feed", "导出省级好差评数据（不含个人信息），从上次的游标接着导出")
     feed.add_argument("--after", type=int, default=0, metavar="游标", help="上次导出打印的游标（首次为 0）")
     feed.add_argument("--format", choices=("json", "csv"), default="json", help="json 或 csv")
@@ -100,6 +103,20 @@ def _sms(args: argparse.Namespace, open_app: Callable[[argparse.Namespace], Any]
     finally:
         app.close()
     print(reply)
+    return 0
+
+
+def _sms_secret(args: argparse.Namespace, open_app: Callable[[argparse.Namespace], Any]) -> int:
+    from town_center.sms_hook import SECRET_HEADER, SMS_HOOK_PATH, new_sms_secret
+
+    app = open_app(args)
+    try:
+        secret = new_sms_secret(app.store)
+    finally:
+        app.close()
+    print(f"短信网关口令（只显示这一次，请填入短信网关的配置，旧口令已失效）：{secret}")
+    print(f"短信网关收到村民回复时，以 POST 调用 乡镇网址{SMS_HOOK_PATH}，请求头 {SECRET_HEADER}: 口令，"
+          "表单字段 from（发信号码）和 text（短信内容）；把返回的文字作为回复短信发给村民。")
     return 0
 
 

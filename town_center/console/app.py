@@ -560,6 +560,8 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
     web.state.evaluations = evaluations
     install_evaluation_pages(web, evaluations, auth, render=render, render_public=console.render, back=back,
                              limiter=limiter)
+    from town_center.sms_hook import add_sms_hook_route
+    add_sms_hook_route(web, evaluations, app.clock)   # the SMS gateway's replies (docs/evaluation.md)
 
     # ------------------------------------------------------------------ 政务公开
 
