@@ -701,6 +701,15 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
         return render(request, "sync.html", sync=sync_panel(service, sync_status), matters=service.store.count_matters(),
                       township=service.config.township_name)
 
+    # ------------------------------------------------------------ 我的评价 (the agent's own 好差评 figures)
+
+    @app.get("/my-figures", response_class=HTMLResponse)
+    async def my_figures_page(request: Request) -> Response:
+        from village_agent.my_figures import my_figures
+
+        return render(request, "my_figures.html", figures=my_figures(service.store, service.catalog),
+                      township=service.config.township_name)
+
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     # Added last = outermost: the Host/Origin/size checks run before the unlock check.
     app.add_middleware(UnlockGuard, gate=gate)
