@@ -143,3 +143,27 @@ def test_the_countys_settings_reach_every_township_and_replace_its_own_from_then
         town.client.stop()
         town.app.close()
         hub.close()
+
+
+def test_county_hub_evaluation_settings_shows_saves_and_refuses_in_chinese(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from hub.cli import main as county_hub
+    from shared import cli_common
+
+    monkeypatch.setenv(cli_common.PASSPHRASE_ENV, "县级测试口令-足够长的一句话")
+    home = ["--home", str(tmp_path / "county")]
+    assert county_hub(["init", *home]) == 0
+    capsys.readouterr()
+    assert county_hub(["evaluation", "settings", *home]) == 0
+    assert "尚未设置" in capsys.readouterr().out
+    assert county_hub(["evaluation", "settings", *home, "--rectify-days", "8"]) == 2
+    assert "设置人" in capsys.readouterr().err
+    assert county_hub(["evaluation", "settings", *home, "--weights", "on_time=90", "--by", "马主任"]) == 2
+    assert "合计 100" in capsys.readouterr().err
+    assert county_hub(["evaluation", "settings", *home, "--rectify-days", "8", "--follow-up-percent", "15",
+                       "--weights", "on_time=40,satisfaction=30,no_bad_reviews=10,bad_reviews_closed=10,"
+                                    "follow_up_good=10,complaint_deduction=3", "--by", "马主任"]) == 0
+    out = capsys.readouterr().out
+    assert "已保存并下发各乡镇" in out and "8 个工作日" in out and "15%" in out and "每件投诉扣 3 分" in out
+    assert county_hub(["evaluation", "settings", *home]) == 0
+    assert "马主任" in capsys.readouterr().out
