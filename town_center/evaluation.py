@@ -563,7 +563,7 @@ class Evaluations:
 
     def draw_follow_ups(self) -> tuple[int, str]:
         """This week's 回访 draw (003 服务回访制度): a random sample of the completed matters not drawn
-        before (as `HandlingService.draw_follow_ups` draws it, same key, same sample), once a week, plus
+        before (with `HandlingService.draw_follow_ups`'s key, at the county's sample rate), once a week, plus
         every valid 差评 a villager gave that is not on the list yet (real-name 差评 are called back
         100%; they join the list the moment they arrive, so they do not count as this week's draw).
         Returns (how many were added, the week's Monday)."""

@@ -167,3 +167,24 @@ def test_county_hub_evaluation_settings_shows_saves_and_refuses_in_chinese(
     assert "已保存并下发各乡镇" in out and "8 个工作日" in out and "15%" in out and "每件投诉扣 3 分" in out
     assert county_hub(["evaluation", "settings", *home]) == 0
     assert "马主任" in capsys.readouterr().out
+
+
+def test_the_weekly_follow_up_sample_draws_at_the_rate_in_force(tmp_path: Path) -> None:
+    from tests.town_fixtures import township
+
+    def drawn(percent: int, name: str) -> int:
+        town = township(f"sqlite:///{tmp_path / name}")
+        try:
+            village = VillageDevice(town)
+            for _ in range(8):
+                matter_id = village.file("MZ-003")
+                town.handling.classify(matter_id, MatterKind.IMMEDIATE, actor=OPERATOR)
+                town.handling.record_result(matter_id, approved=True, summary="已发放", actor=OPERATOR)
+            evaluations = Evaluations(town.handling)
+            evaluations.configure(follow_up_percent=percent)
+            return evaluations.draw_follow_ups()[0]
+        finally:
+            town.close()
+
+    assert drawn(10, "a.db") == 3          # 10% of 8 rounds to 1: the minimum of three
+    assert drawn(100, "b.db") == 8
