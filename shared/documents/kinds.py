@@ -32,6 +32,10 @@ class DocumentKind(str, enum.Enum):
     EXTENSION = "extension"
     REFUSAL = "refusal"
     SUPERVISION = "supervision"
+    # township front desk (town_center.front_desk.documents); ONE_TIME_NOTICE also for a 咨询件
+    PETITION_ASSIGNMENT = "petition_assignment"
+    PETITION_NOTICE = "petition_notice"
+    COMPLAINT_ANSWER = "complaint_answer"
 
     @property
     def title_zh(self) -> str:
@@ -63,4 +67,7 @@ _TITLES: dict[DocumentKind, tuple[str, str]] = {
     DocumentKind.EXTENSION: ("延期告知书", "延"),
     DocumentKind.REFUSAL: ("不予行政许可决定书", "不许"),
     DocumentKind.SUPERVISION: ("督办通知", "督"),
+    DocumentKind.PETITION_ASSIGNMENT: ("信访事项交办单", "访交"),
+    DocumentKind.PETITION_NOTICE: ("信访事项告知书", "访告"),
+    DocumentKind.COMPLAINT_ANSWER: ("投诉答复书", "诉复"),
 }

@@ -112,9 +112,11 @@ def test_a_consultation_prints_its_one_time_notification_and_an_unknown_entry_is
         "csrf_token": csrf, "kind": "consultation", "channel": "visit", "person_name": "吴九", "subject": "低保怎么申请",
         "catalog_code": "MZ-001", "answer": "已当场一次性告知所需材料和流程"})
     case_url = response.headers["location"]
-    printed = client.get(case_url + "/print/notice")
+    moved = client.get(case_url + "/print/notice")
+    assert moved.status_code == 303 and "/documents/" in moved.headers["location"]   # the numbered, signed copy
+    printed = client.get(moved.headers["location"])
     assert printed.status_code == 200 and "一次性告知书" in printed.text and "最低生活保障申请书" in printed.text
-    assert 'id="printable"' in printed.text and "front_desk.js" in printed.text
+    assert "告字第1号" in printed.text and "吴九" not in printed.text
     missing = client.get("/front-desk/cases/no-such-case")
     assert missing.status_code == 404 and "找不到该登记" in missing.text
 

@@ -18,6 +18,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from shared.console import ConsoleAuth, ConsoleSession, require_role
+from shared.documents.adapters.web import document_url
+from shared.documents.kinds import DocumentKind
 from shared.domain.evaluation import EvaluationError
 from shared.domain.front_desk import AppointmentState, CaseKind, CaseStage, Channel, Complexity, Feedback
 from shared.domain.handling import Role
@@ -28,6 +30,10 @@ from town_center.front_desk.service import FrontDesk, may_see_identity
 from town_center.front_desk.window import WalkInForm
 
 __all__ = ["install_front_desk"]
+
+# The print buttons of a register entry and the document kind each opens.
+_PRINTABLE = {"notice": DocumentKind.ONE_TIME_NOTICE, "assignment": DocumentKind.PETITION_ASSIGNMENT,
+              "receipt": DocumentKind.PETITION_NOTICE, "answer": DocumentKind.COMPLAINT_ANSWER}
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 HANDLERS = (Role.OPERATOR, Role.DIRECTOR)
@@ -244,7 +250,9 @@ def install_front_desk(web: FastAPI, desk: FrontDesk, *, render: Callable[..., H
             "title": view.register_no, "nav_here": "front-desk", "c": view, "names": staff_names(), "item": item,
             "feedbacks": list(Feedback), "can_answer": view.stage is CaseStage.OPEN and (
                 staff.role is Role.DIRECTOR or staff.staff_id == view.handler),
-            "can_feedback": view.stage is CaseStage.ANSWERED and staff.role in HANDLERS})
+            "can_feedback": view.stage is CaseStage.ANSWERED and staff.role in HANDLERS,
+            # The entry's numbered, signed documents; accounts staff (administrator) do not print them.
+            "documents": desk.documents(case_id) if staff.role in HANDLERS else []})
 
     @web.post("/front-desk/cases/{case_id}/{action}")
     async def case_action(request: Request, case_id: str, action: str,
@@ -271,24 +279,18 @@ def install_front_desk(web: FastAPI, desk: FrontDesk, *, render: Callable[..., H
 
     @web.get("/front-desk/cases/{case_id}/print/{document}", response_class=HTMLResponse)
     def case_print(request: Request, case_id: str, document: str,
-                   staff: ConsoleSession = Depends(require_role(*HANDLERS))) -> HTMLResponse:
-        """Printable: a consultation's one-time notification; a petition's 交办单 and 告知书."""
+                   staff: ConsoleSession = Depends(require_role(*HANDLERS))) -> Response:
+        """A consultation's one-time notification, a petition's 交办单 and 告知书, a written complaint's
+        答复书: the document issued with the entry, its stored print view (a reprint is the first print)."""
+        kind = _PRINTABLE.get(document)
         try:
-            view = desk.case(case_id, viewer=staff.actor)
-            lines: list[str] = []
-            if document == "notice":
-                view, lines = desk.consultation_notice(case_id, viewer=staff.actor)
-                title = "一次性告知书"
-            elif document == "assignment" and view.kind is CaseKind.PETITION:
-                title = "信访事项交办单"
-            elif document == "receipt" and view.kind is CaseKind.PETITION:
-                title = "信访事项告知书"
-            else:
-                return render(request, "message.html", {"message": "没有这种文书", "status_code": 404}, status_code=404)
-        except HandlingError as exc:
+            desk.case(case_id, viewer=staff.actor)
+        except UnknownEntry as exc:
             return render(request, "message.html", {"message": str(exc), "status_code": 404}, status_code=404)
-        return render(request, "desk_print.html", {"title": title, "doc_title": title, "document": document, "c": view,
-                                                   "lines": lines, "names": staff_names()})
+        found = [d for d in desk.documents(case_id) if kind is not None and d.title == kind.title_zh]
+        if not found:
+            return render(request, "message.html", {"message": "该登记没有这份文书", "status_code": 404}, status_code=404)
+        return RedirectResponse(f"{request.scope.get('root_path', '')}{document_url(found[-1].number)}", status_code=303)
 
     # ------------------------------------------------------------------ appointments
 

@@ -22,6 +22,8 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import Clock, from_unix_ms, to_unix_ms
+from shared.documents.content import instant_zh
+from shared.documents.drafts import DocumentDraft
 from shared.deadline_watch.notify import Audience, Notification, NotificationKind
 from shared.deadlines import ClockState
 from shared.domain.front_desk import (
@@ -33,6 +35,10 @@ from shared.domain.handling import Actor, Role, Stage
 from shared.errors import HandlingError
 from shared.sealing import open_sealed, seal_to
 from town_center.errors import ConcurrentEditError
+from town_center.front_desk.documents import (
+    WRITTEN_CHANNELS, RegisterFacts, complaint_answer_draft, consultation_notice_draft, petition_assignment_draft,
+    petition_notice_draft,
+)
 from town_center.front_desk.errors import FrontDeskError, StaleEntry, UnknownEntry
 from town_center.front_desk.tables import absence, appointment, desk_case, desk_event, post, queue_ticket
 from town_center.front_desk.window import WindowIntake
@@ -242,6 +248,12 @@ class FrontDesk:
                         feedback="", feedback_note="", due_at_ms=to_unix_ms(due) if due else None, version=1))
                     if clock is not None:
                         self.deadlines.save_clock(number, hop_name(kind), clock, now=now, responsible=handler, conn=conn)
+                    facts = RegisterFacts(case_id, kind, number, instant_zh(now), channel, complexity, subject, content,
+                                          self._name(handler), self._name(actor.staff_id), instant_zh(due) if due else "")
+                    if kind is CaseKind.PETITION:
+                        self._issue(conn, [petition_assignment_draft(facts), petition_notice_draft(facts)], now)
+                    elif kind is CaseKind.CONSULTATION and catalog_code:
+                        self._issue(conn, [consultation_notice_draft(facts, self.handling.catalog.item(catalog_code), answer)], now)
                     limit = clock.limit.describe_zh() if clock is not None else ""
                     text = f"登记{kind.label_zh}（{channel.label_zh}）" + (f"，{complexity.label_zh}，{limit}内答复" if clock else "，当场答复")
                     self._event(conn, case_id, actor.staff_id, "registered", text, now)
@@ -252,6 +264,26 @@ class FrontDesk:
             raise FrontDeskError("登记未成功（编号冲突），请重试")
         self.handling._saved()
         return self.case(case_id, viewer=actor)
+
+    def _issue(self, conn: Connection, drafts: Sequence[DocumentDraft], now: dt.datetime) -> None:
+        """Number, sign and store the entry's documents in the caller's transaction (docs/front-desk.md
+        "Documents"): a rolled-back registration leaves no document and no gap in the numbers."""
+        documents = self.handling.documents
+        if documents is None:
+            return
+        for draft in drafts:
+            documents.archive.issue_in(conn, draft, now=now)
+
+    def _facts(self, row: Any) -> RegisterFacts:
+        due = from_unix_ms(int(row.due_at_ms)) if row.due_at_ms else None
+        return RegisterFacts(row.case_id, CaseKind(row.kind), row.register_no, instant_zh(from_unix_ms(int(row.received_at_ms))),
+                             Channel(row.channel), Complexity(row.complexity), row.subject, row.content,
+                             self._name(row.handler), self._name(row.registered_by), instant_zh(due) if due else "")
+
+    def documents(self, case_id: str) -> list[Any]:
+        """The entry's issued documents (number, title, check code), oldest first."""
+        documents = self.handling.documents
+        return documents.of_matter(case_id) if documents is not None else []
 
     def _case_row(self, conn: Connection, case_id: str, *, for_update: bool = False) -> Any:
         query = select(desk_case).where(desk_case.c.case_id == case_id)
@@ -295,7 +327,8 @@ class FrontDesk:
         return [self._case_view(r, viewer) for r in rows]
 
     def _move_case(self, case_id: str, expected_version: int | None, actor: Actor, action: str, text: str,
-                   values: dict[str, Any], *, stop_clock: bool = False) -> CaseView:
+                   values: dict[str, Any], *, stop_clock: bool = False,
+                   also: Callable[[Connection, Any, dt.datetime], None] | None = None) -> CaseView:
         now = self._now()
         with self.store.engine.begin() as conn:
             self.store.lock_own_tip(conn, self.township.key_id)
@@ -310,6 +343,8 @@ class FrontDesk:
                 if clock is not None and clock.is_open:
                     self.deadlines.save_clock(row.register_no, hop_name(kind), answered_clock(clock, now), now=now, conn=conn)
             self._event(conn, case_id, actor.staff_id, action, text, now)
+            if also is not None:
+                also(conn, row, now)
         self.handling._saved()
         return self.case(case_id, viewer=actor)
 
@@ -325,10 +360,16 @@ class FrontDesk:
         if actor.role is not Role.DIRECTOR and actor.staff_id != view.handler:
             raise FrontDeskError("只有承办人或中心主任可以登记答复")
         late = view.state is not None and view.state.rank >= ClockState.OVERDUE.rank
+
+        def written_answer(conn: Connection, row: Any, now: dt.datetime) -> None:
+            # 书面投诉必须书面答复 (004 投诉制度 第七条); an anonymous one has nobody to send it to.
+            if view.kind is CaseKind.COMPLAINT and view.channel in WRITTEN_CHANNELS and not view.anonymous:
+                self._issue(conn, [complaint_answer_draft(self._facts(row), answer, self._name(actor.staff_id))], now)
+
         return self._move_case(case_id, expected_version, actor, "answered",
                                "已答复" + ("（超期答复）" if late else "") + f"：{answer}",
                                {"stage": CaseStage.ANSWERED.value, "answer": answer, "answered_at_ms": to_unix_ms(self._now()),
-                                "answered_by": actor.staff_id}, stop_clock=True)
+                                "answered_by": actor.staff_id}, stop_clock=True, also=written_answer)
 
     def record_feedback(self, case_id: str, feedback: Feedback, note: str = "", *, actor: Actor,
                         expected_version: int | None = None) -> CaseView:
