@@ -352,10 +352,14 @@ def test_changing_or_cancelling_an_appointment_needs_approval_and_the_applicant_
 
 
 def _applicant_sms(app: TownApp) -> list[dict[str, object]]:
+    """The applicant SMS queued, each with the number its sealed box opens to (the row keeps it masked)."""
+    from shared.deadline_watch.sealed_recipient import KeySeal
+
     with app.store.engine.connect() as conn:
-        rows = conn.execute(select(notification_outbox.c.payload_json).where(
+        rows = conn.execute(select(notification_outbox.c.payload_json, notification_outbox.c.sealed_recipient).where(
             notification_outbox.c.audience == "applicant").order_by(notification_outbox.c.id)).all()
-    return [json.loads(r.payload_json) for r in rows]
+    seal = KeySeal.of(app.handling.signer)
+    return [{**json.loads(r.payload_json), "to": seal.open(bytes(r.sealed_recipient))} for r in rows]
 
 
 def test_an_appointment_changed_or_cancelled_sends_the_applicant_an_sms_to_their_own_number(app: TownApp, desk: FrontDesk) -> None:
@@ -371,7 +375,8 @@ def test_an_appointment_changed_or_cancelled_sends_the_applicant_an_sms_to_their
                             applicant_told=True, actor=OPERATOR)
     changed, cancelled = _applicant_sms(app)
     item = app.handling.catalog.item("MZ-001").name
-    assert changed["recipient"] == cancelled["recipient"] == "13900003333" and changed["kind"] == "appointment_notice"
+    assert changed["to"] == cancelled["to"] == "13900003333" and changed["kind"] == "appointment_notice"
+    assert changed["recipient"] == "139****3333"   # in clear only inside the sealed box
     assert "2026-11-24 09:30" in changed["text"] and "2026-11-25 09:30" in changed["text"] and item in changed["text"]
     assert "已取消" in cancelled["text"] and "系统升级停办一天" in cancelled["text"]
     for sms in (changed, cancelled):
