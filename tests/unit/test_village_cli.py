@@ -153,7 +153,8 @@ def test_batch_answers_each_bad_line_in_chinese_and_keeps_what_good_lines_saved(
     assert code == 1 and len(answers) == len(lines)
     assert [a["ok"] for a in answers] == [False, False, False, False, False, True, False, False]
     assert all(CJK.search(a["error"]) for a in answers if not a["ok"])
-    assert ledger_length(capsys) == 2   # enrollment and the one good request
+    # enrollment, the one good request and the four documents its filing issued (receipt, notice, form, 委托书)
+    assert ledger_length(capsys) == 6
 
 
 def test_sign_off_needs_the_villagers_mark_and_takes_a_signature_fingerprint_or_witness(data, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -198,3 +199,18 @@ def test_the_installed_console_script_answers_bad_json_in_chinese(data, tmp_path
                             timeout=120, env={"QUANCHENG_PASSPHRASE": PASSPHRASE, "PATH": "/usr/bin:/bin"})
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert json.loads(result.stdout) == {"ok": False, "error": "第 1 行不是有效的 JSON"}
+
+
+def test_forfeit_names_one_appointment_and_is_refused_in_chinese_before_the_time_and_without_a_contact(data, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run(capsys, "appointment", "--at", "2030-01-02T09:30", "--place", "service_room", "--purpose", "补交材料", "--json")
+    assert code == 0, err
+    short = json.loads(out)["appointment_no"]
+    before = ledger_length(capsys)
+    code, _, err = run(capsys, "forfeit")
+    assert code == 2 and "请填写要标记失约的预约号" in err
+    code, _, err = run(capsys, "forfeit", "--appointment", short, "--contact-at", "2030-01-02T10:05", "--method", "phone",
+                       "--outcome", "无人接听")
+    assert code == 2 and "超过约定时间 30 分钟" in err   # the time has not come: nothing is forfeited
+    code, _, err = run(capsys, "forfeit", "--appointment", short, "--contact-at", "明天", "--method", "phone", "--outcome", "无人接听")
+    assert code == 2 and "联系时间" in err
+    assert ledger_length(capsys) == before
