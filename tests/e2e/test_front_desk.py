@@ -257,3 +257,29 @@ def test_a_walk_in_signed_off_at_the_window_gets_a_slip_whose_qr_link_the_applic
     phone.screenshot(path=str(shots / "09-walk-in-rated.png"), full_page=True)
     rated = [r for r in Evaluations(town.handling).views(role=Role.DIRECTOR) if r.matter_id == matter_id]  # type: ignore[attr-defined]
     assert [(r.level.value, r.channel.value) for r in rated] == [(1, "qr")]
+
+
+def test_a_petition_registered_on_the_page_lists_its_numbered_assignment_and_notice_which_print_on_a4(  # type: ignore[no-untyped-def]
+        console_server: RunningConsole, new_page, shots: Path) -> None:
+    base = console_server.base_url
+    page = new_page()
+    sign_in(page, base, "zhao")
+    page.goto(f"{base}/front-desk/cases?kind=petition")
+    form = page.locator("#case-form")
+    form.locator("select[name=channel]").select_option("visit")
+    form.locator("input[name=person_name]").fill("孙七")
+    form.locator("input[name=subject]").fill("村道硬化补偿款未到位")
+    form.locator("textarea[name=content]").fill("去年修路占地的补偿至今未发")
+    form.locator("select[name=handler]").select_option("li")
+    form.locator("#register-case").click()
+    page.wait_for_selector("#case-summary")
+    listed = page.locator("#document-list").inner_text()
+    assert "信访事项交办单" in listed and "访交字第" in listed and "信访事项告知书" in listed and "访告字第" in listed
+    page.screenshot(path=str(shots / "10-petition-documents.png"), full_page=True)
+    with page.expect_popup() as popup:
+        page.click("#print-assignment")
+    paper = popup.value
+    paper.wait_for_load_state()
+    text = paper.locator("body").inner_text()
+    assert "信访事项交办单" in text and "村道硬化补偿款未到位" in text and "李强" in text and "孙七" not in text
+    paper.screenshot(path=str(shots / "11-petition-assignment-print.png"), full_page=True)
