@@ -19,20 +19,17 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 
 from shared.catalog import CatalogItem
-from shared.clock import from_unix_ms
-from shared.console.store import staff as staff_table
-from shared.documents.adapters.archive import ISSUER_META, DocumentArchive, DocumentListing, IssuerSettings
-from shared.clock import to_unix_ms
-from shared.documents.adapters.sql import documents_of_matter, load_received, save_received
-from shared.documents.chain import ReceivedDocument, document_record, received_from_record, received_verification
-from shared.documents.errors import DocumentNotFound
-from shared.documents.content import instant_zh, short_hash
+from shared.clock import from_unix_ms, to_unix_ms
+from shared.documents.adapters.archive import ISSUER_META, DocumentArchive, IssuerSettings
+from shared.documents.adapters.tier import TierDocuments
+from shared.documents.chain import document_record
+from shared.documents.content import instant_zh
 from shared.documents.drafts import (
     DocumentDraft, NoticeFacts, extension_draft, refusal_draft, supervision_draft, supplement_draft,
     upper_acceptance_draft,
 )
 from shared.documents.kinds import DocumentKind, IssuingTier
-from shared.documents.signed import IssuedDocument, Verification
+from shared.documents.signed import IssuedDocument
 from shared.domain.handling import HandledMatter
 from shared.sealing import open_sealed
 from shared.wire.v1 import records_pb2
@@ -47,7 +44,9 @@ VERIFY_HINT = "核验真伪：在县政务服务中心“文书核验”页（/p
 _HOP_ZH = {"township": "乡镇办理环节", "county": "县级审批环节", "village": "村级报送环节"}
 
 
-class CountyDocuments:
+class CountyDocuments(TierDocuments):
+    colleague_zh = "县政务服务中心工作人员"
+
     def __init__(self, handling: "CountyHandling") -> None:
         self.handling = handling
         self.archive = DocumentArchive(IssuingTier.COUNTY, handling.signer, self.settings)
@@ -149,50 +148,13 @@ class CountyDocuments:
             legal_basis=item.legal_basis if item is not None else "", category=item.category if item is not None else "",
             extra_not_counted=tuple(f"{p.what}（依据：{p.basis}）" for p in item.not_counted) if item is not None else ())
 
-    def _name(self, conn: Connection, staff_id: str) -> str:
-        if not staff_id:
-            return ""
-        name = conn.execute(select(staff_table.c.display_name).where(staff_table.c.staff_id == staff_id)).scalar()
-        return str(name) if name else "县政务服务中心工作人员"
+    # ------------------------------------------------------------------ reading, printing, verifying (TierDocuments)
 
-    # ------------------------------------------------------------------ reading, printing, verifying
+    def _store(self) -> Any:
+        return self.handling.store
 
-    def of_matter(self, matter_id: str) -> list[DocumentListing]:
-        with self.handling.store.engine.connect() as conn:
-            rows = documents_of_matter(conn, matter_id)
-        return [DocumentListing(r.number, r.title, from_unix_ms(int(r.issued_at_ms)), short_hash(r.content_hash),
-                                bool(r.has_pdf)) for r in rows]
-
-    def load(self, number: str) -> IssuedDocument:
-        with self.handling.store.engine.connect() as conn:
-            return self.archive.load(conn, number)
-
-    def pdf(self, number: str) -> bytes:
-        with self.handling.store.engine.begin() as conn:
-            return self.archive.archive_pdf(conn, number)
-
-    def verify(self, number: str, *, typed_hash: str = "", deep: bool = False) -> Verification:
-        """A county document from its archive; otherwise a township's, against what that township signed
-        into its chain up (`received`)."""
-        with self.handling.store.engine.connect() as conn:
-            try:
-                return self.archive.verify(conn, number, typed_hash=typed_hash, deep=deep)
-            except DocumentNotFound:
-                return received_verification(self.received(conn, number), typed_hash=typed_hash)
-
-    def received(self, conn: Connection, number: str) -> list[ReceivedDocument]:
-        return load_received(conn, number, received_issuers(self.handling.store, conn))
-
-    def take_in(self, conn: Connection, body: records_pb2.DocumentIssued, *, township_key_id: str, seq: int,
-                received_at_ms: int) -> None:
-        """A township's `DocumentIssued`, kept where its verification finds it (the county intake)."""
-        # A malformed one raises ValueError: the intake notes it on the matter and goes on.
-        save_received(conn, received_from_record(body, issuer_name="", author_key_id=township_key_id, seq=seq),
-                      received_at_ms=received_at_ms)
-
-    def after_commit(self) -> None:
-        """Archive the PDFs of the notices the action just committed (outside its transaction)."""
-        self.archive.archive_pending(self.handling.store.engine)
+    def _issuers(self, conn: Connection) -> dict[str, str]:
+        return received_issuers(self.handling.store, conn)
 
 
 def received_issuers(store: Any, conn: Connection) -> dict[str, str]:

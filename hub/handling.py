@@ -277,7 +277,7 @@ class CountyHandling:
             self._forwarded(conn, key_id, record.village_records_forwarded, receipt_ms)
         elif kind == "document_issued" and self.documents is not None:
             # A notice the township handed out: kept by its hashes, so the county can verify a paper of it.
-            self.documents.take_in(conn, record.document_issued, township_key_id=key_id, seq=seq,
+            self.documents.take_in(conn, record.document_issued, key_id=key_id, seq=seq,
                                    received_at_ms=receipt_ms)
         elif kind == "materials_added":
             self._materials_from_township(conn, key_id, record.materials_added, receipt_ms)

@@ -21,19 +21,16 @@ from sqlalchemy import Connection, select
 
 from shared.catalog import CatalogItem, MatterKind, Tier
 from shared.clock import from_unix_ms, to_unix_ms
-from shared.console.store import staff as staff_table
-from shared.documents.adapters.archive import ISSUER_META, DocumentArchive, DocumentListing, IssuerSettings
-from shared.documents.adapters.sql import documents_of_matter, load_received, save_received
-from shared.documents.chain import ReceivedDocument, document_record, received_from_record, received_verification
-from shared.documents.errors import DocumentNotFound
-from shared.documents.content import instant_zh, short_hash
+from shared.documents.adapters.archive import ISSUER_META, DocumentArchive, IssuerSettings
+from shared.documents.adapters.tier import TierDocuments
+from shared.documents.chain import document_record
+from shared.documents.content import instant_zh
 from shared.documents.drafts import (
     DocumentDraft, NoticeFacts, acceptance_draft, extension_draft, refusal_draft, returned_draft, supplement_draft,
 )
 from shared.documents.kinds import DocumentKind, IssuingTier
-from shared.documents.signed import IssuedDocument, Verification
+from shared.documents.signed import IssuedDocument
 from shared.domain.handling import HandledMatter, RefusalKind
-from shared.wire.v1 import records_pb2
 from town_center.store.tables import agent_key
 
 if TYPE_CHECKING:
@@ -52,7 +49,9 @@ KIND_OF_CLASSIFICATION = {
 VERIFY_HINT = "核验真伪：在本中心办件查询页“文书核验”（/public/verify）输入文书编号和校验码"
 
 
-class TownDocuments:
+class TownDocuments(TierDocuments):
+    colleague_zh = "本中心工作人员"
+
     def __init__(self, handling: "HandlingService") -> None:
         self.handling = handling
         self.archive = DocumentArchive(IssuingTier.TOWNSHIP, handling.signer, self.settings)
@@ -158,50 +157,13 @@ class TownDocuments:
             category=item.category if item is not None else "",
             extra_not_counted=tuple(f"{p.what}（依据：{p.basis}）" for p in item.not_counted) if item is not None else ())
 
-    def _name(self, conn: Connection, staff_id: str) -> str:
-        """A colleague's name as the console knows it (people by name on paper, never by login)."""
-        if not staff_id:
-            return ""
-        name = conn.execute(select(staff_table.c.display_name).where(staff_table.c.staff_id == staff_id)).scalar()
-        return str(name) if name else "本中心工作人员"
+    # ------------------------------------------------------------------ reading, printing, verifying (TierDocuments)
 
-    # ------------------------------------------------------------------ reading, printing, verifying
+    def _store(self) -> Any:
+        return self.handling.store
 
-    def of_matter(self, matter_id: str) -> list[DocumentListing]:
-        with self.handling.store.engine.connect() as conn:
-            rows = documents_of_matter(conn, matter_id)
-        return [DocumentListing(r.number, r.title, from_unix_ms(int(r.issued_at_ms)), short_hash(r.content_hash),
-                                bool(r.has_pdf)) for r in rows]
-
-    def load(self, number: str) -> IssuedDocument:
-        with self.handling.store.engine.connect() as conn:
-            return self.archive.load(conn, number)
-
-    def pdf(self, number: str) -> bytes:
-        with self.handling.store.engine.begin() as conn:
-            return self.archive.archive_pdf(conn, number)
-
-    def verify(self, number: str, *, typed_hash: str = "", deep: bool = False) -> Verification:
-        """A township document from its archive; otherwise a laptop's or the county's, against what its
-        issuer signed into its chain (`received`)."""
-        with self.handling.store.engine.connect() as conn:
-            try:
-                return self.archive.verify(conn, number, typed_hash=typed_hash, deep=deep)
-            except DocumentNotFound:
-                return received_verification(self.received(conn, number), typed_hash=typed_hash)
-
-    def received(self, conn: Connection, number: str) -> list[ReceivedDocument]:
-        return load_received(conn, number, received_issuers(self.handling.store, conn))
-
-    def take_in(self, conn: Connection, body: records_pb2.DocumentIssued, *, key_id: str, seq: int,
-                received_at_ms: int) -> None:
-        """A laptop's `DocumentIssued` (the intake), kept where verification finds it."""
-        save_received(conn, received_from_record(body, issuer_name="", author_key_id=key_id, seq=seq),
-                      received_at_ms=received_at_ms)
-
-    def after_commit(self) -> None:
-        """Archive the PDFs of the notices the action just committed (outside its transaction)."""
-        self.archive.archive_pending(self.handling.store.engine)
+    def _issuers(self, conn: Connection) -> dict[str, str]:
+        return received_issuers(self.handling.store, conn)
 
 
 def received_issuers(store: Any, conn: Connection) -> dict[str, str]:

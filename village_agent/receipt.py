@@ -25,7 +25,8 @@ from shared.documents.drafts import DocumentDraft
 from shared.documents.errors import DocumentInvalid
 from shared.documents.kinds import DocumentKind, IssuingTier
 from shared.documents.signed import IssuedDocument, Verification
-from shared.clock import from_unix_ms
+from shared.clock import from_unix_ms, to_unix_ms
+from shared.documents.chain import document_record
 from shared.wire.v1 import records_pb2
 from village_agent.hop import hop_due
 from village_agent.domain import RATING_ZH, MatterStatus
@@ -63,18 +64,19 @@ def receipt_title(outcome: int, village_decides: bool) -> str:
     return "受理回执" if village_decides else "代办收件回执"
 
 
-def build_receipt(service: AgentService, matter_id: str) -> ReceiptView:
-    state = service.store.matter_state(matter_id)
-    body = service.store.filing_record(matter_id).request_filed
+def build_receipt(service: AgentService, matter_id: str, *, conn: Connection | None = None) -> ReceiptView:
+    """`conn`: read inside that (write) transaction, which sees the filing it has just made."""
+    state = service.store.matter_state(matter_id, conn=conn)
+    body = service.store.filing_record(matter_id, conn=conn).request_filed
     item = service.catalog.item(body.catalog_code) if body.catalog_code in service.catalog else None
     village_decides = item is not None and item.decided_by is Tier.VILLAGE
     notice = tuple(body.intake_notice.splitlines()) if body.intake_notice else ()
     rebuilt = not notice
     if rebuilt:
         notice = _rebuilt_notice(service, body, state.filed_claimed_ms)
-    applicant = service.applicant(matter_id)
+    applicant = service.applicant(matter_id, conn=conn)
     filed_at = from_unix_ms(state.filed_claimed_ms).astimezone(SHANGHAI)
-    code = service.store.lookup_code_of(matter_id)
+    code = service.store.lookup_code_of(matter_id, conn=conn)
     township = service.config.township_name
     return ReceiptView(
         matter_id=matter_id,
@@ -159,10 +161,12 @@ def now_local(service: AgentService) -> dt.datetime:
 
 # ============================================================== numbered, signed documents (文书)
 #
-# The laptop's documents are numbered and signed like the township's (`shared.documents`): the first
-# print allocates the number in the transaction that stores the signed content, and every reprint
-# serves those stored bytes. Their content comes from the signed filing record and the matter's state,
-# never from today's catalogue alone.
+# The laptop's documents are numbered and signed like the township's (`shared.documents`), in the
+# transaction of the record that issues them: the receipt, one-time notice, application form and 委托书
+# with the filing, the 交付签收单 with the sign-off (`AgentStore.append(then=...)`). Each is also a
+# `DocumentIssued` record of the laptop's chain, so the township can verify the paper (docs/wire-v1.md
+# "Written documents"). Every print serves the stored bytes. Their content comes from the signed filing
+# record and the matter's state, never from today's catalogue alone.
 
 PRINTABLE = {
     "receipt": DocumentKind.COLLECTION_RECEIPT,
@@ -179,6 +183,10 @@ _METHOD_ZH = {
 }
 
 
+FILING_KINDS = (DocumentKind.COLLECTION_RECEIPT, DocumentKind.ONE_TIME_NOTICE, DocumentKind.APPLICATION_FORM,
+                DocumentKind.AUTHORIZATION)
+
+
 class VillageDocuments:
     """The laptop's printable documents for one agent service (browser print; no PDF on the laptop)."""
 
@@ -192,19 +200,55 @@ class VillageDocuments:
                               f"本文书已由本村代办员电脑签名留存；办理进度凭查询码在{self.service.config.township_name}"
                               "便民服务中心“办件进度查询”页面查询")
 
+    def issue_at_filing(self, conn: Connection, matter_id: str) -> list[records_pb2.Record]:
+        """Inside the filing's transaction: number and sign the filing's documents; their chain records."""
+        return [self._issue_in(conn, kind, matter_id)[1] for kind in FILING_KINDS]
+
+    def issue_at_sign_off(self, conn: Connection, matter_id: str) -> list[records_pb2.Record]:
+        """Inside the sign-off's transaction: the 交付签收单 (unless one was printed before)."""
+        if self._number_of(conn, DocumentKind.HANDOVER, matter_id) is not None:
+            return []
+        return [self._issue_in(conn, DocumentKind.HANDOVER, matter_id)[1]]
+
+    def _issue_in(self, conn: Connection, kind: DocumentKind, matter_id: str) -> tuple[IssuedDocument, records_pb2.Record]:
+        now = self.service.clock.now()
+        doc = self.archive.issue_in(conn, self._draft(kind, matter_id, conn=conn), now=now)
+        return doc, document_record(doc, kind=kind, matter_id=matter_id, issued_at_ms=to_unix_ms(now))
+
+    @staticmethod
+    def _number_of(conn: Connection, kind: DocumentKind, matter_id: str) -> str | None:
+        d = sql.issued_document
+        return conn.execute(select(d.c.number).where(d.c.matter_id == matter_id, d.c.kind == kind.code)
+                            .order_by(d.c.issued_at_ms).limit(1)).scalar()
+
     def issue_or_load(self, what: str, matter_id: str) -> IssuedDocument:
-        """The matter's document of this kind: the stored first print, or issued now (numbered and signed)."""
+        """The matter's document of this kind as issued with its record; a matter filed before documents
+        were issued with the filing gets it now, numbered and signed into the chain in one transaction."""
         kind = PRINTABLE.get(what)
         if kind is None:
             raise DocumentInvalid("没有这种文书")
-        d = sql.issued_document
-        with self.service.store.engine.begin() as conn:
-            number = conn.execute(select(d.c.number).where(d.c.matter_id == matter_id, d.c.kind == kind.code)
-                                  .order_by(d.c.issued_at_ms).limit(1)).scalar()
+        with self.service.store.engine.connect() as conn:
+            number = self._number_of(conn, kind, matter_id)
             if number is not None:
                 return self.archive.load(conn, number)
-            draft = self._draft(kind, matter_id)
-            return self.archive.issue_in(conn, draft, now=self.service.clock.now())
+        if kind is DocumentKind.HANDOVER and self.service.store.matter_state(matter_id).status is not MatterStatus.SIGNED_OFF:
+            raise DocumentInvalid("办理结果尚未交付并签收：交付签收单在群众签收时编号签发，签收后即可打印")
+        issued: list[IssuedDocument] = []
+
+        def build(conn: Connection) -> list[records_pb2.Record]:
+            number = self._number_of(conn, kind, matter_id)   # another window printed it meanwhile
+            if number is not None:
+                issued.append(self.archive.load(conn, number))
+                return []
+            doc, record = self._issue_in(conn, kind, matter_id)
+            issued.append(doc)
+            return [record]
+
+        service = self.service
+        if service.store.sign_in(service.signer, build, to_unix_ms(service.clock.now()),
+                                 queued_at_ms=to_unix_ms(service.clock.now())) and service.on_recorded is not None:
+            service.on_recorded()
+        return issued[0]
 
     def load(self, number: str) -> IssuedDocument:
         with self.service.store.engine.connect() as conn:
@@ -216,12 +260,12 @@ class VillageDocuments:
 
     # ------------------------------------------------------------------ content from the records
 
-    def _draft(self, kind: DocumentKind, matter_id: str) -> DocumentDraft:
+    def _draft(self, kind: DocumentKind, matter_id: str, *, conn: Connection | None = None) -> DocumentDraft:
         service = self.service
-        view = build_receipt(service, matter_id)
-        body = service.store.filing_record(matter_id).request_filed
-        state = service.store.matter_state(matter_id)
-        applicant = service.applicant(matter_id)
+        view = build_receipt(service, matter_id, conn=conn)
+        body = service.store.filing_record(matter_id, conn=conn).request_filed
+        state = service.store.matter_state(matter_id, conn=conn)
+        applicant = service.applicant(matter_id, conn=conn)
         name = view.applicant_name or "申请人"
         common = (Line("申请事项", view.matter_name), Line("申请人", name), Line("收件时间", view.filed_at),
                   Line("代办员", view.agent_name))

@@ -14,7 +14,10 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection
 
 from shared.calendar import WorkingCalendar
 from shared.catalog import (
@@ -39,6 +42,9 @@ from shared.evidence_image import (
 )
 from village_agent.store import AgentStore
 from village_agent.vault import Vault
+
+if TYPE_CHECKING:
+    from village_agent.receipt import VillageDocuments
 
 log = logging.getLogger("village_agent.services")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -175,6 +181,16 @@ class AgentService:
         self.calendar = calendar or WorkingCalendar()
         # Set by the relay loop: wakes it after each commit (a flag only; the outbox is the queue).
         self.on_recorded: Callable[[], None] | None = None
+        self._documents: Any = None
+
+    @property
+    def documents(self) -> "VillageDocuments":
+        """The laptop's numbered documents (issued with the filing and the sign-off that decide them)."""
+        if self._documents is None:
+            from village_agent.receipt import VillageDocuments
+
+            self._documents = VillageDocuments(self)
+        return self._documents
 
     # ------------------------------------------------------------ helpers
 
@@ -392,12 +408,14 @@ class AgentService:
             assessment, commitments, township_name=self.config.township_name,
             village_due=hop_due(assessment.item, from_unix_ms(filed_at_ms), self.calendar)))
         private = json.dumps({"name": details.name, "phone": details.phone, "address": details.address}, ensure_ascii=False)
+        # The receipt, notice, application form and 委托书 are numbered and signed in the filing's transaction.
         signed = self._append(record, now_ms=filed_at_ms, private_blob=self.vault.encrypt(private.encode(), matter_id),
-                              lookup_code=code, id_lookup_hash=id_hash)
+                              lookup_code=code, id_lookup_hash=id_hash,
+                              then=lambda conn: self.documents.issue_at_filing(conn, matter_id))
         return FiledRequest(matter_id, code, signed.seq, assessment)
 
-    def applicant(self, matter_id: str) -> ApplicantView | None:
-        blob = self.store.private_blob(matter_id)
+    def applicant(self, matter_id: str, *, conn: Connection | None = None) -> ApplicantView | None:
+        blob = self.store.private_blob(matter_id, conn=conn)
         if blob is None:
             return None
         doc = json.loads(self.vault.decrypt(blob, matter_id))
@@ -576,7 +594,8 @@ class AgentService:
         body.sealed_to_key_id = self.config.township_key_id
         body.evidence_sha256 = hashlib.sha256(evidence).digest()
         body.signed_at_ms = self._now_ms()
-        return self._append(record)
+        # The 交付签收单 is numbered and signed in the sign-off's transaction.
+        return self._append(record, then=lambda conn: self.documents.issue_at_sign_off(conn, matter_id))
 
     def _check_confirmation(self, c: Confirmation) -> list[FieldProblem]:
         label = "签收确认"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,8 +208,13 @@ class AgentStore:
         lookup_code: str | None = None,
         id_lookup_hash: bytes | None = None,
         appointment_blob: bytes | None = None,
+        then: Callable[[Connection], Sequence[records_pb2.Record]] | None = None,
     ) -> SignedRecord:
         """Sign `record` as the next link and commit it with its outbox row and projections.
+
+        `then` runs in the same transaction once the record is projected, and returns records to sign
+        as the following links: the documents the record issues (numbered here, so a rolled-back
+        filing leaves no number behind; `village_agent.receipt.VillageDocuments`).
 
         An appointment's outcome (kept or forfeited) is checked inside the write transaction
         (`BEGIN IMMEDIATE`): of a visit and a forfeiture racing for one appointment, from two threads
@@ -220,19 +225,38 @@ class AgentStore:
             if self._get_meta(conn, RECOVERING_META, ""):
                 raise RecoveringError(RECOVERING_ZH)
             self._check_appointment_open(conn, record)
-            signed = sign_next(signer, record, self._tip(conn), claimed_time_ms)
-            body_kind = record.WhichOneof("body") or ""
+            signed = self._write(conn, signer, record, claimed_time_ms, queued_at_ms)
             matter_id = _matter_id_of(record)
-            conn.execute(ledger.insert().values(
-                seq=signed.seq, record_id=signed.record_id, body_kind=body_kind, matter_id=matter_id or None,
-                payload=signed.envelope.payload, signature=signed.envelope.signature, hash=signed.hash,
-                claimed_time_ms=claimed_time_ms, applied_order=self._next_order(conn),
-            ))
-            conn.execute(outbox.insert().values(seq=signed.seq, queued_at_ms=queued_at_ms))
             self._project(conn, record, lookup_code=lookup_code, id_lookup_hash=id_lookup_hash)
             if private_blob is not None and matter_id:
                 conn.execute(applicant_private.insert().values(matter_id=matter_id, blob=private_blob))
             self._project_appointment(conn, record, appointment_blob)
+            for follower in then(conn) if then is not None else ():
+                self._write(conn, signer, follower, claimed_time_ms, queued_at_ms)
+        return signed
+
+    def sign_in(self, signer: Signer, build: Callable[[Connection], Sequence[records_pb2.Record]], claimed_time_ms: int,
+                *, queued_at_ms: int) -> int:
+        """Sign the records `build` makes inside one write transaction (a document first printed for a
+        matter filed before documents were numbered at filing); returns how many were signed."""
+        with self.transaction() as conn:
+            if self._get_meta(conn, RECOVERING_META, ""):
+                raise RecoveringError(RECOVERING_ZH)
+            records = list(build(conn))
+            for record in records:
+                self._write(conn, signer, record, claimed_time_ms, queued_at_ms)
+        return len(records)
+
+    def _write(self, conn: Connection, signer: Signer, record: records_pb2.Record, claimed_time_ms: int,
+               queued_at_ms: int) -> SignedRecord:
+        signed = sign_next(signer, record, self._tip(conn), claimed_time_ms)
+        matter_id = _matter_id_of(record)
+        conn.execute(ledger.insert().values(
+            seq=signed.seq, record_id=signed.record_id, body_kind=record.WhichOneof("body") or "",
+            matter_id=matter_id or None, payload=signed.envelope.payload, signature=signed.envelope.signature,
+            hash=signed.hash, claimed_time_ms=claimed_time_ms, applied_order=self._next_order(conn),
+        ))
+        conn.execute(outbox.insert().values(seq=signed.seq, queued_at_ms=queued_at_ms))
         return signed
 
     def _project(self, conn: Connection, record: records_pb2.Record, *, lookup_code: str | None = None,
@@ -328,8 +352,17 @@ class AgentStore:
 
     # ------------------------------------------------------------ reads
 
-    def matter_state(self, matter_id: str) -> MatterState:
-        with self.engine.connect() as conn:
+    @contextmanager
+    def _reading(self, conn: Connection | None) -> Iterator[Connection]:
+        """The caller's connection (reads inside a write transaction see its own writes), or a new one."""
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.connect() as fresh:
+                yield fresh
+
+    def matter_state(self, matter_id: str, *, conn: Connection | None = None) -> MatterState:
+        with self._reading(conn) as conn:
             row = conn.execute(select(matter.c.state_json).where(matter.c.matter_id == matter_id)).first()
         if row is None:
             # The id is internal: the agent knows the matter by its lookup code or its title.
@@ -347,8 +380,8 @@ class AgentStore:
             raise UnknownMatterError(f"本机没有查询码为 {code.strip().upper()} 的事项，请核对回执上的查询码")
         return _state_from_json(row.state_json)
 
-    def lookup_code_of(self, matter_id: str) -> str:
-        with self.engine.connect() as conn:
+    def lookup_code_of(self, matter_id: str, *, conn: Connection | None = None) -> str:
+        with self._reading(conn) as conn:
             return str(conn.execute(select(matter.c.lookup_code).where(matter.c.matter_id == matter_id)).scalar() or "")
 
     def list_matters(self, *, limit: int = 200, offset: int = 0, status: str | None = None) -> list[MatterState]:
@@ -368,8 +401,8 @@ class AgentStore:
                                 .order_by(matter.c.filed_seq.desc()))
             return [_state_from_json(r.state_json) for r in rows]
 
-    def private_blob(self, matter_id: str) -> bytes | None:
-        with self.engine.connect() as conn:
+    def private_blob(self, matter_id: str, *, conn: Connection | None = None) -> bytes | None:
+        with self._reading(conn) as conn:
             value = conn.execute(select(applicant_private.c.blob).where(applicant_private.c.matter_id == matter_id)).scalar()
         return None if value is None else bytes(value)
 
@@ -396,9 +429,9 @@ class AgentStore:
             return [str(r.appointment_id) for r in conn.execute(
                 select(appointment.c.appointment_id).where(appointment.c.appointment_id.like(like)).limit(limit))]
 
-    def filing_record(self, matter_id: str) -> records_pb2.Record:
+    def filing_record(self, matter_id: str, *, conn: Connection | None = None) -> records_pb2.Record:
         """The signed `request_filed` record of a matter, as stored: what the villager was told comes from here."""
-        with self.engine.connect() as conn:
+        with self._reading(conn) as conn:
             payload = conn.execute(select(ledger.c.payload).where(ledger.c.matter_id == matter_id)
                                    .where(ledger.c.body_kind == "request_filed").order_by(ledger.c.seq).limit(1)).scalar()
         if payload is None:

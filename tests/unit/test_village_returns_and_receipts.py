@@ -61,7 +61,8 @@ def test_a_request_missing_a_main_and_a_tolerated_material_is_returned_with_its_
     assert "一次性告知书" in text and "退回原因" in text and "补齐主要材料后可重新申请" in text
     # every missing material is told at once, the tolerated one included
     assert ITEM.main_materials[0].name in text and TOLERATED.name in text
-    assert service.store.outbox_size() == 2   # enrollment and the returned request, registered for audit
+    # enrollment and the returned request, registered for audit, with its 退回告知书 and the other filing documents
+    assert service.store.outbox_size() == 2 + 4
 
 
 def test_a_returned_request_ignores_commitment_dates_the_form_sent(service) -> None:  # type: ignore[no-untyped-def]

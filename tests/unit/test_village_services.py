@@ -58,7 +58,7 @@ def test_a_complete_request_is_signed_queued_and_shown_masked(agent) -> None:  #
     state = service.store.matter_state(filed.matter_id)
     assert filed.assessment.outcome is IntakeOutcome.ACCEPT and state.status is MatterStatus.RECORDED
     assert state.id_masked == mask(with_check_char("43052419480312002")) and "*" in state.id_masked
-    assert service.store.outbox_size() == 2 and filed.seq == 2
+    assert service.store.outbox_size() == 2 + 4 and filed.seq == 2   # then the filing's four documents
     assert len(filed.lookup_code) == 11 and service.store.matter_by_lookup_code(filed.lookup_code.lower()).matter_id == filed.matter_id
 
 
@@ -171,7 +171,7 @@ def test_rebuilding_from_the_ledger_gives_back_every_matter_exactly(agent) -> No
     service.store.apply_down([signed.envelope], [rec], next_cursor=1)
     before = {i: service.store.matter_state(i) for i in ids}
     # every record replays: enrollment, 5 requests, materials, withdrawal, and the township's record
-    assert service.store.rebuild_projections() == 9
+    assert service.store.rebuild_projections() == 9 + 5 * 4   # with the four documents of each filing
     assert {i: service.store.matter_state(i) for i in ids} == before
 
 
@@ -272,7 +272,8 @@ def test_a_full_disk_refuses_the_record_in_chinese_and_leaves_nothing_half_writt
     event.remove(service.store.engine, "connect", cap)
     service.store.engine.dispose()
     assert service.store.outbox_size() == service.store.tip().seq - tip.seq + outbox
-    assert service.store.count_matters() == service.store.tip().seq - 1
+    # each filing with its four documents, whole or not at all
+    assert service.store.count_matters() * 5 == service.store.tip().seq - 1
     import sqlite3
     with sqlite3.connect(service.store.path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

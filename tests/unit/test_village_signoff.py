@@ -42,7 +42,9 @@ def handed_over(tmp_path: Path) -> Iterator[tuple[AgentService, Signer, str]]:
 
 
 def _signed_off(service: AgentService) -> records_pb2.SignedOff:
-    return records_pb2.Record.FromString(service.store.ledger_rows()[-1].envelope.payload).signed_off
+    records = [records_pb2.Record.FromString(r.envelope.payload) for r in service.store.ledger_rows()]
+    # The 交付签收单 is signed into the chain right after the sign-off, in its transaction.
+    return next(r for r in reversed(records) if r.HasField("signed_off")).signed_off
 
 
 def _refused(service: AgentService, matter_id: str, **kwargs: object) -> str:

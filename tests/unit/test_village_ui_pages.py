@@ -139,7 +139,8 @@ def test_a_fingerprint_photo_signs_off_the_matter(client, service) -> None:  # t
                            files={"evidence_file": ("手印.png", fingerprint_photo_png(), "image/png")}, follow_redirects=False)
     assert response.status_code == 303
     assert service.store.matter_state(matter_id).status is MatterStatus.SIGNED_OFF
-    body = records_pb2.Record.FromString(service.store.ledger_rows()[-1].envelope.payload).signed_off
+    records = [records_pb2.Record.FromString(r.envelope.payload) for r in service.store.ledger_rows()]
+    body = next(r for r in reversed(records) if r.HasField("signed_off")).signed_off   # the 交付签收单's record follows it
     assert body.confirmation_method == records_pb2.AUTHORIZATION_METHOD_FINGERPRINT
     assert "按手印" in client.get(response.headers["location"]).text
 
