@@ -74,6 +74,22 @@ def _ingest_rows(n: int) -> tuple[Signer, list[IngestRow]]:
     return signer, rows
 
 
+def store_batch_rate(url: str, n: int) -> float:
+    """The store's batched insert (`store_batch`, 500 rows per transaction) at an SQLAlchemy URL."""
+    store = open_town_store(url)
+    signer, rows = _ingest_rows(n)
+    store.register_approved(signer.public_key, EnrollmentInfo(), by="bench", now_ms=0)
+    t = time.perf_counter()
+    tip = GENESIS
+    for i in range(0, n, 500):
+        batch = rows[i:i + 500]
+        store.store_batch(signer.key_id, tip, batch, receipt_time_ms=1)
+        tip = ChainTip(batch[-1].seq, batch[-1].hash)
+    elapsed = time.perf_counter() - t
+    store.close()
+    return rate(n, elapsed)
+
+
 def store_insert_rate(tmp: Path, n: int) -> tuple[float, float]:
     """(the store's batched insert, raw sqlite3 executemany of the same rows into the same table)."""
     import sqlite3
@@ -112,18 +128,21 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_relay(tmp: Path, villages: list[tuple[Signer, Path, str]], town_home: Path, town: Signer,
-              ) -> tuple[float, int, float, float, int]:
-    """(records/s, records, township CPU seconds, seconds until every matter was made, claimed-time flags)."""
+def run_relay(tmp: Path, villages: list[tuple[Signer, Path, str]], town_home: Path, town: Signer, *,
+              pg_url: str | None = None) -> tuple[float, int, float, float, int]:
+    """(records/s, records, township CPU seconds, seconds until every matter was made, claimed-time flags).
+    With `pg_url` the township keeps its store in that (empty) PostgreSQL database."""
     import sqlite3
 
-    db_url = f"sqlite:///{town_home / 'town.db'}"
+    from sqlalchemy import create_engine, text
+
+    db_url = pg_url or f"sqlite:///{town_home / 'town.db'}"
     store = open_town_store(db_url)
     for signer, _, code in villages:
         store.register_approved(signer.public_key, EnrollmentInfo(records_pb2.KEY_ROLE_VILLAGE_AGENT, f"代办员{code}",
                                                                   code, "T01", ""), by="bench", now_ms=0)
     store.close()
-    proc = TownServer(town_home).start()
+    proc = TownServer(town_home, db_url=pg_url).start()
     clients = []
     for signer, db, _ in villages:
         outbox = SqliteOutbox(db, own_key_id=signer.key_id, township_public_key=town.public_key, township_key_id=town.key_id)
@@ -157,17 +176,30 @@ def run_relay(tmp: Path, villages: list[tuple[Signer, Path, str]], town_home: Pa
         c.stop()
         o.close()
     # The intake: until every filing is a matter at the township (a read-only poll, as a page sees it).
-    reader = sqlite3.connect(f"file:{town_home / 'town.db'}?mode=ro", uri=True, timeout=5)
+    if pg_url:
+        engine = create_engine(pg_url)
+
+        def count(table: str) -> int:
+            with engine.connect() as c:
+                return int(c.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+    else:
+        reader = sqlite3.connect(f"file:{town_home / 'town.db'}?mode=ro", uri=True, timeout=5)
+
+        def count(table: str) -> int:
+            return int(reader.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
     end = time.monotonic() + 300
     matters = 0
     while time.monotonic() < end:
-        matters = int(reader.execute("SELECT count(*) FROM town_matter").fetchone()[0])
+        matters = count("town_matter")
         if matters >= total:
             break
         time.sleep(0.1)
     made_after = time.perf_counter() - t
-    flagged = int(reader.execute("SELECT count(*) FROM claimed_time_flag").fetchone()[0])
-    reader.close()
+    flagged = count("claimed_time_flag")
+    if pg_url:
+        engine.dispose()
+    else:
+        reader.close()
     proc.close()
     if interrupted[0]:
         print(f"(push streams ended by the township and retried: {interrupted[0]})")
@@ -323,6 +355,8 @@ def main() -> None:
     parser.add_argument("--villages", type=int, default=10)
     parser.add_argument("--records", type=int, default=5000, help="per village")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--postgres", action="store_true",
+                        help="also the store's insert and the relay end to end on a throwaway PostgreSQL cluster (tests/pg.py)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -351,6 +385,26 @@ def main() -> None:
         if not args.skip_http:
             http = run_http(tmp, villages, town)
             print(f"HTTP JSON, 500 records per POST      {http:10,.0f}/s   relay is {relay / http:5.2f} x that (goal >= 1.5)")
+        if args.postgres:
+            run_postgres(tmp, args.villages, args.records, verify)
+
+
+def run_postgres(tmp: Path, n_villages: int, n_records: int, verify: float) -> None:
+    """The store's batched insert and the relay end to end with the township on PostgreSQL 15
+    (a throwaway cluster, fsync off: the figures bound the database's CPU cost, not a disk's)."""
+    from tests.pg import start_postgres
+
+    with start_postgres() as cluster:
+        insert = store_batch_rate(cluster.create_database("insert_bench"), 20_000)
+        print(f"PostgreSQL store batched insert      {insert:10,.0f}/s")
+        pg_home, pg_villages = tmp / "town-pg", tmp / "pg-villages"
+        pg_villages.mkdir()
+        url = cluster.create_database("town_bench")
+        town = init_town(pg_home, url)
+        villages = prepare_villages(pg_villages, n_villages, n_records, town.public_key, town.key_id)
+        relay, total, _cpu, made_after, _flagged = run_relay(tmp, villages, pg_home, town, pg_url=url)
+        print(f"PostgreSQL relay end to end          {relay:10,.0f}/s   = {relay / verify:5.2f} x raw verify (goal >= 5,000/s);"
+              f" every matter made {made_after:.1f} s after the sync began")
 
 
 if __name__ == "__main__":

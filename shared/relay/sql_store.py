@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, create_engine, delete, func, insert, 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
+from shared.bulk import insert_rows
 from shared.envelope import GENESIS, ChainTip, sign_next
 from shared.keys import KnownKey, fingerprint
 from shared.relay.errors import EnrollmentLimit, KeyStoreError, UnknownKey
@@ -30,6 +31,9 @@ from shared.wire.v1 import envelope_pb2, records_pb2
 __all__ = ["RelayStore", "relay_engine", "ForkEvidence", "TimeFlag", "PeerSync"]
 
 log = logging.getLogger("shared.relay.store")
+
+_INGEST_COLUMNS = ("author_key_id", "seq", "record_id", "hash", "payload", "signature", "body_kind", "claimed_time_ms",
+                   "receipt_time_ms")
 
 
 def relay_engine(url: str) -> Engine:
@@ -181,10 +185,11 @@ class RelayStore:
                 if moved != 1:
                     return [StoreResult(x.seq, Outcome.CONFLICT, x.hash) for x in rows]
                 try:
-                    conn.execute(insert(self.t.ingest_log), [{
-                        "author_key_id": author_key_id, "seq": r.seq, "record_id": r.record_id[:64], "hash": r.hash,
-                        "payload": r.payload, "signature": r.signature, "body_kind": r.body_kind[:40],
-                        "claimed_time_ms": r.claimed_time_ms, "receipt_time_ms": receipt_time_ms} for r in new])
+                    # The hot insert: the driver's executemany (SQLite) or psycopg's pipelined
+                    # executemany (PostgreSQL), no per-row work in SQLAlchemy (docs/performance.md).
+                    insert_rows(conn, self.t.ingest_log, _INGEST_COLUMNS, [
+                        (author_key_id, r.seq, r.record_id[:64], r.hash, r.payload, r.signature, r.body_kind[:40],
+                         r.claimed_time_ms, receipt_time_ms) for r in new])
                 except IntegrityError as exc:
                     # Another process wrote these seqs between our compare-and-set and insert (PostgreSQL
                     # without a lock on the key row): nothing of ours stays; the caller retries.
