@@ -179,7 +179,7 @@ def _db_url(args: argparse.Namespace) -> str:
     return str(args.db or default_db_url(Path(args.home)))
 
 
-def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _store(args: argparse.Namespace):
     from hub.errors import SetupError
     from hub.store import open_hub_store
 
@@ -188,7 +188,7 @@ def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return open_hub_store(_db_url(args))
 
 
-def _open_auth(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _open_auth(args: argparse.Namespace):
     from shared.clock import SystemClock
     from shared.console import ConsoleAuth, create_console_tables
 
@@ -301,7 +301,7 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _open_app(args: argparse.Namespace):
     from hub.bootstrap import build_app, load_signer
 
     return build_app(_db_url(args), load_signer(Path(args.home), cli_common.read_passphrase(args)))

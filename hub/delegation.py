@@ -27,14 +27,14 @@ class Delegation:
     delegated_at_ms: int
 
 
-def _account(conn, staff_id: str):  # type: ignore[no-untyped-def]
+def _account(conn, staff_id: str):
     row = conn.execute(select(staff).where(staff.c.staff_id == staff_id.strip().lower())).first()
     if row is None:
         raise DelegationError(f"没有登录名为 {staff_id.strip().lower()} 的工作人员账号")
     return row
 
 
-def _director(conn, by: str):  # type: ignore[no-untyped-def]
+def _director(conn, by: str):
     row = _account(conn, by)
     if row.role != Role.DIRECTOR.value or row.disabled:
         raise DelegationError(f"{row.display_name}不是在用的中心主任账号：委托审批须由中心主任作出")

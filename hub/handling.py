@@ -21,6 +21,7 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from shared.catalog import Catalog, CatalogItem, MatterKind, Tier
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.deadline_watch.store import DeadlineStore, hop_deadline
+from shared.calendar import WorkingCalendar
 from shared.deadlines import ClockState, ClockStatus, SuspensionReason, Thresholds
 from shared.domain.handling import (
     Actor, HandledMatter, RefusalKind, Role, Stage, matter_from_json_dict, matter_to_json_dict,
@@ -143,7 +144,7 @@ class MatterHistory:
     dossier: Dossier | None = None
 
 
-_KIND_FROM_WIRE = {v: k for k, v in KIND_TO_WIRE.items()}
+_KIND_FROM_WIRE: dict[int, MatterKind] = {v: k for k, v in KIND_TO_WIRE.items()}
 
 
 def _hop_dict(h: records_pb2.HopView) -> dict[str, int]:
@@ -165,7 +166,7 @@ class CountyHandling:
         self.documents: CountyDocuments | None = CountyDocuments(self)
 
     @property
-    def calendar(self):  # type: ignore[no-untyped-def]
+    def calendar(self) -> WorkingCalendar:
         return self.deadlines.calendar
 
     @property

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -424,7 +424,7 @@ def write_encrypted_backup(out: Path, files: Sequence[tuple[str, Path]], passphr
         with open(part, "wb") as sink:
             sink.write(preamble)
             writer = _SealingWriter(sink, AESGCM(data_key), prefix, preamble)
-            with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 for name, path in files:
                     try:
                         with open(path, "rb") as fh:
@@ -445,7 +445,7 @@ def _check_member_name(name: str) -> None:
         raise BackupError(f"备份中的文件名无效：{name!r}")
 
 
-def _read_header(fh: BinaryIO) -> tuple[bytes, dict[str, object]]:
+def _read_header(fh: BinaryIO) -> tuple[bytes, dict[str, Any]]:
     head = fh.read(len(MAGIC) + 4)
     if len(head) < len(MAGIC) + 4 or not head.startswith(MAGIC):
         raise BackupError("不是可识别的备份文件（文件头不符）")
@@ -499,7 +499,7 @@ def read_encrypted_backup(src: Path, passphrase: str, dest: Path, *, kind: str) 
         try:
             plain = work / "backup.tar"
             _open_chunks(fh, AESGCM(data_key), prefix, preamble, plain)
-            names = _extract(plain, work / "files", [str(x) for x in doc.get("files", [])])  # type: ignore[union-attr]
+            names = _extract(plain, work / "files", [str(x) for x in doc.get("files", [])])
             dest.mkdir(parents=True, exist_ok=True)
             for name in names:
                 os.replace(work / "files" / name, dest / name)
@@ -512,7 +512,7 @@ def read_encrypted_backup(src: Path, passphrase: str, dest: Path, *, kind: str) 
         finally:
             shutil.rmtree(work, ignore_errors=True)
     info = doc.get("info")
-    return BackupInfo(kind, int(doc.get("created_at_ms", 0) or 0),  # type: ignore[call-overload]
+    return BackupInfo(kind, int(doc.get("created_at_ms", 0) or 0),
                       {str(k): str(v) for k, v in (info.items() if isinstance(info, dict) else [])}, names)
 
 

@@ -27,7 +27,7 @@ class ChineseHelpFormatter(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=32)
 
-    def add_usage(self, usage, actions, groups, prefix=None):  # type: ignore[no-untyped-def]
+    def add_usage(self, usage, actions, groups, prefix=None):
         super().add_usage(usage, actions, groups, "用法：" if prefix is None else prefix)
 
 
@@ -54,11 +54,11 @@ def new_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def add_subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+def add_subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
     return parser.add_subparsers(dest="command", metavar="<子命令>", required=True)
 
 
-def add_command(subparsers: argparse._SubParsersAction, name: str, help_zh: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def add_command(subparsers: argparse._SubParsersAction, name: str, help_zh: str) -> argparse.ArgumentParser:
     sub = subparsers.add_parser(name, help=help_zh, description=help_zh, formatter_class=ChineseHelpFormatter, add_help=False)
     sub.add_argument("-h", "--help", action="help", help="显示本帮助并退出")
     sub._positionals.title = "参数"
@@ -139,7 +139,7 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
 # ---------------------------------------------------------------- shared sub-commands
 
 
-def register_key_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register_key_commands(subparsers: argparse._SubParsersAction) -> None:
     keygen = add_command(subparsers, "keygen", "生成本设备的签名密钥（用口令加密保存）")
     keygen.add_argument("--key-file", required=True, metavar="文件", help="密钥文件路径（已存在时不会覆盖）")
     add_passphrase_option(keygen)

@@ -199,7 +199,7 @@ def _unfilter(kind: int, row: bytearray, above: bytearray, bpp: int) -> bytearra
     return row
 
 
-def _ink_test(colour: int, palette: bytes, alphas: bytes):  # type: ignore[no-untyped-def]
+def _ink_test(colour: int, palette: bytes, alphas: bytes):
     def dark(r: int, g: int, b: int) -> bool:
         return (299 * r + 587 * g + 114 * b) // 1000 < _INK_LUMA
 

@@ -35,7 +35,7 @@ def read_ledger(path: Path) -> LedgerContents:
     data = path.read_bytes()
     if not data.startswith(MAGIC):
         raise EnvelopeError(f"不是台账文件（缺少文件头）：{path.name}")
-    pos, out = len(MAGIC), []
+    pos, out = len(MAGIC), list[envelope_pb2.Envelope]()
     while pos + _LENGTH.size <= len(data):
         (length,) = _LENGTH.unpack_from(data, pos)
         if length > MAX_ENTRY_BYTES:

@@ -109,7 +109,7 @@ def configure_sqlite(engine: Engine, *, synchronous: Literal["FULL", "NORMAL"] =
     # The in-process line is waited on first, then SQLite's busy timeout; together they stay
     # within the one timeout the caller chose.
     line_timeout_s = busy_timeout_ms / 1000
-    engine._connection_cls = _AutobeginMarking  # type: ignore[attr-defined]  # marks reads; see module docstring
+    engine._connection_cls = _AutobeginMarking  # marks reads; see module docstring
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None

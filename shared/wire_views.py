@@ -43,7 +43,7 @@ _SUSPENSION = {
     SuspensionReason.TENDERING: records_pb2.SUSPENSION_REASON_TENDERING,
     SuspensionReason.APPRAISAL: records_pb2.SUSPENSION_REASON_APPRAISAL,
 }
-_SUSPENSION_FROM_WIRE = {wire: reason for reason, wire in _SUSPENSION.items()}
+_SUSPENSION_FROM_WIRE: dict[int, SuspensionReason] = {wire: reason for reason, wire in _SUSPENSION.items()}
 
 
 def limit_to_wire(limit: Limit) -> records_pb2.Limit:
@@ -82,7 +82,7 @@ def clock_state_to_wire(clock: HopClock, now: dt.datetime, calendar: WorkingCale
 def hop_view(tier: Tier, clock: HopClock, now: dt.datetime, calendar: WorkingCalendar,
              thresholds: Thresholds) -> records_pb2.HopView:
     return records_pb2.HopView(
-        tier=TIER_TO_WIRE[tier],  # type: ignore[arg-type]
+        tier=TIER_TO_WIRE[tier],
         started_at_ms=to_unix_ms(clock.start_at) if clock.start_at else 0,
         due_at_ms=due_ms(clock, calendar),
         stopped_at_ms=to_unix_ms(clock.stop_at) if clock.stop_at else 0,

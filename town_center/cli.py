@@ -285,7 +285,7 @@ def _cmd_catalog_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_auth(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _open_auth(args: argparse.Namespace):
     from shared.clock import SystemClock
     from shared.console import ConsoleAuth, create_console_tables
     from town_center.errors import SetupError
@@ -304,7 +304,7 @@ def _db_url(args: argparse.Namespace) -> str:
     return str(args.db or default_db_url(Path(args.home)))
 
 
-def _app(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _app(args: argparse.Namespace):
     from town_center.bootstrap import build_app, load_link_signer, load_signer
 
     passphrase = cli_common.read_passphrase(args)

@@ -25,6 +25,7 @@ from shared.catalog import Catalog, CatalogItem, MatterKind, Tier
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.deadline_watch.notify import Notification, extension_notice_sms, result_ready_sms
 from shared.deadline_watch.store import DeadlineStore, hop_deadline
+from shared.calendar import WorkingCalendar
 from shared.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason, Thresholds
 from shared.domain.authority import allowed_kinds, may_decide
 from shared.domain.handling import (
@@ -226,7 +227,7 @@ class HandlingService:
         return True
 
     @property
-    def calendar(self):  # type: ignore[no-untyped-def]
+    def calendar(self) -> WorkingCalendar:
         return self.deadlines.calendar
 
     @property
@@ -572,7 +573,7 @@ class HandlingService:
         body.stage = stage_to_wire(m)  # type: ignore[assignment]
         body.catalog_code, body.village_code = row.catalog_code, row.village_code
         if m.kind is not None:
-            body.kind = KIND_TO_WIRE[m.kind]  # type: ignore[assignment]
+            body.kind = KIND_TO_WIRE[m.kind]
         if m.clock is not None:
             body.hops.append(hop_view(m.tier, m.clock, now, self.calendar, self.thresholds))
         if m.kind is MatterKind.REPORTED:
@@ -671,7 +672,7 @@ class HandlingService:
                                refusal_approved_by=refusal_approved_by)
             record = records_pb2.Record()
             body = record.matter_classified
-            body.matter_id, body.kind, body.operator_id = m.matter_id, KIND_TO_WIRE[kind], after.owner  # type: ignore[assignment]
+            body.matter_id, body.kind, body.operator_id = m.matter_id, KIND_TO_WIRE[kind], after.owner
             body.catalog_code = m.catalog_code
             if after.clock is not None:
                 body.promised_limit.CopyFrom(limit_to_wire(after.clock.limit))
@@ -768,7 +769,7 @@ class HandlingService:
             after = m.request_extension(actor=actor, at=now, new_limit=new_limit, reason=reason)
             record = records_pb2.Record()
             body = record.extension_requested
-            body.matter_id, body.tier, body.requested_by = m.matter_id, TIER_TO_WIRE[m.tier], actor.staff_id  # type: ignore[assignment]
+            body.matter_id, body.tier, body.requested_by = m.matter_id, TIER_TO_WIRE[m.tier], actor.staff_id
             body.new_limit.CopyFrom(limit_to_wire(new_limit))
             body.reason, body.requested_at_ms = reason.strip(), to_unix_ms(now)
             return after, Change("request_extension", f"申请延期至{new_limit.describe_zh()}：{reason.strip()}（待主任审批）",
@@ -787,7 +788,7 @@ class HandlingService:
             if not approve:
                 record = records_pb2.Record()
                 body = record.extension_refused
-                body.matter_id, body.tier, body.refused_by = m.matter_id, TIER_TO_WIRE[m.tier], actor.staff_id  # type: ignore[assignment]
+                body.matter_id, body.tier, body.refused_by = m.matter_id, TIER_TO_WIRE[m.tier], actor.staff_id
                 body.refused_at_ms = to_unix_ms(now)
                 return after, Change("refuse_extension", "主任未批准延期申请，仍按原时限办理", internal=[record])
             text = f"经主任批准延期，新时限为{request.new_limit.describe_zh()}（理由：{request.reason}），请书面告知申请人"

@@ -40,7 +40,7 @@ class BackupSummary:
     files: list[str]
 
 
-def _mark_recovering(at_ms: int):  # type: ignore[no-untyped-def]
+def _mark_recovering(at_ms: int):
     def prepare(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                      (RECOVERING_META, str(at_ms)))

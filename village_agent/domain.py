@@ -50,7 +50,7 @@ _STATUS_ZH = {
 _VILLAGE_OWNED = frozenset({MatterStatus.HANDED_OVER, MatterStatus.SIGNED_OFF, MatterStatus.WITHDRAWN})
 _CLOSED = frozenset({MatterStatus.SIGNED_OFF, MatterStatus.WITHDRAWN, MatterStatus.RETURNED})
 
-RATING_ZH = {
+RATING_ZH: dict[int, str] = {
     records_pb2.RATING_VERY_SATISFIED: "非常满意",
     records_pb2.RATING_SATISFIED: "满意",
     records_pb2.RATING_BASICALLY_SATISFIED: "基本满意",

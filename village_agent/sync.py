@@ -11,7 +11,7 @@ from village_agent.outbox import VillageOutbox
 from village_agent.services import SHANGHAI, AgentService
 from village_agent.sync_text import plain_sync_text
 
-KEY_STATUS_ZH = {
+KEY_STATUS_ZH: dict[int, str] = {
     relay_pb2.KEY_STATUS_PENDING: "本机密钥待乡镇审批，审批通过后自动上报",
     relay_pb2.KEY_STATUS_APPROVED: "本机密钥已批准",
     relay_pb2.KEY_STATUS_REVOKED: "本机密钥已被乡镇吊销，请联系乡镇便民服务中心",
@@ -72,7 +72,7 @@ def describe(result: SyncResult) -> str:
     return plain_sync_text("；".join(parts))
 
 
-def reachability_probe(client: RelayClient):  # type: ignore[no-untyped-def]
+def reachability_probe(client: RelayClient):
     """The UI's `SyncStatus` port, answered from the background loop's last pass."""
     from village_agent.ui.server import Reachability
 

@@ -23,7 +23,7 @@ YEAR_SOURCE_ZH = {
     YearSource.OVERRIDE_DRAFT: "未确认（县级发布的草案）",
     YearSource.WEEKENDS_ONLY: "未确认（尚未录入，暂按周末双休推算）",
 }
-_WIRE_STAGE_ZH = {
+_WIRE_STAGE_ZH: dict[int, str] = {
     records_pb2.STAGE_RECEIVED: "待分类", records_pb2.STAGE_CLASSIFIED: "已分类",
     records_pb2.STAGE_WAITING_FOR_MATERIALS: "待补齐材料", records_pb2.STAGE_IN_PROGRESS: "办理中",
     records_pb2.STAGE_SUSPENDED: "中止计时", records_pb2.STAGE_ESCALATED: "已上报县级",
@@ -32,7 +32,7 @@ _WIRE_STAGE_ZH = {
     records_pb2.STAGE_RETURNED: "已退回", records_pb2.STAGE_WITHDRAWN: "已撤回",
 }
 # (label, colour class) of a hop's clock state as the township reported it.
-_WIRE_STATE = {
+_WIRE_STATE: dict[int, tuple[str, str]] = {
     records_pb2.CLOCK_STATE_ON_TIME: ("正常", "on-time"), records_pb2.CLOCK_STATE_WARNING: ("临期预警", "warning"),
     records_pb2.CLOCK_STATE_OVERDUE: ("已超期", "overdue"), records_pb2.CLOCK_STATE_SUPERVISED: ("超期督办", "supervise"),
     records_pb2.CLOCK_STATE_SUSPENDED: ("中止计时", "none"), records_pb2.CLOCK_STATE_STOPPED: ("已停止", "none"),

@@ -38,7 +38,7 @@ def add_routes(web: FastAPI, pages: Pages) -> None:
         issued: dict[str, list[dict[str, Any]]] = {}
         for n in handling.notices():
             issued.setdefault(n["matter_id"], []).append(n)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for t in handling.tracked(overdue_only=True):
             item = catalog.item(t.catalog_code) if t.catalog_code in catalog else None
             rows.append({"t": t, "catalog_name": item.name if item is not None else "（目录中无此事项）",

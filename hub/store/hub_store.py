@@ -21,7 +21,7 @@ class HubStore(RelayStore):
     store_error = StoreError
     unknown_key_error = UnknownTownship
 
-    def __init__(self, engine: Engine, *, now_ms=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, engine: Engine, *, now_ms=None) -> None:
         super().__init__(engine, tables)
         self._now_ms = now_ms
 
@@ -43,7 +43,7 @@ class HubStore(RelayStore):
         return super().revoke(key_id, by=by, reason=reason, now_ms=now_ms)
 
 
-def open_hub_store(url: str, *, now_ms=None) -> HubStore:  # type: ignore[no-untyped-def]
+def open_hub_store(url: str, *, now_ms=None) -> HubStore:
     """Open the county store at an SQLAlchemy URL or a SQLite file path, first bringing its schema
     (relay, county, deadline and console tables) to this version's (`hub.store.migrations`)."""
     engine = relay_engine(url)

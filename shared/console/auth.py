@@ -316,7 +316,7 @@ class ConsoleAuth:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
             failure_id = conn.execute(insert(login_failure).values(
                 login_name=name, client_address=addr, failed_at_ms=now_ms, locked_until_ms=None,
-                account_locked_until_ms=None)).inserted_primary_key[0]
+                account_locked_until_ms=None).returning(login_failure.c.failure_id)).scalar_one()
             # Rows older than window + lockout can no longer matter to any count or lock.
             conn.execute(delete(login_failure).where(login_failure.c.failed_at_ms < now_ms - window_ms - lockout_ms))
             this_name = login_failure.c.login_name == name

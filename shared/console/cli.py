@@ -47,7 +47,7 @@ def read_staff_password(*, staff_id: str, confirm: bool = True) -> str:
     return password
 
 
-def register_staff_commands(subparsers: argparse._SubParsersAction, open_auth: OpenAuth) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def register_staff_commands(subparsers: argparse._SubParsersAction, open_auth: OpenAuth) -> argparse.ArgumentParser:
     """Add `staff` with its sub-commands to a CLI; `open_auth(args)` opens the tier's `ConsoleAuth`
     (its own options, e.g. `--data`, must be added by the caller to the returned `staff` parser or the top parser)."""
     staff = add_command(subparsers, "staff", "管理工作人员账号：添加、列出、停用、启用、重设密码")

@@ -21,6 +21,7 @@ import json
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, TypedDict
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -152,7 +153,18 @@ class WebSecurity:
         return client
 
 
-def uvicorn_options() -> dict[str, object]:
+class UvicornOptions(TypedDict):
+    """The keyword arguments `uvicorn_options` gives `uvicorn.Config` (typed, so each is checked there)."""
+
+    proxy_headers: bool
+    server_header: bool
+    access_log: bool
+    log_config: None
+    log_level: str
+    lifespan: Literal["auto", "on", "off"]
+
+
+def uvicorn_options() -> UvicornOptions:
     """What every uvicorn.Config here must say: forwarded headers are `HostGuard`'s business only."""
     return {"proxy_headers": False, "server_header": False, "access_log": False, "log_config": None,
             "log_level": "warning", "lifespan": "off"}

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from shared.catalog import CatalogItem, MatterKind, Tier
 from shared.calendar import WorkingCalendar
@@ -192,8 +194,8 @@ class HandledMatter:
     def is_final(self) -> bool:
         return self.stage in _FINAL
 
-    def _next(self, **changes: object) -> "HandledMatter":
-        return replace(self, version=self.version + 1, **changes)  # type: ignore[arg-type]
+    def _next(self, **changes: Any) -> "HandledMatter":
+        return replace(self, version=self.version + 1, **changes)
 
     # ------------------------------------------------------------ who may act
 
@@ -365,7 +367,7 @@ class HandledMatter:
 
     # ------------------------------------------------------------ suspension and extension
 
-    def _clock_op(self, op) -> HopClock:  # type: ignore[no-untyped-def]
+    def _clock_op(self, op: Callable[[HopClock], HopClock]) -> HopClock:
         if self.clock is None:
             raise HandlingError("本件没有计时")
         try:
@@ -594,7 +596,9 @@ def matter_to_json_dict(m: HandledMatter) -> dict[str, object]:
     }
 
 
-def matter_from_json_dict(data: dict[str, object]) -> HandledMatter:
+def matter_from_json_dict(data: dict[str, Any]) -> HandledMatter:
+    # `data` is parsed JSON: its values are whatever the text held, so each is converted (and a
+    # wrong shape raises TypeError/ValueError below) rather than trusted to have a type.
     if data.get("v") != _FORMAT:
         raise HandlingError(f"不支持的办件记录版本：{data.get('v')!r}")
     try:
@@ -602,20 +606,20 @@ def matter_from_json_dict(data: dict[str, object]) -> HandledMatter:
         clock = data.get("clock")
         return HandledMatter(
             matter_id=str(data["matter_id"]), catalog_code=str(data["catalog_code"]), tier=Tier(data["tier"]),
-            received_at=_from_us(int(data["received_us"])),  # type: ignore[arg-type]
+            received_at=_from_us(int(data["received_us"])),
             stage=Stage(data["stage"]), kind=MatterKind(data["kind"]) if data.get("kind") else None,
-            owner=str(data.get("owner", "")), watchers=tuple(data.get("watchers", ())),  # type: ignore[arg-type]
+            owner=str(data.get("owner", "")), watchers=tuple(data.get("watchers", ())),
             clock=HopClock.from_json_dict(clock) if isinstance(clock, dict) else None,
-            missing_materials=tuple(data.get("missing", ())),  # type: ignore[arg-type]
+            missing_materials=tuple(data.get("missing", ())),
             return_reason=str(data.get("return_reason", "")), written_promise=str(data.get("promise", "")),
-            lead_window=str(data.get("lead_window", "")), departments=tuple(data.get("departments", ())),  # type: ignore[arg-type]
+            lead_window=str(data.get("lead_window", "")), departments=tuple(data.get("departments", ())),
             pending_extension=None if not isinstance(ext, dict) else ExtensionRequest(
                 ext["by"], _from_us(ext["at_us"]), Limit.parse(ext["limit"]), ext["reason"]),
             result_summary=str(data.get("result", "")),
-            approved=data.get("approved") if isinstance(data.get("approved"), bool) else None,  # type: ignore[arg-type]
+            approved=data.get("approved") if isinstance(data.get("approved"), bool) else None,
             handovers=tuple(Handover(h["from"], h["to"], _from_us(h["at_us"]), h["reason"])
-                            for h in data.get("handovers", ())),  # type: ignore[union-attr]
-            escalation_sent_at=_from_us(int(data["escalation_sent_us"])) if data.get("escalation_sent_us") else None,  # type: ignore[arg-type]
+                            for h in data.get("handovers", ())),
+            escalation_sent_at=_from_us(int(data["escalation_sent_us"])) if data.get("escalation_sent_us") else None,
             upper_tier_waiting=bool(data.get("upper_waiting", False)),
             acceptance_clock=_clock_or_none(data.get("acceptance_clock")),
             delivery_clock=_clock_or_none(data.get("delivery_clock")),
@@ -623,7 +627,7 @@ def matter_from_json_dict(data: dict[str, object]) -> HandledMatter:
             refusal=RefusalKind(data["refusal"]) if data.get("refusal") else None,
             refusal_approved_by=str(data.get("refusal_approved_by", "")),
             escalation_opinion=str(data.get("escalation_opinion", "")),
-            version=int(data.get("version", 0)),  # type: ignore[arg-type]
+            version=int(data.get("version", 0)),
         )
     except (KeyError, TypeError, ValueError, DeadlineError) as exc:
         raise HandlingError(f"办件记录损坏：{exc.__class__.__name__}") from exc

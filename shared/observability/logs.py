@@ -76,7 +76,7 @@ class PersonalDataFilter(logging.Filter):
             record.exc_text = _indented(scrub(record.exc_text))
         if record.stack_info:
             record.stack_info = _indented(scrub(record.stack_info))
-        record._quancheng_clean = True   # type: ignore[attr-defined]
+        record._quancheng_clean = True
         return True
 
 

@@ -178,7 +178,7 @@ class _HostAllowList:
                                                ("Content-Length", str(len(body))), ("Cache-Control", "no-store"),
                                                *SECURITY_HEADERS])
             return [body]
-        return self.app(environ, start_response)  # type: ignore[no-any-return]
+        return self.app(environ, start_response)
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -176,7 +176,7 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
             remaining = rem.describe_zh() if rem is not None else None
         item = page.item
         brought = set(page.materials_brought)
-        materials = []
+        materials: list[dict[str, Any]] = []
         if item is not None:
             for mat in item.main_materials:
                 materials.append({"name": mat.name, "main": True, "brought": mat.id in brought,
