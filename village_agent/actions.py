@@ -30,6 +30,7 @@ KIND_ZH = {
     "result_handed_over": "交付办理结果", "signed_off": "群众签收评价", "follow_up_called": "回访",
     "matter_classified": "乡镇受理分类", "status_update": "乡镇进度更新", "hop_clock_changed": "计时变更",
     "result_ready": "办理结果已出", "decision": "审批决定", "supervision_notice": "督办通知", "escalation": "上报县级",
+    "document_issued": "签发文书",
 }
 
 

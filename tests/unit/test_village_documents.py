@@ -1,7 +1,8 @@
 """The village laptop's numbered documents (代办收件回执, 一次性告知书, 代办服务申请表, 代理服务委托书, 交付签收单)
 through `AgentService` and the web UI, on a real data folder and a fake clock: built from the signed
-filing record, numbered per kind without gaps at first print, signed with the laptop's key, reprinted
-byte for byte, and refused by verification once altered. The receipt states exactly what was recorded,
+filing record, numbered per kind without gaps in the filing's transaction (the 交付签收单 in the
+sign-off's), signed with the laptop's key and into its chain, reprinted byte for byte, and refused by
+verification once altered. The receipt states exactly what was recorded,
 a material marked 不适用 included."""
 from __future__ import annotations
 
@@ -145,3 +146,26 @@ def test_the_new_request_page_shows_the_authorization_text_before_the_villager_s
     unlock_ui(client)
     page = client.get("/matters/new").text
     assert "委托东山村便民服务室代办员王芳" in page and "委托权限" in page and "委托期限" in page
+
+
+def test_the_handover_record_is_numbered_at_sign_off_and_each_document_is_a_line_of_the_matters_history(
+        service: AgentService) -> None:
+    from starlette.testclient import TestClient
+
+    from village_agent.services import Confirmation
+    from village_agent.ui.server import create_app
+
+    item = next(i for i in CATALOG if i.decided_by is Tier.VILLAGE)
+    filed = service.file_request(form(catalog_code=item.code, materials_brought=[m.id for m in item.materials]))
+    service.hand_over(filed.matter_id, "资格认证已通过")
+    with pytest.raises(DocumentInvalid, match="签收后即可打印"):
+        service.documents.issue_or_load("handover", filed.matter_id)      # handed over, not yet signed off
+    service.sign_off(filed.matter_id, "very_satisfied", confirmation=Confirmation(
+        "witness", witness_name="村委会 张主任", witness_statement="群众确认已收到"))
+    handover = service.documents.issue_or_load("handover", filed.matter_id)
+    assert handover.number == "东山村代办〔2026〕签字第1号" and "非常满意" in handover.html
+    client = TestClient(create_app(service), base_url="http://127.0.0.1:8631")
+    unlock_ui(client)
+    page = client.get(f"/matters/{filed.matter_id}").text
+    assert "签发文书" in page and "交付签收单 东山村代办〔2026〕签字第1号" in page
+    assert "代办收件回执 东山村代办〔2026〕收字第1号" in page and "其他记录" not in page

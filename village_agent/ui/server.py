@@ -86,7 +86,7 @@ KIND_ZH = {
     "result_handed_over": "交付办理结果", "signed_off": "群众签收评价", "follow_up_called": "回访",
     "matter_classified": "乡镇受理分类", "status_update": "乡镇进度更新", "hop_clock_changed": "计时变更",
     "result_ready": "办理结果已出", "decision": "审批决定", "supervision_notice": "督办通知",
-    "escalation": "上报县级",
+    "escalation": "上报县级", "document_issued": "签发文书",
 }
 # Short notices after a redirect; the query string carries only this key, never data.
 DONE_ZH = {
@@ -870,10 +870,15 @@ def _history_row(record: records_pb2.Record, item: Any = None) -> dict[str, Any]
         detail = record.status_update.message
     elif kind == "supervision_notice":
         detail = record.supervision_notice.message
+    elif kind == "document_issued":
+        from shared.documents.kinds import DocumentKind
+
+        known = {k.value: k.title_zh for k in DocumentKind}
+        detail = f"{known.get(record.document_issued.kind, '文书')} {record.document_issued.number}"
     return {"at": record.header.claimed_time_ms, "kind_zh": KIND_ZH.get(kind, "其他记录"), "detail": detail,
             "from_township": kind not in ("request_filed", "materials_added", "withdrawn", "result_handed_over",
                                           "signed_off", "follow_up_called", "appointment_made", "visit_recorded",
-                                          "appointment_forfeited")}
+                                          "appointment_forfeited", "document_issued")}
 
 
 def _code_shown(code: str) -> str:
