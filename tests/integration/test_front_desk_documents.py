@@ -68,6 +68,14 @@ def test_a_petition_issues_its_assignment_and_its_notice_numbered_with_the_regis
         assert words in notice, words
     leader_notice = pdf_text(documents.pdf(desk.documents(second.case_id)[1].number), tmp_path)
     assert "领导接待事项" in leader_notice and "2026年11月30日" in leader_notice
+    # each is a record of the township's own chain, addressed to no device
+    from shared.envelope import open_record
+    from town_center.handling import INTERNAL_AUDIENCE
+
+    own, _ = app.store.read(INTERNAL_AUDIENCE, 0, 1000)
+    chained = [open_record(e).document_issued for e in own if open_record(e).WhichOneof("body") == "document_issued"]
+    assert [(r.number, r.kind, r.matter_id) for r in chained][:2] == [
+        (listed[0].number, "petition_assignment", first.case_id), (listed[1].number, "petition_notice", first.case_id)]
     for d in listed:   # the person is sealed: never on a paper any colleague may reprint
         html = documents.load(d.number).html
         assert "孙七" not in html and "青石村三组" not in html and first.case_id not in html

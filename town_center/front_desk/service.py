@@ -22,6 +22,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import Clock, from_unix_ms, to_unix_ms
+from shared.documents.chain import document_record
 from shared.documents.content import instant_zh
 from shared.documents.drafts import DocumentDraft
 from shared.deadline_watch.notify import Audience, Notification, NotificationKind
@@ -62,8 +63,7 @@ def is_register_no(subject_id: str) -> bool:
 
 def may_see_identity(role: Role) -> bool:
     """The complainant's or petitioner's identity: the director and the supervision role only (004 投诉)."""
-    supervisor = getattr(Role, "SUPERVISOR", None)
-    return role is Role.DIRECTOR or (supervisor is not None and role is supervisor)
+    return role in (Role.DIRECTOR, Role.SUPERVISOR)
 
 
 @dataclass(frozen=True)
@@ -271,8 +271,16 @@ class FrontDesk:
         documents = self.handling.documents
         if documents is None:
             return
+        from town_center.handling import INTERNAL_AUDIENCE
+
+        issued_ms = to_unix_ms(now)
         for draft in drafts:
-            documents.archive.issue_in(conn, draft, now=now)
+            doc = documents.archive.issue_in(conn, draft, now=now)
+            # A record of the township's own chain, as its notices are (docs/wire-v1.md "Written documents");
+            # never sent up: the county does not see the registers.
+            self.store.publish_in(conn, self.township, document_record(doc, kind=draft.kind, matter_id=draft.matter_id,
+                                                                       issued_at_ms=issued_ms),
+                                  [INTERNAL_AUDIENCE], now_ms=max(issued_ms, to_unix_ms(self.clock.now())))
 
     def _facts(self, row: Any) -> RegisterFacts:
         due = from_unix_ms(int(row.due_at_ms)) if row.due_at_ms else None
