@@ -1,4 +1,4 @@
-"""The deadline tables. Deadlines live here, not in the scheduler (DESIGN invariant 9).
+"""The deadline tables. Deadlines live here, not in the scheduler (docs/ARCHITECTURE.md, invariant 9).
 
 Tables (SQLAlchemy Core on their own `MetaData`, so creating them touches nothing else):
 
