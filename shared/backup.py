@@ -64,7 +64,7 @@ CHUNK_BYTES = 1024 * 1024
 DEFAULT_SCRYPT_N = 2**15
 MAX_HEADER_BYTES = 64 * 1024
 PG_BIN_FALLBACK = Path("/usr/lib/postgresql/15/bin")
-# A dump or restore of a county's database may take a while; it must still end (DESIGN invariant 10).
+# A dump or restore of a county's database may take a while; it must still end (docs/ARCHITECTURE.md, invariant 10).
 PG_TIMEOUT_S = 6 * 3600
 
 

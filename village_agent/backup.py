@@ -7,7 +7,8 @@ encrypted under the passphrase), the vault key and the settings. Logs are not in
 
 The database inside a backup is marked "recovering" when the copy is taken, not when it is restored:
 whoever unpacks it, however, the laptop it lands on signs nothing until it has fetched back from the
-township the records signed after the backup (DESIGN invariant 7: reusing their seqs would be a fork).
+township the records signed after the backup (docs/ARCHITECTURE.md, invariant 7: reusing their
+seqs would be a fork).
 See `village_agent.outbox.VillageOutbox.finish_recovery`.
 """
 from __future__ import annotations

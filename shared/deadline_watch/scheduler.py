@@ -1,6 +1,6 @@
 """The wake-up: an APScheduler 3.x `BackgroundScheduler` that runs the scan.
 
-The scheduler holds no deadlines (DESIGN invariant 9). Its jobs live in memory and only wake
+The scheduler holds no deadlines (docs/ARCHITECTURE.md, invariant 9). Its jobs live in memory and only wake
 `DeadlineWatch.run_once`, which reads the tables:
 
 * an interval job every `scan_every_after` (default 30 s), first run at start — so anything that

@@ -1,5 +1,5 @@
 """Who may decide what: the catalogue fixes the deciding tier (`decided_by`), and a tier may take a
-matter only as the kinds its authority allows (DOMAIN.md "Authority"; docs/rules.md §authority).
+matter only as the kinds its authority allows (docs/ARCHITECTURE.md, "Authority").
 
 * The deciding tier (township or village) may take it as any of the six kinds except 上报件.
 * A tier below the deciding one may only return it (退回) or escalate it (上报): never 即办/承诺/联办,

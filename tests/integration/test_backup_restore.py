@@ -2,7 +2,7 @@
 
 The laptop's backup is one encrypted file of its data folder, taken while the agent works; a wrong
 passphrase or a tampered file restores nothing. An old backup restored on a new laptop signs nothing
-until it has fetched back from the township the records it signed after the backup (DESIGN
+until it has fetched back from the township the records it signed after the backup (docs/ARCHITECTURE.md,
 invariant 7): then it files the next matter with the next seq, and the township sees no fork.
 The township's own SQLite store is backed up online while villages push, and restored.
 """
