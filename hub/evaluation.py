@@ -18,7 +18,20 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import BigInteger, Column, Connection, Engine, Index, MetaData, String, Table, Text, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
@@ -26,9 +39,18 @@ from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.console import ConsoleSession, require_role
 from shared.deadline_watch.notify import Notification
 from shared.domain.evaluation import (
-    DEFAULT_RECTIFY_WORKING_DAYS, EvaluationError, Period, ScoreInputs, ScoreWeights, assessment_score, parse_period,
+    DEFAULT_FOLLOW_UP_PERCENT,
+    DEFAULT_RECTIFY_WORKING_DAYS,
+    EvaluationError,
+    Period,
+    ScoreInputs,
+    ScoreWeights,
+    assessment_score,
+    check_county_values,
+    parse_period,
+    parse_weights,
 )
-from shared.domain.figures import bar_chart_svg
+from shared.domain.figures import bar_chart_svg, neutralise_formula
 from shared.domain.handling import Role
 from shared.wire.v1 import records_pb2
 
@@ -162,7 +184,7 @@ def keep_evaluation_figures(conn: Connection, township_code: str, body: records_
 class CountySettings:
     rectify_working_days: int = DEFAULT_RECTIFY_WORKING_DAYS
     weights: ScoreWeights = ScoreWeights()
-    follow_up_percent: int = 10
+    follow_up_percent: int = DEFAULT_FOLLOW_UP_PERCENT
     set_by: str = ""
     set_at_ms: int = 0
 
@@ -189,8 +211,6 @@ def set_county_settings(app: Any, *, by: str, rectify_working_days: int | None =
     """Check and keep the county's 整改 deadline, score weights and 回访 sample rate, and (signed, in the
     same transaction) send them down to every township, which uses them from then on
     (`docs/evaluation.md`). Raises `EvaluationError` in Chinese before anything is kept or sent."""
-    from town_center.evaluation import EvaluationSettings, check_county_values
-
     if not by.strip():
         raise EvaluationError("请写明设置人")
     current = county_settings(app.store)
@@ -199,7 +219,13 @@ def set_county_settings(app: Any, *, by: str, rectify_working_days: int | None =
     percent = current.follow_up_percent if follow_up_percent is None else follow_up_percent
     check_county_values(days, percent)
     settings = CountySettings(days, weights or current.weights, percent, by.strip()[:64], now_ms)
-    record = EvaluationSettings(days, settings.weights, "", percent).to_wire(set_by=settings.set_by, set_at_ms=now_ms)
+    record = records_pb2.Record()
+    body = record.assessment_settings
+    body.rectify_working_days, body.follow_up_sample_percent = days, percent
+    body.complaint_deduction = settings.weights.complaint_deduction
+    for k in ScoreWeights.PARTS:
+        setattr(body.weights, k, getattr(settings.weights, k))
+    body.set_by, body.set_at_ms = settings.set_by, now_ms
     with app.store.engine.begin() as conn:
         app.store.lock_own_tip(conn, app.signer.key_id)
         app.store.set_meta_in(conn, SETTINGS_META, settings.to_json())
@@ -290,7 +316,7 @@ COMPARISON_COLUMNS: tuple[tuple[str, str], ...] = (
     ("投诉件数", "complaints"), ("投诉超期答复", "complaints_answered_late"), ("考核得分", "score_text"),
 )
 
-_HOP_OF_TIER = {records_pb2.TIER_TOWNSHIP: "township", records_pb2.TIER_COUNTY: "county"}
+_HOP_OF_TIER: dict[int, str] = {records_pb2.TIER_TOWNSHIP: "township", records_pb2.TIER_COUNTY: "county"}
 HOP_ZH = {"township": "乡镇办理", "county": "县级办理"}
 
 
@@ -357,8 +383,6 @@ def comparison_xlsx(rows: list[TownshipFigures], period: Period, weights: ScoreW
     from openpyxl.chart import BarChart, Reference
     from openpyxl.styles import Font
 
-    from town_center.assessment import _safe
-
     wb = Workbook()
     ws = wb.active
     ws.title = "乡镇考核对比"
@@ -368,7 +392,7 @@ def comparison_xlsx(rows: list[TownshipFigures], period: Period, weights: ScoreW
     for cell in ws[2]:
         cell.font = Font(bold=True)
     for r in rows:
-        ws.append([_safe(r.township_name), HOP_ZH[r.hop], *[_safe(getattr(r, a)) for _, a in COMPARISON_COLUMNS]])
+        ws.append([neutralise_formula(r.township_name), HOP_ZH[r.hop], *[neutralise_formula(getattr(r, a)) for _, a in COMPARISON_COLUMNS]])
     ws.column_dimensions["A"].width = 20
     scored = [(i, r) for i, r in enumerate(rows, start=3) if r.score is not None]
     if scored:
@@ -438,7 +462,6 @@ def add_evaluation_commands(subparsers: Any, add_home: Any, open_app: Any) -> No
     """`county-hub evaluation settings`: the county's 整改 deadline, score weights and 回访 sample rate
     for every township (shown when given nothing to change)."""
     from shared import cli_common
-    from town_center.evaluation_cli import parse_weights
 
     group = cli_common.add_command(subparsers, "evaluation", "好差评考核：设置各乡镇统一的整改期限、考核权重和回访抽样比例")
     sub = group.add_subparsers(dest="evaluation_command", metavar="<操作>", required=True)

@@ -21,14 +21,30 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.clock import from_unix_ms, to_unix_ms
 from shared.domain import lookup_code
-from shared.domain.personal_data import contains_personal_data
 from shared.domain.evaluation import (
-    DEFAULT_RECTIFY_WORKING_DAYS, BadReason, Channel, EvaluationError, FollowUpFindings, Level, Rating, Rectification,
-    RectificationState, ScoreWeights, mask_phone, may_record_follow_up, new_token, normalise_token, parse_sms_reply,
-    token_digest, TOKEN_RANDOM_BYTES,
+    DEFAULT_FOLLOW_UP_PERCENT,
+    DEFAULT_RECTIFY_WORKING_DAYS,
+    TOKEN_RANDOM_BYTES,
+    BadReason,
+    Channel,
+    EvaluationError,
+    FollowUpFindings,
+    Level,
+    Rating,
+    Rectification,
+    RectificationState,
+    ScoreWeights,
+    check_county_values,
+    mask_phone,
+    may_record_follow_up,
+    new_token,
+    normalise_token,
+    parse_sms_reply,
+    token_digest,
 )
 from shared.domain.figures import draw_follow_up_sample
 from shared.domain.handling import Actor, Role, Stage
+from shared.domain.personal_data import contains_personal_data
 from shared.wire.v1 import records_pb2
 from town_center.errors import UnknownMatter
 from town_center.handling import HandlingService
@@ -42,7 +58,6 @@ __all__ = ["Evaluations", "EvaluationSettings", "check_county_values", "COUNTY_S
 SETTINGS_META = "evaluation_settings"
 # The county's assessment settings as last received (signed `assessment_settings`, folded by the county link).
 COUNTY_SETTINGS_META = "county_assessment_settings"
-DEFAULT_FOLLOW_UP_PERCENT = 10
 # Who sees the evaluator (003 服务评价制度 第八条: the evaluator is kept confidential).
 CONFIDENTIAL_ROLES = frozenset({Role.DIRECTOR, Role.SUPERVISOR})
 # A token is printed once the result exists: on the 交付签收单 the agent hands over.
@@ -119,12 +134,6 @@ def take_county_settings_in(store: Any, conn: Connection, body: records_pb2.Asse
     return settings
 
 
-def check_county_values(rectify_working_days: int, follow_up_percent: int) -> None:
-    """Raises `EvaluationError` when a 整改 deadline or a 回访 sample rate is out of range."""
-    if not 1 <= rectify_working_days <= 30:
-        raise EvaluationError("整改期限应为 1 到 30 个工作日")
-    if not 1 <= follow_up_percent <= 100:
-        raise EvaluationError("回访抽样比例应为 1% 到 100%")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from shared import cli_common
-from shared.domain.evaluation import EvaluationError, ScoreWeights
+from shared.domain.evaluation import EvaluationError, parse_weights
 from shared.domain.figures import neutralise_formula
 from shared.os_errors import os_error_zh
 
@@ -152,18 +152,6 @@ def _report(args: argparse.Namespace, open_app: Callable[[argparse.Namespace], A
     _write_new(args.out, data)
     print(f"已导出《{report.title}》到 {args.out}（{len(report.rows)} 行）")
     return 0
-
-
-def parse_weights(text: str) -> ScoreWeights:
-    """`on_time=40,satisfaction=30,...` as typed on a command line; raises `EvaluationError`."""
-    try:
-        pairs = {k.strip(): v.strip() for k, v in (part.split("=", 1) for part in text.split(",") if part.strip())}
-    except ValueError:
-        raise EvaluationError("权重格式应为 名称=分值，用逗号分隔") from None
-    unknown = set(pairs) - set(ScoreWeights.__dataclass_fields__)
-    if unknown:
-        raise EvaluationError("不认识的权重名称：" + "、".join(sorted(unknown)))
-    return ScoreWeights.from_dict(dict(pairs))
 
 
 def _settings(args: argparse.Namespace, open_app: Callable[[argparse.Namespace], Any]) -> int:

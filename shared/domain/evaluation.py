@@ -23,7 +23,8 @@ from shared.errors import SharedError
 __all__ = [
     "EvaluationError", "Level", "BadReason", "Channel", "RectificationState", "Rating", "Rectification",
     "FollowUpFindings", "ScoreWeights", "ScoreInputs", "SmsReply", "TOKEN_RANDOM_BYTES", "DEFAULT_RECTIFY_WORKING_DAYS",
-    "new_token", "normalise_token", "token_digest", "parse_sms_reply", "rating_from_form", "assessment_score",
+    "DEFAULT_FOLLOW_UP_PERCENT", "check_county_values", "parse_weights", "new_token", "normalise_token", "token_digest",
+    "parse_sms_reply", "rating_from_form", "assessment_score",
     "mask_phone", "may_record_follow_up", "SMS_HELP", "Period", "PeriodError", "parse_period",
 ]
 
@@ -138,6 +139,15 @@ def rating_from_form(level: str, reason: str = "", comment: str = "") -> Rating:
 TOKEN_RANDOM_BYTES = 10
 _TOKEN = re.compile(r"^[2-9A-HJ-NP-Z]{5}-?[2-9A-HJ-NP-Z]{5}$")
 DEFAULT_RECTIFY_WORKING_DAYS = 5   # local plans set 5 to 15 working days; the county may change it
+DEFAULT_FOLLOW_UP_PERCENT = 10     # 003 服务回访制度 asks for a regular sample; the county may change it
+
+
+def check_county_values(rectify_working_days: int, follow_up_percent: int) -> None:
+    """Raises `EvaluationError` when a 整改 deadline or a 回访 sample rate is out of range."""
+    if not 1 <= rectify_working_days <= 30:
+        raise EvaluationError("整改期限应为 1 到 30 个工作日")
+    if not 1 <= follow_up_percent <= 100:
+        raise EvaluationError("回访抽样比例应为 1% 到 100%")
 
 
 def new_token(random_bytes: bytes) -> str:
@@ -435,6 +445,18 @@ class ScoreWeights:
 
     def as_dict(self) -> dict[str, int]:
         return {k: int(getattr(self, k)) for k in self.__dataclass_fields__}
+
+
+def parse_weights(text: str) -> ScoreWeights:
+    """`on_time=40,satisfaction=30,...` as typed on a command line; raises `EvaluationError`."""
+    try:
+        pairs = {k.strip(): v.strip() for k, v in (part.split("=", 1) for part in text.split(",") if part.strip())}
+    except ValueError:
+        raise EvaluationError("权重格式应为 名称=分值，用逗号分隔") from None
+    unknown = set(pairs) - set(ScoreWeights.__dataclass_fields__)
+    if unknown:
+        raise EvaluationError("不认识的权重名称：" + "、".join(sorted(unknown)))
+    return ScoreWeights.from_dict(dict(pairs))
 
 
 @dataclass(frozen=True)

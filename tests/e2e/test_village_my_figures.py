@@ -11,11 +11,11 @@ def _township_figures(tmp_path: Path) -> tuple[list[object], list[object]]:
     """A real township rates three of the agent's matters and signs his figures down to his key."""
     from shared.catalog import MatterKind
     from shared.domain.evaluation import BadReason, Level, Rating
+    from shared.domain.handling import Role
     from shared.wire.v1 import records_pb2
     from tests.town_fixtures import DIRECTOR, OPERATOR, VillageDevice, township
     from town_center.evaluation import Evaluations
     from town_center.evaluation_figures import FiguresPublisher
-    from shared.domain.handling import Role
 
     town = township(f"sqlite:///{tmp_path / 'town.db'}")
     try:
@@ -33,7 +33,7 @@ def _township_figures(tmp_path: Path) -> tuple[list[object], list[object]]:
         assert FiguresPublisher(town).run() == 1
         envelopes, _ = town.store.read(agent.signer.key_id, 0, 10_000)
         records = [records_pb2.Record.FromString(e.payload) for e in envelopes]
-        keep = [(e, r) for e, r in zip(envelopes, records) if r.WhichOneof("body") == "agent_figures"]
+        keep = [(e, r) for e, r in zip(envelopes, records, strict=True) if r.WhichOneof("body") == "agent_figures"]
         return [e for e, _ in keep], [r for _, r in keep]
     finally:
         town.close()

@@ -20,7 +20,8 @@ from shared.catalog import MatterKind
 from shared.clock import FakeClock
 from shared.console import ConsoleAuth, ScryptParams, create_console_tables
 from shared.domain.evaluation import BadReason, EvaluationError, Level, Rating, ScoreWeights
-from shared.domain.front_desk import Channel as DeskChannel, CaseKind
+from shared.domain.front_desk import CaseKind
+from shared.domain.front_desk import Channel as DeskChannel
 from shared.domain.handling import Role
 from tests.county_fixtures import LinkedTownship, county, linked_township
 from tests.town_fixtures import DIRECTOR, MONDAY_9AM, OPERATOR, VillageDevice
@@ -86,7 +87,7 @@ def test_the_county_sees_each_townships_satisfaction_bad_reviews_complaints_and_
         shown = [[unescape(c).strip() for c in re.findall(r"<t[hd]>(.*?)</t[hd]>", tr, re.S)]
                  for tr in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)]
         header = shown[0]
-        rows = {r[0]: dict(zip(header, r)) for r in shown[1:] if r[1] == "乡镇办理"}
+        rows = {r[0]: dict(zip(header, r, strict=True)) for r in shown[1:] if r[1] == "乡镇办理"}
         # 青山镇: 100 and 30 → 65.0; one 差评 of two; the complaint takes the county's 10 points off.
         east_row, west_row = rows["青山镇"], rows["白水乡"]
         assert (east_row["群众评价件数"], east_row["满意度（百分制）"], east_row["差评件数"], east_row["差评率"]) == (
