@@ -25,6 +25,7 @@ from shared.keys import load_key_file, save_key_file
 from shared.relay.server import RelayCore, RelayLimits
 from shared.observability.metrics import MetricSources, OutboxDepth
 from shared.relay.tls import ServerTls
+from shared.deadline_watch.sealed_recipient import KeySeal
 from shared.serving import TierProcess, console_starter, run_tier
 from shared.signing import Signer
 from shared.sqlite import reader_engine
@@ -97,12 +98,14 @@ def build_app(db_url: str, signer: Signer, *, clock: Clock | None = None, limits
         except IntegrityError:
             pass  # another process starting at the same moment made it
     core = RelayCore(signer=signer, ingest=store, keys=store, down=store, clock=clock, limits=limits)
-    deadlines = DeadlineStore(store.engine, calendar or WorkingCalendar())
+    # Applicants' numbers in the SMS queue are sealed to the township key, like their details.
+    deadlines = DeadlineStore(store.engine, calendar or WorkingCalendar(), recipient_seal=KeySeal.of(signer))
     follower = CalendarFollower(store.get_meta, COUNTY_CALENDAR_META, deadlines, clock, source="县级下发的工作日历文件",
                                 after_recompute=lambda: deadlines.copy_due_dates(town_matter, TOWNSHIP_HOP))
     if calendar is None:
         deadlines.use_calendar(follower.saved_calendar())
     deadlines.create_schema()
+    deadlines.seal_queued_numbers()
     handling = HandlingService(store, deadlines, signer, clock, catalog or published_catalog(store) or load_catalog())
     link = None
     settings_text = store.get_meta(LINK_META)

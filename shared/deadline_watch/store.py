@@ -27,6 +27,7 @@ from shared.deadline_watch.firing import DueClock, FiredEvent, Firing
 from shared.deadline_watch.instants import _Rules
 from shared.deadline_watch.notify import Notification, OutboxItem
 from shared.deadline_watch.outbox import NotificationOutbox
+from shared.deadline_watch.sealed_recipient import RecipientSeal
 from shared.deadline_watch.tables import (
     create_schema,
     deadline_event,
@@ -63,11 +64,14 @@ class DeadlineStore:
     commit their own transaction. The parts are reachable as `clocks`, `counts`, `firing` and
     `outbox` for code that needs only one of them."""
 
-    def __init__(self, engine: Engine, calendar: WorkingCalendar, thresholds: Thresholds = Thresholds()) -> None:
+    def __init__(self, engine: Engine, calendar: WorkingCalendar, thresholds: Thresholds = Thresholds(), *,
+                 recipient_seal: RecipientSeal | None = None) -> None:
+        """`recipient_seal` seals applicants' mobile numbers in the SMS queue (`sealed_recipient`); a
+        tier that sends applicants no SMS (the county) needs none."""
         self._db = TableAccess(engine, calendar, thresholds)
         self.counts = ClockCounts(self._db)
         self.clocks = ClockTable(self._db, self.counts)
-        self.outbox = NotificationOutbox(self._db)
+        self.outbox = NotificationOutbox(self._db, recipient_seal)
         self.firing = Firing(self._db, self.outbox)
 
     @property
@@ -172,6 +176,9 @@ class DeadlineStore:
 
     def forget_recipient(self, item_id: int) -> None:
         self.outbox.forget_recipient(item_id)
+
+    def seal_queued_numbers(self) -> int:
+        return self.outbox.seal_queued_numbers()
 
     def next_notification_at(self) -> dt.datetime | None:
         return self.outbox.next_notification_at()

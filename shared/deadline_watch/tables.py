@@ -35,6 +35,7 @@ from sqlalchemy import (
     Engine,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -144,7 +145,9 @@ notification_outbox = Table(
     Column("idempotency_key", String(160), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("audience", String(16), nullable=False),
-    Column("payload_json", Text, nullable=False),  # holds the recipient: may be personal data
+    # An applicant's number is never here in clear: the JSON holds it masked, `sealed_recipient` sealed
+    # to the tier's key until the gateway is done with it (`sealed_recipient` module).
+    Column("payload_json", Text, nullable=False),
     Column("status", String(16), nullable=False),  # pending / sent / rejected
     Column("attempts", Integer, nullable=False, default=0),
     Column("created_at_ms", BigInteger, nullable=False),
@@ -152,6 +155,7 @@ notification_outbox = Table(
     Column("lease_owner", String(96)),
     Column("sent_at_ms", BigInteger),
     Column("last_error", String(200)),
+    Column("sealed_recipient", LargeBinary, nullable=True),
     UniqueConstraint("idempotency_key", name="uq_notification_outbox_key"),
     Index(
         "ix_notification_outbox_pending",

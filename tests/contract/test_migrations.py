@@ -262,19 +262,23 @@ def _create_console_tables_before_0004(engine: Engine) -> None:
 # What the clock-count revisions (town_0007, hub_0006) added to the deadline tables.
 CLOCK_COUNT_TABLES = frozenset({"hop_clock_count", "hop_clock_count_change"})
 CLOCK_COUNT_COLUMNS = frozenset({("hop_deadline", "phase"), ("hop_deadline", "phase_until_ms")})
+# Added after the release by town_0012 / hub_0012 (applicants' numbers sealed in the SMS queue).
+SEALED_SMS_COLUMNS = frozenset({("notification_outbox", "sealed_recipient")})
 # What town_0008 (and hub_0007) added: the JSON API's per-staff tokens.
 API_TOKEN_TABLES = frozenset({"api_token"})
 
 
 def _create_deadline_tables_before_clock_counts(engine: Engine) -> None:
-    """The deadline tables as `DeadlineStore.create_schema` made them before the kept clock counts."""
+    """The deadline tables as `DeadlineStore.create_schema` made them before the kept clock counts (and
+    before the SMS queue's sealed numbers)."""
     from shared.deadline_watch.store import metadata as deadline_metadata
 
     old = MetaData()
     for table in deadline_metadata.sorted_tables:
         if table.name not in CLOCK_COUNT_TABLES:
             copy = table.to_metadata(old)
-            for column in [c for c in copy.columns if (copy.name, c.name) in CLOCK_COUNT_COLUMNS]:
+            for column in [c for c in copy.columns
+                           if (copy.name, c.name) in CLOCK_COUNT_COLUMNS | SEALED_SMS_COLUMNS]:
                 copy._columns.remove(column)
             for index in [i for i in copy.indexes if i.name == "ix_hop_deadline_phase_until"]:
                 copy.indexes.remove(index)

@@ -30,12 +30,14 @@ from shared.clock import FakeClock
 from shared.deadline_watch.errors import DeadlineStoreError
 from shared.deadline_watch.notify import Notification, OutboxRelay, result_ready_sms
 from shared.deadline_watch.scheduler import DeadlineWatch
+from shared.deadline_watch.sealed_recipient import KeySeal
 from shared.deadline_watch.store import (
     DeadlineStore,
     deadline_event,
     make_engine,
     notification_outbox,
 )
+from shared.signing import Signer
 from shared.deadlines import ClockState, HopClock, StopReason, SuspensionReason
 from shared.domain.limits import Limit
 
@@ -97,13 +99,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def open_store(db_url: str) -> Iterator[Callable[..., DeadlineStore]]:
-    """Opens a store on the test database; each call is a fresh engine, like a fresh process."""
+    """Opens a store on the test database; each call is a fresh engine, like a fresh process (of one
+    tier: they share its key, which seals applicants' numbers in the SMS queue)."""
     engines: list[Engine] = []
+    seal = KeySeal.of(Signer.generate())
 
     def opener(calendar: WorkingCalendar | None = None) -> DeadlineStore:
         engine = make_engine(db_url)
         engines.append(engine)
-        store = DeadlineStore(engine, calendar or WorkingCalendar())
+        store = DeadlineStore(engine, calendar or WorkingCalendar(), recipient_seal=seal)
         store.create_schema()
         return store
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.deadline_watch.sealed_recipient import KeySeal
+from shared.signing import Signer
 from shared.calendar import WorkingCalendar
 from shared.clock import FakeClock
 from shared.deadline_watch.notify import (
@@ -52,7 +54,7 @@ class Refusing(RecordingReceiver):
 @pytest.fixture
 def store(tmp_path: Path) -> DeadlineStore:
     engine = make_engine(f"sqlite:///{tmp_path / 'deadlines.db'}")
-    deadlines = DeadlineStore(engine, WorkingCalendar())
+    deadlines = DeadlineStore(engine, WorkingCalendar(), recipient_seal=KeySeal.of(Signer.generate()))
     deadlines.create_schema()
     yield deadlines
     engine.dispose()
