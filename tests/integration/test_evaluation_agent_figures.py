@@ -83,3 +83,20 @@ def test_the_laptops_figures_follow_the_agent_to_his_rotated_key(town: TownApp) 
     assert FiguresPublisher(town).run() >= 1
     (month,) = figures_of(laptop)[-1].months
     assert list(month.level_counts) == [0, 1, 0, 0, 0]
+
+
+def test_the_intake_loops_pass_runs_at_most_every_fifteen_minutes(town: TownApp) -> None:
+    import datetime as dt
+
+    evaluations = Evaluations(town.handling)
+    agent = VillageDevice(town)
+    first = done(town, agent)
+    evaluations.rate_with_token(evaluations.issue_token(first, by="wang"), Rating(Level.SATISFIED))
+    publisher = FiguresPublisher(town)
+    assert publisher.run_due() == 1
+    second = done(town, agent)
+    evaluations.rate_with_token(evaluations.issue_token(second, by="wang"), Rating(Level.VERY_SATISFIED))
+    assert publisher.run_due() == 0                                    # too soon: waits for the next pass
+    town.clock.advance(dt.timedelta(minutes=16))  # type: ignore[attr-defined]
+    assert FiguresPublisher(town).run_due() == 1                       # another process sees the same pace
+    assert list(figures_of(agent)[-1].months[0].level_counts) == [1, 1, 0, 0, 0]
