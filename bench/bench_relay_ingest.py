@@ -74,7 +74,7 @@ def _ingest_rows(n: int) -> tuple[Signer, list[IngestRow]]:
     return signer, rows
 
 
-def store_batch_rate(url: str, n: int) -> float:
+def store_batch_rate(url: str, n: int) -> tuple[float, float]:
     """The store's batched insert (`store_batch`, 500 rows per transaction) at an SQLAlchemy URL."""
     store = open_town_store(url)
     signer, rows = _ingest_rows(n)
@@ -86,8 +86,22 @@ def store_batch_rate(url: str, n: int) -> float:
         store.store_batch(signer.key_id, tip, batch, receipt_time_ms=1)
         tip = ChainTip(batch[-1].seq, batch[-1].hash)
     elapsed = time.perf_counter() - t
+    # Reference in the same run: the same rows through SQLAlchemy's executemany (what store_batch did
+    # before it used shared.bulk), as another author so they are new.
+    from sqlalchemy import insert
+
+    table = store.t.ingest_log
+    other = "e" * 32
+    t = time.perf_counter()
+    for i in range(0, n, 500):
+        with store.engine.begin() as conn:
+            conn.execute(insert(table), [{"author_key_id": other, "seq": r.seq, "record_id": r.record_id, "hash": r.hash,
+                                          "payload": r.payload, "signature": r.signature, "body_kind": r.body_kind,
+                                          "claimed_time_ms": r.claimed_time_ms, "receipt_time_ms": 1}
+                                         for r in rows[i:i + 500]])
+    reference = time.perf_counter() - t
     store.close()
-    return rate(n, elapsed)
+    return rate(n, elapsed), rate(n, reference)
 
 
 def store_insert_rate(tmp: Path, n: int) -> tuple[float, float]:
@@ -357,7 +371,15 @@ def main() -> None:
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--postgres", action="store_true",
                         help="also the store's insert and the relay end to end on a throwaway PostgreSQL cluster (tests/pg.py)")
+    parser.add_argument("--postgres-only", action="store_true", help="raw verify and the PostgreSQL figures only")
     args = parser.parse_args()
+    if args.postgres_only:
+        with tempfile.TemporaryDirectory() as d:
+            sample = sign_next(Signer.generate(), body(1), GENESIS, 0).envelope.payload
+            verify = raw_verify_rate(sample)
+            print(f"raw Ed25519 verify, PyNaCl, 1 core   {verify:10,.0f}/s")
+            run_postgres(Path(d), args.villages, args.records, verify)
+        return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         town_home = tmp / "town"
@@ -395,8 +417,9 @@ def run_postgres(tmp: Path, n_villages: int, n_records: int, verify: float) -> N
     from tests.pg import start_postgres
 
     with start_postgres() as cluster:
-        insert = store_batch_rate(cluster.create_database("insert_bench"), 20_000)
-        print(f"PostgreSQL store batched insert      {insert:10,.0f}/s")
+        insert, executemany = store_batch_rate(cluster.create_database("insert_bench"), 20_000)
+        print(f"PostgreSQL store batched insert      {insert:10,.0f}/s   SQLAlchemy executemany of the same rows "
+              f"{executemany:,.0f}/s: the store is {insert / executemany:4.1f} x that")
         pg_home, pg_villages = tmp / "town-pg", tmp / "pg-villages"
         pg_villages.mkdir()
         url = cluster.create_database("town_bench")
