@@ -444,8 +444,29 @@ def add_comparison_routes(web: FastAPI, pages: Any) -> None:
         return pages.render(request, "township_assessment.html", {
             "title": "乡镇考核对比", "nav_here": "township-assessment", "rows": rows, "period": chosen, "hop_zh": HOP_ZH,
             "chart": chart, "error": error, "period_text": period or chosen.label_key, "columns": COMPARISON_COLUMNS,
-            "by_month": _months_of(chosen) is not None, "settings": settings, "weight_names": WEIGHT_NAMES_ZH},
+            "by_month": _months_of(chosen) is not None, "settings": settings, "weight_names": WEIGHT_NAMES_ZH,
+            "may_set": staff.role is Role.DIRECTOR},
             status_code=400 if error else 200)
+
+    @web.post("/township-assessment/settings")
+    async def save_settings(request: Request, staff: ConsoleSession = Depends(require_role(Role.DIRECTOR))) -> Response:
+        """The director sets the county's assessment settings here as with `county-hub evaluation settings`."""
+        form = await request.form()
+
+        def number(name: str) -> int:
+            text = str(form.get(name, "")).strip()
+            if not text.isdigit():
+                raise EvaluationError("整改期限、抽样比例和各项分值请填写整数")
+            return int(text)
+
+        try:
+            weights = ScoreWeights(**{k: number(k) for k in (*ScoreWeights.PARTS, "complaint_deduction")})
+            await run_in_threadpool(set_county_settings, pages.app, by=staff.display_name or staff.staff_id,
+                                    rectify_working_days=number("rectify_working_days"), weights=weights,
+                                    follow_up_percent=number("follow_up_percent"))
+        except EvaluationError as exc:
+            return pages.back("/township-assessment", f"考核设置未保存：{exc}")
+        return pages.back("/township-assessment", "考核设置已保存并下发各乡镇，各乡镇下次与县级同步时生效")
 
     @web.get("/township-assessment.xlsx")
     def comparison_workbook(period: str = "", staff: ConsoleSession = Depends(require_role(*NOTICE_ROLES))) -> Response:

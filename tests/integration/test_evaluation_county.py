@@ -78,8 +78,23 @@ def test_the_county_sees_each_townships_satisfaction_bad_reviews_complaints_and_
         auth = ConsoleAuth(hub.app.store.engine, clock, kdf=ScryptParams(n=2**10, r=8, p=1))
         auth.create_staff("sun", "孙督查", Role.SUPERVISOR, PASSWORD)
         auth.create_staff("ma", "马主任", Role.DIRECTOR, PASSWORD)
-        set_county_settings(hub.app, by="马主任", weights=ScoreWeights(complaint_deduction=10))
-        supervisor = _signed_in(create_console_app(hub.app, auth), "sun")
+        web = create_console_app(hub.app, auth)
+        director, supervisor = _signed_in(web, "ma"), _signed_in(web, "sun")
+        form_page = director.get("/township-assessment").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form_page)
+        assert csrf and 'id="assessment-settings-form"' in form_page
+        fields = {"csrf_token": csrf.group(1), "rectify_working_days": "5", "follow_up_percent": "10", "on_time": "40",
+                  "satisfaction": "30", "no_bad_reviews": "10", "bad_reviews_closed": "10", "follow_up_good": "10",
+                  "complaint_deduction": "10"}
+        refused = director.post("/township-assessment/settings", data={**fields, "on_time": "50"})
+        assert refused.status_code == 303 and "合计 100" in director.get("/township-assessment").text
+        assert county_settings(hub.app.store).set_by == ""
+        assert 'id="assessment-settings-form"' not in supervisor.get("/township-assessment").text
+        sup_csrf = re.search(r'name="csrf_token" value="([^"]+)"', supervisor.get("/staff-notices").text)
+        assert supervisor.post("/township-assessment/settings",
+                               data={**fields, "csrf_token": sup_csrf.group(1) if sup_csrf else ""}).status_code == 403
+        assert director.post("/township-assessment/settings", data=fields).status_code == 303
+        assert county_settings(hub.app.store).weights.complaint_deduction == 10
         page = supervisor.get("/township-assessment", params={"period": "2026-11"})
         assert page.status_code == 200 and "<svg" in page.text and "马主任" in page.text
         table = re.search(r'<table class="table" id="township-assessment">(.*?)</table>', page.text, re.S)
@@ -123,6 +138,18 @@ def test_the_countys_settings_reach_every_township_and_replace_its_own_from_then
         with pytest.raises(EvaluationError, match="回访抽样比例"):
             set_county_settings(hub.app, by="马主任", follow_up_percent=0)
         assert county_settings(hub.app.store).set_by == ""          # refused: nothing kept, nothing sent
+        # Signed by the county yet out of range here (a later county version, say): folded once, changes nothing.
+        from shared.clock import to_unix_ms
+        from shared.wire.v1 import records_pb2
+        odd = records_pb2.Record()
+        odd.assessment_settings.rectify_working_days, odd.assessment_settings.follow_up_sample_percent = 45, 10
+        odd.assessment_settings.set_by, odd.assessment_settings.set_at_ms = "马主任", to_unix_ms(clock.now())
+        with hub.app.store.engine.begin() as conn:
+            hub.app.store.lock_own_tip(conn, hub.app.signer.key_id)
+            hub.app.store.publish_in(conn, hub.app.signer, odd, ["*"], now_ms=to_unix_ms(clock.now()))
+        town.sync()
+        assert town.app.county_link is not None and town.app.county_link.outbox.unapplied_inbox() == []
+        assert (evaluations.settings().rectify_working_days, evaluations.settings().from_county) == (7, False)
         weights = ScoreWeights(on_time=30, satisfaction=40, no_bad_reviews=10, bad_reviews_closed=10, follow_up_good=10,
                                complaint_deduction=8)
         set_county_settings(hub.app, by="马主任", rectify_working_days=10, weights=weights, follow_up_percent=20)
