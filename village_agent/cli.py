@@ -87,7 +87,8 @@ _ACTION_ARGS: dict[str, tuple[str, list[tuple[str, str, str, dict[str, Any]]]]] 
     "forfeit": ("超过约定时间 30 分钟、经联系仍无法到场的预约标记为失约（须登记联系情况）", [
         ("--appointment", "appointment_id", "预约号（登记预约时显示）", {}),
         ("--contact-at", "contact_at", "联系群众的时间，如 2026-12-01T10:15（北京时间）", {}),
-        ("--method", "method", "联系方式：phone（电话）/ home_visit（上门寻找）/ via_relative（托亲友、邻居转告）/ message（短信或微信留言）", {}),
+        ("--method", "method",
+         "联系方式：phone（电话）/ home_visit（上门寻找）/ via_relative（托亲友、邻居转告）/ message（短信或微信留言）", {}),
         ("--outcome", "outcome", "联系结果，如：电话无人接听", {}),
     ]),
     "withdraw": ("撤回事项", [_CODE, ("--reason", "reason", "撤回原因", {})]),

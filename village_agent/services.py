@@ -33,7 +33,7 @@ from shared.wire.v1 import records_pb2
 from village_agent import domain
 from village_agent.config import AgentConfig
 from village_agent.domain import AppointmentStatus, MatterState
-from village_agent.errors import FieldProblem, FormError, TransitionError, UnknownMatterError
+from village_agent.errors import FieldProblem, FormError, UnknownMatterError
 from village_agent.hop import hop_due
 from village_agent.notice import intake_notice_lines
 from shared.domain.lookup_code import ALPHABET as LOOKUP_ALPHABET, lookup_code_hash

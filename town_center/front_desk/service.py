@@ -22,11 +22,11 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import Clock, from_unix_ms, to_unix_ms
+from shared.deadline_watch.notify import Audience, Notification, NotificationKind
+from shared.deadlines import ClockState
 from shared.documents.chain import document_record
 from shared.documents.content import instant_zh
 from shared.documents.drafts import DocumentDraft
-from shared.deadline_watch.notify import Audience, Notification, NotificationKind
-from shared.deadlines import ClockState
 from shared.domain.front_desk import (
     Absence, AppointmentState, CaseKind, CaseStage, Channel, Complexity, Feedback, QueueEntry, absence_problem,
     answer_clock, answered_clock, arrival_problem, change_problem, consultation_notice_lines, covering,
@@ -480,7 +480,7 @@ class FrontDesk:
 
     def _move_appointment(self, appointment_id: str, expected_version: int | None, actor: Actor, action: str,
                           text: str, values: dict[str, Any], *,
-                          sms: "Callable[[Any], Notification | None] | None" = None) -> AppointmentView:
+                          sms: Callable[[Any], Notification | None] | None = None) -> AppointmentView:
         now = self._now()
         with self.store.engine.begin() as conn:
             row = conn.execute(select(appointment).where(appointment.c.appointment_id == appointment_id).with_for_update()).first()
@@ -556,12 +556,13 @@ class FrontDesk:
         if new_at <= self._now() or not self.handling.calendar.is_working_day(self.handling.calendar.local_date(new_at)):
             raise FrontDeskError("新的预约时间须晚于现在，且在工作日")
         return self._move_appointment(appointment_id, expected_version, actor, "changed",
-                                      f"经 {self._name(approver)} 批准改约至 {_bj(new_at)}，已告知申请人（并发短信）；原因：{reason.strip()}",
+                                      f"经 {self._name(approver)} 批准改约至 {_bj(new_at)}，已告知申请人（并发短信）；"
+                                      f"原因：{reason.strip()}",
                                       {"scheduled_at_ms": to_unix_ms(new_at), "state": AppointmentState.CONFIRMED.value,
                                        "contact_failed_at_ms": None}, sms=sms)
 
     def _appointment_sms(self, view: AppointmentView, new_at: dt.datetime | None,
-                         reason: str) -> "Callable[[Any], Notification | None]":
+                         reason: str) -> Callable[[Any], Notification | None]:
         """The applicant's SMS for a change or cancellation, to the number they gave when booking. It
         names the matter and the times only: no name, no ID (the reason is staff text already refused
         when it carries an ID or mobile number)."""

@@ -43,8 +43,8 @@ from shared.clock import SystemClock, from_unix_ms, to_unix_ms
 from shared.console.guard import WebSecurity, is_loopback_address, uvicorn_options, with_security_headers
 from shared.errors import SharedError
 from shared.wire.v1 import records_pb2
-from village_agent.config import Paths
 from village_agent import domain
+from village_agent.config import Paths
 from village_agent.domain import RATING_ZH, AppointmentStatus, MatterState, MatterStatus
 from village_agent.errors import AgentError, FieldProblem, FormError, StoreError, TransitionError, UnknownMatterError
 from village_agent.hop import VillageHop, village_hop
