@@ -19,6 +19,8 @@ if [[ $want_test == 1 ]]; then
   [[ -x /usr/bin/chromium ]] || apt_packages+=(chromium)
   # promtool checks the shipped alert rules (ops/prometheus/) and the /metrics output.
   command -v promtool >/dev/null || apt_packages+=(prometheus)
+  # pdftotext reads each archived notice PDF in the documents' tests, as an archivist's tools would.
+  command -v pdftotext >/dev/null || apt_packages+=(poppler-utils)
 fi
 if (( ${#apt_packages[@]} )); then
   if [[ $(id -u) == 0 ]]; then

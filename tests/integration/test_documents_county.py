@@ -5,10 +5,9 @@ signed, archived as a PDF whose text carries its fields, listed for the matter, 
 byte, and verified (store and `county-hub document verify`), refused once tampered with."""
 from __future__ import annotations
 
-import io
+import subprocess
 from pathlib import Path
 
-import pypdf
 import pytest
 from sqlalchemy import update
 
@@ -32,8 +31,11 @@ COUNTY_OPERATOR = Actor("zhou", Role.OPERATOR)
 
 
 def pdf_text(pdf: bytes | None) -> str:
+    """The PDF as `pdftotext` (poppler-utils) reads it, as an archivist's tools would; table cells and
+    wrapped lines come out with breaks and spaces, so the fields are checked as words."""
     assert pdf is not None
-    return "".join("".join(p.extract_text().split()) for p in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    out = subprocess.run(["pdftotext", "-enc", "UTF-8", "-", "-"], input=pdf, capture_output=True, check=True).stdout
+    return "".join(out.decode("utf-8").split())
 
 
 def _escalate(town: LinkedTownship, hub: County, village: VillageDevice, clock: FakeClock, code: str = "MZ-004") -> str:
@@ -167,3 +169,25 @@ def test_the_county_verifies_a_township_notice_by_its_check_code_html_or_pdf_aga
     assert "被改动过" in capsys.readouterr().out
     assert county_hub(args) == 1   # nothing to compare: the record alone proves only that the number exists
     assert "请提供文书上印的校验码" in capsys.readouterr().out
+
+
+def test_the_county_named_by_its_settings_signs_its_decision_under_that_name_and_the_township_can_verify_it(
+        tmp_path: Path, town: LinkedTownship, hub: County, clock: FakeClock) -> None:
+    db = hub.app.store.engine.url.render_as_string(hide_password=False)
+    assert county_hub(["document", "issuer", "--name", "青山县政务服务中心", "--seal", "青山县人民政府政务服务中心",
+                       "--prefix", "青山县政务", "--home", str(tmp_path), "--db", db]) == 0
+    matter_id = _escalate(town, hub, VillageDevice(town.app), clock)
+    _name_staff(hub)
+    hub.app.handling.decide(matter_id, Outcome.REFUSE, actor=DIRECTOR, reason="申请人不符合补助条件")
+    [doc] = [d for t, d in _docs(hub, matter_id).items() if t != "受理通知书"]
+    assert doc.number == "青山县政务〔2026〕不许字第1号"
+    text = pdf_text(doc.pdf)
+    assert "青山县政务服务中心" in text and "青山县人民政府政务服务中心" in text and "申请人不符合补助条件" in text
+    # The decision went down the county's signed chain with the matter's other records: the township that
+    # hands it to the applicant checks the paper against it, and refuses another check code.
+    town.sync()
+    town_docs = town.app.handling.documents
+    assert town_docs is not None
+    result = town_docs.verify(doc.number, typed_hash=doc.content_hash[:16])
+    assert result.genuine and result.issuer_name == "县政务服务中心" and result.title == "不予行政许可决定书"
+    assert not town_docs.verify(doc.number, typed_hash="f" * 16).genuine
