@@ -118,6 +118,8 @@ def test_the_county_sees_each_townships_satisfaction_bad_reviews_complaints_and_
         read = [["" if v is None else str(v) for v in row[:len(header)]] for row in sheet.iter_rows(min_row=2, values_only=True)]
         assert read[0] == header and read[1:] == shown[1:]
         assert sheet._charts, "the workbook carries a chart of the scores"
+        quarter = supervisor.get("/township-assessment", params={"period": "2026-Q4"}).text
+        assert "2026年第4季度" in quarter and "65.0" in quarter and "按整月上报" not in quarter   # months add up
         days = supervisor.get("/township-assessment", params={"period": "2026-11-02~2026-11-05"})
         assert days.status_code == 200 and "按整月上报" in days.text
     finally:
