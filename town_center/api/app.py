@@ -20,6 +20,11 @@ from shared.domain.figures import MatterFacts, figures_by
 from shared.domain.handling import RefusalKind, Role, Stage
 from shared.errors import DeadlineError, HandlingError
 from shared.relay.errors import KeyStoreError, UnknownKey
+from shared.domain.evaluation import EvaluationError
+from town_center.api.evaluation import EVALUATION_TAGS, add_evaluation_routes
+from town_center.api.front_desk import FRONT_DESK_TAG, add_front_desk_routes
+from town_center.evaluation import Evaluations
+from town_center.front_desk.errors import StaleEntry, UnknownEntry
 from town_center.api.schemas import (
     ActionDone, ClassifyIn, ClockOut, CountyNoticeOut, DecisionIn, EscalateIn, EventOut, ExtensionRequestIn,
     HandOverIn, InboxOut, MaterialOut, MaterialsRequestIn, MatterDetailOut, MatterOut, NoticeAnswerIn, PendingOut,
@@ -48,6 +53,8 @@ TAGS = [
     {"name": "督办与审批", "description": "督办清单、待审批延期、否定报备、县级督办通知"},
     {"name": "代办员设备", "description": "代办员笔记本的设备密钥：列出、批准、吊销"},
     {"name": "统计", "description": "按村、代办员、工作人员的办件统计"},
+    FRONT_DESK_TAG,
+    *EVALUATION_TAGS,
 ]
 
 DESCRIPTION = """乡镇便民服务中心的 JSON 接口：网页控制台上的每项查询与操作，供县级平台对接和脚本调用。
@@ -83,8 +90,13 @@ def create_town_api(app: TownApp, auth: ConsoleAuth) -> FastAPI:
         title="乡镇便民服务中心接口", description=DESCRIPTION, tokens=ApiTokens(app.store.engine, app.clock), tags=TAGS,
         errors=[(UnknownMatter, 404, "matter_not_found"), (ConcurrentEditError, 409, "version_conflict"),
                 (HandlingError, 422, "refused"), (DeadlineError, 422, "refused"), (UnknownAgent, 404, "key_not_found"),
-                (UnknownKey, 404, "key_not_found"), (KeyStoreError, 409, "key_refused")])
+                (UnknownKey, 404, "key_not_found"), (KeyStoreError, 409, "key_refused"),
+                (UnknownEntry, 404, "not_found"), (StaleEntry, 409, "version_conflict"),
+                (EvaluationError, 422, "refused")])
     handling = app.handling
+    if app.front_desk is not None:
+        add_front_desk_routes(api, app.front_desk)
+    add_evaluation_routes(api, Evaluations(handling))
 
     def names() -> dict[str, str]:
         return {a.staff_id: a.display_name for a in auth.list_staff()}
