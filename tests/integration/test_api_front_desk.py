@@ -4,6 +4,7 @@ as the console pages, the same role rules, Chinese `{code, message}` errors, and
 evaluator's identity only for the director and the supervision role."""
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from shared.catalog import MatterKind
 from shared.console import ConsoleAuth, ScryptParams, create_console_tables
 from shared.domain.evaluation import BadReason, Level, Rating
 from shared.domain.handling import Role
+from tests.front_desk_fixtures import pad_signature, walk_in_form
 from tests.town_fixtures import OPERATOR, VillageDevice, township
 from town_center import cli as town_cli
 from town_center.bootstrap import TownApp
@@ -212,3 +214,38 @@ def test_the_openapi_document_validates_and_every_new_operation_has_a_chinese_su
     for path, ops in new.items():
         for method, op in ops.items():
             assert _CJK.search(op.get("summary", "")), (method, path)
+
+
+def test_a_walk_in_is_registered_and_signed_off_through_the_api_and_bad_input_saves_nothing(desk: Township) -> None:
+    form = walk_in_form(desk.town.handling.catalog, code="MZ-003")
+    body = {"applicant_name": form.applicant_name, "id_number": form.id_number, "phone": form.phone,
+            "address": form.address, "catalog_code": form.catalog_code, "materials_brought": form.materials_brought,
+            "not_applicable": form.not_applicable,
+            "signature_png_base64": base64.b64encode(pad_signature()).decode()}
+    with desk.api("wang") as wang:
+        inbox_before = wang.get("/matters").json()["total"]
+        for bad, why in (({"signature_png_base64": "不是图片"}, "base64"), ({"note": "电话 13800001111"}, "备注"),
+                         ({"signature_png_base64": base64.b64encode(pad_signature(40, 20)).decode()}, "签名")):
+            refused = wang.post("/front-desk/walk-ins", json={**body, **bad})
+            assert refused.status_code == 422 and why in refused.json()["message"], refused.text
+            assert form.id_number not in refused.text
+        assert wang.get("/matters").json()["total"] == inbox_before
+
+        made = wang.post("/front-desk/walk-ins", json=body)
+        assert made.status_code == 200, made.text
+        receipt = made.json()
+        assert re.fullmatch(r"[0-9A-Z]{5}-[0-9A-Z]{5}", receipt["lookup_code"]) and receipt["title"]
+        assert form.id_number not in made.text and form.phone not in made.text
+        # Found by the lookup code on the receipt, as a villager's matter is.
+        matter = wang.get(f"/matters/{receipt['lookup_code']}").json()
+        assert matter["matter_id"] == receipt["matter_id"]
+        classified = wang.post(f"/matters/{receipt['matter_id']}/classify",
+                               json={"expected_version": matter["version"], "kind": "immediate"})
+        assert classified.status_code == 200, classified.text
+        done = wang.post(f"/matters/{receipt['matter_id']}/record_result", json={
+            "expected_version": classified.json()["matter"]["version"], "approved": True, "summary": "已发放"})
+        assert done.status_code == 200, done.text
+        signed = wang.post(f"/front-desk/walk-ins/{receipt['matter_id']}/sign-off",
+                           json={"signature_png_base64": base64.b64encode(pad_signature()).decode()})
+        assert signed.status_code == 200, signed.text
+        assert "本件办结" in signed.json()["message"]

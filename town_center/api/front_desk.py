@@ -5,6 +5,8 @@ petitioner's identity is in an answer only for the director and the supervision 
 leaves it out for everyone else (`may_see_identity`), here as on the pages."""
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 from typing import Any
 
@@ -15,6 +17,7 @@ from shared.api import ApiCaller, NotFound, Unprocessable, require
 from shared.domain.front_desk import CaseKind, Channel, Complexity, Feedback
 from shared.domain.handling import Role
 from town_center.front_desk.service import AbsenceView, AppointmentView, CaseView, FrontDesk, TicketView
+from town_center.front_desk.window import WalkInForm
 
 __all__ = ["add_front_desk_routes", "FRONT_DESK_TAG"]
 
@@ -113,6 +116,44 @@ class Done(BaseModel):
     message: str = Field(description="中文结果说明（与网页控制台的提示相同）")
 
 
+class WalkInIn(BaseModel):
+    """窗口现场登记（与网页“窗口现场登记”表单相同）。"""
+
+    applicant_name: str = Field(max_length=50, description="申请人姓名")
+    id_number: str = Field(max_length=30, description="申请人身份证号（加密保存）")
+    phone: str = Field(default="", max_length=20, description="申请人手机号（加密保存）")
+    address: str = Field(default="", max_length=200, description="住址")
+    catalog_code: str = Field(max_length=32, description="服务事项代码")
+    materials_brought: list[str] = Field(default=[], max_length=100, description="已提交的材料（材料代码）")
+    not_applicable: list[str] = Field(default=[], max_length=100, description="不适用的材料（材料代码）")
+    commitments: dict[str, str] = Field(default={}, description="容缺承诺：材料代码 → 承诺补交日期（年-月-日）")
+    elderly_or_disabled: bool = Field(default=False, description="老年人、残疾人等优先办理")
+    on_behalf: bool = Field(default=False, description="代他人办理")
+    representative_name: str = Field(default="", max_length=50, description="代办人姓名（代办时）")
+    representative_relation: str = Field(default="", max_length=50, description="代办人与申请人的关系（代办时）")
+    authorization_photo_base64: str = Field(default="", max_length=5_000_000,
+                                            description="申请人签字的委托书照片（代办时，base64）")
+    signature_png_base64: str = Field(max_length=5_000_000, description="窗口签字板上的签名（PNG，base64）")
+    note: str = Field(default="", max_length=1000, description="备注（不得含身份证号、手机号）")
+
+
+class WalkInOut(BaseModel):
+    """窗口受理回执：查询码只在此处给出一次（本中心只保存其摘要）。"""
+
+    message: str
+    matter_id: str
+    lookup_code: str = Field(description="查询码，请交给申请人")
+    title: str = Field(description="事项名称")
+    outcome_zh: str
+    notice: str = Field(description="一次性告知内容")
+    registered_at: dt.datetime
+
+
+class SignOffIn(BaseModel):
+    signature_png_base64: str = Field(max_length=5_000_000, description="申请人在签字板上的签收签名（PNG，base64）")
+    comment: str = Field(default="", max_length=500, description="申请人意见（不得含身份证号、手机号）")
+
+
 class CaseDone(Done):
     case: CaseView
 
@@ -123,6 +164,15 @@ class AppointmentDone(Done):
 
 class AbsenceDone(Done):
     absence: AbsenceView
+
+
+def _base64(text: str, label: str) -> bytes:
+    if not text:
+        return b""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise Unprocessable("invalid_request", f"{label}应为 base64 编码的图片") from None
 
 
 def add_front_desk_routes(api: FastAPI, desk: FrontDesk) -> None:
@@ -145,6 +195,31 @@ def add_front_desk_routes(api: FastAPI, desk: FrontDesk) -> None:
         if ticket is None:
             raise NotFound("queue_empty", "目前没有等候的群众")
         return ticket
+
+    # ------------------------------------------------------------------ walk-ins
+
+    @api.post("/front-desk/walk-ins", tags=_TAG, summary="窗口现场登记（签名受理，与村代办员报送的办件一并办理）",
+              response_model=WalkInOut, description="材料核对、签名或委托书与网页表单的规则相同；不合规时逐项说明，什么也不保存。")
+    def walk_in(body: WalkInIn, who: ApiCaller = handlers) -> WalkInOut:
+        form = WalkInForm(
+            applicant_name=body.applicant_name, id_number=body.id_number, phone=body.phone, address=body.address,
+            catalog_code=body.catalog_code, materials_brought=list(body.materials_brought),
+            not_applicable=list(body.not_applicable), commitments=dict(body.commitments),
+            elderly_or_disabled=body.elderly_or_disabled, on_behalf=body.on_behalf,
+            representative_name=body.representative_name, representative_relation=body.representative_relation,
+            authorization_photo=_base64(body.authorization_photo_base64, "委托书照片"),
+            signature_png=_base64(body.signature_png_base64, "签名"), note=body.note)
+        receipt = desk.window.register(form, operator=who.actor, operator_name=who.display_name)
+        return WalkInOut(message="已受理，请把查询码交给申请人", matter_id=receipt.matter_id, lookup_code=receipt.lookup_code,
+                         title=receipt.catalog_name, outcome_zh=receipt.outcome_zh, notice=receipt.notice,
+                         registered_at=receipt.registered_at)
+
+    @api.post("/front-desk/walk-ins/{matter_id}/sign-off", tags=_TAG, summary="窗口交付签收（本件办结）",
+              response_model=Done)
+    def sign_off(matter_id: str, body: SignOffIn, who: ApiCaller = handlers) -> Done:
+        desk.window.sign_off(matter_id, signature_png=_base64(body.signature_png_base64, "签名"), comment=body.comment,
+                             actor=who.actor)
+        return Done(message="申请人已签收确认，本件办结；请打印交付签收单交给申请人，由申请人扫描二维码评价")
 
     # ------------------------------------------------------------------ the register
 
