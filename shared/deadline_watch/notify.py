@@ -10,9 +10,10 @@
   endpoint accepted it, and every retry carries the same idempotency key so the receiver can drop
   duplicates (delivery is at-least-once; the key makes the effect once).
 
-Personal data: an applicant's mobile number is needed to send an SMS, so it is stored in the outbox
-row and sent to the gateway, but never logged (`mask_phone`) and never put in an error message; once
-the gateway has taken (or finally refused) the message the number leaves the row (`OutboxPort.forget_recipient`).
+Personal data: an applicant's mobile number is needed to send an SMS. The outbox keeps it only sealed to
+the tier's key (`sealed_recipient`; the row's JSON has the masked number), opens it when the relay claims
+the row, and drops it once the gateway has taken (or finally refused) the message
+(`OutboxPort.forget_recipient`); it is never logged (`mask_phone`) nor put in an error message.
 
 What people read names a matter as people know it, never by its internal id: `MatterNames` is the port
 through which each tier supplies a matter's title (the catalogue item, the village or township) and,
@@ -377,7 +378,7 @@ class OutboxPort(Protocol):
     def mark_rejected(self, item_id: int, *, owner: str, now: dt.datetime, reason: str) -> None: ...
 
     def forget_recipient(self, item_id: int) -> None:
-        """Blank an applicant's mobile number in a row that is sent or finally refused."""
+        """Drop an applicant's sealed mobile number from a row that is sent or finally refused."""
         ...
 
 
