@@ -169,6 +169,13 @@ def main() -> None:
             print(f"matters visible at the township: {len(lags)} of {total}, all by {visible}; lag from receipt "
                   f"p50 {p50:.1f} s, p95 {p95:.1f} s, max {lags[-1] / 1000:.1f} s (goal p95 < 5 s)")
         print(f"township peak RSS: {peak[0] / 1024:.0f} MiB (goal < 1024 MiB)")
+        # What the township's stream admission did (its log): silent streams evicted and streams refused at
+        # the cap are load shedding the villages retry; errors (a push that failed) must stay at 0.
+        text = proc.log_path.read_text(encoding="utf-8", errors="replace")
+        print(f"township log: streams evicted {text.count('push stream evicted')}, refused at the cap "
+              f"{text.count('TOO_MANY_STREAMS')}, idle/stalled {text.count('push stream idle') + text.count('push stream stalled')}, "
+              f"errors {sum(1 for line in text.splitlines() if ' ERROR ' in line)}, 'database is locked' "
+              f"{text.count('database is locked')} (goal 0)")
 
 
 if __name__ == "__main__":
