@@ -590,6 +590,10 @@ def test_a_laptop_database_made_before_migrations_is_stamped_and_keeps_working(
     with monkeypatch.context() as patched:
         # What the laptop's store did before migrations: create_all of its tables.
         patched.setattr(village_store, "upgrade_to_head", lambda engine, _store: village_store.metadata.create_all(engine))
+        # ... and it issued no numbered documents with a filing (it had no tables for them).
+        from village_agent.receipt import VillageDocuments
+
+        patched.setattr(VillageDocuments, "issue_at_filing", lambda self, conn, matter_id: [])
         make_agent(root)
         service = open_agent(root, PASSPHRASE, FakeClock(MONDAY_9AM))
         filed = service.file_request(_request_form())

@@ -96,6 +96,10 @@ def _sync(agent: AgentService) -> dict[str, object]:
     return ACTIONS["sync"](agent, {})
 
 
+# Records a filing signs: the request and the four documents numbered with it (receipt, notice, form, 委托书).
+F = 5
+
+
 def _enrolled(agent: AgentService, town: Township) -> None:
     _sync(agent)                                         # enrols: pending until approved
     town.app.services.approve(agent.signer.key_id, by="站长")
@@ -123,42 +127,42 @@ def test_an_old_backup_restored_refuses_to_sign_until_it_recovers_its_later_reco
     backup = tmp_path / "usb" / "东山村.qcbak"
     backup.parent.mkdir()
     at_backup = backup_agent(tmp_path / "laptop", PASSPHRASE, backup, now_ms=NOW_MS, scrypt_n=2**14)
-    assert at_backup.ledger_seq == 3
+    assert at_backup.ledger_seq == 1 + 2 * F
 
     # After the backup the laptop keeps working; the township receipts everything.
     later = [old.file_request(form()).matter_id for _ in range(3)]
     assert _sync(old)["waiting_to_send"] == 0
     township_tip = town.app.store.author(old.signer.key_id).tip
-    assert township_tip.seq == 6
+    assert township_tip.seq == 1 + 5 * F
     old_receipts = _receipts(old)
     old.store.close()   # the laptop is lost
 
     restored = restore_agent(backup, tmp_path / "new-laptop", PASSPHRASE)
-    assert restored.ledger_seq == 3 and restored.key_id == old.signer.key_id
+    assert restored.ledger_seq == 1 + 2 * F and restored.key_id == old.signer.key_id
     agent = open_agent(tmp_path / "new-laptop", PASSPHRASE, clock)
     try:
         assert agent.store.recovering()
         with pytest.raises(RecoveringError, match="须先连接乡镇同步"):
             agent.file_request(form())
-        assert agent.store.tip().seq == 3 and agent.store.outbox_size() == 0
+        assert agent.store.tip().seq == 1 + 2 * F and agent.store.outbox_size() == 0
 
         synced = _sync(agent)
-        assert synced["recovered"] == 3 and synced["recovering"] is False
+        assert synced["recovered"] == 3 * F and synced["recovering"] is False
         assert agent.store.tip() == township_tip
-        assert _ledger_verifies(agent) == 6
+        assert _ledger_verifies(agent) == 1 + 5 * F
         assert {m.matter_id for m in agent.store.list_matters()} == set(early + later)
         # The township's receipts for the recovered records, re-signed: byte for byte the ones the lost laptop held.
         assert _receipts(agent) == old_receipts
 
         filed = agent.file_request(form())
-        assert filed.seq == 7
+        assert filed.seq == 2 + 5 * F
         assert _sync(agent)["waiting_to_send"] == 0
     finally:
         agent.store.close()
     author = town.app.store.author(old.signer.key_id)
-    assert author is not None and author.tip.seq == 7 and author.state is KeyState.APPROVED
+    assert author is not None and author.tip.seq == 1 + 6 * F and author.state is KeyState.APPROVED
     assert town.app.store.forks() == []
-    assert [seq for seq, _, _ in town.app.store.ingested(old.signer.key_id)] == list(range(1, 8))
+    assert [seq for seq, _, _ in town.app.store.ingested(old.signer.key_id)] == list(range(1, 2 + 6 * F))
 
 
 def test_a_restored_backup_holding_records_the_township_never_got_sends_them_after_recovering(
@@ -175,11 +179,11 @@ def test_a_restored_backup_holding_records_the_township_never_got_sends_them_aft
     try:
         result = _sync(agent)
         assert result["recovered"] == 0 and result["recovering"] is False and result["waiting_to_send"] == 0
-        assert agent.file_request(form()).seq == 4
+        assert agent.file_request(form()).seq == 2 + 2 * F
         assert _sync(agent)["waiting_to_send"] == 0
     finally:
         agent.store.close()
-    assert town.app.store.author(old.signer.key_id).tip.seq == 4 and town.app.store.forks() == []
+    assert town.app.store.author(old.signer.key_id).tip.seq == 1 + 3 * F and town.app.store.forks() == []
 
 
 def test_a_restored_laptop_does_not_resume_on_a_tip_signed_by_another_township(
@@ -202,7 +206,7 @@ def test_a_restored_laptop_does_not_resume_on_a_tip_signed_by_another_township(
         with pytest.raises(RecoveringError):
             agent.file_request(form())
         # Its own township answers: it catches up and may sign again.
-        assert _sync(agent)["recovered"] == 1 and not agent.store.recovering()
+        assert _sync(agent)["recovered"] == F and not agent.store.recovering()
     finally:
         agent.store.close()
         stranger.server.stop(grace=None)
@@ -233,17 +237,17 @@ def test_recovery_pages_through_a_township_that_sends_two_records_at_a_time_and_
         page = recover(relay_pb2.RecoverRequest(
             key_id=old.signer.key_id, after_seq=1, max_records=10, nonce=nonce, requested_at_ms=at_ms,
             signature=old.signer.sign(recover_signing_bytes(old.signer.key_id, 1, 10, nonce, at_ms))), timeout=5)
-        assert len(page.records) == len(page.receipts) == 2 and page.more and page.tip_seq == 6
+        assert len(page.records) == len(page.receipts) == 2 and page.more and page.tip_seq == 1 + 5 * F
         channel.close()
 
         restore_agent(tmp_path / "b.qcbak", tmp_path / "new", PASSPHRASE)
         agent = open_agent(tmp_path / "new", PASSPHRASE, clock)
         try:
-            assert _sync(agent)["recovered"] == 5
-            assert agent.file_request(form()).seq == 7 and _sync(agent)["waiting_to_send"] == 0
+            assert _sync(agent)["recovered"] == 5 * F
+            assert agent.file_request(form()).seq == 2 + 5 * F and _sync(agent)["waiting_to_send"] == 0
         finally:
             agent.store.close()
-        assert town.app.store.forks() == [] and town.app.store.author(old.signer.key_id).tip.seq == 7
+        assert town.app.store.forks() == [] and town.app.store.author(old.signer.key_id).tip.seq == 1 + 6 * F
     finally:
         town.server.stop(grace=None)
         town.app.close()
@@ -311,8 +315,8 @@ def test_a_backup_taken_while_the_agent_records_restores_on_a_new_laptop_and_ref
     new = open_agent(tmp_path / "new-laptop", PASSPHRASE, clock)
     try:
         rows = _ledger_verifies(new)
-        assert 1 + 5 <= rows <= 1 + recorded_by_then        # a consistent snapshot taken mid-stream
-        assert new.store.count_matters() == rows - 1
+        assert 1 + 5 * F <= rows <= 1 + recorded_by_then * F   # a consistent snapshot taken mid-stream
+        assert new.store.count_matters() * F == rows - 1          # each filing whole, with its documents
         some = new.store.list_matters(limit=1)[0]
         assert new.applicant(some.matter_id) is not None   # the vault came along: names still open here
         assert new.store.recovering()
