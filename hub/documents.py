@@ -20,7 +20,7 @@ from sqlalchemy import Connection, select
 
 from shared.catalog import CatalogItem
 from shared.clock import from_unix_ms, to_unix_ms
-from shared.documents.adapters.archive import ISSUER_META, DocumentArchive, IssuerSettings
+from shared.documents.adapters.archive import DocumentArchive, IssuerSettings
 from shared.documents.adapters.tier import TierDocuments
 from shared.documents.chain import document_record
 from shared.documents.content import instant_zh
@@ -52,10 +52,9 @@ class CountyDocuments(TierDocuments):
         self.archive = DocumentArchive(IssuingTier.COUNTY, handling.signer, self.settings)
 
     def settings(self, conn: Connection | None = None) -> IssuerSettings:
-        store = self.handling.store
-        text = store.get_meta_in(conn, ISSUER_META) if conn is not None else store.get_meta(ISSUER_META)
-        if text:
-            return IssuerSettings.from_json(text)
+        configured = self.configured_settings(conn)
+        if configured is not None:
+            return configured
         return IssuerSettings("县政务服务中心", "县人民政府政务服务中心", "县政务中心", VERIFY_HINT)
 
     # ------------------------------------------------------------------ issuing (inside the act's transaction)

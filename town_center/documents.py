@@ -21,7 +21,7 @@ from sqlalchemy import Connection, select
 
 from shared.catalog import CatalogItem, MatterKind, Tier
 from shared.clock import from_unix_ms, to_unix_ms
-from shared.documents.adapters.archive import ISSUER_META, DocumentArchive, IssuerSettings
+from shared.documents.adapters.archive import DocumentArchive, IssuerSettings
 from shared.documents.adapters.tier import TierDocuments
 from shared.documents.chain import document_record
 from shared.documents.content import instant_zh
@@ -60,12 +60,12 @@ class TownDocuments(TierDocuments):
 
     def settings(self, conn: Connection | None = None) -> IssuerSettings:
         """The configured name, seal text and number prefix; until set, from the county link's name."""
-        store = self.handling.store
-        text = store.get_meta_in(conn, ISSUER_META) if conn is not None else store.get_meta(ISSUER_META)
-        if text:
-            return IssuerSettings.from_json(text)
+        configured = self.configured_settings(conn)
+        if configured is not None:
+            return configured
         from town_center.county_link import LINK_META
 
+        store = self.handling.store
         link = store.get_meta_in(conn, LINK_META) if conn is not None else store.get_meta(LINK_META)
         name = str(json.loads(link).get("township_name", "")) if link else ""
         if not name:

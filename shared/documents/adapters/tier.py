@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, select
 from shared.clock import from_unix_ms
 from shared.console.store import staff as staff_table
 from shared.documents.adapters import sql
-from shared.documents.adapters.archive import DocumentArchive, DocumentListing
+from shared.documents.adapters.archive import ISSUER_META, DocumentArchive, DocumentListing, IssuerSettings
 from shared.documents.chain import ReceivedDocument, received_from_record, received_verification
 from shared.documents.content import short_hash
 from shared.documents.errors import DocumentNotFound
@@ -38,6 +38,12 @@ class TierDocuments:
     @property
     def _engine(self) -> Engine:
         return self._store().engine
+
+    def configured_settings(self, conn: Connection | None) -> IssuerSettings | None:
+        """The name, seal text and number prefix set with `document issuer`, or None until set."""
+        store = self._store()
+        text = store.get_meta_in(conn, ISSUER_META) if conn is not None else store.get_meta(ISSUER_META)
+        return IssuerSettings.from_json(text) if text else None
 
     def _name(self, conn: Connection, staff_id: str) -> str:
         """A colleague's name as the console knows it."""
