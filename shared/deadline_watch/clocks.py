@@ -231,13 +231,14 @@ class ClockTable:
         rules = self._db.rules
         while True:
 
-            def work(c: Connection) -> tuple[int, int, int]:
+            # `after_id` is bound now: each batch reads on from where the previous one ended.
+            def work(c: Connection, after_id: int = last_id) -> tuple[int, int, int]:
                 rows = c.execute(
                     self._db.locking(
                         select(t.c.id, t.c.hop, t.c.clock_json, t.c.fired_level, t.c.version,
                                t.c.phase if kept else literal(None).label("phase"))
                         .where(
-                            t.c.id > last_id,
+                            t.c.id > after_id,
                             t.c.status == ClockStatus.RUNNING.value,
                             t.c.rules_fp != rules.fp,
                         )
@@ -289,7 +290,7 @@ class ClockTable:
                         params,
                     )
                     self._counts.record_changes(c, counted)
-                return len(rows), (rows[-1].id if rows else last_id), len(params)
+                return len(rows), (rows[-1].id if rows else after_id), len(params)
 
             seen, last_id, n = self._db.run(None, work)
             changed += n

@@ -82,7 +82,8 @@ def _is_type_checking(test: ast.expr) -> bool:
 def _walk(node: ast.AST, eager: bool) -> Iterator[tuple[ast.AST, bool]]:
     for child in ast.iter_child_nodes(node):
         child_eager = eager
-        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) or isinstance(child, ast.If) and _is_type_checking(child.test):
+        in_function = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        if in_function or (isinstance(child, ast.If) and _is_type_checking(child.test)):
             child_eager = False
         yield child, child_eager
         yield from _walk(child, child_eager)
