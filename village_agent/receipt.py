@@ -192,7 +192,8 @@ class VillageDocuments:
 
     def __init__(self, service: AgentService) -> None:
         self.service = service
-        self.archive = DocumentArchive(IssuingTier.VILLAGE, service.signer, self._settings, pdf=None)
+        # Content and HTML name the villager: encrypted at rest with the laptop's vault, like the applicant.
+        self.archive = DocumentArchive(IssuingTier.VILLAGE, service.signer, self._settings, pdf=None, vault=service.vault)
 
     def _settings(self, conn: Connection) -> IssuerSettings:
         village = self.service.config.village_name

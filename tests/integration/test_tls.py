@@ -154,7 +154,8 @@ def test_a_village_that_cannot_verify_the_township_is_told_why_in_chinese_and_ke
             assert "对方很可能要求加密连接（TLS）" in message and "village-agent set-township-ca" in message
         else:
             assert "握手失败" in message and "CA 证书" in message
-        assert agent.store.outbox_size() == queued == 2         # enrollment and the request: nothing lost
+        # enrollment, the request and the four documents its filing issued: nothing lost
+        assert agent.store.outbox_size() == queued == 2 + 4
         assert tls_town.app.store.author(agent.signer.key_id) is None
     finally:
         client.stop()

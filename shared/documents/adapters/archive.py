@@ -66,6 +66,8 @@ class DocumentArchive:
     settings: Callable[[Connection], IssuerSettings]
     # The PDF engine; None keeps documents without a PDF (rendered later by `archive_pdf`).
     pdf: Callable[[str], bytes] | None = html_to_pdf
+    # Encrypts content and HTML at rest (the laptop's vault); None on the servers.
+    vault: sql.DocumentVault | None = None
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def issue_in(self, conn: Connection, draft: DocumentDraft, *, now: dt.datetime) -> IssuedDocument:
@@ -83,7 +85,7 @@ class DocumentArchive:
         # a second for an A4 page of Chinese, too long to hold the database's write lock.
         doc = issue(content, self.signer)
         sql.save_document(conn, doc, kind=draft.kind, year=year, seq=seq, matter_id=draft.matter_id,
-                          title=content.title, issued_at_ms=content.issued_at_ms)
+                          title=content.title, issued_at_ms=content.issued_at_ms, vault=self.vault)
         if self.pdf is not None:
             pending = getattr(self._local, "pending", None)
             if pending is None:
@@ -102,7 +104,7 @@ class DocumentArchive:
         for number in pending:
             try:
                 with engine.connect() as conn:
-                    doc = sql.load_document(conn, number)
+                    doc = sql.load_document(conn, number, vault=self.vault)
                 if doc.pdf is not None:
                     continue
                 pdf = self.pdf(doc.html)
@@ -114,11 +116,11 @@ class DocumentArchive:
                 log.exception("archive PDF of %s not made now", number)
 
     def load(self, conn: Connection, number: str) -> IssuedDocument:
-        return sql.load_document(conn, number)
+        return sql.load_document(conn, number, vault=self.vault)
 
     def archive_pdf(self, conn: Connection, number: str) -> bytes:
         """The archived PDF, rendered now from the signed HTML if it was not rendered at issue."""
-        doc = sql.load_document(conn, number)
+        doc = sql.load_document(conn, number, vault=self.vault)
         if doc.pdf is not None:
             return doc.pdf
         if self.pdf is None:
@@ -130,7 +132,7 @@ class DocumentArchive:
     def verify(self, conn: Connection, number: str, *, typed_hash: str = "", deep: bool = False) -> Verification:
         """`deep` also lays the signed HTML out again and compares it with the archived PDF (half a
         second: for the CLI and tests, not the public page)."""
-        doc = sql.load_document(conn, number)
+        doc = sql.load_document(conn, number, vault=self.vault)
         result = verify_document(doc, {self.signer.key_id: self.signer.public_key}, typed_hash=typed_hash)
         if deep and doc.pdf is not None and self.pdf is not None:
             result = with_pdf_check(result, doc, self.pdf)

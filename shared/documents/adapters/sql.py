@@ -8,7 +8,8 @@ action rolls its increment back with it, so the sequence has no gaps.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import base64
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import (
     BigInteger, Column, Connection, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, String, Table, Text,
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["metadata", "document_sequence", "issued_document", "allocate_seq", "save_document", "load_document",
            "documents_of_matter", "set_pdf", "DocumentRow", "received_metadata", "received_document", "save_received",
-           "load_received"]
+           "load_received", "DocumentVault"]
 
 metadata = MetaData()
 
@@ -79,6 +80,15 @@ received_document = Table(
 
 DocumentRow = Any
 
+# The laptop keeps documents' content and printed HTML encrypted with its vault (names and ID numbers
+# never rest in clear in its data folder); their hashes and signature stay as issued.
+_SEALED = b"sealed:"
+
+
+class DocumentVault(Protocol):
+    def encrypt(self, plaintext: bytes, context: str) -> bytes: ...
+    def decrypt(self, blob: bytes, context: str) -> bytes: ...
+
 
 def allocate_seq(conn: Connection, year: int, kind: DocumentKind) -> int:
     """The next sequence number of `kind` in `year`, inside the caller's transaction."""
@@ -96,10 +106,14 @@ def allocate_seq(conn: Connection, year: int, kind: DocumentKind) -> int:
 
 
 def save_document(conn: Connection, doc: IssuedDocument, *, kind: DocumentKind, year: int, seq: int, matter_id: str,
-                  title: str, issued_at_ms: int) -> None:
+                  title: str, issued_at_ms: int, vault: DocumentVault | None = None) -> None:
+    content, html = doc.content_json, doc.html
+    if vault is not None:
+        content = _SEALED + vault.encrypt(content, matter_id[:64])
+        html = (_SEALED + base64.b64encode(vault.encrypt(html.encode("utf-8"), matter_id[:64]))).decode("ascii")
     conn.execute(insert(issued_document).values(
         number=doc.number, kind=kind.code, year=year, seq=seq, matter_id=matter_id[:64], title=title[:40],
-        issued_at_ms=issued_at_ms, content_json=doc.content_json, content_hash=doc.content_hash, html=doc.html,
+        issued_at_ms=issued_at_ms, content_json=content, content_hash=doc.content_hash, html=html,
         html_sha256=doc.html_sha256, key_id=doc.key_id, signature=doc.signature, pdf=doc.pdf,
         pdf_sha256=doc.pdf_sha256))
 
@@ -110,17 +124,22 @@ def set_pdf(conn: Connection, number: str, pdf: bytes) -> None:
                  .values(pdf=pdf))
 
 
-def _to_issued(row: Any) -> IssuedDocument:
-    return IssuedDocument(number=row.number, content_json=bytes(row.content_json), content_hash=row.content_hash,
-                          html=row.html, html_sha256=row.html_sha256, key_id=row.key_id, signature=bytes(row.signature),
+def _to_issued(row: Any, vault: DocumentVault | None = None) -> IssuedDocument:
+    content, html = bytes(row.content_json), str(row.html)
+    if vault is not None and content.startswith(_SEALED):
+        content = vault.decrypt(content[len(_SEALED):], row.matter_id)
+    if vault is not None and html.startswith(_SEALED.decode("ascii")):
+        html = vault.decrypt(base64.b64decode(html[len(_SEALED):]), row.matter_id).decode("utf-8")
+    return IssuedDocument(number=row.number, content_json=content, content_hash=row.content_hash,
+                          html=html, html_sha256=row.html_sha256, key_id=row.key_id, signature=bytes(row.signature),
                           pdf=bytes(row.pdf) if row.pdf is not None else None, pdf_sha256=row.pdf_sha256 or "")
 
 
-def load_document(conn: Connection, number: str) -> IssuedDocument:
+def load_document(conn: Connection, number: str, *, vault: DocumentVault | None = None) -> IssuedDocument:
     row = conn.execute(select(issued_document).where(issued_document.c.number == number)).first()
     if row is None:
         raise DocumentNotFound("没有找到该编号的文书，请核对文书右上方的编号")
-    return _to_issued(row)
+    return _to_issued(row, vault)
 
 
 def save_received(conn: Connection, doc: "ReceivedDocument", *, received_at_ms: int) -> None:
