@@ -232,8 +232,11 @@ class VillageDocuments:
             number = self._number_of(conn, kind, matter_id)
             if number is not None:
                 return self.archive.load(conn, number)
-        if kind is DocumentKind.HANDOVER and self.service.store.matter_state(matter_id).status is not MatterStatus.SIGNED_OFF:
-            raise DocumentInvalid("办理结果尚未交付并签收：交付签收单在群众签收时编号签发，签收后即可打印")
+        # Printable once the result is handed over: a villager who signs off on paper (signature or
+        # fingerprint photographed) needs the numbered form before the sign-off is recorded.
+        if kind is DocumentKind.HANDOVER and self.service.store.matter_state(matter_id).status not in (
+                MatterStatus.HANDED_OVER, MatterStatus.SIGNED_OFF):
+            raise DocumentInvalid("办理结果尚未交付：交付签收单在交付后即可打印，群众签收时编号签发")
         issued: list[IssuedDocument] = []
 
         def build(conn: Connection) -> list[records_pb2.Record]:

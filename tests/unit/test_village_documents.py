@@ -157,9 +157,9 @@ def test_the_handover_record_is_numbered_at_sign_off_and_each_document_is_a_line
 
     item = next(i for i in CATALOG if i.decided_by is Tier.VILLAGE)
     filed = service.file_request(form(catalog_code=item.code, materials_brought=[m.id for m in item.materials]))
+    with pytest.raises(DocumentInvalid, match="交付后即可打印"):
+        service.documents.issue_or_load("handover", filed.matter_id)      # nothing handed over yet
     service.hand_over(filed.matter_id, "资格认证已通过")
-    with pytest.raises(DocumentInvalid, match="签收后即可打印"):
-        service.documents.issue_or_load("handover", filed.matter_id)      # handed over, not yet signed off
     service.sign_off(filed.matter_id, "very_satisfied", confirmation=Confirmation(
         "witness", witness_name="村委会 张主任", witness_statement="群众确认已收到"))
     handover = service.documents.issue_or_load("handover", filed.matter_id)
@@ -169,3 +169,18 @@ def test_the_handover_record_is_numbered_at_sign_off_and_each_document_is_a_line
     page = client.get(f"/matters/{filed.matter_id}").text
     assert "签发文书" in page and "交付签收单 东山村代办〔2026〕签字第1号" in page
     assert "代办收件回执 东山村代办〔2026〕收字第1号" in page and "其他记录" not in page
+
+
+def test_a_handover_record_printed_for_a_paper_sign_off_is_the_one_the_sign_off_keeps(service: AgentService) -> None:
+    # A villager who signs the paper form (photographed, or a fingerprint) needs it before the sign-off.
+    from village_agent.services import Confirmation
+
+    item = next(i for i in CATALOG if i.decided_by is Tier.VILLAGE)
+    filed = service.file_request(form(catalog_code=item.code, materials_brought=[m.id for m in item.materials]))
+    service.hand_over(filed.matter_id, "资格认证已通过")
+    printed = service.documents.issue_or_load("handover", filed.matter_id)
+    assert printed.number == "东山村代办〔2026〕签字第1号" and "资格认证已通过" in printed.html
+    service.sign_off(filed.matter_id, "satisfied", confirmation=Confirmation(
+        "witness", witness_name="村委会 张主任", witness_statement="群众确认已收到"))
+    again = service.documents.issue_or_load("handover", filed.matter_id)
+    assert (again.number, again.html) == (printed.number, printed.html)
