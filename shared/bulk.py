@@ -28,7 +28,7 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
     if dialect.name == "postgresql" and dialect.driver == "psycopg":
         _copy_rows(conn, table, columns, rows)
         return
-    conn.execute(table.insert(), [dict(zip(columns, r)) for r in rows])
+    conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
 
 
 def _copy_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -39,7 +39,7 @@ def _copy_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Seq
     dialect = conn.dialect
     processors = [table.c[c].type._cached_bind_processor(dialect) for c in columns]
     if any(p is not None for p in processors):
-        rows = [tuple(p(v) if p is not None else v for p, v in zip(processors, r)) for r in rows]
+        rows = [tuple(p(v) if p is not None else v for p, v in zip(processors, r, strict=True)) for r in rows]
     names = ", ".join(f'"{c}"' for c in columns)
     schema = f'"{table.schema}".' if table.schema else ""
     sql = f'COPY {schema}"{table.name}" ({names}) FROM STDIN'

@@ -555,7 +555,7 @@ def _build_hop(code: str, path: str, raw: Any) -> HopLimits:
 
 def _build_materials(code: str, field_name: str, raw: Any, *, allow_empty: bool) -> tuple[Material, ...]:
     if not isinstance(raw, list):
-        raise CatalogError(code, field_name, "必须是材料列表（[[items.%s]]）" % field_name)
+        raise CatalogError(code, field_name, f"必须是材料列表（[[items.{field_name}]]）")
     if not raw and not allow_empty:
         raise CatalogError(code, field_name, "至少需要一项主要材料")
     out: list[Material] = []

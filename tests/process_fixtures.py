@@ -74,10 +74,10 @@ class Served:
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             self.proc.kill()
             self.proc.wait(10)
-            raise AssertionError(f"{self.cmd[0]} did not stop within {timeout}s after SIGTERM")
+            raise AssertionError(f"{self.cmd[0]} did not stop within {timeout}s after SIGTERM") from exc
         finally:
             self._log.close()
 

@@ -503,7 +503,7 @@ def test_two_township_processes_opening_one_fresh_postgres_database_at_once_both
             for p in procs:
                 if p.poll() is None:
                     p.kill()
-        for p, (out, err) in zip(procs, outcomes):
+        for p, (out, err) in zip(procs, outcomes, strict=True):
             assert p.returncode == 0 and out.strip() == "opened", err
         assert sum("upgrading schema" in err for _, err in outcomes) == 1     # one migrated, one found head
         engine = _engine(engines, url)

@@ -126,7 +126,7 @@ def test_every_kind_goes_round_the_three_tiers_and_all_agree_on_its_history_and_
 
         wang = ConsoleClient(f"http://127.0.0.1:{web_town}", "wang")
         chen = ConsoleClient(f"http://127.0.0.1:{web_county}", "chen")
-        for case, (kind, code, form, then) in CASES.items():
+        for case, (kind, _code, form, then) in CASES.items():
             page = f"/matters/{matters[case]}"
             wang.wait_for(page, "分类")
             wang.post(f"{page}/classify", {"kind": kind, **form}, version_from=page)

@@ -355,7 +355,7 @@ def test_two_relays_sharing_the_outbox_never_send_the_same_notification_twice(
             result_ready_sms(matter_id=f"M-{i}", phone="13800000000", pickup_place_zh="2号窗口"), now=now
         )
     receivers = [RecordingReceiver(delay_after=0.002), RecordingReceiver(delay_after=0.002)]
-    relays = [OutboxRelay(s, r, r, owner=f"relay-{i}", batch_size=4) for i, (s, r) in enumerate(zip(stores, receivers))]
+    relays = [OutboxRelay(s, r, r, owner=f"relay-{i}", batch_size=4) for i, (s, r) in enumerate(zip(stores, receivers, strict=True))]
     threads = [threading.Thread(target=relay.drain, args=(now,)) for relay in relays]
     for t in threads:
         t.start()
@@ -423,10 +423,10 @@ def _start_worker(url: str, tag: str, out: Path, go: Path, *, events: int, notic
 def _finish(proc: subprocess.Popen[str], timeout_s: float = 120) -> str:
     try:
         out, _ = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as exc:
         proc.kill()
         out, _ = proc.communicate()
-        raise AssertionError(f"worker timed out:\n{out}")
+        raise AssertionError(f"worker timed out:\n{out}") from exc
     assert proc.returncode == 0, f"worker failed ({proc.returncode}):\n{out}"
     return out
 

@@ -97,7 +97,7 @@ def test_two_township_processes_sharing_one_county_link_sign_one_chain_the_count
         for w in workers:
             w.join(60)
         for _ in range(3):
-            for app, client in zip(apps, clients):
+            for app, client in zip(apps, clients, strict=True):
                 client.sync_once()
                 hub.app.handling.run_once()
                 assert app.county_link is not None

@@ -68,6 +68,6 @@ def test_the_provincial_feed_csv_writes_typed_text_starting_with_a_formula_prefi
     row = {k: "" for k in FEED_FIELDS} | {"cursor": 7, "reason": "=HYPERLINK(\"http://x\")", "rectification": "-已整改",
                                          "valid": True}
     [header, cells] = _csv_rows(feed_csv([row]))
-    got = dict(zip(header, cells))
+    got = dict(zip(header, cells, strict=True))
     assert got["reason"] == "'=HYPERLINK(\"http://x\")" and got["rectification"] == "'-已整改"
     assert got["cursor"] == "7" and got["valid"] == "true"

@@ -172,7 +172,7 @@ def test_a_signature_moved_onto_another_record_is_refused() -> None:
 
 def test_interleaved_chains_of_two_authors_verify_independently() -> None:
     other = envelopes(build_chain(OTHER, 5))
-    mixed = [e for pair in zip(ENVS[:5], other) for e in pair] + ENVS[5:]
+    mixed = [e for pair in zip(ENVS[:5], other, strict=True) for e in pair] + ENVS[5:]
     report = verify_chain(mixed, directory(SIGNER, OTHER))
     assert report.ok and report.tips[OTHER.key_id].seq == 5
 

@@ -40,7 +40,7 @@ def test_keygen_writes_a_key_that_fingerprint_reads_back(tmp_path: Path) -> None
     made = _run(["keygen", "--key-file", "k.key"], tmp_path)
     shown = _run(["fingerprint", "--key-file", "k.key"], tmp_path)
     assert made.returncode == 0 and shown.returncode == 0
-    line = next(l for l in made.stdout.splitlines() if l.startswith("密钥指纹"))
+    line = next(ln for ln in made.stdout.splitlines() if ln.startswith("密钥指纹"))
     assert line in shown.stdout
 
 
@@ -50,7 +50,7 @@ def test_requests_recorded_in_batch_export_to_a_ledger_that_verifies(tmp_path: P
     lines = "".join(json.dumps(request_params(rng), ensure_ascii=False) + "\n" for _ in range(5))
     batch = _run(["batch", "--data", "agent"], tmp_path, stdin=lines)
     assert batch.returncode == 0, batch.stderr
-    assert all(json.loads(l)["ok"] for l in batch.stdout.splitlines())
+    assert all(json.loads(ln)["ok"] for ln in batch.stdout.splitlines())
     assert _run(["export", "--data", "agent", "--out", "l.qclog"], tmp_path).returncode == 0
     verified = _run(["ledger-verify", "l.qclog"], tmp_path)
     assert verified.returncode == 0 and "共 6 条记录" in verified.stdout  # enrollment + 5 requests
