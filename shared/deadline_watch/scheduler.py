@@ -148,7 +148,7 @@ class DeadlineWatch:
         try:
             self.run_once()
             self.last_error = None
-        except Exception as exc:  # keep the schedule alive; the next tick retries from the tables
+        except Exception as exc:  # noqa: BLE001 - keep the schedule alive; the next tick retries from the tables
             self.last_error = exc.__class__.__name__
             # Only our own message: driver errors can carry parameters (personal data).
             log.error("期限扫描失败（下次定时扫描会重试）：%s：%s", exc.__class__.__name__, _safe_message(exc))
@@ -159,7 +159,7 @@ class DeadlineWatch:
             candidates = [self._store.next_fire_at()]
             if self._relay is not None:
                 candidates.append(self._store.next_notification_at())
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the regular scan interval stays in charge
             log.error("无法读取下一次触发时刻：%s", exc.__class__.__name__)
             return
         soonest = min((c for c in candidates if c is not None), default=None)
@@ -181,7 +181,7 @@ class DeadlineWatch:
                 id=self.WAKE_JOB_ID,
                 replace_existing=True,
             )
-        except Exception as exc:  # e.g. the scheduler is shutting down
+        except Exception as exc:  # noqa: BLE001 - e.g. the scheduler is shutting down
             log.debug("wake not scheduled: %s", exc.__class__.__name__)
 
 
