@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 
 from shared.catalog import Catalog, CatalogItem, MatterKind, Tier
 from shared.clock import Clock, from_unix_ms, to_unix_ms
@@ -766,7 +766,7 @@ class CountyHandling:
     def supervise_overdue(self, matter_id: str, message: str, *, actor: Actor) -> str:
         """督办 from the overdue list (the console's 超期统计 and the API): the notice says how many
         working days the township hop is late. Returns the notice's id."""
-        late = next((t for t in self.tracked(overdue_only=True) if t.matter_id == matter_id), None)
+        late = next(iter(self.tracked(overdue_only=True, matter_id=matter_id)), None)
         return self.issue_supervision(matter_id, message, actor=actor,
                                       overdue_working_days=self.overdue_working_days(late) if late is not None else 0)
 
@@ -1010,11 +1010,24 @@ class CountyHandling:
             return [(from_unix_ms(int(e.at_ms)), e.matter_id, e.actor, e.text_zh) for e in conn.execute(
                 select(county_event).where(county_event.c.action == "escalation_refused").order_by(county_event.c.id.desc()))]
 
-    def tracked(self, *, township_code: str | None = None, overdue_only: bool = False) -> list[TrackedView]:
+    def tracked(self, *, township_code: str | None = None, overdue_only: bool = False, matter_id: str | None = None,
+                limit: int | None = None) -> list[TrackedView]:
+        """Township matters as last reported, earliest township due date first; `overdue_only` selects
+        in SQL (a county of a million tracked matters is not read whole), `limit` caps the list."""
         now_ms = to_unix_ms(self.clock.now())
-        query = select(tracked_matter).order_by(tracked_matter.c.township_due_at_ms)
+        t = tracked_matter.c
+        query = select(tracked_matter).order_by(t.township_due_at_ms, t.matter_id)
         if township_code:
-            query = query.where(tracked_matter.c.township_code == township_code)
+            query = query.where(t.township_code == township_code)
+        if matter_id is not None:
+            query = query.where(t.matter_id == matter_id)
+        if overdue_only:
+            # _township_overdue in SQL: stopped after its due instant, or still open past it.
+            query = query.where(t.township_due_at_ms > 0, or_(
+                and_(t.township_stopped_at_ms > 0, t.township_stopped_at_ms > t.township_due_at_ms),
+                and_(t.township_stopped_at_ms == 0, t.township_due_at_ms < now_ms)))
+        if limit is not None:
+            query = query.limit(limit)
         with self.store.engine.connect() as conn:
             rows = conn.execute(query).all()
         out = []
@@ -1030,31 +1043,59 @@ class CountyHandling:
 
     def overdue_counts(self) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
         """(by township code, by matter kind): (open with a running township clock, overdue) — plus the
-        county's own open escalated matters counted under kind 上报件 with the county hop's state."""
+        county's own open escalated matters counted under kind 上报件 with the county hop's state.
+        Counted in SQL by group (docs/performance.md, county pages): no row is loaded."""
         now_ms = to_unix_ms(self.clock.now())
+        t, m, h = tracked_matter.c, county_matter.c, hop_deadline.c
         by_township: dict[str, list[int]] = {}
         by_kind: dict[str, list[int]] = {}
+        late = func.sum(case((t.township_due_at_ms < now_ms, 1), else_=0))
         with self.store.engine.connect() as conn:
-            for r in conn.execute(select(tracked_matter)):
-                if not r.township_due_at_ms or r.township_stopped_at_ms:
-                    continue
-                late = 1 if _township_overdue(r, now_ms) else 0
-                kind = _KIND_FROM_WIRE.get(int(r.kind))
-                for bucket, key in ((by_township, r.township_code), (by_kind, kind.label_zh if kind else "未分类")):
-                    counts = bucket.setdefault(key, [0, 0])
-                    counts[0] += 1
-                    counts[1] += late
-        for v in self.escalated(open_only=True):
-            late = 1 if v.state in (ClockState.OVERDUE, ClockState.SUPERVISE) else 0
-            counts = by_kind.setdefault("上报件（县级环节）", [0, 0])
-            counts[0] += 1
-            counts[1] += late
+            rows = conn.execute(select(t.township_code, t.kind, func.count(), late)
+                                .where(t.township_due_at_ms > 0, t.township_stopped_at_ms == 0)
+                                .group_by(t.township_code, t.kind)).all()
+            open_ = [Stage.IN_PROGRESS.value, Stage.WAITING_MATERIALS.value]
+            escalated_open = int(conn.execute(select(func.count()).select_from(county_matter)
+                                              .where(m.stage.in_(open_))).scalar_one())
+            # Overdue or 督办 on the county hop: a clock still running past its due instant.
+            escalated_late = int(conn.execute(select(func.count()).select_from(county_matter.join(
+                hop_deadline, (h.matter_id == m.matter_id) & (h.hop == COUNTY_HOP))).where(
+                m.stage.in_(open_), h.status == ClockStatus.RUNNING.value, h.due_at_ms < now_ms)).scalar_one())
+        for code, kind_value, n, n_late in rows:
+            kind = _KIND_FROM_WIRE.get(int(kind_value))
+            for bucket, key in ((by_township, code), (by_kind, kind.label_zh if kind else "未分类")):
+                counts = bucket.setdefault(key, [0, 0])
+                counts[0] += int(n)
+                counts[1] += int(n_late or 0)
+        if escalated_open:
+            by_kind["上报件（县级环节）"] = [escalated_open, escalated_late]
         return ({k: (a, b) for k, (a, b) in sorted(by_township.items())},
                 {k: (a, b) for k, (a, b) in sorted(by_kind.items())})
 
     def notices(self) -> list[dict[str, Any]]:
         with self.store.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(select(supervision_notice).order_by(supervision_notice.c.issued_at_ms.desc()))]
+
+    def notice_rows(self) -> list[dict[str, Any]]:
+        """Every 督办 notice (newest first) with its matter's catalogue code and, for an escalated
+        matter, its view: only the notices' own matters are read, never the whole board."""
+        notices = self.notices()
+        ids = sorted({n["matter_id"] for n in notices})
+        views: dict[str, CountyMatterView] = {}
+        codes: dict[str, str] = {}
+        now = self.clock.now()
+        names = self.township_names()
+        with self.store.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                for r in conn.execute(select(county_matter).where(county_matter.c.matter_id.in_(chunk))):
+                    views[r.matter_id] = self._view(r, now, names, {}, {})
+                for mid, code in conn.execute(select(tracked_matter.c.matter_id, tracked_matter.c.catalog_code)
+                                              .where(tracked_matter.c.matter_id.in_(chunk))):
+                    codes[mid] = code
+        return [{**n, "view": views.get(n["matter_id"]),
+                 "catalog_code": views[n["matter_id"]].catalog_code if n["matter_id"] in views
+                 else codes.get(n["matter_id"], "")} for n in notices]
 
     def applicant(self, matter_id: str) -> records_pb2.ApplicantDetails | None:
         """The applicant's details, opened with the county key (only on the matter page, never in lists or logs)."""

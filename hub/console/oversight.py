@@ -22,6 +22,9 @@ __all__ = ["add_routes", "notice_status"]
 
 # Who issues 督办 from the overdue list: case staff and the county's 督查.
 SUPERVISING = (*HANDLERS, Role.SUPERVISOR)
+# Overdue matters listed with a 督办 form (earliest township due date first); a county of a million
+# matters may have hundreds of thousands overdue, and a page of them all would not load.
+OVERDUE_LIST_LIMIT = 200
 DEFAULT_MESSAGE = "该办件已超过乡镇办结时限，请说明超期原因并尽快办结，同时告知申请人办理进度。"
 
 
@@ -39,7 +42,8 @@ def add_routes(web: FastAPI, pages: Pages) -> None:
         for n in handling.notices():
             issued.setdefault(n["matter_id"], []).append(n)
         rows: list[dict[str, Any]] = []
-        for t in handling.tracked(overdue_only=True):
+        # The most overdue first, at most OVERDUE_LIST_LIMIT of them: the counts above cover every one.
+        for t in handling.tracked(overdue_only=True, limit=OVERDUE_LIST_LIMIT):
             item = catalog.item(t.catalog_code) if t.catalog_code in catalog else None
             rows.append({"t": t, "catalog_name": item.name if item is not None else "（目录中无此事项）",
                          "basis": limit_basis_zh(item, Tier.TOWNSHIP), "stage": wire_stage_zh(t.stage),
@@ -74,17 +78,14 @@ def add_routes(web: FastAPI, pages: Pages) -> None:
     @web.get("/notices", response_class=HTMLResponse)
     def notices(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
         names = pages.township_names()
-        escalated = {v.matter_id: v for v in handling.escalated()}
-        tracked = {t.matter_id: t for t in handling.tracked()}
         staff_labels = pages.staff_labels()
         catalog = handling.catalog
         rows = []
-        for n in handling.notices():
+        for n in handling.notice_rows():
             status, label = notice_status(n)
             # The matter by title (and a short reference), never by id: an escalated matter links to its page.
-            view = escalated.get(n["matter_id"])
-            code = view.catalog_code if view is not None else (tracked[n["matter_id"]].catalog_code
-                                                              if n["matter_id"] in tracked else "")
+            view = n["view"]
+            code = n["catalog_code"]
             title = catalog.item(code).name if code in catalog else "（目录中无此事项）"
             rows.append({**n, "status": status, "status_zh": label, "linked": view is not None, "title": title,
                          "reference": view.reference_zh if view is not None else "",
