@@ -342,17 +342,19 @@ def township_comparison(handling: Any, period: Period, names: dict[str, str], *,
     start, end = period.start_at, period.end_at
     cut_ms = to_unix_ms(min(end, now))
     table: dict[tuple[str, str], TownshipFigures] = {}
-    for t in handling.tracked():
-        for h in t.hops:
+    start_ms, end_ms = to_unix_ms(start), to_unix_ms(end)
+    for code, hops in handling.tracked_hops():
+        for h in hops:
             hop = _HOP_OF_TIER.get(int(h.get("tier", 0)))
             if hop is None or not h.get("started_at_ms"):
                 continue
-            key = (t.township_code, hop)
-            row = table.setdefault(key, TownshipFigures(t.township_code, names.get(t.township_code) or "未登记名称的乡镇", hop))
+            key = (code, hop)
+            row = table.get(key) or table.setdefault(
+                key, TownshipFigures(code, names.get(code) or "未登记名称的乡镇", hop))
             started, due, stopped = int(h["started_at_ms"]), int(h.get("due_at_ms") or 0), int(h.get("stopped_at_ms") or 0)
-            if to_unix_ms(start) <= started < to_unix_ms(end):
+            if start_ms <= started < end_ms:
                 row.received += 1
-            if stopped and to_unix_ms(start) <= stopped < to_unix_ms(end):
+            if stopped and start_ms <= stopped < end_ms:
                 row.completed += 1
                 late = bool(due) and stopped > due
                 row.on_time += not late

@@ -1041,6 +1041,13 @@ class CountyHandling:
                                    overdue, r.message, json.loads(r.hops_json)))
         return out
 
+    def tracked_hops(self) -> list[tuple[str, list[dict[str, int]]]]:
+        """(township code, hops as the township signed them) of every tracked matter: the two columns
+        the township comparison reads, without building a view per matter."""
+        with self.store.engine.connect() as conn:
+            return [(code, json.loads(hops)) for code, hops in conn.execute(
+                select(tracked_matter.c.township_code, tracked_matter.c.hops_json))]
+
     def overdue_counts(self) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
         """(by township code, by matter kind): (open with a running township clock, overdue) — plus the
         county's own open escalated matters counted under kind 上报件 with the county hop's state.
