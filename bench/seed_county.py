@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 import uuid
+from pathlib import Path
 
 from shared.calendar import WorkingCalendar
 from shared.catalog import Tier
@@ -152,8 +153,22 @@ def main() -> None:
     parser.add_argument("--db", required=True, help="SQLAlchemy URL of the county store (made if missing)")
     parser.add_argument("--matters", type=int, default=10_000)
     parser.add_argument("--townships", type=int, default=20)
+    parser.add_argument("--key-file", type=Path, default=None,
+                        help="the bench county's key seed (hex); default beside a SQLite file, made if missing")
     args = parser.parse_args()
-    app = open_county(args.db)
+    key_file = args.key_file
+    if key_file is None:
+        if not args.db.startswith("sqlite:///"):
+            parser.error("非 SQLite 数据库请用 --key-file 指定县级测试密钥文件（同一数据库每次须用同一密钥）")
+        key_file = Path(args.db.removeprefix("sqlite:///") + ".bench-key")
+    # The county's key is bound to its database: growing a county again must sign with the same one.
+    if key_file.exists():
+        signer = Signer(bytes.fromhex(key_file.read_text().strip()))
+    else:
+        signer = Signer.generate()
+        key_file.write_text(signer.seed().hex() + "\n")
+        key_file.chmod(0o600)
+    app = open_county(args.db, signer)
     try:
         seconds = seed(app, args.matters, townships=args.townships)
     finally:
