@@ -59,6 +59,7 @@ county_matter = Table(
     Column("rating", Integer, nullable=False, default=0),
     Column("updated_at_ms", BigInteger, nullable=False),
     Index("ix_county_matter_township", "township_code", "stage"),
+    Index("ix_county_matter_stage", "stage"),
     # The board's keyset pages, newest first, over the county and over one township.
     Index("ix_county_matter_received", "received_at_ms", "matter_id"),
     Index("ix_county_matter_township_received", "township_code", "received_at_ms", "matter_id"),
@@ -93,6 +94,9 @@ tracked_matter = Table(
     Column("status_seq", BigInteger, nullable=False),          # the township record it came from
     Column("updated_at_ms", BigInteger, nullable=False),       # county receipt time of that record
     Index("ix_tracked_township", "township_code", "township_due_at_ms"),
+    # 超期统计: the counts read only open township hops; the list takes the most overdue first.
+    Index("ix_tracked_open", "township_stopped_at_ms", "township_code", "kind", "township_due_at_ms"),
+    Index("ix_tracked_due", "township_due_at_ms", "matter_id"),
 )
 
 # 督办 notices the county issued, with their path: signed → received (pulled) → acknowledged.
