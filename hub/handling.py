@@ -1053,7 +1053,7 @@ class CountyHandling:
         county's own open escalated matters counted under kind 上报件 with the county hop's state.
         Counted in SQL by group (docs/performance.md, county pages): no row is loaded."""
         now_ms = to_unix_ms(self.clock.now())
-        t, m, h = tracked_matter.c, county_matter.c, hop_deadline.c
+        t, m = tracked_matter.c, county_matter.c
         by_township: dict[str, list[int]] = {}
         by_kind: dict[str, list[int]] = {}
         late = func.sum(case((t.township_due_at_ms < now_ms, 1), else_=0))
@@ -1064,10 +1064,10 @@ class CountyHandling:
             open_ = [Stage.IN_PROGRESS.value, Stage.WAITING_MATERIALS.value]
             escalated_open = int(conn.execute(select(func.count()).select_from(county_matter)
                                               .where(m.stage.in_(open_))).scalar_one())
-            # Overdue or 督办 on the county hop: a clock still running past its due instant.
-            escalated_late = int(conn.execute(select(func.count()).select_from(county_matter.join(
-                hop_deadline, (h.matter_id == m.matter_id) & (h.hop == COUNTY_HOP))).where(
-                m.stage.in_(open_), h.status == ClockStatus.RUNNING.value, h.due_at_ms < now_ms)).scalar_one())
+            # Overdue or 督办 on the county hop: the open-clock counts kept as clocks change (the board's
+            # totals too), not a join over every open matter.
+            kept = self.deadlines.clock_counts(self.clock.now(), conn=conn)
+            escalated_late = kept.get((COUNTY_HOP, "overdue"), 0) + kept.get((COUNTY_HOP, "supervise"), 0)
         for code, kind_value, n, n_late in rows:
             kind = _KIND_FROM_WIRE.get(int(kind_value))
             for bucket, key in ((by_township, code), (by_kind, kind.label_zh if kind else "未分类")):
