@@ -48,13 +48,13 @@ def rss_mib() -> tuple[float, float]:
 
 
 def county(sizes: list[int], repeats: int) -> None:
+    from bench.seed_county import open_county
+    from bench.seed_county import seed as seed_county
     from hub.console.board import BOARD_PAGE_SIZE
     from hub.console.oversight import OVERDUE_LIST_LIMIT
     from hub.evaluation import county_settings, parse_period, township_comparison
     from hub.store.tables import county_matter
     from shared.documents.adapters.sql import issued_document
-
-    from bench.seed_county import open_county, seed as seed_county
 
     with tempfile.TemporaryDirectory() as d:
         app = open_county(f"sqlite:///{Path(d) / 'county.db'}")

@@ -19,6 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
+from hub.bootstrap import HubApp, build_app
 from shared.calendar import WorkingCalendar
 from shared.catalog import Tier
 from shared.clock import SystemClock
@@ -28,7 +29,6 @@ from shared.relay.ports import EnrollmentInfo
 from shared.relay.server import PushSession
 from shared.signing import Signer
 from shared.wire.v1 import records_pb2
-from hub.bootstrap import HubApp, build_app
 
 __all__ = ["seed", "open_county", "county_codes"]
 
@@ -89,7 +89,7 @@ def seed(app: HubApp, matters: int, *, townships: int = 20, villages_per_townshi
         claimed = now_ms - 60_000 - (2 * n + len(villages) + 1) * step
         envs = []
 
-        def push() -> None:
+        def push(envs: list, session: PushSession) -> None:
             for i in range(0, len(envs), 500):
                 response = app.core.push(envs[i:i + 500], session)
                 if len(response.receipts) != len(envs[i:i + 500]):
@@ -140,8 +140,8 @@ def seed(app: HubApp, matters: int, *, townships: int = 20, villages_per_townshi
             if len(first_ids) < supervised:
                 first_ids.append(matter_id)
             if len(envs) >= 2 * chunk:
-                push()
-        push()
+                push(envs, session)
+        push(envs, session)
         made += n
     for matter_id in first_ids:
         app.handling.issue_supervision(matter_id, "请说明进度并尽快办结", actor=SEEDER)
