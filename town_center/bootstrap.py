@@ -198,6 +198,7 @@ class Background:
         # transaction and writers of the file queue first come, first served (docs/performance.md),
         # so pushes in flight go between its batches and matters show within seconds of receipt.
         self.max_defer_s = 1.0
+        self.backlog_pause_s = 0.05
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._intake_loop, name="town-intake", daemon=True)
 
@@ -209,16 +210,19 @@ class Background:
 
     def _intake_loop(self) -> None:
         last_pass = time.monotonic()
+        backlog = False
         while not self._stop.is_set():
             now = time.monotonic()
             # Villages pushing: receipts first; the projection runs beside them at least every
             # `max_defer_s`, so operators never wait long for a new matter.
             busy = now - self.app.core.last_push_monotonic < self.quiet_s
-            if not busy or now - last_pass >= self.max_defer_s:
+            folded = 0
+            if not busy or now - last_pass >= self.max_defer_s or backlog:
                 try:
                     self.app.handling.refresh_catalog()
                     self.app.calendar_follower.refresh()   # folded by another township process
-                    if self.app.intake.run_once():
+                    folded = self.app.intake.run_once()
+                    if folded:
                         self.watch.wake()
                     if self.app.front_desk is not None:
                         self.app.front_desk.start_due_absences()   # 顶岗 registered ahead begins on its first day
@@ -230,7 +234,10 @@ class Background:
                 except Exception:  # noqa: BLE001 - a failed pass is retried on the next tick; the log keeps the cause
                     log.exception("intake pass failed")
                 last_pass = time.monotonic()
-            self._stop.wait(self._every)
+            # A pass that folded records ran while more arrived (a storm): the next one starts at
+            # once, so a matter waits for at most about one pass (docs/performance.md, "Intake").
+            backlog = folded > 0
+            self._stop.wait(self.backlog_pause_s if backlog else self._every)
 
     def stop(self) -> None:
         self._stop.set()

@@ -12,6 +12,8 @@ import datetime as dt
 import json
 import logging
 import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -38,14 +40,21 @@ log = logging.getLogger("town_center.intake")
 RATING_ZH = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
 # Records folded per transaction: the write lock is held tens of milliseconds at a time.
 _BATCH = 250
+# Authors folded at once, each batch in its own transaction. During a storm every writer
+# transaction waits its turn behind the relay's (shared.sqlite.WriterLine, first come first
+# served), so one folding thread spent most of a pass in that line; several keep several places in
+# it (docs/performance.md, "Intake"). On SQLite the transactions still run one at a time, on
+# PostgreSQL they serialize on the township's chain tip row that each takes first.
+_WORKERS = 4
 _FORWARDED = frozenset({"result_handed_over", "signed_off", "withdrawn"})
 
 
 class Intake:
-    def __init__(self, handling: HandlingService) -> None:
+    def __init__(self, handling: HandlingService, *, workers: int = _WORKERS) -> None:
         # No clock of its own: a village record takes effect at the township's receipt time of it.
         self.handling = handling
         self.store = handling.store
+        self.workers = max(1, workers)
         self._lock = threading.Lock()
 
     def run_once(self) -> int:
@@ -53,19 +62,54 @@ class Intake:
 
         Each transaction folds at most `_BATCH` records of one author, so the write lock is held
         for tens of milliseconds at a time and relay writers waiting in line go between batches
-        (shared.sqlite: writers of a file queue first come, first served)."""
-        applied = 0
+        (shared.sqlite: writers of a file queue first come, first served). Authors with records to
+        fold take turns, a batch each, on up to `workers` threads; no author is folded by two
+        threads at once, so each author's records still apply in chain order."""
         with self._lock:
             with self.store.engine.connect() as conn:
                 authors = [(k, int(t)) for k, t in conn.execute(select(agent_key.c.key_id, agent_key.c.tip_seq))]
                 done = {k: int(s) for k, s in conn.execute(select(intake_cursor.c.author_key_id, intake_cursor.c.seq))}
-            for key_id, tip in authors:
-                while done.get(key_id, 0) < tip:
-                    n, done[key_id] = self._author_batch(key_id)
+            pending = deque((k, tip) for k, tip in authors if done.get(k, 0) < tip)
+            if not pending:
+                return 0
+            self._ensure_cursors([k for k, _ in pending if k not in done])
+            turns = threading.Lock()
+
+            def fold() -> int:
+                applied = 0
+                while True:
+                    with turns:
+                        if not pending:
+                            return applied
+                        key_id, tip = pending.popleft()
+                    n, position = self._author_batch(key_id)
                     applied += n
-                    if n == 0:
-                        break
-        return applied
+                    if n and position < tip:
+                        with turns:
+                            pending.append((key_id, tip))   # its next batch after the other authors' turns
+
+            threads = min(self.workers, len(pending))
+            if threads == 1:
+                return fold()
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="town-intake-fold") as pool:
+                futures = [pool.submit(fold) for _ in range(threads)]
+                return sum(f.result() for f in futures)
+
+    def _ensure_cursors(self, key_ids: list[str]) -> None:
+        """Cursor rows for authors folded for the first time: one transaction for all of them (one
+        wait in the writer line, not one per author)."""
+        if not key_ids:
+            return
+        try:
+            with self.store.engine.begin() as conn:
+                held = {k for (k,) in conn.execute(select(intake_cursor.c.author_key_id)
+                                                   .where(intake_cursor.c.author_key_id.in_(key_ids)))}
+                missing = [k for k in key_ids if k not in held]
+                if missing:
+                    conn.execute(insert(intake_cursor), [dict(author_key_id=k, seq=0) for k in missing])
+        except IntegrityError:
+            for key_id in key_ids:   # another process made some of them at the same moment
+                self._ensure_cursor(key_id)
 
     def _ensure_cursor(self, key_id: str) -> None:
         with self.store.engine.connect() as conn:
@@ -78,7 +122,6 @@ class Intake:
             pass  # another process made it first; the row is what we need
 
     def _author_batch(self, key_id: str) -> tuple[int, int]:
-        self._ensure_cursor(key_id)
         with self.store.engine.begin() as conn:
             self.store.lock_own_tip(conn, self.handling.signer.key_id)   # same lock order as staff actions
             # The row lock serializes two township processes folding the same author.
