@@ -5,8 +5,8 @@ without it the browser tests are skipped, saying why.
 """
 from __future__ import annotations
 
+import contextlib
 import re
-
 import threading
 import time
 from collections.abc import Iterator
@@ -28,22 +28,17 @@ class RunningUI:
     service: object  # AgentService; typed loosely so collection does not import the app when skipped
 
 
-@pytest.fixture(scope="module")
-def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUI]:
+@contextlib.contextmanager
+def serve_village_ui(service: object, name: str) -> Iterator[RunningUI]:
+    """The village agent UI for `service` on a port-0 uvicorn in a thread; closes the store after."""
     import uvicorn
 
-    from tests.village_fixtures import PASSPHRASE, make_agent
-    from village_agent.bootstrap import open_agent
+    from shared.console.guard import uvicorn_options
     from village_agent.ui.server import create_app
 
-    root = tmp_path_factory.mktemp("village-ui") / "agent"
-    make_agent(root)
-    service = open_agent(root, PASSPHRASE)
-    from shared.console.guard import uvicorn_options
-
-    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=0, **uvicorn_options())
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="village-ui", daemon=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=0,  # type: ignore[arg-type]
+                                           **uvicorn_options()))
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
@@ -57,6 +52,17 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUI]:
         server.should_exit = True
         thread.join(timeout=10)
         service.store.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUI]:
+    from tests.village_fixtures import PASSPHRASE, make_agent
+    from village_agent.bootstrap import open_agent
+
+    root = tmp_path_factory.mktemp("village-ui") / "agent"
+    make_agent(root)
+    with serve_village_ui(open_agent(root, PASSPHRASE), "village-ui") as ui:
+        yield ui
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import CHROMIUM, VIEWPORT, RunningUI
+from tests.e2e.conftest import CHROMIUM, VIEWPORT, RunningUI, serve_village_ui
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed: browser tests need Debian's chromium")
 
@@ -23,32 +21,14 @@ BOOKED_AT = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.timezone.utc)   # Monday 0
 
 @pytest.fixture(scope="module")
 def clocked_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUI]:
-    import uvicorn
-
     from shared.clock import FakeClock
-    from shared.console.guard import uvicorn_options
     from tests.village_fixtures import PASSPHRASE, make_agent
     from village_agent.bootstrap import open_agent
-    from village_agent.ui.server import create_app
 
     root = tmp_path_factory.mktemp("village-appointments") / "agent"
     make_agent(root)
-    service = open_agent(root, PASSPHRASE, FakeClock(BOOKED_AT))
-    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=0, **uvicorn_options()))
-    thread = threading.Thread(target=server.run, name="village-ui-appointments", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("村代办员网页服务未能启动")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield RunningUI(f"http://127.0.0.1:{port}", service)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        service.store.close()  # type: ignore[attr-defined]
+    with serve_village_ui(open_agent(root, PASSPHRASE, FakeClock(BOOKED_AT)), "village-ui-appointments") as ui:
+        yield ui
 
 
 def test_a_missed_appointment_is_forfeited_only_after_a_failed_contact_and_the_villager_is_still_served_later(  # type: ignore[no-untyped-def]

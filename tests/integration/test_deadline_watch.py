@@ -452,7 +452,9 @@ def _delivered(*files: Path) -> collections.Counter[str]:
     return counter
 
 
-def _run_processes(url: str, store: DeadlineStore, tmp_path: Path, n_clocks: int, n_processes: int) -> None:
+def _run_processes(url: str, store: DeadlineStore, tmp_path: Path, n_clocks: int, n_processes: int
+                   ) -> tuple[set[str], dict[str, int]]:
+    """Seed `n_clocks`, run the workers to the end, check the database; (keys expected, deliveries by key)."""
     expected_events, expected_keys = _seed(store, n_clocks)
     assert expected_events and expected_keys
     go = tmp_path / "go"
@@ -471,12 +473,14 @@ def _run_processes(url: str, store: DeadlineStore, tmp_path: Path, n_clocks: int
     assert set(delivered) == expected_keys
     assert set(delivered.values()) == {1}, "a notification was delivered twice"
     assert all("done" in log for log in logs)
+    return expected_keys, delivered
 
 
 def test_two_processes_on_one_database_fire_and_send_everything_exactly_once(
     db_url: str, open_store: Callable[..., DeadlineStore], tmp_path: Path
 ) -> None:
-    _run_processes(db_url, open_store(), tmp_path, n_clocks=240, n_processes=2)
+    expected_keys, delivered = _run_processes(db_url, open_store(), tmp_path, n_clocks=240, n_processes=2)
+    assert set(delivered) == expected_keys and set(delivered.values()) == {1}
 
 
 def test_a_process_killed_mid_run_is_finished_by_its_restart_with_each_event_fired_once(
@@ -515,7 +519,8 @@ def test_a_process_killed_mid_run_is_finished_by_its_restart_with_each_event_fir
 def test_soak_three_processes_share_thousands_of_clocks(
     db_url: str, open_store: Callable[..., DeadlineStore], tmp_path: Path
 ) -> None:
-    _run_processes(db_url, open_store(), tmp_path, n_clocks=3000, n_processes=3)
+    expected_keys, delivered = _run_processes(db_url, open_store(), tmp_path, n_clocks=3000, n_processes=3)
+    assert set(delivered) == expected_keys and set(delivered.values()) == {1}
 
 
 # -- the worker ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ received: docs/wire-v1.md "Written documents"), and keeping such a received reco
 how to open its store's engine and how to name the keys whose documents it receives."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -22,18 +23,18 @@ from shared.wire.v1 import records_pb2
 __all__ = ["TierDocuments"]
 
 
-class TierDocuments:
+class TierDocuments(ABC):
     archive: DocumentArchive
     # On paper when a staff account has no display name (people by name, never by login).
     colleague_zh: str = "工作人员"
 
+    @abstractmethod
     def _store(self) -> Any:
         """The tier's store (its `engine` holds the archive and the received documents)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _issuers(self, conn: Connection) -> dict[str, str]:
         """Who signed the documents this tier receives, by key id, as a person reads it."""
-        raise NotImplementedError
 
     @property
     def _engine(self) -> Engine:
