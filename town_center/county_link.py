@@ -314,23 +314,6 @@ class CountyLink:
                 if received is not None:
                     save_received(conn, received, received_at_ms=to_unix_ms(self.clock.now()))
             return
-        if kind == "document_issued":
-            # A county notice for one of our matters (the township hands it on): kept by its hashes, so
-            # `town-center document verify` and /public/verify can check a paper of it.
-            from shared.documents.adapters.sql import save_received
-            from shared.documents.chain import received_from_record
-
-            try:
-                received = received_from_record(record.document_issued, issuer_name="",
-                                                author_key_id=record.header.author_key_id, seq=int(record.header.seq))
-            except ValueError:
-                received = None
-                log.warning("county document record without a number or with malformed hashes, not kept")
-            with self.store.engine.begin() as conn:
-                mark(conn)
-                if received is not None:
-                    save_received(conn, received, received_at_ms=to_unix_ms(self.clock.now()))
-            return
         if kind == "assessment_settings":
             self._take_assessment_settings(record.assessment_settings, mark)
             return
