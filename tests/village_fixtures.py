@@ -59,6 +59,10 @@ def villager(rng: random.Random) -> dict[str, str]:
             "phone": f"139{rng.randint(0, 99999999):08d}", "address": f"东山村{rng.randint(1, 9)}组{rng.randint(1, 80)}号"}
 
 
+# A filing signs the request and its four documents (代办服务申请表, 代理服务委托书, 代办收件回执, 一次性告知书).
+RECORDS_PER_FILING = 5
+
+
 def request_params(rng: random.Random) -> dict[str, Any]:
     catalog = load_catalog()
     item = rng.choice(list(catalog))

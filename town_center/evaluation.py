@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import from_unix_ms, to_unix_ms
@@ -63,6 +64,8 @@ CONFIDENTIAL_ROLES = frozenset({Role.DIRECTOR, Role.SUPERVISOR})
 # A token is printed once the result exists: on the 交付签收单 the agent hands over.
 _RATEABLE = frozenset({Stage.RESULT_READY, Stage.HANDED_OVER, Stage.SIGNED_OFF, Stage.RETURNED})
 _RETRIES = 5
+# PostgreSQL advisory-lock key of the evaluation feed's cursor (a fixed bigint, see `_next_seq`).
+_FEED_LOCK_KEY = 0x7165_6576_616C_0001
 
 
 @dataclass(frozen=True)
@@ -685,8 +688,11 @@ class Evaluations:
 
     @staticmethod
     def _next_seq(conn: Connection) -> int:
-        # The unique index makes a racing writer fail and retry (`_write`), so cursors are handed out
-        # in commit order and a feed reader never skips a change.
+        # Cursors must be handed out in commit order so a feed reader never skips a change. On
+        # PostgreSQL a transaction lock serialises the writers from here to their commit (SQLite's
+        # writers are serialised already); the unique index stays as the last guard (`_write` retries).
+        if conn.dialect.name == "postgresql":
+            conn.execute(sql_text("SELECT pg_advisory_xact_lock(:key)"), {"key": _FEED_LOCK_KEY})
         return int(conn.execute(select(func.coalesce(func.max(evaluation.c.feed_seq), 0))).scalar_one()) + 1
 
     def _write(self, fn: Callable[[Connection], Any]) -> Any:

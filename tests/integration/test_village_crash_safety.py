@@ -14,7 +14,7 @@ from pathlib import Path
 
 from shared.chain import verify_chain
 from shared.keys import InMemoryKeyDirectory, load_key_file
-from tests.village_fixtures import PASSPHRASE, make_agent, request_params
+from tests.village_fixtures import PASSPHRASE, RECORDS_PER_FILING, make_agent, request_params
 from village_agent.config import Paths
 from village_agent.store import AgentStore
 
@@ -77,7 +77,7 @@ def test_every_confirmed_request_survives_at_least_a_hundred_sigkills(tmp_path: 
         rows = store.ledger_rows()
         report = verify_chain([r.envelope for r in rows], keys)
         assert report.ok, report.first_break
-        assert len(rows) == REQUESTS + 1 and store.outbox_size() == len(rows)
+        assert len(rows) == REQUESTS * RECORDS_PER_FILING + 1 and store.outbox_size() == len(rows)
     finally:
         store.close()
     with sqlite3.connect(paths.database) as conn:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from shared.keys import enrollment_uri, load_key_file
-from tests.village_fixtures import PASSPHRASE, request_params
+from tests.village_fixtures import PASSPHRASE, RECORDS_PER_FILING, request_params
 from town_center.bootstrap import DB_FILE_NAME, KEY_FILE_NAME
 
 BIN = Path(sys.executable).parent
@@ -90,7 +90,7 @@ def test_three_villages_recording_while_the_township_is_down_deliver_every_recor
     db = town_home / DB_FILE_NAME
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT author_key_id, seq FROM ingest_log").fetchall()
-    assert len(rows) == len(set(rows)) == 3 * (per_village * 5 + 1)   # a filing signs the request and its four documents
+    assert len(rows) == len(set(rows)) == 3 * (per_village * RECORDS_PER_FILING + 1)
     for data in villages:
         with sqlite3.connect(data / "agent.db") as conn:
             assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0

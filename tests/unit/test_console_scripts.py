@@ -13,7 +13,7 @@ import pytest
 from shared.ledger_file import MAGIC, append_to_ledger, read_ledger
 from shared.signing import Signer
 from tests.chains import build_chain, envelopes
-from tests.village_fixtures import PASSPHRASE, make_agent, request_params
+from tests.village_fixtures import PASSPHRASE, RECORDS_PER_FILING, make_agent, request_params
 
 BIN = Path(sys.executable).parent
 
@@ -53,7 +53,7 @@ def test_requests_recorded_in_batch_export_to_a_ledger_that_verifies(tmp_path: P
     assert all(json.loads(ln)["ok"] for ln in batch.stdout.splitlines())
     assert _run(["export", "--data", "agent", "--out", "l.qclog"], tmp_path).returncode == 0
     verified = _run(["ledger-verify", "l.qclog"], tmp_path)
-    assert verified.returncode == 0 and "共 6 条记录" in verified.stdout  # enrollment + 5 requests
+    assert verified.returncode == 0 and f"共 {1 + 5 * RECORDS_PER_FILING} 条记录" in verified.stdout  # enrollment + 5 filings
 
 
 def test_a_wrong_passphrase_is_refused_with_a_chinese_message(tmp_path: Path) -> None:
