@@ -33,15 +33,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import Engine, text  # noqa: E402
+from sqlalchemy import Engine, text
 
-from shared.calendar import SHANGHAI, WorkingCalendar  # noqa: E402
-from shared.deadline_watch.store import DeadlineStore, make_engine  # noqa: E402
-from shared.deadlines import HopClock  # noqa: E402
-from shared.domain.limits import Limit  # noqa: E402
+from shared.calendar import SHANGHAI, WorkingCalendar
+from shared.deadline_watch.store import DeadlineStore, make_engine
+from shared.deadlines import HopClock
+from shared.domain.limits import Limit
 
 NOW = dt.datetime(2026, 12, 14, 10, 0, tzinfo=SHANGHAI)  # a Monday morning
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _ms(at: dt.datetime) -> int:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.calendar import SHANGHAI, WorkingCalendar, load_override_file  # noqa: E402
-from shared.deadlines import HopClock, SuspensionReason, Thresholds, due_after  # noqa: E402
-from shared.domain.limits import Limit  # noqa: E402
+from shared.calendar import SHANGHAI, WorkingCalendar, load_override_file
+from shared.deadlines import HopClock, SuspensionReason, Thresholds, due_after
+from shared.domain.limits import Limit
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -35,7 +35,7 @@ from shared.signing import Signer
 from town_center.bootstrap import build_app, metric_sources
 from town_center.store.tables import ingest_log
 
-NOW = dt.datetime(2026, 12, 14, 2, 0, tzinfo=dt.timezone.utc)   # Monday 10:00 in Beijing
+NOW = dt.datetime(2026, 12, 14, 2, 0, tzinfo=dt.UTC)   # Monday 10:00 in Beijing
 SCRAPE_INTERVAL_S = 15.0
 
 

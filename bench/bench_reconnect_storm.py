@@ -22,13 +22,13 @@ import threading
 import time
 from pathlib import Path
 
+from bench.workload import TownServer, prepare_outboxes
 from shared.clock import SystemClock
 from shared.relay.client import ClientLimits, RelayClient
 from shared.relay.ports import EnrollmentInfo
 from shared.retry import RetryPolicy
 from shared.signing import Signer, key_id_for
 from shared.wire.v1 import records_pb2
-from bench.workload import TownServer, prepare_outboxes
 from tests.relay_fakes import SqliteOutbox, init_town
 from town_center.store import open_town_store
 

@@ -28,6 +28,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from bench.workload import TownServer, claimed_times_ms, filing, free_port, prepare_outboxes
 from shared.clock import SystemClock
 from shared.envelope import GENESIS, ChainTip, sign_next, sign_receipt
 from shared.relay.client import ClientLimits, RelayClient
@@ -35,7 +36,6 @@ from shared.relay.errors import PeerUnavailable
 from shared.relay.ports import EnrollmentInfo, IngestRow
 from shared.signing import Signer, is_valid, payload_hash
 from shared.wire.v1 import envelope_pb2, records_pb2
-from bench.workload import TownServer, claimed_times_ms, filing, free_port, prepare_outboxes
 from tests.chains import request_record as body
 from tests.relay_fakes import SqliteOutbox, init_town
 from town_center.store import open_town_store
@@ -264,7 +264,7 @@ def http_server_main(port: int, db: str, seed_hex: str, keys_json: str) -> None:
         def log_message(self, *a: object) -> None:
             pass
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             doc = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             key_id = doc["key_id"]
             answer: dict[str, object] = {"receipts": []}

@@ -16,12 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine  # noqa: E402
+from sqlalchemy import create_engine
 
-from shared.clock import SystemClock  # noqa: E402
-from shared.console import ConsoleAuth, ScryptParams, create_console_tables  # noqa: E402
-from shared.console.passwords import DEFAULT_SCRYPT  # noqa: E402
-from shared.domain.handling import Role  # noqa: E402
+from shared.clock import SystemClock
+from shared.console import ConsoleAuth, ScryptParams, create_console_tables
+from shared.console.passwords import DEFAULT_SCRYPT
+from shared.domain.handling import Role
 
 PASSWORD = "青石镇窗口2026春季值班"
 

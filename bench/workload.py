@@ -71,7 +71,7 @@ def claimed_times_ms(n: int, *, end_ms: int | None = None, spread_s: float = 6 *
 def prepare_outboxes(tmp: Path, n_villages: int, n_records: int, town_public_key: bytes, town_key_id: str,
                      ) -> list[tuple[Signer, Path, str]]:
     """Each village's outbox file (the laptop's queue) with `n_records` signed filings waiting."""
-    from tests.relay_fakes import SqliteOutbox   # the outbox the relay's own tests run on
+    from tests.relay_fakes import SqliteOutbox  # the outbox the relay's own tests run on
 
     out = []
     for v in range(n_villages):
@@ -106,7 +106,7 @@ class TownServer:
         self.port = 0
         self.log_path = home / "town.log"
 
-    def start(self, timeout_s: float = 30) -> "TownServer":
+    def start(self, timeout_s: float = 30) -> TownServer:
         from tests.relay_fakes import health_serving
 
         port_file = self.home / "port"

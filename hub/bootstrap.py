@@ -1,25 +1,29 @@
 """Wiring for the county process: the only place that builds the store, the core and the server."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 
+from hub.errors import SetupError
+from hub.handling import COUNTY_HOP, CountyHandling
+from hub.matter_names import CountyMatterNames
+from hub.store import HubStore, open_hub_store
+from hub.store.tables import county_matter
 from shared.calendar import WorkingCalendar, parse_override_toml
-from shared.errors import CalendarOverrideError
-from shared.deadline_watch.calendar_follower import CalendarFollower, stamp_key
 from shared.catalog import Catalog, load_catalog
 from shared.clock import Clock, SystemClock, to_unix_ms
+from shared.deadline_watch.calendar_follower import CalendarFollower, stamp_key
 from shared.deadline_watch.notify import LogNotifier, Notifier, OutboxRelay
 from shared.deadline_watch.scheduler import DeadlineWatch, process_tag
 from shared.deadline_watch.store import DeadlineStore
 from shared.envelope import GENESIS
+from shared.errors import CalendarOverrideError
 from shared.keys import load_key_file, save_key_file
 from shared.observability.metrics import MetricSources
 from shared.relay.server import RelayCore, RelayLimits
@@ -28,14 +32,9 @@ from shared.serving import TierProcess, console_starter, run_tier
 from shared.signing import Signer
 from shared.sqlite import reader_engine
 from shared.wire.v1 import records_pb2
-from hub.errors import SetupError
-from hub.handling import COUNTY_HOP, CountyHandling
-from hub.matter_names import CountyMatterNames
-from hub.store import HubStore, open_hub_store
-from hub.store.tables import county_matter
 
 if TYPE_CHECKING:
-    from shared.console.guard import WebSecurity   # the web stack only when a console runs
+    from shared.console.guard import WebSecurity  # the web stack only when a console runs
 
 __all__ = ["HubApp", "build_app", "init_home", "load_signer", "serve", "Background", "KEY_FILE_NAME", "DB_FILE_NAME",
            "PUBLIC_KEY_FILE_NAME", "default_db_url", "CALENDAR_META", "metric_sources"]
@@ -165,7 +164,7 @@ class Background:
             try:
                 self.app.calendar_follower.refresh()   # a file saved by `county-hub calendar set` meanwhile
                 self.app.handling.run_once()
-            except Exception:  # noqa: BLE001 - retried on the next tick; the log keeps the cause
+            except Exception:
                 log.exception("county intake pass failed")
             self._stop.wait(self._every)
 

@@ -231,8 +231,8 @@ def _fmt_ms(ms: int) -> str:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from shared.keys import check_passphrase
     from hub.bootstrap import PUBLIC_KEY_FILE_NAME, init_home
+    from shared.keys import check_passphrase
 
     passphrase = cli_common.read_passphrase(args, confirm=True)
     check_passphrase(passphrase)
@@ -246,9 +246,8 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from hub.bootstrap import build_app, load_signer, serve
     from shared.console.serve import web_security_from_args
-    from shared.serving import check_plaintext_allowed
-
     from shared.observability.logs import configure_logging
+    from shared.serving import check_plaintext_allowed
 
     configure_logging(verbose=args.verbose, fmt=args.log_format)
     metrics = cli_common.metrics_address(args)
@@ -308,8 +307,8 @@ def _open_app(args: argparse.Namespace):
 
 
 def _cmd_calendar_set(args: argparse.Namespace) -> int:
-    from shared.errors import CalendarOverrideError
     from hub.bootstrap import build_app, load_signer
+    from shared.errors import CalendarOverrideError
 
     path = Path(args.file)
     try:

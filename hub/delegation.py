@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, insert, select, update
 
-from shared.console.store import staff
-from shared.domain.handling import Role
 from hub.errors import DelegationError
 from hub.store.tables import county_delegation
+from shared.console.store import staff
+from shared.domain.handling import Role
 
 __all__ = ["Delegation", "delegate", "withdraw", "active_delegations"]
 

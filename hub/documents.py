@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
+from hub.store.tables import county_matter, township_key, tracked_matter
 from shared.catalog import CatalogItem
 from shared.clock import from_unix_ms, to_unix_ms
 from shared.documents.adapters.archive import DocumentArchive, IssuerSettings
@@ -25,7 +26,12 @@ from shared.documents.adapters.tier import TierDocuments
 from shared.documents.chain import document_record
 from shared.documents.content import instant_zh
 from shared.documents.drafts import (
-    DocumentDraft, NoticeFacts, extension_draft, refusal_draft, supervision_draft, supplement_draft,
+    DocumentDraft,
+    NoticeFacts,
+    extension_draft,
+    refusal_draft,
+    supervision_draft,
+    supplement_draft,
     upper_acceptance_draft,
 )
 from shared.documents.kinds import DocumentKind, IssuingTier
@@ -33,7 +39,6 @@ from shared.documents.signed import IssuedDocument
 from shared.domain.handling import HandledMatter
 from shared.sealing import open_sealed
 from shared.wire.v1 import records_pb2
-from hub.store.tables import county_matter, township_key, tracked_matter
 
 if TYPE_CHECKING:
     from hub.handling import CountyHandling
@@ -47,7 +52,7 @@ _HOP_ZH = {"township": "乡镇办理环节", "county": "县级审批环节", "vi
 class CountyDocuments(TierDocuments):
     colleague_zh = "县政务服务中心工作人员"
 
-    def __init__(self, handling: "CountyHandling") -> None:
+    def __init__(self, handling: CountyHandling) -> None:
         self.handling = handling
         self.archive = DocumentArchive(IssuingTier.COUNTY, handling.signer, self.settings)
 

@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from shared.catalog import CatalogItem, CatalogError
+from shared.catalog import CatalogError, CatalogItem
 from shared.clock import from_unix_ms
 from shared.errors import SharedError
 from shared.sealing import open_sealed

@@ -194,7 +194,7 @@ class CountySettings:
                            "set_at_ms": self.set_at_ms}, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "CountySettings":
+    def from_json(cls, text: str) -> CountySettings:
         if not text:
             return cls()
         d = json.loads(text)

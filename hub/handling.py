@@ -18,13 +18,36 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 
+from hub.acts import Act, offered, permission_zh, state_zh
+from hub.documents import CountyDocuments
+from hub.dossier import Dossier, filing_of, material_names, read_dossier
+from hub.errors import ConcurrentEditError, NotPermitted, UnknownMatter
+from hub.store import HubStore
+from hub.store.tables import (
+    county_dossier,
+    county_event,
+    county_matter,
+    county_refusal,
+    hub_intake_cursor,
+    ingest_log,
+    supervision_notice,
+    township_key,
+    tracked_matter,
+    village_key,
+)
+from shared.calendar import WorkingCalendar
 from shared.catalog import Catalog, CatalogItem, MatterKind, Tier
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.deadline_watch.store import DeadlineStore, hop_deadline
-from shared.calendar import WorkingCalendar
 from shared.deadlines import ClockState, ClockStatus, SuspensionReason, Thresholds
 from shared.domain.handling import (
-    Actor, HandledMatter, RefusalKind, Role, Stage, matter_from_json_dict, matter_to_json_dict,
+    Actor,
+    HandledMatter,
+    RefusalKind,
+    Role,
+    Stage,
+    matter_from_json_dict,
+    matter_to_json_dict,
 )
 from shared.domain.limits import Limit
 from shared.domain.personal_data import refuse_personal_data
@@ -33,15 +56,6 @@ from shared.sealing import open_sealed
 from shared.signing import Signer, is_valid
 from shared.wire.v1 import records_pb2
 from shared.wire_views import KIND_TO_WIRE, due_ms, hop_view, limit_to_wire, stage_to_wire, suspension_to_wire
-from hub.acts import Act, offered, permission_zh, state_zh
-from hub.documents import CountyDocuments
-from hub.dossier import Dossier, filing_of, material_names, read_dossier
-from hub.errors import ConcurrentEditError, NotPermitted, UnknownMatter
-from hub.store import HubStore
-from hub.store.tables import (
-    county_dossier, county_event, county_matter, county_refusal, hub_intake_cursor, ingest_log, supervision_notice,
-    township_key, tracked_matter, village_key,
-)
 
 __all__ = ["CountyHandling", "COUNTY_HOP", "Outcome", "CountyMatterView", "TrackedView", "MatterHistory", "RefusalEntry",
            "UNKNOWN_MATTER_ZH", "notice_status"]
@@ -67,7 +81,7 @@ class BoardPage:
     """A page of the county board: its matters, the board's totals over every page (all, running,
     warning, overdue, elderly) and the cursor of the next page ("" on the last)."""
 
-    views: list["CountyMatterView"]
+    views: list[CountyMatterView]
     totals: dict[str, int]
     next_after: str
 
@@ -213,7 +227,7 @@ class CountyHandling:
                     conn.execute(insert(county_dossier).values(
                         matter_id=r.matter_id, elderly_or_disabled=bool(filed and filed.applicant.elderly_or_disabled),
                         door_to_door=bool(filed and filed.door_to_door)))
-            except Exception:  # noqa: BLE001 - another process filled it meanwhile, or the row cannot be read
+            except Exception:
                 log.warning("dossier flags of a county matter not backfilled", exc_info=True)
         self._dossiers_checked = True
 
@@ -469,7 +483,7 @@ class CountyHandling:
     def _item_or_none(self, code: str) -> CatalogItem | None:
         return self.catalog.item(code) if code in self.catalog else None
 
-    def offered(self, h: "MatterHistory", role: Role) -> frozenset[Act]:
+    def offered(self, h: MatterHistory, role: Role) -> frozenset[Act]:
         """The acts the console offers `role` on this matter now (the same rule the actions enforce)."""
         return offered(h.matter, h.item, role, past_due=self._past_due(h.matter))
 
@@ -481,7 +495,7 @@ class CountyHandling:
         return remaining is not None and remaining.overdue
 
     def _act(self, matter_id: str, act: Act, actor: Actor, expected_version: int | None,
-             transition: Callable[[Connection, Any, HandledMatter, CatalogItem | None, dt.datetime], "_Step"]) -> HandledMatter:
+             transition: Callable[[Connection, Any, HandledMatter, CatalogItem | None, dt.datetime], _Step]) -> HandledMatter:
         """One county act in one transaction: who may take it (role and authority), the version the page
         showed, the matter's state, then the transition, saved with its history line and signed records."""
         now = self._now()
@@ -555,7 +569,7 @@ class CountyHandling:
         return self._act(matter_id, act, actor, expected_version, transition)
 
     def _decided(self, after: HandledMatter, approved: bool, summary: str, decided_by: str, now: dt.datetime,
-                 outcome: str) -> "_Step":
+                 outcome: str) -> _Step:
         decision = self._decision_record(
             after.matter_id, records_pb2.DECISION_OUTCOME_APPROVED if approved else records_pb2.DECISION_OUTCOME_REFUSED,
             summary, decided_by, now)
@@ -680,7 +694,7 @@ class CountyHandling:
         return self._act(matter_id, act, actor, expected_version, transition)
 
     def _extended(self, before: HandledMatter, after: HandledMatter, item: CatalogItem | None, actor: Actor,
-                  now: dt.datetime) -> "_Step":
+                  now: dt.datetime) -> _Step:
         """An approved extension: the signed clock change, and the written 延期告知 the township passes
         on to the applicant (003 第七条) — recorded as told once someone confirms it."""
         assert before.clock is not None and after.clock is not None
@@ -755,7 +769,7 @@ class CountyHandling:
         log.info("督办 %s issued for %s by %s", notice_id, matter_id, actor.staff_id)
         return notice_id
 
-    def overdue_working_days(self, t: "TrackedView") -> int:
+    def overdue_working_days(self, t: TrackedView) -> int:
         """How many working days a township hop is past its due date (0 when it is not)."""
         if t.township_due_at is None:
             return 0
@@ -853,7 +867,7 @@ class CountyHandling:
         if self.on_saved is not None:
             try:
                 self.on_saved()
-            except Exception:  # noqa: BLE001 - a wake-up is an optimisation; the periodic scan still runs
+            except Exception:
                 log.exception("deadline watch wake-up failed")
 
     # ================================================================== reads for the board
@@ -900,7 +914,7 @@ class CountyHandling:
         return views
 
     def escalated_page(self, *, township_code: str | None = None, open_only: bool = False, after: str = "",
-                       page_size: int = 100) -> "BoardPage":
+                       page_size: int = 100) -> BoardPage:
         """One page of the board, newest first by (county receipt time, matter id), and the board's
         totals; `after` is a page's `next_after` (keyset paging: a page deep in a county of a million
         matters reads as little as the first). Elderly or disabled applicants first within the page."""

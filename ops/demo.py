@@ -116,7 +116,7 @@ class Processes:
         (ROOT / "logs").mkdir(parents=True, exist_ok=True)
 
     def start(self, name: str, args: list[str], ports: list[int]) -> None:
-        log = open(ROOT / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it; closed at exit
+        log = open(ROOT / "logs" / f"{name}.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", *args], stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)   # Ctrl-C reaches us; we stop the children in order
         self.procs.append((name, proc))

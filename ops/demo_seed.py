@@ -69,10 +69,14 @@ def seed(*, root: Path, passphrase: str, county_home: Path, county_grpc: str, to
          town_grpc: dict[str, str], plans: tuple[TownshipPlan, ...], village_dirs: dict[str, Path],
          staff: dict[str, tuple[tuple[str, str, str, str], ...]]) -> None:
     """Build the demo county's history. `staff` maps "county" and each township code to demo logins."""
-    from hub.bootstrap import build_app as build_hub, init_home as init_county, load_signer as county_signer
     from hub import cli as county_cli
+    from hub.bootstrap import build_app as build_hub
+    from hub.bootstrap import init_home as init_county
+    from hub.bootstrap import load_signer as county_signer
     from town_center import cli as town_cli
-    from town_center.bootstrap import build_app as build_town, init_home as init_town, link_county, load_link_signer, load_signer
+    from town_center.bootstrap import build_app as build_town
+    from town_center.bootstrap import init_home as init_town
+    from town_center.bootstrap import link_county, load_link_signer, load_signer
     from village_agent import actions
     from village_agent import cli as village_cli
     from village_agent.bootstrap import open_agent

@@ -52,7 +52,7 @@ def _name(common_name: str) -> x509.Name:
 def make_ca(common_name: str = "quancheng county CA", *, days: int = CA_DAYS,
             now: dt.datetime | None = None) -> tuple[bytes, bytes]:
     """A self-signed CA certificate and its private key, both PEM."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name(common_name)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
@@ -80,7 +80,7 @@ def make_cert(ca_cert_pem: bytes, ca_key_pem: bytes, common_name: str, hosts: Se
     as client; returns (chain PEM: leaf then CA, private key PEM)."""
     if not hosts:
         raise SharedError("请至少用 --host 写一个服务器地址（IP 或域名），村和乡镇按这个地址连接")
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
     key = ec.generate_private_key(ec.SECP256R1())

@@ -275,7 +275,7 @@ def _pg_is_empty(url: str) -> bool:
                 "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' "
                 "AND n.nspname NOT LIKE 'pg\\_temp%' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')")).scalar()
-    except Exception as exc:  # noqa: BLE001 - any driver error becomes one clear message
+    except Exception as exc:
         raise BackupError(f"无法连接目标数据库：{exc.__class__.__name__}") from exc
     finally:
         engine.dispose()

@@ -73,7 +73,7 @@ __all__ = [
     "calendar_warning_zh",
 ]
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _ONE_DAY = dt.timedelta(days=1)
 _MIN_YEAR, _MAX_YEAR = 1901, 9998  # keeps every lookup away from date.min / date.max
@@ -111,7 +111,7 @@ class OfficeHours:
             previous_end = end
 
     @classmethod
-    def parse(cls, text: str) -> "OfficeHours":
+    def parse(cls, text: str) -> OfficeHours:
         """Parse ``"08:30-12:00,14:00-17:30"`` (the form used in configuration files)."""
         sessions = []
         try:

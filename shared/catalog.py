@@ -206,7 +206,7 @@ class CatalogItem:
     major: bool = False
     # Periods beyond the statutory list (003 第八条) that this item declares not counted, each with
     # its legal basis; shown to the operator, never assumed without one.
-    not_counted: tuple["NotCountedPeriod", ...] = ()
+    not_counted: tuple[NotCountedPeriod, ...] = ()
     # 送达: from the result to the villager's sign-off; None takes the catalogue's default.
     delivery_limit: Limit | None = None
 

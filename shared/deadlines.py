@@ -59,7 +59,7 @@ __all__ = [
     "format_instant_zh",
 ]
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_DAY = dt.timedelta(days=1)
 _ONE_US = dt.timedelta(microseconds=1)
@@ -80,7 +80,7 @@ class ClockState(str, Enum):
         return _STATE_LABELS[self]
 
     @classmethod
-    def from_rank(cls, rank: int) -> "ClockState":
+    def from_rank(cls, rank: int) -> ClockState:
         return _BY_RANK[rank]
 
 
@@ -146,7 +146,7 @@ class SuspensionReason(str, Enum):
         return self is not SuspensionReason.SITE_INSPECTION
 
     @classmethod
-    def not_counted_steps(cls) -> tuple["SuspensionReason", ...]:
+    def not_counted_steps(cls) -> tuple[SuspensionReason, ...]:
         """The steps an operator may pause a clock for, besides waiting for the applicant's 补正."""
         return tuple(r for r in cls if r.may_suspend and r is not cls.AWAITING_MATERIALS)
 
@@ -426,7 +426,7 @@ class HopClock:
         statutory: Limit,
         *,
         materials_complete: bool = True,
-    ) -> "HopClock":
+    ) -> HopClock:
         """A hop received at `received_at`. A 补办件 (materials_complete=False) waits, not counting,
         until `start` is called when the materials are complete."""
         _aware(received_at, "收件时刻")
@@ -540,14 +540,14 @@ class HopClock:
         if at < self.last_event_at:
             raise DeadlineError(f"{what}时刻早于该环节上一次记录的时刻，时钟不能倒退")
 
-    def start(self, at: dt.datetime) -> "HopClock":
+    def start(self, at: dt.datetime) -> HopClock:
         """Materials complete (补办件): the clock starts counting from `at`."""
         self._check_at(at, "材料补齐")
         if self.status is not ClockStatus.WAITING:
             raise DeadlineError("只有待补齐材料的环节才能开始计时")
         return replace(self, start_at=at)
 
-    def suspend(self, at: dt.datetime, reason: SuspensionReason, note: str = "") -> "HopClock":
+    def suspend(self, at: dt.datetime, reason: SuspensionReason, note: str = "") -> HopClock:
         self._check_at(at, "中止计时")
         if self.status is not ClockStatus.RUNNING:
             raise DeadlineError(f"环节当前为“{self.status.label_zh}”，不能中止计时")
@@ -558,7 +558,7 @@ class HopClock:
                                 "鉴定、专家评审和等待补正材料不计入时限")
         return replace(self, suspensions=self.suspensions + (Suspension(reason, at, None, note),))
 
-    def resume(self, at: dt.datetime) -> "HopClock":
+    def resume(self, at: dt.datetime) -> HopClock:
         self._check_at(at, "恢复计时")
         if self.status is not ClockStatus.SUSPENDED:
             raise DeadlineError("环节未处于中止计时状态，不能恢复计时")
@@ -573,7 +573,7 @@ class HopClock:
         approver: str,
         reason: str,
         calendar: WorkingCalendar,
-    ) -> "HopClock":
+    ) -> HopClock:
         """An approved extension (延期). The applicant must then be told in writing."""
         self._check_at(at, "延期")
         if self.status not in (ClockStatus.RUNNING, ClockStatus.SUSPENDED):
@@ -606,7 +606,7 @@ class HopClock:
         extension = Extension(at, approver, reason, self.limit, new_limit)
         return replace(self, limit=new_limit, extensions=self.extensions + (extension,))
 
-    def note_applicant_notified(self, at: dt.datetime) -> "HopClock":
+    def note_applicant_notified(self, at: dt.datetime) -> HopClock:
         """Record that the applicant was told in writing of every extension so far."""
         _aware(at, "告知时刻")
         if not self.unnotified_extensions:
@@ -614,7 +614,7 @@ class HopClock:
         updated = tuple(e if e.applicant_notified_at else replace(e, applicant_notified_at=at) for e in self.extensions)
         return replace(self, extensions=updated)
 
-    def stop(self, at: dt.datetime, reason: StopReason) -> "HopClock":
+    def stop(self, at: dt.datetime, reason: StopReason) -> HopClock:
         """Passed on, done or returned. An open suspension ends at the stop."""
         self._check_at(at, "停止计时")
         if self.stop_at is not None:
@@ -624,7 +624,7 @@ class HopClock:
             suspensions = suspensions[:-1] + (replace(suspensions[-1], end_at=at),)
         return replace(self, suspensions=suspensions, stop_at=at, stop_reason=reason)
 
-    def reopen(self, at: dt.datetime) -> "HopClock":
+    def reopen(self, at: dt.datetime) -> HopClock:
         """A hop passed on that the next tier did not take in (an upper tier refusing a 上报 it cannot
         verify): the matter never left this hop, so its clock runs on as if it had never stopped."""
         self._check_at(at, "恢复办理")
@@ -661,7 +661,7 @@ class HopClock:
         }
 
     @classmethod
-    def from_json_dict(cls, data: dict[str, Any]) -> "HopClock":
+    def from_json_dict(cls, data: dict[str, Any]) -> HopClock:
         if data.get("v") != 1:
             raise DeadlineError(f"不支持的环节时钟记录版本：{data.get('v')!r}")
         try:

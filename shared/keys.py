@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from shared.errors import KeyFileError
-from shared.signing import Signer, key_id_for
 from shared.os_errors import os_error_zh
+from shared.signing import Signer, key_id_for
 
 KEY_FILE_FORMAT = "quancheng-device-key/1"
 # scrypt n=2**15 takes ~0.1 s and 32 MiB: slow enough to hurt guessing, fast on a cheap laptop.

@@ -85,7 +85,7 @@ class LedgerAppender:
     def close(self) -> None:
         self._fh.close()
 
-    def __enter__(self) -> "LedgerAppender":
+    def __enter__(self) -> LedgerAppender:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -93,7 +93,7 @@ def alembic_config(store: StoreMigrations, connection: Connection | None = None)
     return config
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _script(store: StoreMigrations) -> ScriptDirectory:
     # Parsing the revision files once per process keeps opening a store cheap.
     return ScriptDirectory.from_config(alembic_config(store))

@@ -71,7 +71,7 @@ class Signer:
         self.key_id: str = key_id_for(self.public_key)
 
     @classmethod
-    def generate(cls) -> "Signer":
+    def generate(cls) -> Signer:
         return cls(bytes(nacl.signing.SigningKey.generate()))
 
     def seed(self) -> bytes:

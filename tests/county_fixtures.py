@@ -10,6 +10,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from hub.bootstrap import HubApp
+from hub.bootstrap import build_app as build_hub
 from shared.calendar import WorkingCalendar
 from shared.clock import FakeClock
 from shared.domain.handling import Actor, Role
@@ -17,9 +19,9 @@ from shared.relay.client import ClientLimits, RelayClient
 from shared.relay.server import build_server
 from shared.retry import RetryPolicy
 from shared.signing import Signer
-from hub.bootstrap import HubApp, build_app as build_hub
 from tests.town_fixtures import MONDAY_9AM
-from town_center.bootstrap import TownApp, build_app as build_town, link_county
+from town_center.bootstrap import TownApp, link_county
+from town_center.bootstrap import build_app as build_town
 
 COUNTY_STAFF = Actor("chen", Role.DIRECTOR)
 

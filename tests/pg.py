@@ -98,7 +98,7 @@ class PostgresCluster:
         finally:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
-    def __enter__(self) -> "PostgresCluster":
+    def __enter__(self) -> PostgresCluster:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -52,7 +52,7 @@ class Served:
         self.ports = list(ports)
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 40) -> "Served":
+    def start(self, timeout: float = 40) -> Served:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.cmd, env=ENV, stdout=self._log, stderr=subprocess.STDOUT)
         end = time.monotonic() + timeout

@@ -195,7 +195,7 @@ class ChaosProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self.stats = {"refused": 0, "delayed": 0, "cut": 0, "frozen": 0, "blackholed": 0, "clean": 0}
 
-    def start(self) -> "ChaosProxy":
+    def start(self) -> ChaosProxy:
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("proxy did not start")
@@ -289,7 +289,6 @@ class ChaosProxy:
 # ---------------------------------------------------------------- process helpers for integration tests
 
 import json as _json  # noqa: E402
-
 import signal as _signal  # noqa: E402
 import socket as _socket  # noqa: E402
 import subprocess as _subprocess  # noqa: E402
@@ -332,9 +331,9 @@ class TownProcess:
     def __init__(self, home: Path, port: int, *, db_url: str | None = None, extra: Sequence[str] = ()) -> None:
         self.home, self.port, self.db_url, self.extra = home, port, db_url, list(extra)
         self.proc: _subprocess.Popen[bytes] | None = None
-        self.log = open(home / "town.log", "ab")  # noqa: SIM115 - closed in close()
+        self.log = open(home / "town.log", "ab")
 
-    def start(self) -> "TownProcess":
+    def start(self) -> TownProcess:
         cmd = [_sys.executable, "-m", "town_center.cli", "serve", "--home", str(self.home), "--listen",
                f"127.0.0.1:{self.port}", "--passphrase-file", str(self.home / "pass"), *self.extra]
         if self.db_url:
@@ -377,9 +376,9 @@ class CountyProcess:
     def __init__(self, home: Path, port: int) -> None:
         self.home, self.port = home, port
         self.proc: _subprocess.Popen[bytes] | None = None
-        self.log = open(home / "county.log", "ab")  # noqa: SIM115 - closed in close()
+        self.log = open(home / "county.log", "ab")
 
-    def start(self) -> "CountyProcess":
+    def start(self) -> CountyProcess:
         self.proc = _subprocess.Popen([_sys.executable, "-m", "hub.cli", "serve", "--home", str(self.home), "--listen",
                                       f"127.0.0.1:{self.port}", "--console-listen", "off", "--passphrase-file",
                                       str(self.home / "pass")], cwd=REPO, stdout=self.log, stderr=self.log)
@@ -416,7 +415,7 @@ class VillageProcess:
         self.workdir = workdir
         self.proc: _subprocess.Popen[bytes] | None = None
 
-    def start(self, **overrides: object) -> "VillageProcess":
+    def start(self, **overrides: object) -> VillageProcess:
         opts = {**self.options, **overrides}
         cmd = [_sys.executable, "-m", "tests.relay_village_proc", "--db", str(self.db), "--seed-hex", self.seed.hex(),
                "--target", f"127.0.0.1:{opts.pop('port', self.target_port)}", "--town-pub-hex", self.town_public_key.hex(),
@@ -427,7 +426,7 @@ class VillageProcess:
                 cmd.append(flag)
             elif v is not False and v is not None:
                 cmd += [flag, str(v)]
-        err = open(self.workdir / f"{self.name}.log", "ab")  # noqa: SIM115
+        err = open(self.workdir / f"{self.name}.log", "ab")
         self.proc = _subprocess.Popen(cmd, cwd=REPO, stdout=_subprocess.PIPE, stderr=err)
         err.close()
         return self

@@ -18,7 +18,7 @@ from shared.wire.v1 import records_pb2
 from town_center.bootstrap import TownApp, build_app
 
 # Monday 2026-11-23 09:00 in Beijing: a working day, in office hours.
-MONDAY_9AM = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.timezone.utc)
+MONDAY_9AM = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
 OPERATOR = Actor("wang", Role.OPERATOR)
 BACKUP = Actor("li", Role.OPERATOR)
 DIRECTOR = Actor("zhao", Role.DIRECTOR)
@@ -70,7 +70,7 @@ class VillageDevice:
         self.app.intake.run_once()
         return matter_id
 
-    def rotated(self) -> "VillageDevice":
+    def rotated(self) -> VillageDevice:
         """The laptop's key rotates: the old key signs the new one in (the township approves it by that
         record); the returned device signs with the new key, on its own chain."""
         new = Signer.generate()

@@ -18,10 +18,16 @@ from sqlalchemy import select
 
 from shared.catalog import MatterKind
 from shared.clock import from_unix_ms, to_unix_ms
-from shared.deadlines import HopClock
 from shared.deadline_watch.store import hop_deadline
+from shared.deadlines import HopClock
 from shared.domain.evaluation import (
-    Level, Period, PeriodError, RectificationState, ScoreInputs, assessment_score, parse_period,
+    Level,
+    Period,
+    PeriodError,
+    RectificationState,
+    ScoreInputs,
+    assessment_score,
+    parse_period,
 )
 from shared.domain.front_desk import CaseKind
 from town_center.evaluation import Evaluations

@@ -1,14 +1,13 @@
 """Wiring for the township process: the only place that builds the store, the core and the server."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import datetime as dt
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -16,33 +15,32 @@ from sqlalchemy.exc import IntegrityError
 from shared.calendar import WorkingCalendar
 from shared.catalog import Catalog, load_catalog
 from shared.clock import Clock, SystemClock
+from shared.deadline_watch.calendar_follower import CalendarFollower
 from shared.deadline_watch.notify import LogNotifier, Notifier, OutboxRelay
 from shared.deadline_watch.scheduler import DeadlineWatch, process_tag
-from shared.deadline_watch.calendar_follower import CalendarFollower
+from shared.deadline_watch.sealed_recipient import KeySeal
 from shared.deadline_watch.store import DeadlineStore
 from shared.envelope import GENESIS
 from shared.keys import load_key_file, save_key_file
-from shared.relay.server import RelayCore, RelayLimits
 from shared.observability.metrics import MetricSources, OutboxDepth
+from shared.relay.server import RelayCore, RelayLimits
 from shared.relay.tls import ServerTls
-from shared.deadline_watch.sealed_recipient import KeySeal
 from shared.serving import TierProcess, console_starter, run_tier
-from shared.signing import Signer
+from shared.signing import Signer, key_id_for
 from shared.sqlite import reader_engine
-from shared.signing import key_id_for
 from town_center.county_link import COUNTY_CALENDAR_META, LINK_META, CountyLink, LinkSettings
 from town_center.errors import SetupError
 from town_center.front_desk.service import FrontDesk, RegisterNames, build_front_desk, supervision_audience
 from town_center.handling import COUNTY_HOP, TOWNSHIP_HOP, HandlingService
 from town_center.intake import Intake
-from town_center.services import TownServices, published_catalog
 from town_center.matter_names import TownMatterNames
-from town_center.supervision import SignedSupervisionRecorder
+from town_center.services import TownServices, published_catalog
 from town_center.store import TownStore, open_town_store
 from town_center.store.matter_tables import town_matter
+from town_center.supervision import SignedSupervisionRecorder
 
 if TYPE_CHECKING:
-    from shared.console.guard import WebSecurity   # the web stack only when a console runs
+    from shared.console.guard import WebSecurity  # the web stack only when a console runs
 
 __all__ = ["TownApp", "build_app", "init_home", "serve", "KEY_FILE_NAME", "DB_FILE_NAME", "LINK_KEY_FILE_NAME",
            "default_db_url", "link_county", "load_link_signer", "metric_sources"]
@@ -231,7 +229,7 @@ class Background:
                         self.app.county_link.wake()
                     # 好差评 counts up to the county and to each agent's laptop, at most every 15 minutes.
                     self.figures.run_due()
-                except Exception:  # noqa: BLE001 - a failed pass is retried on the next tick; the log keeps the cause
+                except Exception:
                     log.exception("intake pass failed")
                 last_pass = time.monotonic()
             # A pass that folded records ran while more arrived (a storm): the next one starts at

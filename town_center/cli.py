@@ -327,11 +327,10 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from shared.console.serve import web_security_from_args
+    from shared.observability.logs import configure_logging
     from shared.relay.server import RelayLimits
     from shared.serving import check_plaintext_allowed
     from town_center.bootstrap import build_app, load_link_signer, load_signer, serve
-
-    from shared.observability.logs import configure_logging
 
     configure_logging(verbose=args.verbose, fmt=args.log_format)
     metrics = cli_common.metrics_address(args)

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, insert, select, update
 
-from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.calendar import parse_override_toml
+from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.deadline_watch.calendar_follower import CalendarFollower, stamp_key
-from shared.deadlines import HopClock, StopReason, SuspensionReason
+from shared.deadlines import HopClock, StopReason
 from shared.domain.handling import Stage
 from shared.domain.limits import Limit, LimitUnit
 from shared.domain.personal_data import refuse_personal_data
@@ -86,7 +86,7 @@ class LinkSettings:
                           ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "LinkSettings":
+    def from_json(cls, text: str) -> LinkSettings:
         d = json.loads(text)
         # The TLS fields came later: settings recorded before them load as a plain-text link.
         return cls(d["address"], d["county_key_id"], bytes.fromhex(d["county_public_key"]), d["township_code"],

@@ -26,7 +26,13 @@ from shared.documents.adapters.tier import TierDocuments
 from shared.documents.chain import document_record
 from shared.documents.content import instant_zh
 from shared.documents.drafts import (
-    DocumentDraft, NoticeFacts, acceptance_draft, extension_draft, refusal_draft, returned_draft, supplement_draft,
+    DocumentDraft,
+    NoticeFacts,
+    acceptance_draft,
+    extension_draft,
+    refusal_draft,
+    returned_draft,
+    supplement_draft,
 )
 from shared.documents.kinds import DocumentKind, IssuingTier
 from shared.documents.signed import IssuedDocument
@@ -52,7 +58,7 @@ VERIFY_HINT = "核验真伪：在本中心办件查询页“文书核验”（/p
 class TownDocuments(TierDocuments):
     colleague_zh = "本中心工作人员"
 
-    def __init__(self, handling: "HandlingService") -> None:
+    def __init__(self, handling: HandlingService) -> None:
         self.handling = handling
         self.archive = DocumentArchive(IssuingTier.TOWNSHIP, handling.signer, self.settings)
 
@@ -74,7 +80,7 @@ class TownDocuments(TierDocuments):
 
     # ------------------------------------------------------------------ issuing (inside the action's transaction)
 
-    def issue_for(self, conn: Connection, row: Any, before: HandledMatter, after: HandledMatter, change: "Change",
+    def issue_for(self, conn: Connection, row: Any, before: HandledMatter, after: HandledMatter, change: Change,
                   *, now: dt.datetime, actor_label: str) -> list[IssuedDocument]:
         drafts = self._drafts(conn, row, before, after, change)
         # Listed on the matter page from the archive (not as history lines: the history is the actions').
@@ -102,7 +108,7 @@ class TownDocuments(TierDocuments):
             handling.up.append_in(conn, up, now_ms=sign_ms)
 
     def _drafts(self, conn: Connection, row: Any, before: HandledMatter, after: HandledMatter,
-                change: "Change") -> list[DocumentDraft]:
+                change: Change) -> list[DocumentDraft]:
         action = change.action
         kind = after.kind
         if action == "classify" and kind is not None:

@@ -89,7 +89,7 @@ class EvaluationSettings:
                           ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str | None) -> "EvaluationSettings":
+    def from_json(cls, text: str | None) -> EvaluationSettings:
         if not text:
             return cls()
         data = json.loads(text)
@@ -103,7 +103,7 @@ class EvaluationSettings:
         return bool(self.county_set_at_ms)
 
     @classmethod
-    def from_wire(cls, body: records_pb2.AssessmentSettings) -> "EvaluationSettings":
+    def from_wire(cls, body: records_pb2.AssessmentSettings) -> EvaluationSettings:
         """The county's signed settings, checked as strictly as a township's own (raises `EvaluationError`)."""
         w = body.weights
         weights = ScoreWeights(on_time=w.on_time, satisfaction=w.satisfaction, no_bad_reviews=w.no_bad_reviews,

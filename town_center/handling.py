@@ -21,32 +21,44 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from shared.calendar import WorkingCalendar
 from shared.catalog import Catalog, CatalogItem, MatterKind, Tier
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.deadline_watch.notify import Notification, extension_notice_sms, result_ready_sms
 from shared.deadline_watch.store import DeadlineStore, hop_deadline
-from shared.calendar import WorkingCalendar
 from shared.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason, Thresholds
 from shared.domain.authority import allowed_kinds, may_decide
-from shared.domain.handling import (
-    Actor, HandledMatter, RefusalKind, Role, Stage, matter_from_json_dict, matter_to_json_dict,
-)
 from shared.domain.figures import MatterFacts, draw_follow_up_sample
+from shared.domain.handling import (
+    Actor,
+    HandledMatter,
+    RefusalKind,
+    Role,
+    Stage,
+    matter_from_json_dict,
+    matter_to_json_dict,
+)
 from shared.domain.limits import Limit
 from shared.domain.personal_data import refuse_personal_data
-from shared.evidence_image import drawn_signature_problem, is_image, photo_problem
 from shared.errors import HandlingError
+from shared.evidence_image import drawn_signature_problem, is_image, photo_problem
 from shared.sealing import open_sealed, seal_to
 from shared.signing import Signer
 from shared.wire.v1 import envelope_pb2, records_pb2
+from shared.wire_views import (
+    KIND_TO_WIRE,
+    TIER_TO_WIRE,
+    due_ms,
+    hop_view,
+    limit_to_wire,
+    stage_to_wire,
+    suspension_to_wire,
+)
 from town_center.documents import TownDocuments
 from town_center.errors import ConcurrentEditError, UnknownMatter
 from town_center.store import TownStore
 from town_center.store.matter_tables import follow_up_call, matter_event, refusal_register, town_matter
 from town_center.store.tables import agent_key, ingest_log
-from shared.wire_views import (
-    KIND_TO_WIRE, TIER_TO_WIRE, due_ms, hop_view, limit_to_wire, stage_to_wire, suspension_to_wire,
-)
 
 __all__ = ["HandlingService", "Change", "MatterSummary", "MatterPage", "MatterEvent", "TOWNSHIP_HOP", "COUNTY_HOP",
            "ACCEPTANCE_HOP", "VILLAGE_HOP", "DELIVERY_HOP", "INTERNAL_AUDIENCE", "UpChain", "StaffDirectory",
@@ -555,7 +567,7 @@ class HandlingService:
         if self.on_clock_saved is not None:
             try:
                 self.on_clock_saved()
-            except Exception:  # noqa: BLE001 - a wake-up is an optimisation; the periodic scan still runs
+            except Exception:
                 log.exception("deadline watch wake-up failed")
 
     def _item(self, matter: HandledMatter) -> CatalogItem:

@@ -20,16 +20,14 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.bulk import insert_rows
-from shared.catalog import Tier
+from shared.catalog import CatalogItem, Tier
 from shared.clock import from_unix_ms, to_unix_ms
+from shared.deadlines import HopClock, StopReason
 from shared.domain.front_desk import WINDOW_VILLAGE_CODE
 from shared.domain.handling import HandledMatter, Stage, matter_to_json_dict
-from shared.errors import HandlingError
+from shared.errors import DeadlineError, HandlingError
 from shared.wire.v1 import envelope_pb2, records_pb2
-from shared.catalog import CatalogItem
-from shared.deadlines import HopClock, StopReason
-from shared.errors import DeadlineError
-from town_center.handling import ACCEPTANCE_HOP, VILLAGE_HOP, HandlingService, Change
+from town_center.handling import ACCEPTANCE_HOP, VILLAGE_HOP, Change, HandlingService
 from town_center.store.matter_tables import intake_cursor, matter_event, town_matter
 from town_center.store.tables import agent_key, ingest_log
 

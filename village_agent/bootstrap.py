@@ -12,7 +12,7 @@ from shared.relay.tls import check_ca_pem
 from shared.signing import Signer
 from shared.wire.v1 import records_pb2
 from village_agent.config import AgentConfig, Paths
-from village_agent.errors import AlreadyInitializedError, FormError, FieldProblem, NotInitializedError
+from village_agent.errors import AlreadyInitializedError, FieldProblem, FormError, NotInitializedError
 from village_agent.services import AgentService
 from village_agent.store import AgentStore
 from village_agent.vault import Vault

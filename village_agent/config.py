@@ -75,7 +75,7 @@ class AgentConfig:
         """The checked TLS settings for syncing, or None (plain text); raises `TlsConfigError`."""
         if not self.township_ca_pem:
             return None
-        from shared.relay.tls import ClientTls   # grpc and x509 only for the commands that sync
+        from shared.relay.tls import ClientTls  # grpc and x509 only for the commands that sync
 
         return ClientTls.from_pem(self.township_ca_pem, server_name=self.township_tls_name, source="乡镇 CA 证书（本机配置）")
 
@@ -84,7 +84,7 @@ class AgentConfig:
         write_private_file(paths.config, (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
 
     @classmethod
-    def load(cls, paths: Paths) -> "AgentConfig":
+    def load(cls, paths: Paths) -> AgentConfig:
         try:
             doc = json.loads(paths.config.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:

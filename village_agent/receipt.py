@@ -18,18 +18,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, select
 
 from shared.catalog import CatalogError, IntakeOutcome, Tier, assess_materials
+from shared.clock import from_unix_ms, to_unix_ms
 from shared.documents.adapters import sql
 from shared.documents.adapters.archive import DocumentArchive, IssuerSettings
+from shared.documents.chain import document_record
 from shared.documents.content import Line
 from shared.documents.drafts import DocumentDraft
 from shared.documents.errors import DocumentInvalid
 from shared.documents.kinds import DocumentKind, IssuingTier
 from shared.documents.signed import IssuedDocument, Verification
-from shared.clock import from_unix_ms, to_unix_ms
-from shared.documents.chain import document_record
 from shared.wire.v1 import records_pb2
-from village_agent.hop import hop_due
 from village_agent.domain import RATING_ZH, MatterStatus
+from village_agent.hop import hop_due
 from village_agent.notice import AUTHORIZED_POWERS_ZH, authorization_text, intake_notice_lines
 from village_agent.services import AgentService
 

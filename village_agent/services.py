@@ -21,12 +21,27 @@ from sqlalchemy import Connection
 
 from shared.calendar import WorkingCalendar
 from shared.catalog import (
-    Catalog, CatalogError, CatalogItem, IntakeOutcome, MaterialsAssessment, Tier, UnknownMaterialError, assess_materials,
+    Catalog,
+    CatalogError,
+    CatalogItem,
+    IntakeOutcome,
+    MaterialsAssessment,
+    Tier,
+    UnknownMaterialError,
+    assess_materials,
 )
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.domain import id_number
+from shared.domain.lookup_code import ALPHABET as LOOKUP_ALPHABET
+from shared.domain.lookup_code import lookup_code_hash
 from shared.domain.personal_data import personal_data_problem
 from shared.envelope import SignedRecord
+from shared.evidence_image import (
+    MAX_EVIDENCE_BYTES,
+    drawn_signature_problem,
+    is_image,
+    photo_problem,
+)
 from shared.sealing import seal_to
 from shared.signing import Signer
 from shared.wire.v1 import records_pb2
@@ -36,10 +51,6 @@ from village_agent.domain import AppointmentStatus, MatterState
 from village_agent.errors import FieldProblem, FormError, UnknownMatterError
 from village_agent.hop import hop_due
 from village_agent.notice import intake_notice_lines
-from shared.domain.lookup_code import ALPHABET as LOOKUP_ALPHABET, lookup_code_hash
-from shared.evidence_image import (
-    MAX_EVIDENCE_BYTES, drawn_signature_problem, is_image, photo_problem,
-)
 from village_agent.store import AgentStore
 from village_agent.vault import Vault
 
@@ -184,7 +195,7 @@ class AgentService:
         self._documents: Any = None
 
     @property
-    def documents(self) -> "VillageDocuments":
+    def documents(self) -> VillageDocuments:
         """The laptop's numbered documents (issued with the filing and the sign-off that decide them)."""
         if self._documents is None:
             from village_agent.receipt import VillageDocuments

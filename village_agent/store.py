@@ -17,19 +17,31 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger, Column, Connection, Engine, Integer, LargeBinary, MetaData, String, Table, Text,
-    create_engine, select, delete, func,
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    func,
+    select,
 )
 from sqlalchemy.exc import OperationalError
 
 from shared.catalog import Catalog, parse_catalog
 from shared.chain import check_link
+from shared.envelope import GENESIS, ChainTip, SignedRecord, sign_next
 from shared.errors import CatalogError
 from shared.keys import InMemoryKeyDirectory, KnownKey
 from shared.migrations import upgrade_to_head
-from shared.sqlite import configure_sqlite
-from shared.envelope import GENESIS, ChainTip, SignedRecord, sign_next
 from shared.signing import Signer, key_id_for, payload_hash
+from shared.sqlite import configure_sqlite
 from shared.wire.v1 import envelope_pb2, records_pb2
 from village_agent import domain
 from village_agent.domain import AppointmentStatus, MatterState, MatterStatus

@@ -37,7 +37,7 @@ class Vault:
         self._lookup_key = _hkdf(vault_key, b"quancheng village vault: id lookup v1")
 
     @classmethod
-    def create(cls, path: Path, signer: Signer) -> "Vault":
+    def create(cls, path: Path, signer: Signer) -> Vault:
         vault_key = os.urandom(32)
         nonce = os.urandom(_NONCE)
         wrapped = AESGCM(_wrapping_key(signer)).encrypt(nonce, vault_key, signer.key_id.encode())
@@ -46,7 +46,7 @@ class Vault:
         return cls(vault_key)
 
     @classmethod
-    def open(cls, path: Path, signer: Signer) -> "Vault":
+    def open(cls, path: Path, signer: Signer) -> Vault:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
             vault_key = AESGCM(_wrapping_key(signer)).decrypt(

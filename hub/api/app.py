@@ -9,6 +9,29 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI, Query
 
+from hub.acts import DECISIONS, Act, permission_zh
+from hub.api.schemas import (
+    CountOut,
+    CountyActionDone,
+    CountyDetailOut,
+    CountyEventOut,
+    CountyMatterOut,
+    CountyRefusalOut,
+    DecideIn,
+    NewLimitIn,
+    NoticeIssued,
+    NoticeOut,
+    NotifiedIn,
+    OverdueOut,
+    OverdueRowOut,
+    ReasonIn,
+    SuperviseIn,
+    SuspendIn,
+    Versioned,
+)
+from hub.bootstrap import HubApp
+from hub.errors import ConcurrentEditError, NotPermitted, UnknownMatter, UnknownTownship
+from hub.handling import Outcome, notice_status
 from shared.api import ApiCaller, ApiTokens, create_api_app, create_api_tables, require
 from shared.api.models import KeyOut, Me, RevokeIn
 from shared.clock import from_unix_ms, to_unix_ms
@@ -17,15 +40,6 @@ from shared.deadlines import ClockStatus
 from shared.domain.handling import Role
 from shared.errors import DeadlineError, HandlingError
 from shared.relay.errors import KeyStoreError, UnknownKey
-from hub.acts import DECISIONS, Act, permission_zh
-from hub.api.schemas import (
-    CountOut, CountyActionDone, CountyDetailOut, CountyEventOut, CountyMatterOut, CountyRefusalOut, DecideIn,
-    NewLimitIn, NoticeIssued, NoticeOut, NotifiedIn, OverdueOut, OverdueRowOut, ReasonIn, SuperviseIn, SuspendIn,
-    Versioned,
-)
-from hub.bootstrap import HubApp
-from hub.errors import ConcurrentEditError, NotPermitted, UnknownMatter, UnknownTownship
-from hub.handling import Outcome, notice_status
 
 __all__ = ["create_hub_api", "STAFF", "HANDLERS", "KEY_MANAGERS"]
 

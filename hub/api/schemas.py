@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from shared.deadlines import ClockState, ClockStatus, SuspensionReason
-from shared.domain.handling import Role, Stage
 from hub.acts import Act
 from hub.handling import CountyMatterView
+from shared.deadlines import ClockState, ClockStatus, SuspensionReason
+from shared.domain.handling import Role, Stage
 
 __all__ = ["CountyMatterOut", "CountyDetailOut", "CountyEventOut", "CountyActionDone", "Versioned", "DecideIn",
            "ReasonIn", "SuspendIn", "NewLimitIn", "NotifiedIn", "SuperviseIn", "OverdueOut", "OverdueRowOut",
@@ -52,7 +52,7 @@ class CountyMatterOut(BaseModel):
                     door_to_door=v.door_to_door, signed_off_at=v.signed_off_at, version=v.version)
 
     @classmethod
-    def of(cls, v: CountyMatterView) -> "CountyMatterOut":
+    def of(cls, v: CountyMatterView) -> CountyMatterOut:
         return cls(**cls.fields_of(v))  # type: ignore[arg-type]
 
 

@@ -8,7 +8,7 @@ take, the county clock, 督办), 超期统计 `/overdue`, 督办通知 `/notices
     auth = open_console_auth(app)                  # staff tables in the county database
     server = start_console_server(create_console_app(app, auth), "127.0.0.1:8800")
 """
-from shared.console.serve import ConsoleServer, start_console_server
 from hub.console.app import SESSION_COOKIE, create_console_app, open_console_auth
+from shared.console.serve import ConsoleServer, start_console_server
 
 __all__ = ["create_console_app", "open_console_auth", "start_console_server", "ConsoleServer", "SESSION_COOKIE"]

@@ -17,14 +17,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from shared.console import Console, ConsoleAuth, ScryptParams, create_console_tables, install_console
-from shared.console.passwords import DEFAULT_SCRYPT
-from shared.domain.handling import Role
 from hub.api import create_hub_api
 from hub.bootstrap import HubApp
 from hub.console.formatting import BEIJING, STATE_CLASS, bj, ms_bj
-from shared.console import RateLimiter
+from shared.console import Console, ConsoleAuth, RateLimiter, ScryptParams, create_console_tables, install_console
+from shared.console.passwords import DEFAULT_SCRYPT
 from shared.documents.adapters.web import VERIFY_PATH, install_document_routes
+from shared.domain.handling import Role
 
 __all__ = ["create_console_app", "open_console_auth", "Pages", "SESSION_COOKIE", "CONSOLE_NAME", "STAFF", "HANDLERS",
            "KEY_MANAGERS"]
@@ -65,7 +64,7 @@ class Pages:
         today = self.now().astimezone(BEIJING).date()
         try:
             warning = self.app.deadlines.calendar.warning_zh(today, today + dt.timedelta(days=60))
-        except Exception:  # noqa: BLE001 - a calendar problem must not hide the page; it is logged
+        except Exception:
             log.exception("calendar warning failed")
             warning = "工作日历无法读取，请联系系统管理员核对节假日安排。"
         ctx = {"calendar_warning": warning, "now": self.now(), "notice": self.console.take_flash(request), **context}

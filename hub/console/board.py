@@ -15,16 +15,16 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from shared.catalog import Tier
-from shared.console import ConsoleSession, require_role
-from shared.deadlines import ClockStatus, SuspensionReason
-from shared.domain.handling import Role
-from shared.errors import DeadlineError, HandlingError, SharedError
 from hub.acts import DECISIONS, Act, permission_zh
 from hub.console.app import HANDLERS, STAFF, Pages, read_form
 from hub.console.formatting import county_hop, limit_basis_zh, township_hop
 from hub.errors import ConcurrentEditError, NotPermitted, UnknownMatter
 from hub.handling import CountyHandling, CountyMatterView, Outcome
+from shared.catalog import Tier
+from shared.console import ConsoleSession, require_role
+from shared.deadlines import ClockStatus, SuspensionReason
+from shared.domain.handling import Role
+from shared.errors import DeadlineError, HandlingError, SharedError
 
 __all__ = ["add_routes", "split_lines", "actor_zh", "ACTIONS", "BOARD_PAGE_SIZE"]
 

@@ -10,14 +10,14 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from shared.calendar import WorkingCalendar, YearSource, parse_override_toml
-from shared.clock import from_unix_ms
-from shared.console import ConsoleSession, require_role
-from shared.errors import CalendarOverrideError
-from shared.deadline_watch.calendar_follower import stamp_key
 from hub.bootstrap import CALENDAR_META, MAX_CALENDAR_BYTES
 from hub.console.app import KEY_MANAGERS, STAFF, Pages
 from hub.console.formatting import BEIJING, YEAR_SOURCE_ZH
+from shared.calendar import WorkingCalendar, YearSource, parse_override_toml
+from shared.clock import from_unix_ms
+from shared.console import ConsoleSession, require_role
+from shared.deadline_watch.calendar_follower import stamp_key
+from shared.errors import CalendarOverrideError
 
 __all__ = ["add_routes", "MAX_FILE_BYTES", "example_toml"]
 

@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse
 
-from shared.console import ConsoleSession, require_role
-from shared.domain.handling import Role
 from hub.console.app import STAFF, Pages
 from hub.delegation import active_delegations
 from hub.handling import RefusalEntry
+from shared.console import ConsoleSession, require_role
+from shared.domain.handling import Role
 
 __all__ = ["add_routes", "approval_zh"]
 

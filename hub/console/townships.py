@@ -9,11 +9,11 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from hub.console.app import KEY_MANAGERS, STAFF, Pages, read_form
 from shared.clock import to_unix_ms
 from shared.console import ConsoleSession, require_role
 from shared.relay.errors import KeyStoreError
 from shared.relay.ports import KeyState
-from hub.console.app import KEY_MANAGERS, STAFF, Pages, read_form
 
 __all__ = ["add_routes"]
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, update
 
+from hub.errors import StoreError, UnknownTownship
+from hub.store.migrations import HUB_MIGRATIONS
+from hub.store.tables import supervision_notice, tables
 from shared.domain.personal_data import personal_data_problem
 from shared.migrations import upgrade_to_head
 from shared.relay.ports import AgentKey
 from shared.relay.sql_store import RelayStore, relay_engine
 from shared.wire.v1 import envelope_pb2
-from hub.errors import StoreError, UnknownTownship
-from hub.store.migrations import HUB_MIGRATIONS
-from hub.store.tables import supervision_notice, tables
 
 __all__ = ["HubStore", "open_hub_store"]
 

@@ -10,8 +10,8 @@ from shared.api.tokens import ApiCaller
 from shared.clock import from_unix_ms
 from shared.domain.figures import Figures
 from shared.domain.handling import Role
-from shared.domain.personal_data import personal_data_problem
 from shared.domain.limits import Limit, LimitUnit
+from shared.domain.personal_data import personal_data_problem
 from shared.relay.ports import AgentKey, KeyState
 
 __all__ = ["Me", "LimitIn", "LimitOut", "KeyOut", "RevokeIn", "FiguresOut", "KEY_STATE_ZH"]
@@ -29,7 +29,7 @@ class Me(BaseModel):
     role_zh: str = Field(description="身份（中文）")
 
     @classmethod
-    def of(cls, who: ApiCaller) -> "Me":
+    def of(cls, who: ApiCaller) -> Me:
         return cls(staff_id=who.staff_id, display_name=who.display_name, role=who.role, role_zh=who.role.label_zh)
 
 
@@ -49,7 +49,7 @@ class LimitOut(BaseModel):
     text_zh: str = Field(description="中文表述，如“5个工作日”")
 
     @classmethod
-    def of(cls, limit: Limit) -> "LimitOut":
+    def of(cls, limit: Limit) -> LimitOut:
         return cls(amount=limit.amount, unit=limit.unit, text_zh=limit.describe_zh())
 
 
@@ -68,7 +68,7 @@ class KeyOut(BaseModel):
     status_reason: str = Field(description="吊销等状态变更的原因")
 
     @classmethod
-    def of(cls, key: AgentKey) -> "KeyOut":
+    def of(cls, key: AgentKey) -> KeyOut:
         return cls(key_id=key.key_id, holder_name=key.info.holder_name, village_code=key.info.village_code,
                    township_code=key.info.township_code, fingerprint=key.info.fingerprint, state=key.state,
                    state_zh=KEY_STATE_ZH.get(key.state, key.state.value),
@@ -111,7 +111,7 @@ class FiguresOut(BaseModel):
     bad_reviews_followed_up: int = Field(description="差评已回访件数")
 
     @classmethod
-    def of(cls, f: Figures, label: str) -> "FiguresOut":
+    def of(cls, f: Figures, label: str) -> FiguresOut:
         return cls(key=f.key, label=label, received=f.received, completed=f.completed,
                    completed_on_time=f.completed_on_time, overdue=f.overdue, returned=f.returned,
                    average_working_hours=f.average_hours, on_time_rate=f.on_time_rate, rated=f.rated,

@@ -34,17 +34,38 @@ from __future__ import annotations
 from shared.console.auth import AuthPolicy, ConsoleAuth, ConsoleSession, IssuedSession, StaffAccount
 from shared.console.cli import register_staff_commands
 from shared.console.errors import (
-    AccountDisabledError, AccountLockedError, ConsoleError, ConsoleHTTPError, CsrfError, ForbiddenError,
-    LoginRefusedError, NotSignedInError, OriginError, PasswordPolicyError, RateLimitedError, RequestTooLargeError,
-    StaffExistsError, StaffInputError, UnknownStaffError, WebSettingError,
+    AccountDisabledError,
+    AccountLockedError,
+    ConsoleError,
+    ConsoleHTTPError,
+    CsrfError,
+    ForbiddenError,
+    LoginRefusedError,
+    NotSignedInError,
+    OriginError,
+    PasswordPolicyError,
+    RateLimitedError,
+    RequestTooLargeError,
+    StaffExistsError,
+    StaffInputError,
+    UnknownStaffError,
+    WebSettingError,
 )
-from shared.console.passwords import DEFAULT_SCRYPT, ScryptParams
 from shared.console.guard import HostGuard, WebSecurity
+from shared.console.passwords import DEFAULT_SCRYPT, ScryptParams
 from shared.console.ratelimit import RateLimiter
 from shared.console.store import create_console_tables
 from shared.console.web import (
-    Console, ConsoleSettings, client_address, current_staff, install_console, make_jinja_env, make_templates,
-    mount_console_static, rate_limit, require_role,
+    Console,
+    ConsoleSettings,
+    client_address,
+    current_staff,
+    install_console,
+    make_jinja_env,
+    make_templates,
+    mount_console_static,
+    rate_limit,
+    require_role,
 )
 
 __all__ = [

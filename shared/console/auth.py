@@ -32,10 +32,20 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.console.errors import (
-    AccountDisabledError, AccountLockedError, LoginRefusedError, StaffExistsError, StaffInputError, UnknownStaffError,
+    AccountDisabledError,
+    AccountLockedError,
+    LoginRefusedError,
+    StaffExistsError,
+    StaffInputError,
+    UnknownStaffError,
 )
 from shared.console.passwords import (
-    DEFAULT_SCRYPT, ScryptParams, check_password_policy, hash_password, needs_rehash, verify_password,
+    DEFAULT_SCRYPT,
+    ScryptParams,
+    check_password_policy,
+    hash_password,
+    needs_rehash,
+    verify_password,
 )
 from shared.console.store import login_failure, login_success, staff, staff_session
 from shared.domain.handling import Actor, Role

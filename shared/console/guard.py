@@ -107,7 +107,7 @@ class WebSecurity:
 
     @classmethod
     def for_address(cls, address: str, *, extra_hosts: Iterable[str] = (),
-                    trusted_proxies: Iterable[str] = ()) -> "WebSecurity":
+                    trusted_proxies: Iterable[str] = ()) -> WebSecurity:
         """From a listen address `host:port` (IPv6 as `[::1]:port`)."""
         host = address.rpartition(":")[0] if ":" in address else address
         return cls(listen_host=host.strip("[]").lower(), extra_hosts=tuple(extra_hosts),
@@ -224,7 +224,7 @@ async def _refuse(send: Send, status: int, text_zh: str, *, as_json: bool = Fals
         content_type = b"application/json"
     else:
         body = (f"<!doctype html><html lang=zh-CN><meta charset=utf-8><title>拒绝访问</title>"
-                f"<p>{text_zh}</p></html>").encode("utf-8")
+                f"<p>{text_zh}</p></html>").encode()
         content_type = b"text/html; charset=utf-8"
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
                (b"cache-control", b"no-store")]

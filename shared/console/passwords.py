@@ -68,7 +68,7 @@ class ScryptParams:
         return f"n={self.n},r={self.r},p={self.p}"
 
     @classmethod
-    def decode(cls, text: str) -> "ScryptParams":
+    def decode(cls, text: str) -> ScryptParams:
         fields = dict(part.split("=", 1) for part in text.split(","))
         return cls(n=int(fields["n"]), r=int(fields["r"]), p=int(fields["p"]))
 

@@ -7,7 +7,17 @@ free of time-zone conversions in the driver.
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, Engine, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table,
+    BigInteger,
+    Boolean,
+    Column,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
 )
 
 __all__ = ["metadata", "staff", "staff_session", "login_failure", "login_success", "create_console_tables"]

@@ -38,8 +38,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.console.auth import ConsoleAuth, ConsoleSession
 from shared.console.errors import (
-    ConsoleHTTPError, CsrfError, ForbiddenError, LoginRefusedError, NotSignedInError, OriginError,
-    RateLimitedError, RequestTooLargeError,
+    ConsoleHTTPError,
+    CsrfError,
+    ForbiddenError,
+    LoginRefusedError,
+    NotSignedInError,
+    OriginError,
+    RateLimitedError,
+    RequestTooLargeError,
 )
 from shared.console.guard import SECURITY_HEADERS
 from shared.console.ratelimit import RateLimiter
@@ -64,7 +70,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 # The session of the request being handled, for `Console.flash` (set by `ConsoleMiddleware`;
 # FastAPI copies the context into the thread that runs a plain `def` handler).
-_CURRENT_SESSION: contextvars.ContextVar["ConsoleSession | None"] = contextvars.ContextVar("console_session", default=None)
+_CURRENT_SESSION: contextvars.ContextVar[ConsoleSession | None] = contextvars.ContextVar("console_session", default=None)
 # A flash waits this long for the page after the redirect, then is dropped.
 FLASH_TTL_S = 300.0
 _MAX_FLASHES = 10_000

@@ -72,7 +72,7 @@ class CalendarFollower:
             return False
         try:
             self.take_up(self._get(self._key))
-        except Exception:  # noqa: BLE001 - a bad file saved elsewhere must not stop this process's loop
+        except Exception:
             log.exception("calendar override in the database cannot be used; keeping the previous calendar")
             self._stamp = stamp
             return False

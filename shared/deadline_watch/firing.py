@@ -167,7 +167,7 @@ class Firing:
             due_at = _at_ms(p["due_at_ms"])
             fired.append(
                 FiredEvent(p["matter_id"], p["hop"], level, _at_ms(p["instant_at_ms"]), due_at,
-                           now.astimezone(dt.timezone.utc), p["notified"])
+                           now.astimezone(dt.UTC), p["notified"])
             )
             if p["notified"]:
                 r = row_by_key[(p["matter_id"], p["hop"])]

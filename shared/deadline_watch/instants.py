@@ -12,7 +12,7 @@ from shared.deadline_watch.errors import DeadlineStoreError
 from shared.deadlines import ClockState, ClockStatus, HopClock, Thresholds
 
 _LEVEL_BY_RANK = {1: ClockState.WARNING, 2: ClockState.OVERDUE, 3: ClockState.SUPERVISE}
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _ceil_ms(at: dt.datetime) -> int:
@@ -98,7 +98,7 @@ class _Rules:
     fp: str
 
     @classmethod
-    def of(cls, calendar: WorkingCalendar, thresholds: Thresholds) -> "_Rules":
+    def of(cls, calendar: WorkingCalendar, thresholds: Thresholds) -> _Rules:
         return cls(calendar, thresholds, f"{calendar.fingerprint[:40]}|{thresholds.to_text()}"[:64])
 
 

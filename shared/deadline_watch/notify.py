@@ -116,7 +116,7 @@ class Notification:
         }
 
     @classmethod
-    def from_json_dict(cls, d: Mapping[str, Any]) -> "Notification":
+    def from_json_dict(cls, d: Mapping[str, Any]) -> Notification:
         return cls(
             idempotency_key=d["idempotency_key"],
             kind=NotificationKind(d["kind"]),
@@ -300,7 +300,7 @@ class WebhookNotifier:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "WebhookNotifier":
+    def __enter__(self) -> WebhookNotifier:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -388,7 +388,7 @@ class DrainReport:
     retried: int = 0
     rejected: int = 0
 
-    def __add__(self, other: "DrainReport") -> "DrainReport":
+    def __add__(self, other: DrainReport) -> DrainReport:
         return DrainReport(self.sent + other.sent, self.retried + other.retried, self.rejected + other.rejected)
 
 
@@ -562,7 +562,7 @@ def worded(notification: Notification, names: MatterNames | None) -> Notificatio
         return notification
     try:
         name = names.matter_name(matter_id)
-    except Exception:  # noqa: BLE001 - a failing lookup must not stop the notice; it goes as queued
+    except Exception:
         log.exception("办件名称查询出错，通知按原文发送：%s", notification.safe_repr())
         return notification
     if name is None:

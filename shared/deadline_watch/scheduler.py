@@ -39,7 +39,7 @@ from shared.deadline_watch.store import DeadlineStore, FiredEvent
 __all__ = ["DeadlineWatch", "ScanReport", "process_tag"]
 
 log = logging.getLogger("shared.deadline_watch.scheduler")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def process_tag() -> str:

@@ -36,7 +36,7 @@ class KeySeal:
     seed: Callable[[], bytes]
 
     @classmethod
-    def of(cls, signer: Signer) -> "KeySeal":
+    def of(cls, signer: Signer) -> KeySeal:
         return cls(signer.public_key, signer.seed)
 
     def seal(self, recipient: str) -> bytes:

@@ -99,7 +99,7 @@ def verify_received(doc: ReceivedDocument, *, typed_hash: str = "", html: bytes 
             problems.append("所给的 PDF 的版面与签名的打印件不一致（PDF 被改动过）")
     if not typed_hash and html is None and pdf is None:
         problems.append("请提供文书上印的校验码，或文书的 HTML / PDF 文件，才能比对内容")
-    issued = dt.datetime.fromtimestamp(doc.issued_at_ms / 1000, tz=dt.timezone.utc)
+    issued = dt.datetime.fromtimestamp(doc.issued_at_ms / 1000, tz=dt.UTC)
     return Verification(doc.number, tuple(problems), doc.title, doc.issuer_name, date_zh(issued), tuple(checks))
 
 

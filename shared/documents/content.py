@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -61,7 +61,7 @@ class DocumentContent:
 
     @property
     def issued_at(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.issued_at_ms / 1000, tz=dt.timezone.utc)
+        return dt.datetime.fromtimestamp(self.issued_at_ms / 1000, tz=dt.UTC)
 
     @property
     def issued_on_zh(self) -> str:

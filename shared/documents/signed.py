@@ -18,7 +18,7 @@ _STATEMENT_TAG = b"quancheng-document/v1\n"
 
 def statement(number: str, digest: str, html_digest: str, pdf_digest: str) -> bytes:
     """The exact bytes the tier signs for a document (`pdf_digest` is empty when no PDF was made at issue)."""
-    return _STATEMENT_TAG + f"{number}\n{digest}\n{html_digest}\n{pdf_digest}\n".encode("utf-8")
+    return _STATEMENT_TAG + f"{number}\n{digest}\n{html_digest}\n{pdf_digest}\n".encode()
 
 
 @dataclass(frozen=True)

@@ -267,7 +267,7 @@ class Rectification:
     reviewed_at: dt.datetime | None = None
 
     @classmethod
-    def assign(cls, *, owner_id: str, due_at: dt.datetime, by: str, at: dt.datetime) -> "Rectification":
+    def assign(cls, *, owner_id: str, due_at: dt.datetime, by: str, at: dt.datetime) -> Rectification:
         if not owner_id:
             raise EvaluationError("请选择整改责任人")
         if due_at <= at:
@@ -277,7 +277,7 @@ class Rectification:
     def overdue_at(self, now: dt.datetime) -> bool:
         return self.state is RectificationState.OPEN and now > self.due_at
 
-    def record_fix(self, text: str, *, by: str, at: dt.datetime) -> "Rectification":
+    def record_fix(self, text: str, *, by: str, at: dt.datetime) -> Rectification:
         if self.state is not RectificationState.OPEN:
             raise EvaluationError(f"该差评当前为“{self.state.label_zh}”，不能再登记整改")
         if by != self.owner_id:
@@ -287,17 +287,17 @@ class Rectification:
         _refuse_numbers(text, "整改情况")
         return replace(self, state=RectificationState.FIXED, fix_text=text.strip()[:1000], fixed_by=by, fixed_at=at)
 
-    def followed_up(self, *, by: str, at: dt.datetime) -> "Rectification":
+    def followed_up(self, *, by: str, at: dt.datetime) -> Rectification:
         if self.state is not RectificationState.FIXED:
             raise EvaluationError("整改登记后才能回访评价人")
         return replace(self, state=RectificationState.FOLLOWED_UP, follow_up_by=by, follow_up_at=at)
 
-    def close(self, *, by: str, at: dt.datetime) -> "Rectification":
+    def close(self, *, by: str, at: dt.datetime) -> Rectification:
         if self.state is not RectificationState.FOLLOWED_UP:
             raise EvaluationError("回访评价人之后才能办结该差评")
         return replace(self, state=RectificationState.CLOSED, closed_by=by, closed_at=at)
 
-    def invalidate(self, reason: str, *, by: str, by_director: bool, at: dt.datetime) -> "Rectification":
+    def invalidate(self, reason: str, *, by: str, by_director: bool, at: dt.datetime) -> Rectification:
         """复核: a 差评 found malicious is invalid, by the director's decision only, with the reason kept."""
         if not by_director:
             raise EvaluationError("复核认定无效评价须由中心主任决定")
@@ -436,7 +436,7 @@ class ScoreWeights:
             raise EvaluationError("每件投诉扣分应为 0 到 20 分")
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> "ScoreWeights":
+    def from_dict(cls, data: dict[str, object]) -> ScoreWeights:
         try:
             values = {k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__}  # type: ignore[call-overload]
         except (TypeError, ValueError):

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from shared.catalog import CatalogItem, MatterKind, Tier
 from shared.calendar import WorkingCalendar
+from shared.catalog import CatalogItem, MatterKind, Tier
 from shared.deadlines import HopClock, StopReason, SuspensionReason, format_instant_zh
 from shared.domain.authority import allowed_kinds, authority_refusal_zh, may_decide, tracks_only
 from shared.domain.limits import Limit, LimitUnit
@@ -158,7 +158,7 @@ class HandledMatter:
 
     @classmethod
     def received(cls, matter_id: str, catalog_code: str, tier: Tier, received_at: dt.datetime,
-                 item: CatalogItem | None = None) -> "HandledMatter":
+                 item: CatalogItem | None = None) -> HandledMatter:
         """A matter as this tier receives it. With its catalogue item: a lower tier's own matter is
         only tracked; any other waits to be accepted, on a clock (the one-time notification is due
         within 5 working days of receipt, 000). Without the item (a code the catalogue does not
@@ -176,7 +176,7 @@ class HandledMatter:
 
     @classmethod
     def accepted_from_below(cls, matter_id: str, catalog_code: str, tier: Tier, received_at: dt.datetime,
-                            item: CatalogItem) -> "HandledMatter":
+                            item: CatalogItem) -> HandledMatter:
         """A 上报件 as the deciding tier receives it: its own hop clock starts at its receipt time."""
         if item.code != catalog_code:
             raise HandlingError("上报件所用的目录事项与本件不符")
@@ -194,7 +194,7 @@ class HandledMatter:
     def is_final(self) -> bool:
         return self.stage in _FINAL
 
-    def _next(self, **changes: Any) -> "HandledMatter":
+    def _next(self, **changes: Any) -> HandledMatter:
         return replace(self, version=self.version + 1, **changes)
 
     # ------------------------------------------------------------ who may act
@@ -225,7 +225,7 @@ class HandledMatter:
         lead_window: str = "",
         departments: tuple[str, ...] = (),
         refusal_approved_by: str = "",
-    ) -> "HandledMatter":
+    ) -> HandledMatter:
         """Accept and classify a received matter. The classifying operator becomes its owner.
 
         Only the kinds the tier's authority allows (`shared.domain.authority`). A 承诺件's written
@@ -307,7 +307,7 @@ class HandledMatter:
         raise HandlingError(f"“{item.name}”属重大疑难事项，{what}须先经中心主任批准：请提交主任审批")
 
     def request_refusal(self, *, actor: Actor, at: dt.datetime, item: CatalogItem, kind: RefusalKind,
-                        reason: str) -> "HandledMatter":
+                        reason: str) -> HandledMatter:
         """An operator asks the director to approve refusing a major or difficult matter."""
         if not item.major:
             raise HandlingError("本事项不属重大疑难事项，可直接办理，无需主任审批")
@@ -327,7 +327,7 @@ class HandledMatter:
                 raise HandlingError(f"“{item.name}”由{item.decided_by.label_zh}审批，{self.tier.label_zh}无权作出决定")
         return self._next(pending_refusal=RefusalRequest(kind, actor.staff_id, at, reason.strip()))
 
-    def refusal_request_declined(self, *, actor: Actor) -> "HandledMatter":
+    def refusal_request_declined(self, *, actor: Actor) -> HandledMatter:
         if actor.role is not Role.DIRECTOR:
             raise HandlingError("不予受理/不予批准申请须由中心主任审批")
         if self.pending_refusal is None:
@@ -336,7 +336,7 @@ class HandledMatter:
 
     # ------------------------------------------------------------ 补办: materials complete
 
-    def materials_completed(self, *, actor: Actor, at: dt.datetime) -> "HandledMatter":
+    def materials_completed(self, *, actor: Actor, at: dt.datetime) -> HandledMatter:
         """The applicant came back with everything: the clock starts now (004: counts from completion)."""
         self._require_stage({Stage.WAITING_MATERIALS}, "登记材料补齐")
         self._require_responsible(actor, "登记材料补齐")
@@ -352,7 +352,7 @@ class HandledMatter:
         next_stage = Stage.ESCALATING if reports_up else Stage.IN_PROGRESS
         return self._next(stage=next_stage, clock=clock, missing_materials=())
 
-    def materials_requested(self, *, actor: Actor, at: dt.datetime, missing_materials: tuple[str, ...]) -> "HandledMatter":
+    def materials_requested(self, *, actor: Actor, at: dt.datetime, missing_materials: tuple[str, ...]) -> HandledMatter:
         """More materials turned out to be needed mid-way (or the county asked): the clock is suspended.
         Below the county only the matter's 首问责任人 or the director may ask, as for every other act on
         it; at the county asking is a decision (需补正), and `hub.acts` says who may take it."""
@@ -375,18 +375,18 @@ class HandledMatter:
         except DeadlineError as exc:
             raise HandlingError(str(exc)) from exc
 
-    def suspend(self, *, actor: Actor, at: dt.datetime, reason: SuspensionReason, note: str = "") -> "HandledMatter":
+    def suspend(self, *, actor: Actor, at: dt.datetime, reason: SuspensionReason, note: str = "") -> HandledMatter:
         self._require_stage({Stage.IN_PROGRESS, Stage.ESCALATING}, "中止计时")
         self._require_responsible(actor, "中止计时")
         _refuse_personal_data(("中止说明", note))
         return self._next(clock=self._clock_op(lambda c: c.suspend(at, reason, note)))
 
-    def resume(self, *, actor: Actor, at: dt.datetime) -> "HandledMatter":
+    def resume(self, *, actor: Actor, at: dt.datetime) -> HandledMatter:
         self._require_stage({Stage.IN_PROGRESS, Stage.ESCALATING}, "恢复计时")
         self._require_responsible(actor, "恢复计时")
         return self._next(clock=self._clock_op(lambda c: c.resume(at)))
 
-    def request_extension(self, *, actor: Actor, at: dt.datetime, new_limit: Limit, reason: str) -> "HandledMatter":
+    def request_extension(self, *, actor: Actor, at: dt.datetime, new_limit: Limit, reason: str) -> HandledMatter:
         self._require_stage(_WORKING, "申请延期")
         self._require_responsible(actor, "申请延期")
         if self.pending_extension is not None:
@@ -399,7 +399,7 @@ class HandledMatter:
             raise HandlingError(f"延期后的时限（{new_limit.describe_zh()}）超过法定时限（{self.clock.statutory.describe_zh()}）")
         return self._next(pending_extension=ExtensionRequest(actor.staff_id, at, new_limit, reason.strip()))
 
-    def decide_extension(self, *, actor: Actor, at: dt.datetime, approve: bool, calendar: WorkingCalendar) -> "HandledMatter":
+    def decide_extension(self, *, actor: Actor, at: dt.datetime, approve: bool, calendar: WorkingCalendar) -> HandledMatter:
         """Only a director approves (003 第七条); the applicant must then be told in writing."""
         if actor.role is not Role.DIRECTOR:
             raise HandlingError("延期须经中心主任批准")
@@ -412,12 +412,12 @@ class HandledMatter:
                                                   reason=request.reason, calendar=calendar))
         return self._next(pending_extension=None, clock=clock)
 
-    def applicant_notified_of_extension(self, *, at: dt.datetime) -> "HandledMatter":
+    def applicant_notified_of_extension(self, *, at: dt.datetime) -> HandledMatter:
         return self._next(clock=self._clock_op(lambda c: c.note_applicant_notified(at)))
 
     # ------------------------------------------------------------ AB posts
 
-    def hand_over_to(self, *, actor: Actor, at: dt.datetime, to_staff: str, reason: str) -> "HandledMatter":
+    def hand_over_to(self, *, actor: Actor, at: dt.datetime, to_staff: str, reason: str) -> HandledMatter:
         """主岗 absent: the backup 协岗 takes the matter over; the handover is recorded."""
         if self.is_final:
             raise HandlingError(f"本件已{self.stage.label_zh}，无需交接")
@@ -433,7 +433,7 @@ class HandledMatter:
 
     # ------------------------------------------------------------ escalation and results
 
-    def send_escalation(self, *, actor: Actor, at: dt.datetime, opinion: str) -> "HandledMatter":
+    def send_escalation(self, *, actor: Actor, at: dt.datetime, opinion: str) -> HandledMatter:
         """The responsible operator signs the 上报 to the county with the township's 初审意见; this hop
         runs on until the county's receipt."""
         self._require_stage({Stage.ESCALATING}, "上报")
@@ -445,12 +445,12 @@ class HandledMatter:
         _refuse_personal_data(("初审意见", opinion))
         return self._next(escalation_sent_at=at, escalation_opinion=opinion.strip())
 
-    def escalated(self, *, at: dt.datetime) -> "HandledMatter":
+    def escalated(self, *, at: dt.datetime) -> HandledMatter:
         """The upper tier's receipt came back: this hop is passed on and its clock stops."""
         self._require_stage({Stage.ESCALATING}, "上报")
         return self._next(stage=Stage.ESCALATED, clock=self._clock_op(lambda c: c.stop(at, StopReason.PASSED_ON)))
 
-    def escalation_not_taken_in(self, *, at: dt.datetime) -> "HandledMatter":
+    def escalation_not_taken_in(self, *, at: dt.datetime) -> HandledMatter:
         """The upper tier receipted the 上报 but could not take it in (a signature or vouching check
         failed, a catalogue mismatch): the matter is back with this tier, waiting to be escalated
         again or handled otherwise, and this hop's clock runs on from where it was."""
@@ -459,7 +459,7 @@ class HandledMatter:
                           clock=self._clock_op(lambda c: c.reopen(at)))
 
     def record_result(self, *, actor: Actor, at: dt.datetime, approved: bool, summary: str, item: CatalogItem,
-                      delivery_limit: Limit | None = None, refusal_approved_by: str = "") -> "HandledMatter":
+                      delivery_limit: Limit | None = None, refusal_approved_by: str = "") -> HandledMatter:
         """准予 or 不予批准, by the deciding tier only; a refusal of a major matter needs the director.
         The 送达 clock starts with the result (`delivery_limit`, the catalogue's)."""
         self._require_stage({Stage.IN_PROGRESS}, "登记办理结果")
@@ -480,7 +480,7 @@ class HandledMatter:
                           delivery_clock=_delivery_clock(at, delivery_limit), **changes)
 
     def upper_tier_decided(self, *, approved: bool, summary: str, at: dt.datetime | None = None,
-                           delivery_limit: Limit | None = None) -> "HandledMatter":
+                           delivery_limit: Limit | None = None) -> HandledMatter:
         """The county's decision came down for an escalated matter; 送达 starts here."""
         if not (self.stage is Stage.ESCALATED or (self.stage is Stage.WAITING_MATERIALS and self.upper_tier_waiting)):
             raise HandlingError(f"本件当前为“{self.stage.label_zh}”，不能接收县级决定")
@@ -488,7 +488,7 @@ class HandledMatter:
         return self._next(stage=Stage.RESULT_READY, approved=approved, result_summary=summary.strip(),
                           upper_tier_waiting=False, missing_materials=(), delivery_clock=delivery)
 
-    def upper_tier_needs_materials(self, *, missing_materials: tuple[str, ...]) -> "HandledMatter":
+    def upper_tier_needs_materials(self, *, missing_materials: tuple[str, ...]) -> HandledMatter:
         """The county asked for more materials: the applicant is told through the village agent."""
         self._require_stage({Stage.ESCALATED}, "接收县级补正通知")
         if not missing_materials:
@@ -498,20 +498,20 @@ class HandledMatter:
 
     # ------------------------------------------------------------ the village's records
 
-    def handed_over(self) -> "HandledMatter":
+    def handed_over(self) -> HandledMatter:
         if self.stage is Stage.VILLAGE_OWN:
             return self._next()   # the village's own matter: the hand-over is a line in its history
         self._require_stage({Stage.RESULT_READY}, "交付结果")
         return self._next(stage=Stage.HANDED_OVER)
 
-    def signed_off(self, *, at: dt.datetime | None = None) -> "HandledMatter":
+    def signed_off(self, *, at: dt.datetime | None = None) -> HandledMatter:
         self._require_stage({Stage.HANDED_OVER, Stage.RESULT_READY, Stage.VILLAGE_OWN}, "签收办结")
         delivery = self.delivery_clock
         if delivery is not None and delivery.is_open and at is not None:
             delivery = self._stopped(delivery, at, StopReason.DONE)
         return self._next(stage=Stage.SIGNED_OFF, delivery_clock=delivery)
 
-    def withdrawn(self, *, at: dt.datetime) -> "HandledMatter":
+    def withdrawn(self, *, at: dt.datetime) -> HandledMatter:
         if self.is_final or self.stage in (Stage.HANDED_OVER,):
             raise HandlingError(f"本件已{self.stage.label_zh}，不能撤回")
         clock = self.clock
@@ -566,7 +566,7 @@ def _us(at: dt.datetime) -> int:
 
 
 def _from_us(us: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(us / 1_000_000, dt.timezone.utc)
+    return dt.datetime.fromtimestamp(us / 1_000_000, dt.UTC)
 
 
 def matter_to_json_dict(m: HandledMatter) -> dict[str, object]:

@@ -36,15 +36,15 @@ class Limit:
             raise ValueError(f"a limit must be a positive whole number, got {self.amount!r}")
 
     @classmethod
-    def minutes(cls, n: int) -> "Limit":
+    def minutes(cls, n: int) -> Limit:
         return cls(n, LimitUnit.OFFICE_MINUTES)
 
     @classmethod
-    def working_days(cls, n: int) -> "Limit":
+    def working_days(cls, n: int) -> Limit:
         return cls(n, LimitUnit.WORKING_DAYS)
 
     @classmethod
-    def natural_days(cls, n: int) -> "Limit":
+    def natural_days(cls, n: int) -> Limit:
         return cls(n, LimitUnit.NATURAL_DAYS)
 
     def approx_office_minutes(self) -> float:
@@ -55,7 +55,7 @@ class Limit:
             return float(self.amount * _OFFICE_MINUTES_PER_WORKING_DAY)
         return self.amount * _OFFICE_MINUTES_PER_WORKING_DAY * 5 / 7
 
-    def fits_within(self, other: "Limit") -> bool:
+    def fits_within(self, other: Limit) -> bool:
         """True when this limit is no longer than `other` (exactly when units agree)."""
         if self.unit is other.unit:
             return self.amount <= other.amount
@@ -70,7 +70,7 @@ class Limit:
         return f"{self.amount}{suffix[self.unit]}"
 
     @classmethod
-    def parse(cls, text: str) -> "Limit":
+    def parse(cls, text: str) -> Limit:
         """Parse '30m', '5wd' or '60nd'. Raises ValueError with the reason."""
         t = text.strip().lower()
         for suffix, unit in (("wd", LimitUnit.WORKING_DAYS), ("nd", LimitUnit.NATURAL_DAYS), ("m", LimitUnit.OFFICE_MINUTES)):

@@ -15,20 +15,20 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from shared.clock import Clock, to_unix_ms
 from shared.console.guard import FOREIGN_HOST_ZH, SECURITY_HEADERS, WebSecurity
 from shared.deadline_watch.store import DeadlineStore
+from shared.os_errors import os_error_zh
 from shared.relay.server import RelayStats
 from shared.relay.sql_store import PeerSync
-from shared.os_errors import os_error_zh
 
 __all__ = ["MetricSources", "OutboxDepth", "TierCollector", "metrics_registry", "MetricsServer", "serve_metrics"]
 
@@ -182,7 +182,7 @@ class _HostAllowList:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         """Scrapes are not logged: one line every 15 s per Prometheus says nothing."""
 
 

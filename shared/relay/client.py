@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import replace, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import grpc
@@ -276,7 +276,7 @@ class RelayClient:
                 log.error("sync to %s: %s", self.target, exc)
                 self._stop.wait(self.backoff.next_delay())
                 continue
-            except Exception:  # noqa: BLE001 - the loop must outlive any single bad pass
+            except Exception:
                 self.last_error = "同步出错（内部错误，详情见日志），稍后自动重试"
                 log.exception("sync to %s crashed; backing off", self.target)
                 self._stop.wait(self.backoff.next_delay())
@@ -458,7 +458,7 @@ class RelayClient:
             return step(*args)
         except RelayError:
             raise
-        except Exception as exc:  # noqa: BLE001 - re-raised with its cause
+        except Exception as exc:
             log.warning("recovery step refused: %s", exc)
             raise SyncRefused(str(exc)) from exc
 

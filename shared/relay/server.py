@@ -16,15 +16,14 @@ again gets byte-identical receipt bytes without keeping them, and no receipt exi
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, cast
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import grpc
 from google.protobuf import any_pb2
@@ -37,8 +36,19 @@ from shared.clock import Clock, to_unix_ms
 from shared.envelope import ChainTip, sign_receipt
 from shared.keys import InMemoryKeyDirectory, fingerprint
 from shared.relay.errors import CallRefused, LimitExceeded, MalformedRequest
-from shared.relay.ports import (AgentKey, DownLog, EnrollmentBounds, EnrollmentInfo, HeldRecord, IngestRow, IngestStore,
-                                KeyRegistry, KeyState, NonceLog, Outcome)
+from shared.relay.ports import (
+    AgentKey,
+    DownLog,
+    EnrollmentBounds,
+    EnrollmentInfo,
+    HeldRecord,
+    IngestRow,
+    IngestStore,
+    KeyRegistry,
+    KeyState,
+    NonceLog,
+    Outcome,
+)
 from shared.relay.tls import ServerTls
 from shared.signing import Signer, is_valid, key_id_for, payload_hash
 from shared.wire.v1 import envelope_pb2, records_pb2, relay_pb2
@@ -813,7 +823,7 @@ class StreamAdmission:
         while not self._stop.wait(tick):
             try:
                 self.sweep()
-            except Exception:  # noqa: BLE001 - the watchdog must outlive any single bad sweep
+            except Exception:
                 log.exception("stream watchdog sweep failed")
 
 
@@ -964,7 +974,8 @@ def build_server_with_health(core: RelayCore, address: str = "127.0.0.1:0", *,
                              tls: ServerTls | None = None) -> tuple[grpc.Server, int, Any]:
     """`build_server`, also returning the health servicer, so a process can report NOT_SERVING
     (`enter_graceful_shutdown()`) before it stops accepting calls."""
-    from grpc_health.v1 import health as grpc_health, health_pb2, health_pb2_grpc
+    from grpc_health.v1 import health as grpc_health
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     limits = core.limits
     # Admitted streams and unary calls each hold a worker; the spare ones answer health probes and

@@ -19,8 +19,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, Connection, Engine, Index, Integer, LargeBinary, MetaData, String, Table, Text,
-    delete, func, insert, select, update,
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 

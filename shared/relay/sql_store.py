@@ -22,7 +22,16 @@ from shared.bulk import insert_rows
 from shared.envelope import GENESIS, ChainTip, sign_next
 from shared.keys import KnownKey, fingerprint
 from shared.relay.errors import EnrollmentLimit, KeyStoreError, UnknownKey
-from shared.relay.ports import AgentKey, EnrollmentBounds, EnrollmentInfo, HeldRecord, IngestRow, KeyState, Outcome, StoreResult
+from shared.relay.ports import (
+    AgentKey,
+    EnrollmentBounds,
+    EnrollmentInfo,
+    HeldRecord,
+    IngestRow,
+    KeyState,
+    Outcome,
+    StoreResult,
+)
 from shared.relay.sql_tables import RelayTables
 from shared.signing import Signer, key_id_for
 from shared.sqlite import configure_sqlite

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import serialization
 
 from shared.errors import KeyFileError
 from shared.keys import check_private_file_mode
-from shared.relay.errors import TlsConfigError
 from shared.os_errors import os_error_zh
+from shared.relay.errors import TlsConfigError
 
 __all__ = ["ServerTls", "ClientTls", "read_ca_file", "check_ca_pem", "handshake_problem_zh", "describe_link_security"]
 
@@ -97,7 +97,7 @@ def _identity(cert_file: Path, key_file: Path, *, now: dt.datetime | None) -> tu
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if leaf.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
         raise TlsConfigError(f"TLS 私钥 {key_file} 与证书 {cert_file} 不配套：请使用同一次签发生成的证书和私钥")
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     if leaf.not_valid_after_utc < now:
         raise TlsConfigError(f"证书 {cert_file} 已于 {leaf.not_valid_after_utc:%Y-%m-%d} 过期，请重新签发（python -m ops.tls cert）")
     if leaf.not_valid_before_utc > now:
@@ -120,7 +120,7 @@ class ServerTls:
 
     @classmethod
     def from_files(cls, cert_file: Path | str | None, key_file: Path | str | None,
-                   client_ca_file: Path | str | None = None, *, now: dt.datetime | None = None) -> "ServerTls | None":
+                   client_ca_file: Path | str | None = None, *, now: dt.datetime | None = None) -> ServerTls | None:
         """Checked settings, or None when no TLS option was given (plain text, for loopback)."""
         cert, key, client_ca = _opt_path(cert_file), _opt_path(key_file), _opt_path(client_ca_file)
         if cert is None and key is None:
@@ -153,7 +153,7 @@ class ClientTls:
 
     @classmethod
     def from_pem(cls, root_ca: bytes | str, *, cert_file: Path | str | None = None, key_file: Path | str | None = None,
-                 server_name: str = "", source: str = "CA 证书", now: dt.datetime | None = None) -> "ClientTls":
+                 server_name: str = "", source: str = "CA 证书", now: dt.datetime | None = None) -> ClientTls:
         ca = check_ca_pem(root_ca.encode("utf-8") if isinstance(root_ca, str) else root_ca, source)
         cert, key = _opt_path(cert_file), _opt_path(key_file)
         if (cert is None) != (key is None):
@@ -163,7 +163,7 @@ class ClientTls:
 
     @classmethod
     def from_files(cls, ca_file: Path | str, *, cert_file: Path | str | None = None, key_file: Path | str | None = None,
-                   server_name: str = "", now: dt.datetime | None = None) -> "ClientTls":
+                   server_name: str = "", now: dt.datetime | None = None) -> ClientTls:
         return cls.from_pem(_read(Path(ca_file), "CA 证书文件"), cert_file=cert_file, key_file=key_file,
                             server_name=server_name, source=str(ca_file), now=now)
 

@@ -29,8 +29,8 @@ def proto_files() -> list[Path]:
 
 def generate_into(out_dir: Path) -> dict[str, str]:
     """Run protoc and return {file name: post-processed text} of every generated module."""
-    from grpc_tools import protoc  # test/dev dependency only
     import grpc_tools
+    from grpc_tools import protoc  # test/dev dependency only
 
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     with tempfile.TemporaryDirectory() as raw:

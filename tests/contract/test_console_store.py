@@ -12,7 +12,12 @@ from sqlalchemy import Engine, create_engine, func, select
 
 from shared.clock import UTC, FakeClock
 from shared.console import (
-    AccountLockedError, ConsoleAuth, LoginRefusedError, ScryptParams, StaffExistsError, UnknownStaffError,
+    AccountLockedError,
+    ConsoleAuth,
+    LoginRefusedError,
+    ScryptParams,
+    StaffExistsError,
+    UnknownStaffError,
     create_console_tables,
 )
 from shared.console.errors import LOGIN_REFUSED_ZH

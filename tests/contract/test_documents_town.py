@@ -19,7 +19,6 @@ from shared.documents.adapters import sql
 from shared.documents.content import short_hash
 from shared.documents.kinds import DocumentKind
 from shared.documents.render import render_html
-from shared.domain.limits import Limit
 from shared.keys import save_key_file
 from tests.town_fixtures import DIRECTOR, OPERATOR, VillageDevice, township
 from town_center.bootstrap import TownApp
@@ -195,7 +194,7 @@ def test_numbers_allocated_by_racing_transactions_without_a_common_lock_still_do
                         with app.store.engine.begin() as conn:
                             n = sql.allocate_seq(conn, 2027, DocumentKind.EXTENSION)
                         break
-                    except Exception:  # noqa: BLE001 - SQLite "database is locked" under contention: retried
+                    except Exception:
                         if attempt == 49:
                             raise
                 with lock:

@@ -37,7 +37,6 @@ from shared.catalog import MatterKind, load_catalog
 from shared.clock import FakeClock
 from shared.console import create_console_tables
 from shared.console.store import staff
-from shared.deadline_watch.store import DeadlineStore
 from shared.domain.id_number import with_check_char
 from shared.errors import MigrationError
 from shared.migrations import StoreMigrations, alembic_config, head_revision, upgrade_to_head
@@ -50,7 +49,8 @@ from tests.county_fixtures import County, county
 from tests.pg import PostgresCluster
 from tests.town_fixtures import MONDAY_9AM, OPERATOR, VillageDevice, township
 from tests.village_fixtures import PASSPHRASE, SIGNATURE_PNG, make_agent
-from town_center.bootstrap import TownApp, build_app as build_town, link_county
+from town_center.bootstrap import TownApp, link_county
+from town_center.bootstrap import build_app as build_town
 from town_center.store import TownStore, open_town_store
 from town_center.store.migrations import TOWN_MIGRATIONS
 from town_center.store.tables import metadata as town_metadata

@@ -17,7 +17,7 @@ from tests.contract.test_town_store import approved, backend_url, enrollment_inf
 from tests.relay_fakes import enrollment_record
 
 
-def test_a_repeat_in_one_batch_is_a_duplicate_and_a_different_row_at_a_seq_of_the_batch_is_a_fork(store: RelayStore) -> None:  # noqa: F811
+def test_a_repeat_in_one_batch_is_a_duplicate_and_a_different_row_at_a_seq_of_the_batch_is_a_fork(store: RelayStore) -> None:
     signer = approved(store)
     rows = rows_for(signer, 4)
     other = rows_for(signer, 2, GENESIS, salt="restored")          # seq 1 and 2, other bytes
@@ -36,7 +36,7 @@ def test_a_repeat_in_one_batch_is_a_duplicate_and_a_different_row_at_a_seq_of_th
     assert [(r.outcome, r.receipt_time_ms) for r in again] == [(Outcome.DUPLICATE, 5_000)]
 
 
-def test_a_revoked_key_that_forks_stays_revoked(store: RelayStore) -> None:  # noqa: F811
+def test_a_revoked_key_that_forks_stays_revoked(store: RelayStore) -> None:
     signer = approved(store)
     rows = rows_for(signer, 3)
     store.store_batch(signer.key_id, GENESIS, rows, receipt_time_ms=5_000)
@@ -46,7 +46,7 @@ def test_a_revoked_key_that_forks_stays_revoked(store: RelayStore) -> None:  # n
     assert result.outcome is Outcome.FORK and store.author(signer.key_id).state is KeyState.REVOKED  # type: ignore[union-attr]
 
 
-def test_record_ids_are_found_per_author(store: RelayStore) -> None:  # noqa: F811
+def test_record_ids_are_found_per_author(store: RelayStore) -> None:
     a, b = approved(store), approved(store)
     rows = rows_for(a, 2)
     store.store_batch(a.key_id, GENESIS, rows, receipt_time_ms=1)
@@ -54,7 +54,7 @@ def test_record_ids_are_found_per_author(store: RelayStore) -> None:  # noqa: F8
     assert store.record_ids_taken(b.key_id, [rows[0].record_id]) == set()
 
 
-def test_a_nonce_is_remembered_until_it_expires(store: RelayStore) -> None:  # noqa: F811
+def test_a_nonce_is_remembered_until_it_expires(store: RelayStore) -> None:
     key = Signer.generate().key_id
     assert store.remember_nonce(key, b"n" * 16, now_ms=1_000, expires_at_ms=2_000)
     assert not store.remember_nonce(key, b"n" * 16, now_ms=1_500, expires_at_ms=2_500)
@@ -62,7 +62,7 @@ def test_a_nonce_is_remembered_until_it_expires(store: RelayStore) -> None:  # n
     assert store.remember_nonce(key, b"n" * 16, now_ms=2_001, expires_at_ms=3_000)   # expired, forgotten
 
 
-def test_pending_enrollments_are_bounded_per_address_and_in_total_and_stale_ones_go(store: RelayStore) -> None:  # noqa: F811
+def test_pending_enrollments_are_bounded_per_address_and_in_total_and_stale_ones_go(store: RelayStore) -> None:
     bounds = EnrollmentBounds(per_address=2, total=3, expire_after_ms=10_000)
 
     def enrol(address: str, now_ms: int) -> None:

@@ -68,15 +68,15 @@ def _escalate(town, hub, village, clock, summary: str, code: str = "MZ-001", mat
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBoard]:
+    from hub.console import create_console_app, open_console_auth, start_console_server
+    from hub.delegation import delegate
     from shared.catalog import MatterKind
     from shared.clock import FakeClock
     from shared.console import ScryptParams
     from shared.domain.handling import Role
-    from hub.console import create_console_app, open_console_auth, start_console_server
     from tests.county_fixtures import advance, county, linked_township
     from tests.integration.test_county_deciding_rules import file_with_dossier
     from tests.town_fixtures import MONDAY_9AM, OPERATOR, VillageDevice
-    from hub.delegation import delegate
 
     root = tmp_path_factory.mktemp("county-board")
     clock = FakeClock(MONDAY_9AM)

@@ -6,7 +6,6 @@ loopback port over a real SQLite file; Debian's Chromium. Screenshots go to `tes
 from __future__ import annotations
 
 import io
-import re
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass

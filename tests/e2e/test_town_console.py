@@ -4,7 +4,6 @@ on the public page by its receipt code. A real uvicorn server on a free loopback
 SQLite file; Debian's Chromium at 1366×768. Screenshots go to `test-artifacts/town-console/`."""
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path

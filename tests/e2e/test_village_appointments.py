@@ -16,7 +16,7 @@ from tests.e2e.conftest import CHROMIUM, VIEWPORT, RunningUI, serve_village_ui
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed: browser tests need Debian's chromium")
 
-BOOKED_AT = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.timezone.utc)   # Monday 09:00 in Beijing
+BOOKED_AT = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)   # Monday 09:00 in Beijing
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ def locked_ui(tmp_path: Path) -> Iterator[Locked]:
     root = tmp_path / "agent"
     make_agent(root)
     service = open_agent(root, PASSPHRASE)
-    clock = FakeClock(dt.datetime(2026, 12, 7, 1, 0, tzinfo=dt.timezone.utc))
+    clock = FakeClock(dt.datetime(2026, 12, 7, 1, 0, tzinfo=dt.UTC))
     paths = Paths(root)
     gate = UnlockGate(paths.key, clock, pin=UnlockPin(paths.unlock_pin, service.signer))
     app = create_app(service, allowed_hosts=WebSecurity.for_address("127.0.0.1:0").allowed_hosts, unlock=gate)

@@ -13,17 +13,23 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
+from hub import cli as hub_cli
+from hub.console import create_console_app as county_console
 from shared.clock import FakeClock
 from shared.console import ConsoleAuth, ScryptParams, create_console_tables
 from shared.domain.handling import Role
-from hub import cli as hub_cli
-from hub.console import create_console_app as county_console
 from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    County, LinkedTownship, advance, clock, hub, town,
+    County,
+    LinkedTownship,
+    advance,
+    clock,
+    hub,
+    town,
 )
 from tests.town_fixtures import VillageDevice
 from town_center import cli as town_cli
-from town_center.console import create_console_app as town_console, start_console_server
+from town_center.console import create_console_app as town_console
+from town_center.console import start_console_server
 
 PASSWORD = "县政务中心2026冬季值班"
 _CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -30,8 +30,8 @@ from shared.relay.client import RelayClient
 from shared.relay.errors import SyncRefused
 from shared.relay.ports import KeyState
 from shared.relay.server import RelayLimits, recover_signing_bytes
-from shared.wire.v1 import relay_pb2
 from shared.signing import Signer
+from shared.wire.v1 import relay_pb2
 from tests.town_fixtures import MONDAY_9AM
 from tests.unit.test_village_services import form
 from tests.village_fixtures import PASSPHRASE

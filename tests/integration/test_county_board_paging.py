@@ -5,7 +5,12 @@ from __future__ import annotations
 from shared.catalog import MatterKind
 from shared.clock import FakeClock
 from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    County, LinkedTownship, advance, clock, hub, town,
+    County,
+    LinkedTownship,
+    advance,
+    clock,
+    hub,
+    town,
 )
 from tests.town_fixtures import OPERATOR, VillageDevice
 

@@ -22,6 +22,9 @@ from typing import Any
 
 import pytest
 
+from hub.errors import NotPermitted
+from hub.handling import COUNTY_HOP, Outcome
+from hub.store.tables import county_refusal
 from shared.catalog import Catalog, MatterKind, Tier
 from shared.clock import FakeClock
 from shared.deadlines import ClockStatus, SuspensionReason
@@ -29,11 +32,15 @@ from shared.domain.handling import Actor, RefusalKind, Role, Stage
 from shared.errors import HandlingError
 from shared.sealing import seal_to
 from shared.wire.v1 import records_pb2
-from hub.errors import NotPermitted
-from hub.handling import COUNTY_HOP, Outcome
-from hub.store.tables import county_refusal
 from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    County, LinkedTownship, advance, clock, county, hub, linked_township, town,
+    County,
+    LinkedTownship,
+    advance,
+    clock,
+    county,
+    hub,
+    linked_township,
+    town,
 )
 from tests.town_fixtures import OPERATOR, VillageDevice
 from town_center.handling import COUNTY_HOP as TOWN_COUNTY_HOP

@@ -10,7 +10,12 @@ from hub.handling import Outcome
 from shared.domain.id_number import with_check_char
 from shared.errors import HandlingError
 from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    COUNTY_STAFF, County, LinkedTownship, clock, hub, town,
+    COUNTY_STAFF,
+    County,
+    LinkedTownship,
+    clock,
+    hub,
+    town,
 )
 from tests.integration.test_county_hop import _escalate
 from tests.town_fixtures import VillageDevice
@@ -26,7 +31,7 @@ def _refused(act) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_a_county_decision_with_a_number_in_its_reason_or_materials_is_refused_and_nothing_changes(
-        town: LinkedTownship, hub: County, clock) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+        town: LinkedTownship, hub: County, clock) -> None:  # type: ignore[no-untyped-def]
     matter_id = _escalate(town, hub, VillageDevice(town.app, village_code="V001"), clock)
     before = hub.app.handling.history(matter_id).matter.version
     assert "决定理由" in _refused(lambda: hub.app.handling.decide(
@@ -40,10 +45,10 @@ def test_a_county_decision_with_a_number_in_its_reason_or_materials_is_refused_a
 
 
 def test_the_townships_answer_to_a_county_notice_with_a_number_is_refused_and_the_notice_stays_open(
-        town: LinkedTownship, hub: County, clock) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+        town: LinkedTownship, hub: County, clock) -> None:  # type: ignore[no-untyped-def]
     matter_id = _escalate(town, hub, VillageDevice(town.app, village_code="V001"), clock)
     notice_id = hub.app.handling.issue_supervision(matter_id, "请说明逾期原因", actor=COUNTY_STAFF)
     town.sync()
     assert town.app.county_link is not None
-    assert "情况说明" in _refused(lambda: town.app.county_link.acknowledge(notice_id, f"已联系 +86 13907310001", by="wang"))
+    assert "情况说明" in _refused(lambda: town.app.county_link.acknowledge(notice_id, "已联系 +86 13907310001", by="wang"))
     town.app.county_link.acknowledge(notice_id, "已联系申请人补充说明", by="wang")

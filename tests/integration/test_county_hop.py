@@ -5,15 +5,22 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-
+from hub.handling import COUNTY_HOP, Outcome
 from shared.catalog import MatterKind
 from shared.clock import FakeClock, to_unix_ms
 from shared.domain.handling import Stage
 from shared.relay.ports import KeyState
 from shared.wire.v1 import records_pb2
-from hub.handling import COUNTY_HOP, Outcome
 from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    COUNTY_STAFF, County, LinkedTownship, advance, clock, county, hub, linked_township, town,
+    COUNTY_STAFF,
+    County,
+    LinkedTownship,
+    advance,
+    clock,
+    county,
+    hub,
+    linked_township,
+    town,
 )
 from tests.town_fixtures import OPERATOR, VillageDevice
 from town_center.handling import COUNTY_HOP as TOWN_COUNTY_HOP
@@ -171,7 +178,7 @@ workdays = []
 
 def test_the_countys_calendar_file_reaches_the_township_and_both_tiers_count_the_county_hop_alike(
         town: LinkedTownship, hub: County, clock: FakeClock) -> None:
-    clock.set(dt.datetime(2027, 3, 1, 1, 0, tzinfo=dt.timezone.utc))   # Monday 1 March 2027, 09:00 in Beijing
+    clock.set(dt.datetime(2027, 3, 1, 1, 0, tzinfo=dt.UTC))   # Monday 1 March 2027, 09:00 in Beijing
     village = VillageDevice(town.app)
     matter_id = _escalate(town, hub, village, clock)
     county_before = hub.app.deadlines.load(matter_id, COUNTY_HOP)

@@ -8,16 +8,24 @@ from pathlib import Path
 
 import pytest
 
+from hub.errors import UnknownMatter
+from hub.handling import Outcome
+from hub.store.tables import county_matter
 from shared.catalog import MatterKind
 from shared.clock import FakeClock, to_unix_ms
 from shared.domain.handling import Stage
 from shared.relay.errors import PeerUnavailable
 from shared.wire.v1 import envelope_pb2, records_pb2
-from hub.errors import UnknownMatter
-from hub.handling import Outcome
-from hub.store.tables import county_matter
 from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    COUNTY_STAFF, County, LinkedTownship, advance, clock, county, hub, linked_township, town,
+    COUNTY_STAFF,
+    County,
+    LinkedTownship,
+    advance,
+    clock,
+    county,
+    hub,
+    linked_township,
+    town,
 )
 from tests.town_fixtures import OPERATOR, VillageDevice
 from town_center.handling import COUNTY_HOP
@@ -72,7 +80,7 @@ def test_an_escalation_whose_village_signature_was_tampered_with_is_not_taken_in
     record = records_pb2.Record()
     body = record.escalation
     body.matter_id, body.catalog_code, body.township_code = forged_id, "MZ-001", "T01"
-    filing = town.app.handling._village_envelopes  # noqa: SLF001 - the exact envelopes the township would carry
+    filing = town.app.handling._village_envelopes
     with town.app.store.engine.connect() as conn:
         [env] = filing(conn, village.signer.key_id, forged_id)
     tampered = bytearray(env.payload)
@@ -141,7 +149,7 @@ def test_an_escalation_carrying_a_village_key_the_township_never_vouched_for_is_
         other.app.handling.escalate(matter_id, "初审通过", actor=OPERATOR)   # T02 vouches for its own village key
         assert other.app.county_link is not None
         with other.app.store.engine.connect() as conn:
-            envelopes = other.app.handling._village_envelopes(conn, stranger.signer.key_id, matter_id)  # noqa: SLF001
+            envelopes = other.app.handling._village_envelopes(conn, stranger.signer.key_id, matter_id)
         record = records_pb2.Record()
         body = record.escalation
         body.matter_id, body.catalog_code, body.township_code = matter_id, "MZ-001", "T01"
@@ -283,7 +291,7 @@ def test_a_refusal_pulled_before_its_receipt_is_folded_waits_for_the_receipt(
     hub.app.handling.run_once()             # not taken in: the refusal goes down
     town.client.sync_once()                 # pulled; the receipt is still unfolded
     assert town.app.county_link is not None
-    town.app.county_link._fold_inbox()      # noqa: SLF001 - as another process would, before the receipt
+    town.app.county_link._fold_inbox()
     assert len(town.app.county_link.outbox.unapplied_inbox()) >= 1      # waits, not consumed
     town.app.county_link.fold()             # the receipt, then the refusal
     page = town.app.handling.page(matter_id)

@@ -30,14 +30,14 @@ class TownshipSender:
         self.code, self.county_pub, self.port, self.options, self.workdir = code, county_pub, port, options, workdir
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, **overrides: object) -> "TownshipSender":
+    def start(self, **overrides: object) -> TownshipSender:
         opts = {**self.options, **overrides}
         cmd = [sys.executable, "-m", "tests.relay_township_proc", "--db", str(self.db), "--seed-hex", self.signer.seed().hex(),
                "--target", f"127.0.0.1:{opts.pop('port', self.port)}", "--county-pub-hex", self.county_pub.hex(),
                "--township", self.code]
         for k, v in opts.items():
             cmd += ["--" + k.replace("_", "-"), str(v)]
-        err = open(self.workdir / f"{self.code}.log", "ab")  # noqa: SIM115
+        err = open(self.workdir / f"{self.code}.log", "ab")
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=err)
         err.close()
         return self

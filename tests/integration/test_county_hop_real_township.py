@@ -112,7 +112,8 @@ def test_a_real_township_killed_again_and_again_escalates_each_matter_once_and_f
 
         # Down: the county decides half of them (in another process on its database, as its board would)
         # while the township keeps being killed as it pulls and folds.
-        from hub.bootstrap import KEY_FILE_NAME, build_app as build_hub
+        from hub.bootstrap import KEY_FILE_NAME
+        from hub.bootstrap import build_app as build_hub
         from hub.handling import Outcome
 
         hub = build_hub(f"sqlite:///{county_home / 'county.db'}", load_key_file(county_home / KEY_FILE_NAME, PASSPHRASE))
@@ -148,11 +149,11 @@ def test_a_real_township_killed_again_and_again_escalates_each_matter_once_and_f
         town_reader.close()
 
     from hub.store.tables import county_event, county_matter
+    from shared.calendar import WorkingCalendar
+    from shared.deadline_watch.store import DeadlineStore
     from town_center.store import open_town_store
     from town_center.store.matter_tables import matter_event, town_matter
     from town_center.store.tables import county_up
-    from shared.deadline_watch.store import DeadlineStore
-    from shared.calendar import WorkingCalendar
 
     town_store = open_town_store(f"sqlite:///{town_home / 'town.db'}")
     hub_store = open_hub_store(f"sqlite:///{county_home / 'county.db'}")

@@ -8,6 +8,7 @@ import os
 import grpc
 import pytest
 
+from hub.handling import Outcome
 from shared.catalog import MatterKind
 from shared.clock import to_unix_ms
 from shared.domain.handling import Stage
@@ -15,9 +16,13 @@ from shared.errors import EnvelopeError
 from shared.relay.server import SERVICE_NAME, pull_signing_bytes
 from shared.signing import Signer
 from shared.wire.v1 import envelope_pb2, records_pb2, relay_pb2
-from hub.handling import Outcome
 from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    COUNTY_STAFF, County, LinkedTownship, clock, hub, town,
+    COUNTY_STAFF,
+    County,
+    LinkedTownship,
+    clock,
+    hub,
+    town,
 )
 from tests.town_fixtures import OPERATOR, VillageDevice
 

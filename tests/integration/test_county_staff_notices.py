@@ -20,7 +20,7 @@ from shared.deadlines import ClockState
 from shared.domain.handling import Role
 from shared.signing import Signer
 
-AT = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.timezone.utc)
+AT = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
 PASSWORD = "县政务服务中心2026冬季值班"
 
 

@@ -37,12 +37,12 @@ from shared.deadline_watch.store import (
     make_engine,
     notification_outbox,
 )
-from shared.signing import Signer
 from shared.deadlines import ClockState, HopClock, StopReason, SuspensionReason
 from shared.domain.limits import Limit
+from shared.signing import Signer
 
 REPO = Path(__file__).resolve().parents[2]
-UTC = dt.timezone.utc
+UTC = dt.UTC
 WD = Limit.working_days
 
 

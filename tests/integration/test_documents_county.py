@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from hub.cli import main as county_hub
+from hub.handling import Outcome
 from shared.catalog import MatterKind
 from shared.clock import FakeClock
 from shared.console.store import staff
@@ -19,10 +21,15 @@ from shared.documents.content import short_hash
 from shared.documents.render import render_html
 from shared.domain.handling import Actor, Role
 from shared.keys import save_key_file
-from hub.cli import main as county_hub
-from hub.handling import Outcome
 from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    County, LinkedTownship, advance, clock, county, hub, linked_township, town,
+    County,
+    LinkedTownship,
+    advance,
+    clock,
+    county,
+    hub,
+    linked_township,
+    town,
 )
 from tests.town_fixtures import OPERATOR, VillageDevice
 

@@ -14,7 +14,14 @@ import pytest
 
 from shared.catalog import MatterKind
 from shared.domain.evaluation import (
-    BadReason, Channel, EvaluationError, FollowUpFindings, Level, Rating, RectificationState, normalise_token,
+    BadReason,
+    Channel,
+    EvaluationError,
+    FollowUpFindings,
+    Level,
+    Rating,
+    RectificationState,
+    normalise_token,
 )
 from shared.domain.handling import Actor, Role
 from shared.wire.v1 import records_pb2
@@ -250,6 +257,7 @@ def test_a_bad_review_joins_the_call_back_list_at_once_and_the_weekly_sample_is_
     evaluations.rate_with_token(evaluations.issue_token(matters[0], by="wang"),
                                 Rating(Level.DISSATISFIED, BadReason.EFFICIENCY))
     from sqlalchemy import select
+
     from town_center.store.matter_tables import follow_up_call
     with town.store.engine.connect() as conn:
         listed = set(conn.execute(select(follow_up_call.c.matter_id)).scalars())

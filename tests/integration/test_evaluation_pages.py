@@ -159,6 +159,7 @@ def test_a_bad_review_is_called_back_with_the_five_findings_by_someone_who_did_n
     done = supervisor.get("/evaluations/follow-ups").text
     assert "已回访" in done and 'action="/evaluations/follow-ups/' + running.matter_id not in done
     from sqlalchemy import select
+
     from town_center.store.evaluation_tables import follow_up_finding
     with running.town.store.engine.connect() as conn:
         found = conn.execute(select(follow_up_finding)).one()

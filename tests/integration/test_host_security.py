@@ -136,8 +136,8 @@ def test_township_and_county_backups_are_sealed_owner_only_and_need_the_passphra
 
 
 def test_a_laptops_data_folder_and_ledger_export_are_owner_only_whatever_the_umask(tmp_path: Path) -> None:
-    from shared.signing import Signer
     from shared.keys import enrollment_uri
+    from shared.signing import Signer
 
     root = tmp_path / "agent"
     done = run("village-agent", "init", "--data", str(root), "--agent-name", "王芳", "--village-code", "V001",

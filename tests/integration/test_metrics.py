@@ -7,12 +7,17 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from hub.bootstrap import metric_sources as county_sources
 from shared.catalog import MatterKind
 from shared.clock import FakeClock
 from shared.observability.metrics import MetricSources, MetricsServer, metrics_registry
-from hub.bootstrap import metric_sources as county_sources
 from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    County, LinkedTownship, advance, clock, hub, town,
+    County,
+    LinkedTownship,
+    advance,
+    clock,
+    hub,
+    town,
 )
 from tests.town_fixtures import OPERATOR, VillageDevice
 from town_center.bootstrap import metric_sources as town_sources

@@ -11,17 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from shared.deadline_watch.sealed_recipient import KeySeal
-from shared.signing import Signer
 from shared.calendar import WorkingCalendar
 from shared.clock import FakeClock
 from shared.deadline_watch.notify import (
-    HOP_ZH, DeliveryRejectedError, MatterName, Notification, OutboxRelay, deadline_notifications, extension_notice_sms,
+    HOP_ZH,
+    DeliveryRejectedError,
+    MatterName,
+    Notification,
+    OutboxRelay,
+    deadline_notifications,
+    extension_notice_sms,
     result_ready_sms,
 )
 from shared.deadline_watch.scheduler import DeadlineWatch
+from shared.deadline_watch.sealed_recipient import KeySeal
 from shared.deadline_watch.store import DeadlineStore, make_engine
 from shared.deadlines import ClockState
+from shared.signing import Signer
 from tests.integration.test_deadline_watch import AFTER_WARN, RECEIVED, RecordingReceiver, five_day_clock, sh
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -126,14 +132,18 @@ def test_an_sms_still_waiting_for_the_gateway_keeps_its_number(store: DeadlineSt
 # ---------------------------------------------------------------- each tier's MatterNames, on its real store
 
 from tests.county_fixtures import (  # noqa: E402,F401 - clock, hub, town are fixtures
-    County, LinkedTownship, clock, hub, town,
+    County,
+    LinkedTownship,
+    clock,
+    hub,
+    town,
 )
 from tests.integration.test_county_hop import _escalate  # noqa: E402
 from tests.town_fixtures import VillageDevice  # noqa: E402
 
 
 def test_the_township_and_the_county_name_a_reported_matter_by_its_title_and_where_it_came_from(
-        town: LinkedTownship, hub: County, clock: FakeClock) -> None:  # noqa: F811
+        town: LinkedTownship, hub: County, clock: FakeClock) -> None:
     from hub.matter_names import CountyMatterNames
     from town_center.matter_names import TownMatterNames
 

@@ -30,7 +30,7 @@ def _init_county(home: Path) -> None:
 
 def _serve(tier: str, home: Path, port: int, metrics_port: int) -> subprocess.Popen[bytes]:
     module = "town_center.cli" if tier == "township" else "hub.cli"
-    log = open(home / "serve.log", "ab")  # noqa: SIM115 - the child keeps its own copy
+    log = open(home / "serve.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", module, "serve", "--home", str(home), "--listen", f"127.0.0.1:{port}",
          "--console-listen", "off", "--metrics-listen", f"127.0.0.1:{metrics_port}", "--log-format", "json",

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.pg import PostgresCluster
 from tests import process_fixtures
+from tests.pg import PostgresCluster
 from tests.process_fixtures import Served, free_port
 
 REPO = Path(__file__).resolve().parents[2]

@@ -25,7 +25,7 @@ from tests.relay_fakes import SqliteOutbox, enrollment_record, note_record
 from town_center.bootstrap import build_app
 from town_center.grpc_server import create_server
 
-START = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
 VILLAGES = 10
 RECORDS = 300
 

@@ -15,21 +15,21 @@ from typing import Any
 import grpc
 import pytest
 
+from hub.bootstrap import HubApp
+from hub.bootstrap import build_app as build_hub
 from shared.clock import FakeClock, to_unix_ms
 from shared.envelope import GENESIS, ChainTip, open_receipt, sign_next
 from shared.relay.client import ClientLimits, RelayClient, call_refusal, channel_options
 from shared.relay.errors import PeerUnavailable
-from shared.relay.ports import EnrollmentInfo, KeyState
+from shared.relay.ports import AgentKey, EnrollmentInfo, KeyState
 from shared.relay.server import RelayLimits, pull_signing_bytes
 from shared.signing import Signer, payload_hash
 from shared.wire.v1 import envelope_pb2, records_pb2, relay_pb2
 from tests.relay_fakes import SqliteOutbox, enrollment_record, note_record
-from hub.bootstrap import HubApp, build_app as build_hub
-from shared.relay.ports import AgentKey
 from town_center.bootstrap import TownApp, build_app
 from town_center.grpc_server import create_server
 
-START = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
 PUSH = "/quancheng.v1.Relay/Push"
 
 

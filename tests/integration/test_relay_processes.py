@@ -13,7 +13,14 @@ import pytest
 
 from shared.relay.ports import KeyState
 from tests.relay_fakes import (
-    REPO, ChaosProxy, TownProcess, VillageProcess, approve_villages, assert_exactly_once, free_port, init_town,
+    REPO,
+    ChaosProxy,
+    TownProcess,
+    VillageProcess,
+    approve_villages,
+    assert_exactly_once,
+    free_port,
+    init_town,
 )
 from town_center.store import open_town_store
 

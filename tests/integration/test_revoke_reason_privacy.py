@@ -20,11 +20,16 @@ from shared.console import ConsoleAuth, ScryptParams, create_console_tables
 from shared.domain.handling import Role
 from shared.relay.ports import KeyState
 from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    County, LinkedTownship, clock, hub, town,
+    County,
+    LinkedTownship,
+    clock,
+    hub,
+    town,
 )
 from tests.town_fixtures import VillageDevice
 from town_center import cli as town_cli
-from town_center.console import create_console_app as town_console, start_console_server
+from town_center.console import create_console_app as town_console
+from town_center.console import start_console_server
 from town_center.errors import StoreError as TownStoreError
 
 PASSWORD = "县政务中心2026冬季值班"

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from shared.calendar import WorkingCalendar
 from shared.catalog import MatterKind
 from shared.deadline_watch.errors import DeadlineStoreError
 from shared.deadline_watch.notify import Notification, OutboxRelay, mask_phone, result_ready_sms
 from shared.deadline_watch.store import DeadlineStore, make_engine
-from shared.calendar import WorkingCalendar
 from tests.pg import PostgresCluster
 from tests.town_fixtures import OPERATOR, VillageDevice, township
 from town_center.bootstrap import TownApp
@@ -156,7 +156,7 @@ def test_without_the_tiers_key_an_applicants_sms_is_refused_not_kept_in_clear(tm
         store.create_schema()
         with pytest.raises(DeadlineStoreError, match="加密"):
             store.enqueue_notification(result_ready_sms(matter_id="m-1", phone=_number(), pickup_place_zh="窗口"),
-                                       now=dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc))
+                                       now=dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
         assert store.outbox_counts() == {}
     finally:
         engine.dispose()

@@ -14,15 +14,15 @@ from shared.deadlines import ClockState, HopClock
 from shared.domain.limits import Limit
 from shared.envelope import open_record
 from shared.signing import Signer
-from tests.village_fixtures import PASSPHRASE, make_agent
 from tests.unit.test_village_services import form
+from tests.village_fixtures import PASSPHRASE, make_agent
 from town_center.services import TownServices
 from town_center.store import open_town_store
 from town_center.supervision import SignedSupervisionRecorder
 from village_agent.bootstrap import open_agent
 from village_agent.sync import village_outbox
 
-RECEIVED = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)  # Monday 10:00 Shanghai
+RECEIVED = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 Shanghai
 
 
 def test_a_supervision_notice_on_the_village_leg_reaches_the_village_signed_by_the_township_exactly_once(tmp_path: Path) -> None:

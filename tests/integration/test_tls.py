@@ -17,6 +17,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from hub.bootstrap import HubApp
+from hub.bootstrap import build_app as build_hub
 from ops.tls import make_ca, make_cert
 from shared.calendar import WorkingCalendar
 from shared.catalog import MatterKind
@@ -28,13 +30,13 @@ from shared.relay.errors import TlsConfigError, TlsHandshakeFailed
 from shared.relay.server import build_server
 from shared.relay.tls import ClientTls, ServerTls
 from shared.signing import Signer
-from hub.bootstrap import HubApp, build_app as build_hub
 from tests.county_fixtures import advance
 from tests.process_fixtures import BIN, Served, free_port, run
 from tests.town_fixtures import MONDAY_9AM, OPERATOR, VillageDevice
 from tests.unit.test_village_services import form
 from tests.village_fixtures import PASSPHRASE
-from town_center.bootstrap import TownApp, build_app as build_town, link_county
+from town_center.bootstrap import TownApp, link_county
+from town_center.bootstrap import build_app as build_town
 from town_center.county_link import LinkSettings
 from town_center.grpc_server import create_server
 from village_agent.bootstrap import init_agent, open_agent

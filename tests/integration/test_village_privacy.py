@@ -41,8 +41,8 @@ def test_after_a_hundred_requests_no_id_number_or_name_is_readable_in_the_data_f
 
 
 def test_the_agent_itself_can_still_show_the_name_and_find_earlier_matters_by_id(tmp_path: Path) -> None:
-    from village_agent.bootstrap import open_agent
     from village_agent import actions
+    from village_agent.bootstrap import open_agent
 
     data = tmp_path / "agent"
     make_agent(data)

@@ -192,7 +192,7 @@ def test_an_endpoint_down_for_a_while_gets_the_notification_later_from_the_outbo
 ) -> None:
     store = DeadlineStore(make_engine(f"sqlite:///{tmp_path / 'outbox.db'}"), WorkingCalendar())
     store.create_schema()
-    clock = FakeClock(dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc))
+    clock = FakeClock(dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC))
     receiver = Receiver(script=["500", "500", "500"])
     with _notifier(serve(receiver), max_attempts=3, sleep=lambda _s: None, clock=clock) as notifier:
         relay = OutboxRelay(store, notifier, owner="relay-a", retry_backoff=Backoff(base_after=60, cap_after=60, jitter=0))

@@ -15,7 +15,8 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import MetaData
 
 from shared.clock import FakeClock, to_unix_ms
@@ -33,7 +34,7 @@ from tests.relay_fakes import SqliteOutbox, enrollment_record, note_record
 from town_center.bootstrap import TownApp, build_app
 from town_center.grpc_server import create_server
 
-START = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
 RELAY = "/quancheng.v1.Relay/"
 
 

@@ -13,7 +13,13 @@ from shared.catalog import CatalogError, MatterKind, Tier, load_catalog, parse_c
 from shared.deadlines import ClockState, ClockStatus, due_after
 from shared.domain.authority import allowed_kinds, may_decide, tracks_only, typical_kind_allowed
 from shared.domain.handling import (
-    ACCEPTANCE_LIMIT, Actor, HandledMatter, RefusalKind, Role, Stage, promise_text_zh,
+    ACCEPTANCE_LIMIT,
+    Actor,
+    HandledMatter,
+    RefusalKind,
+    Role,
+    Stage,
+    promise_text_zh,
 )
 from shared.domain.limits import Limit
 from shared.errors import HandlingError
@@ -27,7 +33,7 @@ MAJOR_TOWN_ITEM = CATALOG.item("NY-001")
 VILLAGE_ITEM = CATALOG.item("RS-003")
 OPERATOR = Actor("op-a", Role.OPERATOR)
 DIRECTOR = Actor("dir-1", Role.DIRECTOR)
-RECEIVED = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)   # Monday 10:00 in Shanghai
+RECEIVED = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)   # Monday 10:00 in Shanghai
 HOUR = dt.timedelta(hours=1)
 DECISIONS = frozenset({MatterKind.IMMEDIATE, MatterKind.PROMISED, MatterKind.SUPPLEMENT, MatterKind.JOINT})
 

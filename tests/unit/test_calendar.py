@@ -135,7 +135,7 @@ def test_the_servers_own_timezone_changes_nothing(cal: WorkingCalendar) -> None:
     try:
         fresh = WorkingCalendar()
         after = (fresh.receipt_day(sh(2026, 11, 27, 18, 0)), fresh.close_at(D(2026, 11, 30)))
-        utc_evening = dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.timezone.utc)  # 18:00 in Shanghai
+        utc_evening = dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC)  # 18:00 in Shanghai
         assert fresh.receipt_day(utc_evening) == D(2026, 11, 30)
     finally:
         if old is None:
@@ -144,7 +144,7 @@ def test_the_servers_own_timezone_changes_nothing(cal: WorkingCalendar) -> None:
             os.environ["TZ"] = old
         time.tzset()
     assert before == after
-    assert after[1] == dt.datetime(2026, 11, 30, 9, 30, tzinfo=dt.timezone.utc)
+    assert after[1] == dt.datetime(2026, 11, 30, 9, 30, tzinfo=dt.UTC)
 
 
 # -- years beyond the library ----------------------------------------------------------------

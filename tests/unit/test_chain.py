@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.chain import BreakReason, require_chain, verify_chain
 from shared.envelope import GENESIS, open_record, sign_next

@@ -9,25 +9,39 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, select
 
+from shared.cli_common import add_subparsers, new_parser
 from shared.clock import UTC, FakeClock
 from shared.console import (
-    AccountDisabledError, AccountLockedError, AuthPolicy, Console, ConsoleAuth, ConsoleSession, LoginRefusedError,
-    PasswordPolicyError, RateLimiter, ScryptParams, StaffExistsError, create_console_tables, current_staff,
-    install_console, make_jinja_env, rate_limit, require_role,
+    AccountDisabledError,
+    AccountLockedError,
+    AuthPolicy,
+    Console,
+    ConsoleAuth,
+    ConsoleSession,
+    LoginRefusedError,
+    PasswordPolicyError,
+    RateLimiter,
+    ScryptParams,
+    StaffExistsError,
+    create_console_tables,
+    current_staff,
+    install_console,
+    make_jinja_env,
+    rate_limit,
+    require_role,
 )
 from shared.console.cli import STAFF_PASSWORD_ENV, register_staff_commands
 from shared.console.errors import LOGIN_REFUSED_ZH
 from shared.console.passwords import hash_password, needs_rehash, verify_password
 from shared.console.store import staff, staff_session
 from shared.console.web import LOGIN_CSRF_COOKIE, SESSION_COOKIE
-from shared.cli_common import add_subparsers, new_parser
 from shared.domain.handling import Actor, Role
 
 # Cheap scrypt for tests: the cost parameters are what production raises, the logic is the same.
@@ -95,7 +109,7 @@ def build_app(auth: ConsoleAuth, page_dir: Path, limiter: RateLimiter, **options
                               public_paths=("/public",), **options)  # type: ignore[arg-type]
 
     @app.get("/")
-    def home(request: Request, who: ConsoleSession = Depends(require_role(Role.OPERATOR, Role.DIRECTOR))):  # noqa: ANN202
+    def home(request: Request, who: ConsoleSession = Depends(require_role(Role.OPERATOR, Role.DIRECTOR))):
         return console.render(request, "home.html", {"count": 3})
 
     @app.post("/matters/note")

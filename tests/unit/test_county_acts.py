@@ -6,14 +6,14 @@ from dataclasses import replace
 
 import pytest
 
+from hub.acts import DECISIONS, Act, offered, permission_zh, state_zh
 from shared.catalog import MatterKind, Tier, load_catalog
 from shared.deadlines import HopClock, SuspensionReason
 from shared.domain.handling import Actor, HandledMatter, Role, Stage
 from shared.domain.limits import Limit
-from hub.acts import DECISIONS, Act, offered, permission_zh, state_zh
 
 CATALOG = load_catalog()
-AT = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.timezone.utc)
+AT = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
 ROLES = tuple(Role)
 
 

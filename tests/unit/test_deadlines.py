@@ -101,9 +101,9 @@ def test_a_deadline_running_into_2027_with_an_override_skips_its_holidays_and_co
 
 
 def test_due_times_are_utc_instants_whatever_zone_the_receipt_was_given_in(cal: WorkingCalendar) -> None:
-    received_utc = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)  # 10:00 Shanghai
+    received_utc = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # 10:00 Shanghai
     due = due_after(received_utc, WD(5), cal)
-    assert due.tzinfo == dt.timezone.utc
+    assert due.tzinfo == dt.UTC
     assert due == sh(2026, 11, 30, 17, 30)
     assert format_instant_zh(due) == "2026年11月30日 17:30"
 

@@ -35,8 +35,8 @@ def test_a_number_reads_back_as_typed_with_ascii_brackets_or_full_width_digits()
 
 
 def test_numbers_restart_in_the_new_year_by_beijing_time() -> None:
-    assert numbering_year(dt.datetime(2026, 12, 31, 16, 30, tzinfo=dt.timezone.utc)) == 2027   # 00:30 on 1 January in Beijing
-    assert numbering_year(dt.datetime(2026, 12, 31, 15, 30, tzinfo=dt.timezone.utc)) == 2026
+    assert numbering_year(dt.datetime(2026, 12, 31, 16, 30, tzinfo=dt.UTC)) == 2027   # 00:30 on 1 January in Beijing
+    assert numbering_year(dt.datetime(2026, 12, 31, 15, 30, tzinfo=dt.UTC)) == 2026
 
 
 def test_the_check_code_is_accepted_as_printed_and_malformed_codes_are_refused_in_chinese() -> None:

@@ -7,12 +7,26 @@ import datetime as dt
 import pytest
 
 from shared.domain.evaluation import (
-    BadReason, EvaluationError, FollowUpFindings, Level, Rating, Rectification, RectificationState, ScoreInputs,
-    ScoreWeights, assessment_score, mask_phone, may_record_follow_up, new_token, normalise_token, parse_sms_reply,
-    rating_from_form, token_digest,
+    BadReason,
+    EvaluationError,
+    FollowUpFindings,
+    Level,
+    Rating,
+    Rectification,
+    RectificationState,
+    ScoreInputs,
+    ScoreWeights,
+    assessment_score,
+    mask_phone,
+    may_record_follow_up,
+    new_token,
+    normalise_token,
+    parse_sms_reply,
+    rating_from_form,
+    token_digest,
 )
 
-AT = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.timezone.utc)
+AT = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
 
 
 def test_the_last_two_levels_are_bad_reviews_and_need_a_reason() -> None:

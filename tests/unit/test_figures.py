@@ -2,14 +2,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.deadlines import ClockState
 from shared.domain.figures import (
-    MatterFacts, bar_chart_svg, draw_follow_up_sample, figures_by, to_csv,
+    MatterFacts,
+    bar_chart_svg,
+    draw_follow_up_sample,
+    figures_by,
+    to_csv,
 )
 
-T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)
 H = dt.timedelta(hours=1)
 
 
@@ -67,7 +72,7 @@ def test_the_sample_never_repeats_a_matter_nor_calls_one_already_followed_up(n: 
 
 
 def test_the_average_time_is_in_working_hours_when_the_caller_gives_them() -> None:
-    friday_5pm = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.timezone.utc)
+    friday_5pm = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
     monday_10am = friday_5pm + dt.timedelta(days=2, hours=17)
     facts = MatterFacts(matter_id="m", village_code="V1", agent_key_id="k", operator_id="op",
                         received_at=friday_5pm, completed_at=monday_10am, working_hours=1.5)

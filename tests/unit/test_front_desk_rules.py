@@ -8,8 +8,19 @@ import pytest
 
 from shared.calendar import WorkingCalendar
 from shared.domain.front_desk import (
-    Absence, AppointmentState, CaseKind, Complexity, QueueEntry, absence_problem, answer_clock, answer_limit,
-    arrival_problem, change_problem, covering, forfeit_problem, queue_order,
+    Absence,
+    AppointmentState,
+    CaseKind,
+    Complexity,
+    QueueEntry,
+    absence_problem,
+    answer_clock,
+    answer_limit,
+    arrival_problem,
+    change_problem,
+    covering,
+    forfeit_problem,
+    queue_order,
 )
 from shared.domain.limits import Limit
 from shared.errors import HandlingError

@@ -20,7 +20,7 @@ A = Actor("op-a", Role.OPERATOR)
 B = Actor("op-b", Role.OPERATOR)
 DIRECTOR = Actor("dir-1", Role.DIRECTOR)
 # Monday 2026-11-23 10:00 in Shanghai
-RECEIVED = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)
+RECEIVED = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 import pytest
 
 from shared.domain import id_number
-from shared.domain.personal_data import PersonalDataKind, contains_personal_data, find_personal_data, personal_data_problem
+from shared.domain.personal_data import (
+    PersonalDataKind,
+    contains_personal_data,
+    find_personal_data,
+    personal_data_problem,
+)
 
 ID18 = id_number.with_check_char("33010619900101123")
 WRONG_CHECK = ID18[:17] + ("0" if ID18[17] != "0" else "1")

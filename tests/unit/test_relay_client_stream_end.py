@@ -19,7 +19,7 @@ from shared.signing import Signer, payload_hash
 from shared.wire.v1 import envelope_pb2, relay_pb2
 from tests.relay_fakes import SqliteOutbox, note_record
 
-START = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
 
 
 class _Ended(grpc.RpcError):

@@ -19,7 +19,7 @@ from shared.wire.v1 import relay_pb2
 from tests.relay_fakes import SqliteOutbox, free_port, note_record
 from town_center.bootstrap import build_app
 
-NOW = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture

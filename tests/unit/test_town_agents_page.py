@@ -18,7 +18,7 @@ from tests.unit.test_town_console import auth, client_for, csrf, town, village, 
 from town_center.bootstrap import TownApp
 
 
-def _enrol(town: TownApp, village_code: str, holder: str) -> Signer:  # noqa: F811
+def _enrol(town: TownApp, village_code: str, holder: str) -> Signer:
     signer = Signer.generate()
     record = enrollment_record(signer, village_code)
     record.key_enrollment_requested.holder_name = holder
@@ -30,7 +30,7 @@ def _notice(client: TestClient, response) -> str:  # type: ignore[no-untyped-def
     return client.get(response.headers["location"]).text
 
 
-def test_a_look_alike_enrollment_needs_its_fingerprint_and_its_village_clash_is_flagged(web, town: TownApp, village) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_look_alike_enrollment_needs_its_fingerprint_and_its_village_clash_is_flagged(web, town: TownApp, village) -> None:  # type: ignore[no-untyped-def]
     look_alike = _enrol(town, "V001", "代办员V001")      # the same village and name as the enrolled laptop
     client = client_for(web, "zhao")
     page = client.get("/agents").text
@@ -47,7 +47,7 @@ def test_a_look_alike_enrollment_needs_its_fingerprint_and_its_village_clash_is_
     assert town.store.author(look_alike.key_id).state is KeyState.APPROVED  # type: ignore[union-attr]
 
 
-def test_a_pending_enrollment_from_another_village_is_not_flagged(web, town: TownApp, village) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_pending_enrollment_from_another_village_is_not_flagged(web, town: TownApp, village) -> None:  # type: ignore[no-untyped-def]
     _enrol(town, "V002", "王五")
     page = client_for(web, "admin").get("/agents").text
     assert "待审批的登记（1）" in page and "村代码重复" not in page and "已有其他设备" not in page
@@ -79,7 +79,7 @@ def test_the_cli_flags_a_village_code_clash_and_refuses_a_wrong_fingerprint(tmp_
     assert first.key_id != look_alike.key_id
 
 
-def test_a_pending_enrollment_older_than_the_expiry_leaves_the_page(web, town: TownApp) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_a_pending_enrollment_older_than_the_expiry_leaves_the_page(web, town: TownApp) -> None:  # type: ignore[no-untyped-def]
     import datetime as dt
 
     _enrol(town, "V003", "赵六")

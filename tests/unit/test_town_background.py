@@ -4,9 +4,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from shared.wire.v1 import records_pb2
 from tests.town_fixtures import VillageDevice, township
 from town_center.bootstrap import Background
-from shared.wire.v1 import records_pb2
 
 
 def _filing(matter_id: str) -> records_pb2.Record:

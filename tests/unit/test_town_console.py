@@ -99,7 +99,7 @@ def test_the_inbox_lists_a_new_matter_with_its_stage_and_filters_by_village(web,
 def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
     matter_id = village.file("MZ-003")
     client = client_for(web, "wang")
-    response = client.post(f"/matters/{matter_id}/classify", data={"kind": "promised", 
+    response = client.post(f"/matters/{matter_id}/classify", data={"kind": "promised",
                                                                   "expected_version": "0"})
     assert response.status_code == 403
     assert town.handling.page(matter_id).matter.stage is Stage.RECEIVED

@@ -4,26 +4,23 @@ colleagues, escalation with an opinion and a confirmation, Chinese pages for wha
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from shared.catalog import MatterKind
 from shared.console import ConsoleAuth, RateLimiter, ScryptParams, create_console_tables
 from shared.deadlines import ClockState
-from shared.domain.handling import Role, Stage
+from shared.domain.handling import Role, Stage, matter_to_json_dict
 from shared.errors import HandlingError
-from tests.town_fixtures import DIRECTOR, OPERATOR, VillageDevice, township
+from tests.town_fixtures import OPERATOR, VillageDevice, township
 from town_center.bootstrap import TownApp
 from town_center.console import create_console_app
-import json
-
-from sqlalchemy import update
-
-from shared.domain.handling import matter_to_json_dict
 from town_center.handling import ACCEPTANCE_HOP
 from town_center.store.matter_tables import town_matter
 

@@ -25,7 +25,7 @@ from village_agent.bootstrap import open_agent
 from village_agent.receipt import VillageDocuments
 from village_agent.services import AgentService, RequestForm
 
-NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)  # Monday 10:00 in Shanghai
+NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Shanghai
 CATALOG = load_catalog()
 ITEM = next(i for i in CATALOG if i.decided_by is not Tier.VILLAGE
             and any(m.condition for m in i.auxiliary_materials) and any(m.tolerated_missing for m in i.auxiliary_materials))

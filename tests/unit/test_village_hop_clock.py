@@ -21,7 +21,7 @@ from village_agent.hop import village_hop
 from village_agent.services import AgentService, RequestForm
 from village_agent.sync import village_outbox
 
-NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)  # Monday 10:00 in Shanghai
+NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Shanghai
 CATALOG = load_catalog()
 REPORTED = next(i for i in CATALOG if i.decided_by is not Tier.VILLAGE and i.hop(Tier.VILLAGE).promised.to_text() == "1wd")
 VILLAGE_ITEM = next(i for i in CATALOG if i.decided_by is Tier.VILLAGE)
@@ -71,7 +71,7 @@ def test_the_report_hop_is_due_one_working_day_after_the_request_on_the_working_
 
 def test_a_request_filed_on_friday_evening_is_due_on_tuesday_not_over_the_weekend(agent) -> None:  # type: ignore[no-untyped-def]
     service, _, clock = agent
-    clock.set(dt.datetime(2026, 11, 27, 11, 0, tzinfo=dt.timezone.utc))   # Friday 19:00 in Shanghai, after office hours
+    clock.set(dt.datetime(2026, 11, 27, 11, 0, tzinfo=dt.UTC))   # Friday 19:00 in Shanghai, after office hours
     hop = hop_now(service, file(service))
     assert hop.due_zh == "2026-12-01 17:30"   # received Monday, one working day: Tuesday's close
 

@@ -20,7 +20,7 @@ from village_agent.errors import FormError
 from village_agent.receipt import build_receipt, receipt_text
 from village_agent.services import AgentService, RequestForm
 
-NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)  # Monday 10:00 in Shanghai
+NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Shanghai
 CATALOG = load_catalog()
 # An item the township or county decides, with a conditional material and a tolerated (容缺) one.
 ITEM = next(i for i in CATALOG if i.decided_by is not Tier.VILLAGE

@@ -20,7 +20,7 @@ from village_agent.domain import AppointmentStatus, MatterStatus
 from village_agent.errors import FormError, TransitionError
 from village_agent.services import AgentService, RequestForm
 
-NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)  # Monday 10:00 in Shanghai
+NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Shanghai
 CATALOG = load_catalog()
 VILLAGE_ITEM = next(i for i in CATALOG if i.decided_by.value == "village")
 TOWNSHIP_ITEM = next(i for i in CATALOG if i.decided_by.value == "township" and i.auxiliary_materials)

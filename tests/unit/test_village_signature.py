@@ -10,7 +10,12 @@ import zlib
 import pytest
 
 from shared.evidence_image import (
-    PNG_SIGNATURE, drawn_signature_problem, encode_png, jpeg_size, photo_problem, png_ink,
+    PNG_SIGNATURE,
+    drawn_signature_problem,
+    encode_png,
+    jpeg_size,
+    photo_problem,
+    png_ink,
 )
 
 PAD_W, PAD_H = 560, 180

@@ -24,7 +24,7 @@ from village_agent.domain import MatterStatus
 from village_agent.errors import FormError
 from village_agent.services import AgentService, Confirmation, RequestForm
 
-NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)
 VILLAGE_ITEM = next(i for i in load_catalog() if i.decided_by is Tier.VILLAGE)
 
 

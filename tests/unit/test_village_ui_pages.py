@@ -17,13 +17,13 @@ from shared.clock import FakeClock
 from shared.domain.id_number import with_check_char
 from shared.wire.v1 import records_pb2
 from tests.unit.test_village_signature import blank_png, data_url, dot_png, fingerprint_photo_png, signature_png
-from tests.village_fixtures import unlock_ui, PASSPHRASE, make_agent
+from tests.village_fixtures import PASSPHRASE, make_agent, unlock_ui
 from village_agent.bootstrap import open_agent
 from village_agent.domain import MatterStatus
 from village_agent.services import AgentService
 from village_agent.ui.server import Reachability, create_app
 
-NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)  # Monday 10:00 in Shanghai
+NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Shanghai
 LOCAL = "http://127.0.0.1:8631"
 
 

@@ -16,22 +16,41 @@ from shared.api.models import FiguresOut, KeyOut, Me, RevokeIn
 from shared.catalog import MatterKind
 from shared.clock import from_unix_ms
 from shared.console.auth import ConsoleAuth
+from shared.domain.evaluation import EvaluationError
 from shared.domain.figures import MatterFacts, figures_by
 from shared.domain.handling import RefusalKind, Role, Stage
 from shared.errors import DeadlineError, HandlingError
 from shared.relay.errors import KeyStoreError, UnknownKey
-from shared.domain.evaluation import EvaluationError
 from town_center.api.evaluation import EVALUATION_TAGS, add_evaluation_routes
 from town_center.api.front_desk import FRONT_DESK_TAG, add_front_desk_routes
-from town_center.evaluation import Evaluations
-from town_center.front_desk.errors import StaleEntry, UnknownEntry
 from town_center.api.schemas import (
-    ActionDone, ClassifyIn, ClockOut, CountyNoticeOut, DecisionIn, EscalateIn, EventOut, ExtensionRequestIn,
-    HandOverIn, InboxOut, MaterialOut, MaterialsRequestIn, MatterDetailOut, MatterOut, NoticeAnswerIn, PendingOut,
-    RefusalOut, RefusalRequestIn, ResultIn, SupervisionOut, SuspendIn, Versioned,
+    ActionDone,
+    ClassifyIn,
+    ClockOut,
+    CountyNoticeOut,
+    DecisionIn,
+    EscalateIn,
+    EventOut,
+    ExtensionRequestIn,
+    HandOverIn,
+    InboxOut,
+    MaterialOut,
+    MaterialsRequestIn,
+    MatterDetailOut,
+    MatterOut,
+    NoticeAnswerIn,
+    PendingOut,
+    RefusalOut,
+    RefusalRequestIn,
+    ResultIn,
+    SupervisionOut,
+    SuspendIn,
+    Versioned,
 )
 from town_center.bootstrap import TownApp
 from town_center.errors import ConcurrentEditError, UnknownAgent, UnknownMatter
+from town_center.evaluation import Evaluations
+from town_center.front_desk.errors import StaleEntry, UnknownEntry
 from town_center.handling import COUNTY_HOP
 
 __all__ = ["create_town_api", "STAFF", "HANDLERS", "AGENT_MANAGERS"]

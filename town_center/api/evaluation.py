@@ -17,10 +17,10 @@ from shared.api import ApiCaller, Forbidden, NotFound, require
 from shared.domain.evaluation import FollowUpFindings, Level
 from shared.domain.handling import Role
 from town_center.assessment import COLUMNS, DIMENSIONS, Assessment, parse_period
-from town_center.evaluation import CONFIDENTIAL_ROLES, EvaluationView, Evaluations
+from town_center.evaluation import CONFIDENTIAL_ROLES, Evaluations, EvaluationView
 from town_center.store.evaluation_tables import evaluation, follow_up_finding
 from town_center.store.matter_tables import follow_up_call, town_matter
-from town_center.supervision import Cause, Oversight, OverdueItem
+from town_center.supervision import Cause, OverdueItem, Oversight
 
 __all__ = ["add_evaluation_routes", "EVALUATION_TAGS"]
 

@@ -43,7 +43,7 @@ class MatterOut(BaseModel):
     version: int = Field(description="版本号：操作时作为 expected_version 提交")
 
     @classmethod
-    def of(cls, s: MatterSummary, names: dict[str, str]) -> "MatterOut":
+    def of(cls, s: MatterSummary, names: dict[str, str]) -> MatterOut:
         return cls(matter_id=s.matter_id, title=s.catalog_name, catalog_code=s.catalog_code, village_code=s.village_code,
                    stage=s.stage, stage_zh=s.stage.label_zh, kind=s.kind, kind_zh=s.kind.label_zh if s.kind else "待分类",
                    owner=s.owner, owner_name=names.get(s.owner, s.owner), received_at=s.received_at, due_at=s.due_at,
@@ -73,7 +73,7 @@ class ClockOut(BaseModel):
     remaining_zh: str | None = Field(description="剩余时间的中文表述（计时中时）")
 
     @classmethod
-    def of(cls, clock: HopClock, now: dt.datetime, calendar: object, thresholds: object) -> "ClockOut":
+    def of(cls, clock: HopClock, now: dt.datetime, calendar: object, thresholds: object) -> ClockOut:
         started = clock.start_at is not None
         due = clock.due_at(calendar) if started else None  # type: ignore[arg-type]
         state = clock.state_at(now, calendar, thresholds) if started else None  # type: ignore[arg-type]

@@ -8,7 +8,6 @@ figures, which need every matter row.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 import urllib.parse
@@ -18,32 +17,38 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 from sqlalchemy import literal, select
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from shared.catalog import MatterKind
+from shared.clock import from_unix_ms
 from shared.console import (
-    ConsoleAuth, ConsoleSession, RateLimiter, create_console_tables, install_console, rate_limit, require_role,
+    ConsoleAuth,
+    ConsoleSession,
+    RateLimiter,
+    create_console_tables,
+    install_console,
+    rate_limit,
+    require_role,
 )
 from shared.console.errors import ForbiddenError
 from shared.console.serve import ConsoleServer, start_console_server
 from shared.deadlines import ClockState, ClockStatus, SuspensionReason
-from shared.clock import from_unix_ms
 from shared.documents.adapters.web import install_document_routes
-from shared.domain.figures import bar_chart_svg, figures_by, to_csv
 from shared.domain import lookup_code
+from shared.domain.evaluation import EvaluationError, may_record_follow_up
+from shared.domain.figures import bar_chart_svg, figures_by, to_csv
 from shared.domain.handling import RefusalKind, Role, Stage
 from shared.domain.limits import Limit, LimitUnit
 from shared.errors import HandlingError
 from town_center.api import create_town_api
 from town_center.bootstrap import TownApp
 from town_center.console.evaluation_pages import PUBLIC_EVALUATE_PATH, install_evaluation_pages
+from town_center.errors import ConcurrentEditError, UnknownMatter
 from town_center.evaluation import Evaluations
-from shared.domain.evaluation import EvaluationError, may_record_follow_up
 from town_center.front_desk.console import install_front_desk
 from town_center.handling import COUNTY_HOP
-from town_center.errors import ConcurrentEditError, UnknownMatter
 from town_center.store.matter_tables import follow_up_call, town_matter
 
 __all__ = ["create_console_app", "open_console_auth", "start_console_server", "ConsoleServer", "SESSION_COOKIE"]
@@ -132,7 +137,7 @@ def create_console_app(app: TownApp, auth: ConsoleAuth, *, secure_cookies: bool 
         today = now().astimezone(BEIJING).date()
         try:
             warning = app.deadlines.calendar.warning_zh(today, today + dt.timedelta(days=60))
-        except Exception:  # noqa: BLE001 - a calendar problem must not hide the page; it is logged
+        except Exception:
             log.exception("calendar warning failed")
             warning = "工作日历无法读取，请联系系统管理员核对节假日安排。"
         ctx = {"calendar_warning": warning, "now": now(), "notice": console.take_flash(request), **context}

@@ -17,14 +17,14 @@ from starlette.concurrency import run_in_threadpool
 from shared.console import ConsoleAuth, ConsoleSession, RateLimiter, rate_limit, require_role
 from shared.console.errors import ForbiddenError
 from shared.domain.evaluation import BadReason, Channel, EvaluationError, FollowUpFindings, Level, rating_from_form
+from shared.domain.figures import bar_chart_svg
 from shared.domain.handling import Role
 from shared.errors import HandlingError
-from shared.domain.figures import bar_chart_svg
 from town_center.assessment import COLUMNS, DIMENSIONS, Assessment, parse_period, report_xlsx
 from town_center.evaluation import CONFIDENTIAL_ROLES, Evaluations
-from town_center.supervision import Cause, Oversight
 from town_center.store.evaluation_tables import evaluation, follow_up_finding
 from town_center.store.matter_tables import follow_up_call, town_matter
+from town_center.supervision import Cause, Oversight
 
 __all__ = ["install_evaluation_pages", "EVALUATION_STAFF", "PUBLIC_EVALUATE_PATH"]
 

@@ -28,16 +28,37 @@ from shared.documents.chain import document_record
 from shared.documents.content import instant_zh
 from shared.documents.drafts import DocumentDraft
 from shared.domain.front_desk import (
-    Absence, AppointmentState, CaseKind, CaseStage, Channel, Complexity, Feedback, QueueEntry, absence_problem,
-    answer_clock, answered_clock, arrival_problem, change_problem, consultation_notice_lines, covering,
-    forfeit_problem, hop_name, queue_order, register_no, staff_text_problem,
+    Absence,
+    AppointmentState,
+    CaseKind,
+    CaseStage,
+    Channel,
+    Complexity,
+    Feedback,
+    QueueEntry,
+    absence_problem,
+    answer_clock,
+    answered_clock,
+    arrival_problem,
+    change_problem,
+    consultation_notice_lines,
+    covering,
+    forfeit_problem,
+    hop_name,
+    queue_order,
+    register_no,
+    staff_text_problem,
 )
 from shared.domain.handling import Actor, Role, Stage
 from shared.errors import HandlingError
 from shared.sealing import open_sealed, seal_to
 from town_center.errors import ConcurrentEditError
 from town_center.front_desk.documents import (
-    WRITTEN_CHANNELS, RegisterFacts, complaint_answer_draft, consultation_notice_draft, petition_assignment_draft,
+    WRITTEN_CHANNELS,
+    RegisterFacts,
+    complaint_answer_draft,
+    consultation_notice_draft,
+    petition_assignment_draft,
     petition_notice_draft,
 )
 from town_center.front_desk.errors import FrontDeskError, StaleEntry, UnknownEntry
@@ -808,13 +829,13 @@ def _bj(at: dt.datetime) -> str:
     return at.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
 
 
-def build_front_desk(handling: HandlingService, intake: "Any", clock: Clock, *, township_code: str = "") -> FrontDesk:
+def build_front_desk(handling: HandlingService, intake: Any, clock: Clock, *, township_code: str = "") -> FrontDesk:
     """The front desk over a township's handling and intake. The window's key is enrolled at the first
     walk-in (a township that never registers one has no such key among its devices)."""
     return FrontDesk(handling, WindowIntake(handling.store, handling, intake, clock, township_code=township_code), clock)
 
 
-def supervision_audience(matter_audience: "Any") -> "Any":
+def supervision_audience(matter_audience: Any) -> Any:
     """Who hears a 督办: a register entry's stays in the township's own chain (never a village's);
     a matter's goes to its filing device as before."""
     from town_center.handling import INTERNAL_AUDIENCE

@@ -6,7 +6,19 @@ name and signature) is sealed to the township key and opened only for those allo
 """
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 __all__ = ["metadata", "window_intake", "desk_case", "desk_event", "appointment", "post", "absence", "queue_ticket"]
 

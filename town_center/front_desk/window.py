@@ -370,7 +370,7 @@ class WindowIntake:
         fails here, the background intake folds it on its next pass (the receipt is still given)."""
         try:
             self.intake.run_once()
-        except Exception:  # noqa: BLE001 - see above; the log keeps the cause
+        except Exception:
             log.exception("walk-in folded later by the background intake")
 
 

@@ -7,9 +7,9 @@ from sqlalchemy import Engine
 from shared.migrations import upgrade_to_head
 from shared.relay.sql_store import ForkEvidence, RelayStore, TimeFlag, relay_engine
 from town_center.errors import StoreError, UnknownAgent
+from town_center.store import matter_tables as _matter_tables  # noqa: F401 - registers the handling tables on `metadata`
 from town_center.store.migrations import TOWN_MIGRATIONS
 from town_center.store.tables import tables
-from town_center.store import matter_tables as _matter_tables  # noqa: F401 - registers the handling tables on `metadata`
 
 __all__ = ["TownStore", "open_town_store", "ForkEvidence", "TimeFlag"]
 

@@ -50,7 +50,15 @@ from village_agent.errors import AgentError, FieldProblem, FormError, StoreError
 from village_agent.hop import VillageHop, village_hop
 from village_agent.notice import authorization_text
 from village_agent.receipt import VillageDocuments, build_receipt, format_due
-from village_agent.services import MAX_EVIDENCE_BYTES, PLACES, RATINGS, SHANGHAI, AgentService, Confirmation, RequestForm
+from village_agent.services import (
+    MAX_EVIDENCE_BYTES,
+    PLACES,
+    RATINGS,
+    SHANGHAI,
+    AgentService,
+    Confirmation,
+    RequestForm,
+)
 from village_agent.sync_text import plain_sync_text
 from village_agent.ui.errors import UnlockRefused
 from village_agent.ui.unlock import UNLOCK_COOKIE, UnlockGate, UnlockPin, UnlockPolicy
@@ -366,7 +374,7 @@ def create_app(service: AgentService, *, sync_status: SyncStatus | None = None,
         return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
     @app.get(UNLOCK_PATH, response_class=HTMLResponse)
-    async def unlock_form(request: Request, next: str = "/") -> Response:  # noqa: A002 - the query name
+    async def unlock_form(request: Request, next: str = "/") -> Response:
         if gate.session_ok(request.cookies.get(UNLOCK_COOKIE)):
             return RedirectResponse(_safe_next(next), status_code=303)
         return unlock_page(request, next_url=_safe_next(next))
@@ -887,8 +895,8 @@ def _code_shown(code: str) -> str:
 
 
 def _allowed_actions(service: AgentService, state: MatterState) -> dict[str, bool]:
-    from village_agent import domain
     from shared.catalog import Tier
+    from village_agent import domain
 
     def ok(check: Callable[[], None]) -> bool:
         try:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
@@ -54,7 +54,7 @@ class IssuerSettings:
                            "verify_hint": self.verify_hint}, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "IssuerSettings":
+    def from_json(cls, text: str) -> IssuerSettings:
         d = json.loads(text)
         return cls(str(d["name"]), str(d["seal_text"]), str(d["prefix"]), str(d.get("verify_hint", "")))
 
@@ -112,7 +112,7 @@ class DocumentArchive:
                     sql.set_pdf(conn, number, pdf)
             except DocumentNotFound:
                 continue
-            except Exception:  # noqa: BLE001 - the notice is issued and printable; the PDF follows on demand
+            except Exception:
                 log.exception("archive PDF of %s not made now", number)
 
     def load(self, conn: Connection, number: str) -> IssuedDocument:

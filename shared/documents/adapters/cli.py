@@ -14,8 +14,8 @@ from sqlalchemy import Connection, Engine
 from shared import cli_common
 from shared.documents.adapters import sql
 from shared.documents.adapters.archive import ISSUER_META, IssuerSettings
-from shared.documents.content import normalise_hash
 from shared.documents.chain import ReceivedDocument, received_verification
+from shared.documents.content import normalise_hash
 from shared.documents.errors import DocumentInvalid, DocumentNotFound
 from shared.documents.numbering import parse_number
 from shared.documents.signed import IssuedDocument, verify_document, with_pdf_check

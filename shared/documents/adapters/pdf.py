@@ -17,7 +17,7 @@ __all__ = ["html_to_pdf", "pdf_sha256", "html_in_pdf", "EMBEDDED_NAME"]
 # only the issuer's signed hashes (the county for a township's notice) can then check a PDF someone
 # brings, by hashing that HTML and laying it out again (docs/wire-v1.md "Written documents").
 EMBEDDED_NAME = "document.html"
-_FIXED_AT = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+_FIXED_AT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 log = logging.getLogger("shared.documents.pdf")
 
@@ -50,7 +50,7 @@ def html_to_pdf(html: str, *, embed_html: bool = True) -> bytes:
                        ] if embed_html else []
         return bytes(weasyprint.HTML(string=html, base_url=_BASE, url_fetcher=_no_fetch)
                      .write_pdf(attachments=attachments))
-    except Exception as exc:  # noqa: BLE001 - any layout failure is reported the same way
+    except Exception as exc:
         log.exception("PDF rendering failed")
         raise DocumentRenderError("文书 PDF 生成失败，请联系系统管理员") from exc
 

@@ -12,8 +12,21 @@ import base64
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import (
-    BigInteger, Column, Connection, Index, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, String, Table, Text,
-    UniqueConstraint, insert, select, update,
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    insert,
+    select,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 
@@ -142,7 +155,7 @@ def load_document(conn: Connection, number: str, *, vault: DocumentVault | None 
     return _to_issued(row, vault)
 
 
-def save_received(conn: Connection, doc: "ReceivedDocument", *, received_at_ms: int) -> None:
+def save_received(conn: Connection, doc: ReceivedDocument, *, received_at_ms: int) -> None:
     """Keep a received document; the same record received again (a resend) changes nothing."""
     exists = conn.execute(select(received_document.c.seq).where(
         received_document.c.author_key_id == doc.author_key_id, received_document.c.number == doc.number)).first()
@@ -154,7 +167,7 @@ def save_received(conn: Connection, doc: "ReceivedDocument", *, received_at_ms: 
         issued_at_ms=doc.issued_at_ms, received_at_ms=received_at_ms))
 
 
-def load_received(conn: Connection, number: str, issuer_names: dict[str, str]) -> list["ReceivedDocument"]:
+def load_received(conn: Connection, number: str, issuer_names: dict[str, str]) -> list[ReceivedDocument]:
     """Every received document carrying this number (two issuers may share a prefix), oldest first;
     `issuer_names` names each signing key's holder."""
     from shared.documents.chain import ReceivedDocument

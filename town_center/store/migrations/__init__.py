@@ -32,10 +32,10 @@ def _models() -> Sequence[MetaData]:
     from shared.deadline_watch.store import metadata as deadline_metadata
     from shared.documents.adapters.sql import metadata as document_metadata
     from shared.documents.adapters.sql import received_metadata
+    from town_center.front_desk.tables import metadata as front_desk_metadata
     from town_center.store import matter_tables as _matter_tables  # noqa: F401 - registers the handling tables
     from town_center.store.evaluation_tables import metadata as evaluation_metadata
     from town_center.store.tables import metadata
-    from town_center.front_desk.tables import metadata as front_desk_metadata
 
     return (metadata, deadline_metadata, console_metadata, document_metadata, api_metadata, front_desk_metadata,
             evaluation_metadata, received_metadata)
