@@ -1,8 +1,13 @@
-"""Backoff policy for anything that retries a remote call: exponential, capped, with full jitter.
+"""The one backoff schedule for anything that retries: exponential, capped, jittered.
 
 Pure: the caller passes the attempt number and a random source, so tests are deterministic.
-Full jitter (a uniform draw between 0 and the capped exponential) spreads a crowd of villages that
-lost the township at the same moment, so they do not all reconnect in the same instant.
+Used by the relay client (a village or township reconnecting to the tier above), the webhook
+notifier (retries within one send) and the notification outbox relay (retries across drains).
+
+Jitter is the randomized fraction of each wait: 1.0 (the default, "full jitter") draws uniformly
+between 0 and the capped exponential, which spreads a crowd of villages that lost the township at
+the same moment so they do not all reconnect in the same instant; 0.5 keeps at least half of it;
+0 makes the schedule exact.
 """
 from __future__ import annotations
 
@@ -19,10 +24,13 @@ class RetryPolicy:
     cap_s: float = 60.0
     # Never wait less than this: a zero draw would turn into a hot loop against a dead peer.
     floor_s: float = 0.05
+    jitter: float = 1.0
 
     def __post_init__(self) -> None:
         if not (0 < self.floor_s <= self.initial_s <= self.cap_s) or self.multiplier < 1:
             raise ValueError("retry policy needs 0 < floor <= initial <= cap and multiplier >= 1")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError("retry policy needs 0 <= jitter <= 1")
 
     def ceiling(self, attempt: int) -> float:
         """The upper bound of the wait before retry number `attempt` (1 for the first retry)."""
@@ -32,10 +40,14 @@ class RetryPolicy:
         return min(self.cap_s, self.initial_s * self.multiplier ** min(attempt - 1, 64))
 
     def delay(self, attempt: int, rng: random.Random) -> float:
+        """The wait before retry number `attempt`: within the top `jitter` fraction of the ceiling,
+        never below the floor (0 for an attempt below 1: nothing has failed yet)."""
         ceiling = self.ceiling(attempt)
         if ceiling <= 0:
             return 0.0
-        return max(self.floor_s, rng.uniform(0, ceiling))
+        if not self.jitter:
+            return max(self.floor_s, ceiling)
+        return max(self.floor_s, rng.uniform(ceiling * (1 - self.jitter), ceiling))
 
 
 class Backoff:

@@ -42,7 +42,8 @@ from shared.deadline_watch.errors import (
     DeliveryRetryableError,
     NotificationError,
 )
-from shared.deadlines import ClockState, format_instant_zh
+from shared.domain.deadlines import ClockState, format_instant_zh
+from shared.retry import RetryPolicy
 
 __all__ = [
     "Audience",
@@ -52,7 +53,6 @@ __all__ = [
     "SupervisionPort",
     "LogNotifier",
     "LogSupervisionRecorder",
-    "Backoff",
     "WebhookNotifier",
     "sign_body",
     "verify_signature",
@@ -227,21 +227,10 @@ class LogSupervisionRecorder:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with jitter and a cap: attempt 1 waits about `base_after`, each later one
-    twice as long, never more than `cap_after`. Jitter keeps many senders from retrying in step."""
-
-    base_after: float = 0.5
-    cap_after: float = 30.0
-    jitter: float = 0.5  # fraction of the delay that is randomized
-
-    def delay_after(self, attempt: int, rng: random.Random | None = None) -> float:
-        raw = min(self.cap_after, self.base_after * (2 ** max(0, attempt - 1)))
-        if not self.jitter:
-            return raw
-        r = (rng or random).random()
-        return raw * (1 - self.jitter) + raw * self.jitter * r
+# Half jitter: each wait keeps at least half of its exponential step, so a notification is not
+# retried almost at once, while many senders still do not retry in step.
+WEBHOOK_RETRY = RetryPolicy(initial_s=0.5, cap_s=30.0, jitter=0.5)   # within one send
+OUTBOX_RETRY = RetryPolicy(initial_s=30.0, cap_s=3600.0, jitter=0.5)  # across drains of the outbox
 
 
 def sign_body(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -273,7 +262,7 @@ class WebhookNotifier:
         *,
         timeout_after: float = 5.0,
         max_attempts: int = 3,
-        backoff: Backoff = Backoff(),
+        backoff: RetryPolicy = WEBHOOK_RETRY,
         clock: Clock | None = None,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
@@ -335,9 +324,9 @@ class WebhookNotifier:
                 else:
                     raise DeliveryRejectedError(f"对方拒收：HTTP {status}")
             if attempt < self._max_attempts:
-                delay = self._backoff.delay_after(attempt, self._rng)
+                delay = self._backoff.delay(attempt, self._rng)
                 if retry_after is not None:
-                    delay = max(delay, min(retry_after, self._backoff.cap_after))
+                    delay = max(delay, min(retry_after, self._backoff.cap_s))
                 self._sleep(delay)
         raise DeliveryRetryableError(f"{self._max_attempts}次尝试均失败，最后一次：{last_reason}")
 
@@ -406,7 +395,7 @@ class OutboxRelay:
         batch_size: int = 50,
         max_batches: int = 20,
         lease_after: dt.timedelta = dt.timedelta(minutes=2),
-        retry_backoff: Backoff = Backoff(base_after=30.0, cap_after=3600.0),
+        retry_backoff: RetryPolicy = OUTBOX_RETRY,
         rng: random.Random | None = None,
         names: MatterNames | None = None,
     ) -> None:
@@ -446,12 +435,12 @@ class OutboxRelay:
             self._forget(item)
             return DrainReport(rejected=1)
         except NotificationError as exc:
-            retry_at = now + dt.timedelta(seconds=self._retry_backoff.delay_after(item.attempts, self._rng))
+            retry_at = now + dt.timedelta(seconds=self._retry_backoff.delay(item.attempts, self._rng))
             log.warning("通知暂未送达，稍后重试：%s：%s", n.safe_repr(), exc.reason)
             self._outbox.mark_retry(item.id, owner=self._owner, now=now, retry_at=retry_at, reason=exc.reason)
             return DrainReport(retried=1)
         except Exception as exc:  # a buggy port must not stop the other notifications
-            retry_at = now + dt.timedelta(seconds=self._retry_backoff.delay_after(item.attempts, self._rng))
+            retry_at = now + dt.timedelta(seconds=self._retry_backoff.delay(item.attempts, self._rng))
             reason = f"发送时出错：{exc.__class__.__name__}"
             log.exception("通知发送出错：%s", n.safe_repr())
             self._outbox.mark_retry(item.id, owner=self._owner, now=now, retry_at=retry_at, reason=reason)

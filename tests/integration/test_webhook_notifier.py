@@ -21,7 +21,6 @@ from shared.deadline_watch.notify import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     Audience,
-    Backoff,
     LogNotifier,
     Notification,
     NotificationKind,
@@ -31,6 +30,7 @@ from shared.deadline_watch.notify import (
     verify_signature,
 )
 from shared.deadline_watch.store import DeadlineStore, make_engine
+from shared.retry import RetryPolicy
 
 SECRET = b"test-secret-not-for-production"
 PHONE = "13812345678"
@@ -127,14 +127,15 @@ def _notifier(url: str, **kw: object) -> WebhookNotifier:
     options: dict[str, object] = {
         "timeout_after": 0.3,
         "max_attempts": 5,
-        "backoff": Backoff(base_after=0.05, cap_after=0.2, jitter=0),
+        "backoff": RetryPolicy(initial_s=0.05, cap_s=0.2, jitter=0),
     }
     options.update(kw)
     return WebhookNotifier(url, SECRET, **options)  # type: ignore[arg-type]
 
 
 def _staff_notice(key: str = "deadline:M-1:township:warning") -> Notification:
-    return Notification(key, NotificationKind.DEADLINE_WARNING, Audience.STAFF, "op-07", "【临期预警】办件 M-1 将到期", {"matter_id": "M-1"})
+    return Notification(key, NotificationKind.DEADLINE_WARNING, Audience.STAFF, "op-07", "【临期预警】办件 M-1 将到期",
+                        {"matter_id": "M-1"})
 
 
 def test_a_timeout_then_a_500_then_success_delivers_exactly_once(serve: Callable[[Receiver], str]) -> None:
@@ -171,7 +172,7 @@ def test_a_client_error_is_not_retried(serve: Callable[[Receiver], str]) -> None
 def test_too_many_requests_is_retried_after_the_advertised_wait(serve: Callable[[Receiver], str]) -> None:
     receiver = Receiver(script=["429", "ok"])
     waits: list[float] = []
-    with _notifier(serve(receiver), backoff=Backoff(base_after=0.01, cap_after=1.0, jitter=0), sleep=waits.append) as notifier:
+    with _notifier(serve(receiver), backoff=RetryPolicy(initial_s=0.01, cap_s=1.0, floor_s=0.01, jitter=0), sleep=waits.append) as notifier:
         notifier.send(_staff_notice())
     assert waits == [0.05] and len(receiver.acted) == 1
 
@@ -195,7 +196,7 @@ def test_an_endpoint_down_for_a_while_gets_the_notification_later_from_the_outbo
     clock = FakeClock(dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC))
     receiver = Receiver(script=["500", "500", "500"])
     with _notifier(serve(receiver), max_attempts=3, sleep=lambda _s: None, clock=clock) as notifier:
-        relay = OutboxRelay(store, notifier, owner="relay-a", retry_backoff=Backoff(base_after=60, cap_after=60, jitter=0))
+        relay = OutboxRelay(store, notifier, owner="relay-a", retry_backoff=RetryPolicy(initial_s=60, cap_s=60, jitter=0))
         assert store.enqueue_notification(_staff_notice(), now=clock.now())
         assert not store.enqueue_notification(_staff_notice(), now=clock.now())  # same key: queued once
         first = relay.drain(clock.now())
