@@ -9,7 +9,7 @@ is reads plus small writes, so this mostly affects loading and the firing figure
 
 The table is filled with `--clocks` running clocks (5–20 working days, received over the last week,
 so nothing is due yet) plus `--newly-due` clocks whose warning instant has passed. Every row's
-instants are computed exactly by `shared.deadlines` from a set of templates, then copied in SQL.
+instants are computed exactly by `shared.domain.deadlines` from a set of templates, then copied in SQL.
 Measured:
 
 * steady scan — the scan's query when nothing is due (what runs every 30 s nearly always);
@@ -37,7 +37,7 @@ from sqlalchemy import Engine, text
 
 from shared.calendar import SHANGHAI, WorkingCalendar
 from shared.deadline_watch.store import DeadlineStore, make_engine
-from shared.deadlines import HopClock
+from shared.domain.deadlines import HopClock
 from shared.domain.limits import Limit
 
 NOW = dt.datetime(2026, 12, 14, 10, 0, tzinfo=SHANGHAI)  # a Monday morning

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from shared.catalog import MatterKind
+from shared.domain.catalog import MatterKind
 from tests.town_fixtures import OPERATOR, VillageDevice, township
 
 

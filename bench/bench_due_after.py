@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared.calendar import SHANGHAI, WorkingCalendar, load_override_file
-from shared.deadlines import HopClock, SuspensionReason, Thresholds, due_after
+from shared.domain.deadlines import HopClock, SuspensionReason, Thresholds, due_after
 from shared.domain.limits import Limit
 
 REPO = Path(__file__).resolve().parents[1]

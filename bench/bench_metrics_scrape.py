@@ -27,7 +27,7 @@ from sqlalchemy import insert
 
 from shared.calendar import WorkingCalendar
 from shared.clock import FakeClock, to_unix_ms
-from shared.deadlines import HopClock
+from shared.domain.deadlines import HopClock
 from shared.domain.limits import Limit
 from shared.observability.metrics import MetricsServer, metrics_registry
 from shared.relay.ports import EnrollmentInfo

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from hub.bootstrap import HubApp, build_app
 from shared.calendar import WorkingCalendar
-from shared.catalog import Tier
 from shared.clock import SystemClock
+from shared.domain.catalog import Tier
 from shared.domain.handling import Actor, Role
 from shared.envelope import GENESIS, sign_next
 from shared.relay.ports import EnrollmentInfo

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import enum
 
-from shared.catalog import CatalogItem, Tier
-from shared.deadlines import ClockStatus, SuspensionReason
 from shared.domain.authority import may_decide
+from shared.domain.catalog import CatalogItem, Tier
+from shared.domain.deadlines import ClockStatus, SuspensionReason
 from shared.domain.handling import HandledMatter, Role, Stage
 
 __all__ = ["Act", "DECIDERS", "CASE_STAFF", "DECISIONS", "permission_zh", "state_zh", "offered"]

@@ -16,12 +16,13 @@ from hub.matter_names import CountyMatterNames
 from hub.store import HubStore, open_hub_store
 from hub.store.tables import county_matter
 from shared.calendar import WorkingCalendar, parse_override_toml
-from shared.catalog import Catalog, load_catalog
+from shared.catalog import load_catalog
 from shared.clock import Clock, SystemClock, to_unix_ms
 from shared.deadline_watch.calendar_follower import CalendarFollower, stamp_key
 from shared.deadline_watch.notify import LogNotifier, Notifier, OutboxRelay
 from shared.deadline_watch.scheduler import DeadlineWatch, process_tag
 from shared.deadline_watch.store import DeadlineStore
+from shared.domain.catalog import Catalog
 from shared.envelope import GENESIS
 from shared.errors import CalendarOverrideError
 from shared.keys import load_key_file, save_key_file

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 
 from hub.store.tables import county_matter, township_key, tracked_matter
-from shared.catalog import CatalogItem
 from shared.clock import from_unix_ms, to_unix_ms
 from shared.documents.adapters.archive import DocumentArchive, IssuerSettings
 from shared.documents.adapters.tier import TierDocuments
@@ -36,6 +35,7 @@ from shared.documents.drafts import (
 )
 from shared.documents.kinds import DocumentKind, IssuingTier
 from shared.documents.signed import IssuedDocument
+from shared.domain.catalog import CatalogItem
 from shared.domain.handling import HandledMatter
 from shared.sealing import open_sealed
 from shared.wire.v1 import records_pb2

@@ -14,8 +14,8 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from shared.catalog import CatalogError, CatalogItem
 from shared.clock import from_unix_ms
+from shared.domain.catalog import CatalogError, CatalogItem
 from shared.errors import SharedError
 from shared.sealing import open_sealed
 from shared.signing import Signer

@@ -36,10 +36,10 @@ from hub.store.tables import (
     village_key,
 )
 from shared.calendar import WorkingCalendar
-from shared.catalog import Catalog, CatalogItem, MatterKind, Tier
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.deadline_watch.store import DeadlineStore, hop_deadline
-from shared.deadlines import ClockState, ClockStatus, SuspensionReason, Thresholds
+from shared.domain.catalog import Catalog, CatalogItem, MatterKind, Tier
+from shared.domain.deadlines import ClockState, ClockStatus, SuspensionReason, Thresholds
 from shared.domain.handling import (
     Actor,
     HandledMatter,

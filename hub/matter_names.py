@@ -7,8 +7,8 @@ from collections.abc import Callable
 from sqlalchemy import Engine, select
 
 from hub.store.tables import county_matter, township_key, tracked_matter
-from shared.catalog import Catalog
 from shared.deadline_watch.notify import MatterName
+from shared.domain.catalog import Catalog
 
 __all__ = ["CountyMatterNames"]
 

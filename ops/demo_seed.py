@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from shared.calendar import WorkingCalendar
-from shared.catalog import MatterKind, load_catalog
+from shared.catalog import load_catalog
 from shared.clock import FakeClock, SystemClock
+from shared.domain.catalog import MatterKind
 from shared.domain.handling import Actor, Role
 from shared.keys import enrollment_uri, load_key_file
 from shared.relay.server import build_server

@@ -4,9 +4,9 @@ from __future__ import annotations
 import datetime as dt
 
 from shared.calendar import WorkingCalendar
-from shared.catalog import MatterKind, Tier
 from shared.clock import to_unix_ms
-from shared.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason, Thresholds
+from shared.domain.catalog import MatterKind, Tier
+from shared.domain.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason, Thresholds
 from shared.domain.handling import HandledMatter, Stage
 from shared.domain.limits import Limit, LimitUnit
 from shared.wire.v1 import records_pb2

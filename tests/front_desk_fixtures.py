@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from shared.catalog import Catalog
+from shared.domain.catalog import Catalog
 from shared.evidence_image import encode_png
 from town_center.front_desk.window import WalkInForm
 

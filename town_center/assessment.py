@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from shared.catalog import MatterKind
 from shared.clock import from_unix_ms, to_unix_ms
 from shared.deadline_watch.store import hop_deadline
-from shared.deadlines import HopClock
+from shared.domain.catalog import MatterKind
+from shared.domain.deadlines import HopClock
 from shared.domain.evaluation import (
     Level,
     Period,

@@ -13,13 +13,14 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from shared.calendar import WorkingCalendar
-from shared.catalog import Catalog, load_catalog
+from shared.catalog import load_catalog
 from shared.clock import Clock, SystemClock
 from shared.deadline_watch.calendar_follower import CalendarFollower
 from shared.deadline_watch.notify import LogNotifier, Notifier, OutboxRelay
 from shared.deadline_watch.scheduler import DeadlineWatch, process_tag
 from shared.deadline_watch.sealed_recipient import KeySeal
 from shared.deadline_watch.store import DeadlineStore
+from shared.domain.catalog import Catalog
 from shared.envelope import GENESIS
 from shared.keys import load_key_file, save_key_file
 from shared.observability.metrics import MetricSources, OutboxDepth

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, insert, select, update
 from shared.calendar import parse_override_toml
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.deadline_watch.calendar_follower import CalendarFollower, stamp_key
-from shared.deadlines import HopClock, StopReason
+from shared.domain.deadlines import HopClock, StopReason
 from shared.domain.handling import Stage
 from shared.domain.limits import Limit, LimitUnit
 from shared.domain.personal_data import refuse_personal_data

@@ -21,8 +21,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from shared.catalog import MatterKind
 from shared.clock import to_unix_ms
+from shared.domain.catalog import MatterKind
 from shared.domain.evaluation import Level, RectificationState, parse_period
 from shared.domain.front_desk import CaseKind
 from shared.relay.ports import KeyState

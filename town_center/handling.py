@@ -22,12 +22,12 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.calendar import WorkingCalendar
-from shared.catalog import Catalog, CatalogItem, MatterKind, Tier
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.deadline_watch.notify import Notification, extension_notice_sms, result_ready_sms
 from shared.deadline_watch.store import DeadlineStore, hop_deadline
-from shared.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason, Thresholds
 from shared.domain.authority import allowed_kinds, may_decide
+from shared.domain.catalog import Catalog, CatalogItem, MatterKind, Tier
+from shared.domain.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason, Thresholds
 from shared.domain.figures import MatterFacts, draw_follow_up_sample
 from shared.domain.handling import (
     Actor,

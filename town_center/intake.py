@@ -20,9 +20,9 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.bulk import insert_rows
-from shared.catalog import CatalogItem, Tier
 from shared.clock import from_unix_ms, to_unix_ms
-from shared.deadlines import HopClock, StopReason
+from shared.domain.catalog import CatalogItem, Tier
+from shared.domain.deadlines import HopClock, StopReason
 from shared.domain.front_desk import WINDOW_VILLAGE_CODE
 from shared.domain.handling import HandledMatter, Stage, matter_to_json_dict
 from shared.errors import DeadlineError, HandlingError

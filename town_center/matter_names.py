@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine, select
 
-from shared.catalog import Catalog
 from shared.deadline_watch.notify import MatterName
+from shared.domain.catalog import Catalog
 from town_center.store.matter_tables import town_matter
 from town_center.store.tables import agent_key
 

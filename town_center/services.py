@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from shared.catalog import FILE_ITEM, Catalog, parse_catalog
 from shared.clock import Clock, to_unix_ms
+from shared.domain.catalog import FILE_ITEM, Catalog, parse_catalog
 from shared.domain.personal_data import personal_data_problem
 from shared.errors import CatalogError
 from shared.relay.ports import AgentKey, KeyState

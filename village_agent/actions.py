@@ -14,8 +14,8 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from shared.catalog import IntakeOutcome
 from shared.clock import from_unix_ms, to_unix_ms
+from shared.domain.catalog import IntakeOutcome
 from village_agent.errors import FieldProblem, FormError, UnknownMatterError
 from village_agent.hop import hop_due, village_hop
 from village_agent.notice import intake_notice_lines

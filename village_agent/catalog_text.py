@@ -5,7 +5,7 @@ Material ids appear here, and only here, beside their names: the command line ne
 """
 from __future__ import annotations
 
-from shared.catalog import Catalog, CatalogItem, Material, Tier
+from shared.domain.catalog import Catalog, CatalogItem, Material, Tier
 from village_agent.hop import limit_text_zh
 
 

@@ -16,9 +16,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from shared.calendar import SHANGHAI, WorkingCalendar
-from shared.catalog import CatalogItem, HopLimits, StatutorySource, Tier
 from shared.clock import from_unix_ms
-from shared.deadlines import ClockState, HopClock, StopReason
+from shared.domain.catalog import CatalogItem, HopLimits, StatutorySource, Tier
+from shared.domain.deadlines import ClockState, HopClock, StopReason
 from shared.errors import SharedError
 from village_agent.domain import MatterState
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from shared.catalog import Catalog
 from shared.clock import from_unix_ms
+from shared.domain.catalog import Catalog
 from shared.domain.evaluation import BadReason, Level, RectificationState
 from shared.wire.v1 import envelope_pb2, records_pb2
 from village_agent.store import AgentStore, down_record

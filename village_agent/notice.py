@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Mapping
 
 from shared.calendar import SHANGHAI
-from shared.catalog import CatalogItem, IntakeOutcome, Material, MaterialsAssessment, MatterKind, Tier
+from shared.domain.catalog import CatalogItem, IntakeOutcome, Material, MaterialsAssessment, MatterKind, Tier
 from village_agent.hop import decided_in_village, limit_text_zh, source_label_zh
 
 # 003 第八条: the only steps whose time is not counted; the notice must say so.

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import delete, func, insert, select
 
-from shared.catalog import Catalog
 from shared.clock import Clock, SystemClock, to_unix_ms
+from shared.domain.catalog import Catalog
 from shared.envelope import ChainTip, open_down_records, open_receipt, open_record, receipt_problem
 from shared.errors import EnvelopeError
 from shared.relay.server import recover_tip_signing_bytes

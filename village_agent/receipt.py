@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select
 
-from shared.catalog import CatalogError, IntakeOutcome, Tier, assess_materials
 from shared.clock import from_unix_ms, to_unix_ms
 from shared.documents.adapters import sql
 from shared.documents.adapters.archive import DocumentArchive, IssuerSettings
@@ -27,6 +26,7 @@ from shared.documents.drafts import DocumentDraft
 from shared.documents.errors import DocumentInvalid
 from shared.documents.kinds import DocumentKind, IssuingTier
 from shared.documents.signed import IssuedDocument, Verification
+from shared.domain.catalog import CatalogError, IntakeOutcome, Tier, assess_materials
 from shared.wire.v1 import records_pb2
 from village_agent.domain import RATING_ZH, MatterStatus
 from village_agent.hop import hop_due

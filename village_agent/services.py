@@ -20,7 +20,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 
 from shared.calendar import WorkingCalendar
-from shared.catalog import (
+from shared.clock import Clock, from_unix_ms, to_unix_ms
+from shared.domain import id_number
+from shared.domain.catalog import (
     Catalog,
     CatalogError,
     CatalogItem,
@@ -30,8 +32,6 @@ from shared.catalog import (
     UnknownMaterialError,
     assess_materials,
 )
-from shared.clock import Clock, from_unix_ms, to_unix_ms
-from shared.domain import id_number
 from shared.domain.lookup_code import ALPHABET as LOOKUP_ALPHABET
 from shared.domain.lookup_code import lookup_code_hash
 from shared.domain.personal_data import personal_data_problem

@@ -34,8 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError
 
-from shared.catalog import Catalog, parse_catalog
 from shared.chain import check_link
+from shared.domain.catalog import Catalog, parse_catalog
 from shared.envelope import GENESIS, ChainTip, SignedRecord, sign_next
 from shared.errors import CatalogError
 from shared.keys import InMemoryKeyDirectory, KnownKey

@@ -36,7 +36,7 @@ from shared.api import ApiCaller, ApiTokens, create_api_app, create_api_tables, 
 from shared.api.models import KeyOut, Me, RevokeIn
 from shared.clock import from_unix_ms, to_unix_ms
 from shared.console.auth import ConsoleAuth
-from shared.deadlines import ClockStatus
+from shared.domain.deadlines import ClockStatus
 from shared.domain.handling import Role
 from shared.errors import DeadlineError, HandlingError
 from shared.relay.errors import KeyStoreError, UnknownKey

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from hub.acts import Act
 from hub.handling import CountyMatterView
-from shared.deadlines import ClockState, ClockStatus, SuspensionReason
+from shared.domain.deadlines import ClockState, ClockStatus, SuspensionReason
 from shared.domain.handling import Role, Stage
 
 __all__ = ["CountyMatterOut", "CountyDetailOut", "CountyEventOut", "CountyActionDone", "Versioned", "DecideIn",

@@ -20,9 +20,9 @@ from hub.console.app import HANDLERS, STAFF, Pages, read_form
 from hub.console.formatting import county_hop, limit_basis_zh, township_hop
 from hub.errors import ConcurrentEditError, NotPermitted, UnknownMatter
 from hub.handling import CountyHandling, CountyMatterView, Outcome
-from shared.catalog import Tier
 from shared.console import ConsoleSession, require_role
-from shared.deadlines import ClockStatus, SuspensionReason
+from shared.domain.catalog import Tier
+from shared.domain.deadlines import ClockStatus, SuspensionReason
 from shared.domain.handling import Role
 from shared.errors import DeadlineError, HandlingError, SharedError
 

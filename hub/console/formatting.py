@@ -6,9 +6,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from shared.calendar import YearSource
-from shared.catalog import CatalogItem, Tier
 from shared.clock import from_unix_ms
-from shared.deadlines import ClockState, ClockStatus
+from shared.domain.catalog import CatalogItem, Tier
+from shared.domain.deadlines import ClockState, ClockStatus
 from shared.wire.v1 import records_pb2
 
 __all__ = ["BEIJING", "STATE_CLASS", "YEAR_SOURCE_ZH", "HopRow", "bj", "ms_bj", "wire_stage_zh", "township_hop",

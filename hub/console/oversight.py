@@ -12,9 +12,9 @@ from hub.console.app import HANDLERS, STAFF, Pages, read_form
 from hub.console.formatting import limit_basis_zh, wire_stage_zh
 from hub.errors import UnknownMatter
 from hub.handling import notice_status
-from shared.catalog import Tier
 from shared.clock import from_unix_ms
 from shared.console import ConsoleSession, require_role
+from shared.domain.catalog import Tier
 from shared.domain.handling import Role
 from shared.errors import HandlingError
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from shared.calendar import WorkingCalendar
 from shared.deadline_watch.errors import DeadlineStoreError
 from shared.deadline_watch.instants import _Rules
-from shared.deadlines import Thresholds
+from shared.domain.deadlines import Thresholds
 
 __all__ = ["TableAccess"]
 

@@ -17,7 +17,7 @@ from shared.deadline_watch.counts import ClockCounts
 from shared.deadline_watch.errors import DeadlineStoreError
 from shared.deadline_watch.instants import _count_changes, _from_ms, _instants, _next_fire, _now_ms, _phase
 from shared.deadline_watch.tables import hop_deadline
-from shared.deadlines import ClockState, ClockStatus, Deadlines, HopClock
+from shared.domain.deadlines import ClockState, ClockStatus, Deadlines, HopClock
 
 __all__ = ["HopDeadlineRow", "ClockTable"]
 

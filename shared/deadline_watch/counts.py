@@ -14,7 +14,7 @@ from sqlalchemy import Connection, String, bindparam, case, func, literal, selec
 from shared.deadline_watch.access import TableAccess
 from shared.deadline_watch.instants import _count_changes, _now_ms, _phase
 from shared.deadline_watch.tables import hop_clock_count, hop_clock_count_change, hop_deadline
-from shared.deadlines import ClockState, ClockStatus
+from shared.domain.deadlines import ClockState, ClockStatus
 
 __all__ = ["ClockCounts"]
 

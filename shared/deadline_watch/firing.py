@@ -16,7 +16,7 @@ from shared.deadline_watch.instants import _LEVEL_BY_RANK, _at_ms, _from_ms, _le
 from shared.deadline_watch.notify import Notification, deadline_notifications
 from shared.deadline_watch.outbox import NotificationOutbox
 from shared.deadline_watch.tables import deadline_event, hop_deadline
-from shared.deadlines import ClockState
+from shared.domain.deadlines import ClockState
 
 __all__ = ["FiredEvent", "DueClock", "Firing"]
 

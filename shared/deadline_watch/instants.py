@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from shared.calendar import WorkingCalendar
 from shared.deadline_watch.errors import DeadlineStoreError
-from shared.deadlines import ClockState, ClockStatus, HopClock, Thresholds
+from shared.domain.deadlines import ClockState, ClockStatus, HopClock, Thresholds
 
 _LEVEL_BY_RANK = {1: ClockState.WARNING, 2: ClockState.OVERDUE, 3: ClockState.SUPERVISE}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

@@ -38,7 +38,7 @@ from shared.deadline_watch.tables import (
     metadata,
     notification_outbox,
 )
-from shared.deadlines import ClockState, Deadlines, HopClock, Thresholds
+from shared.domain.deadlines import ClockState, Deadlines, HopClock, Thresholds
 
 __all__ = [
     "metadata",

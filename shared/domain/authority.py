@@ -12,7 +12,7 @@ Pure: plain functions over a `CatalogItem`.
 """
 from __future__ import annotations
 
-from shared.catalog import CatalogItem, MatterKind, Tier
+from shared.domain.catalog import CatalogItem, MatterKind, Tier
 
 __all__ = [
     "allowed_kinds",

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from shared.deadlines import ClockState
+from shared.domain.deadlines import ClockState
 
 BAD_RATINGS = frozenset({4, 5})   # 不满意, 非常不满意 (records.proto Rating values)
 RATING_SCORE = {1: 100, 2: 80, 3: 60, 4: 30, 5: 0}  # for an average satisfaction figure

@@ -24,8 +24,8 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from shared.catalog import CatalogItem, Tier
-from shared.deadlines import HopClock, StopReason
+from shared.domain.catalog import CatalogItem, Tier
+from shared.domain.deadlines import HopClock, StopReason
 from shared.domain.limits import Limit
 from shared.domain.personal_data import personal_data_problem
 from shared.errors import HandlingError

@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.calendar import WorkingCalendar
-from shared.catalog import CatalogItem, MatterKind, Tier
-from shared.deadlines import HopClock, StopReason, SuspensionReason, format_instant_zh
 from shared.domain.authority import allowed_kinds, authority_refusal_zh, may_decide, tracks_only
+from shared.domain.catalog import CatalogItem, MatterKind, Tier
+from shared.domain.deadlines import HopClock, StopReason, SuspensionReason, format_instant_zh
 from shared.domain.limits import Limit, LimitUnit
 from shared.domain.personal_data import refuse_personal_data
 from shared.errors import DeadlineError, HandlingError

@@ -1,6 +1,6 @@
 """Time limits as the rules state them: a number of office minutes (即办), working days or
 natural days. A hop carries a statutory limit (法定时限) and a promised one (承诺时限) that must not
-exceed it. Pure values; the arithmetic that turns them into instants lives in `shared.deadlines`."""
+exceed it. Pure values; the arithmetic that turns them into instants lives in `shared.domain.deadlines`."""
 from __future__ import annotations
 
 import enum

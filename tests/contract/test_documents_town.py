@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from shared.catalog import MatterKind
 from shared.documents.adapters import sql
 from shared.documents.content import short_hash
 from shared.documents.kinds import DocumentKind
 from shared.documents.render import render_html
+from shared.domain.catalog import MatterKind
 from shared.keys import save_key_file
 from tests.town_fixtures import DIRECTOR, OPERATOR, VillageDevice, township
 from town_center.bootstrap import TownApp

@@ -12,9 +12,9 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.catalog import MatterKind
 from shared.clock import FakeClock, to_unix_ms
-from shared.deadlines import SuspensionReason
+from shared.domain.catalog import MatterKind
+from shared.domain.deadlines import SuspensionReason
 from shared.observability.metrics import metrics_registry
 from shared.relay.ports import KeyState
 from tests.town_fixtures import OPERATOR, VillageDevice, township

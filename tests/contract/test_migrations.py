@@ -33,10 +33,11 @@ import village_agent.store as village_store
 from hub.store import HubStore
 from hub.store.migrations import HUB_MIGRATIONS
 from shared.calendar import WorkingCalendar
-from shared.catalog import MatterKind, load_catalog
+from shared.catalog import load_catalog
 from shared.clock import FakeClock
 from shared.console import create_console_tables
 from shared.console.store import staff
+from shared.domain.catalog import MatterKind
 from shared.domain.id_number import with_check_char
 from shared.errors import MigrationError
 from shared.migrations import StoreMigrations, alembic_config, head_revision, upgrade_to_head

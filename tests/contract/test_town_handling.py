@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.catalog import MatterKind, Tier
 from shared.clock import FakeClock, from_unix_ms
-from shared.deadlines import ClockState, SuspensionReason, due_after
+from shared.domain.catalog import MatterKind, Tier
+from shared.domain.deadlines import ClockState, SuspensionReason, due_after
 from shared.domain.handling import Stage
 from shared.domain.limits import Limit
 from shared.errors import HandlingError

@@ -19,9 +19,9 @@ PASSWORD = "县政务中心2026冬季值班"
 
 def test_the_director_compares_the_townships_and_sets_what_goes_down_to_them(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from hub.console import create_console_app, open_console_auth, start_console_server
-    from shared.catalog import MatterKind
     from shared.clock import FakeClock
     from shared.console import ScryptParams
+    from shared.domain.catalog import MatterKind
     from shared.domain.evaluation import BadReason, Level, Rating
     from shared.domain.handling import Role
     from tests.county_fixtures import county, linked_township

@@ -51,7 +51,7 @@ class RunningBoard:
 
 
 def _escalate(town, hub, village, clock, summary: str, code: str = "MZ-001", matter_id: str = "") -> str:  # type: ignore[no-untyped-def]
-    from shared.catalog import MatterKind
+    from shared.domain.catalog import MatterKind
     from tests.county_fixtures import advance
     from tests.town_fixtures import OPERATOR
 
@@ -70,9 +70,9 @@ def _escalate(town, hub, village, clock, summary: str, code: str = "MZ-001", mat
 def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBoard]:
     from hub.console import create_console_app, open_console_auth, start_console_server
     from hub.delegation import delegate
-    from shared.catalog import MatterKind
     from shared.clock import FakeClock
     from shared.console import ScryptParams
+    from shared.domain.catalog import MatterKind
     from shared.domain.handling import Role
     from tests.county_fixtures import advance, county, linked_township
     from tests.integration.test_county_deciding_rules import file_with_dossier
@@ -545,7 +545,7 @@ def test_the_matter_page_shows_the_authorization_materials_note_and_flag_and_whe
 
 
 def test_the_director_suspends_the_county_clock_for_expert_review_resumes_it_extends_it_and_records_the_notice(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
-    from shared.deadlines import ClockStatus
+    from shared.domain.deadlines import ClockStatus
     from town_center.handling import COUNTY_HOP
 
     base = board.base_url

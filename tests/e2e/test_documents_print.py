@@ -32,8 +32,8 @@ class Running:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    from shared.catalog import MatterKind
     from shared.console import ConsoleAuth, ScryptParams, create_console_tables
+    from shared.domain.catalog import MatterKind
     from shared.domain.handling import Actor, Role
     from tests.town_fixtures import VillageDevice, township
     from town_center.console import create_console_app, start_console_server

@@ -29,8 +29,8 @@ class Running:
 
 @pytest.fixture(scope="module")
 def rating_link(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    from shared.catalog import MatterKind
     from shared.console import ConsoleAuth, ScryptParams, create_console_tables
+    from shared.domain.catalog import MatterKind
     from tests.town_fixtures import OPERATOR, VillageDevice, township
     from town_center.console import create_console_app, start_console_server
     from village_agent.services import lookup_code_hash

@@ -30,8 +30,8 @@ class RunningConsole:
 
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole]:
-    from shared.catalog import MatterKind
     from shared.console import ConsoleAuth, ScryptParams, create_console_tables
+    from shared.domain.catalog import MatterKind
     from shared.domain.handling import Actor, Role
     from tests.town_fixtures import VillageDevice, township
     from town_center.console import create_console_app, start_console_server
@@ -215,7 +215,7 @@ def test_the_windows_queue_calls_the_elderly_first(console_server: RunningConsol
 
 def test_a_walk_in_signed_off_at_the_window_gets_a_slip_whose_qr_link_the_applicant_rates_through(  # type: ignore[no-untyped-def]
         console_server: RunningConsole, new_page, shots: Path) -> None:
-    from shared.catalog import MatterKind
+    from shared.domain.catalog import MatterKind
     from shared.domain.handling import Actor, Role
     from tests.front_desk_fixtures import walk_in_form
     from town_center.evaluation import Evaluations

@@ -18,7 +18,7 @@ SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "documents"
 
 
 def test_the_agent_prints_the_numbered_receipt_and_authorization_from_the_receipt_page(ui_server: RunningUI, page) -> None:  # type: ignore[no-untyped-def]
-    from shared.catalog import Tier
+    from shared.domain.catalog import Tier
     from shared.domain.id_number import with_check_char
     from village_agent.services import RequestForm
 

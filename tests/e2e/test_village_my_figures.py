@@ -9,7 +9,7 @@ from tests.e2e.conftest import RunningUI
 
 def _township_figures(tmp_path: Path) -> tuple[list[object], list[object]]:
     """A real township rates three of the agent's matters and signs his figures down to his key."""
-    from shared.catalog import MatterKind
+    from shared.domain.catalog import MatterKind
     from shared.domain.evaluation import BadReason, Level, Rating
     from shared.domain.handling import Role
     from shared.wire.v1 import records_pb2

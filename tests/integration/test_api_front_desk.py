@@ -15,8 +15,8 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from shared.catalog import MatterKind
 from shared.console import ConsoleAuth, ScryptParams, create_console_tables
+from shared.domain.catalog import MatterKind
 from shared.domain.evaluation import BadReason, Level, Rating
 from shared.domain.handling import Role
 from tests.front_desk_fixtures import pad_signature, walk_in_form

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from shared.catalog import MatterKind
 from shared.clock import FakeClock
 from shared.console import ConsoleAuth, ScryptParams, create_console_tables
+from shared.domain.catalog import MatterKind
 from shared.domain.handling import Role, Stage
 from tests.town_fixtures import VillageDevice, township
 from town_center import cli as town_cli

@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
-from shared.catalog import MatterKind
 from shared.console import ConsoleAuth, ScryptParams, create_console_tables
+from shared.domain.catalog import MatterKind
 from shared.domain.evaluation import EvaluationError, Level, Rating
 from shared.domain.front_desk import CaseKind, Channel
 from shared.domain.handling import Role

@@ -2,8 +2,8 @@
 visits every escalated matter exactly once, and the totals count every page, not just the one shown."""
 from __future__ import annotations
 
-from shared.catalog import MatterKind
 from shared.clock import FakeClock
+from shared.domain.catalog import MatterKind
 from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
     County,
     LinkedTownship,

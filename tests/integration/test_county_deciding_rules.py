@@ -25,9 +25,9 @@ import pytest
 from hub.errors import NotPermitted
 from hub.handling import COUNTY_HOP, Outcome
 from hub.store.tables import county_refusal
-from shared.catalog import Catalog, MatterKind, Tier
 from shared.clock import FakeClock
-from shared.deadlines import ClockStatus, SuspensionReason
+from shared.domain.catalog import Catalog, MatterKind, Tier
+from shared.domain.deadlines import ClockStatus, SuspensionReason
 from shared.domain.handling import Actor, RefusalKind, Role, Stage
 from shared.errors import HandlingError
 from shared.sealing import seal_to

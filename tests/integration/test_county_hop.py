@@ -6,8 +6,8 @@ import datetime as dt
 from pathlib import Path
 
 from hub.handling import COUNTY_HOP, Outcome
-from shared.catalog import MatterKind
 from shared.clock import FakeClock, to_unix_ms
+from shared.domain.catalog import MatterKind
 from shared.domain.handling import Stage
 from shared.relay.ports import KeyState
 from shared.wire.v1 import records_pb2
@@ -260,7 +260,7 @@ def test_a_township_link_key_revoked_with_county_hub_townships_revoke_gets_nothi
 
 def test_the_countys_status_messages_and_its_reason_for_pausing_reach_the_township_history(
         town: LinkedTownship, hub: County, clock: FakeClock) -> None:
-    from shared.deadlines import SuspensionReason
+    from shared.domain.deadlines import SuspensionReason
     village = VillageDevice(town.app)
     matter_id = _escalate(town, hub, village, clock)
     texts = [e.text_zh for e in town.app.handling.page(matter_id).events]

@@ -11,8 +11,8 @@ import pytest
 from hub.errors import UnknownMatter
 from hub.handling import Outcome
 from hub.store.tables import county_matter
-from shared.catalog import MatterKind
 from shared.clock import FakeClock, to_unix_ms
+from shared.domain.catalog import MatterKind
 from shared.domain.handling import Stage
 from shared.relay.errors import PeerUnavailable
 from shared.wire.v1 import envelope_pb2, records_pb2
@@ -210,7 +210,7 @@ def test_an_honest_escalation_the_county_cannot_take_in_comes_back_to_the_townsh
         town: LinkedTownship, hub: County, clock: FakeClock) -> None:
     from dataclasses import replace
 
-    from shared.deadlines import ClockStatus
+    from shared.domain.deadlines import ClockStatus
 
     village = VillageDevice(town.app)
     matter_id = _reported(town, village)
@@ -256,7 +256,7 @@ def _without(hub: County, code: str):  # type: ignore[no-untyped-def]
 
 def test_a_county_refusal_is_folded_even_when_the_townships_clock_is_behind_the_countys(
         tmp_path: Path, hub: County, clock: FakeClock) -> None:
-    from shared.deadlines import ClockStatus
+    from shared.domain.deadlines import ClockStatus
 
     behind = FakeClock(clock.now() - dt.timedelta(seconds=30))    # the township's server clock lags
     slow = linked_township(tmp_path / "slow.db", behind, hub, code="T03", name="慢钟镇")

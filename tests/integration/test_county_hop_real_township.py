@@ -11,8 +11,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from shared.catalog import MatterKind
 from shared.clock import from_unix_ms
+from shared.domain.catalog import MatterKind
 from shared.domain.handling import Actor, Role, Stage
 from shared.keys import load_key_file
 from shared.relay.ports import EnrollmentInfo

@@ -13,7 +13,7 @@ from hub.bootstrap import HubApp
 from hub.handling import _KIND_FROM_WIRE, _township_overdue
 from hub.store.tables import tracked_matter
 from shared.clock import to_unix_ms
-from shared.deadlines import ClockState
+from shared.domain.deadlines import ClockState
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import grpc
 import pytest
 
 from hub.handling import Outcome
-from shared.catalog import MatterKind
 from shared.clock import to_unix_ms
+from shared.domain.catalog import MatterKind
 from shared.domain.handling import Stage
 from shared.errors import EnvelopeError
 from shared.relay.server import SERVICE_NAME, pull_signing_bytes

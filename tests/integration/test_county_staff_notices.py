@@ -16,7 +16,7 @@ from shared.calendar import WorkingCalendar
 from shared.clock import FakeClock
 from shared.console import ConsoleAuth, ScryptParams, create_console_tables
 from shared.deadline_watch.notify import Audience, deadline_notifications
-from shared.deadlines import ClockState
+from shared.domain.deadlines import ClockState
 from shared.domain.handling import Role
 from shared.signing import Signer
 
@@ -69,7 +69,7 @@ def test_a_county_hop_supervision_notice_is_kept_for_the_countys_staff_until_rea
 
 def test_the_county_sees_every_township_side_by_side_for_a_month(tmp_path: Path) -> None:
     from hub.evaluation import township_comparison
-    from shared.catalog import MatterKind
+    from shared.domain.catalog import MatterKind
     from shared.domain.evaluation import parse_period
     from tests.county_fixtures import county, linked_township
     from tests.town_fixtures import MONDAY_9AM, OPERATOR, VillageDevice
@@ -104,7 +104,8 @@ def test_the_county_sees_every_township_side_by_side_for_a_month(tmp_path: Path)
 
 def test_the_countys_supervisor_reads_the_board_and_issues_supervision_but_decides_nothing(tmp_path: Path) -> None:
     from hub.acts import Act, permission_zh
-    from shared.catalog import MatterKind, load_catalog
+    from shared.catalog import load_catalog
+    from shared.domain.catalog import MatterKind
     from tests.county_fixtures import county, linked_township
     from tests.town_fixtures import MONDAY_9AM, OPERATOR, VillageDevice
 

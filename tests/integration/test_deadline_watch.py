@@ -37,7 +37,7 @@ from shared.deadline_watch.store import (
     make_engine,
     notification_outbox,
 )
-from shared.deadlines import ClockState, HopClock, StopReason, SuspensionReason
+from shared.domain.deadlines import ClockState, HopClock, StopReason, SuspensionReason
 from shared.domain.limits import Limit
 from shared.signing import Signer
 

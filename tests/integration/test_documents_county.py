@@ -13,12 +13,12 @@ from sqlalchemy import update
 
 from hub.cli import main as county_hub
 from hub.handling import Outcome
-from shared.catalog import MatterKind
 from shared.clock import FakeClock
 from shared.console.store import staff
 from shared.documents.adapters import sql
 from shared.documents.content import short_hash
 from shared.documents.render import render_html
+from shared.domain.catalog import MatterKind
 from shared.domain.handling import Actor, Role
 from shared.keys import save_key_file
 from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures

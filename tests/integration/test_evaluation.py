@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.catalog import MatterKind
+from shared.domain.catalog import MatterKind
 from shared.domain.evaluation import (
     BadReason,
     Channel,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.catalog import MatterKind
+from shared.domain.catalog import MatterKind
 from shared.domain.evaluation import BadReason, Level, Rating
 from shared.domain.handling import Role
 from shared.wire.v1 import records_pb2

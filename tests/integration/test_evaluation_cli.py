@@ -12,7 +12,7 @@ import pytest
 from openpyxl import load_workbook
 
 from shared import cli_common
-from shared.catalog import MatterKind
+from shared.domain.catalog import MatterKind
 from tests.town_fixtures import OPERATOR, VillageDevice, township
 from town_center import cli
 from town_center.bootstrap import default_db_url, load_signer

@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from hub.console import create_console_app
 from hub.evaluation import county_settings, set_county_settings, township_evaluation_figures
-from shared.catalog import MatterKind
 from shared.clock import FakeClock
 from shared.console import ConsoleAuth, ScryptParams, create_console_tables
+from shared.domain.catalog import MatterKind
 from shared.domain.evaluation import BadReason, EvaluationError, Level, Rating, ScoreWeights
 from shared.domain.front_desk import CaseKind
 from shared.domain.front_desk import Channel as DeskChannel

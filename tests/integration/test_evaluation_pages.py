@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.catalog import MatterKind
 from shared.console import ConsoleAuth, RateLimiter, ScryptParams, create_console_tables
+from shared.domain.catalog import MatterKind
 from shared.domain.handling import Role
 from shared.wire.v1 import records_pb2
 from tests.town_fixtures import OPERATOR, VillageDevice, township

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shared import cli_common
-from shared.catalog import MatterKind
 from shared.console import ConsoleAuth, ScryptParams, create_console_tables
+from shared.domain.catalog import MatterKind
 from shared.domain.evaluation import BadReason, Channel, Level
 from shared.domain.handling import Role
 from tests.town_fixtures import OPERATOR, VillageDevice, township

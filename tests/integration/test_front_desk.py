@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.handling import Outcome
-from shared.catalog import MatterKind
 from shared.clock import FakeClock
 from shared.deadline_watch.tables import notification_outbox
-from shared.deadlines import ClockState, ClockStatus
+from shared.domain.catalog import MatterKind
+from shared.domain.deadlines import ClockState, ClockStatus
 from shared.domain.front_desk import AppointmentState, CaseKind, CaseStage, Channel, Complexity, Feedback, hop_name
 from shared.domain.handling import Actor, Role, Stage
 from tests.county_fixtures import County, LinkedTownship, advance, clock, hub, town  # noqa: F401 - fixtures

@@ -8,8 +8,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub.bootstrap import metric_sources as county_sources
-from shared.catalog import MatterKind
 from shared.clock import FakeClock
+from shared.domain.catalog import MatterKind
 from shared.observability.metrics import MetricSources, MetricsServer, metrics_registry
 from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
     County,

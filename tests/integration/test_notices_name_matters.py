@@ -26,7 +26,7 @@ from shared.deadline_watch.notify import (
 from shared.deadline_watch.scheduler import DeadlineWatch
 from shared.deadline_watch.sealed_recipient import KeySeal
 from shared.deadline_watch.store import DeadlineStore, make_engine
-from shared.deadlines import ClockState
+from shared.domain.deadlines import ClockState
 from shared.signing import Signer
 from tests.integration.test_deadline_watch import AFTER_WARN, RECEIVED, RecordingReceiver, five_day_clock, sh
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.catalog import MatterKind
 from shared.console import ConsoleAuth, ScryptParams, create_console_tables
 from shared.deadline_watch.notify import LogNotifier, OutboxRelay
+from shared.domain.catalog import MatterKind
 from shared.domain.evaluation import EvaluationError
 from shared.domain.handling import Actor, Role
 from tests.town_fixtures import BACKUP, OPERATOR, VillageDevice, township

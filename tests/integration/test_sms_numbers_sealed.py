@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import text
 
 from shared.calendar import WorkingCalendar
-from shared.catalog import MatterKind
 from shared.deadline_watch.errors import DeadlineStoreError
 from shared.deadline_watch.notify import Notification, OutboxRelay, mask_phone, result_ready_sms
 from shared.deadline_watch.store import DeadlineStore, make_engine
+from shared.domain.catalog import MatterKind
 from tests.pg import PostgresCluster
 from tests.town_fixtures import OPERATOR, VillageDevice, township
 from town_center.bootstrap import TownApp

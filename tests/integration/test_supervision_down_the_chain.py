@@ -10,7 +10,7 @@ from shared.calendar import WorkingCalendar
 from shared.clock import FakeClock
 from shared.deadline_watch.notify import LogNotifier, OutboxRelay
 from shared.deadline_watch.store import DeadlineStore, create_schema, make_engine
-from shared.deadlines import ClockState, HopClock
+from shared.domain.deadlines import ClockState, HopClock
 from shared.domain.limits import Limit
 from shared.envelope import open_record
 from shared.signing import Signer

@@ -21,8 +21,8 @@ from hub.bootstrap import HubApp
 from hub.bootstrap import build_app as build_hub
 from ops.tls import make_ca, make_cert
 from shared.calendar import WorkingCalendar
-from shared.catalog import MatterKind
 from shared.clock import FakeClock
+from shared.domain.catalog import MatterKind
 from shared.domain.handling import Stage
 from shared.keys import enrollment_uri, write_private_file
 from shared.relay.client import ClientLimits, RelayClient

@@ -11,8 +11,9 @@ import grpc
 from sqlalchemy import select
 
 from shared.calendar import WorkingCalendar
-from shared.catalog import MatterKind, shipped_catalog_text
+from shared.catalog import shipped_catalog_text
 from shared.clock import FakeClock
+from shared.domain.catalog import MatterKind
 from shared.domain.handling import Stage
 from shared.relay.client import RelayClient
 from shared.signing import Signer

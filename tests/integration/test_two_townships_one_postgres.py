@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from shared.calendar import WorkingCalendar
-from shared.catalog import MatterKind
 from shared.clock import FakeClock
+from shared.domain.catalog import MatterKind
 from shared.relay.client import ClientLimits, RelayClient
 from shared.relay.ports import KeyState
 from shared.retry import RetryPolicy

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from shared.catalog import MatterKind
 from shared.documents.adapters import sql
 from shared.documents.chain import verify_received
 from shared.documents.content import short_hash
+from shared.domain.catalog import MatterKind
 from tests.integration.test_township_handling_round_trip import _loop
 from tests.town_fixtures import OPERATOR
 from tests.unit.test_village_services import form

@@ -28,11 +28,11 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.catalog import MatterKind
 from shared.clock import FakeClock
 from shared.console import ConsoleAuth, ScryptParams, create_console_tables
 from shared.console.guard import WebSecurity, uvicorn_options
 from shared.console.serve import ConsoleServer, start_console_server
+from shared.domain.catalog import MatterKind
 from shared.domain.handling import Actor, Role, Stage
 from tests.county_fixtures import County, county
 from tests.town_fixtures import MONDAY_9AM, VillageDevice, township

@@ -9,9 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.calendar import WorkingCalendar
-from shared.catalog import CatalogError, MatterKind, Tier, load_catalog, parse_catalog, shipped_catalog_text
-from shared.deadlines import ClockState, ClockStatus, due_after
+from shared.catalog import load_catalog, shipped_catalog_text
 from shared.domain.authority import allowed_kinds, may_decide, tracks_only, typical_kind_allowed
+from shared.domain.catalog import CatalogError, MatterKind, Tier, parse_catalog
+from shared.domain.deadlines import ClockState, ClockStatus, due_after
 from shared.domain.handling import (
     ACCEPTANCE_LIMIT,
     Actor,

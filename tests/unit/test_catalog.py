@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.catalog import (
+from shared.catalog import load_catalog, shipped_catalog_text
+from shared.domain.catalog import (
     Catalog,
     CatalogItem,
     HopLimits,
@@ -25,9 +26,7 @@ from shared.catalog import (
     UnknownMaterialError,
     assess_materials,
     build_catalog,
-    load_catalog,
     parse_catalog,
-    shipped_catalog_text,
 )
 from shared.domain.limits import Limit, LimitUnit
 from shared.errors import CatalogError

@@ -7,8 +7,9 @@ from dataclasses import replace
 import pytest
 
 from hub.acts import DECISIONS, Act, offered, permission_zh, state_zh
-from shared.catalog import MatterKind, Tier, load_catalog
-from shared.deadlines import HopClock, SuspensionReason
+from shared.catalog import load_catalog
+from shared.domain.catalog import MatterKind, Tier
+from shared.domain.deadlines import HopClock, SuspensionReason
 from shared.domain.handling import Actor, HandledMatter, Role, Stage
 from shared.domain.limits import Limit
 

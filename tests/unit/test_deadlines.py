@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from shared.calendar import SHANGHAI, WorkingCalendar, parse_override_toml
-from shared.deadlines import (
+from shared.domain.deadlines import (
     ClockState,
     ClockStatus,
     HopClock,

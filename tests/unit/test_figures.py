@@ -5,7 +5,7 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.deadlines import ClockState
+from shared.domain.deadlines import ClockState
 from shared.domain.figures import (
     MatterFacts,
     bar_chart_svg,

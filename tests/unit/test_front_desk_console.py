@@ -152,7 +152,7 @@ def test_a_complaint_about_a_matter_is_registered_from_its_page_and_links_back(t
 
 def test_a_walk_ins_hand_over_slip_carries_the_evaluation_qr_and_the_applicant_rates_through_the_public_page(  # type: ignore[no-untyped-def]
         town: TownApp, web) -> None:
-    from shared.catalog import MatterKind
+    from shared.domain.catalog import MatterKind
     from shared.domain.handling import Actor
     from tests.front_desk_fixtures import walk_in_form
 

@@ -6,8 +6,9 @@ import datetime as dt
 import pytest
 
 from shared.calendar import WorkingCalendar
-from shared.catalog import MatterKind, Tier, load_catalog
-from shared.deadlines import ClockState, SuspensionReason, due_after
+from shared.catalog import load_catalog
+from shared.domain.catalog import MatterKind, Tier
+from shared.domain.deadlines import ClockState, SuspensionReason, due_after
 from shared.domain.handling import IMMEDIATE_LIMIT, Actor, HandledMatter, Role, Stage
 from shared.domain.limits import Limit
 from shared.errors import HandlingError

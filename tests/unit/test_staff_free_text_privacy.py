@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from shared.catalog import MatterKind
-from shared.deadlines import SuspensionReason
+from shared.domain.catalog import MatterKind
+from shared.domain.deadlines import SuspensionReason
 from shared.domain.id_number import with_check_char
 from shared.domain.limits import Limit
 from shared.errors import HandlingError

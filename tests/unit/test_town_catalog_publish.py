@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.catalog import parse_catalog, shipped_catalog_text
+from shared.catalog import shipped_catalog_text
+from shared.domain.catalog import parse_catalog
 from shared.envelope import open_record
 from shared.errors import CatalogError
 from tests.town_fixtures import VillageDevice, township

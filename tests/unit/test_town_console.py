@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.catalog import MatterKind
 from shared.console import ConsoleAuth, RateLimiter, ScryptParams, create_console_tables
+from shared.domain.catalog import MatterKind
 from shared.domain.handling import Role, Stage
 from tests.town_fixtures import OPERATOR, VillageDevice, township
 from town_center.bootstrap import TownApp

@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from shared.catalog import MatterKind
 from shared.console import ConsoleAuth, RateLimiter, ScryptParams, create_console_tables
-from shared.deadlines import ClockState
+from shared.domain.catalog import MatterKind
+from shared.domain.deadlines import ClockState
 from shared.domain.handling import Role, Stage, matter_to_json_dict
 from shared.errors import HandlingError
 from tests.town_fixtures import OPERATOR, VillageDevice, township

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.catalog import Tier, load_catalog
+from shared.catalog import load_catalog
+from shared.domain.catalog import Tier
 from tests.unit.test_village_signature import blank_png, fingerprint_photo_png, signature_png
 from tests.village_fixtures import PASSPHRASE, make_agent
 from village_agent.cli import build_parser, main

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from shared.catalog import Tier, load_catalog
+from shared.catalog import load_catalog
 from shared.clock import FakeClock
 from shared.documents.adapters import sql
 from shared.documents.errors import DocumentInvalid
 from shared.documents.render import render_html
+from shared.domain.catalog import Tier
 from shared.domain.id_number import with_check_char
 from tests.village_fixtures import PASSPHRASE, make_agent, unlock_ui
 from village_agent.bootstrap import open_agent

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.catalog import Tier, load_catalog
+from shared.catalog import load_catalog
 from shared.clock import FakeClock, to_unix_ms
+from shared.domain.catalog import Tier
 from shared.domain.id_number import with_check_char
 from shared.envelope import sign_receipt
 from shared.signing import Signer
@@ -138,7 +139,7 @@ def test_a_limit_the_catalogue_marks_statutory_is_labelled_as_such_and_any_other
     import dataclasses
     from types import MappingProxyType
 
-    from shared.catalog import StatutorySource
+    from shared.domain.catalog import StatutorySource
 
     service, _, _ = agent
     matter_id = file(service)

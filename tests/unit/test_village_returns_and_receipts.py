@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.catalog import Catalog, IntakeOutcome, Tier, load_catalog
+from shared.catalog import load_catalog
 from shared.clock import FakeClock
+from shared.domain.catalog import Catalog, IntakeOutcome, Tier
 from shared.domain.id_number import with_check_char
 from shared.wire.v1 import records_pb2
 from tests.village_fixtures import PASSPHRASE, SIGNATURE_PNG, make_agent

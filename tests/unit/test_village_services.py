@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.catalog import IntakeOutcome, load_catalog
+from shared.catalog import load_catalog
 from shared.clock import FakeClock, to_unix_ms
+from shared.domain.catalog import IntakeOutcome
 from shared.domain.id_number import mask, with_check_char
 from shared.envelope import GENESIS, sign_next
 from shared.sealing import open_sealed

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.catalog import Tier, load_catalog
+from shared.catalog import load_catalog
 from shared.clock import FakeClock
+from shared.domain.catalog import Tier
 from shared.domain.id_number import with_check_char
 from shared.sealing import open_sealed
 from shared.signing import Signer

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from shared.catalog import Tier, load_catalog
+from shared.catalog import load_catalog
 from shared.clock import FakeClock
+from shared.domain.catalog import Tier
 from shared.domain.id_number import with_check_char
 from shared.wire.v1 import records_pb2
 from tests.unit.test_village_signature import blank_png, data_url, dot_png, fingerprint_photo_png, signature_png

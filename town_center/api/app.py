@@ -13,12 +13,13 @@ from fastapi import Depends, FastAPI, Query
 
 from shared.api import ApiCaller, ApiTokens, NotFound, Unprocessable, create_api_app, create_api_tables, require
 from shared.api.models import FiguresOut, KeyOut, Me, RevokeIn
-from shared.catalog import MatterKind
 from shared.clock import from_unix_ms
 from shared.console.auth import ConsoleAuth
+from shared.domain.catalog import MatterKind
 from shared.domain.evaluation import EvaluationError
 from shared.domain.figures import MatterFacts, figures_by
 from shared.domain.handling import RefusalKind, Role, Stage
+from shared.domain.lookup_code import lookup_code_hash
 from shared.errors import DeadlineError, HandlingError
 from shared.relay.errors import KeyStoreError, UnknownKey
 from town_center.api.evaluation import EVALUATION_TAGS, add_evaluation_routes
@@ -87,13 +88,6 @@ DESCRIPTION = """乡镇便民服务中心的 JSON 接口：网页控制台上的
 """
 
 
-def _lookup_hash(code: str) -> bytes:
-    # The village files the receipt code's hash; the console's public lookup reads it the same way.
-    from village_agent.services import lookup_code_hash
-
-    return lookup_code_hash(code)
-
-
 def _actor_zh(actor: str, names: dict[str, str], village_code: str) -> str:
     if actor.startswith("village"):
         return f"村代办员（{village_code}）"
@@ -124,7 +118,7 @@ def create_town_api(app: TownApp, auth: ConsoleAuth) -> FastAPI:
         raw = re.sub(r"\s+", "", ref).upper()
         if _CODE_RE.match(raw):
             code = raw if "-" in raw else f"{raw[:5]}-{raw[5:]}"
-            found = handling.matter_id_for_lookup_hash(_lookup_hash(code))
+            found = handling.matter_id_for_lookup_hash(lookup_code_hash(code))
             if found is None:
                 raise NotFound("matter_not_found", "找不到与该查询码对应的办件，请核对回执上的查询码")
             return found

@@ -7,8 +7,8 @@ import datetime as dt
 from pydantic import BaseModel, Field
 
 from shared.api.models import LimitIn, LimitOut
-from shared.catalog import MatterKind
-from shared.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason
+from shared.domain.catalog import MatterKind
+from shared.domain.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason
 from shared.domain.handling import RefusalKind, Stage
 from town_center.handling import MatterSummary
 

@@ -21,7 +21,6 @@ from sqlalchemy import literal, select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from shared.catalog import MatterKind
 from shared.clock import from_unix_ms
 from shared.console import (
     ConsoleAuth,
@@ -34,9 +33,10 @@ from shared.console import (
 )
 from shared.console.errors import ForbiddenError
 from shared.console.serve import ConsoleServer, start_console_server
-from shared.deadlines import ClockState, ClockStatus, SuspensionReason
 from shared.documents.adapters.web import install_document_routes
 from shared.domain import lookup_code
+from shared.domain.catalog import MatterKind
+from shared.domain.deadlines import ClockState, ClockStatus, SuspensionReason
 from shared.domain.evaluation import EvaluationError, may_record_follow_up
 from shared.domain.figures import bar_chart_svg, figures_by, to_csv
 from shared.domain.handling import RefusalKind, Role, Stage

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.catalog import CatalogItem
 from shared.documents.content import Line
 from shared.documents.drafts import DocumentDraft
 from shared.documents.kinds import DocumentKind
+from shared.domain.catalog import CatalogItem
 from shared.domain.front_desk import CaseKind, Channel, Complexity, consultation_notice_lines
 
 __all__ = ["RegisterFacts", "petition_assignment_draft", "petition_notice_draft", "consultation_notice_draft",

@@ -23,10 +23,10 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.deadline_watch.notify import Audience, Notification, NotificationKind
-from shared.deadlines import ClockState
 from shared.documents.chain import document_record
 from shared.documents.content import instant_zh
 from shared.documents.drafts import DocumentDraft
+from shared.domain.deadlines import ClockState
 from shared.domain.front_desk import (
     Absence,
     AppointmentState,

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import delete, insert, select
 
-from shared.catalog import IntakeOutcome, MaterialsAssessment, assess_materials
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.domain import id_number
+from shared.domain.catalog import IntakeOutcome, MaterialsAssessment, assess_materials
 from shared.domain.front_desk import WINDOW_VILLAGE_CODE
 from shared.domain.handling import Actor, Stage
 from shared.domain.lookup_code import ALPHABET, lookup_code_hash

@@ -38,9 +38,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.catalog import IntakeOutcome, MaterialsAssessment
 from shared.clock import SystemClock, from_unix_ms, to_unix_ms
 from shared.console.guard import WebSecurity, is_loopback_address, uvicorn_options, with_security_headers
+from shared.domain.catalog import IntakeOutcome, MaterialsAssessment
 from shared.errors import SharedError
 from shared.wire.v1 import records_pb2
 from village_agent import domain
@@ -895,7 +895,7 @@ def _code_shown(code: str) -> str:
 
 
 def _allowed_actions(service: AgentService, state: MatterState) -> dict[str, bool]:
-    from shared.catalog import Tier
+    from shared.domain.catalog import Tier
     from village_agent import domain
 
     def ok(check: Callable[[], None]) -> bool:

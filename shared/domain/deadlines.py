@@ -17,12 +17,13 @@ How a deadline is counted (the rules, and the choices where the rules leave room
 * **Office minutes (即办).** Counted inside office sessions from the receipt instant (or the next
   session's opening).
 * **Suspensions (中止计时: 补正材料, 听证, 招标拍卖, 检验检测检疫, 鉴定, 专家评审)** are not
-  counted (003 第八条) — and only these: a 现场勘查 runs inside the limit. For day limits a day is counted when the clock is running at that day's close
-  of office; a suspension covering a close takes that day out, so deadlines stay at a close of
-  office and a suspension of a few hours inside one day costs nothing. For minute limits the
-  suspended office minutes are taken out exactly. Either way a suspension never makes a deadline
-  earlier. While a clock is suspended its due time is unknown (unless it had already passed) and
-  its state is frozen at the suspension's start.
+  counted (003 第八条) — and only these: a 现场勘查 runs inside the limit. For day limits a day
+  is counted when the clock is running at that day's close of office; a suspension covering a
+  close takes that day out, so deadlines stay at a close of office and a suspension of a few hours
+  inside one day costs nothing. For minute limits the suspended office minutes are taken out
+  exactly. Either way a suspension never makes a deadline earlier. While a clock is suspended its
+  due time is unknown (unless it had already passed) and its state is frozen at the suspension's
+  start.
 * **Extensions (延期)** replace the limit in force, counted from the same start; they need an approver
   and a reason, must be longer than the limit they replace, must stay within the statutory limit
   (003 第七条), and cannot revive a deadline that has already passed. The applicant must be told in
