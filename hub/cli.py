@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = cli_common.add_command(subparsers, "serve", "启动县级 gRPC 同步服务（供各乡镇接入，含标准健康检查服务）和跟踪看板网页")
     _add_home(serve)
     cli_common.add_passphrase_option(serve)
-    serve.add_argument("--listen", default="127.0.0.1:7000", metavar="地址:端口", help="监听地址（默认 127.0.0.1:7000；端口 0 表示自动选择）")
+    serve.add_argument("--listen", default="127.0.0.1:7000", metavar="地址:端口",
+                       help="监听地址（默认 127.0.0.1:7000；端口 0 表示自动选择）")
     serve.add_argument("--port-file", default=None, metavar="文件", help="启动后把实际端口写入此文件")
     serve.add_argument("--console-listen", default="127.0.0.1:8800", metavar="地址:端口",
                        help="县级跟踪看板网页的监听地址（默认仅本机 127.0.0.1:8800；写 off 不启动网页）")
@@ -111,13 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
                 _add_home(action_parser)
     add_token_commands(staff, _open_auth, decorate=_add_home)
 
-    backup = cli_common.add_command(subparsers, "backup", "备份县级数据库并用口令加密（文件权限 600）：SQLite 用在线备份（服务运行中也可备份），PostgreSQL 用 pg_dump（自定义格式）")
+    backup = cli_common.add_command(subparsers, "backup",
+                                    "备份县级数据库并用口令加密（文件权限 600）："
+                                    "SQLite 用在线备份（服务运行中也可备份），PostgreSQL 用 pg_dump（自定义格式）")
     _add_home(backup)
     cli_common.add_passphrase_option(backup)
     backup.add_argument("--out", required=True, metavar="文件", help="备份文件路径（已存在时不会覆盖）")
     backup.add_argument("--backup-passphrase-file", metavar="文件", help="用另一个口令加密备份（从此文件读取）；默认使用县级口令")
     backup.set_defaults(handler=_cmd_backup)
-    restore = cli_common.add_command(subparsers, "restore", "从备份恢复县级数据库（请先停止服务）：SQLite 仅当数据库文件不存在或加 --force；PostgreSQL 仅恢复到空数据库")
+    restore = cli_common.add_command(subparsers, "restore",
+                                     "从备份恢复县级数据库（请先停止服务）："
+                                     "SQLite 仅当数据库文件不存在或加 --force；PostgreSQL 仅恢复到空数据库")
     _add_home(restore)
     restore.add_argument("--from", dest="source", required=True, metavar="文件", help="backup 生成的备份文件")
     restore.add_argument("--force", action="store_true", help="SQLite：覆盖已有的数据库文件")

@@ -68,7 +68,7 @@ class CountyDocuments(TierDocuments):
                   now: dt.datetime) -> list[IssuedDocument]:
         drafts = self._drafts(conn, row, before, after, action)
         issued = [self.archive.issue_in(conn, d, now=now) for d in drafts]
-        for draft, doc in zip(drafts, issued):
+        for draft, doc in zip(drafts, issued, strict=True):
             self._sign_into_chain(conn, doc, draft.kind, draft.matter_id, row.township_key_id, row.township_code, now)
         return issued
 

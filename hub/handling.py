@@ -551,7 +551,8 @@ class CountyHandling:
             if act is Act.NEEDS_MATERIALS:
                 items = tuple(x.strip() for x in missing if x.strip())
                 after = m.materials_requested(actor=actor, at=now, missing_materials=items)
-                text = "县级要求补正材料：" + "、".join(items) + (f"（{reason.strip()}）" if reason.strip() else "") + "；补正期间县级不计时"
+                why = f"（{reason.strip()}）" if reason.strip() else ""
+                text = "县级要求补正材料：" + "、".join(items) + why + "；补正期间县级不计时"
                 decision = self._decision_record(m.matter_id, records_pb2.DECISION_OUTCOME_NEEDS_MATERIALS, reason.strip(),
                                                  actor.staff_id, now, items)
                 clock_change = self._clock_record(after, records_pb2.CLOCK_CHANGE_SUSPENDED, now, text)

@@ -2,8 +2,9 @@
 beside it, the console pages and `/metrics`, then a clean stop on SIGTERM or SIGINT.
 
 The order of the stop matters: health turns NOT_SERVING first and the port keeps answering for
-`health_drain_s` (load balancers and the next tier's probes see it), then the pages and metrics close, in-flight pushes get `grace_s` to finish,
-and only then does background work stop and the store close, so no receipt is signed on a closed store.
+`health_drain_s` (load balancers and the next tier's probes see it), then the pages and metrics close,
+in-flight pushes get `grace_s` to finish, and only then does background work stop and the store
+close, so no receipt is signed on a closed store.
 """
 from __future__ import annotations
 

@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = cli_common.add_command(subparsers, "serve", "启动乡镇中心的 gRPC 同步服务（含标准健康检查服务）")
     _add_home(serve)
     cli_common.add_passphrase_option(serve)
-    serve.add_argument("--listen", default="127.0.0.1:50051", metavar="地址:端口", help="监听地址（默认 127.0.0.1:50051；端口 0 表示自动选择）")
+    serve.add_argument("--listen", default="127.0.0.1:50051", metavar="地址:端口",
+                       help="监听地址（默认 127.0.0.1:50051；端口 0 表示自动选择）")
     serve.add_argument("--port-file", default=None, metavar="文件", help="启动后把实际端口写入此文件")
     serve.add_argument("--max-batch", type=int, default=500, metavar="条数", help="每批最多记录数（默认 500）")
     serve.add_argument("--max-streams", type=int, default=64, metavar="个数", help="同时处理的同步连接上限（默认 64）")
@@ -139,13 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     cli_common.add_passphrase_option(status)
     status.set_defaults(handler=_cmd_county_status)
 
-    backup = cli_common.add_command(subparsers, "backup", "备份乡镇数据库并用口令加密（文件权限 600）：SQLite 用在线备份（服务运行中也可备份），PostgreSQL 用 pg_dump（自定义格式）")
+    backup = cli_common.add_command(subparsers, "backup",
+                                    "备份乡镇数据库并用口令加密（文件权限 600）："
+                                    "SQLite 用在线备份（服务运行中也可备份），PostgreSQL 用 pg_dump（自定义格式）")
     _add_home(backup)
     cli_common.add_passphrase_option(backup)
     backup.add_argument("--out", required=True, metavar="文件", help="备份文件路径（已存在时不会覆盖）")
     backup.add_argument("--backup-passphrase-file", metavar="文件", help="用另一个口令加密备份（从此文件读取）；默认使用乡镇口令")
     backup.set_defaults(handler=_cmd_backup)
-    restore = cli_common.add_command(subparsers, "restore", "从备份恢复乡镇数据库（请先停止服务）：SQLite 仅当数据库文件不存在或加 --force；PostgreSQL 仅恢复到空数据库")
+    restore = cli_common.add_command(subparsers, "restore",
+                                     "从备份恢复乡镇数据库（请先停止服务）："
+                                     "SQLite 仅当数据库文件不存在或加 --force；PostgreSQL 仅恢复到空数据库")
     _add_home(restore)
     restore.add_argument("--from", dest="source", required=True, metavar="文件", help="backup 生成的备份文件")
     restore.add_argument("--force", action="store_true", help="SQLite：覆盖已有的数据库文件")
@@ -182,7 +187,8 @@ def _cmd_backup(args: argparse.Namespace) -> int:
 
     passphrase = _backup_passphrase(args, check_home=True)
     size = backup_store_encrypted(_db_url(args), Path(args.out), passphrase, kind=BACKUP_KIND, info={"tier": "township"})
-    print(f"已备份乡镇数据库到 {args.out}（{size} 字节，已用{'指定的备份' if args.backup_passphrase_file else '乡镇'}口令加密，仅本用户可读）。")
+    whose = "指定的备份" if args.backup_passphrase_file else "乡镇"
+    print(f"已备份乡镇数据库到 {args.out}（{size} 字节，已用{whose}口令加密，仅本用户可读）。")
     print(f"注意：乡镇密钥文件 {KEY_FILE_NAME}、{LINK_KEY_FILE_NAME} 不在数据库备份中，请另行妥善保管（已用口令加密）。")
     return 0
 
@@ -389,7 +395,8 @@ def _cmd_agents_list(args: argparse.Namespace) -> int:
                   + (f"；序号 {a.last_valid_seq} 及以前的记录仍有效" if a.state.value == "revoked" else ""))
         for f in forks:
             if f.author_key_id == a.key_id:
-                print(f"    └ 分叉证据：序号 {f.seq}，已收 {f.held_hash.hex()[:12]}…，新到 {f.hash.hex()[:12]}…（{_fmt_ms(f.detected_at_ms)}）")
+                print(f"    └ 分叉证据：序号 {f.seq}，已收 {f.held_hash.hex()[:12]}…，"
+                      f"新到 {f.hash.hex()[:12]}…（{_fmt_ms(f.detected_at_ms)}）")
         if a.key_id in flagged:
             print("    └ 注意：该设备的声称时间存在异常（设备时钟可能不准）")
         if a.info.village_code in clashes and a.state.value in ("pending", "approved"):

@@ -85,7 +85,7 @@ class TownDocuments(TierDocuments):
         drafts = self._drafts(conn, row, before, after, change)
         # Listed on the matter page from the archive (not as history lines: the history is the actions').
         issued = [self.archive.issue_in(conn, draft, now=now) for draft in drafts]
-        for draft, doc in zip(drafts, issued):
+        for draft, doc in zip(drafts, issued, strict=True):
             self.sign_into_chains(conn, doc, draft.kind, draft.matter_id, now=now, village_code=row.village_code)
         return issued
 

@@ -308,7 +308,8 @@ class Intake:
             if village_clock is not None:
                 clocks.append((body.matter_id, VILLAGE_HOP, village_clock, received_at))
             matters.append(dict(
-                matter_id=body.matter_id, author_key_id=key_id, village_code=village,  # the enrolled key's, never the record's claim (issue 15)
+                # The village is the enrolled key's, never the record's claim (issue 15).
+                matter_id=body.matter_id, author_key_id=key_id, village_code=village,
                 catalog_code=body.catalog_code, stage=matter.stage.value, kind=None, owner="", version=matter.version,
                 state_json=json.dumps(matter_to_json_dict(matter), ensure_ascii=False, separators=(",", ":")),
                 lookup_code_hash=lookup, id_masked=body.applicant.id_number_masked[:32],

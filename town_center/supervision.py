@@ -193,7 +193,8 @@ class Oversight:
             raise EvaluationError("联系申请人由督查人员登记")
         item = self._item(matter_id, hop)
         if item.overdue_working_days < CONTACT_AFTER_WORKING_DAYS:
-            raise EvaluationError(f"超期满 {CONTACT_AFTER_WORKING_DAYS} 个工作日才需要联系申请人（现超期 {item.overdue_working_days} 个工作日）")
+            raise EvaluationError(f"超期满 {CONTACT_AFTER_WORKING_DAYS} 个工作日才需要联系申请人"
+                                  f"（现超期 {item.overdue_working_days} 个工作日）")
         text = outcome.strip()
         if reached and len(text) < 2:
             raise EvaluationError("请记录申请人的意见")

@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     catalog = cli_common.add_command(subparsers, "catalog", "查看服务事项目录：事项编码、名称、主要/辅助材料及材料编号（登记时用）、"
                                                             "可容缺与按情形提交的材料；给出事项编码时显示该事项的全部内容")
     catalog.add_argument("code", nargs="?", default="", metavar="事项编码", help="如 MZ-001；省略时列出全部事项")
-    catalog.add_argument("--data", metavar="目录", help="数据目录：使用乡镇下发到本机的目录版本（默认 ./var/village-agent，未初始化时用随软件发布的目录）")
+    catalog.add_argument("--data", metavar="目录",
+                         help="数据目录：使用乡镇下发到本机的目录版本（默认 ./var/village-agent，未初始化时用随软件发布的目录）")
     catalog.set_defaults(handler=_cmd_catalog)
 
     batch = cli_common.add_command(subparsers, "batch", "从标准输入逐行读取 JSON 动作并执行，每行输出一个 JSON 结果（脚本与测试用）")
@@ -176,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=8631, metavar="端口", help="端口（默认 8631）")
     serve.add_argument("--offline", action="store_true", help="不在后台与乡镇同步（仅离线使用）")
     serve.add_argument("--allowed-host", action="append", default=[], metavar="名称",
-                       help="网页还允许用此名称访问（可多次给出），例如本机在局域网中的名称；默认只认监听地址（本机为 127.0.0.1、localhost）")
+                       help="网页还允许用此名称访问（可多次给出），例如本机在局域网中的名称；"
+                            "默认只认监听地址（本机为 127.0.0.1、localhost）")
     serve.add_argument("--idle-minutes", type=_minutes, default=10, metavar="分钟",
                        help="多少分钟无操作后网页自动锁定，须重新输入口令或 PIN（默认 10）")
     serve.set_defaults(handler=_cmd_serve)
@@ -186,14 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
     pin.add_argument("--clear", action="store_true", help="清除已设置的 PIN（此后只能用口令解锁）")
     pin.set_defaults(handler=_cmd_unlock_pin)
 
-    backup = cli_common.add_command(subparsers, "backup", "把整个数据目录（数据库、加密的设备密钥、配置）加密备份到一个文件，可写到 U 盘；使用中也可备份")
+    backup = cli_common.add_command(subparsers, "backup",
+                                    "把整个数据目录（数据库、加密的设备密钥、配置）加密备份到一个文件，可写到 U 盘；使用中也可备份")
     _add_data_option(backup)
     backup.add_argument("--out", required=True, metavar="文件", help="备份文件路径（已存在时不会覆盖）")
     backup.add_argument("--backup-passphrase-file", metavar="文件",
                         help="用另一个口令加密备份文件（从此文件读取）；默认使用本机口令")
     backup.set_defaults(handler=_cmd_backup)
 
-    restore = cli_common.add_command(subparsers, "restore", "从备份文件恢复到一个空的数据目录；恢复后须先与乡镇同步，取回备份之后的记录，才能继续登记")
+    restore = cli_common.add_command(subparsers, "restore",
+                                     "从备份文件恢复到一个空的数据目录；恢复后须先与乡镇同步，取回备份之后的记录，才能继续登记")
     restore.add_argument("--from", dest="source", required=True, metavar="文件", help="备份文件路径")
     _add_data_option(restore)
     restore.set_defaults(handler=_cmd_restore)
@@ -283,7 +287,8 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
-    params = {k: v for k, v in vars(args).items() if v is not None and k not in {"handler", "action_name", "data", "passphrase_file", "json", "command"}}
+    not_params = {"handler", "action_name", "data", "passphrase_file", "json", "command"}
+    params = {k: v for k, v in vars(args).items() if v is not None and k not in not_params}
     if "commit" in params:
         commitments = {}
         for item in params.pop("commit"):

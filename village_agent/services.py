@@ -449,8 +449,9 @@ class AgentService:
             raise FormError([FieldProblem("material_ids", "补充材料", "请选择补充的材料")])
         unknown = [m for m in ids if m not in {x.id for x in item.materials}]
         if unknown:
-            raise FormError([FieldProblem("material_ids", "补充材料",
-                                          f"“{item.name}”没有这些材料：{'、'.join(unknown)}（材料编号见 village-agent catalog {item.code}）")])
+            raise FormError([FieldProblem(
+                "material_ids", "补充材料",
+                f"“{item.name}”没有这些材料：{'、'.join(unknown)}（材料编号见 village-agent catalog {item.code}）")])
         if problems := free_text_problems(("note", "备注", note)):
             raise FormError(problems)
         record = records_pb2.Record()

@@ -88,7 +88,8 @@ class Versioned(BaseModel):
 
 
 class DecideIn(Versioned):
-    outcome: Literal["approve", "refuse", "needs_materials"] = Field(description="approve 批准、refuse 不予批准、needs_materials 需补正材料")
+    outcome: Literal["approve", "refuse", "needs_materials"] = Field(
+        description="approve 批准、refuse 不予批准、needs_materials 需补正材料")
     reason: str = Field(default="", max_length=1000, description="理由（不予批准须写明）")
     missing: list[str] = Field(default=[], max_length=100, description="需补正的材料（needs_materials 时）")
 

@@ -222,7 +222,7 @@ def create_api_app(*, title: str, description: str, tokens: ApiTokens, errors: S
     api.add_exception_handler(StarletteHTTPException, http_error)
 
     async def internal(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("API call %s %s failed", request.method, request.url.path, exc_info=exc)
+        log.error("API call %s %s failed", request.method, request.url.path, exc_info=exc)
         return _error(500, "internal_error", _INTERNAL_ZH)
 
     api.add_exception_handler(Exception, internal)

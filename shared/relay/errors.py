@@ -22,8 +22,8 @@ from __future__ import annotations
 from shared.errors import SharedError
 from shared.wire.v1 import relay_pb2
 
-__all__ = ["RelayError", "CallRefused", "EnrollmentLimit", "LimitExceeded", "MalformedRequest", "StoreConflict", "KeyStoreError", "UnknownKey", "PeerUnavailable", "SyncRefused",
-           "TlsHandshakeFailed", "TlsConfigError"]
+__all__ = ["RelayError", "CallRefused", "EnrollmentLimit", "LimitExceeded", "MalformedRequest", "StoreConflict",
+           "KeyStoreError", "UnknownKey", "PeerUnavailable", "SyncRefused", "TlsHandshakeFailed", "TlsConfigError"]
 
 
 class RelayError(SharedError):

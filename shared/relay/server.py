@@ -289,7 +289,7 @@ class RelayCore:
         gap_set = False
         no_hashes: Mapping[int, bytes] = {}
         new_ids: dict[str, int] = {}                 # record id → seq, for the new links of this batch
-        for env, sig_ok in zip(group, signatures):
+        for env, sig_ok in zip(group, signatures, strict=True):
             if stop_reason is not None:
                 self._refuse(response, key_id, _seq_of(env), stop_reason[0], stop_reason[1], session)
                 continue
@@ -354,7 +354,7 @@ class RelayCore:
         to_sign: list[envelope_pb2.Receipt] = []
         receipted: set[tuple[int, bytes]] = set()
         stored = duplicates = flagged = 0
-        for row, result in zip(rows, results):
+        for row, result in zip(rows, results, strict=True):
             if result.outcome is Outcome.FORK:
                 log.warning("refused key=%s seq=%d reason=fork peer=%s: 同一序号出现不同内容，作者已隔离",
                             key_id, row.seq, session.peer)
@@ -874,8 +874,8 @@ def relay_handlers(core: RelayCore) -> grpc.GenericRpcHandler:
     def refuse_exc(context: grpc.ServicerContext, exc: CallRefused, what: str) -> None:
         refuse(context, _CODES.get(exc.code, grpc.StatusCode.INVALID_ARGUMENT), exc.reason, str(exc), what, exc.metadata)
 
-    def internal(context: grpc.ServicerContext, what: str) -> None:
-        log.exception("%s failed peer=%s", what, _peer(context))
+    def internal(context: grpc.ServicerContext, what: str, exc: Exception) -> None:
+        log.error("%s failed peer=%s", what, _peer(context), exc_info=exc)
         refuse(context, grpc.StatusCode.UNAVAILABLE, relay_pb2.CALL_REFUSAL_INTERNAL,
                f"{core.tier_label_zh}服务器内部错误，请稍后重试", what, load)
 
@@ -913,8 +913,8 @@ def relay_handlers(core: RelayCore) -> grpc.GenericRpcHandler:
                 except CallRefused as exc:
                     refuse_exc(context, exc, "push")
                     return
-                except Exception:  # noqa: BLE001 - one bad stream must never take the server down
-                    internal(context, "push")
+                except Exception as exc:  # noqa: BLE001 - one bad stream must never take the server down
+                    internal(context, "push", exc)
                     return
                 first = not stream.key_id
                 if session.verified_keys and first:
@@ -944,8 +944,8 @@ def relay_handlers(core: RelayCore) -> grpc.GenericRpcHandler:
                     return call(request, context).SerializeToString()  # type: ignore[no-any-return]
                 except CallRefused as exc:
                     refuse_exc(context, exc, name)
-                except Exception:  # noqa: BLE001
-                    internal(context, name)
+                except Exception as exc:  # noqa: BLE001 - one failing call must never take the server down
+                    internal(context, name, exc)
                 raise AssertionError("unreachable")
             finally:
                 admission.leave_unary()

@@ -161,7 +161,8 @@ def _schema(engine: Engine) -> dict[str, object]:
         out[name] = (
             [(c["name"], str(c["type"]), c["nullable"], str(c.get("default")), c.get("autoincrement")) for c in insp.get_columns(name)],
             insp.get_pk_constraint(name)["constrained_columns"],
-            sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]), repr(sorted((k, str(v)) for k, v in i.get("dialect_options", {}).items())))
+            sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]),
+                    repr(sorted((k, str(v)) for k, v in i.get("dialect_options", {}).items())))
                    for i in insp.get_indexes(name)),
             sorted((str(u["name"]), tuple(u["column_names"])) for u in insp.get_unique_constraints(name)),
             sorted((tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]), repr(f.get("options")))

@@ -145,7 +145,7 @@ def alert_text(page) -> str:  # type: ignore[no-untyped-def]
     return page.locator("main div.alert[role=alert]").inner_text()
 
 
-def test_the_board_lists_every_escalated_matter_with_both_hops_and_no_personal_data(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_board_lists_every_escalated_matter_with_both_hops_and_no_personal_data(board: RunningBoard, new_page, shots: Path) -> None:
     base = board.base_url
     page = new_page()
     sign_in(page, base, "chen")
@@ -180,7 +180,8 @@ def test_the_board_lists_every_escalated_matter_with_both_hops_and_no_personal_d
     assert page.locator(f"#board tr[data-matter='{board.approve_id}']").is_visible()
 
 
-def test_approving_a_matter_on_its_page_signs_the_decision_down_and_writes_it_in_the_history(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_approving_a_matter_on_its_page_signs_the_decision_down_and_writes_it_in_the_history(
+        board: RunningBoard, new_page, shots: Path) -> None:
     from shared.domain.handling import Stage
 
     base = board.base_url
@@ -211,7 +212,8 @@ def test_approving_a_matter_on_its_page_signs_the_decision_down_and_writes_it_in
     assert board.town.app.handling.page(board.approve_id).matter.stage is Stage.RESULT_READY  # type: ignore[attr-defined]
 
 
-def test_refusing_without_a_reason_is_stopped_with_a_chinese_message_and_keeps_what_was_typed(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_refusing_without_a_reason_is_stopped_with_a_chinese_message_and_keeps_what_was_typed(
+        board: RunningBoard, new_page, shots: Path) -> None:
     base = board.base_url
     page = new_page()
     sign_in(page, base, "liu", f"/matters/{board.refuse_id}")
@@ -235,7 +237,8 @@ def test_refusing_without_a_reason_is_stopped_with_a_chinese_message_and_keeps_w
     assert "刘芳（受委托审批人）" in page.locator("#history").inner_text()
 
 
-def test_a_decision_on_a_page_someone_else_has_already_decided_is_not_saved_and_keeps_what_was_typed(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_decision_on_a_page_someone_else_has_already_decided_is_not_saved_and_keeps_what_was_typed(
+        board: RunningBoard, new_page, shots: Path) -> None:
     base = board.base_url
     first, second = new_page(), new_page()
     sign_in(first, base, "chen", f"/matters/{board.race_id}")
@@ -257,7 +260,8 @@ def test_a_decision_on_a_page_someone_else_has_already_decided_is_not_saved_and_
     second.screenshot(path=str(shots / "05-decision-overtaken.png"), full_page=True)
 
 
-def test_a_supervision_notice_is_shown_issued_then_delivered_after_two_township_syncs_then_answered(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_supervision_notice_is_shown_issued_then_delivered_after_two_township_syncs_then_answered(
+        board: RunningBoard, new_page, shots: Path) -> None:
     base = board.base_url
     page = new_page()
     sign_in(page, base, "chen", f"/matters/{board.watched_id}")
@@ -294,7 +298,8 @@ def test_a_supervision_notice_is_shown_issued_then_delivered_after_two_township_
     page.screenshot(path=str(shots / "08-notice-answered.png"), full_page=True)
 
 
-def test_a_director_approves_a_pending_township_link_key_that_an_operator_may_only_read_and_can_revoke_it(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_director_approves_a_pending_township_link_key_that_an_operator_may_only_read_and_can_revoke_it(
+        board: RunningBoard, new_page, shots: Path) -> None:
     from shared.relay.ports import KeyState
 
     base = board.base_url
@@ -341,7 +346,8 @@ holidays = [ { name = "元旦", from = 2028-01-01, to = 2028-01-03 } ]
 """
 
 
-def test_an_invalid_calendar_file_is_refused_in_chinese_keeping_its_text_and_a_2028_draft_is_accepted(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_invalid_calendar_file_is_refused_in_chinese_keeping_its_text_and_a_2028_draft_is_accepted(
+        board: RunningBoard, new_page, shots: Path) -> None:
     from shared.calendar import YearSource
 
     base = board.base_url
@@ -374,7 +380,7 @@ def test_an_invalid_calendar_file_is_refused_in_chinese_keeping_its_text_and_a_2
     page.screenshot(path=str(shots / "12-calendar-accepted.png"), full_page=True)
 
 
-def test_an_accepted_calendar_file_counts_deadlines_at_once(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_accepted_calendar_file_counts_deadlines_at_once(board: RunningBoard, new_page, shots: Path) -> None:
     from shared.calendar import YearSource
 
     base = board.base_url
@@ -392,7 +398,8 @@ def test_an_accepted_calendar_file_counts_deadlines_at_once(board: RunningBoard,
     assert not calendar.is_working_day(dt.date(2028, 1, 3)) and calendar.is_working_day(dt.date(2028, 1, 4))
 
 
-def test_the_overdue_page_counts_by_township_and_kind_and_issues_supervision_for_a_late_matter(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_overdue_page_counts_by_township_and_kind_and_issues_supervision_for_a_late_matter(
+        board: RunningBoard, new_page, shots: Path) -> None:
     base = board.base_url
     page = new_page()
     sign_in(page, base, "liu", "/overdue")
@@ -441,7 +448,8 @@ def craft_post(page, base: str, path: str, fields: dict[str, str]) -> None:  # t
     page.wait_for_load_state()
 
 
-def test_an_operator_is_offered_no_decision_and_a_crafted_post_of_one_fails_with_a_chinese_reason(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_operator_is_offered_no_decision_and_a_crafted_post_of_one_fails_with_a_chinese_reason(
+        board: RunningBoard, new_page, shots: Path) -> None:
     from shared.domain.handling import Stage
 
     base = board.base_url
@@ -468,7 +476,8 @@ def test_an_operator_is_offered_no_decision_and_a_crafted_post_of_one_fails_with
     assert [offered.nth(i).get_attribute("value") for i in range(offered.count())] == ["approve", "refuse", "needs_materials"]
 
 
-def test_an_approver_is_offered_no_refusal_of_a_major_matter_asks_the_director_and_the_refusal_is_registered(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_approver_is_offered_no_refusal_of_a_major_matter_asks_the_director_and_the_refusal_is_registered(
+        board: RunningBoard, new_page, shots: Path) -> None:
     base = board.base_url
     page = new_page()
     sign_in(page, base, "liu", f"/matters/{board.major_id}")
@@ -513,7 +522,8 @@ def test_an_approver_is_offered_no_refusal_of_a_major_matter_asks_the_director_a
     director.screenshot(path=str(shots / "17-refusal-register.png"), full_page=True)
 
 
-def test_the_matter_page_shows_the_authorization_materials_note_and_flag_and_where_the_limits_come_from(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_matter_page_shows_the_authorization_materials_note_and_flag_and_where_the_limits_come_from(
+        board: RunningBoard, new_page, shots: Path) -> None:
     from shared.catalog import load_catalog
 
     base = board.base_url
@@ -587,7 +597,7 @@ def test_the_director_suspends_the_county_clock_for_expert_review_resumes_it_ext
     assert replica.due_at(town.app.deadlines.calendar) == own.due_at(board.hub.app.deadlines.calendar)  # type: ignore[attr-defined]
 
 
-def test_an_unknown_page_or_matter_answers_in_chinese_without_ids_or_english(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_page_or_matter_answers_in_chinese_without_ids_or_english(board: RunningBoard, new_page, shots: Path) -> None:
     import uuid
 
     base = board.base_url

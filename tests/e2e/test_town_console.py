@@ -62,7 +62,8 @@ def sign_in(page, base: str, staff_id: str) -> None:  # type: ignore[no-untyped-
     console_sign_in(page, base, staff_id, PASSWORD)
 
 
-def test_an_operator_classifies_issues_a_supplement_list_and_the_director_approves_an_extension(console_server: RunningConsole, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_operator_classifies_issues_a_supplement_list_and_the_director_approves_an_extension(
+        console_server: RunningConsole, new_page, shots: Path) -> None:
     base = console_server.base_url
     page = new_page()
     sign_in(page, base, "wang")
@@ -132,7 +133,7 @@ def test_an_operator_classifies_issues_a_supplement_list_and_the_director_approv
     director.screenshot(path=str(shots / "06-matter-extended.png"), full_page=True)
 
 
-def test_anyone_sees_the_stage_on_the_public_page_without_personal_data(console_server: RunningConsole, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_anyone_sees_the_stage_on_the_public_page_without_personal_data(console_server: RunningConsole, new_page, shots: Path) -> None:
     base = console_server.base_url
     page = new_page()
     page.goto(f"{base}/public")
@@ -151,7 +152,8 @@ def test_anyone_sees_the_stage_on_the_public_page_without_personal_data(console_
     page.screenshot(path=str(shots / "07-public-lookup.png"), full_page=True)
 
 
-def test_the_console_offers_only_what_the_township_may_decide_tracks_village_matters_and_checks_handovers_and_escalations(console_server: RunningConsole, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_console_offers_only_what_the_township_may_decide_tracks_village_matters_and_checks_handovers_and_escalations(
+        console_server: RunningConsole, new_page, shots: Path) -> None:
     from tests.town_fixtures import VillageDevice
 
     base, town = console_server.base_url, console_server.town

@@ -29,7 +29,7 @@ def draw_signature(page, canvas_selector: str) -> None:  # type: ignore[no-untyp
     page.mouse.up()
 
 
-def test_an_agent_files_a_request_prints_the_receipt_hands_over_and_gets_it_signed_off(page, ui_server: RunningUI, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_agent_files_a_request_prints_the_receipt_hands_over_and_gets_it_signed_off(page, ui_server: RunningUI, artifacts: Path) -> None:
     base = ui_server.base_url
     page.goto(f"{base}/matters/new")
     page.fill("input[name=name]", "李桂兰")
@@ -115,7 +115,7 @@ def test_an_agent_files_a_request_prints_the_receipt_hands_over_and_gets_it_sign
     assert service.store.matter_state(matter_id).status.value == "signed_off"  # type: ignore[attr-defined]
 
 
-def test_a_bad_field_is_explained_beside_it_in_chinese_and_the_typed_values_stay(page, ui_server: RunningUI, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_field_is_explained_beside_it_in_chinese_and_the_typed_values_stay(page, ui_server: RunningUI, artifacts: Path) -> None:
     service = ui_server.service
     before = service.store.count_matters()  # type: ignore[attr-defined]
     page.goto(f"{ui_server.base_url}/matters/new")
@@ -139,7 +139,7 @@ def test_a_bad_field_is_explained_beside_it_in_chinese_and_the_typed_values_stay
     assert service.store.count_matters() == before  # type: ignore[attr-defined]
 
 
-def test_the_sync_and_appointment_pages_render_in_chinese(page, ui_server: RunningUI, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_sync_and_appointment_pages_render_in_chinese(page, ui_server: RunningUI, artifacts: Path) -> None:
     page.goto(f"{ui_server.base_url}/sync")
     assert "未连接" in page.locator("#reachable").inner_text()
     assert re.search(r"\d+ 条", page.locator("#waiting").inner_text())
@@ -154,7 +154,8 @@ def test_the_sync_and_appointment_pages_render_in_chinese(page, ui_server: Runni
     page.screenshot(path=str(artifacts / "11-appointments.png"))
 
 
-def test_a_photo_of_the_signed_paper_form_can_stand_in_for_the_drawn_signature(page, ui_server: RunningUI, artifacts: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_photo_of_the_signed_paper_form_can_stand_in_for_the_drawn_signature(
+        page, ui_server: RunningUI, artifacts: Path, tmp_path: Path) -> None:
     from tests.unit.test_village_signature import fingerprint_photo_png
 
     photo = tmp_path / "委托书.png"
@@ -184,7 +185,8 @@ def fill_villager(page, name: str = "赵桂英") -> None:  # type: ignore[no-unt
     page.fill("input[name=address]", "东山村四组 7 号")
 
 
-def test_a_request_missing_its_main_and_its_tolerated_material_is_returned_with_the_notice(page, ui_server: RunningUI, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_request_missing_its_main_and_its_tolerated_material_is_returned_with_the_notice(
+        page, ui_server: RunningUI, artifacts: Path) -> None:
     page.goto(f"{ui_server.base_url}/matters/new")
     fill_villager(page)
     page.select_option("#matter-select", MATTER)   # nothing ticked: the ID card (main) and the social security card (容缺) missing
@@ -220,7 +222,7 @@ def _handed_over_matter(page, ui_server: RunningUI, name: str) -> str:  # type: 
     return matter_id
 
 
-def test_an_empty_signature_pad_is_refused_before_submitting_and_by_the_server(page, ui_server: RunningUI, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_empty_signature_pad_is_refused_before_submitting_and_by_the_server(page, ui_server: RunningUI, artifacts: Path) -> None:
     service = ui_server.service
     matter_id = _handed_over_matter(page, ui_server, "钱玉珍")
     page.check("input[name=rating][value=satisfied]")
@@ -245,7 +247,7 @@ def test_an_empty_signature_pad_is_refused_before_submitting_and_by_the_server(p
     assert service.store.matter_state(matter_id).status.value == "handed_over"  # type: ignore[attr-defined]
 
 
-def test_a_fingerprint_photo_signs_off_in_the_browser(page, ui_server: RunningUI, artifacts: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_fingerprint_photo_signs_off_in_the_browser(page, ui_server: RunningUI, artifacts: Path, tmp_path: Path) -> None:
     from tests.unit.test_village_signature import fingerprint_photo_png
 
     service = ui_server.service
@@ -264,7 +266,7 @@ def test_a_fingerprint_photo_signs_off_in_the_browser(page, ui_server: RunningUI
     assert service.store.matter_state(matter_id).status.value == "signed_off"  # type: ignore[attr-defined]
 
 
-def test_the_receipt_and_the_matter_page_show_what_was_recorded_and_the_report_clock(page, ui_server: RunningUI, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_receipt_and_the_matter_page_show_what_was_recorded_and_the_report_clock(page, ui_server: RunningUI, artifacts: Path) -> None:
     import datetime as dt
 
     from shared.catalog import load_catalog
@@ -311,7 +313,7 @@ def test_the_receipt_and_the_matter_page_show_what_was_recorded_and_the_report_c
     page.screenshot(path=str(artifacts / "18-my-matters-report-clock.png"))
 
 
-def test_an_unknown_address_shows_the_chinese_not_found_page(page, ui_server: RunningUI, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_address_shows_the_chinese_not_found_page(page, ui_server: RunningUI, artifacts: Path) -> None:
     response = page.goto(f"{ui_server.base_url}/matters/00000000-0000-0000-0000-000000000000")
     assert response is not None and response.status == 404
     text = page.locator("main").inner_text()

@@ -401,7 +401,8 @@ def _seed(store: DeadlineStore, n: int) -> tuple[set[tuple[str, str, str]], set[
             clock = HopClock.received(received, WD(5), WD(20))
             marks = store.save_clock(f"M-{i:05d}", "township", clock, now=received, responsible=f"op-{i % 5}", conn=conn)
             assert marks is not None
-            reached = [lv for lv in (ClockState.WARNING, ClockState.OVERDUE, ClockState.SUPERVISE) if marks.instant_of(lv) <= NOW_FOR_WORKERS]
+            levels = (ClockState.WARNING, ClockState.OVERDUE, ClockState.SUPERVISE)
+            reached = [lv for lv in levels if marks.instant_of(lv) <= NOW_FOR_WORKERS]
             events |= {(f"M-{i:05d}", "township", lv.value) for lv in reached}
             if reached:
                 base = f"deadline:M-{i:05d}:township:{reached[-1].value}"

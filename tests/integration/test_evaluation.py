@@ -250,7 +250,8 @@ def test_ratings_arriving_at_once_get_distinct_feed_cursors_in_commit_order(town
     assert [r["cursor"] for r in rows] == list(range(1, len(codes) + 1)) and cursor == len(codes)
 
 
-def test_a_bad_review_joins_the_call_back_list_at_once_and_the_weekly_sample_is_still_drawn(town: TownApp, evaluations: Evaluations) -> None:
+def test_a_bad_review_joins_the_call_back_list_at_once_and_the_weekly_sample_is_still_drawn(
+        town: TownApp, evaluations: Evaluations) -> None:
     village = VillageDevice(town)
     codes = ["AB3CD-EF4GH", "HK7PM-3QW9X", "JK2MN-PQ3RS", "TU4VW-XY5Z2"]
     matters = [done_matter(town, village, code=c) for c in codes]

@@ -411,7 +411,8 @@ def test_claimed_times_are_judged_the_same_however_the_device_splits_its_streams
 
 def test_every_refused_call_carries_a_machine_readable_reason(town: Township) -> None:
     agent = town.agent()
-    push = town.channel.stream_stream(RELAY + "Push", request_serializer=lambda b: b, response_deserializer=relay_pb2.PushResponse.FromString)
+    push = town.channel.stream_stream(RELAY + "Push", request_serializer=lambda b: b,
+                                      response_deserializer=relay_pb2.PushResponse.FromString)
 
     def push_raw(raw: bytes) -> tuple[grpc.StatusCode, str, dict[str, str]]:
         with pytest.raises(grpc.RpcError) as refused:

@@ -84,7 +84,7 @@ def test_no_console_page_opens_without_signing_in(web) -> None:  # type: ignore[
     assert client.post("/matters/x/classify", data={"kind": "immediate"}).status_code == 303
 
 
-def test_the_inbox_lists_a_new_matter_with_its_stage_and_filters_by_village(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_the_inbox_lists_a_new_matter_with_its_stage_and_filters_by_village(web, town: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
     VillageDevice(town, village_code="V002").file("MZ-003")
     client = client_for(web, "wang")
@@ -96,7 +96,7 @@ def test_the_inbox_lists_a_new_matter_with_its_stage_and_filters_by_village(web,
     assert matter_id not in client.get("/", params={"stage": Stage.IN_PROGRESS.value}).text
 
 
-def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(web, town: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
     client = client_for(web, "wang")
     response = client.post(f"/matters/{matter_id}/classify", data={"kind": "promised",
@@ -105,7 +105,7 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(web, town:
     assert town.handling.page(matter_id).matter.stage is Stage.RECEIVED
 
 
-def test_classifying_through_the_form_makes_the_operator_owner_and_starts_the_clock(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_classifying_through_the_form_makes_the_operator_owner_and_starts_the_clock(web, town: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
     client = client_for(web, "wang")
     page = client.get(f"/matters/{matter_id}")
@@ -121,7 +121,7 @@ def test_classifying_through_the_form_makes_the_operator_owner_and_starts_the_cl
     assert "乡镇环节时限" in after.text and "计时中" in after.text
 
 
-def test_a_supplement_list_waits_for_materials_and_then_starts_the_clock(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_a_supplement_list_waits_for_materials_and_then_starts_the_clock(web, town: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
     client = client_for(web, "wang")
     client.post(f"/matters/{matter_id}/classify", data={
@@ -136,7 +136,7 @@ def test_a_supplement_list_waits_for_materials_and_then_starts_the_clock(web, to
     assert town.handling.page(matter_id).matter.stage is Stage.IN_PROGRESS
 
 
-def test_a_refused_action_re_renders_the_page_with_the_chinese_reason_and_keeps_what_was_typed(web, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_action_re_renders_the_page_with_the_chinese_reason_and_keeps_what_was_typed(web, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
     client = client_for(web, "wang")
     response = client.post(f"/matters/{matter_id}/classify", data={
@@ -147,7 +147,8 @@ def test_a_refused_action_re_renders_the_page_with_the_chinese_reason_and_keeps_
     assert 'value="民政窗口"' in response.text and ">民政办</textarea>" in response.text
 
 
-def test_a_stale_expected_version_shows_the_concurrency_message_and_keeps_the_other_edit(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_a_stale_expected_version_shows_the_concurrency_message_and_keeps_the_other_edit(
+        web, town: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
     client = client_for(web, "wang")
     stale = version_on(client, matter_id)
@@ -178,7 +179,7 @@ def test_an_operator_cannot_approve_an_extension(web, town: TownApp, village: Vi
     assert town.handling.page(matter_id).matter.pending_extension is not None
 
 
-def test_the_director_approves_an_extension_from_the_list(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_the_director_approves_an_extension_from_the_list(web, town: TownApp, village: VillageDevice) -> None:
     matter_id = _with_pending_extension(town, village)
     client = client_for(web, "zhao")
     listing = client.get("/extensions")
@@ -199,7 +200,7 @@ def test_an_operator_cannot_approve_or_revoke_agent_devices(web, village: Villag
     assert response.status_code == 403
 
 
-def test_the_administrator_revokes_an_agent_device_with_a_reason(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_the_administrator_revokes_an_agent_device_with_a_reason(web, town: TownApp, village: VillageDevice) -> None:
     client = client_for(web, "admin")
     response = client.post(f"/agents/{village.signer.key_id}/revoke", data={"csrf_token": csrf(client), "reason": "笔记本丢失"})
     assert response.status_code == 303
@@ -217,7 +218,7 @@ def test_figures_show_a_chart_and_download_as_csv(web, village: VillageDevice) -
     assert csv.text.lstrip("\ufeff").startswith("对象,受理件数")
 
 
-def test_the_public_page_shows_the_stage_but_never_the_applicants_name_or_phone(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_the_public_page_shows_the_stage_but_never_the_applicants_name_or_phone(web, town: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003", lookup_hash=lookup_code_hash(CODE))
     town.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)
     client = client_for(web, None)
@@ -248,7 +249,7 @@ def test_the_public_lookup_answers_429_after_too_many_lookups(web) -> None:  # t
     assert "retry-after" in limited.headers
 
 
-def test_the_calendar_warning_shows_on_every_page_when_a_year_in_view_is_unconfirmed(web, town: TownApp) -> None:  # type: ignore[no-untyped-def]
+def test_the_calendar_warning_shows_on_every_page_when_a_year_in_view_is_unconfirmed(web, town: TownApp) -> None:
     import datetime as dt
 
     today = town.clock.now().date()
@@ -262,7 +263,8 @@ def test_the_calendar_warning_shows_on_every_page_when_a_year_in_view_is_unconfi
             assert 'id="calendar-warning"' not in text
 
 
-def test_the_director_draws_the_weekly_follow_up_sample_and_an_operator_records_the_call(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_the_director_draws_the_weekly_follow_up_sample_and_an_operator_records_the_call(
+        web, town: TownApp, village: VillageDevice) -> None:
     done = village.file("MZ-003")
     town.handling.classify(done, MatterKind.IMMEDIATE, actor=OPERATOR)
     town.handling.record_result(done, approved=True, summary="已发放临时救助金", actor=OPERATOR)
@@ -286,7 +288,7 @@ def test_the_director_draws_the_weekly_follow_up_sample_and_an_operator_records_
     assert any(e.action == "follow_up" for e in town.handling.page(done).events)
 
 
-def test_an_overdue_matter_appears_on_the_supervision_list_in_the_supervise_colour(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_an_overdue_matter_appears_on_the_supervision_list_in_the_supervise_colour(web, town: TownApp, village: VillageDevice) -> None:
     import datetime as dt
 
     late = village.file("MZ-003")
@@ -298,7 +300,7 @@ def test_an_overdue_matter_appears_on_the_supervision_list_in_the_supervise_colo
     assert 'data-state="supervise"' in client.get("/").text
 
 
-def test_an_administrator_sees_matters_but_cannot_act_on_them(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_an_administrator_sees_matters_but_cannot_act_on_them(web, town: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
     client = client_for(web, "admin")
     page = client.get(f"/matters/{matter_id}").text
@@ -310,7 +312,8 @@ def test_an_administrator_sees_matters_but_cannot_act_on_them(web, town: TownApp
     assert town.handling.page(matter_id).matter.stage is Stage.RECEIVED
 
 
-def test_town_center_staff_commands_manage_accounts_and_serve_opens_the_console_on_loopback_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_town_center_staff_commands_manage_accounts_and_serve_opens_the_console_on_loopback_by_default(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from shared.console.cli import STAFF_PASSWORD_ENV
     from town_center import cli
 
@@ -326,7 +329,7 @@ def test_town_center_staff_commands_manage_accounts_and_serve_opens_the_console_
     assert args.console_listen == "127.0.0.1:8700"
 
 
-def test_every_returned_matter_is_listed_in_the_refusal_register_with_its_reason(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_every_returned_matter_is_listed_in_the_refusal_register_with_its_reason(web, town: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
     town.handling.classify(matter_id, MatterKind.RETURNED, actor=OPERATOR, return_reason="申请人不属于本乡镇户籍")
     page = client_for(web, "wang").get("/refusals")

@@ -100,7 +100,8 @@ def test_catalog_for_one_code_shows_its_limits_fee_and_basis_and_an_unknown_code
 
 BAD_INPUTS = [
     pytest.param(["request", *VILLAGER, "--matter", "XX-999", *WITNESS], "办理事项", id="unknown-catalog-code"),
-    pytest.param(["request", *VILLAGER, "--matter", "RS-003", "--materials", "no_such_paper", *WITNESS], "没有这些材料", id="unknown-material"),
+    pytest.param(["request", *VILLAGER, "--matter", "RS-003", "--materials", "no_such_paper", *WITNESS], "没有这些材料",
+                 id="unknown-material"),
     pytest.param(["request", "--name", "李桂兰", "--matter", "RS-003"], "身份证号码", id="missing-fields"),
     pytest.param(["request", *VILLAGER, "--matter", ITEM.code, "--materials", ",".join(m.id for m in ITEM.main_materials),
                   "--commit", f"{ITEM.auxiliary_materials[0].id}=2026-13-45", *WITNESS], "日期", id="bad-date"),

@@ -128,7 +128,8 @@ class Versioned(BaseModel):
 
 
 class ClassifyIn(Versioned):
-    kind: MatterKind = Field(description="办件类型：immediate 即办、promised 承诺、supplement 补办、returned 退回、joint 联办、reported 上报")
+    kind: MatterKind = Field(description="办件类型：immediate 即办、promised 承诺、supplement 补办、"
+                                         "returned 退回、joint 联办、reported 上报")
     missing_materials: list[str] = Field(default=[], max_length=100, description="补办件：一次性告知所缺的全部材料")
     return_reason: str = Field(default="", max_length=1000, description="退回件：退回理由")
     promise: LimitIn | None = Field(default=None, description="承诺件：承诺时限（不填则按目录）")

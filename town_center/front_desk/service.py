@@ -276,7 +276,8 @@ class FrontDesk:
                     elif kind is CaseKind.CONSULTATION and catalog_code:
                         self._issue(conn, [consultation_notice_draft(facts, self.handling.catalog.item(catalog_code), answer)], now)
                     limit = clock.limit.describe_zh() if clock is not None else ""
-                    text = f"登记{kind.label_zh}（{channel.label_zh}）" + (f"，{complexity.label_zh}，{limit}内答复" if clock else "，当场答复")
+                    answer = f"，{complexity.label_zh}，{limit}内答复" if clock else "，当场答复"
+                    text = f"登记{kind.label_zh}（{channel.label_zh}）" + answer
                     self._event(conn, case_id, actor.staff_id, "registered", text, now)
                 break
             except IntegrityError:
@@ -798,8 +799,8 @@ class FrontDesk:
         a = view.absence
         if actor.role is not Role.DIRECTOR and actor.staff_id not in (a.staff_id, a.covered_by):
             raise FrontDeskError("返岗须由本人、顶岗人或中心主任登记")
-        back = self._move_holdings(a.covered_by, a.staff_id, f"返岗：{self._name(a.staff_id)} 返岗，{self._name(a.covered_by)} 交回顶岗期间的工作",
-                                   actor, only=view.handover)
+        note = f"返岗：{self._name(a.staff_id)} 返岗，{self._name(a.covered_by)} 交回顶岗期间的工作"
+        back = self._move_holdings(a.covered_by, a.staff_id, note, actor, only=view.handover)
         now = self._now()
         with self.store.engine.begin() as conn:
             conn.execute(update(absence).where(absence.c.absence_id == absence_id).values(returned_at_ms=to_unix_ms(now)))

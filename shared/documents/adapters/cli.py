@@ -128,7 +128,8 @@ def add_document_commands(subparsers: Any, *, tier_zh: str, add_home: Callable[[
     add_home(issuer)
     issuer.add_argument("--name", required=True, metavar="名称", help="落款名称，如 青石镇便民服务中心")
     issuer.add_argument("--seal", required=True, metavar="文字", help="印章文字，如 青石镇人民政府便民服务中心")
-    issuer.add_argument("--prefix", required=True, metavar="代字", help="文号机关代字，如 青石镇便民中心（文号：青石镇便民中心〔2026〕受字第1号）")
+    issuer.add_argument("--prefix", required=True, metavar="代字",
+                        help="文号机关代字，如 青石镇便民中心（文号：青石镇便民中心〔2026〕受字第1号）")
 
     def run_issuer(args: argparse.Namespace) -> int:
         name, seal, prefix = args.name.strip(), args.seal.strip(), args.prefix.strip()
