@@ -554,7 +554,8 @@ def test_the_matter_page_shows_the_authorization_materials_note_and_flag_and_whe
     page.screenshot(path=str(shots / "18-matter-dossier.png"), full_page=True)
 
 
-def test_the_director_suspends_the_county_clock_for_expert_review_resumes_it_extends_it_and_records_the_notice(board: RunningBoard, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_director_suspends_the_county_clock_for_expert_review_resumes_it_extends_it_and_records_the_notice(
+        board: RunningBoard, new_page, shots: Path) -> None:
     from shared.domain.deadlines import ClockStatus
     from town_center.handling import COUNTY_HOP
 
