@@ -18,6 +18,7 @@ from hub.store.tables import county_matter
 from shared.calendar import WorkingCalendar, parse_override_toml
 from shared.catalog import load_catalog
 from shared.clock import Clock, SystemClock, to_unix_ms
+from shared.db import reader_engine
 from shared.deadline_watch.calendar_follower import CalendarFollower, stamp_key
 from shared.deadline_watch.notify import LogNotifier, Notifier, OutboxRelay
 from shared.deadline_watch.scheduler import DeadlineWatch, process_tag
@@ -31,7 +32,6 @@ from shared.relay.server import RelayCore, RelayLimits
 from shared.relay.tls import ServerTls
 from shared.serving import TierProcess, console_starter, run_tier
 from shared.signing import Signer
-from shared.sqlite import reader_engine
 from shared.wire.v1 import records_pb2
 
 if TYPE_CHECKING:

@@ -266,9 +266,11 @@ def _run_pg(argv: list[str], env: dict[str, str], what: str) -> subprocess.Compl
 
 
 def _pg_is_empty(url: str) -> bool:
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
-    engine = create_engine(url, pool_pre_ping=True)
+    from shared.db import make_engine
+
+    engine = make_engine(url)
     try:
         with engine.connect() as conn:
             count = conn.execute(text(

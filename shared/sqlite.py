@@ -1,4 +1,5 @@
-"""How every SQLite store here opens its file: one recipe, so none of them drifts.
+"""How every SQLite store here opens its file: one recipe, so none of them drifts. Engines are
+made by `shared.db.make_engine`, which applies it.
 
 Reads and writes begin differently (see docs/performance.md, "SQLite transactions"):
 
@@ -26,7 +27,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import OperationalError
 
-__all__ = ["configure_sqlite", "reader_engine", "WriterLine", "writer_line"]
+__all__ = ["configure_sqlite", "WriterLine", "writer_line"]
 
 
 class WriterLine:
@@ -159,14 +160,3 @@ def _leave_line(info: dict[Any, Any]) -> None:
     line = info.pop(_HOLDS, None)
     if line is not None:
         line.release()
-
-
-def reader_engine(engine: Engine) -> Engine:
-    """An engine for reads beside a store's own: on SQLite a small read-only one on the same file
-    (see `read_only`); elsewhere (PostgreSQL reads never block writers) the same engine."""
-    from sqlalchemy import create_engine
-
-    if engine.dialect.name != "sqlite":
-        return engine
-    reader = create_engine(engine.url, pool_size=2, max_overflow=2, pool_timeout=30)
-    return configure_sqlite(reader, read_only=True)

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from shared.calendar import WorkingCalendar
 from shared.catalog import load_catalog
 from shared.clock import Clock, SystemClock
+from shared.db import reader_engine
 from shared.deadline_watch.calendar_follower import CalendarFollower
 from shared.deadline_watch.notify import LogNotifier, Notifier, OutboxRelay
 from shared.deadline_watch.scheduler import DeadlineWatch, process_tag
@@ -28,7 +29,6 @@ from shared.relay.server import RelayCore, RelayLimits
 from shared.relay.tls import ServerTls
 from shared.serving import TierProcess, console_starter, run_tier
 from shared.signing import Signer, key_id_for
-from shared.sqlite import reader_engine
 from town_center.county_link import COUNTY_CALENDAR_META, LINK_META, CountyLink, LinkSettings
 from town_center.errors import SetupError
 from town_center.front_desk.service import FrontDesk, RegisterNames, build_front_desk, supervision_audience

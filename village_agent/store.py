@@ -27,7 +27,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     delete,
     func,
     select,
@@ -35,13 +34,13 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 
 from shared.chain import check_link
+from shared.db import make_engine
 from shared.domain.catalog import Catalog, parse_catalog
 from shared.envelope import GENESIS, ChainTip, SignedRecord, sign_next
 from shared.errors import CatalogError
 from shared.keys import InMemoryKeyDirectory, KnownKey
 from shared.migrations import upgrade_to_head
 from shared.signing import Signer, key_id_for, payload_hash
-from shared.sqlite import configure_sqlite
 from shared.wire.v1 import envelope_pb2, records_pb2
 from village_agent import domain
 from village_agent.domain import AppointmentStatus, MatterState, MatterStatus
@@ -152,8 +151,7 @@ def _state_from_json(text: str) -> MatterState:
 class AgentStore:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.engine: Engine = create_engine(f"sqlite:///{path}", future=True)
-        configure_sqlite(self.engine, synchronous="FULL", busy_timeout_ms=10_000, foreign_keys=True)
+        self.engine: Engine = make_engine(f"sqlite:///{path}", synchronous="FULL", busy_timeout_ms=10_000, foreign_keys=True)
         try:
             upgrade_to_head(self.engine, VILLAGE_MIGRATIONS)
         except BaseException:
@@ -328,7 +326,7 @@ class AgentStore:
         transaction. Idempotent by record id, so a batch re-sent after a lost reply changes nothing."""
         applied = 0
         with self.transaction() as conn:
-            for env, record in zip(envelopes, records):
+            for env, record in zip(envelopes, records, strict=True):
                 exists = conn.execute(select(down_record.c.local_id).where(down_record.c.record_id == record.header.record_id)).first()
                 if exists is not None:
                     continue
@@ -569,7 +567,8 @@ class AgentStore:
         with self.transaction() as conn:
             kept = {r.matter_id: (r.lookup_code, r.id_lookup_hash) for r in conn.execute(
                 select(matter.c.matter_id, matter.c.lookup_code, matter.c.id_lookup_hash))}
-            blobs = {r.appointment_id: r.private_blob for r in conn.execute(select(appointment.c.appointment_id, appointment.c.private_blob))}
+            blobs = {r.appointment_id: r.private_blob
+                     for r in conn.execute(select(appointment.c.appointment_id, appointment.c.private_blob))}
             conn.execute(delete(matter))
             conn.execute(delete(appointment))
             own = [(r.applied_order, bytes(r.payload)) for r in conn.execute(select(ledger.c.applied_order, ledger.c.payload))]

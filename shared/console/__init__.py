@@ -12,7 +12,7 @@
 
 A tier's console uses it like this::
 
-    engine = create_engine(url); create_console_tables(engine)
+    engine = shared.db.make_engine(url); create_console_tables(engine)
     auth = ConsoleAuth(engine, SystemClock())
     app = FastAPI()
     console = install_console(app, auth, templates_dir=HERE / "templates", console_name="青石镇便民服务中心",
@@ -70,7 +70,8 @@ from shared.console.web import (
 
 __all__ = [
     "AuthPolicy", "ConsoleAuth", "ConsoleSession", "IssuedSession", "StaffAccount", "DEFAULT_SCRYPT", "ScryptParams",
-    "RateLimiter", "HostGuard", "WebSecurity", "register_staff_commands", "create_console_tables", "Console", "ConsoleSettings", "client_address", "current_staff",
+    "RateLimiter", "HostGuard", "WebSecurity", "register_staff_commands", "create_console_tables", "Console", "ConsoleSettings",
+    "client_address", "current_staff",
     "install_console", "make_jinja_env", "make_templates", "mount_console_static", "rate_limit", "require_role",
     "ConsoleError", "StaffInputError", "PasswordPolicyError", "StaffExistsError", "UnknownStaffError",
     "LoginRefusedError", "AccountLockedError", "AccountDisabledError", "ConsoleHTTPError", "NotSignedInError",

@@ -26,8 +26,6 @@ guarantee; the locking only avoids wasted work.
 """
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -42,13 +40,14 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    create_engine,
     text,
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from shared.db import is_sqlite
+from shared.db import make_engine as _make_engine
 from shared.deadline_watch.errors import DeadlineStoreError
-from shared.sqlite import configure_sqlite
+from shared.errors import SettingError
 
 __all__ = [
     "metadata",
@@ -166,27 +165,19 @@ notification_outbox = Table(
 )
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str) -> Engine:
     """An engine set up the way the deadline tables need it.
 
-    SQLite: WAL, a 30 s busy timeout, and ``BEGIN IMMEDIATE`` for every transaction (the
-    SQLAlchemy-documented recipe), so a scan that reads then writes never fails on a snapshot
-    another process has moved past. PostgreSQL (``postgresql+psycopg://``): pre-ping, small pool.
-    Engines made elsewhere work too if they follow the same rules."""
-    if url.startswith("sqlite"):
-        connect_args = kwargs.pop("connect_args", {})
-        connect_args.setdefault("timeout", 30)
-        connect_args.setdefault("check_same_thread", False)
-        kwargs.setdefault("hide_parameters", True)  # errors must not carry personal data into logs
-        engine = create_engine(url, connect_args=connect_args, **kwargs)
-        configure_sqlite(engine, synchronous="NORMAL", busy_timeout_ms=30_000)
-        return engine
-    if url.startswith("postgresql"):
-        kwargs.setdefault("hide_parameters", True)
-        kwargs.setdefault("pool_pre_ping", True)
-        kwargs.setdefault("pool_size", 5)
-        return create_engine(url, **kwargs)
-    raise DeadlineStoreError("期限表只支持 SQLite 和 PostgreSQL")
+    SQLite: WAL, a 30 s busy timeout, and ``BEGIN IMMEDIATE`` for every writer's transaction, so a
+    scan that reads then writes never fails on a snapshot another process has moved past;
+    synchronous NORMAL. PostgreSQL: pre-ping, a small pool. Both hide bound parameters: errors
+    must not carry personal data into logs. Engines made elsewhere work too if they follow the
+    same rules."""
+    try:
+        return _make_engine(url, synchronous="NORMAL", busy_timeout_ms=30_000, hide_parameters=True,
+                            pool_size=None if is_sqlite(url) else 5)
+    except SettingError as exc:
+        raise DeadlineStoreError("期限表只支持 SQLite 和 PostgreSQL") from exc
 
 
 def create_schema(engine: Engine) -> None:

@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, func, insert, or_, select, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.bulk import insert_rows
+from shared.db import database_url, is_sqlite, make_engine
 from shared.envelope import GENESIS, ChainTip, sign_next
 from shared.keys import KnownKey, fingerprint
 from shared.relay.errors import EnrollmentLimit, KeyStoreError, UnknownKey
@@ -34,7 +34,6 @@ from shared.relay.ports import (
 )
 from shared.relay.sql_tables import RelayTables
 from shared.signing import Signer, key_id_for
-from shared.sqlite import configure_sqlite
 from shared.wire.v1 import envelope_pb2, records_pb2
 
 __all__ = ["RelayStore", "relay_engine", "ForkEvidence", "TimeFlag", "PeerSync"]
@@ -47,16 +46,11 @@ _INGEST_COLUMNS = ("author_key_id", "seq", "record_id", "hash", "payload", "sign
 
 def relay_engine(url: str) -> Engine:
     """An engine for a tier's store at an SQLAlchemy URL or a SQLite file path."""
-    if "://" not in url:
-        url = f"sqlite:///{url}"
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, pool_size=16, max_overflow=64, pool_timeout=30)
-        # FULL: a receipt is a promise; the row must survive power loss, not just a killed process.
-        configure_sqlite(engine, synchronous="FULL", busy_timeout_ms=15_000)
-    else:
-        engine = create_engine(url, pool_size=16, max_overflow=32, pool_timeout=30, pool_pre_ping=True)
-    return engine
+    parsed = database_url(url)
+    # FULL (SQLite): a receipt is a promise; the row must survive power loss, not just a killed process.
+    # SQLite connections are file handles, so its pool may overflow further than PostgreSQL's server sessions.
+    return make_engine(parsed, synchronous="FULL", busy_timeout_ms=15_000, pool_size=16,
+                       max_overflow=64 if is_sqlite(parsed) else 32, pool_timeout_s=30)
 
 
 @dataclass(frozen=True)
