@@ -22,7 +22,7 @@ from hub.acts import Act, offered, permission_zh, state_zh
 from hub.documents import CountyDocuments
 from hub.dossier import Dossier, filing_of, material_names, read_dossier
 from hub.errors import ConcurrentEditError, NotPermitted, UnknownMatter
-from hub.store import HubStore
+from hub.store import HubStore, kept_counts, township_figures
 from hub.store.tables import (
     county_dossier,
     county_event,
@@ -161,6 +161,9 @@ class MatterHistory:
 _KIND_FROM_WIRE: dict[int, MatterKind] = {v: k for k, v in KIND_TO_WIRE.items()}
 
 
+_OPEN_STAGES = (Stage.IN_PROGRESS.value, Stage.WAITING_MATERIALS.value)
+
+
 def _hop_dict(h: records_pb2.HopView) -> dict[str, int]:
     return {"tier": int(h.tier), "started_at_ms": int(h.started_at_ms), "due_at_ms": int(h.due_at_ms),
             "stopped_at_ms": int(h.stopped_at_ms), "state": int(h.state)}
@@ -176,6 +179,7 @@ class CountyHandling:
         self.catalog = catalog
         self.on_saved = on_saved
         self._dossiers_checked = False
+        self._figures_checked = False
         # The written documents an act issues (不予许可决定书, 补办件通知书, 延期告知书, 督办通知).
         self.documents: CountyDocuments | None = CountyDocuments(self)
 
@@ -197,6 +201,8 @@ class CountyHandling:
         """Fold every stored township record not yet folded; returns how many were folded."""
         if not self._dossiers_checked:
             self._backfill_dossiers()
+        if not self._figures_checked:
+            self._build_figures()
         applied = 0
         with self.store.engine.connect() as conn:
             authors = [(k, int(t)) for k, t in conn.execute(select(township_key.c.key_id, township_key.c.tip_seq))]
@@ -211,12 +217,22 @@ class CountyHandling:
             self._saved()
         return applied
 
+    def _build_figures(self) -> None:
+        """After the upgrade that added the comparison's kept figures, fill them once from every tracked
+        matter (office time needs this county's calendar); here, before any status update is folded."""
+        with self.store.engine.begin() as conn:
+            if not township_figures.is_built(conn):
+                n = township_figures.rebuild(conn, self.calendar)
+                log.info("township comparison figures built from %d tracked matters", n)
+        self._figures_checked = True
+
     def _backfill_dossiers(self) -> None:
         """Matters taken in before the board kept the elderly/disabled flag get it from their escalation,
         once per process (a database upgraded in place keeps sorting them right)."""
         with self.store.engine.connect() as conn:
             rows = conn.execute(select(county_matter.c.matter_id, county_matter.c.township_key_id,
-                                       county_matter.c.escalation_seq)
+                                       county_matter.c.escalation_seq, county_matter.c.township_code,
+                                       county_matter.c.stage)
                                 .outerjoin(county_dossier, county_dossier.c.matter_id == county_matter.c.matter_id)
                                 .where(county_dossier.c.matter_id.is_(None))).all()
         for r in rows:
@@ -227,6 +243,9 @@ class CountyHandling:
                     conn.execute(insert(county_dossier).values(
                         matter_id=r.matter_id, elderly_or_disabled=bool(filed and filed.applicant.elderly_or_disabled),
                         door_to_door=bool(filed and filed.door_to_door)))
+                    if filed and filed.applicant.elderly_or_disabled:
+                        # Counted (by the migration's back-fill) as not flagged until now.
+                        kept_counts.move(conn, add=(r.township_code, r.stage, True), remove=(r.township_code, r.stage, False))
             except Exception:
                 log.warning("dossier flags of a county matter not backfilled", exc_info=True)
         self._dossiers_checked = True
@@ -356,6 +375,8 @@ class CountyHandling:
         conn.execute(insert(county_dossier).values(
             matter_id=body.matter_id, elderly_or_disabled=bool(filed and filed.applicant.elderly_or_disabled),
             door_to_door=bool(filed and filed.door_to_door)))
+        kept_counts.move(conn, add=(body.township_code or code, matter.stage.value,
+                                    bool(filed and filed.applicant.elderly_or_disabled)))
         assert matter.clock is not None
         self.deadlines.save_clock(matter.matter_id, COUNTY_HOP, matter.clock, now=received_at, responsible=None, conn=conn)
         self._event(conn, matter.matter_id, receipt_ms, f"township:{code}", "received",
@@ -471,12 +492,20 @@ class CountyHandling:
                       township_due_at_ms=int(own.due_at_ms) if own else 0,
                       township_stopped_at_ms=int(own.stopped_at_ms) if own else 0,
                       message=body.message[:500], status_seq=seq, updated_at_ms=receipt_ms)
-        held = conn.execute(select(tracked_matter.c.status_seq, tracked_matter.c.township_key_id)
+        held = conn.execute(select(tracked_matter.c.status_seq, tracked_matter.c.township_key_id,
+                                   tracked_matter.c.township_code, tracked_matter.c.hops_json)
                             .where(tracked_matter.c.matter_id == body.matter_id)).first()
         if held is None:
             conn.execute(insert(tracked_matter).values(matter_id=body.matter_id, **values))
+            old = None
         elif held.township_key_id == key_id and int(held.status_seq) < seq:
             conn.execute(update(tracked_matter).where(tracked_matter.c.matter_id == body.matter_id).values(**values))
+            old = (held.township_code, json.loads(held.hops_json))
+        else:
+            return
+        # The comparison's kept figures change with the matter, in this transaction (hub.store.township_figures).
+        township_figures.replace_matter(conn, body.matter_id, self.calendar, old=old, new=(values["township_code"], hops),
+                                        received_ms=receipt_ms)
 
     # ================================================================== staff actions
 
@@ -812,6 +841,11 @@ class CountyHandling:
                                                          county_matter.c.version == row.version).values(**values)).rowcount
         if moved != 1:
             raise ConcurrentEditError("本件刚被其他人修改过，您的操作未保存，请刷新页面后重做")
+        if after.stage.value != row.stage:
+            elderly = bool(conn.execute(select(county_dossier.c.elderly_or_disabled)
+                                        .where(county_dossier.c.matter_id == row.matter_id)).scalar())
+            kept_counts.move(conn, add=(row.township_code, after.stage.value, elderly),
+                             remove=(row.township_code, row.stage, elderly))
         self._event(conn, row.matter_id, now_ms, actor, action, text)
         if after.clock is not None and after.clock != before.clock:
             self.deadlines.save_clock(row.matter_id, COUNTY_HOP, after.clock, now=now, responsible=None, conn=conn)
@@ -919,12 +953,12 @@ class CountyHandling:
         """One page of the board, newest first by (county receipt time, matter id), and the board's
         totals; `after` is a page's `next_after` (keyset paging: a page deep in a county of a million
         matters reads as little as the first). Elderly or disabled applicants first within the page."""
-        m, d, h = county_matter.c, county_dossier.c, hop_deadline.c
+        m, h = county_matter.c, hop_deadline.c
         conditions = []
         if township_code:
             conditions.append(m.township_code == township_code)
         if open_only:
-            conditions.append(m.stage.in_([Stage.IN_PROGRESS.value, Stage.WAITING_MATERIALS.value]))
+            conditions.append(m.stage.in_(_OPEN_STAGES))
         query = select(county_matter).where(*conditions).order_by(m.received_at_ms.desc(), m.matter_id.desc()).limit(page_size)
         at, _, last_id = (after or "").partition(":")
         if at.isdigit() and last_id and len(last_id) <= 64:
@@ -935,9 +969,9 @@ class CountyHandling:
             rows = conn.execute(query).all()
             hops = self._township_hops(conn, [r.matter_id for r in rows])
             flags = self._flags(conn, [r.matter_id for r in rows])
-            total = int(conn.execute(select(func.count()).select_from(county_matter).where(*conditions)).scalar_one())
-            elderly = int(conn.execute(select(func.count()).select_from(county_matter.join(
-                county_dossier, d.matter_id == m.matter_id)).where(d.elderly_or_disabled.is_(True), *conditions)).scalar_one())
+            # Kept as matters arrive and change stage (hub.store.kept_counts): no count over every matter.
+            total, elderly = kept_counts.board_totals(conn, township_code=township_code or None,
+                                                      stages=_OPEN_STAGES if open_only else None)
             if conditions:
                 running = county_matter.join(hop_deadline, (h.matter_id == m.matter_id) & (h.hop == COUNTY_HOP))
                 base = select(func.count()).select_from(running).where(h.status == ClockStatus.RUNNING.value, *conditions)

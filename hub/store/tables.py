@@ -12,7 +12,7 @@ from shared.relay.sql_tables import relay_tables
 
 __all__ = ["metadata", "tables", "township_key", "ingest_log", "down_log", "hub_meta", "village_key", "county_matter",
            "county_event", "tracked_matter", "supervision_notice", "hub_intake_cursor", "county_dossier", "county_refusal",
-           "county_delegation"]
+           "county_delegation", "county_board_count", "township_hop_figures", "tracked_open_hop"]
 
 metadata = MetaData()
 tables = relay_tables(metadata, meta_table_name="hub_meta")
@@ -162,4 +162,47 @@ county_delegation = Table(
     Column("withdrawn_by", String(64), nullable=True),
     Column("withdrawn_at_ms", BigInteger, nullable=True),
     Index("ix_county_delegation_staff", "staff_id", "id"),
+)
+
+# The board's totals kept as matters arrive and change stage, in the transaction that changes them
+# (`hub.store.kept_counts`): the board's first page of a county of 100k matters reads these few rows,
+# not every matter (docs/performance.md, county pages).
+county_board_count = Table(
+    "county_board_count", metadata,
+    Column("township_code", String(32), primary_key=True),
+    Column("stage", String(24), primary_key=True),
+    Column("elderly_or_disabled", Boolean, primary_key=True),
+    Column("n", BigInteger, nullable=False, default=0),
+)
+
+# The township comparison's figures per (day and month, township, hop), kept as status updates arrive
+# (`hub.store.township_figures`): received by the day a hop started; completed, on time, late and office
+# time by the day it stopped; `late_open` is the change, at the start of that day, in hops open past
+# their deadline (+1 when one becomes so, -1 when it stops), so the count at a period's end is a sum of
+# months and days, not a pass over every tracked matter (docs/performance.md, county pages).
+township_hop_figures = Table(
+    "township_hop_figures", metadata,
+    Column("grain", String(5), primary_key=True),          # "day" (bucket 2026-11-02) or "month" (2026-11)
+    Column("bucket", String(10), primary_key=True),
+    Column("township_code", String(32), primary_key=True),
+    Column("hop", String(8), primary_key=True),            # "township" or "county"
+    Column("received", BigInteger, nullable=False, default=0),
+    Column("completed", BigInteger, nullable=False, default=0),
+    Column("on_time", BigInteger, nullable=False, default=0),
+    Column("late", BigInteger, nullable=False, default=0),
+    Column("office_ms", BigInteger, nullable=False, default=0),
+    Column("late_open", BigInteger, nullable=False, default=0),
+)
+
+# Tracked hops that may still be open past their deadline at the comparison's "now" (open, or stopped
+# after the county received the update): the current period's overdue count reads these, by index.
+tracked_open_hop = Table(
+    "tracked_open_hop", metadata,
+    Column("matter_id", String(64), primary_key=True),
+    Column("position", Integer, primary_key=True),         # the hop's place in the status update
+    Column("township_code", String(32), nullable=False),
+    Column("hop", String(8), nullable=False),
+    Column("late_from_ms", BigInteger, nullable=False),    # past its deadline from here (started and due)
+    Column("stopped_at_ms", BigInteger, nullable=False, default=0),
+    Index("ix_tracked_open_hop_late", "late_from_ms"),
 )
