@@ -204,5 +204,5 @@ tracked_open_hop = Table(
     Column("hop", String(8), nullable=False),
     Column("late_from_ms", BigInteger, nullable=False),    # past its deadline from here (started and due)
     Column("stopped_at_ms", BigInteger, nullable=False, default=0),
-    Index("ix_tracked_open_hop_late", "late_from_ms"),
+    Index("ix_tracked_open_hop_late", "late_from_ms", "stopped_at_ms", "township_code", "hop"),   # covers the count
 )

@@ -96,18 +96,16 @@ def _contribute(deltas: _Deltas, opened: list[dict[str, object]], code: str, hop
 
 
 def _apply(conn: Connection, deltas: _Deltas) -> None:
-    """Add the deltas to the kept rows, in key order (two transactions never wait on each other crosswise)."""
+    """Add the deltas to the kept rows in one statement, in key order (two transactions never wait on
+    each other crosswise)."""
     t = township_hop_figures
-    ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    for (grain, bucket, code, hop), row in sorted(deltas.items()):
-        changes = {k: v for k, v in row.items() if v}
-        if not changes:
-            continue
-        stmt = ins(t).values(grain=grain, bucket=bucket, township_code=code, hop=hop,
-                             **{f: changes.get(f, 0) for f in FIGURES})
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=[t.c.grain, t.c.bucket, t.c.township_code, t.c.hop],
-            set_={f: t.c[f] + stmt.excluded[f] for f in changes}))
+    rows = [{"grain": grain, "bucket": bucket, "township_code": code, "hop": hop, **{f: row.get(f, 0) for f in FIGURES}}
+            for (grain, bucket, code, hop), row in sorted(deltas.items()) if any(row.values())]
+    if not rows:
+        return
+    stmt = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(t)
+    conn.execute(stmt.on_conflict_do_update(index_elements=[t.c.grain, t.c.bucket, t.c.township_code, t.c.hop],
+                                            set_={f: t.c[f] + stmt.excluded[f] for f in FIGURES}), rows)
 
 
 def replace_matter(conn: Connection, matter_id: str, calendar: WorkingCalendar, *,

@@ -73,7 +73,8 @@ def _create_figures() -> None:
         sa.Column("stopped_at_ms", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("matter_id", "position"),
     )
-    op.create_index("ix_tracked_open_hop_late", "tracked_open_hop", ["late_from_ms"], unique=False)
+    op.create_index("ix_tracked_open_hop_late", "tracked_open_hop", ["late_from_ms", "stopped_at_ms", "township_code", "hop"],
+                    unique=False)
 
 
 def downgrade() -> None:
