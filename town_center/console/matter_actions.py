@@ -7,6 +7,9 @@ service directly (`town_center.api`).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from shared.console import ConsoleSession
 from shared.domain.catalog import MatterKind
 from shared.domain.deadlines import SuspensionReason
@@ -18,6 +21,8 @@ from town_center.console.pages import lines
 
 __all__ = ["run_action", "ACTIONS", "TYPED_ACTIONS"]
 
+_T = TypeVar("_T")
+
 # Actions whose form has typed fields: a refused one is shown again with what was typed.
 TYPED_ACTIONS = frozenset({"classify", "request_materials", "suspend", "request_extension", "hand_over", "record_result",
                            "escalate", "request_refusal"})
@@ -26,35 +31,32 @@ ACTIONS = ("classify", "materials_completed", "request_materials", "suspend", "r
            "decide_refusal")
 
 
+def _read(parse: Callable[[], _T], refusal_zh: str) -> _T:
+    """A typed field as its value; a malformed or missing one is the form's own Chinese refusal."""
+    try:
+        return parse()
+    except ValueError:
+        raise HandlingError(refusal_zh) from None
+
+
 def run_action(app: TownApp, action: str, matter_id: str, form: dict[str, str], staff: ConsoleSession) -> str:
     """Do `action` on the matter as `staff`; the notice to show, or `HandlingError` with the reason."""
     handling = app.handling
     actor = staff.actor
-    try:
-        version: int | None = int(form.get("expected_version", ""))
-    except ValueError:
-        raise HandlingError("页面缺少版本信息，请刷新页面后重做") from None
+    version: int | None = _read(lambda: int(form.get("expected_version", "")), "页面缺少版本信息，请刷新页面后重做")
     if action == "classify":
-        try:
-            kind = MatterKind(form.get("kind", ""))
-        except ValueError:
-            raise HandlingError("请选择办件类型（即办/承诺/补办/退回/联办/上报）") from None
+        kind = _read(lambda: MatterKind(form.get("kind", "")), "请选择办件类型（即办/承诺/补办/退回/联办/上报）")
         promised: Limit | None = None
         if kind is MatterKind.PROMISED and form.get("promise_amount", "").strip():
-            try:
-                promised = Limit(int(form.get("promise_amount", "")), LimitUnit(form.get("promise_unit", "")))
-            except ValueError:
-                raise HandlingError("请填写承诺时限（正整数）并选择单位") from None
+            promised = _read(lambda: Limit(int(form.get("promise_amount", "")), LimitUnit(form.get("promise_unit", ""))),
+                             "请填写承诺时限（正整数）并选择单位")
         handling.classify(matter_id, kind, actor=actor, expected_version=version,
                           missing_materials=lines(form.get("missing_materials", "")),
                           return_reason=form.get("return_reason", ""), promised_limit=promised,
                           lead_window=form.get("lead_window", ""), departments=lines(form.get("departments", "")))
         return f"已受理，按{kind.label_zh}办理" if kind is not MatterKind.RETURNED else "已按退回件办理，并登记否定报备"
     if action == "request_refusal":
-        try:
-            refusal = RefusalKind(form.get("refusal_kind", ""))
-        except ValueError:
-            raise HandlingError("请选择：不予受理或不予批准") from None
+        refusal = _read(lambda: RefusalKind(form.get("refusal_kind", "")), "请选择：不予受理或不予批准")
         handling.request_refusal(matter_id, refusal, form.get("reason", ""), actor=actor, expected_version=version)
         return f"{refusal.label_zh}申请已提交，等待中心主任审批"
     if action == "decide_refusal":
@@ -71,20 +73,15 @@ def run_action(app: TownApp, action: str, matter_id: str, form: dict[str, str], 
         handling.request_materials(matter_id, missing, actor=actor, expected_version=version)
         return "已一次性告知需补正的材料，补正期间不计时"
     if action == "suspend":
-        try:
-            reason = SuspensionReason(form.get("reason", ""))
-        except ValueError:
-            raise HandlingError("请选择中止计时的原因") from None
+        reason = _read(lambda: SuspensionReason(form.get("reason", "")), "请选择中止计时的原因")
         handling.suspend(matter_id, reason, form.get("note", ""), actor=actor, expected_version=version)
         return "已中止计时"
     if action == "resume":
         handling.resume(matter_id, actor=actor, expected_version=version)
         return "已恢复计时"
     if action == "request_extension":
-        try:
-            limit = Limit(int(form.get("amount", "")), LimitUnit(form.get("unit", "")))
-        except ValueError:
-            raise HandlingError("请填写延期后的时限（正整数）并选择单位") from None
+        limit = _read(lambda: Limit(int(form.get("amount", "")), LimitUnit(form.get("unit", ""))),
+                      "请填写延期后的时限（正整数）并选择单位")
         handling.request_extension(matter_id, limit, form.get("reason", ""), actor=actor, expected_version=version)
         return "延期申请已提交，等待主任审批"
     if action == "decide_extension":

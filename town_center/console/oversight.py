@@ -3,6 +3,8 @@ township's overdue matters and the county hop's), 县级督办 (`/county-notices
 延期审批 (`/extensions`, decided by the director)."""
 from __future__ import annotations
 
+from typing import cast
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -41,8 +43,9 @@ def router(pages: Pages) -> APIRouter:
     @routes.get("/county-notices", response_class=HTMLResponse)
     def county_notices(request: Request, staff: ConsoleSession = Depends(require_role(*STAFF))) -> HTMLResponse:
         link = app.county_link
-        rows = [dict(r, issued_at=from_unix_ms(int(r["issued_at_ms"])),
-                     acknowledged_at=from_unix_ms(int(r["acknowledged_at_ms"])) if r["acknowledged_at_ms"] else None)
+        # The notice rows come back untyped (`dict[str, object]`); both times are integer columns.
+        rows = [dict(r, issued_at=from_unix_ms(cast(int, r["issued_at_ms"])),
+                     acknowledged_at=from_unix_ms(cast(int, r["acknowledged_at_ms"])) if r["acknowledged_at_ms"] else None)
                 for r in (link.open_notices() if link is not None else [])]
         return render(request, "county_notices.html", {
             "title": "县级督办", "nav_here": "county-notices", "rows": rows, "linked": link is not None,
