@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 
@@ -60,7 +60,7 @@ from shared.wire_views import KIND_TO_WIRE, due_ms, hop_view, limit_to_wire, sta
 __all__ = ["CountyHandling", "COUNTY_HOP", "Outcome", "CountyMatterView", "TrackedView", "MatterHistory", "RefusalEntry",
            "UNKNOWN_MATTER_ZH", "notice_status"]
 
-log = logging.getLogger("hub.handling")
+log = logging.getLogger(__name__)
 
 COUNTY_HOP = "county"
 _BATCH = 500
@@ -179,7 +179,7 @@ class CountyHandling:
         self.catalog = catalog
         self.on_saved = on_saved
         self._dossiers_checked = False
-        self._figures_checked = False
+        self._figures_built_with = ""
         # The written documents an act issues (不予许可决定书, 补办件通知书, 延期告知书, 督办通知).
         self.documents: CountyDocuments | None = CountyDocuments(self)
 
@@ -201,8 +201,7 @@ class CountyHandling:
         """Fold every stored township record not yet folded; returns how many were folded."""
         if not self._dossiers_checked:
             self._backfill_dossiers()
-        if not self._figures_checked:
-            self._build_figures()
+        self._build_figures()
         applied = 0
         with self.store.engine.connect() as conn:
             authors = [(k, int(t)) for k, t in conn.execute(select(township_key.c.key_id, township_key.c.tip_seq))]
@@ -218,13 +217,19 @@ class CountyHandling:
         return applied
 
     def _build_figures(self) -> None:
-        """After the upgrade that added the comparison's kept figures, fill them once from every tracked
-        matter (office time needs this county's calendar); here, before any status update is folded."""
-        with self.store.engine.begin() as conn:
-            if not township_figures.is_built(conn):
-                n = township_figures.rebuild(conn, self.calendar)
-                log.info("township comparison figures built from %d tracked matters", n)
-        self._figures_checked = True
+        """Fill the comparison's kept figures from every tracked matter after the upgrade that added
+        them, and again when a new calendar file moves office time; here, before any status update is
+        folded (nothing to read otherwise)."""
+        calendar = self.calendar
+        if self._figures_built_with == calendar.fingerprint:
+            return
+        with self.store.engine.connect() as conn:
+            built = township_figures.is_built(conn, calendar)
+        if not built:
+            with self.store.engine.begin() as conn:
+                n = township_figures.rebuild(conn, calendar)
+            log.info("township comparison figures built from %d tracked matters", n)
+        self._figures_built_with = calendar.fingerprint
 
     def _backfill_dossiers(self) -> None:
         """Matters taken in before the board kept the elderly/disabled flag get it from their escalation,
@@ -486,7 +491,8 @@ class CountyHandling:
             return
         hops = [_hop_dict(h) for h in body.hops]
         own = next((h for h in body.hops if h.tier == records_pb2.TIER_TOWNSHIP), None)
-        values = dict(township_key_id=key_id, township_code=record.audience.township_code or code,
+        township_code = record.audience.township_code or code
+        values = dict(township_key_id=key_id, township_code=township_code,
                       village_code=(body.village_code or record.audience.village_code)[:32], catalog_code=body.catalog_code[:32],
                       kind=int(body.kind), stage=int(body.stage), hops_json=json.dumps(hops),
                       township_due_at_ms=int(own.due_at_ms) if own else 0,
@@ -504,7 +510,7 @@ class CountyHandling:
         else:
             return
         # The comparison's kept figures change with the matter, in this transaction (hub.store.township_figures).
-        township_figures.replace_matter(conn, body.matter_id, self.calendar, old=old, new=(values["township_code"], hops),
+        township_figures.replace_matter(conn, body.matter_id, self.calendar, old=old, new=(township_code, hops),
                                         received_ms=receipt_ms)
 
     # ================================================================== staff actions
@@ -549,12 +555,12 @@ class CountyHandling:
         log.info("matter %s: %s by %s", matter_id, act.value, actor.staff_id)
         return step.after
 
-    def _decision_record(self, matter_id: str, outcome: int, reason: str, decided_by: str, now: dt.datetime,
+    def _decision_record(self, matter_id: str, outcome: records_pb2.DecisionOutcome, reason: str, decided_by: str, now: dt.datetime,
                          missing: Sequence[str] = ()) -> records_pb2.Record:
         record = records_pb2.Record()
         d = record.decision
         d.matter_id, d.decided_by, d.decided_at_ms, d.tier = matter_id, decided_by, to_unix_ms(now), records_pb2.TIER_COUNTY
-        d.outcome, d.reason = outcome, reason  # type: ignore[assignment]
+        d.outcome, d.reason = outcome, reason
         d.missing_materials.extend(missing)
         return record
 
@@ -870,16 +876,16 @@ class CountyHandling:
         conn.execute(insert(county_event).values(matter_id=matter_id[:64], at_ms=at_ms, actor=actor[:64],
                                                  action=action[:40], text_zh=text))
 
-    def _clock_record(self, m: HandledMatter, change: int, at: dt.datetime, reason: str, *,
+    def _clock_record(self, m: HandledMatter, change: records_pb2.ClockChange, at: dt.datetime, reason: str, *,
                       suspension: SuspensionReason = SuspensionReason.AWAITING_MATERIALS, approver: str = "",
                       new_limit: Limit | None = None) -> records_pb2.Record:
         """The county hop's clock change as the township follows it (`record_county_clock`)."""
         record = records_pb2.Record()
         body = record.hop_clock_changed
-        body.matter_id, body.tier, body.change, body.at_ms = m.matter_id, records_pb2.TIER_COUNTY, change, to_unix_ms(at)  # type: ignore[assignment]
+        body.matter_id, body.tier, body.change, body.at_ms = m.matter_id, records_pb2.TIER_COUNTY, change, to_unix_ms(at)
         body.reason = reason
         if change == records_pb2.CLOCK_CHANGE_SUSPENDED:
-            body.suspension_reason = suspension_to_wire(suspension)  # type: ignore[assignment]
+            body.suspension_reason = suspension_to_wire(suspension)
         if approver:
             body.approver_id = approver
         if new_limit is not None:
@@ -890,7 +896,7 @@ class CountyHandling:
     def _status(self, m: HandledMatter, now: dt.datetime, message: str, *, row_code: str, catalog_code: str) -> records_pb2.Record:
         record = records_pb2.Record()
         body = record.status_update
-        body.matter_id, body.stage, body.kind = m.matter_id, stage_to_wire(m), records_pb2.MATTER_KIND_REPORTED  # type: ignore[assignment]
+        body.matter_id, body.stage, body.kind = m.matter_id, stage_to_wire(m), records_pb2.MATTER_KIND_REPORTED
         body.catalog_code, body.village_code, body.message = catalog_code, row_code, message
         if m.clock is not None:
             body.hops.append(hop_view(Tier.COUNTY, m.clock, now, self.calendar, self.thresholds))
@@ -1166,7 +1172,7 @@ class CountyHandling:
             return {s: int(n) for s, n in conn.execute(select(county_matter.c.stage, func.count()).group_by(county_matter.c.stage))}
 
 
-def notice_status(row: dict[str, Any]) -> tuple[str, str]:
+def notice_status(row: dict[str, Any]) -> tuple[Literal["issued", "received", "acknowledged"], str]:
     """(data value, Chinese label) of the furthest step a 督办 notice reached (a row of `notices()`)."""
     if row.get("acknowledged_at_ms"):
         return "acknowledged", "已回复"

@@ -37,7 +37,8 @@ __all__ = ["HOP_OF_TIER", "FIGURES", "HopFigures", "replace_matter", "rebuild", 
 
 HOP_OF_TIER: dict[int, str] = {records_pb2.TIER_TOWNSHIP: "township", records_pb2.TIER_COUNTY: "county"}
 FIGURES = ("received", "completed", "on_time", "late", "office_ms", "late_open")
-# Set in hub_meta once `rebuild` has filled the figures (after the upgrade that added them).
+# In hub_meta: the fingerprint of the working calendar `rebuild` last filled the figures with (office
+# time depends on it: a new calendar file means a new pass).
 BUILT_META = "township_figures_built"
 
 _Key = tuple[str, str, str, str]         # (grain, bucket, township code, hop)
@@ -145,18 +146,16 @@ def rebuild(conn: Connection, calendar: WorkingCalendar) -> int:
         conn.execute(insert(township_hop_figures), kept[i:i + 1000])
     for i in range(0, len(opened_rows), 1000):
         conn.execute(insert(tracked_open_hop), opened_rows[i:i + 1000])
-    _set_built(conn)
+    ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = ins(hub_meta).values(key=BUILT_META, value=calendar.fingerprint)
+    conn.execute(stmt.on_conflict_do_update(index_elements=[hub_meta.c.key], set_={"value": calendar.fingerprint}))
     return n
 
 
-def _set_built(conn: Connection) -> None:
-    ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = ins(hub_meta).values(key=BUILT_META, value="1")
-    conn.execute(stmt.on_conflict_do_update(index_elements=[hub_meta.c.key], set_={"value": "1"}))
-
-
-def is_built(conn: Connection) -> bool:
-    return conn.execute(select(hub_meta.c.value).where(hub_meta.c.key == BUILT_META)).scalar() == "1"
+def is_built(conn: Connection, calendar: WorkingCalendar | None = None) -> bool:
+    """Whether `rebuild` has filled the figures (with `calendar`, when given)."""
+    built = conn.execute(select(hub_meta.c.value).where(hub_meta.c.key == BUILT_META)).scalar()
+    return bool(built) and (calendar is None or built == calendar.fingerprint)
 
 
 def _months_of(period: Period) -> list[str] | None:

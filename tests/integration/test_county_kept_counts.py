@@ -293,3 +293,37 @@ def test_a_county_upgraded_with_matters_held_has_its_counts_filled_by_the_migrat
             assert township_figures.is_built(conn) and township_figures.kept_rows(conn)
     finally:
         app.close()
+
+
+CLOSURE_2027 = """format = 1
+issued_by = "县政务服务中心"
+
+[year_2027]
+confirmed = true
+holidays = [
+  { name = "抗洪停止对外办公", from = 2027-03-02, to = 2027-03-04 },
+]
+workdays = []
+"""
+
+
+def test_a_new_calendar_file_refigures_the_office_time_of_hops_already_counted(tmp_path: Path) -> None:
+    app, clock = _county(f"sqlite:///{tmp_path / 'county.db'}")
+    try:
+        town = _Township(app, clock, "K01")
+        started = to_unix_ms(dt.datetime(2027, 3, 1, 9, tzinfo=dt.timezone(dt.timedelta(hours=8))))
+        town.push(town.status(str(uuid.uuid4()), "MZ-001",
+                              [(records_pb2.TIER_TOWNSHIP, started, started + 2 * _DAY_MS, started + 4 * _DAY_MS)]))
+        period = parse_period("2027-03", clock.now().date())
+
+        def office_hours() -> float:
+            with app.store.engine.connect() as conn:
+                return township_figures.figures(conn, period, clock.now())[("K01", "township")].office_ms / 3_600_000
+
+        before = office_hours()
+        app.set_calendar_override(CLOSURE_2027, by="chen")
+        app.handling.run_once()         # the next intake pass sees the new calendar and refigures
+        assert office_hours() < before
+        _assert_kept_equals_scan(app)
+    finally:
+        app.close()
