@@ -9,7 +9,7 @@ The database inside a backup is marked "recovering" when the copy is taken, not 
 whoever unpacks it, however, the laptop it lands on signs nothing until it has fetched back from the
 township the records signed after the backup (docs/ARCHITECTURE.md, invariant 7: reusing their
 seqs would be a fork).
-See `village_agent.outbox.VillageOutbox.finish_recovery`.
+See `shared.relay.sql_outbox.SqlOutbox.finish_recovery`.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from shared.clock import from_unix_ms
 from shared.relay.client import RelayClient, SyncResult
 from shared.wire.v1 import relay_pb2
-from village_agent.outbox import VillageOutbox
+from village_agent.outbox import village_outbox
 from village_agent.services import SHANGHAI, AgentService
 from village_agent.sync_text import plain_sync_text
 
@@ -17,13 +17,6 @@ KEY_STATUS_ZH: dict[int, str] = {
     relay_pb2.KEY_STATUS_REVOKED: "本机密钥已被乡镇吊销，请联系乡镇便民服务中心",
     relay_pb2.KEY_STATUS_QUARANTINED: "本机记录出现分叉，已被乡镇隔离，请联系乡镇便民服务中心",
 }
-
-
-def village_outbox(service: AgentService) -> VillageOutbox:
-    return VillageOutbox(service.store, own_key_id=service.signer.key_id,
-                         township_public_key=service.config.township_public_key,
-                         township_key_id=service.config.township_key_id,
-                         on_catalog=lambda catalog: setattr(service, "catalog", catalog), clock=service.clock)
 
 
 def relay_client(service: AgentService) -> RelayClient:

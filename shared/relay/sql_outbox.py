@@ -1,22 +1,31 @@
-"""The sending side of a hop over SQLAlchemy Core: a tier's own up-chain, its outbox, the receipts it
-verified and the records pulled from the tier above (township → county now).
+"""The sending side of a hop over SQLAlchemy Core, for both senders: a village toward its township
+and a township toward its county. One `SqlOutbox` over the sender's tables: its up-chain (ledger),
+its outbox, the receipts it verified and what it pulled from the tier above.
 
-`SqlOutbox` implements `shared.relay.ports.Outbox` for `RelayClient`. It also signs: `append_in`
-adds the next link of this sender's chain *and* its outbox row inside the caller's transaction, so a
-handled change and the record announcing it upward commit together (DESIGN invariant 5). The chain
-tip lives in a row that is locked first (`SELECT … FOR UPDATE` on PostgreSQL), so two processes
-sharing one database never sign the same seq.
+`SqlOutbox` implements `shared.relay.ports.Outbox` and `RecoveryLog` for `RelayClient`. The two
+senders differ only in what they pass in:
 
-What came back is kept for the sender's projection to fold: receipts (`receipt.applied`) and pulled
-records (`inbox.applied`) are durable before anything acts on them, so a crash between "stored" and
-"applied" repeats the fold, never the network exchange.
+* Who signs. The township signs here: `append_in` adds the next link of its chain *and* its outbox
+  row inside the caller's transaction, so a handled change and the record announcing it upward
+  commit together (DESIGN invariant 5). The chain tip lives in a state row that is locked first
+  (`SELECT … FOR UPDATE` on PostgreSQL), so two processes sharing one database never sign the same
+  seq. The village signs in its store (`signs=False`), where a record commits with its projections;
+  its tip is the ledger's last row.
+* Where records from above go. The township keeps them in its inbox table for its projection to
+  fold (`inbox.applied`), as it keeps receipts (`receipt.applied`): durable before anything acts on
+  them, so a crash between "stored" and "applied" repeats the fold, never the network exchange. The
+  village has no inbox: a `DownSink` (its store) applies a verified page and its cursor at once.
+* Recovery after a restore from a backup: only a sender with a `RecoveryStore` (the village) ever
+  recovers; this class verifies what comes back (signatures, receipts, the receiver's signed tip)
+  before the store writes any of it.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -39,22 +48,38 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from shared.envelope import GENESIS, ChainTip, SignedRecord, open_down_records, open_receipt, receipt_problem, sign_next
-from shared.errors import EnvelopeError
-from shared.signing import Signer
+from shared.clock import Clock, SystemClock, to_unix_ms
+from shared.envelope import (
+    GENESIS,
+    ChainTip,
+    SignedRecord,
+    open_down_records,
+    open_receipt,
+    open_record,
+    receipt_problem,
+    sign_next,
+)
+from shared.errors import EnvelopeError, SignatureError
+from shared.relay.server import recover_tip_signing_bytes
+from shared.signing import Signer, is_valid, payload_hash
 from shared.wire.v1 import envelope_pb2, records_pb2
 
-__all__ = ["SenderTables", "sender_tables", "SqlOutbox", "HeldReceipt", "PulledRecord"]
+__all__ = ["SenderTables", "sender_tables", "SqlOutbox", "DownSink", "RecoveryStore", "HeldReceipt", "PulledRecord"]
 
 log = logging.getLogger("shared.relay.sql_outbox")
 
 
 @dataclass(frozen=True)
 class SenderTables:
+    """The columns `SqlOutbox` uses: ledger (seq, hash, payload, signature; and record_id, body_kind,
+    matter_id, created_at_ms where it signs), outbox (seq, queued_at_ms), receipt (seq, envelope,
+    receipt_time_ms; `applied` where receipts are folded later), state (key, value) and inbox (None
+    where a `DownSink` applies records from above at once)."""
+
     ledger: Table
     outbox: Table
     receipt: Table
-    inbox: Table
+    inbox: Table | None
     state: Table
 
 
@@ -122,6 +147,30 @@ class PulledRecord:
 
 _TIP = "tip"
 _PULL_CURSOR = "pull_cursor"
+LAST_RECEIPT_META = "last_receipt_time_ms"
+LAST_SYNC_META = "last_sync_at_ms"
+
+
+class DownSink(Protocol):
+    """Applies a verified page of records from above, and moves the pull cursor (state key
+    `pull_cursor`), in one transaction of its own; returns how many were new."""
+
+    def apply_down(self, envelopes: Sequence[envelope_pb2.Envelope], records: Sequence[records_pb2.Record],
+                   next_cursor: int) -> int: ...
+
+
+class RecoveryStore(Protocol):
+    """The sender's store while it recovers from a backup (see `shared.relay.ports.RecoveryLog`);
+    it is handed only what `SqlOutbox` has verified."""
+
+    def recovering(self) -> bool: ...
+
+    def append_recovered(self, envelopes: Sequence[envelope_pb2.Envelope],
+                         receipts: Sequence[tuple[int, bytes, int]]) -> ChainTip:
+        """Check the chain and append the records and their (seq, receipt envelope, receipt time) in one transaction."""
+        ...
+
+    def finish_recovery(self, receiver_tip: ChainTip, *, now_ms: int) -> object: ...
 
 
 def _matter_id_of(record: records_pb2.Record) -> str:
@@ -132,16 +181,41 @@ def _matter_id_of(record: records_pb2.Record) -> str:
 
 
 class SqlOutbox:
-    """Implements `shared.relay.ports.Outbox` for a sender whose receiver key is known in advance."""
+    """Implements `shared.relay.ports.Outbox` and `RecoveryLog` for a sender whose receiver key is
+    known in advance.
+
+    `signs`: the chain tip is kept in the state table and `append_in` signs here (False: the
+    sender's store signs, and the tip is the ledger's last row). `down`: applies records from above
+    at once (None: they are kept in `tables.inbox`). `recovery`: the store that can be restored from
+    a backup (None: this sender never recovers). `transaction`: how a write transaction is opened
+    (the store's own, e.g. one that words a full disk in Chinese; default `engine.begin`).
+    `sync_marks`: keep the last receipt's time and the last successful sync in the state table.
+    `receiver_label_zh` names the tier above in refusals."""
 
     def __init__(self, engine: Engine, tables: SenderTables, *, own_key_id: str, receiver_key_id: str,
-                 receiver_public_key: bytes) -> None:
+                 receiver_public_key: bytes, signs: bool = True, down: DownSink | None = None,
+                 recovery: RecoveryStore | None = None,
+                 transaction: Callable[[], AbstractContextManager[Connection]] | None = None,
+                 on_down: Callable[[Sequence[records_pb2.Record]], None] | None = None,
+                 sync_marks: bool = False, receiver_label_zh: str = "上级", clock: Clock | None = None) -> None:
+        if down is None and tables.inbox is None:
+            raise ValueError("records from above need an inbox table or a DownSink")
         self.engine = engine
         self.t = tables
         self.own_key_id = own_key_id
         self.receiver_key_id = receiver_key_id
         self.receiver_public_key = receiver_public_key
-        self._ensure_tip_row()
+        self.signs = signs
+        self._down = down
+        self._recovery = recovery
+        self._transaction = transaction or engine.begin
+        self._on_down = on_down   # runs after a page from above committed (a village takes up a new catalogue)
+        self._sync_marks = sync_marks
+        self._receiver_label_zh = receiver_label_zh
+        self._clock = clock or SystemClock()
+        self._receipt_folded = "applied" in tables.receipt.c
+        if signs:
+            self._ensure_tip_row()
 
     def _ensure_tip_row(self) -> None:
         # The tip row exists before the first signature, so it is always there to lock.
@@ -157,12 +231,14 @@ class SqlOutbox:
     # ------------------------------------------------------------ signing into the chain
 
     def tip(self, conn: Connection | None = None) -> ChainTip:
-        query = select(self.t.state.c.value).where(self.t.state.c.key == _TIP)
         if conn is None:
-            with self.engine.connect() as c:
-                value = c.execute(query).scalar()
-        else:
-            value = conn.execute(query).scalar()
+            with self.engine.connect() as own:
+                return self.tip(own)
+        if not self.signs:
+            row = conn.execute(select(self.t.ledger.c.seq, self.t.ledger.c.hash)
+                               .order_by(self.t.ledger.c.seq.desc()).limit(1)).first()
+            return GENESIS if row is None else ChainTip(int(row.seq), bytes(row.hash))
+        value = conn.execute(select(self.t.state.c.value).where(self.t.state.c.key == _TIP)).scalar()
         if not value:
             return GENESIS
         seq, digest = str(value).split(":")
@@ -170,6 +246,8 @@ class SqlOutbox:
 
     def append_in(self, conn: Connection, signer: Signer, record: records_pb2.Record, *, now_ms: int) -> SignedRecord:
         """Sign `record` as the next link and queue it, inside the caller's transaction."""
+        if not self.signs:
+            raise EnvelopeError("本链由发送方的存储签名，不在发件箱中签名")
         if signer.key_id != self.own_key_id:
             raise EnvelopeError("签名密钥与本链的密钥不符")
         value = conn.execute(select(self.t.state.c.value).where(self.t.state.c.key == _TIP).with_for_update()).scalar()
@@ -215,8 +293,9 @@ class SqlOutbox:
                                own_key_id=self.own_key_id)
 
     def confirm(self, receipts: Sequence[envelope_pb2.Envelope], *, now_ms: int) -> int:
+        """Verify each receipt and, only for those that verify, drop the outbox row and keep the receipt."""
         confirmed = 0
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             for env in receipts:
                 problem = self._receipt_problem(env)
                 if problem is not None:
@@ -228,15 +307,30 @@ class SqlOutbox:
                     log.warning("receipt refused: seq %d does not match the stored record", r.seq)
                     continue
                 if conn.execute(select(self.t.receipt.c.seq).where(self.t.receipt.c.seq == r.seq)).first() is None:
-                    conn.execute(insert(self.t.receipt).values(seq=r.seq, envelope=env.SerializeToString(),
-                                                               receipt_time_ms=r.receipt_time_ms, applied=False))
+                    row: dict[str, Any] = {"seq": r.seq, "envelope": env.SerializeToString(),
+                                           "receipt_time_ms": r.receipt_time_ms}
+                    if self._receipt_folded:
+                        row["applied"] = False
+                    conn.execute(insert(self.t.receipt).values(**row))
                 confirmed += conn.execute(delete(self.t.outbox).where(self.t.outbox.c.seq == r.seq)).rowcount
+                if self._sync_marks:
+                    self._set_state(conn, LAST_RECEIPT_META, str(r.receipt_time_ms))
+            if confirmed and self._sync_marks:
+                self._set_state(conn, LAST_SYNC_META, str(now_ms))
         return confirmed
 
+    def _set_state(self, conn: Connection, key: str, value: str) -> None:
+        # Only senders with one process per database keep sync marks (the village), so an update
+        # then an insert cannot race another writer of the same key.
+        if conn.execute(update(self.t.state).where(self.t.state.c.key == key).values(value=value)).rowcount == 0:
+            conn.execute(insert(self.t.state).values(key=key, value=value))
+
     def resend_from(self, from_seq: int, *, now_ms: int) -> int:
-        with self.engine.begin() as conn:
-            queued = {int(s) for s in conn.execute(select(self.t.outbox.c.seq))}
-            seqs = [int(s) for s in conn.execute(select(self.t.ledger.c.seq).where(self.t.ledger.c.seq >= from_seq))]
+        """The receiver is missing records from `from_seq` on (e.g. it was restored from a backup):
+        queue them again. Receipts already held stay; the receiver answers duplicates idempotently."""
+        with self._transaction() as conn:
+            queued = {int(s) for s in conn.execute(select(self.t.outbox.c.seq)).scalars()}
+            seqs = [int(s) for s in conn.execute(select(self.t.ledger.c.seq).where(self.t.ledger.c.seq >= from_seq)).scalars()]
             missing = [s for s in seqs if s not in queued]
             if missing:
                 conn.execute(insert(self.t.outbox), [{"seq": s, "queued_at_ms": now_ms} for s in missing])
@@ -251,22 +345,78 @@ class SqlOutbox:
         """Verify every record from above, then keep them and move the cursor in one transaction.
         One that does not verify refuses the whole page: the cursor stays and the next pull asks again."""
         records = open_down_records(envelopes, receiver_key_id=self.receiver_key_id,
-                                    receiver_public_key=self.receiver_public_key, refusal_zh="上级下发的记录签名无效，已拒收")
+                                    receiver_public_key=self.receiver_public_key,
+                                    refusal_zh=f"{self._receiver_label_zh}下发的记录签名无效，已拒收")
+        if self._down is not None:
+            applied = self._down.apply_down(envelopes, records, next_cursor)
+        else:
+            applied = self._keep_down(envelopes, records, next_cursor)
+        if self._on_down is not None and records:
+            self._on_down(records)
+        return applied
+
+    def _keep_down(self, envelopes: Sequence[envelope_pb2.Envelope], records: Sequence[records_pb2.Record],
+                   next_cursor: int) -> int:
+        inbox = self._inbox()
         with self.engine.begin() as conn:
             current = conn.execute(select(self.t.state.c.value).where(self.t.state.c.key == _PULL_CURSOR)
                                    .with_for_update()).scalar()
             if current is not None and int(current) >= next_cursor and envelopes:
                 return 0   # another process applied this page already
             if envelopes:
-                conn.execute(insert(self.t.inbox), [{
+                conn.execute(insert(inbox), [{
                     "key_id": env.key_id, "payload": env.payload, "signature": env.signature,
                     "body_kind": (rec.WhichOneof("body") or "")[:40], "pulled_at_ms": 0, "applied": False}
-                    for env, rec in zip(envelopes, records)])
+                    for env, rec in zip(envelopes, records, strict=True)])
             if current is None:
                 conn.execute(insert(self.t.state).values(key=_PULL_CURSOR, value=str(next_cursor)))
             else:
                 conn.execute(update(self.t.state).where(self.t.state.c.key == _PULL_CURSOR).values(value=str(next_cursor)))
         return len(envelopes)
+
+    # ------------------------------------------------------------ recovery after a restore (RecoveryLog)
+
+    def recovering(self) -> bool:
+        return self._recovery is not None and self._recovery.recovering()
+
+    def own_tip(self) -> ChainTip:
+        return self.tip()
+
+    def append_recovered(self, envelopes: Sequence[envelope_pb2.Envelope],
+                         receipts: Sequence[envelope_pb2.Envelope]) -> ChainTip:
+        """Verify every receipt (under the receiver's key, for the record sent with it) before the
+        store checks the records' own signatures and chain and appends them all, or nothing."""
+        recovery = self._recovery_store()
+        hashes = {}
+        for env in envelopes:
+            try:
+                hashes[open_record(env).header.seq] = payload_hash(env.payload)
+            except EnvelopeError as exc:
+                raise EnvelopeError(f"{self._receiver_label_zh}返回的本机记录无法解码：{exc}") from exc
+        rows: list[tuple[int, bytes, int]] = []
+        for env in receipts:
+            problem = self._receipt_problem(env)
+            if problem is None:
+                r = open_receipt(env)
+                problem = None if hashes.get(r.seq) == r.record_hash else "does not match the record sent with it"
+            if problem is not None:
+                log.warning("recovered receipt refused: %s", problem)
+                raise SignatureError(f"{self._receiver_label_zh}返回的回执未通过核验，未写入任何记录")
+            rows.append((r.seq, env.SerializeToString(), r.receipt_time_ms))
+        return recovery.append_recovered(envelopes, rows)
+
+    def finish_recovery(self, receiver_tip: ChainTip, *, receiver_key_id: str, signature: bytes, nonce: bytes) -> None:
+        recovery = self._recovery_store()
+        signed = recover_tip_signing_bytes(self.own_key_id, receiver_tip.seq, receiver_tip.hash, nonce)
+        if receiver_key_id != self.receiver_key_id or not is_valid(self.receiver_public_key, signed, signature):
+            label = self._receiver_label_zh
+            raise SignatureError(f"{label}返回的链尾签名无效（不是本机登记的{label}？），仍不能继续登记")
+        recovery.finish_recovery(receiver_tip, now_ms=to_unix_ms(self._clock.now()))
+
+    def _recovery_store(self) -> RecoveryStore:
+        if self._recovery is None:
+            raise EnvelopeError("本机不在恢复状态，不接收取回的记录")
+        return self._recovery
 
     # ------------------------------------------------------------ what the sender's projection folds
 
@@ -285,7 +435,8 @@ class SqlOutbox:
                             .values(applied=True)).rowcount == 1
 
     def unapplied_inbox(self, limit: int = 500) -> list[PulledRecord]:
-        query = (select(self.t.inbox).where(self.t.inbox.c.applied.is_(False)).order_by(self.t.inbox.c.id).limit(limit))
+        inbox = self._inbox()
+        query = select(inbox).where(inbox.c.applied.is_(False)).order_by(inbox.c.id).limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         out = []
@@ -295,8 +446,14 @@ class SqlOutbox:
         return out
 
     def mark_inbox_applied(self, conn: Connection, record_id: int) -> bool:
-        return conn.execute(update(self.t.inbox).where(self.t.inbox.c.id == record_id, self.t.inbox.c.applied.is_(False))
+        inbox = self._inbox()
+        return conn.execute(update(inbox).where(inbox.c.id == record_id, inbox.c.applied.is_(False))
                             .values(applied=True)).rowcount == 1
+
+    def _inbox(self) -> Table:
+        if self.t.inbox is None:
+            raise EnvelopeError("本发件箱没有收件表：上级下发的记录已直接应用")
+        return self.t.inbox
 
     def receipt_time_ms(self, seq: int) -> int:
         with self.engine.connect() as conn:
