@@ -52,7 +52,7 @@ class MetricSources:
     are the devices that send to this tier (villages' laptops at a township, townships' link keys
     at the county); `outboxes` the queues this tier sends from, by destination; `hops` the hop
     names to report even when no clock is open. `reader` should not hold up writers: on SQLite a
-    read-only engine with deferred transactions (`shared.sqlite.reader_engine`)."""
+    read-only engine with deferred transactions (`shared.db.reader_engine`)."""
 
     tier: str
     key_id: str
