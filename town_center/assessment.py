@@ -2,7 +2,8 @@
 of days — per village, agent, operator, matter type and kind, and per hop on each hop's own clock:
 received, completed, on time, overdue, average working hours, satisfaction (the villager's own
 ratings; 代为录入 apart), 差评 rate and closure, 回访 results, complaints registered at the front desk
-about the staff member or the matter, and the 百分制 score under the county's weights. Exported as .xlsx (openpyxl, with a chart) and shown as a printable page.
+about the staff member or the matter, and the 百分制 score under the county's weights. Exported as
+.xlsx (openpyxl, with a chart) and shown as a printable page.
 See `docs/evaluation.md`.
 """
 from __future__ import annotations
@@ -120,7 +121,8 @@ class AssessmentRow:
         return "" if self.score is None else f"{self.score:.1f}"
 
     def cell(self, attribute: str) -> int | str:
-        return getattr(self, attribute)  # type: ignore[no-any-return]
+        value: int | str = getattr(self, attribute)
+        return value
 
 
 @dataclass(frozen=True)
@@ -270,7 +272,8 @@ class Assessment:
             return lambda k: names.get(k, "（未登记的设备）")
         if by == "operator":
             staff = self.handling.staff
-            return lambda k: (staff.active_name(k) if staff is not None and k else None) or ("（未分类）" if not k else "（已停用的工作人员）")
+            return lambda k: ((staff.active_name(k) if staff is not None and k else None)
+                              or ("（未分类）" if not k else "（已停用的工作人员）"))
         if by == "catalog":
             catalog = self.handling.catalog
             return lambda k: catalog.item(k).name if k in catalog else "（目录中已无此事项）"
