@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["HubApp", "build_app", "init_home", "load_signer", "serve", "Background", "KEY_FILE_NAME", "DB_FILE_NAME",
            "PUBLIC_KEY_FILE_NAME", "default_db_url", "CALENDAR_META", "metric_sources"]
 
-log = logging.getLogger("hub.bootstrap")
+log = logging.getLogger(__name__)
 
 KEY_FILE_NAME = "county.key"
 PUBLIC_KEY_FILE_NAME = "county.pub"

@@ -13,17 +13,18 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.clock import from_unix_ms
-from shared.domain.catalog import CatalogError, CatalogItem
-from shared.errors import SharedError
+from shared.domain.catalog import CatalogItem
+from shared.errors import CatalogError, SharedError
 from shared.sealing import open_sealed
 from shared.signing import Signer
 from shared.wire.v1 import records_pb2
 
 __all__ = ["AuthorizationView", "MaterialLine", "Dossier", "read_dossier", "filing_of", "image_type", "material_names"]
 
-log = logging.getLogger("hub.dossier")
+log = logging.getLogger(__name__)
 
 # By enum name, so a method added to the wire later (as 按手印 was) is named here or shown as "other",
 # never as a number or an English key.
@@ -170,10 +171,10 @@ def _shown(base: AuthorizationView, name: str, evidence: bytes) -> Authorization
     return _with(base, image=evidence, image_type=kind)
 
 
-def _with(base: AuthorizationView, **changes: object) -> AuthorizationView:
+def _with(base: AuthorizationView, **changes: Any) -> AuthorizationView:
     from dataclasses import replace
 
-    return replace(base, **changes)  # type: ignore[arg-type]
+    return replace(base, **changes)
 
 
 def _materials(filed: records_pb2.RequestFiled, item: CatalogItem | None) -> tuple[MaterialLine, ...]:

@@ -295,7 +295,7 @@ def _make_villagers() -> tuple[dict[str, Any], ...]:
 _VILLAGERS = _make_villagers()
 
 
-def township_key(home: Path, passphrase: str):  # type: ignore[no-untyped-def]
+def township_key(home: Path, passphrase: str):
     from town_center.bootstrap import KEY_FILE_NAME
 
     return load_key_file(home / KEY_FILE_NAME, passphrase)

@@ -94,9 +94,9 @@ def make_cert(ca_cert_pem: bytes, ca_key_pem: bytes, common_name: str, hosts: Se
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
                            critical=False)
             .add_extension(x509.SubjectAlternativeName([_san(h.strip()) for h in hosts]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),
                            critical=False)
-            .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+            .sign(ca_key, hashes.SHA256()))
     return cert.public_bytes(serialization.Encoding.PEM) + ca_cert_pem, _key_pem(key)
 
 

@@ -42,8 +42,8 @@ _ARGPARSE_ZH = {
     "%(prog)s: error: %(message)s\n": "%(prog)s：错误：%(message)s\n",
     "show this help message and exit": "显示本帮助并退出",
 }
-_original_gettext = argparse._  # type: ignore[attr-defined]
-argparse._ = lambda text: _ARGPARSE_ZH.get(text, _original_gettext(text))  # type: ignore[attr-defined]
+_original_gettext = argparse._  # type: ignore[attr-defined]  # typeshed does not declare argparse's gettext alias `_`
+argparse._ = lambda text: _ARGPARSE_ZH.get(text, _original_gettext(text))  # type: ignore[attr-defined]  # as above
 
 
 def new_parser(prog: str, description: str) -> argparse.ArgumentParser:

@@ -46,7 +46,7 @@ from shared.errors import MigrationError
 
 __all__ = ["StoreMigrations", "MigrationResult", "upgrade_to_head", "alembic_config", "head_revision", "run_env"]
 
-log = logging.getLogger("shared.migrations")
+log = logging.getLogger(__name__)
 
 VERSION_TABLE = "alembic_version"
 _PROCESS_LOCK = threading.Lock()

@@ -24,7 +24,7 @@ from shared.relay.tls import ServerTls, describe_link_security
 
 __all__ = ["TierProcess", "Startable", "run_tier", "console_starter", "check_plaintext_allowed"]
 
-log = logging.getLogger("shared.serving")
+log = logging.getLogger(__name__)
 
 
 class Startable(Protocol):

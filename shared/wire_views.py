@@ -12,7 +12,7 @@ from shared.domain.limits import Limit, LimitUnit
 from shared.wire.v1 import records_pb2
 
 __all__ = ["KIND_TO_WIRE", "KIND_FROM_WIRE", "TIER_TO_WIRE", "limit_to_wire", "stage_to_wire", "clock_state_to_wire",
-           "suspension_to_wire", "hop_view", "due_ms"]
+           "suspension_to_wire", "hop_view", "due_ms", "rating_to_wire", "key_role_to_wire"]
 
 KIND_TO_WIRE = {
     MatterKind.IMMEDIATE: records_pb2.MATTER_KIND_IMMEDIATE, MatterKind.PROMISED: records_pb2.MATTER_KIND_PROMISED,
@@ -44,19 +44,36 @@ _SUSPENSION = {
     SuspensionReason.APPRAISAL: records_pb2.SUSPENSION_REASON_APPRAISAL,
 }
 _SUSPENSION_FROM_WIRE: dict[int, SuspensionReason] = {wire: reason for reason, wire in _SUSPENSION.items()}
+# A stored rating (0 none, 1 非常满意 … 5 非常不满意) and a key's stored role are the wire's own numbers
+# (proto/quancheng/v1/records.proto); these give them the wire's enum types.
+_RATING: dict[int, records_pb2.Rating] = {int(r): r for r in (
+    records_pb2.RATING_UNSPECIFIED, records_pb2.RATING_VERY_SATISFIED, records_pb2.RATING_SATISFIED,
+    records_pb2.RATING_BASICALLY_SATISFIED, records_pb2.RATING_DISSATISFIED, records_pb2.RATING_VERY_DISSATISFIED)}
+_KEY_ROLE: dict[int, records_pb2.KeyRole] = {int(r): r for r in (
+    records_pb2.KEY_ROLE_UNSPECIFIED, records_pb2.KEY_ROLE_VILLAGE_AGENT, records_pb2.KEY_ROLE_TOWNSHIP,
+    records_pb2.KEY_ROLE_COUNTY)}
+
+
+def rating_to_wire(rating: int) -> records_pb2.Rating:
+    """KeyError for a number outside 0-5 (the callers check the rating before they record it)."""
+    return _RATING[rating]
+
+
+def key_role_to_wire(role: int) -> records_pb2.KeyRole:
+    return _KEY_ROLE[role]
 
 
 def limit_to_wire(limit: Limit) -> records_pb2.Limit:
     return records_pb2.Limit(amount=limit.amount, unit=_UNIT[limit.unit])
 
 
-def stage_to_wire(matter: HandledMatter) -> int:
+def stage_to_wire(matter: HandledMatter) -> records_pb2.Stage:
     if matter.stage is Stage.IN_PROGRESS and matter.clock is not None and matter.clock.status is ClockStatus.SUSPENDED:
         return records_pb2.STAGE_SUSPENDED
     return _STAGE[matter.stage]
 
 
-def suspension_to_wire(reason: SuspensionReason) -> int:
+def suspension_to_wire(reason: SuspensionReason) -> records_pb2.SuspensionReason:
     return _SUSPENSION[reason]
 
 
@@ -71,7 +88,8 @@ def due_ms(clock: HopClock | None, calendar: WorkingCalendar) -> int:
     return to_unix_ms(due) if due is not None else 0
 
 
-def clock_state_to_wire(clock: HopClock, now: dt.datetime, calendar: WorkingCalendar, thresholds: Thresholds) -> int:
+def clock_state_to_wire(clock: HopClock, now: dt.datetime, calendar: WorkingCalendar,
+                        thresholds: Thresholds) -> records_pb2.ClockState:
     if clock.status is ClockStatus.STOPPED:
         return records_pb2.CLOCK_STATE_STOPPED
     if clock.status is ClockStatus.SUSPENDED:
@@ -86,5 +104,5 @@ def hop_view(tier: Tier, clock: HopClock, now: dt.datetime, calendar: WorkingCal
         started_at_ms=to_unix_ms(clock.start_at) if clock.start_at else 0,
         due_at_ms=due_ms(clock, calendar),
         stopped_at_ms=to_unix_ms(clock.stop_at) if clock.stop_at else 0,
-        state=clock_state_to_wire(clock, now, calendar, thresholds),  # type: ignore[arg-type]
+        state=clock_state_to_wire(clock, now, calendar, thresholds),
     )

@@ -39,7 +39,7 @@ def enrollment_record(signer: Signer, village_code: str, role: int = records_pb2
     record = records_pb2.Record()
     body = record.key_enrollment_requested
     body.public_key = signer.public_key
-    body.role = role  # type: ignore[assignment]
+    body.role = role
     body.holder_name = f"代办员{village_code}"
     body.village_code = village_code
     return record
@@ -497,6 +497,3 @@ def assert_exactly_once(db_url: str, villages: Sequence[VillageProcess]) -> int:
     finally:
         store.close()
     return total
-
-
-

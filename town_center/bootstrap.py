@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["TownApp", "build_app", "init_home", "serve", "KEY_FILE_NAME", "DB_FILE_NAME", "LINK_KEY_FILE_NAME",
            "default_db_url", "link_county", "load_link_signer", "metric_sources"]
 
-log = logging.getLogger("town_center.bootstrap")
+log = logging.getLogger(__name__)
 
 KEY_FILE_NAME = "town.key"
 # The township's second key: it signs the township's own chain to the county (see county_link).

@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, insert, select, update
@@ -46,7 +47,7 @@ from town_center.store.tables import agent_key, county_up
 
 __all__ = ["CountyLink", "LinkSettings", "LINK_META", "LinkStatus"]
 
-log = logging.getLogger("town_center.county_link")
+log = logging.getLogger(__name__)
 
 LINK_META = "county_link"
 # The county's working-calendar override file as last received (signed `calendar_update`).
@@ -234,7 +235,10 @@ class CountyLink:
     def _fold_receipts(self) -> int:
         done = 0
         for held in self.outbox.unapplied_receipts():
-            mark = lambda conn, seq=held.seq: self.outbox.mark_receipt_applied(conn, seq)  # noqa: E731
+
+            def mark(conn: Connection, seq: int = held.seq) -> bool:
+                return self.outbox.mark_receipt_applied(conn, seq)
+
             if held.body_kind != "escalation":
                 with self.store.engine.begin() as conn:
                     mark(conn)
@@ -275,7 +279,10 @@ class CountyLink:
 
     def _apply(self, pulled: PulledRecord) -> None:
         record, kind = pulled.record, pulled.record.WhichOneof("body")
-        mark = lambda conn: self._marked(conn, pulled.id)  # noqa: E731
+
+        def mark(conn: Connection) -> None:
+            self._marked(conn, pulled.id)
+
         if kind == "decision":
             body = record.decision
             if body.outcome == records_pb2.DECISION_OUTCOME_NEEDS_MATERIALS:
@@ -353,7 +360,7 @@ class CountyLink:
         if not self.outbox.mark_inbox_applied(conn, inbox_id):
             raise _AlreadyFolded()
 
-    def _follow_county_clock(self, body: records_pb2.HopClockChanged, mark) -> None:  # type: ignore[no-untyped-def]
+    def _follow_county_clock(self, body: records_pb2.HopClockChanged, mark: Callable[[Connection], object]) -> None:
         clock = self.handling.deadlines.load_clock(body.matter_id, COUNTY_HOP)
         at = from_unix_ms(body.at_ms)
         if clock is None:
@@ -382,7 +389,7 @@ class CountyLink:
         except _AlreadyFolded:
             pass
 
-    def _take_calendar(self, body: records_pb2.CalendarUpdate, mark) -> None:  # type: ignore[no-untyped-def]
+    def _take_calendar(self, body: records_pb2.CalendarUpdate, mark: Callable[[Connection], object]) -> None:
         """The county's calendar override: checked, kept, and counted on from now on, so the county hop's
         replica here falls due exactly when the county's own clock does."""
         text: str | None = None
@@ -410,7 +417,7 @@ class CountyLink:
             self.calendar_follower.take_up(text)
         log.info("county calendar override taken up (years %s, set by %s)", sorted(overrides), body.set_by)
 
-    def _take_assessment_settings(self, body: records_pb2.AssessmentSettings, mark) -> None:  # type: ignore[no-untyped-def]
+    def _take_assessment_settings(self, body: records_pb2.AssessmentSettings, mark: Callable[[Connection], object]) -> None:
         """The county's 整改 deadline, score weights and 回访 sample rate replace the township's own
         (`docs/evaluation.md`); unusable ones are noted and the settings in force stay."""
         from shared.domain.evaluation import EvaluationError

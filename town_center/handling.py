@@ -51,6 +51,7 @@ from shared.wire_views import (
     due_ms,
     hop_view,
     limit_to_wire,
+    rating_to_wire,
     stage_to_wire,
     suspension_to_wire,
 )
@@ -64,7 +65,7 @@ __all__ = ["HandlingService", "Change", "MatterSummary", "MatterPage", "MatterEv
            "ACCEPTANCE_HOP", "VILLAGE_HOP", "DELIVERY_HOP", "INTERNAL_AUDIENCE", "UpChain", "StaffDirectory",
            "Inbox"]
 
-log = logging.getLogger("town_center.handling")
+log = logging.getLogger(__name__)
 
 TOWNSHIP_HOP = "township"
 # 待受理: the township's clock on the one-time notification, from receipt to classification (000).
@@ -543,7 +544,7 @@ class HandlingService:
 
     def _act(self, matter_id: str, actor: Actor, expected_version: int | None,
              transition: Callable[[HandledMatter, dt.datetime, Connection], tuple[HandledMatter, Change]],
-             *, also: Callable[[Connection], None] | None = None, now: dt.datetime | None = None) -> HandledMatter:
+             *, also: Callable[[Connection], object] | None = None, now: dt.datetime | None = None) -> HandledMatter:
         """One action in one transaction; `also` runs inside it (e.g. marking a county record folded)."""
         # Whole milliseconds: the instant kept here is exactly the one the signed records carry.
         now = now or from_unix_ms(to_unix_ms(self.clock.now()))
@@ -582,7 +583,7 @@ class HandlingService:
         record = records_pb2.Record()
         body = record.status_update
         body.matter_id = m.matter_id
-        body.stage = stage_to_wire(m)  # type: ignore[assignment]
+        body.stage = stage_to_wire(m)
         body.catalog_code, body.village_code = row.catalog_code, row.village_code
         if m.kind is not None:
             body.kind = KIND_TO_WIRE[m.kind]
@@ -595,14 +596,14 @@ class HandlingService:
         body.message = message
         return record
 
-    def _clock_record(self, m: HandledMatter, change: int, now: dt.datetime, *, reason: str = "",
+    def _clock_record(self, m: HandledMatter, change: records_pb2.ClockChange, now: dt.datetime, *, reason: str = "",
                       suspension: SuspensionReason | None = None, approver: str = "", new_limit: Limit | None = None,
                       notified: bool = False) -> records_pb2.Record:
         record = records_pb2.Record()
         body = record.hop_clock_changed
-        body.matter_id, body.tier, body.change, body.at_ms = m.matter_id, TIER_TO_WIRE[m.tier], change, to_unix_ms(now)  # type: ignore[assignment]
+        body.matter_id, body.tier, body.change, body.at_ms = m.matter_id, TIER_TO_WIRE[m.tier], change, to_unix_ms(now)
         if suspension is not None:
-            body.suspension_reason = suspension_to_wire(suspension)  # type: ignore[assignment]
+            body.suspension_reason = suspension_to_wire(suspension)
         body.reason, body.approver_id, body.applicant_notified = reason, approver, notified
         if new_limit is not None:
             body.new_limit.CopyFrom(limit_to_wire(new_limit))
@@ -923,7 +924,7 @@ class HandlingService:
         return out
 
     def record_escalated(self, matter_id: str, *, county_receipt_at: dt.datetime,
-                         also: Callable[[Connection], None] | None = None) -> HandledMatter:
+                         also: Callable[[Connection], object] | None = None) -> HandledMatter:
         """The county's signed receipt for a 上报: the township hop is passed on and its clock stops;
         the township's replica of the county hop starts at the county's receipt time."""
         system = Actor("county", Role.DIRECTOR)
@@ -938,7 +939,7 @@ class HandlingService:
         return self._act(matter_id, system, None, transition, also=also)
 
     def record_escalation_not_taken_in(self, matter_id: str, reason: str, *, county_clock: HopClock | None,
-                                       also: Callable[[Connection], None] | None = None) -> HandledMatter:
+                                       also: Callable[[Connection], object] | None = None) -> HandledMatter:
         """The county refused to take the 上报 in (its message says why): the matter returns to the
         operator's 待上报 list with the township clock running again, and the county hop's replica stops."""
         system = Actor("county", Role.DIRECTOR)
@@ -956,7 +957,7 @@ class HandlingService:
         return self._act(matter_id, system, None, transition, also=also)
 
     def record_county_decision(self, matter_id: str, *, approved: bool, summary: str,
-                               also: Callable[[Connection], None] | None = None) -> HandledMatter:
+                               also: Callable[[Connection], object] | None = None) -> HandledMatter:
         system = Actor("county", Role.DIRECTOR)
 
         def transition(m: HandledMatter, now: dt.datetime, conn: Connection) -> tuple[HandledMatter, Change]:
@@ -970,7 +971,7 @@ class HandlingService:
         return self._act(matter_id, system, None, transition, also=also)
 
     def record_county_needs_materials(self, matter_id: str, missing: Sequence[str], reason: str, *,
-                                      also: Callable[[Connection], None] | None = None) -> HandledMatter:
+                                      also: Callable[[Connection], object] | None = None) -> HandledMatter:
         """The county asked for materials: the agent tells the applicant; the county's clock waits."""
         system = Actor("county", Role.DIRECTOR)
 
@@ -983,7 +984,7 @@ class HandlingService:
         return self._act(matter_id, system, None, transition, also=also)
 
     def record_county_clock(self, matter_id: str, county_clock: HopClock, text: str, *,
-                            also: Callable[[Connection], None] | None = None) -> HandledMatter:
+                            also: Callable[[Connection], object] | None = None) -> HandledMatter:
         """Follow the county's signed change of its own hop clock (suspended, resumed, extended, stopped)."""
         system = Actor("county", Role.DIRECTOR)
 
@@ -1079,7 +1080,8 @@ class HandlingService:
                 version=0))
             record = records_pb2.Record()
             body = record.follow_up_called
-            body.matter_id, body.called_at_ms, body.reached, body.rating = matter_id, now_ms, reached, rating  # type: ignore[assignment]
+            body.matter_id, body.called_at_ms, body.reached = matter_id, now_ms, reached
+            body.rating = rating_to_wire(rating)
             body.outcome, body.caller_id = outcome.strip()[:500], actor.staff_id
             self.store.publish_in(conn, self.signer, record, [INTERNAL_AUDIENCE], now_ms=now_ms)
 
@@ -1099,4 +1101,3 @@ def _classified_text(m: HandledMatter) -> str:
     if kind is MatterKind.REPORTED:
         return f"{kind.label_zh}：待上报县政务服务中心"
     return f"{kind.label_zh}：当场办理"
-

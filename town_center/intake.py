@@ -33,7 +33,7 @@ from town_center.store.tables import agent_key, ingest_log
 
 __all__ = ["Intake", "RATING_ZH"]
 
-log = logging.getLogger("town_center.intake")
+log = logging.getLogger(__name__)
 
 RATING_ZH = {1: "非常满意", 2: "满意", 3: "基本满意", 4: "不满意", 5: "非常不满意"}
 # Records folded per transaction: the write lock is held tens of milliseconds at a time.

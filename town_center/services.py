@@ -13,6 +13,7 @@ from shared.errors import CatalogError
 from shared.relay.ports import AgentKey, KeyState
 from shared.signing import Signer
 from shared.wire.v1 import records_pb2
+from shared.wire_views import key_role_to_wire
 from town_center.errors import StoreError
 from town_center.store import TownStore
 
@@ -27,7 +28,7 @@ def published_catalog(store: TownStore) -> Catalog | None:
     text = store.get_meta(CATALOG_TEXT_META)
     return parse_catalog(text) if text else None
 
-log = logging.getLogger("town_center.services")
+log = logging.getLogger(__name__)
 
 
 class TownServices:
@@ -46,7 +47,7 @@ class TownServices:
         agent = self.store.approve(key_id, by=by, now_ms=self._now_ms())
         record = records_pb2.Record()
         body = record.key_approved
-        body.key_id, body.public_key, body.role = agent.key_id, agent.public_key, agent.info.role  # type: ignore[assignment]
+        body.key_id, body.public_key, body.role = agent.key_id, agent.public_key, key_role_to_wire(agent.info.role)
         body.approved_by, body.village_code, body.township_code = by, agent.info.village_code, agent.info.township_code
         self.publish(record, [agent.key_id])
         log.info("key %s approved by %s", agent.key_id, by)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 from pathlib import Path
 
 from shared.catalog import load_catalog
@@ -17,7 +18,7 @@ from village_agent.services import AgentService
 from village_agent.store import AgentStore
 from village_agent.vault import Vault
 
-log = logging.getLogger("village_agent")
+log = logging.getLogger(__name__)
 
 
 def init_agent(
@@ -98,10 +99,10 @@ def configure_logging(paths: Paths) -> None:
     from shared.observability.logs import PersonalDataFilter
 
     root_logger = logging.getLogger("village_agent")
-    if any(getattr(h, "quancheng_path", None) == str(paths.log) for h in root_logger.handlers):
+    log_file = os.path.abspath(paths.log)   # as FileHandler keeps it in `baseFilename`
+    if any(isinstance(h, logging.FileHandler) and h.baseFilename == log_file for h in root_logger.handlers):
         return
     handler = logging.handlers.RotatingFileHandler(paths.log, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
-    handler.quancheng_path = str(paths.log)  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     # Second line of defence behind "never log personal data": anything shaped like an ID or phone is masked.
     handler.addFilter(PersonalDataFilter())

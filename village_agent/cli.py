@@ -8,14 +8,17 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared import cli_common
 from shared.errors import SharedError
 from village_agent.errors import AgentError, FormError
 from village_agent.sync_text import plain_sync_text
 
-log = logging.getLogger("village_agent.cli")
+if TYPE_CHECKING:
+    from village_agent.services import AgentService
+
+log = logging.getLogger(__name__)
 
 DATA_ENV = "QUANCHENG_AGENT_DATA"
 DEFAULT_DATA = Path("var/village-agent")
@@ -45,7 +48,7 @@ DESCRIPTION = """村代办员工具：离线登记全程代办事项（申请、
 口令取自环境变量 QUANCHENG_PASSPHRASE、--passphrase-file 或交互输入。"""
 
 # A matter is named by the lookup code on its receipt; `--matter-id` stays for scripts that hold the internal id.
-_CODE = ("--code", "code", "事项查询码（回执上的 10 位查询码，如 AB3CD-EF4GH）", {})
+_CODE: tuple[str, str, str, dict[str, Any]] = ("--code", "code", "事项查询码（回执上的 10 位查询码，如 AB3CD-EF4GH）", {})
 
 # (flag, params key, help, extra argparse kwargs) per action; keys match `actions.py`.
 _ACTION_ARGS: dict[str, tuple[str, list[tuple[str, str, str, dict[str, Any]]]]] = {
@@ -259,7 +262,7 @@ def data_root(args: argparse.Namespace) -> Path:
     return Path(args.data or os.environ.get(DATA_ENV) or DEFAULT_DATA)
 
 
-def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _open(args: argparse.Namespace) -> AgentService:
     from village_agent.bootstrap import open_agent
 
     return open_agent(data_root(args), cli_common.read_passphrase(args))

@@ -12,6 +12,7 @@ Both the CLI (text) and the web UI (HTML) render from `ReceiptView`, so they nev
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,8 @@ from shared.documents.drafts import DocumentDraft
 from shared.documents.errors import DocumentInvalid
 from shared.documents.kinds import DocumentKind, IssuingTier
 from shared.documents.signed import IssuedDocument, Verification
-from shared.domain.catalog import CatalogError, IntakeOutcome, Tier, assess_materials
+from shared.domain.catalog import IntakeOutcome, Tier, assess_materials
+from shared.errors import CatalogError
 from shared.wire.v1 import records_pb2
 from village_agent.domain import RATING_ZH, MatterStatus
 from village_agent.hop import hop_due
@@ -324,8 +326,8 @@ class VillageDocuments:
         item = catalog.item(body.catalog_code) if body.catalog_code in catalog else None
         names = {m.id: m.name for m in item.materials} if item is not None else {}
 
-        def named(ids: object) -> str:
-            return "、".join(names.get(str(i), str(i)) for i in ids) or "无"  # type: ignore[attr-defined]
+        def named(ids: Iterable[object]) -> str:
+            return "、".join(names.get(str(i), str(i)) for i in ids) or "无"
 
         brought, na = list(body.materials_brought), list(body.materials_not_applicable)
         tolerated = [f"{names.get(t.material_id, t.material_id)}（承诺{t.supply_by_date}前补交）" for t in body.tolerated_missing]

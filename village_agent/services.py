@@ -12,7 +12,7 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -24,7 +24,6 @@ from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.domain import id_number
 from shared.domain.catalog import (
     Catalog,
-    CatalogError,
     CatalogItem,
     IntakeOutcome,
     MaterialsAssessment,
@@ -36,6 +35,7 @@ from shared.domain.lookup_code import ALPHABET as LOOKUP_ALPHABET
 from shared.domain.lookup_code import lookup_code_hash
 from shared.domain.personal_data import personal_data_problem
 from shared.envelope import SignedRecord
+from shared.errors import CatalogError
 from shared.evidence_image import (
     MAX_EVIDENCE_BYTES,
     drawn_signature_problem,
@@ -57,7 +57,7 @@ from village_agent.vault import Vault
 if TYPE_CHECKING:
     from village_agent.receipt import VillageDocuments
 
-log = logging.getLogger("village_agent.services")
+log = logging.getLogger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_TOLERANCE_DAYS = 90
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
@@ -151,8 +151,8 @@ class Confirmation:
     witness_statement: str = ""
 
 
-def materials_problem(item: CatalogItem, exc: CatalogError, brought: list[str] | tuple[str, ...],
-                      not_applicable: list[str] | tuple[str, ...]) -> FieldProblem:
+def materials_problem(item: CatalogItem, exc: CatalogError, brought: Sequence[str],
+                      not_applicable: Sequence[str]) -> FieldProblem:
     """The catalogue's refusal of a material list, told with the materials' names (ids only when unknown)."""
     known = {m.id: m.name for m in item.materials}
     if isinstance(exc, UnknownMaterialError):
@@ -211,9 +211,9 @@ class AgentService:
     def _today(self) -> dt.date:
         return self.clock.now().astimezone(SHANGHAI).date()
 
-    def _append(self, record: records_pb2.Record, *, now_ms: int | None = None, **extra: object) -> SignedRecord:
+    def _append(self, record: records_pb2.Record, *, now_ms: int | None = None, **extra: Any) -> SignedRecord:
         now_ms = self._now_ms() if now_ms is None else now_ms
-        signed = self.store.append(self.signer, record, now_ms, queued_at_ms=now_ms, **extra)  # type: ignore[arg-type]
+        signed = self.store.append(self.signer, record, now_ms, queued_at_ms=now_ms, **extra)
         # ids and kinds only: never personal data
         log.info("recorded seq=%d kind=%s record=%s", signed.seq, record.WhichOneof("body"), signed.record_id)
         if self.on_recorded is not None:
@@ -225,7 +225,7 @@ class AgentService:
 
     # ------------------------------------------------------------ intake
 
-    def assess(self, catalog_code: str, brought: list[str], not_applicable: list[str] = ()) -> MaterialsAssessment:  # type: ignore[assignment]
+    def assess(self, catalog_code: str, brought: Sequence[str], not_applicable: Sequence[str] = ()) -> MaterialsAssessment:
         """The live checklist: what is missing and whether the matter can be accepted."""
         if catalog_code not in self.catalog:
             raise FormError([FieldProblem("catalog_code", "办理事项", f"服务事项目录中没有编码为 {catalog_code or '（空）'} 的事项，"
@@ -556,7 +556,7 @@ class AgentService:
         record.withdrawn.reason = reason.strip()
         return self._append(record)
 
-    def hand_over(self, matter_id: str, result_summary: str, materials_returned: list[str] = ()) -> SignedRecord:  # type: ignore[assignment]
+    def hand_over(self, matter_id: str, result_summary: str, materials_returned: Sequence[str] = ()) -> SignedRecord:
         state = self.store.matter_state(matter_id)
         decided_here = self.catalog.item(state.catalog_code).decided_by is Tier.VILLAGE if state.catalog_code in self.catalog else False
         domain.check_can_hand_over(state, decided_here)

@@ -110,7 +110,7 @@ def create_hub_api(app: HubApp, auth: ConsoleAuth) -> FastAPI:
         labels, townships = staff_labels(), township_names()
         ext, refusal = m.pending_extension, m.pending_refusal
         return CountyDetailOut(
-            **CountyMatterOut.fields_of(v),  # type: ignore[arg-type]
+            **CountyMatterOut.fields_of(v),
             summary=v.summary, limit_zh=clock.limit.describe_zh() if clock is not None else None,
             remaining_zh=remaining, major=bool(item is not None and item.major),
             materials=[x.name for x in item.materials] if item is not None else [],
@@ -248,7 +248,7 @@ def create_hub_api(app: HubApp, auth: ConsoleAuth) -> FastAPI:
         for n in handling.notices():
             status, label = notice_status(n)
             out.append(NoticeOut(notice_id=n["notice_id"], matter_id=n["matter_id"], township_code=n["township_code"],
-                                 message=n["message"], status=status, status_zh=label,  # type: ignore[arg-type]
+                                 message=n["message"], status=status, status_zh=label,
                                  issued_at=from_unix_ms(int(n["issued_at_ms"])), issued_by=n["issued_by"],
                                  overdue_working_days=int(n["overdue_working_days"])))
         return out

@@ -3,7 +3,7 @@ bodies of the county's acts, the overdue list, notices and the refusal register.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -42,7 +42,7 @@ class CountyMatterOut(BaseModel):
     version: int = Field(description="版本号：操作时作为 expected_version 提交")
 
     @classmethod
-    def fields_of(cls, v: CountyMatterView) -> dict[str, object]:
+    def fields_of(cls, v: CountyMatterView) -> dict[str, Any]:
         return dict(matter_id=v.matter_id, title=v.catalog_name, catalog_code=v.catalog_code,
                     township_code=v.township_code, township_name=v.township_name or "未登记名称的乡镇",
                     village_code=v.village_code, reference_zh=v.reference_zh, stage=v.stage, stage_zh=v.stage.label_zh,
@@ -53,7 +53,7 @@ class CountyMatterOut(BaseModel):
 
     @classmethod
     def of(cls, v: CountyMatterView) -> CountyMatterOut:
-        return cls(**cls.fields_of(v))  # type: ignore[arg-type]
+        return cls(**cls.fields_of(v))
 
 
 class CountyEventOut(BaseModel):

@@ -28,7 +28,7 @@ from shared.domain.handling import Role
 __all__ = ["create_console_app", "open_console_auth", "Pages", "SESSION_COOKIE", "CONSOLE_NAME", "STAFF", "HANDLERS",
            "KEY_MANAGERS"]
 
-log = logging.getLogger("hub.console")
+log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "qc_county_session"

@@ -21,7 +21,7 @@ from shared.errors import CalendarOverrideError
 
 __all__ = ["add_routes", "MAX_FILE_BYTES", "example_toml"]
 
-log = logging.getLogger("hub.console.calendar")
+log = logging.getLogger(__name__)
 
 # A year's holidays fit in a few kilobytes; anything much larger is the wrong file.
 MAX_FILE_BYTES = MAX_CALENDAR_BYTES

@@ -124,7 +124,7 @@ class ApiTokens:
                 raise TokenError(f"账号“{sid}”已停用，不能为其创建接口令牌")
             number = conn.execute(insert(api_token).values(
                 token_hash=_hash(token), staff_id=sid, note=cleaned, created_at_ms=now_ms, expires_at_ms=expires_ms,
-                revoked_at_ms=None, last_used_at_ms=None)).inserted_primary_key[0]
+                revoked_at_ms=None, last_used_at_ms=None).returning(api_token.c.token_no)).scalar_one()
         info = TokenInfo(int(number), sid, account.display_name, cleaned, from_unix_ms(now_ms), from_unix_ms(expires_ms),
                          None, None)
         return IssuedToken(token, info)

@@ -36,7 +36,7 @@ from shared.domain.handling import Role
 __all__ = ["create_api_app", "caller", "require", "ErrorBody", "FieldProblem", "ERROR_RESPONSES", "ErrorMapping",
            "scrub"]
 
-log = logging.getLogger("shared.api")
+log = logging.getLogger(__name__)
 
 # (exception class, HTTP status, code): how a tier's service errors become API errors. Looked up by the
 # exception's class hierarchy, most specific first, like any exception handler.

@@ -223,7 +223,7 @@ class ConsoleAuth:
     def list_staff(self, *, include_disabled: bool = True) -> list[StaffAccount]:
         query = select(staff).order_by(staff.c.staff_id)
         if not include_disabled:
-            query = query.where(staff.c.disabled == False)  # noqa: E712 (SQL, not Python, comparison)
+            query = query.where(staff.c.disabled.is_(False))
         with self.engine.connect() as conn:
             return [self._account(row) for row in conn.execute(query).mappings()]
 

@@ -17,7 +17,7 @@ from shared.deadline_watch.store import DeadlineStore
 
 __all__ = ["CalendarFollower", "calendar_from_text", "stamp_key"]
 
-log = logging.getLogger("shared.deadline_watch.calendar")
+log = logging.getLogger(__name__)
 
 
 def stamp_key(meta_key: str) -> str:

@@ -22,7 +22,7 @@ from shared.domain.deadlines import ClockState, ClockStatus, Deadlines, HopClock
 __all__ = ["HopDeadlineRow", "ClockTable"]
 
 # Keeps the logger name the store had before it was split, so log filters stay as they were.
-log = logging.getLogger("shared.deadline_watch.store")
+log = logging.getLogger(__name__)
 
 _CLOCK_COLUMNS = ("matter_id", "hop", "responsible", "status", "limit_text", "statutory_text", "clock_json",
                   "warn_at_ms", "due_at_ms", "escalate_at_ms", "fired_level", "next_fire_at_ms", "rules_fp", "version",
@@ -310,4 +310,3 @@ class ClockTable:
         query = (update(table).where(select(h.c.id).where(running).exists(), table.c.due_at_ms.is_distinct_from(due))
                  .values(due_at_ms=due))
         return int(self._db.run(None, lambda c: c.execute(query).rowcount) or 0)
-

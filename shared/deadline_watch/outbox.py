@@ -26,7 +26,7 @@ from shared.errors import SignatureError
 __all__ = ["NotificationOutbox"]
 
 # Keeps the logger name the store had before it was split, so log filters stay as they were.
-log = logging.getLogger("shared.deadline_watch.store")
+log = logging.getLogger(__name__)
 
 
 _NO_KEY_ZH = "未配置本级密钥，不能保存申请人手机号（短信队列只保存加密后的号码）"
@@ -59,7 +59,7 @@ class NotificationOutbox:
                 raise DeadlineStoreError(_NO_KEY_ZH)
             sealed = self._seal.seal(n.recipient)
             payload["recipient"] = mask_phone(n.recipient)
-        row = {
+        row: dict[str, Any] = {
             "idempotency_key": n.idempotency_key,
             "kind": n.kind.value,
             "audience": n.audience.value,
@@ -285,4 +285,3 @@ class NotificationOutbox:
             conn,
             lambda c: {s: n for s, n in c.execute(select(o.c.status, func.count()).group_by(o.c.status)).all()},
         )
-

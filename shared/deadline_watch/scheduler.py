@@ -38,7 +38,7 @@ from shared.deadline_watch.store import DeadlineStore, FiredEvent
 
 __all__ = ["DeadlineWatch", "ScanReport", "process_tag"]
 
-log = logging.getLogger("shared.deadline_watch.scheduler")
+log = logging.getLogger(__name__)
 UTC = dt.UTC
 
 

@@ -2,8 +2,9 @@
 records hold them (never retyped). Pure: the tiers gather `NoticeFacts` inside the transaction of
 the action that issues the notice, and the archive numbers, signs and stores the draft.
 
-Wording follows the seeds: 受理 / 承诺件 / 补办件 (一次性告知) / 退回件 / 联办件 / 上报件 notices, the
-延期告知书 (003 第七条), and the 不予（行政）许可决定书 with the reason and the applicant's remedies (000).
+Wording follows the source rules (docs/ARCHITECTURE.md, Where the rules come from): 受理 / 承诺件 /
+补办件 (一次性告知) / 退回件 / 联办件 / 上报件 notices, the 延期告知书 (限时办结制度 第七条), and the
+不予（行政）许可决定书 with the reason and the applicant's remedies (政务服务中心管理制度).
 """
 from __future__ import annotations
 

@@ -111,8 +111,11 @@ def verify_document(doc: IssuedDocument, public_keys: dict[str, bytes], *, typed
 
 
 
-def with_pdf_check(result: Verification, doc: IssuedDocument, render_pdf: Callable[[str], bytes]) -> Verification:
-    """The archived PDF is the signed HTML laid out again (the layout is deterministic), byte for byte."""
+def with_pdf_check(result: Verification, doc: IssuedDocument, render_pdf: Callable[..., bytes]) -> Verification:
+    """The archived PDF is the signed HTML laid out again (the layout is deterministic), byte for byte.
+
+    `render_pdf(html)` lays the HTML out; a renderer that also takes `embed_html=False` re-checks
+    archives made before the PDF carried its HTML (one that does not raises TypeError, skipped)."""
     from dataclasses import replace
 
     from shared.documents.errors import DocumentRenderError
@@ -124,7 +127,7 @@ def with_pdf_check(result: Verification, doc: IssuedDocument, render_pdf: Callab
         if not same:
             try:
                 # Archived before the PDF carried its HTML (adapters.pdf): laid out as then.
-                same = render_pdf(doc.html, embed_html=False) == doc.pdf  # type: ignore[call-arg]
+                same = render_pdf(doc.html, embed_html=False) == doc.pdf
             except TypeError:
                 pass
     except DocumentRenderError:

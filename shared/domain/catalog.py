@@ -422,7 +422,8 @@ def _build_item(index: int, raw: Any) -> CatalogItem:
 
     departments = _text_list(code, "departments", raw.get("departments", []))
     if typical_kind is MatterKind.JOINT and len(departments) < 2:
-        # The seeds set the bar at 3+ windows (004) or 2+ departments (000); 2 is the floor both accept.
+        # The source rules set the bar at 3+ windows (乡镇便民中心工作制度) or 2+ authorities (政务服务中心管理制度;
+        # docs/ARCHITECTURE.md, Where the rules come from); 2 is the floor both accept.
         raise CatalogError(code, "departments", "联办件必须列出至少两个参与联办的部门（第一个为牵头部门）")
 
     note = raw.get("note", "")
@@ -621,7 +622,8 @@ def _limit(item: str, path: str, value: Any) -> Limit:
 
 # ------------------------------------------------------------------------------ materials assessment
 
-# The seeds' list (003 限时办结制度 第八条) of steps whose time is not counted; the notice must say so.
+# The list of steps whose time is not counted (限时办结制度 第八条; docs/ARCHITECTURE.md, Where the rules come
+# from); the notice must say so.
 _NOT_COUNTED_ZH = "依法需要听证、招标、拍卖、检验、检测、检疫、鉴定和专家评审的，所需时间不计算在承诺办结时限内。"
 
 

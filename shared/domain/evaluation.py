@@ -14,6 +14,7 @@ import enum
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from shared.domain.lookup_code import ALPHABET
@@ -436,15 +437,22 @@ class ScoreWeights:
             raise EvaluationError("每件投诉扣分应为 0 到 20 分")
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> ScoreWeights:
+    def from_dict(cls, data: Mapping[str, object]) -> ScoreWeights:
         try:
-            values = {k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__}  # type: ignore[call-overload]
+            values = {k: _whole(v) for k, v in data.items() if k in cls.__dataclass_fields__}
         except (TypeError, ValueError):
             raise EvaluationError("考核权重应为整数") from None
         return cls(**values)
 
     def as_dict(self) -> dict[str, int]:
         return {k: int(getattr(self, k)) for k in self.__dataclass_fields__}
+
+
+def _whole(value: object) -> int:
+    """A weight as read from a TOML or JSON document: TypeError or ValueError when it is not a number."""
+    if isinstance(value, int | float | str):
+        return int(value)
+    raise TypeError(f"not a number: {type(value).__name__}")
 
 
 def parse_weights(text: str) -> ScoreWeights:

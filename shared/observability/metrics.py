@@ -32,7 +32,7 @@ from shared.relay.sql_store import PeerSync
 
 __all__ = ["MetricSources", "OutboxDepth", "TierCollector", "metrics_registry", "MetricsServer", "serve_metrics"]
 
-log = logging.getLogger("shared.observability")
+log = logging.getLogger(__name__)
 
 # Every state a hop clock is reported in, so a state with no clocks shows 0 rather than vanishing.
 CLOCK_STATES = ("on_time", "warning", "overdue", "supervise", "waiting", "suspended")
@@ -239,5 +239,3 @@ def serve_metrics(sources: MetricSources, address: str | None, *,
         return None
     print(f"监控指标已启动：http://{server.host}:{server.port}/metrics", flush=True)
     return server
-
-

@@ -1,6 +1,6 @@
 """The sending side's sync loop, for any hop (village → township now, township → county later).
 
-Invariants it keeps (DESIGN 4, 5, 10):
+Invariants it keeps (docs/ARCHITECTURE.md, invariants 4, 5, 10):
 * The outbox table is the queue. Memory holds only a wake-up flag; after a restart the loop simply
   reads the table again, so it resumes mid-batch from the first record without a verified receipt.
 * Single-flight per destination: at most one sync pass per target address in a process.
@@ -41,7 +41,7 @@ from shared.wire.v1 import relay_pb2
 __all__ = ["ClientLimits", "SyncResult", "RelayClient", "channel_options", "is_size_refusal", "call_refusal",
            "refusal_zh"]
 
-log = logging.getLogger("shared.relay.client")
+log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
@@ -72,7 +72,7 @@ def call_refusal(exc: grpc.RpcError) -> tuple[str, dict[str, str]]:
     """The typed reason of a refused call ("BATCH_TOO_LARGE", "CLOCK_SKEW", …) and its metadata;
     ("", {}) when the status carries none (network failures, gRPC's own refusals, older receivers)."""
     try:
-        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+        status = rpc_status.from_call(exc)
     except Exception:  # noqa: BLE001 - a status whose details do not parse is an untyped one
         return "", {}
     if status is None:
@@ -554,4 +554,3 @@ class RelayClient:
                 cursor = response.next_cursor
             if not response.more:
                 return
-

@@ -35,7 +35,7 @@ class KeyState(str, enum.Enum):
     REVOKED = "revoked"
     QUARANTINED = "quarantined"
 
-    def to_wire(self) -> int:
+    def to_wire(self) -> relay_pb2.KeyStatus:
         return _WIRE[self]
 
     @property
@@ -245,7 +245,7 @@ class Outbox(Protocol):
 
 @runtime_checkable
 class RecoveryLog(Protocol):
-    """A sender's ledger after a restore from a backup (DESIGN invariant 7: reusing a seq is a fork).
+    """A sender's ledger after a restore from a backup (docs/ARCHITECTURE.md, invariant 7: reusing a seq is a fork).
 
     While `recovering()`, the sender signs nothing; the sync loop fetches the receiver's copies of
     its own records after `own_tip()`, appends them (`append_recovered` verifies each signature and

@@ -57,7 +57,7 @@ __all__ = ["RelayLimits", "RelayStats", "RelayCore", "PushSession", "StreamAdmis
            "build_server_with_health", "pull_signing_bytes", "recover_signing_bytes", "recover_tip_signing_bytes",
            "is_record_id", "peer_address", "refusal_status", "ERROR_DOMAIN", "SERVICE_NAME"]
 
-log = logging.getLogger("shared.relay.server")
+log = logging.getLogger(__name__)
 
 SERVICE_NAME = "quancheng.v1.Relay"
 # `google.rpc.ErrorInfo.domain` of every typed refusal (docs/wire-v1.md "Errors").
@@ -73,7 +73,7 @@ def is_record_id(text: str) -> bool:
 
 @dataclass(frozen=True)
 class RelayLimits:
-    """Every bound of the receiving side, explicit (DESIGN invariant 10)."""
+    """Every bound of the receiving side, explicit (docs/ARCHITECTURE.md, invariant 10)."""
 
     max_message_bytes: int = 4 * 1024 * 1024
     max_batch: int = 500
@@ -497,7 +497,8 @@ class RelayCore:
             if not is_record_id(record.header.record_id):
                 raise MalformedRequest("登记记录的记录标识必须是小写带连字符的 UUID")
             if body.role != self.enrolls_role:
-                wanted = {records_pb2.KEY_ROLE_VILLAGE_AGENT: "村代办员设备", records_pb2.KEY_ROLE_TOWNSHIP: "乡镇接入密钥"}
+                wanted: dict[int, str] = {records_pb2.KEY_ROLE_VILLAGE_AGENT: "村代办员设备",
+                                          records_pb2.KEY_ROLE_TOWNSHIP: "乡镇接入密钥"}
                 raise MalformedRequest(f"此处只受理{wanted.get(self.enrolls_role, '指定类型')}的登记，"
                                        f"该密钥登记的类型不符", reason=relay_pb2.CALL_REFUSAL_WRONG_ROLE)
             info = EnrollmentInfo(int(body.role), body.holder_name[:100], body.village_code[:32],
@@ -659,7 +660,7 @@ class _Stream:
 
 
 class StreamAdmission:
-    """Which Push streams may hold a worker thread, and for how long (DESIGN invariant 10).
+    """Which Push streams may hold a worker thread, and for how long (docs/ARCHITECTURE.md, invariant 10).
 
     * at most `max_concurrent_streams` at once; beyond it the oldest stream that has sent nothing is
       evicted, else the longest idle authenticated one between batches; a stream mid-batch never is,
@@ -941,7 +942,7 @@ def relay_handlers(core: RelayCore) -> grpc.GenericRpcHandler:
                     refuse(context, grpc.StatusCode.INVALID_ARGUMENT, relay_pb2.CALL_REFUSAL_MALFORMED, "请求无法解码", name)
                     raise AssertionError("unreachable") from None  # abort raises
                 try:
-                    return call(request, context).SerializeToString()  # type: ignore[no-any-return]
+                    return call(request, context).SerializeToString()
                 except CallRefused as exc:
                     refuse_exc(context, exc, name)
                 except Exception as exc:  # noqa: BLE001 - one failing call must never take the server down

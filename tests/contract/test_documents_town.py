@@ -53,7 +53,7 @@ def pdf_text(pdf: bytes | None) -> str:
     return "".join(out.decode("utf-8").split())
 
 
-def only_doc(app: TownApp, matter_id: str) -> sql.IssuedDocument:  # type: ignore[name-defined]
+def only_doc(app: TownApp, matter_id: str) -> sql.IssuedDocument:
     docs = app.handling.documents.of_matter(matter_id)
     assert len(docs) == 1, docs
     return app.handling.documents.load(docs[0].number)
@@ -68,7 +68,7 @@ def test_a_promised_matter_gets_its_acceptance_notice_with_the_due_date_and_the_
     assert content.kind is DocumentKind.PROMISED_ACCEPTANCE and content.title == "承诺件受理通知书"
     assert doc.number == "乡镇便民中心〔2026〕诺字第1号"
     text = pdf_text(doc.pdf)
-    due = m.clock.due_at(app.deadlines.calendar)   # type: ignore[union-attr]
+    due = m.clock.due_at(app.deadlines.calendar)
     for needed in ("承诺件受理通知书", doc.number, "测试村民", "临时救助申请", "2026年11月23日",
                    f"{due.astimezone(__import__('zoneinfo').ZoneInfo('Asia/Shanghai')).day}日", "承诺办结日期",
                    "听证、招标、拍卖、检验、检测、检疫、鉴定和专家评审", "补正材料的时间不计入办理时限",
@@ -199,7 +199,7 @@ def test_numbers_allocated_by_racing_transactions_without_a_common_lock_still_do
                             raise
                 with lock:
                     results.append(n)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 
     workers = [threading.Thread(target=issue) for _ in range(4)]

@@ -542,7 +542,7 @@ def test_a_county_made_before_migrations_is_stamped_and_keeps_working(
     url = new_url("county")
     signer = Signer.generate()
 
-    def open_as_before(db_url: str, *, now_ms=None) -> HubStore:  # type: ignore[no-untyped-def]
+    def open_as_before(db_url: str, *, now_ms=None) -> HubStore:
         engine = relay_engine(db_url)
         from hub.store.tables import metadata as hub_metadata
         hub_metadata.create_all(engine)

@@ -52,7 +52,7 @@ def test_a_township_database_with_rows_round_trips_through_pg_dump_and_pg_restor
     calls: list[tuple[list[str], dict[str, str]]] = []
     real_run = subprocess.run
 
-    def spy(argv, **kwargs):  # type: ignore[no-untyped-def]
+    def spy(argv, **kwargs):
         calls.append((list(argv), dict(kwargs.get("env") or {})))
         return real_run(argv, **kwargs)
 

@@ -41,9 +41,9 @@ def test_a_revoked_key_that_forks_stays_revoked(store: RelayStore) -> None:
     rows = rows_for(signer, 3)
     store.store_batch(signer.key_id, GENESIS, rows, receipt_time_ms=5_000)
     store.revoke(signer.key_id, by="张三", reason="丢失", now_ms=6_000)
-    tip = store.author(signer.key_id).tip  # type: ignore[union-attr]
+    tip = store.author(signer.key_id).tip
     [result] = store.store_batch(signer.key_id, tip, rows_for(signer, 1, GENESIS, salt="x"), receipt_time_ms=7_000)
-    assert result.outcome is Outcome.FORK and store.author(signer.key_id).state is KeyState.REVOKED  # type: ignore[union-attr]
+    assert result.outcome is Outcome.FORK and store.author(signer.key_id).state is KeyState.REVOKED
 
 
 def test_record_ids_are_found_per_author(store: RelayStore) -> None:

@@ -233,7 +233,7 @@ def test_two_township_processes_on_one_database_let_exactly_one_of_two_racing_ed
         outcomes: list[str] = []
         barrier = threading.Barrier(2)
 
-        def act(service, kind: MatterKind, **kw: object) -> None:  # type: ignore[no-untyped-def]
+        def act(service, kind: MatterKind, **kw: object) -> None:
             barrier.wait()
             try:
                 service.classify(matter_id, kind, actor=OPERATOR, expected_version=version, **kw)
@@ -300,7 +300,7 @@ def test_an_operator_acting_while_the_intake_folds_the_same_matter_never_deadloc
         def operator() -> None:
             try:
                 other.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
                 errors.append(exc)
 
         t = threading.Thread(target=operator)

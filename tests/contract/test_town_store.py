@@ -86,7 +86,7 @@ def test_the_same_records_again_are_duplicates_with_their_original_receipt_time(
     signer = approved(store)
     rows = rows_for(signer, 5)
     store.store_batch(signer.key_id, GENESIS, rows, receipt_time_ms=5_000)
-    tip = store.author(signer.key_id).tip  # type: ignore[union-attr]
+    tip = store.author(signer.key_id).tip
     again = store.store_batch(signer.key_id, tip, rows, receipt_time_ms=9_999)
     assert [(r.outcome, r.receipt_time_ms) for r in again] == [(Outcome.DUPLICATE, 5_000)] * 5
     assert store.ingest_count() == 5
@@ -96,11 +96,11 @@ def test_different_bytes_for_a_held_seq_are_kept_as_fork_evidence_and_quarantine
     signer = approved(store)
     rows = rows_for(signer, 5)
     store.store_batch(signer.key_id, GENESIS, rows, receipt_time_ms=5_000)
-    tip = store.author(signer.key_id).tip  # type: ignore[union-attr]
+    tip = store.author(signer.key_id).tip
     other = rows_for(signer, 4, ChainTip(2, rows[1].hash), salt="restored")
     results = store.store_batch(signer.key_id, tip, other[:3], receipt_time_ms=6_000)
     assert [r.outcome for r in results] == [Outcome.FORK] * 3
-    assert store.author(signer.key_id).state is KeyState.QUARANTINED  # type: ignore[union-attr]
+    assert store.author(signer.key_id).state is KeyState.QUARANTINED
     assert [(f.seq, f.held_hash, f.hash) for f in store.forks()] == [(r.seq, rows[r.seq - 1].hash, r.hash) for r in other[:3]]
     assert [h for _, h, _ in store.ingested(signer.key_id)] == [r.hash for r in rows]   # nothing overwritten
     store.store_batch(signer.key_id, tip, other[:1], receipt_time_ms=7_000)
@@ -169,8 +169,8 @@ def test_a_rotation_row_approves_the_successor_and_closes_the_old_key_at_its_seq
     rot = IngestRow(old.key_id, 3, signed.record_id, signed.hash, signed.envelope.payload, signed.envelope.signature, 1,
                     "key_rotated", rotation=(new.key_id, new.public_key))
     store.store_batch(old.key_id, GENESIS, [*rows, rot], receipt_time_ms=9)
-    assert (store.author(old.key_id).state, store.author(old.key_id).last_valid_seq) == (KeyState.REVOKED, 3)  # type: ignore[union-attr]
-    assert store.author(new.key_id).state is KeyState.APPROVED  # type: ignore[union-attr]
+    assert (store.author(old.key_id).state, store.author(old.key_id).last_valid_seq) == (KeyState.REVOKED, 3)
+    assert store.author(new.key_id).state is KeyState.APPROVED
 
 
 def test_claimed_time_flags_are_kept_beside_the_rows(store: RelayStore) -> None:

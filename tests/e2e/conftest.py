@@ -36,7 +36,7 @@ def serve_village_ui(service: object, name: str) -> Iterator[RunningUI]:
     from shared.console.guard import uvicorn_options
     from village_agent.ui.server import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=0,  # type: ignore[arg-type]
+    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=0,
                                            **uvicorn_options()))
     thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()
@@ -51,7 +51,7 @@ def serve_village_ui(service: object, name: str) -> Iterator[RunningUI]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        service.store.close()  # type: ignore[attr-defined]
+        service.store.close()
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture()
-def page(browser, ui_server: RunningUI) -> Iterator[object]:  # type: ignore[no-untyped-def]
+def page(browser, ui_server: RunningUI) -> Iterator[object]:
     from tests.village_fixtures import unlock_page
 
     # bypass_csp: these tests poll the page with string predicates (an eval the pages' CSP forbids);
@@ -102,11 +102,11 @@ def artifacts() -> Path:
 
 
 @pytest.fixture()
-def new_page(browser):  # type: ignore[no-untyped-def]
+def new_page(browser):
     """Fresh browser contexts (the cheap laptop's screen, Chinese locale, Beijing time), closed afterwards."""
     contexts = []
 
-    def make():  # type: ignore[no-untyped-def]
+    def make():
         context = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
         context.set_default_timeout(10_000)
         contexts.append(context)
@@ -117,7 +117,7 @@ def new_page(browser):  # type: ignore[no-untyped-def]
         c.close()
 
 
-def console_sign_in(page, base: str, staff_id: str, password: str) -> None:  # type: ignore[no-untyped-def]
+def console_sign_in(page, base: str, staff_id: str, password: str) -> None:
     """Sign in on a township console as a person does: the inbox sends to the login page and back."""
     page.goto(f"{base}/")
     page.wait_for_url(re.compile(r"/login"))

@@ -17,7 +17,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "county-boa
 PASSWORD = "县政务中心2026冬季值班"
 
 
-def test_the_director_compares_the_townships_and_sets_what_goes_down_to_them(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_director_compares_the_townships_and_sets_what_goes_down_to_them(browser, tmp_path: Path) -> None:
     from hub.console import create_console_app, open_console_auth, start_console_server
     from shared.clock import FakeClock
     from shared.console import ScryptParams
@@ -39,7 +39,7 @@ def test_the_director_compares_the_townships_and_sets_what_goes_down_to_them(bro
         ratings = {"T01": [Rating(Level.VERY_SATISFIED), Rating(Level.DISSATISFIED, BadReason.EFFICIENCY)],
                    "T02": [Rating(Level.SATISFIED), Rating(Level.VERY_SATISFIED), Rating(Level.SATISFIED)]}
         for t in towns:
-            code = t.app.county_link.township_code  # type: ignore[union-attr]
+            code = t.app.county_link.township_code
             evaluations = Evaluations(t.app.handling)
             for rating in ratings[code]:
                 matter_id = VillageDevice(t.app, village_code=f"V{code[1:]}1").file("MZ-003")

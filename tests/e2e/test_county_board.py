@@ -50,7 +50,7 @@ class RunningBoard:
     clock_id: str        # 上报件 whose county clock is suspended, resumed and extended
 
 
-def _escalate(town, hub, village, clock, summary: str, code: str = "MZ-001", matter_id: str = "") -> str:  # type: ignore[no-untyped-def]
+def _escalate(town, hub, village, clock, summary: str, code: str = "MZ-001", matter_id: str = "") -> str:
     from shared.domain.catalog import MatterKind
     from tests.county_fixtures import advance
     from tests.town_fixtures import OPERATOR
@@ -125,7 +125,7 @@ def shots() -> Path:
     return ARTIFACTS
 
 
-def sign_in(page, base: str, staff_id: str, path: str = "/") -> None:  # type: ignore[no-untyped-def]
+def sign_in(page, base: str, staff_id: str, path: str = "/") -> None:
     page.goto(f"{base}{path}")
     page.wait_for_url(re.compile(r"/login"))
     assert "县政务服务中心" in page.locator(".topbar-name").inner_text()
@@ -135,12 +135,12 @@ def sign_in(page, base: str, staff_id: str, path: str = "/") -> None:  # type: i
     page.wait_for_url(f"{base}{path}")
 
 
-def notice_text(page) -> str:  # type: ignore[no-untyped-def]
+def notice_text(page) -> str:
     page.wait_for_selector("div.notice[role=status]")
     return page.locator("div.notice[role=status]").inner_text()
 
 
-def alert_text(page) -> str:  # type: ignore[no-untyped-def]
+def alert_text(page) -> str:
     page.wait_for_selector("main div.alert[role=alert]")
     return page.locator("main div.alert[role=alert]").inner_text()
 
@@ -208,8 +208,8 @@ def test_approving_a_matter_on_its_page_signs_the_decision_down_and_writes_it_in
     page.screenshot(path=str(shots / "03-matter-approved.png"), full_page=True)
 
     # The signed decision reaches the township on its next sync.
-    board.town.sync()  # type: ignore[attr-defined]
-    assert board.town.app.handling.page(board.approve_id).matter.stage is Stage.RESULT_READY  # type: ignore[attr-defined]
+    board.town.sync()
+    assert board.town.app.handling.page(board.approve_id).matter.stage is Stage.RESULT_READY
 
 
 def test_refusing_without_a_reason_is_stopped_with_a_chinese_message_and_keeps_what_was_typed(
@@ -278,19 +278,19 @@ def test_a_supervision_notice_is_shown_issued_then_delivered_after_two_township_
     page.screenshot(path=str(shots / "06-notice-issued.png"), full_page=True)
 
     town = board.town
-    town.sync()   # type: ignore[attr-defined]  # pulled and folded
-    town.sync()   # type: ignore[attr-defined]  # the next pull asks after it: the county marks it received
+    town.sync()   # pulled and folded
+    town.sync()   # the next pull asks after it: the county marks it received
     page.reload()
     row = page.locator(f"#notices tr[data-matter='{board.watched_id}']")
     assert row.get_attribute("data-status") == "received"
     assert row.locator("td.status").inner_text() == "已送达" and "尚未回复" in row.inner_text()
     page.screenshot(path=str(shots / "07-notice-received.png"), full_page=True)
 
-    link = town.app.county_link  # type: ignore[attr-defined]
+    link = town.app.county_link
     [notice] = [n for n in link.open_notices() if n["matter_id"] == board.watched_id]
     link.acknowledge(notice["notice_id"], "评议记录已补正，今日报县", by="wang")
-    town.sync()   # type: ignore[attr-defined]
-    board.hub.app.handling.run_once()  # type: ignore[attr-defined]
+    town.sync()
+    board.hub.app.handling.run_once()
     page.reload()
     row = page.locator(f"#notices tr[data-matter='{board.watched_id}']")
     assert row.get_attribute("data-status") == "acknowledged"
@@ -311,14 +311,14 @@ def test_a_director_approves_a_pending_township_link_key_that_an_operator_may_on
     page = new_page()
     sign_in(page, base, "chen", "/townships")
     row = page.locator(f"#townships tr[data-key='{board.pending_key_id}']")
-    [key] = [k for k in board.hub.app.store.keys() if k.key_id == board.pending_key_id]  # type: ignore[attr-defined]
+    [key] = [k for k in board.hub.app.store.keys() if k.key_id == board.pending_key_id]
     assert "白水乡" in row.inner_text() and key.info.fingerprint in row.inner_text()
     page.screenshot(path=str(shots / "09-townships-pending.png"), full_page=True)
     row.locator("form[action$='/approve'] button").click()
     assert "已批准白水乡的接入密钥" in notice_text(page)
     row = page.locator(f"#townships tr[data-key='{board.pending_key_id}']")
     assert row.get_attribute("data-state") == "approved" and "审批通过（陈主任（中心主任）" in row.inner_text()
-    [key] = [k for k in board.hub.app.store.keys() if k.key_id == board.pending_key_id]  # type: ignore[attr-defined]
+    [key] = [k for k in board.hub.app.store.keys() if k.key_id == board.pending_key_id]
     assert key.state is KeyState.APPROVED and key.status_changed_by == "chen"
     page.screenshot(path=str(shots / "10-townships-approved.png"), full_page=True)
 
@@ -328,7 +328,7 @@ def test_a_director_approves_a_pending_township_link_key_that_an_operator_may_on
     assert "已吊销白水乡的接入密钥" in notice_text(page)
     row = page.locator(f"#townships tr[data-key='{board.pending_key_id}']")
     assert row.get_attribute("data-state") == "revoked"
-    [key] = [k for k in board.hub.app.store.keys() if k.key_id == board.pending_key_id]  # type: ignore[attr-defined]
+    [key] = [k for k in board.hub.app.store.keys() if k.key_id == board.pending_key_id]
     assert key.state is KeyState.REVOKED and key.status_reason == "乡镇服务器失窃"
     page.screenshot(path=str(shots / "10b-townships-revoked.png"), full_page=True)
 
@@ -365,7 +365,7 @@ def test_an_invalid_calendar_file_is_refused_in_chinese_keeping_its_text_and_a_2
     error = alert_text(page)
     assert "工作日历未保存" in error and "必须写明 confirmed = true 或 false" in error and "[year_2028]" in error
     assert page.locator("textarea[name=toml_text]").input_value() == BAD_CALENDAR
-    assert board.hub.app.deadlines.calendar.year_source(2028) is YearSource.WEEKENDS_ONLY  # type: ignore[attr-defined]
+    assert board.hub.app.deadlines.calendar.year_source(2028) is YearSource.WEEKENDS_ONLY
     page.screenshot(path=str(shots / "11-calendar-refused.png"), full_page=True)
 
     page.set_input_files("input[name=toml_file]", files=[{"name": "2028.toml", "mimeType": "text/plain",
@@ -376,7 +376,7 @@ def test_an_invalid_calendar_file_is_refused_in_chinese_keeping_its_text_and_a_2
     assert "放假 3 天" in row.inner_text() and "1月3日 元旦" in row.inner_text()
     assert "chen" in page.locator("#saved-by").inner_text()
     assert page.locator("textarea[name=toml_text]").input_value() == GOOD_CALENDAR
-    assert board.hub.app.store.get_meta("calendar_override_toml") == GOOD_CALENDAR  # type: ignore[attr-defined]
+    assert board.hub.app.store.get_meta("calendar_override_toml") == GOOD_CALENDAR
     page.screenshot(path=str(shots / "12-calendar-accepted.png"), full_page=True)
 
 
@@ -393,7 +393,7 @@ def test_an_accepted_calendar_file_counts_deadlines_at_once(board: RunningBoard,
     row = page.locator("#years tr[data-year='2028']")
     assert row.get_attribute("data-source") == "override_draft" and "县级发布的草案" in row.inner_text()
     # Monday 3 January 2028 is a day off now; Tuesday is not.
-    calendar = board.hub.app.deadlines.calendar  # type: ignore[attr-defined]
+    calendar = board.hub.app.deadlines.calendar
     assert calendar.year_source(2028) is YearSource.OVERRIDE_DRAFT
     assert not calendar.is_working_day(dt.date(2028, 1, 3)) and calendar.is_working_day(dt.date(2028, 1, 4))
 
@@ -432,7 +432,7 @@ def test_the_overdue_page_counts_by_township_and_kind_and_issues_supervision_for
 # ---------------------------------------------------------------- deciding by the rules (issue 14)
 
 
-def craft_post(page, base: str, path: str, fields: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def craft_post(page, base: str, path: str, fields: dict[str, str]) -> None:
     """Submit a form the page never offered, from the signed-in page itself (session, CSRF token and
     Origin as a real browser sends them): what a staff member with the developer tools could do."""
     token = page.locator("input[name=csrf_token]").first.input_value()
@@ -467,7 +467,7 @@ def test_an_operator_is_offered_no_decision_and_a_crafted_post_of_one_fails_with
     assert "县级决定须由中心主任或经主任委托的审批人作出" in alert_text(page)
     assert page.locator("#stage").inner_text() == "办理中" and page.locator("#action-decide").count() == 0
     page.screenshot(path=str(shots / "15-operator-crafted-decision-refused.png"), full_page=True)
-    assert board.hub.app.handling.history(board.crafted_id).matter.stage is Stage.IN_PROGRESS  # type: ignore[attr-defined]
+    assert board.hub.app.handling.history(board.crafted_id).matter.stage is Stage.IN_PROGRESS
 
     # The director is offered all three decisions on the same matter.
     director = new_page()
@@ -573,8 +573,8 @@ def test_the_director_suspends_the_county_clock_for_expert_review_resumes_it_ext
     assert "县级已中止计时（专家评审）" in notice_text(page)
     assert "专家评审" in page.locator("#suspensions").inner_text() and "进行中" in page.locator("#suspensions").inner_text()
     assert page.locator("#action-decide").count() == 0            # decided after the review, not during it
-    town.sync()  # type: ignore[attr-defined]
-    assert town.app.deadlines.load_clock(board.clock_id, COUNTY_HOP).status is ClockStatus.SUSPENDED  # type: ignore[attr-defined]
+    town.sync()
+    assert town.app.deadlines.load_clock(board.clock_id, COUNTY_HOP).status is ClockStatus.SUSPENDED
 
     page.locator("#action-resume button[type=submit]").click()
     assert "县级已恢复计时" in notice_text(page)
@@ -591,11 +591,11 @@ def test_the_director_suspends_the_county_clock_for_expert_review_resumes_it_ext
     assert "已书面告知申请人延期：延期告知书经乡镇转交申请人签收" in page.locator("#history").inner_text()
     assert page.locator("#action-extend").count() == 0             # at the statutory ten days: nothing more to offer
     page.screenshot(path=str(shots / "19-county-clock.png"), full_page=True)
-    town.sync()  # type: ignore[attr-defined]
-    replica = town.app.deadlines.load_clock(board.clock_id, COUNTY_HOP)  # type: ignore[attr-defined]
-    own = board.hub.app.deadlines.load_clock(board.clock_id, "county")  # type: ignore[attr-defined]
+    town.sync()
+    replica = town.app.deadlines.load_clock(board.clock_id, COUNTY_HOP)
+    own = board.hub.app.deadlines.load_clock(board.clock_id, "county")
     assert replica.limit.amount == 10 and replica.status is ClockStatus.RUNNING
-    assert replica.due_at(town.app.deadlines.calendar) == own.due_at(board.hub.app.deadlines.calendar)  # type: ignore[attr-defined]
+    assert replica.due_at(town.app.deadlines.calendar) == own.due_at(board.hub.app.deadlines.calendar)
 
 
 def test_an_unknown_page_or_matter_answers_in_chinese_without_ids_or_english(board: RunningBoard, new_page, shots: Path) -> None:

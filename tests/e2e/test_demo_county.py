@@ -82,7 +82,7 @@ def test_the_start_command_runs_a_whole_county_a_matter_flows_through_it_and_ctr
         # A new 上报件 from 南坡村 (白水乡) goes all the way round.
         data = root / "village-V003"
 
-        def agent(*args: str, check: bool = True):  # type: ignore[no-untyped-def]
+        def agent(*args: str, check: bool = True):
             return village(data, *args, check=check, passphrase=DEMO_PASSPHRASE)
 
         item = load_catalog().item("MZ-001")

@@ -59,7 +59,7 @@ def shots() -> Path:
     return ARTIFACTS
 
 
-def test_the_notice_is_listed_on_the_matter_page_and_prints_on_a4(server: Running, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_notice_is_listed_on_the_matter_page_and_prints_on_a4(server: Running, new_page, shots: Path) -> None:
     base = server.base_url
     page = new_page()
     console_sign_in(page, base, "wang", PASSWORD)
@@ -85,13 +85,13 @@ def test_the_notice_is_listed_on_the_matter_page_and_prints_on_a4(server: Runnin
     assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.body()[:5] == b"%PDF-"
 
 
-def test_anyone_verifies_the_notice_on_the_public_page_and_an_altered_copy_is_refused(server: Running, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_anyone_verifies_the_notice_on_the_public_page_and_an_altered_copy_is_refused(server: Running, new_page, shots: Path) -> None:
     from shared.documents.adapters import sql
     from shared.documents.content import short_hash
 
     town = server.town
-    [listing] = town.handling.documents.of_matter(server.matter_id)  # type: ignore[attr-defined]
-    doc = town.handling.documents.load(listing.number)  # type: ignore[attr-defined]
+    [listing] = town.handling.documents.of_matter(server.matter_id)
+    doc = town.handling.documents.load(listing.number)
     page = new_page()                                       # not signed in
     page.goto(f"{server.base_url}/public/verify")
     page.fill("input[name=number]", doc.number)
@@ -100,7 +100,7 @@ def test_anyone_verifies_the_notice_on_the_public_page_and_an_altered_copy_is_re
     assert "真实有效" in page.locator("#verify-ok").inner_text()
     assert "测试村民" not in page.content()                    # no personal data on the public page
     page.screenshot(path=str(shots / "04-verify-genuine.png"), full_page=True)
-    with town.store.engine.begin() as conn:  # type: ignore[attr-defined]
+    with town.store.engine.begin() as conn:
         conn.execute(update(sql.issued_document).where(sql.issued_document.c.number == doc.number).values(
             html=doc.html.replace("5个工作日", "2个工作日")))
     query = urllib.parse.urlencode({"number": doc.number, "code": short_hash(doc.content_hash)})

@@ -56,7 +56,7 @@ def rating_link(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         town.close()
 
 
-def test_a_villager_rates_on_a_phone_from_the_qr_link(browser, rating_link: Running) -> None:  # type: ignore[no-untyped-def]
+def test_a_villager_rates_on_a_phone_from_the_qr_link(browser, rating_link: Running) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
                                   locale="zh-CN", timezone_id="Asia/Shanghai")
@@ -92,7 +92,7 @@ def test_a_villager_rates_on_a_phone_from_the_qr_link(browser, rating_link: Runn
         context.close()
 
 
-def test_the_director_sees_who_rated_and_the_rated_operator_only_his_figures(browser, rating_link: Running) -> None:  # type: ignore[no-untyped-def]
+def test_the_director_sees_who_rated_and_the_rated_operator_only_his_figures(browser, rating_link: Running) -> None:
     """Runs after the villager's rating above (same module server)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN", timezone_id="Asia/Shanghai")

@@ -60,11 +60,11 @@ def shots() -> Path:
     return ARTIFACTS
 
 
-def sign_in(page, base: str, staff_id: str) -> None:  # type: ignore[no-untyped-def]
+def sign_in(page, base: str, staff_id: str) -> None:
     console_sign_in(page, base, staff_id, PASSWORD)
 
 
-def draw_signature(page) -> None:  # type: ignore[no-untyped-def]
+def draw_signature(page) -> None:
     box = page.locator(".sigpad canvas").bounding_box()
     x0, y0 = box["x"] + 40, box["y"] + box["height"] / 2
     page.mouse.move(x0, y0)
@@ -74,7 +74,7 @@ def draw_signature(page) -> None:  # type: ignore[no-untyped-def]
     page.mouse.up()
 
 
-def test_a_walk_in_is_registered_with_a_drawn_signature_and_classified_by_a_colleague(  # type: ignore[no-untyped-def]
+def test_a_walk_in_is_registered_with_a_drawn_signature_and_classified_by_a_colleague(
         console_server: RunningConsole, new_page, shots: Path) -> None:
     base = console_server.base_url
     page = new_page()
@@ -126,7 +126,7 @@ def test_a_walk_in_is_registered_with_a_drawn_signature_and_classified_by_a_coll
     other.screenshot(path=str(shots / "03-walk-in-classified.png"), full_page=True)
 
 
-def test_a_complaint_is_answered_by_its_handler_and_closed_and_only_the_director_sees_who_complained(  # type: ignore[no-untyped-def]
+def test_a_complaint_is_answered_by_its_handler_and_closed_and_only_the_director_sees_who_complained(
         console_server: RunningConsole, new_page, shots: Path) -> None:
     base = console_server.base_url
     page = new_page()
@@ -168,7 +168,7 @@ def test_a_complaint_is_answered_by_its_handler_and_closed_and_only_the_director
     assert "李四" in director.locator("#person").inner_text()
 
 
-def test_an_absence_moves_the_operators_matter_to_the_backup_and_the_page_says_who_covers_whom(  # type: ignore[no-untyped-def]
+def test_an_absence_moves_the_operators_matter_to_the_backup_and_the_page_says_who_covers_whom(
         console_server: RunningConsole, new_page, shots: Path) -> None:
     base = console_server.base_url
     director = new_page()
@@ -193,7 +193,7 @@ def test_an_absence_moves_the_operators_matter_to_the_backup_and_the_page_says_w
     assert director.locator("#owner").inner_text().startswith("li")
 
 
-def test_the_windows_queue_calls_the_elderly_first(console_server: RunningConsole, new_page, shots: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_windows_queue_calls_the_elderly_first(console_server: RunningConsole, new_page, shots: Path) -> None:
     base = console_server.base_url
     page = new_page()
     sign_in(page, base, "wang")
@@ -213,7 +213,7 @@ def test_the_windows_queue_calls_the_elderly_first(console_server: RunningConsol
     assert "拄拐的老人 到窗口办理" in page.locator("div.notice[role=status]").inner_text()
 
 
-def test_a_walk_in_signed_off_at_the_window_gets_a_slip_whose_qr_link_the_applicant_rates_through(  # type: ignore[no-untyped-def]
+def test_a_walk_in_signed_off_at_the_window_gets_a_slip_whose_qr_link_the_applicant_rates_through(
         console_server: RunningConsole, new_page, shots: Path) -> None:
     from shared.domain.catalog import MatterKind
     from shared.domain.handling import Actor, Role
@@ -223,12 +223,12 @@ def test_a_walk_in_signed_off_at_the_window_gets_a_slip_whose_qr_link_the_applic
     base = console_server.base_url
     town = console_server.town
     # The public address printed in the QR is this very server, so the browser can follow it.
-    Evaluations(town.handling).configure(public_url=base)   # type: ignore[attr-defined]
+    Evaluations(town.handling).configure(public_url=base)
     li = Actor("li", Role.OPERATOR)
-    matter_id = town.front_desk.window.register(walk_in_form(town.handling.catalog, "MZ-003"),  # type: ignore[attr-defined]
+    matter_id = town.front_desk.window.register(walk_in_form(town.handling.catalog, "MZ-003"),
                                                 operator=li, operator_name="李强").matter_id
-    town.handling.classify(matter_id, MatterKind.PROMISED, actor=li)   # type: ignore[attr-defined]
-    town.handling.record_result(matter_id, approved=True, summary="准予临时救助 800 元", actor=li)  # type: ignore[attr-defined]
+    town.handling.classify(matter_id, MatterKind.PROMISED, actor=li)
+    town.handling.record_result(matter_id, approved=True, summary="准予临时救助 800 元", actor=li)
 
     page = new_page()
     sign_in(page, base, "li")
@@ -255,11 +255,11 @@ def test_a_walk_in_signed_off_at_the_window_gets_a_slip_whose_qr_link_the_applic
     phone.wait_for_selector("#thanks")
     assert "非常满意" in phone.locator("#thanks").inner_text()
     phone.screenshot(path=str(shots / "09-walk-in-rated.png"), full_page=True)
-    rated = [r for r in Evaluations(town.handling).views(role=Role.DIRECTOR) if r.matter_id == matter_id]  # type: ignore[attr-defined]
+    rated = [r for r in Evaluations(town.handling).views(role=Role.DIRECTOR) if r.matter_id == matter_id]
     assert [(r.level.value, r.channel.value) for r in rated] == [(1, "qr")]
 
 
-def test_a_petition_registered_on_the_page_lists_its_numbered_assignment_and_notice_which_print_on_a4(  # type: ignore[no-untyped-def]
+def test_a_petition_registered_on_the_page_lists_its_numbered_assignment_and_notice_which_print_on_a4(
         console_server: RunningConsole, new_page, shots: Path) -> None:
     base = console_server.base_url
     page = new_page()

@@ -44,7 +44,7 @@ def _request_line(code: str, **extra: str) -> str:
                            **extra), ensure_ascii=False) + "\n"
 
 
-def _batch(data: Path, *lines: str) -> list[dict]:  # type: ignore[type-arg]
+def _batch(data: Path, *lines: str) -> list[dict]:
     done = run([BIN / "village-agent", "batch", "--data", data], stdin="".join(lines), check=False)
     return [json.loads(line) for line in done.stdout.splitlines()]
 

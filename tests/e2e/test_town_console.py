@@ -58,7 +58,7 @@ def shots() -> Path:
     return ARTIFACTS
 
 
-def sign_in(page, base: str, staff_id: str) -> None:  # type: ignore[no-untyped-def]
+def sign_in(page, base: str, staff_id: str) -> None:
     console_sign_in(page, base, staff_id, PASSWORD)
 
 
@@ -157,7 +157,7 @@ def test_the_console_offers_only_what_the_township_may_decide_tracks_village_mat
     from tests.town_fixtures import VillageDevice
 
     base, town = console_server.base_url, console_server.town
-    village = VillageDevice(town, village_code="V007")   # type: ignore[arg-type]
+    village = VillageDevice(town, village_code="V007")
     county_matter = village.file("MZ-004")
     own_matter = village.file("RS-003")
     page = new_page()

@@ -31,15 +31,15 @@ def clocked_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUI]:
         yield ui
 
 
-def test_a_missed_appointment_is_forfeited_only_after_a_failed_contact_and_the_villager_is_still_served_later(  # type: ignore[no-untyped-def]
+def test_a_missed_appointment_is_forfeited_only_after_a_failed_contact_and_the_villager_is_still_served_later(
         browser, clocked_ui: RunningUI, artifacts: Path) -> None:
     from tests.village_fixtures import unlock_page
     from village_agent.domain import AppointmentStatus
 
     service = clocked_ui.service
-    appointment_id, _ = service.make_appointment(  # type: ignore[attr-defined]
+    appointment_id, _ = service.make_appointment(
         scheduled_at=BOOKED_AT + dt.timedelta(hours=1), place="service_room", purpose="补交低保材料")
-    service.clock.advance(dt.timedelta(hours=1, minutes=40))  # type: ignore[attr-defined]   # 10:40, 40 minutes late
+    service.clock.advance(dt.timedelta(hours=1, minutes=40))   # 10:40, 40 minutes late
     context = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
     context.set_default_timeout(10_000)
     page = context.new_page()
@@ -59,7 +59,7 @@ def test_a_missed_appointment_is_forfeited_only_after_a_failed_contact_and_the_v
         assert page.locator("form.forfeit-form input[name=outcome]").input_value() == "电话无人接听"   # kept
         assert page.locator("form.visit-form input[name=outcome]").input_value() == ""   # not copied into the other form
         page.screenshot(path=str(artifacts / "21-appointment-forfeit-refused.png"), full_page=True)
-        assert service.store.appointment_row(appointment_id).status == AppointmentStatus.SCHEDULED.value  # type: ignore[attr-defined]
+        assert service.store.appointment_row(appointment_id).status == AppointmentStatus.SCHEDULED.value
         page.locator("form.forfeit-form select[name=method]").select_option("phone")
         page.locator("form.forfeit-form button").click()
         page.wait_for_url(re.compile(r"/appointments\?done=forfeit$"))
@@ -67,7 +67,7 @@ def test_a_missed_appointment_is_forfeited_only_after_a_failed_contact_and_the_v
         page.screenshot(path=str(artifacts / "22-appointment-forfeited.png"), full_page=True)
 
         # The villager turns up in the afternoon after all: served, with the reason.
-        service.clock.advance(dt.timedelta(hours=4))  # type: ignore[attr-defined]
+        service.clock.advance(dt.timedelta(hours=4))
         page.goto(f"{clocked_ui.base_url}/appointments")
         visit = page.locator("form.visit-form")
         visit.locator("input[name=outcome]").fill("已收低保材料")
@@ -78,6 +78,6 @@ def test_a_missed_appointment_is_forfeited_only_after_a_failed_contact_and_the_v
         page.wait_for_url(re.compile(r"/appointments\?done=visit$"))
         assert "已履约" in page.locator("table.list").inner_text()
         page.screenshot(path=str(artifacts / "23-appointment-late-visit.png"), full_page=True)
-        assert service.store.appointment_row(appointment_id).status == AppointmentStatus.KEPT.value  # type: ignore[attr-defined]
+        assert service.store.appointment_row(appointment_id).status == AppointmentStatus.KEPT.value
     finally:
         context.close()

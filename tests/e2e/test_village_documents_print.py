@@ -17,17 +17,17 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "documents"
 
 
-def test_the_agent_prints_the_numbered_receipt_and_authorization_from_the_receipt_page(ui_server: RunningUI, page) -> None:  # type: ignore[no-untyped-def]
+def test_the_agent_prints_the_numbered_receipt_and_authorization_from_the_receipt_page(ui_server: RunningUI, page) -> None:
     from shared.domain.catalog import Tier
     from shared.domain.id_number import with_check_char
     from village_agent.services import RequestForm
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     service = ui_server.service
-    item = next(i for i in service.catalog if i.decided_by is not Tier.VILLAGE  # type: ignore[attr-defined]
+    item = next(i for i in service.catalog if i.decided_by is not Tier.VILLAGE
                 and any(m.condition for m in i.auxiliary_materials))
     conditional = next(m for m in item.auxiliary_materials if m.condition)
-    filed = service.file_request(RequestForm(  # type: ignore[attr-defined]
+    filed = service.file_request(RequestForm(
         applicant_name="李桂兰", id_number=with_check_char("43052419480312002"), phone="13907310001",
         address="东山村三组 12 号", catalog_code=item.code,
         materials_brought=[m.id for m in item.materials if m is not conditional], not_applicable=[conditional.id],

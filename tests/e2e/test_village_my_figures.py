@@ -39,12 +39,12 @@ def _township_figures(tmp_path: Path) -> tuple[list[object], list[object]]:
         town.close()
 
 
-def test_the_agent_sees_his_own_figures_and_bad_review_status_but_never_who_rated(  # type: ignore[no-untyped-def]
+def test_the_agent_sees_his_own_figures_and_bad_review_status_but_never_who_rated(
         page, ui_server: RunningUI, artifacts: Path, tmp_path: Path) -> None:
     page.goto(f"{ui_server.base_url}/my-figures")
     assert "还没有收到评价统计" in page.locator("#no-figures").inner_text()
     envelopes, records = _township_figures(tmp_path)
-    ui_server.service.store.apply_down(envelopes, records, 0)  # type: ignore[attr-defined]
+    ui_server.service.store.apply_down(envelopes, records, 0)
     page.goto(f"{ui_server.base_url}/")
     page.click("nav >> text=我的评价")
     page.wait_for_url(f"{ui_server.base_url}/my-figures")

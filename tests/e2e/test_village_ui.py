@@ -17,7 +17,7 @@ MATTER = "RS-003"
 ID_NUMBER = "43052419480312002X"
 
 
-def draw_signature(page, canvas_selector: str) -> None:  # type: ignore[no-untyped-def]
+def draw_signature(page, canvas_selector: str) -> None:
     page.locator(canvas_selector).scroll_into_view_if_needed()   # the mouse only reaches what is on screen
     box = page.locator(canvas_selector).bounding_box()
     assert box is not None
@@ -73,7 +73,7 @@ def test_an_agent_files_a_request_prints_the_receipt_hands_over_and_gets_it_sign
     page.wait_for_url(re.compile(r"/matters/[0-9a-f-]{36}/receipt$"))
     matter_id = page.url.split("/")[-2]
     service = ui_server.service
-    lookup_code = service.store.lookup_code_of(matter_id)  # type: ignore[attr-defined]
+    lookup_code = service.store.lookup_code_of(matter_id)
     assert page.locator("#lookup-code").inner_text() == lookup_code
     receipt = page.locator("#receipt").inner_text()
     # RS-003 is decided in the village itself, so the village 受理s it (a township matter gets a 代办收件回执).
@@ -112,12 +112,12 @@ def test_an_agent_files_a_request_prints_the_receipt_hands_over_and_gets_it_sign
     for step in ("登记代办申请", "交付办理结果", "群众签收评价"):
         assert step in history
     page.screenshot(path=str(artifacts / "08-signed-off.png"), full_page=True)
-    assert service.store.matter_state(matter_id).status.value == "signed_off"  # type: ignore[attr-defined]
+    assert service.store.matter_state(matter_id).status.value == "signed_off"
 
 
 def test_a_bad_field_is_explained_beside_it_in_chinese_and_the_typed_values_stay(page, ui_server: RunningUI, artifacts: Path) -> None:
     service = ui_server.service
-    before = service.store.count_matters()  # type: ignore[attr-defined]
+    before = service.store.count_matters()
     page.goto(f"{ui_server.base_url}/matters/new")
     page.fill("input[name=name]", "张德福")
     page.fill("input[name=id_number]", "430524194803120021")  # wrong check digit
@@ -136,7 +136,7 @@ def test_a_bad_field_is_explained_beside_it_in_chinese_and_the_typed_values_stay
     assert page.input_value("input[name=address]") == "东山村五组 8 号"
     assert page.input_value("input[name=witness_name]") == "赵六"
     page.screenshot(path=str(artifacts / "09-field-errors.png"), full_page=True)
-    assert service.store.count_matters() == before  # type: ignore[attr-defined]
+    assert service.store.count_matters() == before
 
 
 def test_the_sync_and_appointment_pages_render_in_chinese(page, ui_server: RunningUI, artifacts: Path) -> None:
@@ -178,7 +178,7 @@ def test_a_photo_of_the_signed_paper_form_can_stand_in_for_the_drawn_signature(
     assert "王秀英" in page.locator("#receipt").inner_text()
 
 
-def fill_villager(page, name: str = "赵桂英") -> None:  # type: ignore[no-untyped-def]
+def fill_villager(page, name: str = "赵桂英") -> None:
     page.fill("input[name=name]", name)
     page.fill("input[name=id_number]", ID_NUMBER)
     page.fill("input[name=phone]", "13907310001")
@@ -202,7 +202,7 @@ def test_a_request_missing_its_main_and_its_tolerated_material_is_returned_with_
     page.screenshot(path=str(artifacts / "13-returned-notice.png"), full_page=True)
 
 
-def _handed_over_matter(page, ui_server: RunningUI, name: str) -> str:  # type: ignore[no-untyped-def]
+def _handed_over_matter(page, ui_server: RunningUI, name: str) -> str:
     page.goto(f"{ui_server.base_url}/matters/new")
     fill_villager(page, name)
     page.select_option("#matter-select", MATTER)
@@ -244,7 +244,7 @@ def test_an_empty_signature_pad_is_refused_before_submitting_and_by_the_server(p
     }""")
     page.wait_for_selector(".notice.bad")
     assert "空白" in page.locator(".notice.bad").inner_text()
-    assert service.store.matter_state(matter_id).status.value == "handed_over"  # type: ignore[attr-defined]
+    assert service.store.matter_state(matter_id).status.value == "handed_over"
 
 
 def test_a_fingerprint_photo_signs_off_in_the_browser(page, ui_server: RunningUI, artifacts: Path, tmp_path: Path) -> None:
@@ -263,7 +263,7 @@ def test_a_fingerprint_photo_signs_off_in_the_browser(page, ui_server: RunningUI
     page.click("#signoff-form button.big")
     page.wait_for_url(re.compile(rf"/matters/{matter_id}\?done=signoff$"))
     assert "按手印" in page.locator("table.history").inner_text()
-    assert service.store.matter_state(matter_id).status.value == "signed_off"  # type: ignore[attr-defined]
+    assert service.store.matter_state(matter_id).status.value == "signed_off"
 
 
 def test_the_receipt_and_the_matter_page_show_what_was_recorded_and_the_report_clock(page, ui_server: RunningUI, artifacts: Path) -> None:

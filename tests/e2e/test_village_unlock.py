@@ -66,13 +66,13 @@ def locked_ui(tmp_path: Path) -> Iterator[Locked]:
 
 
 @pytest.fixture
-def fresh_page(browser) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+def fresh_page(browser) -> Iterator[Any]:
     context = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
     context.set_default_timeout(10_000)
     page = context.new_page()
     violations: list[str] = []
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-    page.csp_violations = violations   # type: ignore[attr-defined]
+    page.csp_violations = violations
     try:
         yield page
     finally:
@@ -80,7 +80,7 @@ def fresh_page(browser) -> Iterator[Any]:  # type: ignore[no-untyped-def]
 
 
 def test_nothing_shows_before_the_passphrase_a_wrong_one_is_explained_and_idle_relocks(
-        fresh_page, locked_ui: Locked, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+        fresh_page, locked_ui: Locked, artifacts: Path) -> None:
     from tests.village_fixtures import PASSPHRASE
 
     page, base = fresh_page, locked_ui.base_url
@@ -119,7 +119,7 @@ def test_nothing_shows_before_the_passphrase_a_wrong_one_is_explained_and_idle_r
 
 
 def test_five_wrong_tries_lock_the_page_even_against_the_right_passphrase_until_the_minutes_pass(
-        fresh_page, locked_ui: Locked, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+        fresh_page, locked_ui: Locked, artifacts: Path) -> None:
     from tests.village_fixtures import PASSPHRASE
 
     page, base = fresh_page, locked_ui.base_url
@@ -143,7 +143,7 @@ def test_five_wrong_tries_lock_the_page_even_against_the_right_passphrase_until_
 
 
 def test_the_agents_pin_unlocks_and_the_pages_run_under_the_csp_without_violations(
-        fresh_page, locked_ui: Locked, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+        fresh_page, locked_ui: Locked, artifacts: Path) -> None:
     from village_agent.config import Paths
     from village_agent.ui.errors import PinError
     from village_agent.ui.unlock import UnlockPin

@@ -114,7 +114,7 @@ def test_a_token_created_on_the_command_line_authenticates_as_its_staff_member(
     listing = capsys.readouterr().out
     assert "王芳" in listing and "县数据平台对接" in listing and "有效" in listing and token not in listing
     with township_server.town.store.engine.connect() as conn:
-        dump = "\n".join(conn.connection.driver_connection.iterdump())   # type: ignore[union-attr]
+        dump = "\n".join(conn.connection.driver_connection.iterdump())
     assert token not in dump and token.encode().hex() not in dump
 
 
@@ -203,7 +203,7 @@ def test_bad_input_gets_a_field_by_field_chinese_answer_and_unknown_matters_a_40
     with township_server.api(township_server.token("wang", capsys)) as api:
         bad = _assert_error(api.post(f"/matters/{matter_id}/classify", json={"expected_version": "x", "kind": "别的"}),
                             422, "invalid_request")
-        assert {f["field"] for f in bad["fields"]} == {"expected_version", "kind"}   # type: ignore[index]
+        assert {f["field"] for f in bad["fields"]} == {"expected_version", "kind"}
         _assert_error(api.post(f"/matters/{matter_id}/escalate", json={"expected_version": 0, "opinion": "",
                                                                        "confirm": True}), 422, "refused")
         _assert_error(api.get("/matters/AAAAA-BBBBB"), 404, "matter_not_found")

@@ -53,7 +53,7 @@ def build_the_two_months(town: TownApp) -> tuple[str, str]:
     town.handling.classify(promised, MatterKind.PROMISED, actor=OPERATOR, promised_limit=Limit(3, LimitUnit.WORKING_DAYS))
     late = village.file("MZ-003")
     town.handling.classify(late, MatterKind.IMMEDIATE, actor=OPERATOR)     # 30 office minutes, never done
-    town.clock.set(dt.datetime(2026, 10, 8, 10, tzinfo=BEIJING))         # type: ignore[attr-defined]
+    town.clock.set(dt.datetime(2026, 10, 8, 10, tzinfo=BEIJING))
     town.handling.record_result(promised, approved=True, summary="已办结", actor=OPERATOR)
     evaluations = Evaluations(town.handling)
     evaluations.rate_with_token(evaluations.issue_token(promised, by="wang"), Rating(Level.SATISFIED))

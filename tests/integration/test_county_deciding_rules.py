@@ -194,7 +194,7 @@ def test_refusing_a_major_matter_is_the_directors_and_every_refusal_is_in_the_re
 
 @pytest.mark.postgres
 def test_the_refusal_register_and_the_decisions_work_alike_on_postgresql(
-        tmp_path: Path, clock: FakeClock, postgres_cluster) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, clock: FakeClock, postgres_cluster) -> None:
     pg_hub = county(postgres_cluster.create_database(f"county_rules_{uuid.uuid4().hex[:8]}"), clock)
     township = linked_township(tmp_path / "town.db", clock, pg_hub)
     try:
@@ -239,7 +239,7 @@ def test_the_county_suspends_for_appraisal_resumes_and_both_tiers_count_the_coun
     replica = town.app.deadlines.load_clock(matter_id, TOWN_COUNTY_HOP)
     assert own.status is replica.status is ClockStatus.RUNNING
     assert own.due_at(calendar) == replica.due_at(town.app.deadlines.calendar) > due_before
-    suspension = hub.app.handling.history(matter_id).matter.clock.suspensions[-1]  # type: ignore[union-attr]
+    suspension = hub.app.handling.history(matter_id).matter.clock.suspensions[-1]
     assert suspension.reason is SuspensionReason.APPRAISAL and suspension.end_at == clock.now()
 
 

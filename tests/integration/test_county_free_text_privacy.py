@@ -23,7 +23,7 @@ from tests.town_fixtures import VillageDevice
 ID18 = with_check_char("43052419480312002")
 
 
-def _refused(act) -> str:  # type: ignore[no-untyped-def]
+def _refused(act) -> str:
     with pytest.raises(HandlingError) as caught:
         act()
     assert "不能填写" in str(caught.value) and ID18 not in str(caught.value) and "0731" not in str(caught.value)
@@ -31,7 +31,7 @@ def _refused(act) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_a_county_decision_with_a_number_in_its_reason_or_materials_is_refused_and_nothing_changes(
-        town: LinkedTownship, hub: County, clock) -> None:  # type: ignore[no-untyped-def]
+        town: LinkedTownship, hub: County, clock) -> None:
     matter_id = _escalate(town, hub, VillageDevice(town.app, village_code="V001"), clock)
     before = hub.app.handling.history(matter_id).matter.version
     assert "决定理由" in _refused(lambda: hub.app.handling.decide(
@@ -45,7 +45,7 @@ def test_a_county_decision_with_a_number_in_its_reason_or_materials_is_refused_a
 
 
 def test_the_townships_answer_to_a_county_notice_with_a_number_is_refused_and_the_notice_stays_open(
-        town: LinkedTownship, hub: County, clock) -> None:  # type: ignore[no-untyped-def]
+        town: LinkedTownship, hub: County, clock) -> None:
     matter_id = _escalate(town, hub, VillageDevice(town.app, village_code="V001"), clock)
     notice_id = hub.app.handling.issue_supervision(matter_id, "请说明逾期原因", actor=COUNTY_STAFF)
     town.sync()

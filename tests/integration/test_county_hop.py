@@ -223,7 +223,7 @@ def test_a_calendar_file_saved_by_another_county_process_is_taken_up_by_the_runn
 
 
 def test_a_township_link_key_revoked_with_county_hub_townships_revoke_gets_nothing_more_in_and_keeps_what_was_in(
-        tmp_path: Path, town: LinkedTownship, hub: County, clock: FakeClock, capsys) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, town: LinkedTownship, hub: County, clock: FakeClock, capsys) -> None:
     from hub.cli import main as county_hub
 
     village = VillageDevice(town.app)

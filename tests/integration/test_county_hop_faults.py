@@ -246,7 +246,7 @@ def test_an_honest_escalation_the_county_cannot_take_in_comes_back_to_the_townsh
     assert town.app.handling.page(matter_id).matter.stage is Stage.RESULT_READY
 
 
-def _without(hub: County, code: str):  # type: ignore[no-untyped-def]
+def _without(hub: County, code: str):
     """The county's catalogue without one item (an older catalogue than the township's)."""
     from dataclasses import replace
 

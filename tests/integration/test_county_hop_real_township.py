@@ -59,21 +59,21 @@ def _prepare(tmp_path: Path, county_port: int) -> tuple[Path, Path, list[str]]:
     return county_home, town_home, matter_ids
 
 
-def _county_matters(store) -> set[str]:  # type: ignore[no-untyped-def]
+def _county_matters(store) -> set[str]:
     from hub.store.tables import county_matter
 
     with store.engine.connect() as conn:
         return set(conn.execute(select(county_matter.c.matter_id)).scalars())
 
 
-def _township_stages(store) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _township_stages(store) -> dict[str, str]:
     from town_center.store.matter_tables import town_matter
 
     with store.engine.connect() as conn:
         return {r.matter_id: r.stage for r in conn.execute(select(town_matter.c.matter_id, town_matter.c.stage))}
 
 
-def _wait(what: str, done, timeout: float) -> None:  # type: ignore[no-untyped-def]
+def _wait(what: str, done, timeout: float) -> None:
     end = time.monotonic() + timeout
     while not done():
         if time.monotonic() > end:

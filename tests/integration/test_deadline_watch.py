@@ -121,7 +121,7 @@ def _watch(store: DeadlineStore, clock: FakeClock, receiver: RecordingReceiver, 
     return DeadlineWatch(store, clock, relay=relay, fired_by=owner)
 
 
-def _levels(report_fired: list) -> list[ClockState]:  # type: ignore[type-arg]
+def _levels(report_fired: list) -> list[ClockState]:
     return [e.level for e in report_fired]
 
 
@@ -146,7 +146,7 @@ def test_each_level_fires_exactly_once_as_time_passes(open_store: Callable[..., 
     assert receiver.kinds() == ["deadline_warning", "deadline_overdue", "deadline_supervise"]
     assert {n.recipient for n in receiver.sent} == {"op-07"}
     assert len(receiver.supervision) == 1 and "督办" in receiver.supervision[0].text_zh
-    assert store.load("M-1", "township").fired_level is ClockState.SUPERVISE  # type: ignore[union-attr]
+    assert store.load("M-1", "township").fired_level is ClockState.SUPERVISE
 
 
 def test_a_process_that_was_down_fires_every_missed_level_on_start_and_announces_only_the_highest(
@@ -192,7 +192,7 @@ def test_even_a_clock_row_that_forgot_what_fired_cannot_fire_a_level_twice(open_
         conn.execute(update(hop_deadline).values(fired_level=0, next_fire_at_ms=hop_deadline.c.warn_at_ms))
     assert store.fire_due(AFTER_WARN + dt.timedelta(minutes=1), fired_by="p2") == []
     assert store.outbox_counts() == {"pending": 1}
-    assert store.load("M-1", "township").fired_level is ClockState.WARNING  # type: ignore[union-attr]
+    assert store.load("M-1", "township").fired_level is ClockState.WARNING
 
 
 def test_a_suspended_clock_fires_nothing_until_it_is_resumed(open_store: Callable[..., DeadlineStore]) -> None:
@@ -243,7 +243,7 @@ def test_deadlines_saved_under_another_calendar_are_recomputed_on_start(open_sto
     old = open_store()
     clock_2027 = HopClock.received(sh(2026, 12, 28), WD(4), WD(20))
     old.save_clock("M-1", "township", clock_2027, now=sh(2026, 12, 28))
-    assert old.load("M-1", "township").due_at == sh(2027, 1, 1, 17, 30)  # type: ignore[union-attr]
+    assert old.load("M-1", "township").due_at == sh(2027, 1, 1, 17, 30)
 
     override = parse_override_toml(
         "format = 1\n[year_2027]\nconfirmed = true\nholidays = [{ from = 2027-01-01, to = 2027-01-03 }]\n"
@@ -251,7 +251,7 @@ def test_deadlines_saved_under_another_calendar_are_recomputed_on_start(open_sto
     new = open_store(WorkingCalendar(override))
     report = _watch(new, FakeClock(sh(2026, 12, 29)), RecordingReceiver()).run_once()
     assert report.recomputed == 1
-    assert new.load("M-1", "township").due_at == sh(2027, 1, 4, 17, 30)  # type: ignore[union-attr]
+    assert new.load("M-1", "township").due_at == sh(2027, 1, 4, 17, 30)
     assert new.recompute_stale(sh(2026, 12, 29)) == 0
 
 

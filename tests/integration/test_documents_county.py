@@ -63,7 +63,7 @@ def _name_staff(hub: County) -> None:
                                            disabled=False, created_at_ms=0, password_changed_at_ms=0))
 
 
-def _docs(hub: County, matter_id: str) -> dict[str, sql.IssuedDocument]:  # type: ignore[name-defined]
+def _docs(hub: County, matter_id: str) -> dict[str, sql.IssuedDocument]:
     documents = hub.app.handling.documents
     assert documents is not None
     return {d.title: documents.load(d.number) for d in documents.of_matter(matter_id)}

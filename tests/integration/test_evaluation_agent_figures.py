@@ -97,6 +97,6 @@ def test_the_intake_loops_pass_runs_at_most_every_fifteen_minutes(town: TownApp)
     second = done(town, agent)
     evaluations.rate_with_token(evaluations.issue_token(second, by="wang"), Rating(Level.VERY_SATISFIED))
     assert publisher.run_due() == 0                                    # too soon: waits for the next pass
-    town.clock.advance(dt.timedelta(minutes=16))  # type: ignore[attr-defined]
+    town.clock.advance(dt.timedelta(minutes=16))
     assert FiguresPublisher(town).run_due() == 1                       # another process sees the same pace
     assert list(figures_of(agent)[-1].months[0].level_counts) == [1, 1, 0, 0, 0]

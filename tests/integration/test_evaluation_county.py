@@ -42,7 +42,7 @@ def _done_and_rated(town: LinkedTownship, clock: FakeClock, village: str, rating
 
 
 def _signed_in(web: object, staff_id: str) -> TestClient:
-    client = TestClient(web, follow_redirects=False)  # type: ignore[arg-type]
+    client = TestClient(web, follow_redirects=False)
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
     assert token
     client.post("/login", data={"staff_id": staff_id, "password": PASSWORD, "next": "/", "csrf_token": token.group(1)})

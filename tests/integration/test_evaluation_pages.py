@@ -68,7 +68,7 @@ def signed_in(base: str, staff_id: str) -> httpx.Client:
 
 
 def rate_from_qr(running: Running, **fields: str) -> httpx.Response:
-    link = running.evaluations.evaluation_link(running.matter_id, running.base, by="wang", code=CODE)  # type: ignore[attr-defined]
+    link = running.evaluations.evaluation_link(running.matter_id, running.base, by="wang", code=CODE)
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(link.url).query))
     with httpx.Client(timeout=10) as phone:
         form_page = phone.get(link.url)
@@ -81,7 +81,7 @@ def test_a_villager_rates_through_the_public_page_with_the_token_once(running: R
     assert answer.status_code == 200 and "谢谢您的评价" in answer.text and "满意" in answer.text
     assert answer.headers["cache-control"] == "no-store" and "content-security-policy" in answer.headers
     with httpx.Client(base_url=running.base, timeout=10) as phone:
-        token = running.evaluations.issue_token  # type: ignore[attr-defined]
+        token = running.evaluations.issue_token
         again = phone.post("/evaluate", data={"t": "ABCDE-FGHJK", "level": "1"})
         assert again.status_code == 400 and "评价码不正确" in again.text
     with pytest.raises(Exception, match="一次一评"):

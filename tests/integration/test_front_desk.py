@@ -89,7 +89,7 @@ def test_a_walk_in_becomes_a_matter_signed_by_the_window_with_the_operator_as_fi
     assert len(receipt.lookup_code) == 11 and "一次性告知书" in receipt.notice
     # 首问 and 承办 are two people: whoever classifies becomes the 承办人.
     after = app.handling.classify(receipt.matter_id, MatterKind.REPORTED, actor=BACKUP)
-    assert after.owner == "li" and desk.window.first_asked(receipt.matter_id).staff_id == "wang"  # type: ignore[union-attr]
+    assert after.owner == "li" and desk.window.first_asked(receipt.matter_id).staff_id == "wang"
 
 
 def test_bad_walk_in_input_is_refused_in_chinese_and_nothing_is_saved(app: TownApp, desk: FrontDesk) -> None:
@@ -118,7 +118,7 @@ def test_someone_applying_on_anothers_behalf_brings_the_signed_authorization_whi
     page = app.handling.page(receipt.matter_id)
     assert page.authorization["method_zh"] == "已签字委托书照片" and not page.authorization.get("problem")
     assert desk.window.representative(receipt.matter_id) == {"name": "张强", "relation": "儿子"}
-    assert desk.window.first_asked(receipt.matter_id).on_behalf   # type: ignore[union-attr]
+    assert desk.window.first_asked(receipt.matter_id).on_behalf
 
 
 def test_a_walk_in_missing_an_auxiliary_material_is_taken_on_tolerance_with_the_promised_date(app: TownApp, desk: FrontDesk) -> None:
@@ -211,7 +211,7 @@ def test_a_simple_complaint_warns_goes_overdue_and_reaches_supervision_then_is_a
         desk.answer_case(case.case_id, "已批评教育", actor=OPERATOR)   # wang is complained about, not the handler
     answered = desk.answer_case(case.case_id, "经核实属实，已对当事人批评教育并当面致歉", actor=BACKUP)
     assert answered.stage is CaseStage.ANSWERED and "超期答复" in answered.events[-1].text_zh
-    assert app.deadlines.load_clock(case.register_no, hop).status is ClockStatus.STOPPED   # type: ignore[union-attr]
+    assert app.deadlines.load_clock(case.register_no, hop).status is ClockStatus.STOPPED
     closed = desk.record_feedback(case.case_id, Feedback.SATISFIED, "投诉人表示满意", actor=BACKUP)
     assert closed.stage is CaseStage.CLOSED and closed.feedback is Feedback.SATISFIED
 

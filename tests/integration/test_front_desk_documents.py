@@ -127,7 +127,7 @@ def test_a_reprint_of_a_front_desk_document_is_the_first_print_byte_for_byte(app
     auth = ConsoleAuth(app.store.engine, app.clock, kdf=ScryptParams(n=2**10, r=8, p=1))
     auth.create_staff("wang", "王芳", Role.OPERATOR, "青石镇窗口2026春季值班")
     client = TestClient(create_console_app(app, auth), follow_redirects=False)
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)  # type: ignore[union-attr]
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
     client.post("/login", data={"staff_id": "wang", "password": "青石镇窗口2026春季值班", "next": "/", "csrf_token": csrf})
     case = desk.register_case(CaseKind.PETITION, actor=OPERATOR, channel=Channel.VISIT, subject="宅基地纠纷",
                               content="邻居占地", person_name="孙七", handler="wang")
@@ -136,10 +136,10 @@ def test_a_reprint_of_a_front_desk_document_is_the_first_print_byte_for_byte(app
     moved = client.get(f"/front-desk/cases/{case.case_id}/print/receipt")
     assert moved.status_code == 303 and "/documents/" in moved.headers["location"]
     first = client.get(moved.headers["location"])
-    app.clock.advance(dt.timedelta(minutes=10))   # type: ignore[attr-defined]
+    app.clock.advance(dt.timedelta(minutes=10))
     again = client.get(moved.headers["location"])
     assert first.status_code == again.status_code == 200 and first.content == again.content
     [stored] = [d for d in desk.documents(case.case_id) if d.title == "信访事项告知书"]
-    assert first.content == app.handling.documents.load(stored.number).html.encode("utf-8")   # type: ignore[union-attr]
+    assert first.content == app.handling.documents.load(stored.number).html.encode("utf-8")
     assert "信访事项告知书" in first.text and "孙七" not in first.text
     assert client.get(f"/front-desk/cases/{case.case_id}/print/notice").status_code == 404   # a petition has none

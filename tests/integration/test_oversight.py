@@ -42,7 +42,7 @@ def late_matter(town: TownApp) -> tuple[VillageDevice, str]:
 
 def test_the_townships_own_supervision_notice_goes_to_the_owner_and_the_supervisor_not_the_laptop(town: TownApp) -> None:
     village, matter_id = late_matter(town)
-    town.clock.advance(dt.timedelta(days=7))  # type: ignore[attr-defined]
+    town.clock.advance(dt.timedelta(days=7))
     relay = OutboxRelay(town.deadlines, LogNotifier(), SignedSupervisionRecorder(town.services, town.handling.audience_for),
                         owner="test")
     fired = town.deadlines.fire_due(town.clock.now(), fired_by="test")
@@ -63,7 +63,7 @@ def test_the_townships_own_supervision_notice_goes_to_the_owner_and_the_supervis
 def test_the_daily_list_takes_the_cause_and_from_three_working_days_the_contact(town: TownApp) -> None:
     _, matter_id = late_matter(town)
     oversight = Oversight(town.handling)
-    town.clock.advance(dt.timedelta(days=2))  # type: ignore[attr-defined]   # Wednesday: 2 working days late
+    town.clock.advance(dt.timedelta(days=2))   # Wednesday: 2 working days late
     (item,) = oversight.daily()
     assert item.matter_id == matter_id and item.overdue_working_days == 2 and item.needs_cause and not item.needs_contact
     with pytest.raises(EvaluationError, match="超期原因"):
@@ -73,7 +73,7 @@ def test_the_daily_list_takes_the_cause_and_from_three_working_days_the_contact(
     oversight.record_cause(matter_id, "applicant", "已通知申请人补齐户口簿复印件", actor=OPERATOR)
     with pytest.raises(EvaluationError, match="满 3 个工作日"):
         oversight.record_contact(matter_id, reached=True, outcome="理解", actor=SUPERVISOR)
-    town.clock.advance(dt.timedelta(days=1))  # type: ignore[attr-defined]   # Thursday: 3 working days late
+    town.clock.advance(dt.timedelta(days=1))   # Thursday: 3 working days late
     (item,) = oversight.daily()
     assert item.overdue_working_days == 3 and item.needs_contact and item.cause is not None
     assert item.solution == "已通知申请人补齐户口簿复印件"
@@ -86,7 +86,7 @@ def test_the_daily_list_takes_the_cause_and_from_three_working_days_the_contact(
 
 def test_the_supervisor_sees_whom_to_call_on_the_daily_page(town: TownApp) -> None:
     late_matter(town)
-    town.clock.advance(dt.timedelta(days=3))  # type: ignore[attr-defined]
+    town.clock.advance(dt.timedelta(days=3))
     create_console_tables(town.store.engine)
     auth = ConsoleAuth(town.store.engine, town.clock, kdf=ScryptParams(n=2**10, r=8, p=1))
     auth.create_staff("qian", "钱督查", Role.SUPERVISOR, PASSWORD)

@@ -53,7 +53,7 @@ def test_more_villages_than_stream_slots_all_deliver_every_record_when_batches_a
             with guard:
                 working[0] -= 1
 
-    app.core.push = slow_batch  # type: ignore[method-assign]
+    app.core.push = slow_batch
     server, port = create_server(app.core, "127.0.0.1:0")
     server.start()
     clients: list[tuple[RelayClient, SqliteOutbox, Signer]] = []

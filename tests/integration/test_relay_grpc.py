@@ -160,7 +160,7 @@ def test_ten_thousand_forged_or_mutated_envelopes_are_all_refused_with_a_logged_
     assert len(logged) == 10_000
     assert harness.app.store.ingest_count() == 50
     assert harness.app.store.forks() == []
-    assert harness.app.store.author(honest.key_id).state is KeyState.APPROVED  # type: ignore[union-attr]
+    assert harness.app.store.author(honest.key_id).state is KeyState.APPROVED
 
 
 def test_replayed_old_envelopes_get_byte_identical_receipts_and_change_nothing(harness: Harness) -> None:
@@ -190,7 +190,7 @@ def test_different_bytes_for_a_stored_seq_are_refused_as_a_fork_kept_as_evidence
     [evidence] = harness.app.store.forks()
     assert (evidence.author_key_id, evidence.seq, evidence.held_hash, evidence.hash) == (
         agent.key_id, 3, payload_hash(envs[2].payload), payload_hash(fork.payload))
-    assert harness.app.store.author(agent.key_id).state is KeyState.QUARANTINED  # type: ignore[union-attr]
+    assert harness.app.store.author(agent.key_id).state is KeyState.QUARANTINED
     # The honest next link from the quarantined key is refused too, and nothing more is stored.
     honest_next = sign_next(agent, note_record(6), tip_of(envs), 8).envelope
     after = harness.push([honest_next])[0]
@@ -258,7 +258,7 @@ def test_a_rotation_signed_by_the_old_key_approves_the_new_key_and_closes_the_ol
     after = sign_next(old, note_record(6), rot.tip, 2).envelope
     response = harness.push([*envs, rot.envelope, after])[0]
     assert len(response.receipts) == 5 and [r.seq for r in response.refusals] == [6]
-    assert harness.app.store.author(old.key_id).state is KeyState.REVOKED  # type: ignore[union-attr]
+    assert harness.app.store.author(old.key_id).state is KeyState.REVOKED
     assert len(harness.push(chain(new, 3))[0].receipts) == 3
 
 
@@ -385,7 +385,7 @@ def test_a_township_refusing_streams_over_its_concurrency_bound_does_not_shrink_
             release.wait(20)
         return storing(envelopes, session)
 
-    h.app.core.push = slow_second_batch  # type: ignore[method-assign]
+    h.app.core.push = slow_second_batch
 
     def hold(signer: Signer) -> Iterator[relay_pb2.PushRequest]:
         first = sign_next(signer, note_record(1), GENESIS, to_unix_ms(START))

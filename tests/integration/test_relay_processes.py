@@ -26,7 +26,7 @@ from town_center.store import open_town_store
 
 
 @pytest.fixture
-def town(tmp_path: Path):  # type: ignore[no-untyped-def]
+def town(tmp_path: Path):
     home = tmp_path / "town"
     signer = init_town(home)
     db_url = f"sqlite:///{home / 'town.db'}"
@@ -55,7 +55,7 @@ def town(tmp_path: Path):  # type: ignore[no-untyped-def]
         p.log.close()
 
 
-def test_three_villages_recording_while_the_township_is_down_deliver_every_record_exactly_once(town) -> None:  # type: ignore[no-untyped-def]
+def test_three_villages_recording_while_the_township_is_down_deliver_every_record_exactly_once(town) -> None:
     villages = [town.village(f"V{i}", records=300, timeout_s=60) for i in range(3)]
     approve_villages(town.db_url, villages)
     for v in villages:
@@ -68,7 +68,7 @@ def test_three_villages_recording_while_the_township_is_down_deliver_every_recor
     assert assert_exactly_once(town.db_url, villages) == 900
 
 
-def test_township_sigkilled_fifty_times_mid_stream_loses_and_duplicates_nothing(town, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_township_sigkilled_fifty_times_mid_stream_loses_and_duplicates_nothing(town, tmp_path: Path) -> None:
     stop_file = tmp_path / "stop-recording"
     villages = [town.village(f"K{i}", records=0, until_file=stop_file, record_every_ms=20, per_tick=3,
                              batch_size=25, window=2, deadline_s=3, timeout_s=240) for i in range(3)]
@@ -102,7 +102,7 @@ def test_township_sigkilled_fifty_times_mid_stream_loses_and_duplicates_nothing(
     assert total > 0
 
 
-def test_a_laptop_restored_from_an_old_backup_reusing_seqs_is_detected_as_a_fork(town, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_laptop_restored_from_an_old_backup_reusing_seqs_is_detected_as_a_fork(town, tmp_path: Path) -> None:
     server = town.process().start()
     server.wait_serving()
     v = town.village("F1", records=10, timeout_s=30)
@@ -133,7 +133,7 @@ def test_a_laptop_restored_from_an_old_backup_reusing_seqs_is_detected_as_a_fork
 
 
 @pytest.mark.parametrize("days", [3653, -3653])
-def test_a_laptop_clock_ten_years_off_still_syncs_and_its_claims_are_flagged(town, days: int) -> None:  # type: ignore[no-untyped-def]
+def test_a_laptop_clock_ten_years_off_still_syncs_and_its_claims_are_flagged(town, days: int) -> None:
     server = town.process().start()
     server.wait_serving()
     v = town.village("C1", records=50, clock_offset_days=days, timeout_s=30)
@@ -154,7 +154,7 @@ def test_a_laptop_clock_ten_years_off_still_syncs_and_its_claims_are_flagged(tow
     assert all(t > 0 for _, _, t in rows)
 
 
-def test_everything_is_delivered_once_the_flaky_network_heals(town) -> None:  # type: ignore[no-untyped-def]
+def test_everything_is_delivered_once_the_flaky_network_heals(town) -> None:
     server = town.process().start()
     server.wait_serving()
     proxy = ChaosProxy(town.port).start()
@@ -175,7 +175,7 @@ def test_everything_is_delivered_once_the_flaky_network_heals(town) -> None:  # 
     assert assert_exactly_once(town.db_url, villages) == 1200
 
 
-def test_a_new_agent_key_is_pending_until_an_operator_approves_it(town) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_agent_key_is_pending_until_an_operator_approves_it(town) -> None:
     server = town.process().start()
     server.wait_serving()
     v = town.village("E1", records=5, timeout_s=60)
@@ -189,9 +189,12 @@ def test_a_new_agent_key_is_pending_until_an_operator_approves_it(town) -> None:
         assert agent is not None and agent.state is KeyState.PENDING and agent.tip.seq == 0
     finally:
         store.close()
-    run = lambda *a: subprocess.run([sys.executable, "-m", "town_center.cli", "agents", *a, "--home", str(town.home)],  # noqa: E731
-                                    cwd=REPO, capture_output=True, text=True, timeout=30,
-                                    env={"QUANCHENG_PASSPHRASE": "relay-test-passphrase", "PATH": "/usr/bin:/bin"})
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "town_center.cli", "agents", *args, "--home", str(town.home)],
+                              cwd=REPO, capture_output=True, text=True, timeout=30,
+                              env={"QUANCHENG_PASSPHRASE": "relay-test-passphrase", "PATH": "/usr/bin:/bin"})
+
     listing = run("list", "--state", "pending")
     assert v.signer.key_id in listing.stdout and "待审批" in listing.stdout
     approved = run("approve", v.signer.key_id[:10], "--by", "王五")
@@ -202,7 +205,7 @@ def test_a_new_agent_key_is_pending_until_an_operator_approves_it(town) -> None:
 
 
 @pytest.mark.postgres
-def test_villages_sync_to_a_township_that_stores_in_postgresql(tmp_path: Path, postgres_cluster) -> None:  # type: ignore[no-untyped-def]
+def test_villages_sync_to_a_township_that_stores_in_postgresql(tmp_path: Path, postgres_cluster) -> None:
     url = postgres_cluster.create_database("relay_serve")
     home = tmp_path / "town"
     signer = init_town(home, url)

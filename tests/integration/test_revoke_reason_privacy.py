@@ -81,7 +81,7 @@ def servers(tmp_path: Path, hub: County, town: LinkedTownship) -> Iterator[Serve
         county_server.stop()
 
 
-def _state(keys: list, key_id: str) -> KeyState:  # type: ignore[type-arg]
+def _state(keys: list, key_id: str) -> KeyState:
     return next(k.state for k in keys if k.key_id == key_id)
 
 

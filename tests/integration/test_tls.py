@@ -234,7 +234,7 @@ def test_the_township_link_to_the_county_runs_over_tls_from_enrollment_to_an_esc
     try:
         assert client.tls is not None and (client.tls.cert_chain is not None) is mutual
         client.sync_once()                                       # the link key's enrollment: pending
-        county.app.store.approve(town.county_link.signer.key_id, by="chen", now_ms=0)  # type: ignore[union-attr]
+        county.app.store.approve(town.county_link.signer.key_id, by="chen", now_ms=0)
         client.sync_once()
         village = VillageDevice(town)
         matter_id = village.file("MZ-001")
@@ -243,10 +243,10 @@ def test_the_township_link_to_the_county_runs_over_tls_from_enrollment_to_an_esc
         town.handling.escalate(matter_id, "乡镇初审通过", actor=OPERATOR)
         town.intake.run_once()
         assert client.sync_once().drained
-        town.county_link.fold()                                   # type: ignore[union-attr]
+        town.county_link.fold()
         assert town.handling.page(matter_id).matter.stage is Stage.ESCALATED
         assert client.sync_once().drained                         # the status record the receipt caused
-        assert town.county_link.outbox.pending_count() == 0      # type: ignore[union-attr]
+        assert town.county_link.outbox.pending_count() == 0
         county.app.handling.run_once()
         assert county.app.handling.history(matter_id).view.received_at == clock.now()
     finally:
@@ -266,7 +266,7 @@ def test_mutual_tls_refuses_a_township_without_a_certificate_from_the_county_ca_
     try:
         with pytest.raises(TlsHandshakeFailed, match="无法连接县级服务器.*客户端证书"):
             client.sync_once()
-        assert town.county_link.outbox.pending_count() == 1       # type: ignore[union-attr]
+        assert town.county_link.outbox.pending_count() == 1
         assert county.app.store.keys() == []
     finally:
         client.stop()

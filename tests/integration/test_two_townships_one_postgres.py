@@ -26,7 +26,7 @@ pytestmark = pytest.mark.postgres
 
 
 def test_villages_pushing_to_two_township_processes_on_one_postgres_store_everything_once(
-        tmp_path: Path, postgres_cluster) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, postgres_cluster) -> None:
     url = postgres_cluster.create_database("two_townships_relay")
     home = tmp_path / "town"
     signer = init_town(home, url)
@@ -59,7 +59,7 @@ def test_villages_pushing_to_two_township_processes_on_one_postgres_store_everyt
 
 
 def test_two_township_processes_sharing_one_county_link_sign_one_chain_the_county_accepts_whole(
-        tmp_path: Path, postgres_cluster) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, postgres_cluster) -> None:
     url = postgres_cluster.create_database("two_townships_link")
     clock = FakeClock(MONDAY_9AM)
     hub = county(f"sqlite:///{tmp_path / 'county.db'}", clock)
@@ -81,7 +81,7 @@ def test_two_township_processes_sharing_one_county_link_sign_one_chain_the_count
         for i, matter_id in enumerate(matters):
             apps[i % 2].handling.classify(matter_id, MatterKind.REPORTED, actor=OPERATOR)
 
-        def escalate(app, ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+        def escalate(app, ids: list[str]) -> None:
             for matter_id in ids:
                 app.handling.escalate(matter_id, "初审通过", actor=OPERATOR)
 

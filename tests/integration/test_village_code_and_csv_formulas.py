@@ -36,7 +36,7 @@ def _csv_rows(text: str) -> list[list[str]]:
 
 
 def test_a_record_claiming_another_village_counts_under_the_village_its_key_was_enrolled_for(
-        town: TownApp, web) -> None:  # type: ignore[no-untyped-def]
+        town: TownApp, web) -> None:
     device = VillageDevice(town, village_code="V001")
     device.village_code = "=1+1"          # the laptop now writes a formula into its records
     matter_id = device.file("MZ-003")
@@ -45,7 +45,7 @@ def test_a_record_claiming_another_village_counts_under_the_village_its_key_was_
     assert [r[0] for r in rows[1:]] == ["V001"]
 
 
-def test_a_village_code_enrolled_as_a_formula_is_downloaded_as_text(town: TownApp, web) -> None:  # type: ignore[no-untyped-def]
+def test_a_village_code_enrolled_as_a_formula_is_downloaded_as_text(town: TownApp, web) -> None:
     VillageDevice(town, village_code="=1+1").file("MZ-003")
     VillageDevice(town, village_code="@SUM(A1)").file("MZ-003")
     response = client_for(web, "zhao").get("/figures.csv", params={"by": "village"})

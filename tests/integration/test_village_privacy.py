@@ -51,7 +51,7 @@ def test_the_agent_itself_can_still_show_the_name_and_find_earlier_matters_by_id
         params = request_params(random.Random(5))
         params.pop("action")
         filed = actions.request(service, params)
-        assert service.applicant(filed["matter_id"]).name == params["name"]  # type: ignore[union-attr]
+        assert service.applicant(filed["matter_id"]).name == params["name"]
         earlier = service.earlier_matters(params["id_number"])
         assert [m.matter_id for m in earlier] == [filed["matter_id"]]
         assert earlier[0].id_masked == id_number.mask(params["id_number"])

@@ -101,7 +101,7 @@ def town(tmp_path: Path) -> Iterator[Town]:
     auth.create_staff("wang", "王芳", Role.OPERATOR, PASSWORD)
     auth.create_staff("li", "李强", Role.OPERATOR, PASSWORD)
     auth.create_staff("zhao", "赵主任", Role.DIRECTOR, PASSWORD)
-    made = Town(app, auth, VillageDevice(app), app.clock, [])  # type: ignore[arg-type]
+    made = Town(app, auth, VillageDevice(app), app.clock, [])
     try:
         yield made
     finally:

@@ -130,7 +130,7 @@ def _notifier(url: str, **kw: object) -> WebhookNotifier:
         "backoff": RetryPolicy(initial_s=0.05, cap_s=0.2, jitter=0),
     }
     options.update(kw)
-    return WebhookNotifier(url, SECRET, **options)  # type: ignore[arg-type]
+    return WebhookNotifier(url, SECRET, **options)
 
 
 def _staff_notice(key: str = "deadline:M-1:township:warning") -> Notification:

@@ -113,17 +113,17 @@ def test_two_hundred_idle_streams_lock_out_neither_an_honest_village_nor_the_hea
     stop = threading.Event()
     never = threading.Event()
     attackers = [grpc.insecure_channel(town.address) for _ in range(4)]
-    open_calls: list[grpc.Future] = []   # type: ignore[type-arg]
+    open_calls: list[grpc.Future] = []
 
     def idle() -> Iterator[relay_pb2.PushRequest]:
         never.wait(30)    # opens the stream, never sends a message
         return
         yield  # pragma: no cover - makes this a generator
 
-    def open_idle(i: int) -> grpc.Future:  # type: ignore[type-arg]
+    def open_idle(i: int) -> grpc.Future:
         call = attackers[i % len(attackers)].stream_stream(RELAY + "Push", request_serializer=relay_pb2.PushRequest.SerializeToString,
                                                            response_deserializer=relay_pb2.PushResponse.FromString)
-        return call(idle(), timeout=30)   # type: ignore[return-value]
+        return call(idle(), timeout=30)
 
     def hold_200() -> None:
         # One unauthenticated host keeps 200 Push streams open: every one the server ends is reopened.
@@ -131,7 +131,7 @@ def test_two_hundred_idle_streams_lock_out_neither_an_honest_village_nor_the_hea
         open_calls.extend(calls)
         while not stop.wait(0.1):
             for i, call in enumerate(calls):
-                if not call.is_active():  # type: ignore[attr-defined]
+                if not call.is_active():
                     calls[i] = open_idle(i)
                     open_calls.append(calls[i])
 
@@ -273,7 +273,7 @@ def test_the_same_record_twice_in_one_batch_gets_its_receipt_once_and_a_fork_in_
     assert len(response.receipts) == 1
     assert [(r.seq, r.reason) for r in response.refusals] == [(4, relay_pb2.REFUSAL_REASON_FORK),
                                                              (5, relay_pb2.REFUSAL_REASON_QUARANTINED)]
-    assert town.app.store.author(agent.key_id).state is KeyState.QUARANTINED  # type: ignore[union-attr]
+    assert town.app.store.author(agent.key_id).state is KeyState.QUARANTINED
     assert [(f.seq, f.hash) for f in town.app.store.forks()] == [(4, payload_hash(fork_of_4.payload))]
 
 
@@ -292,7 +292,7 @@ def _pull(town: Township, signer: Signer, *, at_ms: int | None = None, nonce: by
 def _refusal(call: grpc.UnaryUnaryMultiCallable, request: object) -> tuple[grpc.StatusCode, str, dict[str, str]]:
     with pytest.raises(grpc.RpcError) as refused:
         call(request, timeout=5)
-    return (refused.value.code(), *call_refusal(refused.value))   # type: ignore[return-value]
+    return (refused.value.code(), *call_refusal(refused.value))
 
 
 def test_a_captured_pull_or_recover_replayed_is_refused_and_a_stale_one_too(town: Township) -> None:
@@ -398,7 +398,7 @@ def test_claimed_times_are_judged_the_same_however_the_device_splits_its_streams
     assert town.app.store.time_flags(slow.key_id) == []
     # The same laptop, its clock set back a day after a sync an hour ago: flagged, once per record.
     town.clock.advance(dt.timedelta(hours=1))
-    tip = town.app.store.author(slow.key_id).tip  # type: ignore[union-attr]
+    tip = town.app.store.author(slow.key_id).tip
     back = notes(slow, 3, tip=tip, claimed_ms=[town.now_ms() - 86_400_000 + i for i in range(3)])
     town.push(back[:1])
     town.push(back[1:])
@@ -417,7 +417,7 @@ def test_every_refused_call_carries_a_machine_readable_reason(town: Township) ->
     def push_raw(raw: bytes) -> tuple[grpc.StatusCode, str, dict[str, str]]:
         with pytest.raises(grpc.RpcError) as refused:
             list(push(iter([raw]), timeout=5))
-        return (refused.value.code(), *call_refusal(refused.value))   # type: ignore[return-value]
+        return (refused.value.code(), *call_refusal(refused.value))
 
     too_many = relay_pb2.PushRequest(envelopes=notes(agent, 101)).SerializeToString()
     assert push_raw(too_many) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "BATCH_TOO_LARGE", {"max_batch": "100"})

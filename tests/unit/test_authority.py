@@ -39,7 +39,7 @@ HOUR = dt.timedelta(hours=1)
 DECISIONS = frozenset({MatterKind.IMMEDIATE, MatterKind.PROMISED, MatterKind.SUPPLEMENT, MatterKind.JOINT})
 
 
-def received(item=TOWN_ITEM) -> HandledMatter:  # type: ignore[no-untyped-def]
+def received(item=TOWN_ITEM) -> HandledMatter:
     return HandledMatter.received("m-1", item.code, Tier.TOWNSHIP, RECEIVED, item)
 
 
@@ -60,7 +60,7 @@ def test_a_catalogue_whose_typical_kind_contradicts_its_deciding_tier_is_refused
 
 
 @given(st.sampled_from(list(CATALOG)), st.sampled_from(list(Tier)))
-def test_no_tier_is_ever_allowed_a_decision_it_has_no_authority_for(item, tier) -> None:  # type: ignore[no-untyped-def]
+def test_no_tier_is_ever_allowed_a_decision_it_has_no_authority_for(item, tier) -> None:
     kinds = allowed_kinds(item, tier)
     if tier is not item.decided_by:
         assert not kinds & DECISIONS

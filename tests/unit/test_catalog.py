@@ -578,7 +578,7 @@ def test_the_notice_mentions_every_missing_material(case: tuple[CatalogItem, fro
 def test_catalog_values_are_immutable() -> None:
     item = SHIPPED.item("MZ-001")
     with pytest.raises(AttributeError):
-        item.name = "改名"  # type: ignore[misc]
+        item.name = "改名"
     with pytest.raises(TypeError):
-        item.limits[Tier.VILLAGE] = item.limits[Tier.TOWNSHIP]  # type: ignore[index]
+        item.limits[Tier.VILLAGE] = item.limits[Tier.TOWNSHIP]
     assert isinstance(SHIPPED, Catalog)

@@ -106,7 +106,7 @@ def public_limiter(clock: FakeClock) -> RateLimiter:
 def build_app(auth: ConsoleAuth, page_dir: Path, limiter: RateLimiter, **options: object) -> tuple[FastAPI, Console]:
     app = FastAPI()
     console = install_console(app, auth, templates_dir=page_dir, console_name="青石镇便民服务中心",
-                              public_paths=("/public",), **options)  # type: ignore[arg-type]
+                              public_paths=("/public",), **options)
 
     @app.get("/")
     def home(request: Request, who: ConsoleSession = Depends(require_role(Role.OPERATOR, Role.DIRECTOR))):
@@ -420,7 +420,7 @@ def test_signing_in_sets_an_httponly_strict_session_cookie_and_the_page_shows_wh
 
 
 def session_set_cookie(response: object) -> str:
-    return next(h for h in response.headers.get_list("set-cookie") if "session=" in h.split(";")[0])  # type: ignore[attr-defined]
+    return next(h for h in response.headers.get_list("set-cookie") if "session=" in h.split(";")[0])
 
 
 def test_the_session_cookie_is_marked_secure_when_configured_or_served_over_https(
@@ -658,7 +658,7 @@ def test_the_console_works_behind_a_path_prefix(auth: ConsoleAuth, page_dir: Pat
         assert to_login.status_code == 303 and to_login.headers["location"] == "/town/login?next=%2F"
         page = c.get("/town/login?next=%2F")
         assert 'action="/town/login"' in page.text and "/town/console-static/console.css" in page.text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
         signed_in = c.post("/town/login", data={"staff_id": "wangfang", "password": PASSWORD, "next": "/",
                                                 "csrf_token": token})
         assert signed_in.status_code == 303 and signed_in.headers["location"] == "/town/"

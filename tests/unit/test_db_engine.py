@@ -46,7 +46,7 @@ def test_the_pool_takes_the_callers_size_overflow_and_wait(tmp_path: Path) -> No
     engine = make_engine(str(tmp_path / "p.db"), pool_size=3, max_overflow=7, pool_timeout_s=12)
     try:
         pool = engine.pool
-        assert (pool.size(), pool._max_overflow, pool._timeout) == (3, 7, 12)  # type: ignore[attr-defined]
+        assert (pool.size(), pool._max_overflow, pool._timeout) == (3, 7, 12)
     finally:
         engine.dispose()
 
@@ -56,7 +56,7 @@ def test_postgresql_engines_pre_ping_and_keep_their_pool_settings() -> None:
                          hide_parameters=True)
     try:
         assert engine.pool._pre_ping
-        assert (engine.pool.size(), engine.pool._max_overflow) == (16, 32)  # type: ignore[attr-defined]
+        assert (engine.pool.size(), engine.pool._max_overflow) == (16, 32)
         assert engine.hide_parameters
         assert reader_engine(engine) is engine   # PostgreSQL reads never block writers
     finally:
@@ -95,7 +95,7 @@ def test_each_store_keeps_the_settings_it_had_before_the_factory(tmp_path: Path)
     try:
         assert _pragmas(relay) == {"journal_mode": "wal", "synchronous": 2, "busy_timeout": 15000, "foreign_keys": 0,
                                    "query_only": 0}
-        assert (relay.pool.size(), relay.pool._max_overflow) == (16, 64)  # type: ignore[attr-defined]
+        assert (relay.pool.size(), relay.pool._max_overflow) == (16, 64)
         assert _pragmas(deadlines) == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 30000,
                                        "foreign_keys": 0, "query_only": 0}
         assert deadlines.hide_parameters

@@ -205,7 +205,7 @@ def test_while_suspended_the_due_time_is_unknown_and_the_state_is_frozen(cal: Wo
     assert clock.due_at(cal) is None
     assert clock.deadlines(cal) is None
     assert clock.state_at(sh(2027, 1, 1), cal) is ClockState.ON_TIME
-    assert clock.remaining_at(sh(2027, 1, 1), cal).describe_zh() == "剩余2个工作日"  # type: ignore[union-attr]
+    assert clock.remaining_at(sh(2027, 1, 1), cal).describe_zh() == "剩余2个工作日"
 
 
 def test_suspending_an_overdue_clock_keeps_it_overdue(cal: WorkingCalendar, five_day_clock: HopClock) -> None:
@@ -394,7 +394,7 @@ def test_an_extension_never_passes_the_statutory_limit(
         at = start + decide_after + later_pause[0]
         extended = extended.suspend(at, TESTING).resume(at + later_pause[1])
         as_statutory = as_statutory.suspend(at, TESTING).resume(at + later_pause[1])
-        assert extended.due_at(cal) <= as_statutory.due_at(cal)  # type: ignore[operator]
+        assert extended.due_at(cal) <= as_statutory.due_at(cal)
 
 
 @PROPS

@@ -21,7 +21,7 @@ def content(**overrides: object) -> DocumentContent:
         issuer_name="青石镇便民服务中心", seal_text="青石镇人民政府便民服务中心", issued_at_ms=1_795_000_000_000,
         matter_id="m-1", addressee="李桂兰", opening="经审查，决定不予受理。", lines=(Line("退回理由", "主要材料缺失"),))
     values.update(overrides)
-    return DocumentContent(**values)  # type: ignore[arg-type]
+    return DocumentContent(**values)
 
 
 def test_a_number_reads_back_as_typed_with_ascii_brackets_or_full_width_digits() -> None:

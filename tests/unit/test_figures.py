@@ -21,7 +21,7 @@ H = dt.timedelta(hours=1)
 def facts(i: int, **kw: object) -> MatterFacts:
     base: dict[str, object] = dict(matter_id=f"m{i:03d}", village_code="V1", agent_key_id="a1", operator_id="op1", received_at=T0)
     base.update(kw)
-    return MatterFacts(**base)  # type: ignore[arg-type]
+    return MatterFacts(**base)
 
 
 def test_figures_count_received_completed_on_time_overdue_and_bad_reviews_per_village() -> None:

@@ -28,7 +28,7 @@ def town(tmp_path: Path) -> Iterator[TownApp]:
 
 
 @pytest.fixture
-def web(town: TownApp):  # type: ignore[no-untyped-def]
+def web(town: TownApp):
     create_console_tables(town.store.engine)
     auth = ConsoleAuth(town.store.engine, town.clock, kdf=ScryptParams(n=2**10, r=8, p=1))
     auth.create_staff("wang", "王芳", Role.OPERATOR, PASSWORD)
@@ -38,7 +38,7 @@ def web(town: TownApp):  # type: ignore[no-untyped-def]
     return create_console_app(town, auth)
 
 
-def signed_in(web, staff_id: str) -> tuple[TestClient, str]:  # type: ignore[no-untyped-def]
+def signed_in(web, staff_id: str) -> tuple[TestClient, str]:
     client = TestClient(web, follow_redirects=False)
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
     assert token
@@ -62,20 +62,20 @@ def walk_in_data(town: TownApp, csrf: str, **overrides: object) -> dict[str, obj
     return data
 
 
-def test_a_walk_in_posted_from_the_page_prints_a_receipt_with_the_lookup_code_once(town: TownApp, web) -> None:  # type: ignore[no-untyped-def]
+def test_a_walk_in_posted_from_the_page_prints_a_receipt_with_the_lookup_code_once(town: TownApp, web) -> None:
     client, csrf = signed_in(web, "wang")
     response = client.post("/front-desk/walk-in", data=walk_in_data(town, csrf))
     assert response.status_code == 200
     code = re.search(r'id="lookup-code">([^<]+)<', response.text)
     assert code and re.fullmatch(r"[2-9A-HJ-NP-Z]{5}-[2-9A-HJ-NP-Z]{5}", code.group(1))
     assert "王芳（窗口工作人员）" in response.text and "front_desk.css" in response.text
-    matter_id = re.search(r"/matters/([0-9a-f-]{36})", response.text).group(1)  # type: ignore[union-attr]
+    matter_id = re.search(r"/matters/([0-9a-f-]{36})", response.text).group(1)
     page = client.get(f"/matters/{matter_id}").text
     assert "王芳（窗口工作人员，现场登记）" in page and "乡镇便民服务中心窗口" in page
     assert code.group(1) not in page    # the township keeps only the code's hash
 
 
-def test_a_refused_walk_in_keeps_what_was_typed_except_the_id_number_and_says_why_in_chinese(town: TownApp, web) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_walk_in_keeps_what_was_typed_except_the_id_number_and_says_why_in_chinese(town: TownApp, web) -> None:
     client, csrf = signed_in(web, "wang")
     response = client.post("/front-desk/walk-in", data=walk_in_data(town, csrf, id_number="110101199003070012",
                                                                      signature=""))
@@ -86,14 +86,14 @@ def test_a_refused_walk_in_keeps_what_was_typed_except_the_id_number_and_says_wh
     assert re.search(r'name="brought" value="[^"]+" checked', response.text)
 
 
-def test_the_administrator_may_look_but_registers_nothing(town: TownApp, web) -> None:  # type: ignore[no-untyped-def]
+def test_the_administrator_may_look_but_registers_nothing(town: TownApp, web) -> None:
     client, csrf = signed_in(web, "admin")
     assert client.get("/front-desk").status_code == 200
     response = client.post("/front-desk/walk-in", data=walk_in_data(town, csrf))
     assert response.status_code == 403 and "系统管理员" in response.text
 
 
-def test_an_operator_never_sees_who_complained_and_the_director_does(town: TownApp, web) -> None:  # type: ignore[no-untyped-def]
+def test_an_operator_never_sees_who_complained_and_the_director_does(town: TownApp, web) -> None:
     client, csrf = signed_in(web, "wang")
     response = client.post("/front-desk/cases", data={
         "csrf_token": csrf, "kind": "complaint", "channel": "phone", "complexity": "simple", "person_name": "李四",
@@ -106,7 +106,7 @@ def test_an_operator_never_sees_who_complained_and_the_director_does(town: TownA
     assert "李四" in director.get(case_url).text and "李四" in director.get("/front-desk/cases?kind=complaint").text
 
 
-def test_a_consultation_prints_its_one_time_notification_and_an_unknown_entry_is_a_chinese_404(town: TownApp, web) -> None:  # type: ignore[no-untyped-def]
+def test_a_consultation_prints_its_one_time_notification_and_an_unknown_entry_is_a_chinese_404(town: TownApp, web) -> None:
     client, csrf = signed_in(web, "wang")
     response = client.post("/front-desk/cases", data={
         "csrf_token": csrf, "kind": "consultation", "channel": "visit", "person_name": "吴九", "subject": "低保怎么申请",
@@ -121,7 +121,7 @@ def test_a_consultation_prints_its_one_time_notification_and_an_unknown_entry_is
     assert missing.status_code == 404 and "找不到该登记" in missing.text
 
 
-def test_a_booking_at_a_bad_time_is_refused_in_chinese_and_lists_nothing(town: TownApp, web) -> None:  # type: ignore[no-untyped-def]
+def test_a_booking_at_a_bad_time_is_refused_in_chinese_and_lists_nothing(town: TownApp, web) -> None:
     client, csrf = signed_in(web, "wang")
     response = client.post("/front-desk/appointments", data={
         "csrf_token": csrf, "applicant_name": "钱阿姨", "phone": "13900003333", "catalog_code": "MZ-001",
@@ -135,7 +135,7 @@ def test_a_booking_at_a_bad_time_is_refused_in_chinese_and_lists_nothing(town: T
     assert "请填写日期" in client.get("/front-desk/appointments").text
 
 
-def test_a_complaint_about_a_matter_is_registered_from_its_page_and_links_back(town: TownApp, web) -> None:  # type: ignore[no-untyped-def]
+def test_a_complaint_about_a_matter_is_registered_from_its_page_and_links_back(town: TownApp, web) -> None:
     from tests.town_fixtures import VillageDevice
 
     matter_id = VillageDevice(town).file("MZ-001")
@@ -150,7 +150,7 @@ def test_a_complaint_about_a_matter_is_registered_from_its_page_and_links_back(t
     assert f'href="/matters/{matter_id}"' in client.get(response.headers["location"]).text
 
 
-def test_a_walk_ins_hand_over_slip_carries_the_evaluation_qr_and_the_applicant_rates_through_the_public_page(  # type: ignore[no-untyped-def]
+def test_a_walk_ins_hand_over_slip_carries_the_evaluation_qr_and_the_applicant_rates_through_the_public_page(
         town: TownApp, web) -> None:
     from shared.domain.catalog import MatterKind
     from shared.domain.handling import Actor
@@ -169,8 +169,8 @@ def test_a_walk_ins_hand_over_slip_carries_the_evaluation_qr_and_the_applicant_r
     assert done.status_code == 303 and done.headers["location"].endswith(f"/front-desk/walk-ins/{matter_id}/slip")
     slip = client.get(done.headers["location"]).text
     assert "交付签收单" in slip and "准予临时救助 800 元" in slip and "<svg" in slip and "李强" in slip
-    url = re.search(r'id="evaluation-url">([^<]+)<', slip).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
-    token = re.search(r'id="evaluation-token">([^<]+)<', slip).group(1)  # type: ignore[union-attr]
+    url = re.search(r'id="evaluation-url">([^<]+)<', slip).group(1).replace("&amp;", "&")
+    token = re.search(r'id="evaluation-token">([^<]+)<', slip).group(1)
     assert url.startswith("https://qingshi.example.cn/evaluate?t=") and token.replace("-", "") in url.replace("-", "")
     assert matter_id not in re.sub(r'href="[^"]*"', "", slip)   # the slip names the matter, never by its id
 

@@ -25,7 +25,7 @@ RECEIVED = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 
 
-def received(item=TOWN_ITEM) -> HandledMatter:  # type: ignore[no-untyped-def]
+def received(item=TOWN_ITEM) -> HandledMatter:
     return HandledMatter.received("m-1", item.code, Tier.TOWNSHIP, RECEIVED)
 
 

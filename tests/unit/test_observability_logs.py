@@ -28,7 +28,7 @@ def test_an_id_number_ending_in_x_is_masked_too() -> None:
 
 
 @pytest.fixture()
-def restore_root_logging():  # type: ignore[no-untyped-def]
+def restore_root_logging():
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield
@@ -36,7 +36,7 @@ def restore_root_logging():  # type: ignore[no-untyped-def]
     root.setLevel(level)
 
 
-def test_json_lines_hold_the_message_the_logger_and_extras_with_personal_data_masked(restore_root_logging) -> None:  # type: ignore[no-untyped-def]
+def test_json_lines_hold_the_message_the_logger_and_extras_with_personal_data_masked(restore_root_logging) -> None:
     out = io.StringIO()
     configure_logging(fmt="json", stream=out)
     log = logging.getLogger("town_center.test")
@@ -52,7 +52,7 @@ def test_json_lines_hold_the_message_the_logger_and_extras_with_personal_data_ma
     assert ID_NUMBER not in out.getvalue() and "13912345678" not in out.getvalue()
 
 
-def test_plain_text_logs_are_masked_as_well(restore_root_logging) -> None:  # type: ignore[no-untyped-def]
+def test_plain_text_logs_are_masked_as_well(restore_root_logging) -> None:
     out = io.StringIO()
     configure_logging(fmt="text", stream=out)
     logging.getLogger("hub.test").info("电话 %s", "13812345678")
@@ -65,7 +65,7 @@ def test_an_unknown_log_format_is_refused_in_chinese() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
-def test_a_newline_in_an_enrollment_name_cannot_forge_a_log_line(restore_root_logging, fmt: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_newline_in_an_enrollment_name_cannot_forge_a_log_line(restore_root_logging, fmt: str) -> None:
     out = io.StringIO()
     configure_logging(fmt=fmt, stream=out)
     forged = "张三\n2026-12-05 08:00:00,000 INFO town_center.console: 管理员 admin 已批准全部设备\r\x1b[2K"

@@ -108,7 +108,7 @@ def parse(parser: Parser, argv: list[str], what: str) -> argparse.Namespace:
 @pytest.mark.parametrize("name", list(UNITS))
 def test_each_unit_file_parses_and_configparser_reads_it_too(name: str) -> None:
     reader = configparser.ConfigParser(strict=False, interpolation=None, delimiters=("=",))
-    reader.optionxform = str  # type: ignore[assignment, method-assign]
+    reader.optionxform = str
     reader.read(OPS / "systemd" / name, encoding="utf-8")
     assert {"Unit", "Service"} <= set(reader.sections())
     assert reader["Service"]["Type"] == "simple" and "serve" in reader["Service"]["ExecStart"]

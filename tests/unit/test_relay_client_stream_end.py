@@ -77,7 +77,7 @@ def test_a_stream_cancelled_after_some_receipts_keeps_them_and_sends_the_rest_on
     client, outbox = _client(tmp_path, town, 60)
     receiver = _Receiver(town, cut=2)
     sync = SyncResult()
-    client._push_all(receiver, sync)   # type: ignore[arg-type]
+    client._push_all(receiver, sync)
     assert sync.drained and sync.confirmed == 60 and outbox.pending_count() == 0
     # Two streams cut after their first batch (10 each), then the rest on streams answered whole.
     assert receiver.streams == 2 + 2
@@ -96,7 +96,7 @@ def test_a_stream_cancelled_before_any_receipt_is_still_a_failure_the_run_loop_b
             yield  # pragma: no cover
 
     with pytest.raises(grpc.RpcError):
-        client._push_all(_Silent(town, cut=0), SyncResult())   # type: ignore[arg-type]
+        client._push_all(_Silent(town, cut=0), SyncResult())
     assert outbox.pending_count() == 5
     client._drop_channel()
     with pytest.raises(PeerUnavailable, match="连接被中断"):

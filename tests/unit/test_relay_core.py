@@ -23,7 +23,7 @@ NOW = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def core(tmp_path: Path):  # type: ignore[no-untyped-def]
+def core(tmp_path: Path):
     app = build_app(f"sqlite:///{tmp_path / 't.db'}", Signer.generate(), clock=FakeClock(NOW),
                     limits=RelayLimits(max_batch=50, claimed_time_tolerance_ms=60_000))
     yield app.core
@@ -36,7 +36,7 @@ def agent(core: RelayCore) -> Signer:
     return s
 
 
-def envs(signer: Signer, claimed_ms: list[int]):  # type: ignore[no-untyped-def]
+def envs(signer: Signer, claimed_ms: list[int]):
     tip, out = GENESIS, []
     for ms in claimed_ms:
         signed = sign_next(signer, note_record(tip.seq + 1), tip, ms)
@@ -55,9 +55,9 @@ def test_claimed_times_ahead_of_now_or_before_the_previous_receipt_are_flagged(c
     now = to_unix_ms(NOW)
     batch = envs(s, [now - 5_000, now + 30_000, now + 3_600_000, now - 86_400_000])
     core.push(batch[:3], PushSession())
-    core.clock.advance(dt.timedelta(minutes=1))  # type: ignore[attr-defined]
+    core.clock.advance(dt.timedelta(minutes=1))
     core.push(batch[3:], PushSession())         # a new connection: judged against the last receipt
-    flags = core.ingest.time_flags(s.key_id)     # type: ignore[attr-defined]
+    flags = core.ingest.time_flags(s.key_id)
     assert [(f.seq, "快" in f.reason) for f in flags] == [(3, True), (4, False)]
     assert "早于" in flags[1].reason
 
@@ -69,8 +69,8 @@ def test_a_backlog_sent_in_several_batches_of_one_stream_is_not_flagged(core: Re
     session = PushSession()
     for i in range(0, 40, 10):
         core.push(batch[i:i + 10], session)
-        core.clock.advance(dt.timedelta(seconds=1))  # type: ignore[attr-defined]
-    assert core.ingest.time_flags(s.key_id) == []   # type: ignore[attr-defined]
+        core.clock.advance(dt.timedelta(seconds=1))
+    assert core.ingest.time_flags(s.key_id) == []
 
 
 def test_records_of_an_unknown_key_are_refused_as_unknown(core: RelayCore) -> None:
@@ -147,36 +147,36 @@ def test_stream_admission_evicts_per_address_and_per_key_and_times_out_idle_stre
                                             first_message_after_ms=1_000, idle_after_ms=5_000), now=lambda: now[0])
     try:
         calls = [_Call() for _ in range(3)]
-        streams = [admission.open(c, "10.0.0.1") for c in calls]   # type: ignore[arg-type]
+        streams = [admission.open(c, "10.0.0.1") for c in calls]
         assert calls[0].cancelled and not calls[1].cancelled and not calls[2].cancelled   # oldest of the address
         other = _Call()
-        honest = admission.open(other, "10.0.0.2")   # type: ignore[arg-type]
+        honest = admission.open(other, "10.0.0.2")
         assert honest is not None and not other.cancelled
         admission.authenticated(honest, "k1")
         again = _Call()
-        newer = admission.open(again, "10.0.0.2")    # type: ignore[arg-type]
+        newer = admission.open(again, "10.0.0.2")
         assert newer is not None
         admission.authenticated(newer, "k1")           # the same key reconnects: its stale stream goes
         assert other.cancelled and not again.cancelled
         # Full of authenticated streams: a new one evicts the oldest unauthenticated one, never an authenticated one.
         for s, k in ((streams[1], "k2"), (streams[2], "k3")):
-            admission.authenticated(s, k)  # type: ignore[arg-type]
+            admission.authenticated(s, k)
         late = _Call()
-        assert admission.open(late, "10.0.0.3") is not None and admission.counts()["streams"] == 4   # type: ignore[arg-type]
+        assert admission.open(late, "10.0.0.3") is not None and admission.counts()["streams"] == 4
         last = _Call()
-        assert admission.open(last, "10.0.0.4") is not None and late.cancelled   # type: ignore[arg-type]
+        assert admission.open(last, "10.0.0.4") is not None and late.cancelled
         for s in (streams[1], streams[2], newer):
-            admission.phase(s, "waiting")  # type: ignore[arg-type]
+            admission.phase(s, "waiting")
         now[0] = 2.0
         assert admission.sweep() == 1 and last.cancelled      # no first message within 1 s
         admission.phase(newer, "working")
         now[0] = 8.0
         assert admission.sweep() == 2 and not again.cancelled  # idle 5 s after a message; a working stream is not
         full = StreamAdmission(RelayLimits(max_concurrent_streams=1), now=lambda: now[0])
-        only = full.open(_Call(), "10.0.0.5")   # type: ignore[arg-type]
+        only = full.open(_Call(), "10.0.0.5")
         assert only is not None
         full.authenticated(only, "k9")
-        assert full.open(_Call(), "10.0.0.6") is None and full.counts()["refused"] == 1   # type: ignore[arg-type]
+        assert full.open(_Call(), "10.0.0.6") is None and full.counts()["refused"] == 1
         full.close()
     finally:
         admission.close()
@@ -190,17 +190,17 @@ def test_a_resend_on_a_second_stream_racing_the_first_is_receipted_as_duplicates
     reads = {"n": 0}
     real_author = core.ingest.author
 
-    def author_read_before_the_other_stream_stored(key_id: str):  # type: ignore[no-untyped-def]
+    def author_read_before_the_other_stream_stored(key_id: str):
         # The second stream read the tip just before the first stream committed the same records.
         reads["n"] += 1
         return stale if reads["n"] == 1 else real_author(key_id)
 
     core.push(batch, PushSession())                       # the first stream stores them
-    core.ingest.author = author_read_before_the_other_stream_stored  # type: ignore[method-assign]
+    core.ingest.author = author_read_before_the_other_stream_stored
     try:
         again = core.push(batch, PushSession())           # the reconnect's resend, classified on a stale tip
     finally:
-        core.ingest.author = real_author  # type: ignore[method-assign]
+        core.ingest.author = real_author
     from shared.wire.v1 import envelope_pb2
     receipted = [envelope_pb2.Receipt.FromString(r.payload).seq for r in again.receipts]
     assert receipted == [1, 2, 3, 4, 5] and not again.refusals
@@ -212,11 +212,11 @@ def test_a_stream_whose_first_batch_is_being_verified_is_not_evicted_for_its_add
     admission = StreamAdmission(RelayLimits(max_concurrent_streams=10, max_unauthenticated_per_address=1), now=lambda: 0.0)
     try:
         working_call, newcomer = _Call(), _Call()
-        working = admission.open(working_call, "10.0.0.9")   # type: ignore[arg-type]
-        admission.phase(working, "working")                    # type: ignore[arg-type]
-        assert admission.open(newcomer, "10.0.0.9") is not None and not working_call.cancelled   # type: ignore[arg-type]
+        working = admission.open(working_call, "10.0.0.9")
+        admission.phase(working, "working")
+        assert admission.open(newcomer, "10.0.0.9") is not None and not working_call.cancelled
         third = _Call()
-        admission.open(third, "10.0.0.9")                      # type: ignore[arg-type]
+        admission.open(third, "10.0.0.9")
         assert newcomer.cancelled and not working_call.cancelled   # the silent one makes room
     finally:
         admission.close()
@@ -229,12 +229,12 @@ def test_when_every_slot_is_taken_a_device_idle_after_its_batch_gives_way_but_on
     admission = StreamAdmission(RelayLimits(max_concurrent_streams=2), now=lambda: now[0])
     try:
         busy_call, idle_call = _Call(), _Call()
-        busy, idle = admission.open(busy_call, "10.0.1.1"), admission.open(idle_call, "10.0.1.2")  # type: ignore[arg-type]
-        admission.authenticated(busy, "k1")   # type: ignore[arg-type]
-        admission.authenticated(idle, "k2")   # type: ignore[arg-type]
-        admission.phase(busy, "working")      # type: ignore[arg-type]
-        admission.phase(idle, "waiting")      # type: ignore[arg-type]
-        assert admission.open(_Call(), "10.0.1.3") is not None   # type: ignore[arg-type]
+        busy, idle = admission.open(busy_call, "10.0.1.1"), admission.open(idle_call, "10.0.1.2")
+        admission.authenticated(busy, "k1")
+        admission.authenticated(idle, "k2")
+        admission.phase(busy, "working")
+        admission.phase(idle, "waiting")
+        assert admission.open(_Call(), "10.0.1.3") is not None
         assert idle_call.cancelled and not busy_call.cancelled
     finally:
         admission.close()
@@ -246,15 +246,15 @@ def test_at_the_stream_cap_a_first_batch_being_stored_is_never_evicted_but_an_un
     admission = StreamAdmission(RelayLimits(max_concurrent_streams=2), now=lambda: 0.0)
     try:
         storing_call, answering_call = _Call(), _Call()
-        storing = admission.open(storing_call, "10.0.2.1")       # type: ignore[arg-type]
-        answering = admission.open(answering_call, "10.0.2.2")   # type: ignore[arg-type]
-        admission.phase(storing, "working")                       # type: ignore[arg-type]
-        admission.phase(answering, "answering")                   # type: ignore[arg-type]  # nothing on it verified
-        newcomer = admission.open(_Call(), "10.0.2.3")            # type: ignore[arg-type]
+        storing = admission.open(storing_call, "10.0.2.1")
+        answering = admission.open(answering_call, "10.0.2.2")
+        admission.phase(storing, "working")
+        admission.phase(answering, "answering")                   # nothing on it verified
+        newcomer = admission.open(_Call(), "10.0.2.3")
         assert newcomer is not None and answering_call.cancelled and not storing_call.cancelled
-        admission.phase(newcomer, "working")                      # type: ignore[arg-type]
+        admission.phase(newcomer, "working")
         # Both slots mid-batch (their records may already be stored): the next one is refused, not let in.
-        assert admission.open(_Call(), "10.0.2.4") is None        # type: ignore[arg-type]
+        assert admission.open(_Call(), "10.0.2.4") is None
         assert not storing_call.cancelled and admission.counts()["refused"] == 1
     finally:
         admission.close()

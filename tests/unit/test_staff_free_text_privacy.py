@@ -18,7 +18,7 @@ ID18 = with_check_char("43052419480312002")
 MOBILE = "+86 139-0731-0001"
 
 
-def _in_progress():  # type: ignore[no-untyped-def]
+def _in_progress():
     return received().classify(MatterKind.PROMISED, actor=A, at=RECEIVED, item=TOWN_ITEM, calendar=CAL)
 
 

@@ -26,11 +26,11 @@ def _enrol(town: TownApp, village_code: str, holder: str) -> Signer:
     return signer
 
 
-def _notice(client: TestClient, response) -> str:  # type: ignore[no-untyped-def]
+def _notice(client: TestClient, response) -> str:
     return client.get(response.headers["location"]).text
 
 
-def test_a_look_alike_enrollment_needs_its_fingerprint_and_its_village_clash_is_flagged(web, town: TownApp, village) -> None:  # type: ignore[no-untyped-def]
+def test_a_look_alike_enrollment_needs_its_fingerprint_and_its_village_clash_is_flagged(web, town: TownApp, village) -> None:
     look_alike = _enrol(town, "V001", "代办员V001")      # the same village and name as the enrolled laptop
     client = client_for(web, "zhao")
     page = client.get("/agents").text
@@ -41,20 +41,20 @@ def test_a_look_alike_enrollment_needs_its_fingerprint_and_its_village_clash_is_
     for typed in ("", "00000" if not shown.endswith("00000") else "11111", shown.split()[0]):
         response = client.post(url, data={"csrf_token": csrf(client), "fingerprint_check": typed})
         assert response.status_code == 303 and "指纹核对不符" in _notice(client, response)
-    assert town.store.author(look_alike.key_id).state is KeyState.PENDING  # type: ignore[union-attr]
+    assert town.store.author(look_alike.key_id).state is KeyState.PENDING
     response = client.post(url, data={"csrf_token": csrf(client), "fingerprint_check": shown.split()[-1]})
     assert "已批准" in _notice(client, response)
-    assert town.store.author(look_alike.key_id).state is KeyState.APPROVED  # type: ignore[union-attr]
+    assert town.store.author(look_alike.key_id).state is KeyState.APPROVED
 
 
-def test_a_pending_enrollment_from_another_village_is_not_flagged(web, town: TownApp, village) -> None:  # type: ignore[no-untyped-def]
+def test_a_pending_enrollment_from_another_village_is_not_flagged(web, town: TownApp, village) -> None:
     _enrol(town, "V002", "王五")
     page = client_for(web, "admin").get("/agents").text
     assert "待审批的登记（1）" in page and "村代码重复" not in page and "已有其他设备" not in page
     assert re.search(r'name="fingerprint_check"[^>]*pattern="\[0-9\]\{5\}"', page)
 
 
-def test_the_cli_flags_a_village_code_clash_and_refuses_a_wrong_fingerprint(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_the_cli_flags_a_village_code_clash_and_refuses_a_wrong_fingerprint(tmp_path: Path, capsys) -> None:
     from tests.relay_fakes import PASSPHRASE, init_town
     from town_center.bootstrap import build_app, load_signer
     from town_center.cli import main as town_center
@@ -79,12 +79,12 @@ def test_the_cli_flags_a_village_code_clash_and_refuses_a_wrong_fingerprint(tmp_
     assert first.key_id != look_alike.key_id
 
 
-def test_a_pending_enrollment_older_than_the_expiry_leaves_the_page(web, town: TownApp) -> None:  # type: ignore[no-untyped-def]
+def test_a_pending_enrollment_older_than_the_expiry_leaves_the_page(web, town: TownApp) -> None:
     import datetime as dt
 
     _enrol(town, "V003", "赵六")
     client = client_for(web, "admin")
     assert "待审批的登记（1）" in client.get("/agents").text
-    town.clock.advance(dt.timedelta(days=15))  # type: ignore[attr-defined]
+    town.clock.advance(dt.timedelta(days=15))
     page = client_for(web, "admin").get("/agents").text      # signed in again: the session has expired too
     assert "代办员设备" in page and "待审批的登记" not in page and town.store.keys(KeyState.PENDING) == []

@@ -15,7 +15,7 @@ def _filing(matter_id: str) -> records_pb2.Record:
     return record
 
 
-def _wait_for(predicate, timeout_s: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+def _wait_for(predicate, timeout_s: float = 20.0) -> bool:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         if predicate():

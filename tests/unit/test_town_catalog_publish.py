@@ -63,7 +63,7 @@ def test_a_version_can_be_published_only_once(app: TownApp) -> None:
     assert catalogue_updates(app, village) == ["2026.3"]
 
 
-def test_the_catalog_publish_command_names_the_bad_field_in_chinese_and_publishes_a_good_file(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_the_catalog_publish_command_names_the_bad_field_in_chinese_and_publishes_a_good_file(tmp_path: Path, capsys) -> None:
     import os
 
     from shared import cli_common

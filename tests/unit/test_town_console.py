@@ -42,7 +42,7 @@ def auth(town: TownApp) -> ConsoleAuth:
 
 
 @pytest.fixture
-def web(town: TownApp, auth: ConsoleAuth):  # type: ignore[no-untyped-def]
+def web(town: TownApp, auth: ConsoleAuth):
     return create_console_app(town, auth, public_limiter=RateLimiter(capacity=3, refill_per_second=0.001, clock=town.clock))
 
 
@@ -51,7 +51,7 @@ def village(town: TownApp) -> VillageDevice:
     return VillageDevice(town, village_code="V001")
 
 
-def client_for(web, staff_id: str | None) -> TestClient:  # type: ignore[no-untyped-def]
+def client_for(web, staff_id: str | None) -> TestClient:
     client = TestClient(web, follow_redirects=False)
     if staff_id is not None:
         page = client.get("/login")
@@ -75,7 +75,7 @@ def version_on(client: TestClient, matter_id: str) -> str:
     return match.group(1)
 
 
-def test_no_console_page_opens_without_signing_in(web) -> None:  # type: ignore[no-untyped-def]
+def test_no_console_page_opens_without_signing_in(web) -> None:
     client = client_for(web, None)
     for path in ("/", "/matters/x", "/supervision", "/extensions", "/agents", "/figures", "/figures.csv", "/follow-ups"):
         response = client.get(path)
@@ -163,12 +163,12 @@ def test_a_stale_expected_version_shows_the_concurrency_message_and_keeps_the_ot
 def _with_pending_extension(town: TownApp, village: VillageDevice) -> str:
     matter_id = village.file("MZ-003")
     town.handling.classify(matter_id, MatterKind.PROMISED, actor=OPERATOR)
-    limit = town.handling.page(matter_id).matter.clock.statutory  # type: ignore[union-attr]
+    limit = town.handling.page(matter_id).matter.clock.statutory
     town.handling.request_extension(matter_id, limit, "需现场核实", actor=OPERATOR)
     return matter_id
 
 
-def test_an_operator_cannot_approve_an_extension(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_an_operator_cannot_approve_an_extension(web, town: TownApp, village: VillageDevice) -> None:
     matter_id = _with_pending_extension(town, village)
     client = client_for(web, "wang")
     version = str(town.handling.page(matter_id).matter.version)
@@ -184,16 +184,16 @@ def test_the_director_approves_an_extension_from_the_list(web, town: TownApp, vi
     client = client_for(web, "zhao")
     listing = client.get("/extensions")
     assert "需现场核实" in listing.text and "批准" in listing.text
-    version = re.search(r'name="expected_version" value="(\d+)"', listing.text).group(1)  # type: ignore[union-attr]
+    version = re.search(r'name="expected_version" value="(\d+)"', listing.text).group(1)
     response = client.post(f"/extensions/{matter_id}", data={"csrf_token": csrf(client), "expected_version": version,
                                                              "decision": "approve"})
     assert response.status_code == 303 and "已批准延期" in client.get(response.headers["location"]).text
     matter = town.handling.page(matter_id).matter
-    assert matter.pending_extension is None and len(matter.clock.extensions) == 1  # type: ignore[union-attr]
+    assert matter.pending_extension is None and len(matter.clock.extensions) == 1
     assert "尚未告知" in client.get(f"/matters/{matter_id}").text
 
 
-def test_an_operator_cannot_approve_or_revoke_agent_devices(web, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_an_operator_cannot_approve_or_revoke_agent_devices(web, village: VillageDevice) -> None:
     client = client_for(web, "wang")
     assert "代办员V001" in client.get("/agents").text
     response = client.post(f"/agents/{village.signer.key_id}/revoke", data={"csrf_token": csrf(client), "reason": "丢失"})
@@ -208,7 +208,7 @@ def test_the_administrator_revokes_an_agent_device_with_a_reason(web, town: Town
     assert agent.state.value == "revoked" and agent.status_reason == "笔记本丢失"
 
 
-def test_figures_show_a_chart_and_download_as_csv(web, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_figures_show_a_chart_and_download_as_csv(web, village: VillageDevice) -> None:
     village.file("MZ-003")
     client = client_for(web, "zhao")
     page = client.get("/figures", params={"by": "village"})
@@ -230,7 +230,7 @@ def test_the_public_page_shows_the_stage_but_never_the_applicants_name_or_phone(
         assert secret not in found.text
 
 
-def test_an_unknown_and_a_malformed_code_get_the_same_answer(web, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_and_a_malformed_code_get_the_same_answer(web, village: VillageDevice) -> None:
     village.file("MZ-003", lookup_hash=lookup_code_hash(CODE))
     client = client_for(web, None)
     unknown = client.post("/public", data={"code": "ZZZZZ-ZZZZZ"})
@@ -239,7 +239,7 @@ def test_an_unknown_and_a_malformed_code_get_the_same_answer(web, village: Villa
     assert unknown.text == malformed.text and "未查到" in unknown.text
 
 
-def test_the_public_lookup_answers_429_after_too_many_lookups(web) -> None:  # type: ignore[no-untyped-def]
+def test_the_public_lookup_answers_429_after_too_many_lookups(web) -> None:
     client = client_for(web, None)
     for _ in range(3):
         assert client.post("/public", data={"code": "ZZZZZ-ZZZZZ"}).status_code == 404
@@ -293,7 +293,7 @@ def test_an_overdue_matter_appears_on_the_supervision_list_in_the_supervise_colo
 
     late = village.file("MZ-003")
     town.handling.classify(late, MatterKind.IMMEDIATE, actor=OPERATOR)
-    town.clock.advance(dt.timedelta(days=7))  # type: ignore[attr-defined]
+    town.clock.advance(dt.timedelta(days=7))
     client = client_for(web, "wang")
     page = client.get("/supervision").text
     assert late in page and "超期督办" in page and 'data-state="supervise"' in page

@@ -49,7 +49,7 @@ def auth(town: TownApp) -> ConsoleAuth:
 
 
 @pytest.fixture
-def web(town: TownApp, auth: ConsoleAuth):  # type: ignore[no-untyped-def]
+def web(town: TownApp, auth: ConsoleAuth):
     return create_console_app(town, auth, public_limiter=RateLimiter(capacity=3, refill_per_second=0.001, clock=town.clock))
 
 
@@ -58,7 +58,7 @@ def village(town: TownApp) -> VillageDevice:
     return VillageDevice(town, village_code="V001")
 
 
-def client_for(web, staff_id: str) -> TestClient:  # type: ignore[no-untyped-def]
+def client_for(web, staff_id: str) -> TestClient:
     client = TestClient(web, follow_redirects=False)
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
     assert token
@@ -83,7 +83,7 @@ def kind_options(page: str) -> set[str]:
 
 
 def test_the_console_offers_only_return_or_escalate_for_a_county_matter_and_a_crafted_post_fails(
-        web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+        web, town: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-004")
     client = client_for(web, "wang")
     page = client.get(f"/matters/{matter_id}").text
@@ -102,7 +102,7 @@ def test_the_console_offers_only_return_or_escalate_for_a_county_matter_and_a_cr
 
 
 def test_a_township_matter_offers_its_own_kinds_and_a_promise_is_written_from_the_chosen_limit(
-        web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+        web, town: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
     client = client_for(web, "wang")
     assert kind_options(client.get(f"/matters/{matter_id}").text) == {
@@ -119,7 +119,7 @@ def test_a_township_matter_offers_its_own_kinds_and_a_promise_is_written_from_th
 
 
 def test_a_village_decided_matter_is_tracked_at_the_township_and_classifying_it_is_refused_not_a_crash(
-        web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+        web, town: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("RS-003")
     matter = town.handling.page(matter_id).matter
     assert matter.stage is Stage.VILLAGE_OWN
@@ -138,7 +138,7 @@ def test_a_village_decided_matter_is_tracked_at_the_township_and_classifying_it_
 
 
 def test_every_refusal_is_registered_and_a_major_one_waits_for_the_director(
-        web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+        web, town: TownApp, village: VillageDevice) -> None:
     plain = village.file("MZ-003")
     town.handling.classify(plain, MatterKind.RETURNED, actor=OPERATOR, return_reason="不属于临时救助范围")
     decided = village.file("MZ-003")
@@ -167,7 +167,7 @@ def test_every_refusal_is_registered_and_a_major_one_waits_for_the_director(
 
 
 def test_a_matter_left_unaccepted_warns_goes_overdue_and_reaches_the_supervision_list(
-        web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+        web, town: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
     clock = town.deadlines.load_clock(matter_id, ACCEPTANCE_HOP)
     assert clock is not None
@@ -181,7 +181,7 @@ def test_a_matter_left_unaccepted_warns_goes_overdue_and_reaches_the_supervision
 
 
 def test_the_inbox_pages_through_every_matter_and_puts_elderly_applicants_first(
-        web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+        web, town: TownApp, village: VillageDevice) -> None:
     ids = [village.file("MZ-003") for _ in range(5)]
     first = town.handling.inbox_page(page=1, page_size=2)
     rest = town.handling.inbox_page(page=2, page_size=2).items + town.handling.inbox_page(page=3, page_size=2).items
@@ -191,7 +191,7 @@ def test_the_inbox_pages_through_every_matter_and_puts_elderly_applicants_first(
     assert "共 5 件" in client.get("/").text
 
 
-def test_a_handover_names_an_existing_active_colleague(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_a_handover_names_an_existing_active_colleague(web, town: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
     town.handling.classify(matter_id, MatterKind.IMMEDIATE, actor=OPERATOR)
     client = client_for(web, "wang")
@@ -206,7 +206,7 @@ def test_a_handover_names_an_existing_active_colleague(web, town: TownApp, villa
     assert ok.status_code == 303 and town.handling.page(matter_id).matter.owner == "li"
 
 
-def test_an_escalation_needs_an_opinion_and_a_confirmation(web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_an_escalation_needs_an_opinion_and_a_confirmation(web, town: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-004")
     town.handling.classify(matter_id, MatterKind.REPORTED, actor=OPERATOR)
     client = client_for(web, "wang")
@@ -219,7 +219,7 @@ def test_an_escalation_needs_an_opinion_and_a_confirmation(web, town: TownApp, v
     assert town.handling.page(matter_id).matter.escalation_sent_at is None
 
 
-def test_what_does_not_exist_answers_a_chinese_page_never_an_english_error(web, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+def test_what_does_not_exist_answers_a_chinese_page_never_an_english_error(web, village: VillageDevice) -> None:
     client = client_for(web, "wang")
     for path in ("/no-such-page", "/matters/00000000-0000-0000-0000-000000000000"):
         response = client.get(path, headers={"accept": "text/html"})
@@ -229,7 +229,7 @@ def test_what_does_not_exist_answers_a_chinese_page_never_an_english_error(web, 
 
 
 def test_the_matter_page_shows_the_decision_maker_the_authorization_note_and_the_elderly_flag(
-        web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+        web, town: TownApp, village: VillageDevice) -> None:
     matter_id = village.file("MZ-003")
     page = client_for(web, "wang").get(f"/matters/{matter_id}").text
     assert 'id="authorization"' in page and "首问责任人" in page and "承办人" in page
@@ -259,7 +259,7 @@ def test_a_reported_matters_township_hop_is_charged_on_the_township_clock_not_th
 
 
 def test_a_blank_or_tiny_drawn_authorization_is_shown_as_invalid_and_the_matter_can_only_be_returned_or_supplemented(
-        web, town: TownApp, village: VillageDevice) -> None:  # type: ignore[no-untyped-def]
+        web, town: TownApp, village: VillageDevice) -> None:
     from tests.unit.test_village_signature import blank_png, signature_png
     from tests.village_fixtures import TINY_PNG
     client = client_for(web, "wang")

@@ -48,14 +48,14 @@ def ledger_length(capsys: pytest.CaptureFixture[str]) -> int:
     return int(json.loads(out)["last_seq"])
 
 
-def file_request(capsys: pytest.CaptureFixture[str], item=VILLAGE_ITEM, materials=None) -> str:  # type: ignore[no-untyped-def]
+def file_request(capsys: pytest.CaptureFixture[str], item=VILLAGE_ITEM, materials=None) -> str:
     brought = ",".join(materials if materials is not None else [m.id for m in item.materials])
     code, out, err = run(capsys, "request", *VILLAGER, "--matter", item.code, "--materials", brought, *WITNESS, "--json")
     assert code == 0, err
     return str(json.loads(out)["lookup_code"])
 
 
-def test_a_request_missing_a_main_and_a_tolerated_material_is_returned_with_its_notice(data, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_request_missing_a_main_and_a_tolerated_material_is_returned_with_its_notice(data, capsys) -> None:
     code, out, err = run(capsys, "request", *VILLAGER, "--matter", ITEM.code,
                          "--materials", ",".join(m.id for m in ITEM.main_materials[1:]), *WITNESS)
     assert code == 0, err
@@ -66,19 +66,19 @@ def test_a_request_missing_a_main_and_a_tolerated_material_is_returned_with_its_
     assert code == 0 and "退回告知书" in receipt and "一次性告知书" in receipt and "退回原因" in receipt
 
 
-def test_the_help_names_only_sub_commands_that_exist(capsys) -> None:  # type: ignore[no-untyped-def]
+def test_the_help_names_only_sub_commands_that_exist(capsys) -> None:
     parser = build_parser()
-    commands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    commands = set(parser._subparsers._group_actions[0].choices)
     mentioned = set(re.findall(r"village-agent ([a-z][a-z-]*)", parser.description or ""))
     assert mentioned and mentioned <= commands, mentioned - commands
-    for sub in parser._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
+    for sub in parser._subparsers._group_actions[0].choices.values():
         for action in sub._actions:
             for named in re.findall(r"village-agent ([a-z][a-z-]*)", action.help or ""):
                 assert named in commands, (sub.prog, named)
     assert "catalog" in commands
 
 
-def test_catalog_lists_every_code_with_its_materials_and_their_ids(data, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_catalog_lists_every_code_with_its_materials_and_their_ids(data, capsys) -> None:
     code, out, _ = run(capsys, "catalog")
     assert code == 0
     for item in CATALOG:
@@ -90,7 +90,7 @@ def test_catalog_lists_every_code_with_its_materials_and_their_ids(data, capsys)
     assert "主要材料，缺少即退回" in out
 
 
-def test_catalog_for_one_code_shows_its_limits_fee_and_basis_and_an_unknown_code_is_refused(data, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_catalog_for_one_code_shows_its_limits_fee_and_basis_and_an_unknown_code_is_refused(data, capsys) -> None:
     code, out, _ = run(capsys, "catalog", ITEM.code.lower())
     assert code == 0 and ITEM.name in out and ITEM.fee in out and "本县规定时限" in out and "报送乡镇" in out
     assert all(m.id in out for m in ITEM.materials)
@@ -121,7 +121,7 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("argv, expected", BAD_INPUTS)
-def test_bad_input_is_answered_in_chinese_without_a_traceback_and_saves_nothing(data, capsys, argv: list[str], expected: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_answered_in_chinese_without_a_traceback_and_saves_nothing(data, capsys, argv: list[str], expected: str) -> None:
     before = ledger_length(capsys)
     code, out, err = run(capsys, *argv)
     assert code == 2, out + err
@@ -130,7 +130,7 @@ def test_bad_input_is_answered_in_chinese_without_a_traceback_and_saves_nothing(
     assert ledger_length(capsys) == before
 
 
-def test_bad_passphrase_missing_data_folder_and_bad_json_are_answered_in_chinese(data, capsys, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_passphrase_missing_data_folder_and_bad_json_are_answered_in_chinese(data, capsys, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("QUANCHENG_PASSPHRASE", "wrong-passphrase")
     code, _, err = run(capsys, "list")
     assert code == 2 and "口令错误" in err
@@ -141,7 +141,7 @@ def test_bad_passphrase_missing_data_folder_and_bad_json_are_answered_in_chinese
     assert code == 2 and "文件或目录不存在" in err
 
 
-def test_batch_answers_each_bad_line_in_chinese_and_keeps_what_good_lines_saved(data, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_batch_answers_each_bad_line_in_chinese_and_keeps_what_good_lines_saved(data, capsys, monkeypatch) -> None:
     import io
 
     good = json.dumps({"action": "request", "name": "李桂兰", "id_number": ID_NUMBER, "phone": "13907310001",
@@ -159,7 +159,7 @@ def test_batch_answers_each_bad_line_in_chinese_and_keeps_what_good_lines_saved(
     assert ledger_length(capsys) == 6
 
 
-def test_sign_off_needs_the_villagers_mark_and_takes_a_signature_fingerprint_or_witness(data, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sign_off_needs_the_villagers_mark_and_takes_a_signature_fingerprint_or_witness(data, capsys, tmp_path) -> None:
     codes = [file_request(capsys) for _ in range(4)]
     for c in codes:
         assert run(capsys, "handover", "--code", c, "--result", "资格认证已通过")[0] == 0
@@ -183,7 +183,7 @@ def test_sign_off_needs_the_villagers_mark_and_takes_a_signature_fingerprint_or_
     assert code == 0 and "已签收评价" in out
 
 
-def test_list_and_show_name_matters_by_lookup_code_and_materials_by_name_only(data, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_list_and_show_name_matters_by_lookup_code_and_materials_by_name_only(data, capsys) -> None:
     lookup = file_request(capsys, ITEM, [m.id for m in ITEM.materials])
     code, listed, _ = run(capsys, "list")
     assert code == 0 and lookup in listed and ITEM.name in listed and "报送时限" in listed
@@ -195,7 +195,7 @@ def test_list_and_show_name_matters_by_lookup_code_and_materials_by_name_only(da
         assert not re.search(r"^[a-z_]+: ", text, flags=re.M)   # no English keys
 
 
-def test_the_installed_console_script_answers_bad_json_in_chinese(data, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_installed_console_script_answers_bad_json_in_chinese(data, tmp_path) -> None:
     script = Path(sys.executable).parent / "village-agent"
     result = subprocess.run([str(script), "batch", "--data", str(data)], input="{not json\n", capture_output=True, text=True,
                             timeout=120, env={"QUANCHENG_PASSPHRASE": PASSPHRASE, "PATH": "/usr/bin:/bin"})
@@ -203,7 +203,7 @@ def test_the_installed_console_script_answers_bad_json_in_chinese(data, tmp_path
     assert json.loads(result.stdout) == {"ok": False, "error": "第 1 行不是有效的 JSON"}
 
 
-def test_forfeit_names_one_appointment_and_is_refused_in_chinese_before_the_time_and_without_a_contact(data, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_forfeit_names_one_appointment_and_is_refused_in_chinese_before_the_time_and_without_a_contact(data, capsys) -> None:
     code, out, err = run(capsys, "appointment", "--at", "2030-01-02T09:30", "--place", "service_room", "--purpose", "补交材料", "--json")
     assert code == 0, err
     short = json.loads(out)["appointment_no"]

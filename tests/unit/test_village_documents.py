@@ -48,10 +48,10 @@ def form(**overrides: object) -> RequestForm:
         address="东山村三组 12 号", catalog_code=ITEM.code, materials_brought=[m.id for m in ITEM.main_materials],
         authorization_method="witness", witness_name="村委会 张主任", witness_statement="申请人口头委托")
     values.update(overrides)
-    return RequestForm(**values)  # type: ignore[arg-type]
+    return RequestForm(**values)
 
 
-def lines_of(doc) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def lines_of(doc) -> dict[str, str]:
     return {line.label: line.value for line in doc.content.lines}
 
 

@@ -38,14 +38,14 @@ def agent(tmp_path: Path) -> Iterator[tuple[AgentService, Signer, FakeClock]]:
     service.store.close()
 
 
-def file(service: AgentService, item=REPORTED) -> str:  # type: ignore[no-untyped-def]
+def file(service: AgentService, item=REPORTED) -> str:
     return service.file_request(RequestForm(
         applicant_name="李桂兰", id_number=with_check_char("43052419480312002"), phone="13907310001", address="东山村",
         catalog_code=item.code, materials_brought=[m.id for m in item.materials], authorization_method="witness",
         witness_name="赵六", witness_statement="口头委托")).matter_id
 
 
-def hop_now(service: AgentService, matter_id: str):  # type: ignore[no-untyped-def]
+def hop_now(service: AgentService, matter_id: str):
     state = service.store.matter_state(matter_id)
     item = service.catalog.item(state.catalog_code)
     received = service.store.receipt_times([state.filed_seq]).get(state.filed_seq)
@@ -63,21 +63,21 @@ def township_receipt(service: AgentService, township: Signer, matter_id: str, at
     assert village_outbox(service).confirm([sign_receipt(township, receipt)], now_ms=to_unix_ms(at)) == 1
 
 
-def test_the_report_hop_is_due_one_working_day_after_the_request_on_the_working_calendar(agent) -> None:  # type: ignore[no-untyped-def]
+def test_the_report_hop_is_due_one_working_day_after_the_request_on_the_working_calendar(agent) -> None:
     service, _, _ = agent
     hop = hop_now(service, file(service))
     assert hop.title_zh == "报送时限" and hop.due_zh == "2026-11-24 17:30" and hop.css == "on-time"
     assert hop.source_zh == "本县规定时限" and "承诺 1个工作日" in hop.limit_zh
 
 
-def test_a_request_filed_on_friday_evening_is_due_on_tuesday_not_over_the_weekend(agent) -> None:  # type: ignore[no-untyped-def]
+def test_a_request_filed_on_friday_evening_is_due_on_tuesday_not_over_the_weekend(agent) -> None:
     service, _, clock = agent
     clock.set(dt.datetime(2026, 11, 27, 11, 0, tzinfo=dt.UTC))   # Friday 19:00 in Shanghai, after office hours
     hop = hop_now(service, file(service))
     assert hop.due_zh == "2026-12-01 17:30"   # received Monday, one working day: Tuesday's close
 
 
-def test_the_report_hop_warns_then_goes_overdue_while_the_township_has_not_received_it(agent) -> None:  # type: ignore[no-untyped-def]
+def test_the_report_hop_warns_then_goes_overdue_while_the_township_has_not_received_it(agent) -> None:
     service, _, clock = agent
     matter_id = file(service)
     clock.advance(dt.timedelta(hours=8))          # Monday 18:00: within a working day of the due time
@@ -86,7 +86,7 @@ def test_the_report_hop_warns_then_goes_overdue_while_the_township_has_not_recei
     assert (hop_now(service, matter_id).css, hop_now(service, matter_id).state_zh) == ("overdue", "已超期")
 
 
-def test_the_township_receipt_stops_the_report_hop_on_time(agent) -> None:  # type: ignore[no-untyped-def]
+def test_the_township_receipt_stops_the_report_hop_on_time(agent) -> None:
     service, township, clock = agent
     matter_id = file(service)
     township_receipt(service, township, matter_id, NOW + 2 * SHANGHAI_HOUR)
@@ -95,7 +95,7 @@ def test_the_township_receipt_stops_the_report_hop_on_time(agent) -> None:  # ty
     assert hop.state_zh == "按时报送" and hop.css == "done" and "乡镇已收到（2026-11-23 12:00）" == hop.stopped_zh
 
 
-def test_a_late_receipt_stops_the_clock_and_shows_the_report_was_late(agent) -> None:  # type: ignore[no-untyped-def]
+def test_a_late_receipt_stops_the_clock_and_shows_the_report_was_late(agent) -> None:
     service, township, clock = agent
     matter_id = file(service)
     township_receipt(service, township, matter_id, NOW + dt.timedelta(days=3))   # Thursday
@@ -103,7 +103,7 @@ def test_a_late_receipt_stops_the_clock_and_shows_the_report_was_late(agent) -> 
     assert hop.state_zh == "超时报送" and hop.css == "overdue-done"
 
 
-def test_a_village_decided_matter_runs_its_handling_clock_until_the_hand_over(agent) -> None:  # type: ignore[no-untyped-def]
+def test_a_village_decided_matter_runs_its_handling_clock_until_the_hand_over(agent) -> None:
     service, _, clock = agent
     matter_id = file(service, VILLAGE_ITEM)
     hop = hop_now(service, matter_id)
@@ -115,7 +115,7 @@ def test_a_village_decided_matter_runs_its_handling_clock_until_the_hand_over(ag
     assert hop_now(service, matter_id).state_zh == "按时办结"
 
 
-def test_a_request_the_village_returned_at_intake_has_no_report_clock(agent) -> None:  # type: ignore[no-untyped-def]
+def test_a_request_the_village_returned_at_intake_has_no_report_clock(agent) -> None:
     service, _, _ = agent
     matter_id = service.file_request(RequestForm(
         applicant_name="李桂兰", id_number=with_check_char("43052419480312002"), phone="13907310001", address="东山村",
@@ -125,7 +125,7 @@ def test_a_request_the_village_returned_at_intake_has_no_report_clock(agent) -> 
     assert hop.css == "untimed" and "退回" in hop.state_zh
 
 
-def test_a_withdrawal_before_the_receipt_stops_the_report_clock(agent) -> None:  # type: ignore[no-untyped-def]
+def test_a_withdrawal_before_the_receipt_stops_the_report_clock(agent) -> None:
     service, _, clock = agent
     matter_id = file(service)
     clock.advance(dt.timedelta(hours=1))
@@ -135,7 +135,7 @@ def test_a_withdrawal_before_the_receipt_stops_the_report_clock(agent) -> None: 
     assert hop.state_zh == "已撤回，停止计时" and hop.css == "done"
 
 
-def test_a_limit_the_catalogue_marks_statutory_is_labelled_as_such_and_any_other_as_the_countys_own(agent) -> None:  # type: ignore[no-untyped-def]
+def test_a_limit_the_catalogue_marks_statutory_is_labelled_as_such_and_any_other_as_the_countys_own(agent) -> None:
     import dataclasses
     from types import MappingProxyType
 

@@ -39,16 +39,16 @@ def service(tmp_path: Path) -> Iterator[AgentService]:
     service.store.close()
 
 
-def form(item=ITEM, **overrides: object) -> RequestForm:  # type: ignore[no-untyped-def]
+def form(item=ITEM, **overrides: object) -> RequestForm:
     values: dict[str, object] = dict(
         applicant_name="李桂兰", id_number=with_check_char("43052419480312002"), phone="13907310001",
         address="东山村三组 12 号", catalog_code=item.code, materials_brought=[m.id for m in item.main_materials],
         authorization_method="witness", witness_name="村委会 张主任", witness_statement="申请人口头委托")
     values.update(overrides)
-    return RequestForm(**values)  # type: ignore[arg-type]
+    return RequestForm(**values)
 
 
-def test_a_request_missing_a_main_and_a_tolerated_material_is_returned_with_its_notice_not_a_crash(service) -> None:  # type: ignore[no-untyped-def]
+def test_a_request_missing_a_main_and_a_tolerated_material_is_returned_with_its_notice_not_a_crash(service) -> None:
     main = [m.id for m in ITEM.main_materials]
     filed = service.file_request(form(materials_brought=main[1:]))   # first main material and every auxiliary one missing
     state = service.store.matter_state(filed.matter_id)
@@ -66,27 +66,27 @@ def test_a_request_missing_a_main_and_a_tolerated_material_is_returned_with_its_
     assert service.store.outbox_size() == 2 + 4
 
 
-def test_a_returned_request_ignores_commitment_dates_the_form_sent(service) -> None:  # type: ignore[no-untyped-def]
+def test_a_returned_request_ignores_commitment_dates_the_form_sent(service) -> None:
     filed = service.file_request(form(materials_brought=[], commitments={TOLERATED.id: "2026-12-01"}))
     assert filed.assessment.outcome is IntakeOutcome.RETURN
     assert len(service.store.filing_record(filed.matter_id).request_filed.tolerated_missing) == 0
 
 
-def test_a_commitment_for_a_material_the_item_does_not_have_is_refused_and_nothing_is_written(service) -> None:  # type: ignore[no-untyped-def]
+def test_a_commitment_for_a_material_the_item_does_not_have_is_refused_and_nothing_is_written(service) -> None:
     with pytest.raises(FormError) as caught:
         service.file_request(form(commitments={"no_such_paper": "2026-12-01"}))
     assert "no_such_paper" in str(caught.value) and "该事项没有这些材料" in str(caught.value)
     assert service.store.count_matters() == 0 and service.store.tip().seq == 1
 
 
-def test_an_unconditional_material_marked_not_applicable_is_refused_by_name(service) -> None:  # type: ignore[no-untyped-def]
+def test_an_unconditional_material_marked_not_applicable_is_refused_by_name(service) -> None:
     with pytest.raises(FormError) as caught:
         service.file_request(form(not_applicable=[TOLERATED.id]))
     assert TOLERATED.name in str(caught.value) and "不能标为不适用" in str(caught.value)
     assert TOLERATED.id not in str(caught.value)
 
 
-def test_the_receipt_prints_not_applicable_as_such_and_tolerated_materials_with_their_dates(service) -> None:  # type: ignore[no-untyped-def]
+def test_the_receipt_prints_not_applicable_as_such_and_tolerated_materials_with_their_dates(service) -> None:
     others = [m for m in ITEM.auxiliary_materials if m not in (CONDITIONAL, TOLERATED)]
     commitments = {TOLERATED.id: "2026-12-05", **{m.id: "2026-12-10" for m in others}}
     filed = service.file_request(form(not_applicable=[CONDITIONAL.id], commitments=commitments))
@@ -101,12 +101,12 @@ def test_the_receipt_prints_not_applicable_as_such_and_tolerated_materials_with_
     assert state.not_applicable == (CONDITIONAL.id,)
 
 
-def _kind(m) -> str:  # type: ignore[no-untyped-def]
+def _kind(m) -> str:
     tag = "辅助材料，可容缺" if m.tolerated_missing else "辅助材料"
     return f"{tag}；仅{m.condition}需要"
 
 
-def test_the_receipt_shows_the_lookup_code_and_where_to_look_it_up(service) -> None:  # type: ignore[no-untyped-def]
+def test_the_receipt_shows_the_lookup_code_and_where_to_look_it_up(service) -> None:
     filed = service.file_request(form(materials_brought=[m.id for m in ITEM.materials]))
     text = receipt_text(build_receipt(service, filed.matter_id))
     assert f"查询码：{filed.lookup_code}" in text
@@ -114,7 +114,7 @@ def test_the_receipt_shows_the_lookup_code_and_where_to_look_it_up(service) -> N
     assert filed.matter_id not in text   # the internal id never reaches the paper
 
 
-def test_a_reprint_says_what_the_villager_was_told_even_after_the_catalogue_changed(service) -> None:  # type: ignore[no-untyped-def]
+def test_a_reprint_says_what_the_villager_was_told_even_after_the_catalogue_changed(service) -> None:
     filed = service.file_request(form(materials_brought=[m.id for m in ITEM.materials]))
     first = receipt_text(build_receipt(service, filed.matter_id))
     renamed = dataclasses.replace(ITEM, name="改名后的事项", fee="收费 10 元",
@@ -126,7 +126,7 @@ def test_a_reprint_says_what_the_villager_was_told_even_after_the_catalogue_chan
     assert "改名后的事项" not in again and "收费 10 元" not in again and ITEM.fee in again
 
 
-def test_a_village_decided_matter_is_taken_in_with_a_receipt_and_its_own_handling_limit(service) -> None:  # type: ignore[no-untyped-def]
+def test_a_village_decided_matter_is_taken_in_with_a_receipt_and_its_own_handling_limit(service) -> None:
     filed = service.file_request(form(item=VILLAGE_ITEM, materials_brought=[m.id for m in VILLAGE_ITEM.materials]))
     receipt = build_receipt(service, filed.matter_id)
     text = receipt_text(receipt)
@@ -134,14 +134,14 @@ def test_a_village_decided_matter_is_taken_in_with_a_receipt_and_its_own_handlin
     assert "报送时限" not in text and "办理时限：2026年11月23日 10:30前办结（本县规定时限）" in text
 
 
-def test_the_notice_states_the_report_limit_with_where_it_comes_from(service) -> None:  # type: ignore[no-untyped-def]
+def test_the_notice_states_the_report_limit_with_where_it_comes_from(service) -> None:
     filed = service.file_request(form(materials_brought=[m.id for m in ITEM.materials]))
     text = receipt_text(build_receipt(service, filed.matter_id))
     assert "报送时限：2026年11月24日 17:30前报送青石镇便民服务中心（本县规定时限）" in text
     assert "法定时限" not in text or any(h.statutory_source.value == "statute" for h in ITEM.limits.values())
 
 
-def test_a_receipt_for_a_record_filed_before_notices_were_kept_is_rebuilt_from_the_record_and_says_so(service) -> None:  # type: ignore[no-untyped-def]
+def test_a_receipt_for_a_record_filed_before_notices_were_kept_is_rebuilt_from_the_record_and_says_so(service) -> None:
     # What an older laptop release signed: the materials and dates, but no notice text.
     record = records_pb2.Record()
     body = record.request_filed
@@ -161,7 +161,7 @@ def test_a_receipt_for_a_record_filed_before_notices_were_kept_is_rebuilt_from_t
     assert receipt.lookup_code == "ABCDE-FGHJK"
 
 
-def test_the_drawn_authorization_pad_must_not_be_blank(service) -> None:  # type: ignore[no-untyped-def]
+def test_the_drawn_authorization_pad_must_not_be_blank(service) -> None:
     from tests.unit.test_village_signature import blank_png
 
     complete = [m.id for m in ITEM.materials]

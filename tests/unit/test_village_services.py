@@ -43,17 +43,17 @@ def form(item=TOWNSHIP_ITEM, **overrides: object) -> RequestForm:
         commitments={m.id: "2026-12-01" for m in item.auxiliary_materials},
         authorization_method="drawn_signature", authorization_evidence=SIGNATURE_PNG)
     values.update(overrides)
-    return RequestForm(**values)  # type: ignore[arg-type]
+    return RequestForm(**values)
 
 
-def township_record(township: Signer, tip, body_setter) -> tuple:  # type: ignore[no-untyped-def]
+def township_record(township: Signer, tip, body_setter) -> tuple:
     record = records_pb2.Record()
     body_setter(record)
     signed = sign_next(township, record, tip, to_unix_ms(NOW))
     return signed, record
 
 
-def test_a_complete_request_is_signed_queued_and_shown_masked(agent) -> None:  # type: ignore[no-untyped-def]
+def test_a_complete_request_is_signed_queued_and_shown_masked(agent) -> None:
     service, _, _ = agent
     filed = service.file_request(form(commitments={}, materials_brought=[m.id for m in TOWNSHIP_ITEM.materials]))
     state = service.store.matter_state(filed.matter_id)
@@ -63,7 +63,7 @@ def test_a_complete_request_is_signed_queued_and_shown_masked(agent) -> None:  #
     assert len(filed.lookup_code) == 11 and service.store.matter_by_lookup_code(filed.lookup_code.lower()).matter_id == filed.matter_id
 
 
-def test_personal_data_in_the_record_is_sealed_so_only_the_township_can_open_it(agent) -> None:  # type: ignore[no-untyped-def]
+def test_personal_data_in_the_record_is_sealed_so_only_the_township_can_open_it(agent) -> None:
     service, township, _ = agent
     filed = service.file_request(form())
     payload = service.store.ledger_rows(after_seq=1)[0].envelope.payload
@@ -75,7 +75,7 @@ def test_personal_data_in_the_record_is_sealed_so_only_the_township_can_open_it(
     assert record.request_filed.matter_id == filed.matter_id
 
 
-def test_missing_auxiliary_materials_need_a_commitment_date_for_each(agent) -> None:  # type: ignore[no-untyped-def]
+def test_missing_auxiliary_materials_need_a_commitment_date_for_each(agent) -> None:
     service, _, _ = agent
     with pytest.raises(FormError) as caught:
         service.file_request(form(commitments={}))
@@ -84,13 +84,13 @@ def test_missing_auxiliary_materials_need_a_commitment_date_for_each(agent) -> N
     assert service.store.outbox_size() == 1
 
 
-def test_a_commitment_date_in_the_past_is_refused(agent) -> None:  # type: ignore[no-untyped-def]
+def test_a_commitment_date_in_the_past_is_refused(agent) -> None:
     service, _, _ = agent
     with pytest.raises(FormError, match="应在今天到"):
         service.file_request(form(commitments={m.id: "2026-11-01" for m in TOWNSHIP_ITEM.auxiliary_materials}))
 
 
-def test_a_request_missing_a_main_material_is_recorded_as_returned_with_the_reason(agent) -> None:  # type: ignore[no-untyped-def]
+def test_a_request_missing_a_main_material_is_recorded_as_returned_with_the_reason(agent) -> None:
     service, _, _ = agent
     filed = service.file_request(form(materials_brought=[]))
     state = service.store.matter_state(filed.matter_id)
@@ -98,7 +98,7 @@ def test_a_request_missing_a_main_material_is_recorded_as_returned_with_the_reas
     assert "缺少主要材料" in state.message
 
 
-def test_every_bad_field_is_named_in_chinese_and_nothing_is_written(agent) -> None:  # type: ignore[no-untyped-def]
+def test_every_bad_field_is_named_in_chinese_and_nothing_is_written(agent) -> None:
     service, _, _ = agent
     bad = form(applicant_name="", id_number="430524194803120021", phone="123", address="", catalog_code="XX-999",
                authorization_method="photo_of_form", authorization_evidence=b"not an image", note="")
@@ -109,13 +109,13 @@ def test_every_bad_field_is_named_in_chinese_and_nothing_is_written(agent) -> No
     assert service.store.tip().seq == 1 and service.store.count_matters() == 0
 
 
-def test_a_note_carrying_an_id_number_is_refused(agent) -> None:  # type: ignore[no-untyped-def]
+def test_a_note_carrying_an_id_number_is_refused(agent) -> None:
     service, _, _ = agent
     with pytest.raises(FormError, match="备注"):
         service.file_request(form(note="身份证 " + with_check_char("11010519491231002")))
 
 
-def test_a_witness_can_stand_in_when_the_villager_cannot_sign(agent) -> None:  # type: ignore[no-untyped-def]
+def test_a_witness_can_stand_in_when_the_villager_cannot_sign(agent) -> None:
     service, township, _ = agent
     filed = service.file_request(form(authorization_method="witness", authorization_evidence=b"",
                                       witness_name="村委会 张主任", witness_statement="申请人口头委托"))
@@ -125,7 +125,7 @@ def test_a_witness_can_stand_in_when_the_villager_cannot_sign(agent) -> None:  #
     assert filed.matter_id
 
 
-def test_sign_off_before_hand_over_is_refused_and_after_it_closes_the_matter(agent) -> None:  # type: ignore[no-untyped-def]
+def test_sign_off_before_hand_over_is_refused_and_after_it_closes_the_matter(agent) -> None:
     service, _, _ = agent
     filed = service.file_request(form(item=VILLAGE_ITEM, commitments={m.id: "2026-12-01" for m in VILLAGE_ITEM.auxiliary_materials},
                                       materials_brought=[m.id for m in VILLAGE_ITEM.main_materials]))
@@ -141,7 +141,7 @@ def test_sign_off_before_hand_over_is_refused_and_after_it_closes_the_matter(age
     assert service.store.matter_state(filed.matter_id).followed_up
 
 
-def test_a_township_matter_is_handed_over_only_after_the_result_comes_down(agent) -> None:  # type: ignore[no-untyped-def]
+def test_a_township_matter_is_handed_over_only_after_the_result_comes_down(agent) -> None:
     service, township, _ = agent
     filed = service.file_request(form())
     with pytest.raises(TransitionError, match="尚未送达"):
@@ -162,7 +162,7 @@ def test_a_township_matter_is_handed_over_only_after_the_result_comes_down(agent
     assert service.store.matter_state(filed.matter_id).status is MatterStatus.HANDED_OVER
 
 
-def test_rebuilding_from_the_ledger_gives_back_every_matter_exactly(agent) -> None:  # type: ignore[no-untyped-def]
+def test_rebuilding_from_the_ledger_gives_back_every_matter_exactly(agent) -> None:
     service, township, _ = agent
     ids = [service.file_request(form(applicant_name=f"测试{'甲乙丙丁戊'[i]}")).matter_id for i in range(5)]
     service.add_materials(ids[0], [TOWNSHIP_ITEM.auxiliary_materials[0].id])
@@ -176,12 +176,12 @@ def test_rebuilding_from_the_ledger_gives_back_every_matter_exactly(agent) -> No
     assert {i: service.store.matter_state(i) for i in ids} == before
 
 
-def _forfeits(service) -> list[records_pb2.AppointmentForfeited]:  # type: ignore[no-untyped-def]
+def _forfeits(service) -> list[records_pb2.AppointmentForfeited]:
     bodies = [records_pb2.Record.FromString(r.envelope.payload) for r in service.store.ledger_rows()]
     return [b.appointment_forfeited for b in bodies if b.WhichOneof("body") == "appointment_forfeited"]
 
 
-def test_an_appointment_is_forfeited_only_thirty_minutes_late_and_after_a_failed_contact_signed_into_the_record(agent) -> None:  # type: ignore[no-untyped-def]
+def test_an_appointment_is_forfeited_only_thirty_minutes_late_and_after_a_failed_contact_signed_into_the_record(agent) -> None:
     service, _, clock = agent
     at = NOW + dt.timedelta(hours=1)
     missed_id, _ = service.make_appointment(scheduled_at=at, place="service_room", purpose="补交材料")
@@ -214,7 +214,7 @@ def test_an_appointment_is_forfeited_only_thirty_minutes_late_and_after_a_failed
         service.forfeit_appointment(missed_id, contact_at=called_at, method="phone", outcome="电话无人接听")
 
 
-def test_a_late_visit_or_one_after_the_forfeit_is_still_recorded_with_its_reason(agent) -> None:  # type: ignore[no-untyped-def]
+def test_a_late_visit_or_one_after_the_forfeit_is_still_recorded_with_its_reason(agent) -> None:
     service, _, clock = agent
     on_time_id, _ = service.make_appointment(scheduled_at=NOW + dt.timedelta(hours=1), place="applicant_home", purpose="上门核对材料",
                                              place_detail="东山村三组 12 号")
@@ -243,14 +243,14 @@ def test_a_late_visit_or_one_after_the_forfeit_is_still_recorded_with_its_reason
     assert {r.appointment_id: r.status for r in service.store.appointments()} == statuses
 
 
-def test_an_appointment_in_the_past_or_at_an_unknown_place_is_refused(agent) -> None:  # type: ignore[no-untyped-def]
+def test_an_appointment_in_the_past_or_at_an_unknown_place_is_refused(agent) -> None:
     service, _, _ = agent
     with pytest.raises(FormError) as caught:
         service.make_appointment(scheduled_at=NOW - dt.timedelta(hours=1), place="moon", purpose="")
     assert {p.field for p in caught.value.problems} == {"scheduled_at", "place", "purpose"}
 
 
-def test_a_full_disk_refuses_the_record_in_chinese_and_leaves_nothing_half_written(agent) -> None:  # type: ignore[no-untyped-def]
+def test_a_full_disk_refuses_the_record_in_chinese_and_leaves_nothing_half_written(agent) -> None:
     from sqlalchemy import event
 
     from village_agent.errors import StoreError
@@ -262,7 +262,7 @@ def test_a_full_disk_refuses_the_record_in_chinese_and_leaves_nothing_half_writt
     # file may not grow past its current size.
     service.store.engine.dispose()
 
-    def cap(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+    def cap(dbapi_connection, _record):
         pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
         dbapi_connection.execute(f"PRAGMA max_page_count={pages}")
 
@@ -297,7 +297,7 @@ def test_a_later_clock_note_does_not_replace_the_result_the_agent_reads_to_the_v
     assert state.message == "县级决定：不予批准（家庭收入超过当地低保标准）"
 
 
-def test_a_token_or_blank_drawn_authorization_is_refused_before_anything_is_signed(agent) -> None:  # type: ignore[no-untyped-def]
+def test_a_token_or_blank_drawn_authorization_is_refused_before_anything_is_signed(agent) -> None:
     from tests.unit.test_village_signature import blank_png, dot_png
     from tests.village_fixtures import TINY_PNG
     service, _, _ = agent

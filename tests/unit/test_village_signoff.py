@@ -51,24 +51,24 @@ def _signed_off(service: AgentService) -> records_pb2.SignedOff:
 def _refused(service: AgentService, matter_id: str, **kwargs: object) -> str:
     seq = service.store.tip().seq
     with pytest.raises(FormError) as caught:
-        service.sign_off(matter_id, "satisfied", **kwargs)  # type: ignore[arg-type]
+        service.sign_off(matter_id, "satisfied", **kwargs)
     assert service.store.tip().seq == seq and service.store.matter_state(matter_id).status is MatterStatus.HANDED_OVER
     return str(caught.value)
 
 
-def test_a_sign_off_without_any_mark_of_the_villager_is_refused(handed_over) -> None:  # type: ignore[no-untyped-def]
+def test_a_sign_off_without_any_mark_of_the_villager_is_refused(handed_over) -> None:
     service, _, matter_id = handed_over
     assert "见证人" in _refused(service, matter_id)
 
 
 @pytest.mark.parametrize("pad, why", [(blank_png(), "空白"), (blank_png(fill=b"\xff\xff\xff\xff"), "空白"),
                                       (dot_png(), "一点笔迹"), (blank_png(8, 8, b"\x00\x00\x00\xff"), "过小")])
-def test_an_empty_or_nearly_empty_pad_is_refused_in_chinese(handed_over, pad: bytes, why: str) -> None:  # type: ignore[no-untyped-def]
+def test_an_empty_or_nearly_empty_pad_is_refused_in_chinese(handed_over, pad: bytes, why: str) -> None:
     service, _, matter_id = handed_over
     assert why in _refused(service, matter_id, signature_png=pad)
 
 
-def test_a_drawn_signature_closes_the_matter_and_travels_sealed_with_its_hash(handed_over) -> None:  # type: ignore[no-untyped-def]
+def test_a_drawn_signature_closes_the_matter_and_travels_sealed_with_its_hash(handed_over) -> None:
     service, township, matter_id = handed_over
     pad = signature_png()
     service.sign_off(matter_id, "very_satisfied", "服务周到", pad)
@@ -78,7 +78,7 @@ def test_a_drawn_signature_closes_the_matter_and_travels_sealed_with_its_hash(ha
     assert service.store.matter_state(matter_id).status is MatterStatus.SIGNED_OFF
 
 
-def test_a_fingerprint_mark_is_accepted_as_the_villagers_confirmation(handed_over) -> None:  # type: ignore[no-untyped-def]
+def test_a_fingerprint_mark_is_accepted_as_the_villagers_confirmation(handed_over) -> None:
     service, township, matter_id = handed_over
     photo = fingerprint_photo_png()
     service.sign_off(matter_id, "satisfied", confirmation=Confirmation("fingerprint", photo))
@@ -87,25 +87,25 @@ def test_a_fingerprint_mark_is_accepted_as_the_villagers_confirmation(handed_ove
     assert open_sealed(township.seed(), body.sealed_signature) == photo
 
 
-def test_a_blank_photo_is_not_a_fingerprint(handed_over) -> None:  # type: ignore[no-untyped-def]
+def test_a_blank_photo_is_not_a_fingerprint(handed_over) -> None:
     service, _, matter_id = handed_over
     assert "空白" in _refused(service, matter_id, confirmation=Confirmation("fingerprint", blank_png(300, 300, b"\xff\xff\xff\xff")))
 
 
-def test_a_photo_of_the_signed_form_is_accepted(handed_over) -> None:  # type: ignore[no-untyped-def]
+def test_a_photo_of_the_signed_form_is_accepted(handed_over) -> None:
     service, _, matter_id = handed_over
     service.sign_off(matter_id, "basically_satisfied", confirmation=Confirmation("photo_of_form", fingerprint_photo_png()))
     assert _signed_off(service).confirmation_method == records_pb2.AUTHORIZATION_METHOD_PHOTO_OF_FORM
 
 
 @pytest.mark.parametrize("name", ["王芳", " 王 芳 ", "王芳。"])
-def test_the_agent_cannot_be_the_witness_of_a_sign_off(handed_over, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_the_agent_cannot_be_the_witness_of_a_sign_off(handed_over, name: str) -> None:
     service, _, matter_id = handed_over
     assert "不能是代办员本人" in _refused(service, matter_id, confirmation=Confirmation(
         "witness", witness_name=name, witness_statement="群众确认已收到"))
 
 
-def test_a_witness_who_is_not_the_agent_attests_with_a_statement(handed_over) -> None:  # type: ignore[no-untyped-def]
+def test_a_witness_who_is_not_the_agent_attests_with_a_statement(handed_over) -> None:
     service, township, matter_id = handed_over
     assert "见证说明" in _refused(service, matter_id, confirmation=Confirmation("witness", witness_name="村委会 张主任"))
     service.sign_off(matter_id, "satisfied", confirmation=Confirmation(

@@ -60,7 +60,7 @@ def csrf(client: TestClient) -> str:
     return match.group(1)
 
 
-def request_form(token: str, item=ITEM, **overrides: object) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def request_form(token: str, item=ITEM, **overrides: object) -> dict[str, object]:
     data: dict[str, object] = {
         "csrf_token": token, "name": "李桂兰", "id_number": with_check_char("43052419480312002"), "phone": "13907310001",
         "address": "东山村三组 12 号", "matter": item.code, "materials": [m.id for m in item.materials],
@@ -90,7 +90,7 @@ def handed_over(client: TestClient, service: AgentService) -> tuple[str, str]:
     return matter_id, token
 
 
-def test_a_request_missing_a_main_and_a_tolerated_material_files_as_a_return_with_its_notice(client, service) -> None:  # type: ignore[no-untyped-def]
+def test_a_request_missing_a_main_and_a_tolerated_material_files_as_a_return_with_its_notice(client, service) -> None:
     brought = [m.id for m in ITEM.main_materials][1:]   # a main material and every auxiliary one missing, no dates
     response = client.post("/matters", data=request_form(csrf(client), materials=brought), follow_redirects=False)
     assert response.status_code == 303
@@ -101,7 +101,7 @@ def test_a_request_missing_a_main_and_a_tolerated_material_files_as_a_return_wit
     assert service.store.matter_state(matter_id).status is MatterStatus.RETURNED
 
 
-def test_the_sign_off_page_offers_signature_photo_fingerprint_and_witness(client, service) -> None:  # type: ignore[no-untyped-def]
+def test_the_sign_off_page_offers_signature_photo_fingerprint_and_witness(client, service) -> None:
     matter_id, _ = handed_over(client, service)
     page = client.get(f"/matters/{matter_id}/signoff").text
     for label in ("在框内签名", "拍摄签了字的签收单", "按手印", "见证人证明"):
@@ -110,7 +110,7 @@ def test_the_sign_off_page_offers_signature_photo_fingerprint_and_witness(client
 
 
 @pytest.mark.parametrize("pad, why", [(blank_png(), "空白"), (dot_png(), "一点笔迹")])
-def test_an_empty_pad_is_refused_by_the_server_whatever_the_page_sent(client, service, pad: bytes, why: str) -> None:  # type: ignore[no-untyped-def]
+def test_an_empty_pad_is_refused_by_the_server_whatever_the_page_sent(client, service, pad: bytes, why: str) -> None:
     matter_id, token = handed_over(client, service)
     response = client.post(f"/matters/{matter_id}/signoff", data={"csrf_token": token, "rating": "satisfied",
                                                                   "method": "drawn_signature", "signature_data": data_url(pad)})
@@ -119,14 +119,14 @@ def test_an_empty_pad_is_refused_by_the_server_whatever_the_page_sent(client, se
     assert service.store.matter_state(matter_id).status is MatterStatus.HANDED_OVER
 
 
-def test_a_sign_off_posted_without_any_mark_is_refused(client, service) -> None:  # type: ignore[no-untyped-def]
+def test_a_sign_off_posted_without_any_mark_is_refused(client, service) -> None:
     matter_id, token = handed_over(client, service)
     response = client.post(f"/matters/{matter_id}/signoff", data={"csrf_token": token, "rating": "satisfied"})
     assert response.status_code == 422 and "见证人" in response.text
     assert service.store.matter_state(matter_id).status is MatterStatus.HANDED_OVER
 
 
-def test_the_agent_named_as_witness_is_refused_beside_the_field(client, service) -> None:  # type: ignore[no-untyped-def]
+def test_the_agent_named_as_witness_is_refused_beside_the_field(client, service) -> None:
     matter_id, token = handed_over(client, service)
     response = client.post(f"/matters/{matter_id}/signoff", data={
         "csrf_token": token, "rating": "satisfied", "method": "witness", "witness_name": "王芳", "witness_statement": "见证"})
@@ -134,7 +134,7 @@ def test_the_agent_named_as_witness_is_refused_beside_the_field(client, service)
     assert re.search(r'data-for="witness_name">[^<]*不能是代办员本人', response.text)
 
 
-def test_a_fingerprint_photo_signs_off_the_matter(client, service) -> None:  # type: ignore[no-untyped-def]
+def test_a_fingerprint_photo_signs_off_the_matter(client, service) -> None:
     matter_id, token = handed_over(client, service)
     response = client.post(f"/matters/{matter_id}/signoff", data={"csrf_token": token, "rating": "very_satisfied", "method": "fingerprint"},
                            files={"evidence_file": ("手印.png", fingerprint_photo_png(), "image/png")}, follow_redirects=False)
@@ -146,7 +146,7 @@ def test_a_fingerprint_photo_signs_off_the_matter(client, service) -> None:  # t
     assert "按手印" in client.get(response.headers["location"]).text
 
 
-def test_a_drawn_signature_on_the_pad_signs_off_the_matter(client, service) -> None:  # type: ignore[no-untyped-def]
+def test_a_drawn_signature_on_the_pad_signs_off_the_matter(client, service) -> None:
     matter_id, token = handed_over(client, service)
     response = client.post(f"/matters/{matter_id}/signoff", data={"csrf_token": token, "rating": "satisfied",
                                                                   "method": "drawn_signature", "signature_data": data_url(signature_png())},
@@ -154,18 +154,18 @@ def test_a_drawn_signature_on_the_pad_signs_off_the_matter(client, service) -> N
     assert response.status_code == 303 and service.store.matter_state(matter_id).status is MatterStatus.SIGNED_OFF
 
 
-def test_the_list_shows_each_matter_by_lookup_code_with_its_report_clock(client, service) -> None:  # type: ignore[no-untyped-def]
+def test_the_list_shows_each_matter_by_lookup_code_with_its_report_clock(client, service) -> None:
     matter_id = file_matter(client)
     code = service.store.lookup_code_of(matter_id)
     page = visible_text(client.get("/").text)
     assert code in page and "报送 · 待乡镇收到" in page and "2026-11-24 17:30 前" in page
-    service.clock.advance(dt.timedelta(hours=8))  # type: ignore[attr-defined]
+    service.clock.advance(dt.timedelta(hours=8))
     assert "报送 · 临期预警" in visible_text(client.get("/").text)
-    service.clock.advance(dt.timedelta(days=2))  # type: ignore[attr-defined]
+    service.clock.advance(dt.timedelta(days=2))
     assert "报送 · 已超期" in visible_text(client.get("/").text)
 
 
-def test_a_lookup_code_typed_on_the_list_opens_the_matter_and_an_unknown_one_says_so(client, service) -> None:  # type: ignore[no-untyped-def]
+def test_a_lookup_code_typed_on_the_list_opens_the_matter_and_an_unknown_one_says_so(client, service) -> None:
     matter_id = file_matter(client)
     code = service.store.lookup_code_of(matter_id)
     found = client.get("/", params={"code": code.lower().replace("-", "")}, follow_redirects=False)
@@ -175,7 +175,7 @@ def test_a_lookup_code_typed_on_the_list_opens_the_matter_and_an_unknown_one_say
     assert client.get(f"/matters/{code}").status_code == 200   # a matter's page also answers to its lookup code
 
 
-def test_the_matter_page_shows_the_report_clock_and_each_material_as_recorded(client, service) -> None:  # type: ignore[no-untyped-def]
+def test_the_matter_page_shows_the_report_clock_and_each_material_as_recorded(client, service) -> None:
     tolerated = [m for m in ITEM.auxiliary_materials if m is not CONDITIONAL]
     data = request_form(csrf(client), materials=[m.id for m in ITEM.main_materials], not_applicable=[CONDITIONAL.id])
     data.update({f"commit:{m.id}": "2026-12-05" for m in tolerated})
@@ -189,7 +189,7 @@ def test_the_matter_page_shows_the_report_clock_and_each_material_as_recorded(cl
     assert "报送时限" in text and "2026-11-24 17:30 前" in text and "本县规定时限" in text
 
 
-def test_no_page_shows_an_internal_id_or_a_material_id(client, service) -> None:  # type: ignore[no-untyped-def]
+def test_no_page_shows_an_internal_id_or_a_material_id(client, service) -> None:
     matter_id = file_matter(client)
     token = csrf(client)
     client.post("/appointments", data={"csrf_token": token, "scheduled_at": "2026-11-24T09:30", "place": "applicant_home",
@@ -202,7 +202,7 @@ def test_no_page_shows_an_internal_id_or_a_material_id(client, service) -> None:
         assert not any(re.search(rf"(?<![A-Za-z_]){mid}(?![A-Za-z_])", text) for mid in material_ids), path
 
 
-def test_an_appointment_names_its_matter_by_lookup_code(client, service) -> None:  # type: ignore[no-untyped-def]
+def test_an_appointment_names_its_matter_by_lookup_code(client, service) -> None:
     matter_id = file_matter(client)
     code = service.store.lookup_code_of(matter_id)
     token = csrf(client)
@@ -217,7 +217,7 @@ def test_an_appointment_names_its_matter_by_lookup_code(client, service) -> None
     assert [r.matter_id for r in service.store.appointments()] == [matter_id]
 
 
-def test_the_sync_page_shows_no_raw_grpc_error_text(service) -> None:  # type: ignore[no-untyped-def]
+def test_the_sync_page_shows_no_raw_grpc_error_text(service) -> None:
     raw = ("无法连接乡镇（UNAVAILABLE：failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:7001: "
            "Failed to connect to remote host: Connection refused）")
     client = unlocked(create_app(service, sync_status=lambda: Reachability(False, raw)))

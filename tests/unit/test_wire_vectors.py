@@ -25,7 +25,7 @@ VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "wire-v1.json"
 
 @pytest.fixture(scope="module")
 def v() -> dict[str, Any]:
-    return json.loads(VECTORS.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    return json.loads(VECTORS.read_text(encoding="utf-8"))
 
 
 def h(text: str) -> bytes:

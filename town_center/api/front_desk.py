@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+from enum import Enum
 from typing import Any
 
 from fastapi import Depends, FastAPI, Query
@@ -22,7 +23,7 @@ from town_center.front_desk.window import WalkInForm
 __all__ = ["add_front_desk_routes", "FRONT_DESK_TAG"]
 
 FRONT_DESK_TAG = {"name": "窗口前台", "description": "等候队列、投诉/信访/咨询登记、窗口预约、AB 岗与顶岗（与网页“窗口前台”相同）"}
-_TAG = [FRONT_DESK_TAG["name"]]
+_TAG: list[str | Enum] = [FRONT_DESK_TAG["name"]]   # the type FastAPI's `tags` parameter takes
 HANDLERS = (Role.OPERATOR, Role.DIRECTOR)
 VIEWERS = (Role.OPERATOR, Role.DIRECTOR, Role.ADMINISTRATOR)
 

@@ -7,8 +7,9 @@ import datetime as dt
 from pydantic import BaseModel, Field
 
 from shared.api.models import LimitIn, LimitOut
+from shared.calendar import WorkingCalendar
 from shared.domain.catalog import MatterKind
-from shared.domain.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason
+from shared.domain.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason, Thresholds
 from shared.domain.handling import RefusalKind, Stage
 from town_center.handling import MatterSummary
 
@@ -73,11 +74,11 @@ class ClockOut(BaseModel):
     remaining_zh: str | None = Field(description="剩余时间的中文表述（计时中时）")
 
     @classmethod
-    def of(cls, clock: HopClock, now: dt.datetime, calendar: object, thresholds: object) -> ClockOut:
+    def of(cls, clock: HopClock, now: dt.datetime, calendar: WorkingCalendar, thresholds: Thresholds) -> ClockOut:
         started = clock.start_at is not None
-        due = clock.due_at(calendar) if started else None  # type: ignore[arg-type]
-        state = clock.state_at(now, calendar, thresholds) if started else None  # type: ignore[arg-type]
-        remaining = clock.remaining_at(now, calendar) if started and clock.status is ClockStatus.RUNNING else None  # type: ignore[arg-type]
+        due = clock.due_at(calendar) if started else None
+        state = clock.state_at(now, calendar, thresholds) if started else None
+        remaining = clock.remaining_at(now, calendar) if started and clock.status is ClockStatus.RUNNING else None
         return cls(status=clock.status, status_zh=clock.status.label_zh, limit=LimitOut.of(clock.limit),
                    started_at=clock.start_at, due_at=due, state=state, state_zh=state.label_zh if state else "未计时",
                    remaining_zh=remaining.describe_zh() if remaining is not None else None)

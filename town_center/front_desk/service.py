@@ -70,7 +70,7 @@ from town_center.store.matter_tables import town_matter
 __all__ = ["FrontDesk", "CaseView", "AppointmentView", "AbsenceView", "TicketView", "is_register_no",
            "may_see_identity", "DeskEvent"]
 
-log = logging.getLogger("town_center.front_desk")
+log = logging.getLogger(__name__)
 # An absence registered ahead whose holdings have not moved yet (its handover list is written when they do).
 _NOT_YET = ""
 
@@ -621,7 +621,8 @@ class FrontDesk:
                                               .where(queue_ticket.c.day == day)).scalar_one()) + 1
                     ticket_id = conn.execute(insert(queue_ticket).values(
                         day=day, number=number, applicant_name=name, elderly_or_disabled=elderly_or_disabled,
-                        appointment_id=appointment_id, arrived_at_ms=to_unix_ms(now), called_by="")).inserted_primary_key[0]
+                        appointment_id=appointment_id, arrived_at_ms=to_unix_ms(now), called_by="")
+                        .returning(queue_ticket.c.ticket_id)).scalar_one()
                 return next(t for t in self.queue(include_called=True) if t.ticket_id == int(ticket_id))
             except IntegrityError:
                 continue
@@ -712,7 +713,7 @@ class FrontDesk:
             absence_id = int(conn.execute(insert(absence).values(
                 staff_id=staff_id, covered_by=covered_by, from_date=from_date.isoformat(), to_date=to_date.isoformat(),
                 reason=reason.strip(), registered_by=actor.staff_id, registered_at_ms=to_unix_ms(now),
-                handover_json=_NOT_YET)).inserted_primary_key[0])
+                handover_json=_NOT_YET).returning(absence.c.absence_id)).scalar_one())
             self._event(conn, f"absence:{absence_id}", actor.staff_id, "absence",
                         f"登记离岗 {from_date}～{to_date}，{self._name(covered_by)} 顶岗", now)
         if from_date <= self.today():

@@ -43,13 +43,14 @@ from shared.relay.ports import EnrollmentInfo, IngestRow, Outcome
 from shared.sealing import open_sealed, seal_to
 from shared.signing import Signer, payload_hash
 from shared.wire.v1 import records_pb2
+from shared.wire_views import rating_to_wire
 from town_center.front_desk.errors import FrontDeskError
 from town_center.front_desk.tables import window_intake
 from town_center.handling import HandlingService
 from town_center.intake import Intake
 from town_center.store import TownStore
 
-log = logging.getLogger("town_center.front_desk.window")
+log = logging.getLogger(__name__)
 
 __all__ = ["WindowIntake", "WalkInForm", "WalkInReceipt", "FirstAsked", "window_signer", "WINDOW_VILLAGE_CODE",
            "WINDOW_HOLDER_NAME"]
@@ -356,7 +357,7 @@ class WindowIntake:
         self._sign_and_store(handed)
         signed = records_pb2.Record()
         body = signed.signed_off
-        body.matter_id, body.rating, body.comment = matter_id, rating, comment.strip()  # type: ignore[assignment]
+        body.matter_id, body.rating, body.comment = matter_id, rating_to_wire(rating), comment.strip()
         body.sealed_signature = seal_to(self.township.public_key, signature_png)
         body.sealed_to_key_id = self.township.key_id
         body.signed_at_ms = now_ms
@@ -377,4 +378,3 @@ class WindowIntake:
 def _new_lookup_code() -> str:
     raw = "".join(secrets.choice(ALPHABET) for _ in range(10))
     return f"{raw[:5]}-{raw[5:]}"
-

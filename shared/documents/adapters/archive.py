@@ -25,7 +25,7 @@ from shared.signing import Signer
 
 __all__ = ["DocumentListing", "IssuerSettings", "DocumentArchive", "ISSUER_META"]
 
-log = logging.getLogger("shared.documents.archive")
+log = logging.getLogger(__name__)
 
 # Store meta key holding the issuer's configured name, seal text and number prefix (JSON).
 ISSUER_META = "document_issuer"

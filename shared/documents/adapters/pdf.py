@@ -19,7 +19,7 @@ __all__ = ["html_to_pdf", "pdf_sha256", "html_in_pdf", "EMBEDDED_NAME"]
 EMBEDDED_NAME = "document.html"
 _FIXED_AT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
-log = logging.getLogger("shared.documents.pdf")
+log = logging.getLogger(__name__)
 
 
 # The template links its stylesheet for the browser (the CSP refuses inline styles there) and carries
