@@ -3,6 +3,8 @@
 * ``--soak`` runs the tests marked ``slow`` (long soak runs); without it they are skipped.
 * ``postgres_url`` (session): a throwaway PostgreSQL 15 cluster started by `tests.pg`; tests that use
   it are skipped, with the reason, only when PostgreSQL cannot run here at all.
+* Fixture plugins, available to every test by name without an import: `tests.common_fixtures` (``clock``)
+  and `tests.county_fixtures` (``hub``, ``town``: a county and a township linked to it).
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.pg import PostgresCluster, PostgresUnavailable, start_postgres
+
+pytest_plugins = ["tests.common_fixtures", "tests.county_fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -19,7 +19,6 @@ from shared.relay.client import ClientLimits, RelayClient
 from shared.relay.server import build_server
 from shared.retry import RetryPolicy
 from shared.signing import Signer
-from tests.town_fixtures import MONDAY_9AM
 from town_center.bootstrap import TownApp, link_county
 from town_center.bootstrap import build_app as build_town
 
@@ -86,12 +85,8 @@ def advance(clock: FakeClock, **kw: float) -> dt.datetime:
     return clock.now()
 
 
-# ---------------------------------------------------------------- pytest fixtures (import them by name)
-
-@pytest.fixture()
-def clock() -> FakeClock:
-    return FakeClock(MONDAY_9AM)
-
+# ---------------------------------------------------------------- pytest fixtures (a plugin: tests/conftest.py)
+# `clock` is tests.common_fixtures'.
 
 @pytest.fixture()
 def hub(tmp_path: Path, clock: FakeClock) -> Iterator[County]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -53,12 +52,6 @@ def find_pg_bin() -> Path:
     raise PostgresUnavailable(
         "PostgreSQL server binaries not found (looked in $PG_BIN, /usr/lib/postgresql/15/bin, pg_config --bindir)"
     )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -146,8 +139,11 @@ def start_postgres(*, settings: dict[str, str] | None = None) -> PostgresCluster
         }
         options.update(settings or {})
         last_error = ""
+        # Imported here: conftest imports this module before it registers tests.common_fixtures as a plugin.
+        from tests.common_fixtures import free_port
+
         for _attempt in range(5):  # the free port can be taken between probing and binding
-            cluster.port = _free_port()
+            cluster.port = free_port()
             opts = " ".join(f"-c {k}={v}" for k, v in options.items()) + f" -p {cluster.port}"
             try:
                 _run(

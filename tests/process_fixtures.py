@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from tests.common_fixtures import free_port
 from tests.village_fixtures import PASSPHRASE
 
 BIN = Path(sys.executable).parent
@@ -26,12 +27,6 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _VERSION = re.compile(r'name="expected_version" value="(\d+)"')
 
 __all__ = ["BIN", "ENV", "STAFF_PASSWORD", "free_port", "run", "Served", "ConsoleClient", "village"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run(cmd: Sequence[str], *, stdin: str | None = None, timeout: float = 120, check: bool = True,

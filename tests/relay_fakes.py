@@ -11,9 +11,14 @@ black-holes connections (the last one is a half-open connection: the client's ke
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +27,7 @@ from shared.envelope import ChainTip, SignedRecord, open_receipt, open_record, s
 from shared.errors import EnvelopeError
 from shared.signing import Signer, is_valid, payload_hash
 from shared.wire.v1 import envelope_pb2, records_pb2
+from tests.common_fixtures import free_port
 
 __all__ = ["SqliteOutbox", "ChaosProxy", "enrollment_record", "note_record", "PASSPHRASE", "free_port", "init_town",
            "health_serving", "TownProcess", "CountyProcess", "VillageProcess", "approve_villages", "assert_exactly_once"]
@@ -288,21 +294,8 @@ class ChaosProxy:
 
 # ---------------------------------------------------------------- process helpers for integration tests
 
-import json as _json  # noqa: E402
-import signal as _signal  # noqa: E402
-import socket as _socket  # noqa: E402
-import subprocess as _subprocess  # noqa: E402
-import sys as _sys  # noqa: E402
-import time as _time  # noqa: E402
-
 PASSPHRASE = "relay-test-passphrase"
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def init_town(home: Path, db_url: str | None = None) -> Signer:
@@ -330,39 +323,39 @@ class TownProcess:
 
     def __init__(self, home: Path, port: int, *, db_url: str | None = None, extra: Sequence[str] = ()) -> None:
         self.home, self.port, self.db_url, self.extra = home, port, db_url, list(extra)
-        self.proc: _subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.log = open(home / "town.log", "ab")
 
     def start(self) -> TownProcess:
-        cmd = [_sys.executable, "-m", "town_center.cli", "serve", "--home", str(self.home), "--listen",
+        cmd = [sys.executable, "-m", "town_center.cli", "serve", "--home", str(self.home), "--listen",
                f"127.0.0.1:{self.port}", "--passphrase-file", str(self.home / "pass"), *self.extra]
         if self.db_url:
             cmd += ["--db", self.db_url]
-        self.proc = _subprocess.Popen(cmd, cwd=REPO, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self.log, stderr=self.log)
         return self
 
     def wait_serving(self, timeout: float = 20) -> None:
-        end = _time.monotonic() + timeout
-        while _time.monotonic() < end:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"township exited with {self.proc.returncode}; see {self.home / 'town.log'}")
             if health_serving(self.port, 0.3):
                 return
-            _time.sleep(0.03)
+            time.sleep(0.03)
         raise TimeoutError("township did not become healthy")
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(_signal.SIGKILL)
+            self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(_signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(15)
-            except _subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:
                 self.kill()
 
     def close(self) -> None:
@@ -375,24 +368,24 @@ class CountyProcess:
 
     def __init__(self, home: Path, port: int) -> None:
         self.home, self.port = home, port
-        self.proc: _subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.log = open(home / "county.log", "ab")
 
     def start(self) -> CountyProcess:
-        self.proc = _subprocess.Popen([_sys.executable, "-m", "hub.cli", "serve", "--home", str(self.home), "--listen",
+        self.proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--home", str(self.home), "--listen",
                                       f"127.0.0.1:{self.port}", "--console-listen", "off", "--passphrase-file",
                                       str(self.home / "pass")], cwd=REPO, stdout=self.log, stderr=self.log)
-        end = _time.monotonic() + 20
+        end = time.monotonic() + 20
         while not health_serving(self.port, 0.3):
             assert self.proc.poll() is None, (self.home / "county.log").read_text(errors="replace")
-            if _time.monotonic() > end:
+            if time.monotonic() > end:
                 raise TimeoutError("county did not become healthy")
-            _time.sleep(0.03)
+            time.sleep(0.03)
         return self
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(_signal.SIGKILL)
+            self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
     def close(self) -> None:
@@ -413,11 +406,11 @@ class VillageProcess:
         self.options = options
         self.name = name
         self.workdir = workdir
-        self.proc: _subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, **overrides: object) -> VillageProcess:
         opts = {**self.options, **overrides}
-        cmd = [_sys.executable, "-m", "tests.relay_village_proc", "--db", str(self.db), "--seed-hex", self.seed.hex(),
+        cmd = [sys.executable, "-m", "tests.relay_village_proc", "--db", str(self.db), "--seed-hex", self.seed.hex(),
                "--target", f"127.0.0.1:{opts.pop('port', self.target_port)}", "--town-pub-hex", self.town_public_key.hex(),
                "--village", self.name, "--quiet"]
         for k, v in opts.items():
@@ -427,7 +420,7 @@ class VillageProcess:
             elif v is not False and v is not None:
                 cmd += [flag, str(v)]
         err = open(self.workdir / f"{self.name}.log", "ab")
-        self.proc = _subprocess.Popen(cmd, cwd=REPO, stdout=_subprocess.PIPE, stderr=err)
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=err)
         err.close()
         return self
 
@@ -435,7 +428,7 @@ class VillageProcess:
         assert self.proc is not None
         out, _ = self.proc.communicate(timeout=timeout)
         lines = out.decode().strip().splitlines()
-        state: dict[str, object] = _json.loads(lines[-1]) if lines else {}
+        state: dict[str, object] = json.loads(lines[-1]) if lines else {}
         state["returncode"] = self.proc.returncode
         return state
 

@@ -34,10 +34,6 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
 
 @pytest.fixture
 def auth(engine: Engine, clock: FakeClock) -> ConsoleAuth:

@@ -53,10 +53,6 @@ def new_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engin
         engine.dispose()
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
 
 @pytest.fixture
 def auth(new_engine: EngineFactory, clock: FakeClock) -> ConsoleAuth:

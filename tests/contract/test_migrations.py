@@ -94,10 +94,6 @@ def new_url(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> Url
     return _url_factory(request, tmp_path, backend)
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(MONDAY_9AM)
-
 
 @pytest.fixture
 def engines() -> Iterator[list[Engine]]:

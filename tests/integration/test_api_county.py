@@ -18,14 +18,7 @@ from hub.console import create_console_app as county_console
 from shared.clock import FakeClock
 from shared.console import ConsoleAuth, ScryptParams, create_console_tables
 from shared.domain.handling import Role
-from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    County,
-    LinkedTownship,
-    advance,
-    clock,
-    hub,
-    town,
-)
+from tests.county_fixtures import County, LinkedTownship, advance
 from tests.town_fixtures import VillageDevice
 from town_center import cli as town_cli
 from town_center.console import create_console_app as town_console

@@ -32,7 +32,6 @@ from shared.relay.ports import KeyState
 from shared.relay.server import RelayLimits, recover_signing_bytes
 from shared.signing import Signer
 from shared.wire.v1 import relay_pb2
-from tests.town_fixtures import MONDAY_9AM
 from tests.unit.test_village_services import form
 from tests.village_fixtures import PASSPHRASE
 from town_center.bootstrap import TownApp, build_app
@@ -70,10 +69,6 @@ def _township(db: Path, clock: FakeClock, limits: RelayLimits | None = None) -> 
     server.start()
     return Township(app, server, port, signer)
 
-
-@pytest.fixture()
-def clock() -> FakeClock:
-    return FakeClock(MONDAY_9AM)
 
 
 @pytest.fixture()

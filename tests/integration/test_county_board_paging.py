@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from shared.clock import FakeClock
 from shared.domain.catalog import MatterKind
-from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    County,
-    LinkedTownship,
-    advance,
-    clock,
-    hub,
-    town,
-)
+from tests.county_fixtures import County, LinkedTownship, advance
 from tests.town_fixtures import OPERATOR, VillageDevice
 
 

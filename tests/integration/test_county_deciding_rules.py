@@ -32,16 +32,7 @@ from shared.domain.handling import Actor, RefusalKind, Role, Stage
 from shared.errors import HandlingError
 from shared.sealing import seal_to
 from shared.wire.v1 import records_pb2
-from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    County,
-    LinkedTownship,
-    advance,
-    clock,
-    county,
-    hub,
-    linked_township,
-    town,
-)
+from tests.county_fixtures import County, LinkedTownship, advance, county, linked_township
 from tests.town_fixtures import OPERATOR, VillageDevice
 from town_center.handling import COUNTY_HOP as TOWN_COUNTY_HOP
 

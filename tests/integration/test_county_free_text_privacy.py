@@ -9,14 +9,7 @@ import pytest
 from hub.handling import Outcome
 from shared.domain.id_number import with_check_char
 from shared.errors import HandlingError
-from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    COUNTY_STAFF,
-    County,
-    LinkedTownship,
-    clock,
-    hub,
-    town,
-)
+from tests.county_fixtures import COUNTY_STAFF, County, LinkedTownship
 from tests.integration.test_county_hop import _escalate
 from tests.town_fixtures import VillageDevice
 

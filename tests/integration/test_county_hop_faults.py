@@ -16,17 +16,7 @@ from shared.domain.catalog import MatterKind
 from shared.domain.handling import Stage
 from shared.relay.errors import PeerUnavailable
 from shared.wire.v1 import envelope_pb2, records_pb2
-from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    COUNTY_STAFF,
-    County,
-    LinkedTownship,
-    advance,
-    clock,
-    county,
-    hub,
-    linked_township,
-    town,
-)
+from tests.county_fixtures import COUNTY_STAFF, County, LinkedTownship, advance, county, linked_township
 from tests.town_fixtures import OPERATOR, VillageDevice
 from town_center.handling import COUNTY_HOP
 

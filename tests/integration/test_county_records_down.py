@@ -16,14 +16,7 @@ from shared.errors import EnvelopeError
 from shared.relay.server import SERVICE_NAME, pull_signing_bytes
 from shared.signing import Signer
 from shared.wire.v1 import envelope_pb2, records_pb2, relay_pb2
-from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    COUNTY_STAFF,
-    County,
-    LinkedTownship,
-    clock,
-    hub,
-    town,
-)
+from tests.county_fixtures import COUNTY_STAFF, County, LinkedTownship
 from tests.town_fixtures import OPERATOR, VillageDevice
 
 REFUSED = "上级下发的记录签名无效"

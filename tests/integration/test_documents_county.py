@@ -21,16 +21,7 @@ from shared.documents.render import render_html
 from shared.domain.catalog import MatterKind
 from shared.domain.handling import Actor, Role
 from shared.keys import save_key_file
-from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    County,
-    LinkedTownship,
-    advance,
-    clock,
-    county,
-    hub,
-    linked_township,
-    town,
-)
+from tests.county_fixtures import County, LinkedTownship, advance
 from tests.town_fixtures import OPERATOR, VillageDevice
 
 DIRECTOR = Actor("chen", Role.DIRECTOR)

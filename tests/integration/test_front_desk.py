@@ -19,7 +19,7 @@ from shared.domain.catalog import MatterKind
 from shared.domain.deadlines import ClockState, ClockStatus
 from shared.domain.front_desk import AppointmentState, CaseKind, CaseStage, Channel, Complexity, Feedback, hop_name
 from shared.domain.handling import Actor, Role, Stage
-from tests.county_fixtures import County, LinkedTownship, advance, clock, hub, town  # noqa: F401 - fixtures
+from tests.county_fixtures import County, LinkedTownship, advance
 from tests.front_desk_fixtures import pad_signature, photo_of_form, walk_in_form
 from tests.town_fixtures import BACKUP, DIRECTOR, OPERATOR, VillageDevice, township
 from town_center.bootstrap import TownApp

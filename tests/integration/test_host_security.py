@@ -41,12 +41,6 @@ def run(*argv: str, env: dict[str, str] | None = None, timeout: float = 120) -> 
                           env=env or ENV, preexec_fn=lambda: os.umask(0o022), stdin=subprocess.DEVNULL)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def modes(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root.parent)): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]}
 

@@ -11,14 +11,7 @@ from hub.bootstrap import metric_sources as county_sources
 from shared.clock import FakeClock
 from shared.domain.catalog import MatterKind
 from shared.observability.metrics import MetricSources, MetricsServer, metrics_registry
-from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    County,
-    LinkedTownship,
-    advance,
-    clock,
-    hub,
-    town,
-)
+from tests.county_fixtures import County, LinkedTownship, advance
 from tests.town_fixtures import OPERATOR, VillageDevice
 from town_center.bootstrap import metric_sources as town_sources
 

@@ -8,7 +8,7 @@ import pytest
 from hub.bootstrap import metric_sources as county_sources
 from shared.console.errors import WebSettingError
 from shared.observability.metrics import MetricsServer, metrics_registry
-from tests.county_fixtures import County, clock, hub  # noqa: F401 - clock, hub are fixtures
+from tests.county_fixtures import County
 
 NEEDED_HEADERS = ("content-security-policy", "x-frame-options", "x-content-type-options", "referrer-policy")
 

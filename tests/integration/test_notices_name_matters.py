@@ -28,7 +28,10 @@ from shared.deadline_watch.sealed_recipient import KeySeal
 from shared.deadline_watch.store import DeadlineStore, make_engine
 from shared.domain.deadlines import ClockState
 from shared.signing import Signer
+from tests.county_fixtures import County, LinkedTownship
+from tests.integration.test_county_hop import _escalate
 from tests.integration.test_deadline_watch import AFTER_WARN, RECEIVED, RecordingReceiver, five_day_clock, sh
+from tests.town_fixtures import VillageDevice
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ASCII_WORD = re.compile(r"[A-Za-z_]{3,}")
@@ -130,16 +133,6 @@ def test_an_sms_still_waiting_for_the_gateway_keeps_its_number(store: DeadlineSt
 
 
 # ---------------------------------------------------------------- each tier's MatterNames, on its real store
-
-from tests.county_fixtures import (  # noqa: E402,F401 - clock, hub, town are fixtures
-    County,
-    LinkedTownship,
-    clock,
-    hub,
-    town,
-)
-from tests.integration.test_county_hop import _escalate  # noqa: E402
-from tests.town_fixtures import VillageDevice  # noqa: E402
 
 
 def test_the_township_and_the_county_name_a_reported_matter_by_its_title_and_where_it_came_from(

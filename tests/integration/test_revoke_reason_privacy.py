@@ -19,13 +19,7 @@ from hub.errors import StoreError as CountyStoreError
 from shared.console import ConsoleAuth, ScryptParams, create_console_tables
 from shared.domain.handling import Role
 from shared.relay.ports import KeyState
-from tests.county_fixtures import (  # noqa: F401 - clock, hub, town are fixtures
-    County,
-    LinkedTownship,
-    clock,
-    hub,
-    town,
-)
+from tests.county_fixtures import County, LinkedTownship
 from tests.town_fixtures import VillageDevice
 from town_center import cli as town_cli
 from town_center.console import create_console_app as town_console

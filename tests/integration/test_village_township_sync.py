@@ -17,17 +17,12 @@ import time
 from pathlib import Path
 
 from shared.keys import enrollment_uri, load_key_file
+from tests.common_fixtures import free_port
 from tests.village_fixtures import PASSPHRASE, RECORDS_PER_FILING, request_params
 from town_center.bootstrap import DB_FILE_NAME, KEY_FILE_NAME
 
 BIN = Path(sys.executable).parent
 ENV = dict(os.environ, QUANCHENG_PASSPHRASE=PASSPHRASE)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(cmd: list[str], stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -49,7 +44,7 @@ def test_three_villages_recording_while_the_township_is_down_deliver_every_recor
     town_home = tmp_path / "town"
     assert _run([str(BIN / "town-center"), "init", "--home", str(town_home)]).returncode == 0
     township_key = load_key_file(town_home / KEY_FILE_NAME, PASSPHRASE)
-    port = _free_port()
+    port = free_port()
     villages = [tmp_path / f"village{i}" for i in range(3)]
     rng = random.Random(42)
     per_village = 20

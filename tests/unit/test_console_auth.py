@@ -51,10 +51,6 @@ PASSWORD = "青石镇窗口2026春季值班"
 DIRECTOR_PASSWORD = "主任的口令很长很长很长1"
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
