@@ -14,7 +14,6 @@ import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-from typing import Any
 
 from shared.clock import from_unix_ms
 from shared.domain.catalog import CatalogItem

@@ -61,23 +61,6 @@ def rating_to_wire(rating: int) -> records_pb2.Rating:
 
 def key_role_to_wire(role: int) -> records_pb2.KeyRole:
     return _KEY_ROLE[role]
-# A stored rating (0 none, 1 非常满意 … 5 非常不满意) and a key's stored role are the wire's own numbers
-# (proto/quancheng/v1/records.proto); these give them the wire's enum types.
-_RATING: dict[int, records_pb2.Rating] = {int(r): r for r in (
-    records_pb2.RATING_UNSPECIFIED, records_pb2.RATING_VERY_SATISFIED, records_pb2.RATING_SATISFIED,
-    records_pb2.RATING_BASICALLY_SATISFIED, records_pb2.RATING_DISSATISFIED, records_pb2.RATING_VERY_DISSATISFIED)}
-_KEY_ROLE: dict[int, records_pb2.KeyRole] = {int(r): r for r in (
-    records_pb2.KEY_ROLE_UNSPECIFIED, records_pb2.KEY_ROLE_VILLAGE_AGENT, records_pb2.KEY_ROLE_TOWNSHIP,
-    records_pb2.KEY_ROLE_COUNTY)}
-
-
-def rating_to_wire(rating: int) -> records_pb2.Rating:
-    """KeyError for a number outside 0-5 (the callers check the rating before they record it)."""
-    return _RATING[rating]
-
-
-def key_role_to_wire(role: int) -> records_pb2.KeyRole:
-    return _KEY_ROLE[role]
 
 
 def limit_to_wire(limit: Limit) -> records_pb2.Limit:

@@ -18,9 +18,6 @@ from village_agent.sync_text import plain_sync_text
 if TYPE_CHECKING:
     from village_agent.services import AgentService
 
-if TYPE_CHECKING:
-    from village_agent.services import AgentService
-
 log = logging.getLogger(__name__)
 
 DATA_ENV = "QUANCHENG_AGENT_DATA"

@@ -29,7 +29,6 @@ from shared.documents.kinds import DocumentKind, IssuingTier
 from shared.documents.signed import IssuedDocument, Verification
 from shared.domain.catalog import IntakeOutcome, Tier, assess_materials
 from shared.errors import CatalogError
-from shared.errors import CatalogError
 from shared.wire.v1 import records_pb2
 from village_agent.domain import RATING_ZH, MatterStatus
 from village_agent.hop import hop_due

@@ -36,7 +36,6 @@ from shared.domain.lookup_code import lookup_code_hash
 from shared.domain.personal_data import personal_data_problem
 from shared.envelope import SignedRecord
 from shared.errors import CatalogError
-from shared.errors import CatalogError
 from shared.evidence_image import (
     MAX_EVIDENCE_BYTES,
     drawn_signature_problem,

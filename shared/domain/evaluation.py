@@ -455,13 +455,6 @@ def _whole(value: object) -> int:
     raise TypeError(f"not a number: {type(value).__name__}")
 
 
-def _whole(value: object) -> int:
-    """A weight as read from a TOML or JSON document: TypeError or ValueError when it is not a number."""
-    if isinstance(value, int | float | str):
-        return int(value)
-    raise TypeError(f"not a number: {type(value).__name__}")
-
-
 def parse_weights(text: str) -> ScoreWeights:
     """`on_time=40,satisfaction=30,...` as typed on a command line; raises `EvaluationError`."""
     try:

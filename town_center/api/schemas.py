@@ -8,7 +8,6 @@ from pydantic import BaseModel, Field
 
 from shared.api.models import LimitIn, LimitOut
 from shared.calendar import WorkingCalendar
-from shared.calendar import WorkingCalendar
 from shared.domain.catalog import MatterKind
 from shared.domain.deadlines import ClockState, ClockStatus, HopClock, SuspensionReason, Thresholds
 from shared.domain.handling import RefusalKind, Stage
