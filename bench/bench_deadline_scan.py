@@ -206,7 +206,8 @@ def main() -> int:
             from tests.pg import start_postgres
 
             with start_postgres(settings={"shared_buffers": "256MB"}) as cluster:
-                run("PostgreSQL 15 (throwaway cluster, fsync off)", cluster.create_database("bench"), args.clocks, args.newly_due, args.repeat)
+                run("PostgreSQL 15 (throwaway cluster, fsync off)", cluster.create_database("bench"), args.clocks,
+                    args.newly_due, args.repeat)
     return 0
 
 

@@ -26,7 +26,7 @@ def run(root: Path, label: str, matters: int, *, documents: bool, pdf: bool) -> 
         if not documents:
             app.handling.documents = None
         elif not pdf:
-            app.handling.documents.archive.pdf = None  # type: ignore[union-attr]
+            app.handling.documents.archive.pdf = None
         village = VillageDevice(app)
         ids = [village.file("MZ-003") for _ in range(matters)]
         times = []

@@ -30,7 +30,7 @@ def _starts(n: int, rng: random.Random) -> list[dt.datetime]:
     return [base + dt.timedelta(minutes=rng.randrange(0, 2 * 365 * 24 * 60)) for _ in range(n)]
 
 
-def _rate(label: str, fn, items: list) -> None:  # type: ignore[no-untyped-def]
+def _rate(label: str, fn, items: list) -> None:
     t0 = time.perf_counter()
     for item in items:
         fn(item)
@@ -64,7 +64,7 @@ def main() -> int:
     clocks = [HopClock.received(s, Limit.working_days(10), Limit.working_days(20)) for s in starts]
     paused = [
         c.suspend(s + dt.timedelta(hours=30), SuspensionReason.TESTING).resume(s + dt.timedelta(days=6))
-        for c, s in zip(clocks, starts)
+        for c, s in zip(clocks, starts, strict=True)
     ]
     print("[store path: HopClock.deadlines = due + warning + 督办 instants]")
     _rate("  10个工作日, no suspension", lambda c: c.deadlines(cal, thresholds), clocks)

@@ -39,7 +39,7 @@ NOW = dt.datetime(2026, 12, 14, 2, 0, tzinfo=dt.UTC)   # Monday 10:00 in Beijing
 SCRAPE_INTERVAL_S = 15.0
 
 
-def _fill(app, clocks: int, villages: int) -> None:  # type: ignore[no-untyped-def]
+def _fill(app, clocks: int, villages: int) -> None:
     store = app.deadlines
     batch: list[tuple[str, str, HopClock, dt.datetime]] = []
     for i in range(clocks):

@@ -52,7 +52,7 @@ def client_main(spec_path: str) -> None:
     while time.monotonic() < end and any(o.pending_count() for _, o in clients):
         time.sleep(0.2)
     left = sum(o.pending_count() for _, o in clients)
-    for client, outbox in clients:
+    for client, _outbox in clients:
         client._stop.set()
         client._wake.set()
     for client, outbox in clients:

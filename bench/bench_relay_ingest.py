@@ -254,7 +254,7 @@ def http_server_main(port: int, db: str, seed_hex: str, keys_json: str) -> None:
     keys = {k: bytes.fromhex(v) for k, v in json.loads(Path(keys_json).read_text()).items()}
     store = open_town_store(f"sqlite:///{db}")
     tips: dict[str, ChainTip] = {k: GENESIS for k in keys}
-    for k, pub in keys.items():
+    for pub in keys.values():
         store.register_approved(pub, EnrollmentInfo(), by="bench", now_ms=0)
     locks = {k: threading.Lock() for k in keys}
 

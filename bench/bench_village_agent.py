@@ -34,11 +34,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from shared.catalog import load_catalog  # noqa: E402
-from shared.signing import Signer  # noqa: E402
-from tests.village_fixtures import SIGNATURE_PNG, villager  # noqa: E402
-from village_agent.bootstrap import init_agent, open_agent  # noqa: E402
-from village_agent.services import AgentService, RequestForm  # noqa: E402
+from shared.catalog import load_catalog  # noqa: E402 - after the sys.path line above
+from shared.signing import Signer  # noqa: E402 - after the sys.path line above
+from tests.village_fixtures import SIGNATURE_PNG, villager  # noqa: E402 - after the sys.path line above
+from village_agent.bootstrap import init_agent, open_agent  # noqa: E402 - after the sys.path line above
+from village_agent.services import AgentService, RequestForm  # noqa: E402 - after the sys.path line above
 
 PASSPHRASE = "bench-passphrase-1"
 GOAL_P95_MS = 50.0
@@ -47,7 +47,7 @@ GOAL_START_S = 2.0
 START_TIMEOUT_S = 60.0
 
 
-def _form(rng: random.Random, items: list) -> RequestForm:  # type: ignore[type-arg]
+def _form(rng: random.Random, items: list) -> RequestForm:
     item = rng.choice(items)
     person = villager(rng)
     # A realistic mix: most bring everything, some are short of an auxiliary material and commit to a date.
@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print()
         print(f"record a request ({args.requests} × file_request, fsync included)")
-        print(f"  p50 {p50:7.2f} ms   p95 {p95:7.2f} ms   max {max(took):7.2f} ms   goal p95 < {GOAL_P95_MS:.0f} ms   {_verdict(p95 < GOAL_P95_MS)}")
+        print(f"  p50 {p50:7.2f} ms   p95 {p95:7.2f} ms   max {max(took):7.2f} ms   "
+              f"goal p95 < {GOAL_P95_MS:.0f} ms   {_verdict(p95 < GOAL_P95_MS)}")
         print(f"  (filled the rest to {matters} matters in {fill_s:.1f} s; agent.db {db_mb:.1f} MB)")
         print(f"serve with {matters} matters, after {pages} page loads")
         print(f"  VmRSS {rss_mb:7.1f} MB   (peak VmHWM {hwm_mb:.1f} MB)   goal < {GOAL_RSS_MB:.0f} MB   {_verdict(hwm_mb < GOAL_RSS_MB)}")

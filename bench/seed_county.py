@@ -68,7 +68,7 @@ def seed(app: HubApp, matters: int, *, townships: int = 20, villages_per_townshi
         # Laying out each 受理通知书's archive PDF takes ~0.3 s of CPU (weasyprint), 3.5 days at 1M:
         # the seed leaves them pending, as a crash between commit and layout would, and the county's
         # archive pass makes them later. Everything else of the intake runs as in production.
-        documents.after_commit = lambda: None  # type: ignore[method-assign]
+        documents.after_commit = lambda: None
     now_ms = int(time.time() * 1000)
     base = len(app.store.keys())
     per_township = -(-matters // townships)

@@ -383,7 +383,7 @@ class _SealingWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: bytes) -> int:  # type: ignore[override]
+    def write(self, data: bytes) -> int:  # type: ignore[override]  # RawIOBase takes any buffer; dumps hand it bytes
         self._buffer += data
         while len(self._buffer) > CHUNK_BYTES:  # keep one chunk back: the last one is flagged
             self._emit(bytes(self._buffer[:CHUNK_BYTES]), last=False)

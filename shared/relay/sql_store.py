@@ -388,7 +388,7 @@ class RelayStore:
         for key in audience or ["*"]:
             cursor = int(conn.execute(insert(self.t.down_log).values(
                 audience_key_id=key, key_id=envelope.key_id, payload=envelope.payload, signature=envelope.signature,
-                created_at_ms=now_ms)).inserted_primary_key[0])
+                created_at_ms=now_ms).returning(self.t.down_log.c.cursor)).scalar_one())
         return cursor
 
     def read(self, key_id: str, after_cursor: int, limit: int) -> tuple[list[envelope_pb2.Envelope], int]:

@@ -93,7 +93,7 @@ class _Township:
         su.kind = records_pb2.MATTER_KIND_REPORTED
         for tier, started, due, stopped in hops:
             hop = su.hops.add()
-            hop.tier, hop.started_at_ms, hop.due_at_ms, hop.stopped_at_ms = tier, started, due, stopped  # type: ignore[assignment]
+            hop.tier, hop.started_at_ms, hop.due_at_ms, hop.stopped_at_ms = tier, started, due, stopped
         return record
 
     def escalate(self, matter_id: str, catalog_code: str, hops: list[tuple[int, int, int, int]], elderly: bool) -> None:
@@ -120,7 +120,7 @@ class _Township:
         forwarded = records_pb2.Record()
         forwarded.village_records_forwarded.matter_id = matter_id
         forwarded.village_records_forwarded.village_envelopes.extend(
-            [self._village_signed(handed), self._village_signed(signed)])  # type: ignore[list-item]
+            [self._village_signed(handed), self._village_signed(signed)])
         self.push(forwarded)
 
     def materials(self, matter_id: str) -> None:
@@ -151,7 +151,7 @@ def _county(url: str) -> tuple[HubApp, FakeClock]:
     clock = FakeClock(MONDAY_9AM)
     app = build_app(url, Signer.generate(), clock=clock, calendar=WorkingCalendar())
     assert app.handling.documents is not None
-    app.handling.documents.after_commit = lambda: None  # type: ignore[method-assign]  # archive PDFs: not counted here
+    app.handling.documents.after_commit = lambda: None  # archive PDFs: not counted here
     return app, clock
 
 

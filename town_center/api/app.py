@@ -377,7 +377,7 @@ def create_town_api(app: TownApp, auth: ConsoleAuth) -> FastAPI:
             label = lambda k: agent_names.get(k, "未登记的设备")  # noqa: E731 - one-line label per group
         elif by == "operator":
             staff_names = names()
-            label = lambda k: staff_names.get(k, k)  # noqa: E731
+            label = lambda k: staff_names.get(k, k)  # noqa: E731 - as above
         else:
             label = str
         facts: list[MatterFacts] = handling.matter_facts()

@@ -141,7 +141,7 @@ def router(pages: Pages) -> APIRouter:
 
     @routes.get("/api/assess")
     async def assess(matter: str = "", m: Annotated[list[str], Query()] = [],  # noqa: B006 (FastAPI copies defaults)
-                     na: Annotated[list[str], Query()] = []) -> Response:  # noqa: B006
+                     na: Annotated[list[str], Query()] = []) -> Response:  # noqa: B006 (as above)
         """The live checklist. Takes only the matter code and material ids: no personal data in the URL."""
         try:
             result = service.assess(matter, list(m or []), list(na or []))
