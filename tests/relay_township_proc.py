@@ -95,9 +95,13 @@ def main() -> int:
 
     threading.Thread(target=recorder, daemon=True).start()
     client.start()
-    deadline = time.monotonic() + args.timeout_s
+    # Recording until a file appears runs as long as the test's fault loop takes (longer on a loaded
+    # machine), so then the time limit is for draining and counts from the end of recording.
+    deadline = None if args.until_file else time.monotonic() + args.timeout_s
     drained = False
-    while time.monotonic() < deadline:
+    while deadline is None or time.monotonic() < deadline:
+        if deadline is None and done.is_set():
+            deadline = time.monotonic() + args.timeout_s
         if done.is_set() and outbox.pending_count() == 0 and client.last_result is not None and client.last_result.drained:
             drained = True
             break

@@ -120,7 +120,7 @@ def _exactly_once(home: Path, senders: Sequence[TownshipSender]) -> int:
 def test_the_county_sigkilled_fifty_times_mid_stream_loses_and_duplicates_nothing(county_home: Path, tmp_path: Path) -> None:
     port, stop_file = free_port(), tmp_path / "stop-recording"
     senders = [TownshipSender(tmp_path, f"T0{i}", _county_pub(county_home), port, until_file=stop_file,
-                              record_every_ms=20, per_tick=3, batch_size=25, window=2, deadline_s=3, timeout_s=240)
+                              record_every_ms=20, per_tick=3, batch_size=25, window=2, deadline_s=3, timeout_s=150)
                for i in range(2)]
     _approve(county_home, senders)
     for s in senders:
@@ -143,7 +143,7 @@ def test_the_county_sigkilled_fifty_times_mid_stream_loses_and_duplicates_nothin
             kills += 1
         stop_file.write_text("stop")
         county = CountyProcess(county_home, port).start()
-        states = [s.wait(120) for s in senders]
+        states = [s.wait(200) for s in senders]
     finally:
         store.close()
         for s in senders:
