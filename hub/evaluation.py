@@ -13,7 +13,7 @@ import io
 import json
 import logging
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from hub.store import township_figures
 from shared.clock import Clock, from_unix_ms, to_unix_ms
 from shared.console import ConsoleSession, require_role
 from shared.deadline_watch.notify import Notification
@@ -250,7 +251,7 @@ class TownshipFigures:
     completed: int = 0
     on_time: int = 0
     overdue: int = 0
-    hours: list[float] = field(default_factory=list)
+    office_ms: int = 0        # office time of the hops completed in the period, summed
     rated: int = 0
     satisfaction_points: int = 0
     agent_entered: int = 0
@@ -269,7 +270,7 @@ class TownshipFigures:
 
     @property
     def average_hours_text(self) -> str:
-        return f"{sum(self.hours) / len(self.hours):.1f}" if self.hours else ""
+        return f"{self.office_ms / 3_600_000 / self.completed:.1f}" if self.completed else ""
 
     @property
     def satisfaction(self) -> float | None:
@@ -331,18 +332,13 @@ def _months_of(period: Period) -> list[str] | None:
     return months
 
 
-def township_comparison(handling: Any, period: Period, names: dict[str, str], *, now: dt.datetime,
-                        engine: Engine | None = None, weights: ScoreWeights | None = None) -> list[TownshipFigures]:
-    """Per township and hop (each on its own clock, as the township signed it): received, completed,
-    on time, overdue (late when done, or open past its deadline at the period's end), average working
-    hours; on the township hop, with `engine`, the 好差评 figures the township signed up for the
-    period's months and the 百分制 score under the county's `weights`. Evaluators stay at the township:
-    only counts come up."""
+def _scan_timeliness(table: dict[tuple[str, str], TownshipFigures], handling: Any, period: Period,
+                     names: dict[str, str], *, now: dt.datetime) -> None:
+    """The timeliness figures by a pass over every tracked matter's hops (the reference the kept counts
+    are checked against, and the answer until they are built)."""
     calendar = handling.calendar
-    start, end = period.start_at, period.end_at
-    cut_ms = to_unix_ms(min(end, now))
-    table: dict[tuple[str, str], TownshipFigures] = {}
-    start_ms, end_ms = to_unix_ms(start), to_unix_ms(end)
+    cut_ms = to_unix_ms(min(period.end_at, now))
+    start_ms, end_ms = to_unix_ms(period.start_at), to_unix_ms(period.end_at)
     for code, hops in handling.tracked_hops():
         for h in hops:
             hop = _HOP_OF_TIER.get(int(h.get("tier", 0)))
@@ -359,9 +355,34 @@ def township_comparison(handling: Any, period: Period, names: dict[str, str], *,
                 late = bool(due) and stopped > due
                 row.on_time += not late
                 row.overdue += late
-                row.hours.append(calendar.office_time_between(from_unix_ms(started), from_unix_ms(stopped)).total_seconds() / 3600)
+                row.office_ms += calendar.office_time_between(from_unix_ms(started), from_unix_ms(stopped)) // dt.timedelta(milliseconds=1)
             elif (not stopped or stopped >= cut_ms) and started < cut_ms and due and due < cut_ms:
                 row.overdue += 1
+
+
+def township_comparison(handling: Any, period: Period, names: dict[str, str], *, now: dt.datetime,
+                        engine: Engine | None = None, weights: ScoreWeights | None = None) -> list[TownshipFigures]:
+    """Per township and hop (each on its own clock, as the township signed it): received, completed,
+    on time, overdue (late when done, or open past its deadline at the period's end), average working
+    hours; on the township hop, with `engine`, the 好差评 figures the township signed up for the
+    period's months and the 百分制 score under the county's `weights`. Evaluators stay at the township:
+    only counts come up. With `engine`, the timeliness figures are read from the counts kept as matters
+    change (`hub/store/township_figures.py`, docs/performance.md) once they are built with the county's
+    calendar; before that (and without `engine`) they come from a pass over every tracked matter."""
+    calendar = handling.calendar
+    table: dict[tuple[str, str], TownshipFigures] = {}
+    kept = None
+    if engine is not None:
+        with engine.connect() as conn:
+            if township_figures.is_built(conn, calendar):
+                kept = township_figures.figures(conn, period, now)
+    if kept is not None:
+        for (code, hop), f in kept.items():
+            table[(code, hop)] = TownshipFigures(
+                code, names.get(code) or "未登记名称的乡镇", hop, received=f.received, completed=f.completed,
+                on_time=f.on_time, overdue=f.overdue, office_ms=f.office_ms)
+    else:
+        _scan_timeliness(table, handling, period, names, now=now)
     months = _months_of(period)
     if engine is not None and months:
         t = township_evaluation_figures
