@@ -7,20 +7,18 @@ the handling service, the township key store and the deadline calendar.
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from hub.api import create_hub_api
 from hub.bootstrap import HubApp
-from hub.console.formatting import BEIJING, STATE_CLASS, bj, ms_bj
+from hub.console.formatting import STATE_CLASS, bj, ms_bj
 from shared.console import Console, ConsoleAuth, RateLimiter, ScryptParams, create_console_tables, install_console
+from shared.console.pages import PageHelpers
 from shared.console.passwords import DEFAULT_SCRYPT
 from shared.documents.adapters.web import VERIFY_PATH, install_document_routes
 from shared.domain.handling import Role
@@ -51,33 +49,11 @@ def open_console_auth(app: HubApp, *, kdf: ScryptParams = DEFAULT_SCRYPT) -> Con
 
 
 @dataclass
-class Pages:
+class Pages(PageHelpers):
     """What a page module needs: the county app, the console, and the render/redirect helpers."""
 
     app: HubApp
     console: Console
-
-    def now(self) -> dt.datetime:
-        return self.app.clock.now()
-
-    def render(self, request: Request, name: str, context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:
-        today = self.now().astimezone(BEIJING).date()
-        try:
-            warning = self.app.deadlines.calendar.warning_zh(today, today + dt.timedelta(days=60))
-        except Exception:
-            log.exception("calendar warning failed")
-            warning = "工作日历无法读取，请联系系统管理员核对节假日安排。"
-        ctx = {"calendar_warning": warning, "now": self.now(), "notice": self.console.take_flash(request), **context}
-        return self.console.render(request, name, ctx, status_code=status_code)
-
-    def back(self, url: str, notice: str) -> RedirectResponse:
-        """Post/redirect/get: a reload after an action must not repeat it. The notice waits
-        server-side for the next page, never in the URL (a link must not put words in the notice box)."""
-        self.console.flash(notice)
-        return RedirectResponse(url, status_code=303)
-
-    def message(self, request: Request, text: str, status_code: int = 404) -> HTMLResponse:
-        return self.render(request, "message.html", {"message": text, "status_code": status_code}, status_code=status_code)
 
     def staff_labels(self) -> dict[str, str]:
         """Login → how pages name the staff member: display name with role (a login is never shown)."""

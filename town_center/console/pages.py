@@ -12,12 +12,11 @@ import datetime as dt
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse
 
 from shared.console import Console, ConsoleAuth
+from shared.console.pages import PageHelpers
 from shared.domain.deadlines import ClockState
 from shared.domain.handling import Role
 from town_center.bootstrap import TownApp
@@ -52,7 +51,7 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 @dataclass
-class Pages:
+class Pages(PageHelpers):
     """What a page group needs: the township app, the console and its accounts, and the
     render/redirect helpers over them."""
 
@@ -60,24 +59,3 @@ class Pages:
     console: Console
     auth: ConsoleAuth
 
-    def now(self) -> dt.datetime:
-        return self.app.clock.now()
-
-    def render(self, request: Request, name: str, context: dict[str, Any], *, status_code: int = 200) -> HTMLResponse:
-        today = self.now().astimezone(BEIJING).date()
-        try:
-            warning = self.app.deadlines.calendar.warning_zh(today, today + dt.timedelta(days=60))
-        except Exception:
-            log.exception("calendar warning failed")
-            warning = "工作日历无法读取，请联系系统管理员核对节假日安排。"
-        ctx = {"calendar_warning": warning, "now": self.now(), "notice": self.console.take_flash(request), **context}
-        return self.console.render(request, name, ctx, status_code=status_code)
-
-    def back(self, url: str, notice: str) -> RedirectResponse:
-        """Post/redirect/get; the notice waits server-side for the next page (never in the URL)."""
-        self.console.flash(notice)
-        return RedirectResponse(url, status_code=303)
-
-    def message(self, request: Request, text: str, status_code: int = 404) -> HTMLResponse:
-        return self.render(request, "message.html", {"message": text, "status_code": status_code},
-                           status_code=status_code)
