@@ -317,19 +317,7 @@ COMPARISON_COLUMNS: tuple[tuple[str, str], ...] = (
     ("投诉件数", "complaints"), ("投诉超期答复", "complaints_answered_late"), ("考核得分", "score_text"),
 )
 
-_HOP_OF_TIER: dict[int, str] = {records_pb2.TIER_TOWNSHIP: "township", records_pb2.TIER_COUNTY: "county"}
 HOP_ZH = {"township": "乡镇办理", "county": "县级办理"}
-
-
-def _months_of(period: Period) -> list[str] | None:
-    """The months a period covers, or None when it starts or ends inside a month (figures come by month)."""
-    if period.start.day != 1 or period.end.day != 1:
-        return None
-    months, d = [], period.start
-    while d < period.end:
-        months.append(f"{d:%Y-%m}")
-        d = dt.date(d.year + d.month // 12, d.month % 12 + 1, 1)
-    return months
 
 
 def _scan_timeliness(table: dict[tuple[str, str], TownshipFigures], handling: Any, period: Period,
@@ -341,7 +329,7 @@ def _scan_timeliness(table: dict[tuple[str, str], TownshipFigures], handling: An
     start_ms, end_ms = to_unix_ms(period.start_at), to_unix_ms(period.end_at)
     for code, hops in handling.tracked_hops():
         for h in hops:
-            hop = _HOP_OF_TIER.get(int(h.get("tier", 0)))
+            hop = township_figures.HOP_OF_TIER.get(int(h.get("tier", 0)))
             if hop is None or not h.get("started_at_ms"):
                 continue
             key = (code, hop)
@@ -383,7 +371,7 @@ def township_comparison(handling: Any, period: Period, names: dict[str, str], *,
                 on_time=f.on_time, overdue=f.overdue, office_ms=f.office_ms)
     else:
         _scan_timeliness(table, handling, period, names, now=now)
-    months = _months_of(period)
+    months = township_figures.months_of(period)
     if engine is not None and months:
         t = township_evaluation_figures
         with engine.connect() as conn:
@@ -467,7 +455,7 @@ def add_comparison_routes(web: FastAPI, pages: Any) -> None:
         return pages.render(request, "township_assessment.html", {
             "title": "乡镇考核对比", "nav_here": "township-assessment", "rows": rows, "period": chosen, "hop_zh": HOP_ZH,
             "chart": chart, "error": error, "period_text": period or chosen.label_key, "columns": COMPARISON_COLUMNS,
-            "by_month": _months_of(chosen) is not None, "settings": settings, "weight_names": WEIGHT_NAMES_ZH,
+            "by_month": township_figures.months_of(chosen) is not None, "settings": settings, "weight_names": WEIGHT_NAMES_ZH,
             "may_set": staff.role is Role.DIRECTOR},
             status_code=400 if error else 200)
 

@@ -33,7 +33,7 @@ from shared.domain.evaluation import BEIJING, Period
 from shared.wire.v1 import records_pb2
 
 __all__ = ["HOP_OF_TIER", "FIGURES", "HopFigures", "replace_matter", "rebuild", "is_built", "figures", "kept_rows",
-           "BUILT_META"]
+           "BUILT_META", "months_of"]
 
 HOP_OF_TIER: dict[int, str] = {records_pb2.TIER_TOWNSHIP: "township", records_pb2.TIER_COUNTY: "county"}
 FIGURES = ("received", "completed", "on_time", "late", "office_ms", "late_open")
@@ -158,7 +158,8 @@ def is_built(conn: Connection, calendar: WorkingCalendar | None = None) -> bool:
     return bool(built) and (calendar is None or built == calendar.fingerprint)
 
 
-def _months_of(period: Period) -> list[str] | None:
+def months_of(period: Period) -> list[str] | None:
+    """The months a period covers, or None when it starts or ends inside a month (figures come by month)."""
     if period.start.day != 1 or period.end.day != 1:
         return None
     months, d = [], period.start
@@ -178,7 +179,7 @@ def figures(conn: Connection, period: Period, now: dt.datetime) -> dict[tuple[st
     for code, hop in conn.execute(select(t.township_code, t.hop).where(t.grain == "month")
                                   .group_by(t.township_code, t.hop).having(func.sum(t.received) > 0)):
         out[(code, hop)] = HopFigures()
-    months = _months_of(period)
+    months = months_of(period)
     in_period = (and_(t.grain == "month", t.bucket.in_(months)) if months is not None else
                  and_(t.grain == "day", t.bucket >= period.start.isoformat(), t.bucket < period.end.isoformat()))
     sums = [func.sum(t[f]) for f in ("received", "completed", "on_time", "late", "office_ms")]
