@@ -67,7 +67,8 @@ def describe(result: SyncResult) -> str:
 
 def reachability_probe(client: RelayClient):
     """The UI's `SyncStatus` port, answered from the background loop's last pass."""
-    from village_agent.ui.server import Reachability
+    # Not through `village_agent.ui.server`: the sync loop must not import the web framework.
+    from village_agent.ui.reachability import Reachability
 
     def probe() -> Reachability:
         if client.last_error:

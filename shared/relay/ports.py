@@ -219,8 +219,9 @@ class NonceLog(Protocol):
 
 
 class Outbox(Protocol):
-    """The sender's queue: its outbox table. Implemented by the village store (later the township's
-    escalation outbox); `tests/relay_fakes.py` has a SQLite-file implementation."""
+    """The sender's queue: its outbox table. Implemented once, by `shared.relay.sql_outbox.SqlOutbox`, for
+    the village laptop and for the township's link to the county; `tests/relay_fakes.py` has a raw
+    SQLite-file implementation for tests and benches."""
 
     def pending(self, limit: int) -> list[envelope_pb2.Envelope]:
         """Queued envelopes of this device, lowest seq first."""
